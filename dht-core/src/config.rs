@@ -1,0 +1,147 @@
+//! Node configuration. Every field has a documented default; builders set them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::id::NodeId;
+
+/// Largest value accepted by `put` by default. The whole STORE request
+/// (header, msgpack framing, ids and the value) must fit one UDP datagram,
+/// whose payload is at most 65,507 bytes on IPv4; 65,000 leaves room for the
+/// rest, so the limit is just under 64 KiB.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 65_000;
+
+/// Settings of one node. `Config::default()` gives the documented defaults;
+/// the `with_*` methods change one field each.
+///
+/// ```
+/// use std::time::Duration;
+/// use dht_core::Config;
+/// let config = Config::default()
+///     .with_bind("127.0.0.1:0".parse().unwrap())
+///     .with_k(20)
+///     .with_rpc_timeout(Duration::from_millis(500));
+/// assert_eq!(config.alpha, 3);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// UDP address to bind (port 0 picks a free port). Default `0.0.0.0:0`.
+    pub bind: SocketAddr,
+    /// Bucket size and replication factor k. Default 20.
+    pub k: usize,
+    /// Lookup parallelism α. Default 3.
+    pub alpha: usize,
+    /// How long to wait for one RPC reply. Default 2 s.
+    pub rpc_timeout: Duration,
+    /// Consecutive missed replies after which a contact is dropped from the
+    /// routing table. Default 3.
+    pub max_failures: u32,
+    /// This node's id; random when `None`.
+    pub node_id: Option<NodeId>,
+    /// Largest value `put` accepts, in bytes. Default [`DEFAULT_MAX_VALUE_SIZE`].
+    pub max_value_size: usize,
+    /// Most values this node stores for the network. Default 100,000.
+    pub max_stored_values: usize,
+    /// Most value bytes this node stores for the network. Default 64 MiB.
+    pub max_stored_bytes: usize,
+    /// Most RPCs awaiting a reply at once; lookups wait for a free slot. Default 4,096.
+    pub max_pending_rpcs: usize,
+    /// Expiry of a value put without an explicit TTL, and of values received
+    /// from peers that do not say (Python nodes). Default 24 h.
+    pub default_ttl: Duration,
+    /// Longest TTL accepted from anyone. Default 7 days.
+    pub max_ttl: Duration,
+    /// Buckets not used for this long are refreshed by a lookup. Default 1 h.
+    pub refresh_interval: Duration,
+    /// Stored values are re-sent to the current k closest nodes this often. Default 1 h.
+    pub replicate_interval: Duration,
+    /// The original publisher re-puts its values this often. Default 24 h.
+    pub republish_interval: Duration,
+    /// How often the maintenance timer runs (refresh, replicate, expire). Default 60 s.
+    pub maintenance_interval: Duration,
+    /// Seed for the node's RNG (ids, message ids); random when `None`.
+    pub rng_seed: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            k: 20,
+            alpha: 3,
+            rpc_timeout: Duration::from_secs(2),
+            max_failures: 3,
+            node_id: None,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            max_stored_values: 100_000,
+            max_stored_bytes: 64 << 20,
+            max_pending_rpcs: 4096,
+            default_ttl: Duration::from_secs(24 * 3600),
+            max_ttl: Duration::from_secs(7 * 24 * 3600),
+            refresh_interval: Duration::from_secs(3600),
+            replicate_interval: Duration::from_secs(3600),
+            republish_interval: Duration::from_secs(24 * 3600),
+            maintenance_interval: Duration::from_secs(60),
+            rng_seed: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn with_bind(mut self, bind: SocketAddr) -> Self {
+        self.bind = bind;
+        self
+    }
+    pub fn with_k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
+    pub fn with_alpha(mut self, alpha: usize) -> Self {
+        self.alpha = alpha;
+        self
+    }
+    pub fn with_rpc_timeout(mut self, timeout: Duration) -> Self {
+        self.rpc_timeout = timeout;
+        self
+    }
+    pub fn with_node_id(mut self, id: NodeId) -> Self {
+        self.node_id = Some(id);
+        self
+    }
+    pub fn with_max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+    pub fn with_default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+    pub fn with_rng_seed(mut self, seed: u64) -> Self {
+        self.rng_seed = Some(seed);
+        self
+    }
+
+    /// Check the settings for values the protocol cannot run with.
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |m: &str| Err(crate::Error::InvalidArgument(m.to_owned()));
+        if self.k == 0 || self.k > 1000 {
+            return bad("k must be between 1 and 1000");
+        }
+        if self.alpha == 0 || self.alpha > 100 {
+            return bad("alpha must be between 1 and 100");
+        }
+        if self.rpc_timeout.is_zero() {
+            return bad("rpc_timeout must be positive");
+        }
+        if self.max_failures == 0 {
+            return bad("max_failures must be at least 1");
+        }
+        if self.max_pending_rpcs < self.alpha {
+            return bad("max_pending_rpcs must be at least alpha");
+        }
+        if self.maintenance_interval.is_zero() {
+            return bad("maintenance_interval must be positive");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,42 @@
+//! kadmium's core: a Kademlia DHT wire-compatible with the Python `kademlia`
+//! 2.2.3 / `rpcudp` 5.0.1 packages.
+//!
+//! The protocol ([`protocol::Protocol`], with [`routing`], [`lookup`],
+//! [`storage`] and [`wire`]) is a sans-IO state machine: it takes `now`,
+//! datagrams and timer expiries, and gives datagrams, events and its next
+//! deadline. [`Node`] runs it on a tokio UDP socket; [`sim::Simulation`] runs
+//! thousands of them on an in-memory network with virtual time.
+//!
+//! ```no_run
+//! # async fn demo() -> dht_core::Result<()> {
+//! use dht_core::{Config, Node, NodeId, PutOptions, Value};
+//! let a = Node::bind(Config::default().with_bind("127.0.0.1:0".parse().unwrap())).await?;
+//! let b = Node::bind(Config::default().with_bind("127.0.0.1:0".parse().unwrap())).await?;
+//! b.bootstrap(&[a.local_addr()]).await?;
+//! let report = b.put(NodeId::digest(b"key"), Value::from(&b"value"[..]), PutOptions::default()).await?;
+//! assert_eq!(report.stored_remote, 1);
+//! assert_eq!(a.get(NodeId::digest(b"key")).await?, Some(Value::from(&b"value"[..])));
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod contact;
+pub mod error;
+pub mod id;
+pub mod lookup;
+pub mod node;
+pub mod protocol;
+pub mod routing;
+pub mod sim;
+pub mod storage;
+pub mod value;
+pub mod wire;
+
+pub use config::{Config, DEFAULT_MAX_VALUE_SIZE};
+pub use contact::Contact;
+pub use error::{Error, Result};
+pub use id::{Distance, Key, NodeId, ID_LEN};
+pub use node::Node;
+pub use protocol::{Event, OpId, Outcome, Protocol, PutOptions, PutReport, Stats, Transmit};
+pub use storage::{MemoryStorage, Storage, StoredValue};
+pub use value::Value;

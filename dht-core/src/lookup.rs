@@ -1,0 +1,357 @@
+//! One iterative lookup (FIND_NODE or FIND_VALUE) as a state machine.
+//!
+//! Unlike bmuller/kademlia's rounds (send α, wait for all, repeat), a new query
+//! goes out as soon as any reply or timeout frees one of the α slots, so a dead
+//! peer costs one slot for one timeout, never the whole lookup. The lookup ends
+//! when the k closest candidates that have not failed have all answered (or,
+//! for FIND_VALUE, as soon as a value arrives).
+
+use crate::contact::Contact;
+use crate::id::{Distance, NodeId};
+use crate::value::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupKind {
+    FindNode,
+    FindValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotQueried,
+    InFlight,
+    Responded,
+    Failed,
+}
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    distance: Distance,
+    contact: Contact,
+    state: State,
+}
+
+#[derive(Debug)]
+pub struct Lookup {
+    target: NodeId,
+    kind: LookupKind,
+    k: usize,
+    alpha: usize,
+    own: NodeId,
+    /// Sorted by distance to `target`, nearest first; one entry per id.
+    candidates: Vec<Candidate>,
+    in_flight: usize,
+    /// The value found and the seconds it has left, if the answer said.
+    value: Option<(Value, Option<u64>)>,
+    queries: usize,
+}
+
+impl Lookup {
+    pub fn new(
+        target: NodeId,
+        kind: LookupKind,
+        own: NodeId,
+        k: usize,
+        alpha: usize,
+        seeds: impl IntoIterator<Item = Contact>,
+    ) -> Self {
+        let mut lookup = Lookup {
+            target,
+            kind,
+            k,
+            alpha,
+            own,
+            candidates: Vec::new(),
+            in_flight: 0,
+            value: None,
+            queries: 0,
+        };
+        lookup.add_candidates(seeds);
+        lookup
+    }
+
+    pub fn target(&self) -> NodeId {
+        self.target
+    }
+
+    pub fn kind(&self) -> LookupKind {
+        self.kind
+    }
+
+    /// RPCs this lookup has sent so far.
+    pub fn queries(&self) -> usize {
+        self.queries
+    }
+
+    fn add_candidates(&mut self, contacts: impl IntoIterator<Item = Contact>) {
+        for contact in contacts {
+            if contact.id == self.own {
+                continue;
+            }
+            let distance = contact.id.distance(&self.target);
+            match self
+                .candidates
+                .binary_search_by_key(&distance, |c| c.distance)
+            {
+                Ok(_) => {} // already known (same id)
+                Err(pos) => {
+                    // Candidates beyond the closest few k can never matter.
+                    if pos >= self.k * 4 {
+                        continue;
+                    }
+                    self.candidates.insert(
+                        pos,
+                        Candidate {
+                            distance,
+                            contact,
+                            state: State::NotQueried,
+                        },
+                    );
+                }
+            }
+        }
+        // Keep the list bounded: drop far candidates nobody is waiting on.
+        let limit = self.k * 4;
+        if self.candidates.len() > limit {
+            let mut i = self.candidates.len();
+            while self.candidates.len() > limit && i > 0 {
+                i -= 1;
+                if self.candidates[i].state == State::NotQueried {
+                    self.candidates.remove(i);
+                }
+            }
+        }
+    }
+
+    /// The next contact to query, if a slot is free and the lookup needs one.
+    /// The caller sends the RPC and later reports `on_response`/`on_failure`.
+    pub fn next_query(&mut self) -> Option<Contact> {
+        if self.is_done() || self.in_flight >= self.alpha {
+            return None;
+        }
+        let k = self.k;
+        let candidate = self
+            .candidates
+            .iter_mut()
+            .filter(|c| c.state != State::Failed)
+            .take(k)
+            .find(|c| c.state == State::NotQueried)?;
+        candidate.state = State::InFlight;
+        self.in_flight += 1;
+        self.queries += 1;
+        Some(candidate.contact)
+    }
+
+    fn settle(&mut self, id: &NodeId, state: State) -> bool {
+        let distance = id.distance(&self.target);
+        if let Ok(pos) = self
+            .candidates
+            .binary_search_by_key(&distance, |c| c.distance)
+        {
+            let c = &mut self.candidates[pos];
+            if c.state == State::InFlight {
+                c.state = state;
+                self.in_flight -= 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// `from` answered with closer contacts (FIND_NODE, or FIND_VALUE without a value).
+    pub fn on_nodes(&mut self, from: &NodeId, contacts: Vec<Contact>) {
+        if self.settle(from, State::Responded) {
+            self.add_candidates(contacts);
+        }
+    }
+
+    /// `from` answered a FIND_VALUE with the value.
+    pub fn on_value(&mut self, from: &NodeId, value: Value, ttl_secs: Option<u64>) {
+        if self.settle(from, State::Failed) {
+            // Marked Failed only so that it is not reported as a node that
+            // lacked the value (the cache target); it did answer.
+            self.value.get_or_insert((value, ttl_secs));
+        }
+    }
+
+    /// `from` did not answer in time (or answered garbage).
+    pub fn on_failure(&mut self, from: &NodeId) {
+        self.settle(from, State::Failed);
+    }
+
+    pub fn is_done(&self) -> bool {
+        if self.value.is_some() {
+            return true;
+        }
+        self.candidates
+            .iter()
+            .filter(|c| c.state != State::Failed)
+            .take(self.k)
+            .all(|c| c.state == State::Responded)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The k closest nodes that answered, nearest first.
+    pub fn closest_responded(&self) -> Vec<Contact> {
+        self.candidates
+            .iter()
+            .filter(|c| c.state == State::Responded)
+            .take(self.k)
+            .map(|c| c.contact)
+            .collect()
+    }
+
+    pub fn value(&self) -> Option<&Value> {
+        self.value.as_ref().map(|(v, _)| v)
+    }
+
+    pub fn take_value(&mut self) -> Option<(Value, Option<u64>)> {
+        self.value.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use rand::SeedableRng;
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+
+    fn c(id: NodeId, i: u16) -> Contact {
+        Contact::new(id, SocketAddr::from(([127, 0, 0, 1], i)))
+    }
+
+    /// A static network: each node answers with the k closest of all nodes it
+    /// knows (here: everyone), unless it is dead.
+    #[test]
+    fn finds_exact_k_closest_with_dead_nodes() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let nodes: Vec<Contact> = (0..300)
+            .map(|i| c(NodeId::random(&mut rng), i + 1))
+            .collect();
+        let dead: Vec<NodeId> = nodes.iter().step_by(4).map(|c| c.id).collect();
+        let own = NodeId::random(&mut rng);
+        let target = NodeId::random(&mut rng);
+        let k = 8;
+        let knows: HashMap<NodeId, Vec<Contact>> = nodes
+            .iter()
+            .map(|n| {
+                // Every node answers with its k closest live contacts plus the
+                // dead ones still in its table among them (not yet evicted).
+                let mut all: Vec<Contact> =
+                    nodes.iter().filter(|o| o.id != n.id).copied().collect();
+                all.sort_by_key(|o| o.id.distance(&target));
+                let mut known = Vec::new();
+                let mut live = 0;
+                for o in all {
+                    if live == k {
+                        break;
+                    }
+                    live += usize::from(!dead.contains(&o.id));
+                    known.push(o);
+                }
+                (n.id, known)
+            })
+            .collect();
+        let seeds = nodes[..5].to_vec();
+        let mut lookup = Lookup::new(target, LookupKind::FindNode, own, k, 3, seeds);
+        let mut max_in_flight = 0;
+        let mut pending = Vec::new();
+        loop {
+            while let Some(q) = lookup.next_query() {
+                pending.push(q);
+            }
+            max_in_flight = max_in_flight.max(lookup.in_flight());
+            if pending.is_empty() {
+                break;
+            }
+            // Answer one at a time (the oldest), which a round-based lookup could not.
+            let q = pending.remove(0);
+            if dead.contains(&q.id) {
+                lookup.on_failure(&q.id);
+            } else {
+                lookup.on_nodes(&q.id, knows[&q.id].clone());
+            }
+        }
+        assert!(lookup.is_done());
+        assert!(max_in_flight <= 3);
+        let mut live: Vec<Contact> = nodes
+            .iter()
+            .filter(|n| !dead.contains(&n.id))
+            .copied()
+            .collect();
+        live.sort_by_key(|n| n.id.distance(&target));
+        live.truncate(k);
+        assert_eq!(
+            lookup.closest_responded(),
+            live,
+            "exactly the k closest live nodes"
+        );
+    }
+
+    #[test]
+    fn terminates_when_everyone_fails_and_on_value() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let own = NodeId::random(&mut rng);
+        let seeds: Vec<Contact> = (0..5).map(|i| c(NodeId::random(&mut rng), i + 1)).collect();
+        let mut l = Lookup::new(
+            NodeId::random(&mut rng),
+            LookupKind::FindNode,
+            own,
+            20,
+            3,
+            seeds.clone(),
+        );
+        while !l.is_done() {
+            let q = l.next_query().expect("a query while not done");
+            l.on_failure(&q.id);
+        }
+        assert!(l.closest_responded().is_empty());
+
+        let mut l = Lookup::new(
+            NodeId::random(&mut rng),
+            LookupKind::FindValue,
+            own,
+            20,
+            3,
+            seeds,
+        );
+        let a = l.next_query().unwrap();
+        let b = l.next_query().unwrap();
+        l.on_nodes(&a.id, vec![]);
+        l.on_value(&b.id, Value::Int(5), None);
+        assert!(l.is_done());
+        assert_eq!(l.value(), Some(&Value::Int(5)));
+        assert_eq!(l.closest_responded(), vec![a]);
+        assert!(l.next_query().is_none());
+        // Late or unsolicited answers change nothing.
+        assert_eq!(l.in_flight(), 0);
+        l.on_nodes(
+            &NodeId::random(&mut rng),
+            vec![c(NodeId::random(&mut rng), 9)],
+        );
+        assert_eq!(l.in_flight(), 0);
+        assert_eq!(l.closest_responded(), vec![a]);
+    }
+
+    #[test]
+    fn own_id_and_duplicates_are_not_candidates() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let own = NodeId::random(&mut rng);
+        let x = c(NodeId::random(&mut rng), 1);
+        let mut l = Lookup::new(
+            NodeId::random(&mut rng),
+            LookupKind::FindNode,
+            own,
+            20,
+            3,
+            vec![x, x, c(own, 2)],
+        );
+        assert_eq!(l.next_query(), Some(x));
+        assert_eq!(l.next_query(), None);
+    }
+}

@@ -1,0 +1,314 @@
+//! The tokio driver: one task per node moves datagrams between a UDP socket
+//! and the sans-IO [`Protocol`], and turns its events into finished futures.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, Notify};
+use tracing::{debug, warn};
+
+use crate::config::Config;
+use crate::contact::Contact;
+use crate::error::{Error, Result};
+use crate::id::{Key, NodeId};
+use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats};
+use crate::value::Value;
+
+/// Datagrams read in one go before the driver sends what they caused.
+const RECV_BATCH: usize = 64;
+/// Larger than any UDP payload, so nothing is truncated silently.
+const RECV_BUFFER: usize = 65_536;
+
+/// A running Kademlia node on a UDP socket.
+///
+/// ```no_run
+/// # async fn demo() -> dht_core::Result<()> {
+/// use dht_core::{Config, Node, NodeId, PutOptions, Value};
+/// let node = Node::bind(Config::default().with_bind("127.0.0.1:0".parse().unwrap())).await?;
+/// node.bootstrap(&["127.0.0.1:8468".parse().unwrap()]).await?;
+/// let key = NodeId::digest(b"greeting");
+/// node.put(key, Value::from("hello"), PutOptions::default()).await?;
+/// assert_eq!(node.get(key).await?, Some(Value::from("hello")));
+/// node.shutdown();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    config: Config,
+    local_addr: SocketAddr,
+    state: Mutex<State>,
+    wake: Notify,
+    shut_down: AtomicBool,
+}
+
+struct State {
+    protocol: Protocol,
+    waiters: HashMap<OpId, oneshot::Sender<Outcome>>,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the protocol usable (every
+        // method keeps its invariants between statements), so keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Node {
+    /// Bind the socket and start the node's task on the current tokio runtime.
+    pub async fn bind(config: Config) -> Result<Node> {
+        config.validate()?;
+        let socket = UdpSocket::bind(config.bind).await?;
+        let local_addr = socket.local_addr()?;
+        let protocol = Protocol::new(config.clone(), Instant::now())?;
+        let inner = Arc::new(Inner {
+            id: protocol.id(),
+            config,
+            local_addr,
+            state: Mutex::new(State {
+                protocol,
+                waiters: HashMap::new(),
+            }),
+            wake: Notify::new(),
+            shut_down: AtomicBool::new(false),
+        });
+        tokio::spawn(drive(inner.clone(), socket));
+        debug!(id = %inner.id, addr = %local_addr, "node started");
+        Ok(Node { inner })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The bound address (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Ping `addrs`, then look up our own id; returns the k closest contacts
+    /// found, or an empty list when nobody answered.
+    pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<Vec<Contact>> {
+        let addrs: Vec<SocketAddr> = addrs.iter().map(|a| canonical(*a)).collect();
+        match self.run(|p, now| Ok(p.bootstrap(now, &addrs))).await? {
+            Outcome::Bootstrap(contacts) => Ok(contacts),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Store `value` under `key` at the k closest nodes.
+    pub async fn put(&self, key: Key, value: Value, options: PutOptions) -> Result<PutReport> {
+        match self.run(|p, now| p.put(now, key, value, options)).await? {
+            Outcome::Put(result) => result,
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The value under `key`, or `None` when the network does not have it.
+    pub async fn get(&self, key: Key) -> Result<Option<Value>> {
+        match self.run(|p, now| Ok(p.get(now, key))).await? {
+            Outcome::Get(result) => result,
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The id of the node answering at `addr`.
+    pub async fn ping(&self, addr: SocketAddr) -> Result<NodeId> {
+        let addr = canonical(addr);
+        match self.run(|p, now| Ok(p.ping(now, addr))).await? {
+            Outcome::Ping(result) => result,
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every contact in the routing table.
+    pub fn contacts(&self) -> Vec<Contact> {
+        self.inner.lock().protocol.routing().contacts()
+    }
+
+    /// The `n` contacts nearest to our own id.
+    pub fn closest_contacts(&self, n: usize) -> Vec<Contact> {
+        self.inner.lock().protocol.closest_contacts(n)
+    }
+
+    /// Add saved contacts to the routing table; returns how many were new.
+    pub fn import_contacts(&self, contacts: &[Contact]) -> usize {
+        let contacts: Vec<Contact> = contacts
+            .iter()
+            .map(|c| Contact::new(c.id, canonical(c.addr)))
+            .collect();
+        let added = self
+            .inner
+            .lock()
+            .protocol
+            .import_contacts(Instant::now(), &contacts);
+        self.inner.wake.notify_one();
+        added
+    }
+
+    /// The value held by this node for `key`, without network traffic.
+    pub fn local_value(&self, key: &Key) -> Option<Value> {
+        self.inner.lock().protocol.local_value(key, Instant::now())
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.inner.lock().protocol.stats()
+    }
+
+    /// Stop the node: the task ends, the socket closes, pending and later
+    /// operations fail with [`Error::Shutdown`]. Idempotent.
+    pub fn shutdown(&self) {
+        if !self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// Start a command and wait for its outcome. Dropping the returned future
+    /// cancels the command in the protocol.
+    async fn run(
+        &self,
+        start: impl FnOnce(&mut Protocol, Instant) -> Result<OpId>,
+    ) -> Result<Outcome> {
+        if self.is_shut_down() {
+            return Err(Error::Shutdown);
+        }
+        let (tx, rx) = oneshot::channel();
+        let op = {
+            let mut state = self.inner.lock();
+            let op = start(&mut state.protocol, Instant::now())?;
+            state.waiters.insert(op, tx);
+            op
+        };
+        self.inner.wake.notify_one();
+        let mut guard = CancelOnDrop {
+            inner: &self.inner,
+            op: Some(op),
+        };
+        let outcome = rx.await.map_err(|_| Error::Shutdown);
+        guard.op = None;
+        outcome
+    }
+}
+
+struct CancelOnDrop<'a> {
+    inner: &'a Inner,
+    op: Option<OpId>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(op) = self.op.take() {
+            let mut state = self.inner.lock();
+            state.waiters.remove(&op);
+            state.protocol.cancel(op);
+        }
+    }
+}
+
+fn unexpected(outcome: Outcome) -> Error {
+    Error::InvalidArgument(format!("internal: unexpected outcome {outcome:?}"))
+}
+
+/// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4, so a
+/// peer has one address whichever way we heard of it.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),
+            None => addr,
+        },
+        IpAddr::V4(_) => addr,
+    }
+}
+
+/// What to send to: an IPv6 socket reaches IPv4 peers through mapped addresses.
+fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
+    match (local.ip(), addr.ip()) {
+        (IpAddr::V6(_), IpAddr::V4(v4)) => {
+            SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// The node's task: until shutdown, send what the protocol wants sent,
+/// complete finished operations, then wait for a datagram, a command or the
+/// protocol's next deadline.
+async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut outgoing = Vec::new();
+    while !inner.shut_down.load(Ordering::SeqCst) {
+        let deadline = {
+            let mut state = inner.lock();
+            let State { protocol, waiters } = &mut *state;
+            while let Some(t) = protocol.poll_transmit() {
+                outgoing.push(t);
+            }
+            while let Some(event) = protocol.poll_event() {
+                if let Some(tx) = waiters.remove(&event.op) {
+                    let _ = tx.send(event.outcome);
+                }
+            }
+            protocol.poll_timeout()
+        };
+        for t in outgoing.drain(..) {
+            if let Err(e) = socket
+                .send_to(&t.payload, sendable(t.dest, inner.local_addr))
+                .await
+            {
+                // An unreachable peer shows up as an RPC timeout; nothing else to do.
+                debug!(dest = %t.dest, error = %e, "send failed");
+            }
+        }
+        let sleep = match deadline {
+            Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)),
+            None => tokio::time::sleep(std::time::Duration::from_secs(3600)),
+        };
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                let mut state = inner.lock();
+                let now = Instant::now();
+                match received {
+                    Ok((n, from)) => state.protocol.handle_datagram(now, canonical(from), &buf[..n]),
+                    Err(e) => warn!(error = %e, "recv failed"),
+                }
+                // Take what else is queued before answering, to batch work.
+                for _ in 0..RECV_BATCH {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, from)) => state.protocol.handle_datagram(now, canonical(from), &buf[..n]),
+                        Err(_) => break,
+                    }
+                }
+                // Under constant traffic the sleep branch may lose every race;
+                // deadlines must still fire.
+                if deadline.is_some_and(|d| d <= now) {
+                    state.protocol.handle_timeout(now);
+                }
+            }
+            _ = sleep => inner.lock().protocol.handle_timeout(Instant::now()),
+            _ = inner.wake.notified() => {}
+        }
+    }
+    // Dropping the senders fails every waiting operation with Error::Shutdown.
+    inner.lock().waiters.clear();
+    debug!(id = %inner.id, "node stopped");
+}

@@ -1,0 +1,476 @@
+//! The routing table: k-buckets over the 160-bit id space.
+//!
+//! Buckets partition the id space by prefix and start as one bucket covering
+//! everything. A full bucket splits when it covers our own id, or (the relaxed
+//! rule of the Kademlia paper §4.2, as bmuller/kademlia implements it) when the
+//! shared prefix of its contacts is not a multiple of 5. Otherwise the newcomer
+//! waits in the bucket's replacement cache and the least-recently-seen contact
+//! is pinged: long-lived contacts are kept while they answer, and only
+//! `max_failures` consecutive missed replies evict one.
+
+use std::time::Instant;
+
+use crate::contact::Contact;
+use crate::id::{NodeId, ID_LEN};
+
+/// One routing-table entry.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub contact: Contact,
+    /// Consecutive RPCs this contact failed to answer.
+    pub failures: u32,
+    pub last_seen: Instant,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// The bucket covers ids whose first `depth` bits equal `prefix`'s.
+    prefix: NodeId,
+    depth: usize,
+    /// Least recently seen first.
+    entries: Vec<Entry>,
+    /// Most recently seen last.
+    replacements: Vec<Contact>,
+    /// Last time a lookup targeted this bucket's range (drives refresh).
+    touched: Instant,
+}
+
+impl Bucket {
+    fn covers(&self, id: &NodeId) -> bool {
+        self.prefix.common_prefix_len(id) >= self.depth
+    }
+
+    /// Shared prefix length of the ids held (the "depth" of bmuller's split rule).
+    fn contents_depth(&self) -> usize {
+        let mut iter = self.entries.iter().map(|e| e.contact.id);
+        let Some(first) = iter.next() else {
+            return self.depth;
+        };
+        iter.map(|id| first.common_prefix_len(&id))
+            .min()
+            .unwrap_or(ID_LEN * 8)
+    }
+
+    fn position(&self, id: &NodeId) -> Option<usize> {
+        self.entries.iter().position(|e| e.contact.id == *id)
+    }
+}
+
+/// What happened to a contact offered to the table.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// A new contact took a free slot.
+    Added,
+    /// Already known: moved to the most-recently-seen end, failures cleared.
+    Refreshed,
+    /// The bucket is full; the contact waits in the replacement cache. The
+    /// caller should ping `oldest` and report the outcome.
+    Full { oldest: Contact },
+    /// Our own id, never stored.
+    Ignored,
+}
+
+/// The k-bucket routing table of one node. Pure data: no I/O, no clock.
+#[derive(Debug)]
+pub struct RoutingTable {
+    own: NodeId,
+    k: usize,
+    max_replacements: usize,
+    max_failures: u32,
+    /// Ordered by prefix, so they tile the id space from 0 to 2^160-1.
+    buckets: Vec<Bucket>,
+}
+
+impl RoutingTable {
+    pub fn new(own: NodeId, k: usize, max_failures: u32, now: Instant) -> Self {
+        RoutingTable {
+            own,
+            k,
+            max_replacements: k,
+            max_failures,
+            buckets: vec![Bucket {
+                prefix: NodeId::default(),
+                depth: 0,
+                entries: Vec::new(),
+                replacements: Vec::new(),
+                touched: now,
+            }],
+        }
+    }
+
+    pub fn own_id(&self) -> NodeId {
+        self.own
+    }
+
+    fn bucket_index(&self, id: &NodeId) -> usize {
+        // Buckets are sorted by prefix and tile the space: the covering bucket
+        // is the last one whose lower bound (prefix) is <= id.
+        let i = self.buckets.partition_point(|b| b.prefix <= *id);
+        i.saturating_sub(1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.entries.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buckets.iter().all(|b| b.entries.is_empty())
+    }
+
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn contains(&self, id: &NodeId) -> bool {
+        self.buckets[self.bucket_index(id)].position(id).is_some()
+    }
+
+    pub fn get(&self, id: &NodeId) -> Option<&Entry> {
+        let b = &self.buckets[self.bucket_index(id)];
+        b.position(id).map(|p| &b.entries[p])
+    }
+
+    /// Every contact, bucket by bucket.
+    pub fn contacts(&self) -> Vec<Contact> {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.entries.iter().map(|e| e.contact))
+            .collect()
+    }
+
+    /// Record that `contact` was heard from (a request from it, or a reply).
+    pub fn insert(&mut self, contact: Contact, now: Instant) -> Insert {
+        if contact.id == self.own {
+            return Insert::Ignored;
+        }
+        loop {
+            let index = self.bucket_index(&contact.id);
+            let k = self.k;
+            let bucket = &mut self.buckets[index];
+            if let Some(pos) = bucket.position(&contact.id) {
+                let mut entry = bucket.entries.remove(pos);
+                entry.contact.addr = contact.addr;
+                entry.failures = 0;
+                entry.last_seen = now;
+                bucket.entries.push(entry);
+                return Insert::Refreshed;
+            }
+            if bucket.entries.len() < k {
+                bucket.replacements.retain(|c| c.id != contact.id);
+                bucket.entries.push(Entry {
+                    contact,
+                    failures: 0,
+                    last_seen: now,
+                });
+                return Insert::Added;
+            }
+            let splittable = bucket.depth < ID_LEN * 8
+                && (bucket.covers(&self.own) || bucket.contents_depth() % 5 != 0);
+            if splittable {
+                self.split(index);
+                continue;
+            }
+            bucket.replacements.retain(|c| c.id != contact.id);
+            bucket.replacements.push(contact);
+            if bucket.replacements.len() > self.max_replacements {
+                bucket.replacements.remove(0);
+            }
+            let oldest = bucket.entries[0].contact;
+            return Insert::Full { oldest };
+        }
+    }
+
+    fn split(&mut self, index: usize) {
+        let old = self.buckets.remove(index);
+        let depth = old.depth + 1;
+        let mut high_prefix = old.prefix;
+        high_prefix.0[old.depth / 8] |= 0x80 >> (old.depth % 8);
+        let mut low = Bucket {
+            prefix: old.prefix,
+            depth,
+            entries: Vec::new(),
+            replacements: Vec::new(),
+            touched: old.touched,
+        };
+        let mut high = Bucket {
+            prefix: high_prefix,
+            depth,
+            entries: Vec::new(),
+            replacements: Vec::new(),
+            touched: old.touched,
+        };
+        for e in old.entries {
+            if e.contact.id.bit(old.depth) {
+                high.entries.push(e)
+            } else {
+                low.entries.push(e)
+            }
+        }
+        for c in old.replacements {
+            let side = if c.id.bit(old.depth) {
+                &mut high
+            } else {
+                &mut low
+            };
+            // A split leaves room: waiting replacements move straight in.
+            if side.entries.len() < self.k {
+                side.entries.push(Entry {
+                    contact: c,
+                    failures: 0,
+                    last_seen: old.touched,
+                });
+            } else {
+                side.replacements.push(c);
+            }
+        }
+        self.buckets.insert(index, high);
+        self.buckets.insert(index, low);
+    }
+
+    /// Record a missed reply. Returns true if the contact was evicted (after
+    /// `max_failures` consecutive misses), in which case the most recently
+    /// seen replacement takes its place.
+    pub fn record_failure(&mut self, id: &NodeId) -> bool {
+        let index = self.bucket_index(id);
+        let max = self.max_failures;
+        let bucket = &mut self.buckets[index];
+        let Some(pos) = bucket.position(id) else {
+            return false;
+        };
+        bucket.entries[pos].failures += 1;
+        if bucket.entries[pos].failures < max {
+            return false;
+        }
+        let last_seen = bucket.entries[pos].last_seen;
+        bucket.entries.remove(pos);
+        if let Some(c) = bucket.replacements.pop() {
+            // Promoted at the least-recently-seen end: it has not answered us yet.
+            bucket.entries.insert(
+                0,
+                Entry {
+                    contact: c,
+                    failures: 0,
+                    last_seen,
+                },
+            );
+        }
+        true
+    }
+
+    /// Does the bucket holding `id` have contacts waiting for a slot?
+    pub fn has_replacements(&self, id: &NodeId) -> bool {
+        !self.buckets[self.bucket_index(id)].replacements.is_empty()
+    }
+
+    pub fn remove(&mut self, id: &NodeId) -> bool {
+        let index = self.bucket_index(id);
+        let bucket = &mut self.buckets[index];
+        bucket.replacements.retain(|c| c.id != *id);
+        match bucket.position(id) {
+            Some(pos) => {
+                bucket.entries.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The `n` known contacts closest to `target`, nearest first, leaving out
+    /// any for which `exclude` is true. Exact (the whole table is considered),
+    /// unlike bmuller's bucket walk which stops at the first n it meets.
+    pub fn closest(
+        &self,
+        target: &NodeId,
+        n: usize,
+        exclude: impl Fn(&Contact) -> bool,
+    ) -> Vec<Contact> {
+        let mut all: Vec<(crate::id::Distance, Contact)> = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.entries.iter())
+            .filter(|e| !exclude(&e.contact))
+            .map(|e| (e.contact.id.distance(target), e.contact))
+            .collect();
+        if all.len() > n && n > 0 {
+            all.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
+            all.truncate(n);
+        }
+        all.sort_unstable_by_key(|(d, _)| *d);
+        all.truncate(n);
+        all.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// Mark the bucket covering `target` as used by a lookup now.
+    pub fn touch(&mut self, target: &NodeId, now: Instant) {
+        let i = self.bucket_index(target);
+        self.buckets[i].touched = now;
+    }
+
+    /// A random id in each bucket not touched since `stale_before`, to refresh.
+    pub fn stale_bucket_targets<R: rand::Rng + ?Sized>(
+        &self,
+        stale_before: Instant,
+        rng: &mut R,
+    ) -> Vec<NodeId> {
+        self.buckets
+            .iter()
+            .filter(|b| b.touched < stale_before)
+            .map(|b| b.prefix.random_with_prefix(b.depth, rng))
+            .collect()
+    }
+
+    /// A random id in every bucket except our own: the refresh a newly joined
+    /// node does "for all buckets further away than its closest neighbour".
+    pub fn far_bucket_targets<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<NodeId> {
+        self.buckets
+            .iter()
+            .filter(|b| !b.covers(&self.own))
+            .map(|b| b.prefix.random_with_prefix(b.depth, rng))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use rand::SeedableRng;
+    use std::net::SocketAddr;
+
+    fn contact(id: NodeId, port: u16) -> Contact {
+        Contact::new(id, SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    fn id_with_first_byte(b: u8, rest: u8) -> NodeId {
+        let mut id = [rest; ID_LEN];
+        id[0] = b;
+        NodeId(id)
+    }
+
+    #[test]
+    fn own_id_never_stored_and_refresh_moves_to_tail() {
+        let now = Instant::now();
+        let own = NodeId([0; ID_LEN]);
+        let mut t = RoutingTable::new(own, 4, 3, now);
+        assert_eq!(t.insert(contact(own, 1), now), Insert::Ignored);
+        let a = contact(id_with_first_byte(0x80, 1), 1);
+        let b = contact(id_with_first_byte(0x80, 2), 2);
+        assert_eq!(t.insert(a, now), Insert::Added);
+        assert_eq!(t.insert(b, now), Insert::Added);
+        assert_eq!(t.insert(a, now), Insert::Refreshed);
+        assert_eq!(
+            t.contacts(),
+            vec![b, a],
+            "heard-from contact moves to the tail"
+        );
+    }
+
+    #[test]
+    fn bucket_with_own_id_splits_far_bucket_does_not() {
+        let now = Instant::now();
+        let own = NodeId([0; ID_LEN]);
+        let k = 4;
+        let mut t = RoutingTable::new(own, k, 3, now);
+        // Fill with far ids (first bit 1) and one near id: the root bucket covers
+        // our id, so it splits into [0..] and [1..].
+        for i in 0..k as u8 {
+            assert_eq!(
+                t.insert(
+                    contact(id_with_first_byte(0x80 | i, i), 10 + u16::from(i)),
+                    now
+                ),
+                Insert::Added
+            );
+        }
+        assert_eq!(t.bucket_count(), 1);
+        assert_eq!(
+            t.insert(contact(id_with_first_byte(0x01, 9), 99), now),
+            Insert::Added
+        );
+        assert_eq!(t.bucket_count(), 2);
+        // The far bucket ([1...]) is full. Its contents share only the first bit
+        // (depth 1, not a multiple of 5) so the relaxed rule splits it too.
+        let r = t.insert(contact(id_with_first_byte(0xC0, 7), 50), now);
+        assert_eq!(r, Insert::Added);
+        assert!(t.bucket_count() >= 3);
+    }
+
+    #[test]
+    fn full_far_bucket_keeps_old_contacts_and_evicts_after_max_failures() {
+        let now = Instant::now();
+        let own = NodeId([0; ID_LEN]);
+        let k = 2;
+        let mut t = RoutingTable::new(own, k, 3, now);
+        // Ids sharing exactly 5 leading bits (11111): split rule says no split
+        // once the far bucket's contents have depth 5.
+        let x = contact(id_with_first_byte(0b1111_1000, 1), 1);
+        let y = contact(id_with_first_byte(0b1111_1100, 2), 2);
+        let z = contact(id_with_first_byte(0b1111_1010, 3), 3);
+        t.insert(x, now);
+        t.insert(y, now);
+        // Inserting a near contact splits the root (own-id rule).
+        t.insert(contact(id_with_first_byte(0x00, 5), 5), now);
+        let r = t.insert(z, now);
+        assert_eq!(r, Insert::Full { oldest: x });
+        assert!(t.contains(&x.id) && !t.contains(&z.id));
+        assert!(t.has_replacements(&x.id));
+        // One or two missed replies do not evict.
+        assert!(!t.record_failure(&x.id));
+        assert!(!t.record_failure(&x.id));
+        assert!(t.contains(&x.id));
+        // An answer clears the failures.
+        assert_eq!(t.insert(x, now), Insert::Refreshed);
+        assert!(!t.record_failure(&x.id));
+        assert!(!t.record_failure(&x.id));
+        assert!(t.record_failure(&x.id));
+        assert!(!t.contains(&x.id));
+        assert!(t.contains(&z.id), "replacement promoted");
+    }
+
+    #[test]
+    fn closest_is_exact() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let own = NodeId::random(&mut rng);
+        let mut t = RoutingTable::new(own, 8, 3, now);
+        let mut all = Vec::new();
+        for i in 0..400u16 {
+            let c = contact(NodeId::random(&mut rng), i + 1);
+            if t.insert(c, now) == Insert::Added {
+                all.push(c);
+            }
+        }
+        assert_eq!(t.len(), all.len());
+        for _ in 0..20 {
+            let target = NodeId::random(&mut rng);
+            let mut expected = all.clone();
+            expected.sort_by_key(|c| c.id.distance(&target));
+            expected.truncate(8);
+            assert_eq!(t.closest(&target, 8, |_| false), expected);
+        }
+        let ex = all[0];
+        assert!(!t.closest(&ex.id, 8, |c| c.id == ex.id).contains(&ex));
+    }
+
+    #[test]
+    fn buckets_tile_the_space() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let own = NodeId::random(&mut rng);
+        let mut t = RoutingTable::new(own, 3, 3, now);
+        for i in 0..2000u16 {
+            t.insert(contact(NodeId::random(&mut rng), i + 1), now);
+        }
+        for w in t.buckets.windows(2) {
+            assert!(w[0].prefix < w[1].prefix);
+        }
+        for _ in 0..200 {
+            let id = NodeId::random(&mut rng);
+            let b = &t.buckets[t.bucket_index(&id)];
+            assert!(b.covers(&id));
+        }
+        for target in t.far_bucket_targets(&mut rng) {
+            assert!(!t.buckets[t.bucket_index(&target)].covers(&own));
+        }
+    }
+}
