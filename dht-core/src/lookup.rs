@@ -29,6 +29,8 @@ struct Candidate {
     distance: Distance,
     contact: Contact,
     state: State,
+    /// 1 for seeds, h + 1 for a contact learned from a hop-h answer.
+    hop: u32,
 }
 
 #[derive(Debug)]
@@ -43,6 +45,8 @@ pub struct Lookup {
     in_flight: usize,
     /// The value found and the seconds it has left, if the answer said.
     value: Option<(Value, Option<u64>)>,
+    /// Hop of the answer that carried the value.
+    value_hop: u32,
     queries: usize,
 }
 
@@ -64,9 +68,10 @@ impl Lookup {
             candidates: Vec::new(),
             in_flight: 0,
             value: None,
+            value_hop: 0,
             queries: 0,
         };
-        lookup.add_candidates(seeds);
+        lookup.add_candidates(seeds, 1);
         lookup
     }
 
@@ -83,7 +88,7 @@ impl Lookup {
         self.queries
     }
 
-    fn add_candidates(&mut self, contacts: impl IntoIterator<Item = Contact>) {
+    fn add_candidates(&mut self, contacts: impl IntoIterator<Item = Contact>, hop: u32) {
         for contact in contacts {
             if contact.id == self.own {
                 continue;
@@ -105,6 +110,7 @@ impl Lookup {
                             distance,
                             contact,
                             state: State::NotQueried,
+                            hop,
                         },
                     );
                 }
@@ -142,35 +148,38 @@ impl Lookup {
         Some(candidate.contact)
     }
 
-    fn settle(&mut self, id: &NodeId, state: State) -> bool {
+    /// Settle an in-flight query; returns its hop, or None if it was not in flight.
+    fn settle(&mut self, id: &NodeId, state: State) -> Option<u32> {
         let distance = id.distance(&self.target);
-        if let Ok(pos) = self
+        let pos = self
             .candidates
             .binary_search_by_key(&distance, |c| c.distance)
-        {
-            let c = &mut self.candidates[pos];
-            if c.state == State::InFlight {
-                c.state = state;
-                self.in_flight -= 1;
-                return true;
-            }
+            .ok()?;
+        let c = &mut self.candidates[pos];
+        if c.state != State::InFlight {
+            return None;
         }
-        false
+        c.state = state;
+        self.in_flight -= 1;
+        Some(c.hop)
     }
 
     /// `from` answered with closer contacts (FIND_NODE, or FIND_VALUE without a value).
     pub fn on_nodes(&mut self, from: &NodeId, contacts: Vec<Contact>) {
-        if self.settle(from, State::Responded) {
-            self.add_candidates(contacts);
+        if let Some(hop) = self.settle(from, State::Responded) {
+            self.add_candidates(contacts, hop + 1);
         }
     }
 
     /// `from` answered a FIND_VALUE with the value.
     pub fn on_value(&mut self, from: &NodeId, value: Value, ttl_secs: Option<u64>) {
-        if self.settle(from, State::Failed) {
-            // Marked Failed only so that it is not reported as a node that
-            // lacked the value (the cache target); it did answer.
-            self.value.get_or_insert((value, ttl_secs));
+        // Marked Failed only so that it is not reported as a node that
+        // lacked the value (the cache target); it did answer.
+        if let Some(hop) = self.settle(from, State::Failed) {
+            if self.value.is_none() {
+                self.value = Some((value, ttl_secs));
+                self.value_hop = hop;
+            }
         }
     }
 
@@ -192,6 +201,21 @@ impl Lookup {
 
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Sequential hops the lookup needed: the hop of the answer carrying the
+    /// value, or the deepest hop among the k closest nodes found.
+    pub fn hops(&self) -> u32 {
+        if self.value.is_some() {
+            return self.value_hop;
+        }
+        self.candidates
+            .iter()
+            .filter(|c| c.state == State::Responded)
+            .take(self.k)
+            .map(|c| c.hop)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The k closest nodes that answered, nearest first.

@@ -16,6 +16,7 @@ use crate::contact::Contact;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats};
+use crate::storage::{MemoryStorage, Storage};
 use crate::value::Value;
 
 /// Datagrams read in one go before the driver sends what they caused.
@@ -66,12 +67,19 @@ impl Inner {
 }
 
 impl Node {
-    /// Bind the socket and start the node's task on the current tokio runtime.
+    /// Bind the socket and start the node's task on the current tokio runtime,
+    /// with the default in-memory storage.
     pub async fn bind(config: Config) -> Result<Node> {
+        let storage = MemoryStorage::new(config.max_stored_values, config.max_stored_bytes);
+        Self::bind_with_storage(config, Box::new(storage)).await
+    }
+
+    /// Like [`Node::bind`], keeping values in `storage`.
+    pub async fn bind_with_storage(config: Config, storage: Box<dyn Storage>) -> Result<Node> {
         config.validate()?;
         let socket = UdpSocket::bind(config.bind).await?;
         let local_addr = socket.local_addr()?;
-        let protocol = Protocol::new(config.clone(), Instant::now())?;
+        let protocol = Protocol::with_storage(config.clone(), storage, Instant::now())?;
         let inner = Arc::new(Inner {
             id: protocol.id(),
             config,

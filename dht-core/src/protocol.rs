@@ -77,8 +77,10 @@ pub struct Stats {
     pub rpc_timeouts: u64,
     pub lookups_started: u64,
     pub lookups_completed: u64,
-    /// RPCs sent by lookups that completed (for hops/RPCs-per-lookup figures).
+    /// RPCs sent by lookups that completed (for RPCs-per-lookup figures).
     pub lookup_rpcs: u64,
+    /// Sum of the hops of completed lookups (see `Lookup::hops`).
+    pub lookup_hops: u64,
     pub contacts: u64,
     pub values_stored: u64,
     pub stored_bytes: u64,
@@ -749,16 +751,19 @@ impl Protocol {
     }
 
     fn lookup_done(&mut self, now: Instant, op: OpId) {
-        let Some(operation) = self.ops.remove(&op) else {
+        let Some(mut operation) = self.ops.remove(&op) else {
             return;
         };
         self.stats.lookups_completed += 1;
+        if let Some(lookup) = operation.lookup_mut() {
+            self.stats.lookup_rpcs += lookup.queries() as u64;
+            self.stats.lookup_hops += u64::from(lookup.hops());
+        }
         match operation {
             Operation::Bootstrap {
                 lookup: Some(lookup),
                 ..
             } => {
-                self.stats.lookup_rpcs += lookup.queries() as u64;
                 let found = lookup.closest_responded();
                 self.events.push_back(Event {
                     op,
@@ -772,7 +777,6 @@ impl Protocol {
                 }
             }
             Operation::Get { mut lookup } => {
-                self.stats.lookup_rpcs += lookup.queries() as u64;
                 let found = lookup.take_value();
                 if let Some((value, ttl_secs)) = &found {
                     // Cache at the closest node that answered without the value.
@@ -795,7 +799,6 @@ impl Protocol {
                 let Some(lookup) = put.lookup.take() else {
                     return;
                 };
-                self.stats.lookup_rpcs += lookup.queries() as u64;
                 let mut targets = lookup.closest_responded();
                 targets.truncate(put.replication);
                 let own_distance = self.id.distance(&put.key);
@@ -825,9 +828,7 @@ impl Protocol {
                     self.ops.insert(op, Operation::Put(put));
                 }
             }
-            Operation::Refresh { lookup } => {
-                self.stats.lookup_rpcs += lookup.queries() as u64;
-            }
+            Operation::Refresh { .. } => {}
             Operation::Bootstrap { lookup: None, .. } | Operation::Ping => {}
         }
     }

@@ -154,6 +154,31 @@ impl Simulation {
         }
     }
 
+    /// Join nodes `1..len` to the network, each bootstrapping from a random
+    /// node that already joined, `batch` joins at a time. Returns the number
+    /// of nodes whose bootstrap found no contact (0 in a healthy network).
+    pub fn join_network(&mut self, batch: usize, limit: Duration) -> usize {
+        let mut failed = 0;
+        let mut joined = 1;
+        while joined < self.nodes.len() {
+            let end = (joined + batch.max(1)).min(self.nodes.len());
+            let mut ops = Vec::new();
+            for node in joined..end {
+                let pick = self.rng.random_range(0..joined);
+                let seed = self.addr(pick);
+                ops.push((node, self.command(node, |p, now| p.bootstrap(now, &[seed]))));
+            }
+            for (node, op) in ops {
+                match self.run_until_done(node, op, limit) {
+                    Some(Outcome::Bootstrap(found)) if !found.is_empty() => {}
+                    _ => failed += 1,
+                }
+            }
+            joined = end;
+        }
+        failed
+    }
+
     /// Run every event up to `self.now + d`.
     pub fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
