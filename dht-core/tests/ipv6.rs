@@ -1,5 +1,7 @@
 //! The driver works on IPv6 sockets, and a dual-stack node reaches IPv4 peers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use dht_core::{Config, Node, NodeId, PutOptions, Value};

@@ -4,6 +4,8 @@
 //! Run with `--nocapture` to see the figures; `cargo run --release --example
 //! simulate` prints them as JSON for other sizes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use dht_core::sim::Simulation;
