@@ -1,0 +1,383 @@
+//! Release-mode benchmark of kadmium nodes on loopback (a program, not a test).
+//!
+//! Runs the workload of `shared/bench/dht_bench.py` against kadmium's Rust
+//! API: N nodes in one process on 127.0.0.1, node i bootstraps from node 0
+//! and a random earlier node, then `ops` puts of random `value_size`-byte
+//! values from random nodes and as many gets from another node, first one at
+//! a time (concurrency 1) and then `concurrency` at a time, seeded. Prints ONE
+//! JSON object on stdout; progress goes to stderr.
+//!
+//! ```text
+//! cargo run --release -p dht-core --example bench -- --nodes 64,1000 --ops 300
+//! ```
+//!
+//! Each network size runs in a child process of its own (this program with
+//! `--single`), so that the memory per node — the VmRSS growth from before the
+//! nodes were bound, divided by N — is not blurred by the previous run's heap.
+
+use std::net::SocketAddr;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dht_core::{Config, Node, NodeId, PutOptions, Value};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value as Json};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const USAGE: &str =
+    "usage: bench [--nodes 64,1000] [--ops 300] [--concurrency 32] [--value-size 100] \
+                     [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000]";
+
+#[derive(Clone, Debug)]
+struct Args {
+    nodes: Vec<usize>,
+    ops: usize,
+    concurrency: usize,
+    value_size: usize,
+    ksize: usize,
+    alpha: usize,
+    seed: u64,
+    rpc_timeout_ms: u64,
+    /// Internal: run exactly one network size in this process.
+    single: bool,
+}
+
+impl Args {
+    fn parse() -> Result<Args, BoxError> {
+        let mut args = Args {
+            nodes: vec![64, 1000],
+            ops: 300,
+            concurrency: 32,
+            value_size: 100,
+            ksize: 20,
+            alpha: 3,
+            seed: 1,
+            rpc_timeout_ms: 2000,
+            single: false,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            if flag == "--single" {
+                args.single = true;
+                continue;
+            }
+            if flag == "-h" || flag == "--help" {
+                return Err(USAGE.into());
+            }
+            let value = it
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+            match flag.as_str() {
+                "--nodes" => {
+                    args.nodes = value
+                        .split(',')
+                        .map(|n| n.trim().parse())
+                        .collect::<Result<_, _>>()?;
+                }
+                "--ops" => args.ops = value.parse()?,
+                "--concurrency" => args.concurrency = value.parse()?,
+                "--value-size" => args.value_size = value.parse()?,
+                "--ksize" => args.ksize = value.parse()?,
+                "--alpha" => args.alpha = value.parse()?,
+                "--seed" => args.seed = value.parse()?,
+                "--rpc-timeout-ms" => args.rpc_timeout_ms = value.parse()?,
+                _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
+            }
+        }
+        if args.nodes.is_empty() || args.nodes.iter().any(|&n| n < 2) {
+            return Err("--nodes: every network needs at least 2 nodes".into());
+        }
+        if args.ops == 0 || args.concurrency == 0 {
+            return Err("--ops and --concurrency must be positive".into());
+        }
+        Ok(args)
+    }
+
+    /// The flags that reproduce this run for one network size.
+    fn child_flags(&self, nodes: usize) -> Vec<String> {
+        let pairs = [
+            ("--nodes", nodes.to_string()),
+            ("--ops", self.ops.to_string()),
+            ("--concurrency", self.concurrency.to_string()),
+            ("--value-size", self.value_size.to_string()),
+            ("--ksize", self.ksize.to_string()),
+            ("--alpha", self.alpha.to_string()),
+            ("--seed", self.seed.to_string()),
+            ("--rpc-timeout-ms", self.rpc_timeout_ms.to_string()),
+        ];
+        let mut flags: Vec<String> = pairs
+            .into_iter()
+            .flat_map(|(f, v)| [f.to_owned(), v])
+            .collect();
+        flags.push("--single".to_owned());
+        flags
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), BoxError> {
+    let args = Args::parse()?;
+    if args.single {
+        let &[nodes] = args.nodes.as_slice() else {
+            return Err("--single runs exactly one network size".into());
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let report = runtime.block_on(run_network(&args, nodes))?;
+        println!("{report}");
+        return Ok(());
+    }
+
+    let exe = std::env::current_exe()?;
+    let mut runs = Vec::new();
+    for &nodes in &args.nodes {
+        eprintln!("bench: N = {nodes} (child process)");
+        let output = Command::new(&exe)
+            .args(args.child_flags(nodes))
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()?;
+        if !output.status.success() {
+            return Err(format!("the run with N = {nodes} failed ({})", output.status).into());
+        }
+        let report: Json = serde_json::from_slice(&output.stdout)?;
+        runs.push(report);
+    }
+    let report = json!({
+        "impl": "kadmium (Rust API, dht-core)",
+        "workload": "shared/bench/dht_bench.py",
+        "ops": args.ops,
+        "concurrency": args.concurrency,
+        "value_size": args.value_size,
+        "ksize": args.ksize,
+        "alpha": args.alpha,
+        "seed": args.seed,
+        "rpc_timeout_ms": args.rpc_timeout_ms,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "runs": runs,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+/// VmRSS of this process in KiB (Linux); 0 where /proc is unavailable.
+fn vm_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One operation: key, value, node that runs it.
+#[derive(Clone)]
+struct Job {
+    key: NodeId,
+    value: Value,
+    node: usize,
+}
+
+async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let rss_base = vm_rss_kb();
+
+    let started = Instant::now();
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let config = Config::default()
+            .with_bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .with_k(args.ksize)
+            .with_alpha(args.alpha)
+            .with_rpc_timeout(Duration::from_millis(args.rpc_timeout_ms))
+            .with_rng_seed(args.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+        nodes.push(Node::bind(config).await?);
+    }
+    let listen_s = started.elapsed().as_secs_f64();
+    eprintln!("bench: N = {n}: bound {n} nodes in {listen_s:.3} s");
+
+    let started = Instant::now();
+    let mut lonely = 0usize;
+    for i in 1..n {
+        let mut seeds = vec![0, rng.random_range(0..i)];
+        seeds.dedup();
+        let addrs: Vec<SocketAddr> = seeds.iter().map(|&j| nodes[j].local_addr()).collect();
+        if nodes[i].bootstrap(&addrs).await?.is_empty() {
+            lonely += 1;
+        }
+        if i % 250 == 0 {
+            eprintln!("bench: N = {n}: bootstrapped {i}/{}", n - 1);
+        }
+    }
+    let bootstrap_s = started.elapsed().as_secs_f64();
+    let rss_bootstrapped = vm_rss_kb();
+    eprintln!("bench: N = {n}: bootstrap took {bootstrap_s:.3} s");
+
+    let nodes = Arc::new(nodes);
+    let mut report = json!({
+        "nodes": n,
+        "listen_s": round(listen_s, 4),
+        "bootstrap_s": round(bootstrap_s, 4),
+        "bootstrap_ms_per_node": round(bootstrap_s * 1e3 / (n - 1) as f64, 3),
+        "bootstrap_found_nobody": lonely,
+    });
+
+    for (phase, concurrency) in [("seq", 1), ("par", args.concurrency)] {
+        let suffix = if phase == "par" { "-par" } else { "" };
+        let mut puts = Vec::with_capacity(args.ops);
+        let mut gets = Vec::with_capacity(args.ops);
+        for i in 0..args.ops {
+            let key = NodeId::digest(format!("bench-{}-{i}{suffix}", args.seed).as_bytes());
+            let value = Value::Bytes((0..args.value_size).map(|_| rng.random::<u8>()).collect());
+            let putter = rng.random_range(0..n);
+            let getter = (putter + 1 + rng.random_range(0..n - 1)) % n;
+            puts.push(Job {
+                key,
+                value: value.clone(),
+                node: putter,
+            });
+            gets.push(Job {
+                key,
+                value,
+                node: getter,
+            });
+        }
+
+        let started = Instant::now();
+        let put_results = run_concurrently(&nodes, puts, concurrency, |node, job| async move {
+            matches!(node.put(job.key, job.value, PutOptions::default()).await,
+                     Ok(r) if r.stored_remote > 0 || r.stored_locally)
+        })
+        .await?;
+        let put_wall = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let get_results = run_concurrently(&nodes, gets, concurrency, |node, job| async move {
+            matches!(node.get(job.key).await, Ok(Some(v)) if v == job.value)
+        })
+        .await?;
+        let get_wall = started.elapsed().as_secs_f64();
+
+        let put_ok = put_results.iter().filter(|(ok, _)| *ok).count();
+        let get_found = get_results.iter().filter(|(ok, _)| *ok).count();
+        let put_lat: Vec<f64> = put_results.iter().map(|(_, t)| t.as_secs_f64()).collect();
+        let get_lat: Vec<f64> = get_results.iter().map(|(_, t)| t.as_secs_f64()).collect();
+        eprintln!(
+            "bench: N = {n}: {phase} (concurrency {concurrency}): {put_ok}/{} puts ok, {get_found}/{} gets found",
+            args.ops, args.ops
+        );
+        report[phase] = json!({
+            "concurrency": concurrency,
+            "put_ok": put_ok,
+            "get_found": get_found,
+            "put_ops_s": round(args.ops as f64 / put_wall, 1),
+            "get_ops_s": round(args.ops as f64 / get_wall, 1),
+            "put_p50_ms": round(percentile(&put_lat, 0.50) * 1e3, 3),
+            "put_p99_ms": round(percentile(&put_lat, 0.99) * 1e3, 3),
+            "get_p50_ms": round(percentile(&get_lat, 0.50) * 1e3, 3),
+            "get_p99_ms": round(percentile(&get_lat, 0.99) * 1e3, 3),
+        });
+    }
+
+    let rss_end = vm_rss_kb();
+    let (mut rpcs_sent, mut rpc_timeouts, mut dropped, mut values_stored) =
+        (0u64, 0u64, 0u64, 0u64);
+    for node in nodes.iter() {
+        let s = node.stats();
+        rpcs_sent += s.rpcs_sent;
+        rpc_timeouts += s.rpc_timeouts;
+        dropped += s.datagrams_dropped;
+        values_stored += s.values_stored;
+    }
+    for node in nodes.iter() {
+        node.shutdown();
+    }
+    report["memory"] = json!({
+        "rss_base_mb": round(rss_base as f64 / 1024.0, 1),
+        "rss_bootstrapped_mb": round(rss_bootstrapped as f64 / 1024.0, 1),
+        "rss_end_mb": round(rss_end as f64 / 1024.0, 1),
+        // VmRSS growth from before binding to after bootstrap, per node.
+        "per_node_kb": round(rss_bootstrapped.saturating_sub(rss_base) as f64 / n as f64, 1),
+        // The same after the workload (values stored, caches warm).
+        "per_node_after_workload_kb": round(rss_end.saturating_sub(rss_base) as f64 / n as f64, 1),
+    });
+    report["stats"] = json!({
+        "rpcs_sent": rpcs_sent,
+        "rpc_timeouts": rpc_timeouts,
+        "datagrams_dropped": dropped,
+        "values_stored": values_stored,
+    });
+    Ok(report)
+}
+
+/// Run `jobs` with at most `concurrency` in flight; (success, latency) per job, in job order.
+async fn run_concurrently<F, Fut>(
+    nodes: &Arc<Vec<Node>>,
+    jobs: Vec<Job>,
+    concurrency: usize,
+    op: F,
+) -> Result<Vec<(bool, Duration)>, BoxError>
+where
+    F: Fn(Node, Job) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let total = jobs.len();
+    let queue = Arc::new(Mutex::new(jobs.into_iter().enumerate()));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.min(total) {
+        let (queue, nodes, op) = (queue.clone(), nodes.clone(), op.clone());
+        workers.spawn(async move {
+            let mut results = Vec::new();
+            loop {
+                let next = match queue.lock() {
+                    Ok(mut queue) => queue.next(),
+                    Err(_) => None,
+                };
+                let Some((i, job)) = next else { break };
+                let node = nodes[job.node].clone();
+                let started = Instant::now();
+                let ok = op(node, job).await;
+                results.push((i, ok, started.elapsed()));
+            }
+            results
+        });
+    }
+    let mut out = vec![(false, Duration::ZERO); total];
+    while let Some(worker) = workers.join_next().await {
+        for (i, ok, took) in worker? {
+            out[i] = (ok, took);
+        }
+    }
+    Ok(out)
+}
+
+/// dht_bench.py's percentile: the sample at index round(q · (len − 1)).
+fn percentile(samples: &[f64], q: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let index = ((q * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1);
+    sorted[index]
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
+}
