@@ -12,6 +12,8 @@ CARGO ?= cargo
 export KADMIUM_PYTHON := $(PY)
 
 TEST_TARGETS := lint test-rust
+TEST_TARGETS += test-ffi
+TEST_TARGETS += test-py
 
 .PHONY: all demo test setup lint test-rust $(TEST_TARGETS)
 
@@ -40,5 +42,76 @@ test: setup
 	$(MAKE) $(TEST_TARGETS)
 	@echo "make test: all test targets passed ($(TEST_TARGETS))"
 
-demo: setup
+demo: setup py-install
+	$(VENV)/bin/kadmium demo
+
+# The Rust-only demo (dht-core's example), without Python.
+demo-rust: setup
 	$(CARGO) run --release -p dht-core --example demo
+
+# --- dht-ffi: libkadmium.{so,a}, include/kadmium.h, kadmium.pc, C tests -------
+#   make ffi-header            regenerate include/kadmium.h after changing dht-ffi/src
+#   make install PREFIX=/opt/x library + header + lib/pkgconfig/kadmium.pc
+# cbindgen is pinned and installed into target/tools, so every machine
+# generates a byte-identical header.
+CBINDGEN_VERSION := 0.29.4
+CBINDGEN := $(abspath target/tools)/bin/cbindgen
+CBINDGEN_RUN = $(CBINDGEN) --quiet --config dht-ffi/cbindgen.toml --crate dht-ffi dht-ffi
+PREFIX ?= /usr/local
+FFI_VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+FFI_TEST_PREFIX := $(abspath target/ffi/prefix)
+
+.PHONY: install install-ffi ffi-lib ffi-header ffi-header-check
+
+$(CBINDGEN):
+	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(abspath target/tools)
+
+ffi-lib:
+	$(CARGO) build --release -p dht-ffi
+
+ffi-header: $(CBINDGEN)
+	$(CBINDGEN_RUN) --output include/kadmium.h
+
+# The checked-in header must be what the pinned cbindgen generates now, and its
+# version macros must match Cargo.toml.
+ffi-header-check: $(CBINDGEN)
+	@mkdir -p target/ffi
+	$(CBINDGEN_RUN) --output target/ffi/kadmium.h
+	@diff -u include/kadmium.h target/ffi/kadmium.h || { echo "include/kadmium.h is stale: run 'make ffi-header' and commit it"; exit 1; }
+	@v="$$(sed -n 's/^#define KAD_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/kadmium.h | paste -sd.)"; \
+	  [ "$$v" = "$(FFI_VERSION)" ] || { echo "kadmium.h says version $$v, Cargo.toml $(FFI_VERSION): update dht-ffi/src/version.rs"; exit 1; }
+	@echo "include/kadmium.h is up to date (version $(FFI_VERSION))"
+
+install: install-ffi
+
+install-ffi: ffi-lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 target/release/libkadmium.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 target/release/libkadmium.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/kadmium.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(FFI_VERSION)|' dht-ffi/kadmium.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kadmium.pc
+
+# Installs into target/ffi/prefix, then builds the examples and tests there
+# with plain cc/c++ and pkg-config and runs them (valgrind, C++17, Python mix).
+test-ffi: setup ffi-header-check
+	$(MAKE) install-ffi PREFIX=$(FFI_TEST_PREFIX)
+	tests/c/run.sh $(FFI_TEST_PREFIX) target/ffi/build
+
+# --- dht-py: the `kadmium` Python package (wheel built by maturin) ------------
+#   make py-install   build the release wheel and install it into $(VENV)
+# test-py: the unittest suite (tests/python, including a small run of the shared
+# benchmark with every get found), and mypy --strict over the examples.
+PY_WHEELS := target/wheels-py
+BENCH ?= $(abspath ../shared/bench/dht_bench.py)
+
+.PHONY: py-install demo-rust
+
+py-install: setup
+	rm -f $(PY_WHEELS)/kadmium-*.whl
+	$(PY) -m maturin build --release --out $(PY_WHEELS)
+	$(PY) -m pip install --quiet --force-reinstall --no-deps $(PY_WHEELS)/kadmium-*.whl
+
+test-py: py-install
+	cd tests/python && KADMIUM_BENCH=$(BENCH) $(PY) -m unittest discover -v
+	$(PY) -m mypy --strict examples/python

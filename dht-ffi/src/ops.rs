@@ -1,0 +1,544 @@
+//! Network operations, each blocking (with a timeout in milliseconds; 0 =
+//! no limit beyond the node's own RPC timeouts) and asynchronous (callback +
+//! userdata). Arguments are checked and copied before anything starts: an
+//! async function that returns an error never calls its callback, one that
+//! returns KAD_OK calls it exactly once, later, on a library thread.
+
+use std::ffi::{c_char, c_void, CStr};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use dht_core::{Key, Node, NodeId, PutOptions, PutReport, Value};
+
+use crate::callback::{
+    kad_bootstrap_callback, kad_get_callback, kad_ping_callback, kad_put_callback,
+    spawn_with_callback, Userdata,
+};
+use crate::error::{kad_result, Failure};
+use crate::key::{check_id_buffer, key_from_bytes, key_from_digest, slice, write_id, KAD_ID_LEN};
+use crate::node::{kad_node, node_from_handle};
+use crate::runtime::block_on;
+use crate::value::kad_value;
+
+// ---------------------------------------------------------------- helpers --
+
+/// Parse "host:port" ("127.0.0.1:4000", "[::1]:4000", "localhost:4000").
+/// Names are resolved now, on the calling thread. Addresses of the node's own
+/// family are preferred (an IPv4 socket cannot reach ::1).
+fn parse_addr(s: &CStr, local: SocketAddr) -> Result<Vec<SocketAddr>, Failure> {
+    let bad = |why: String| Failure::new(kad_result::KAD_BAD_ADDRESS, why);
+    let s = s
+        .to_str()
+        .map_err(|_| bad("address is not valid UTF-8".to_owned()))?;
+    let all: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("bad address {s:?} (want host:port): {e}")))?
+        .collect();
+    let same: Vec<SocketAddr> = all
+        .iter()
+        .copied()
+        .filter(|a| a.is_ipv4() == local.is_ipv4())
+        .collect();
+    match (same.is_empty(), all.is_empty()) {
+        (_, true) => Err(bad(format!("{s:?} has no address"))),
+        (true, false) => Ok(all),
+        (false, false) => Ok(same),
+    }
+}
+
+/// # Safety
+/// `addrs` must be NULL (with `len` 0) or point to `len` NUL-terminated strings.
+unsafe fn parse_addrs(
+    addrs: *const *const c_char,
+    len: usize,
+    local: SocketAddr,
+) -> Result<Vec<SocketAddr>, Failure> {
+    let mut out = Vec::new();
+    if len == 0 {
+        return Ok(out);
+    }
+    if addrs.is_null() {
+        return Err(Failure::new(
+            kad_result::KAD_NULL_POINTER,
+            "argument `addrs` is NULL",
+        ));
+    }
+    // SAFETY: `len` readable pointers per the contract.
+    let ptrs = unsafe { std::slice::from_raw_parts(addrs, len) };
+    for (i, p) in ptrs.iter().enumerate() {
+        if p.is_null() {
+            return Err(Failure::new(
+                kad_result::KAD_NULL_POINTER,
+                format!("addrs[{i}] is NULL"),
+            ));
+        }
+        // SAFETY: non-NULL, NUL-terminated per the contract.
+        out.extend(parse_addr(unsafe { CStr::from_ptr(*p) }, local)?);
+    }
+    Ok(out)
+}
+
+/// # Safety
+/// `addr` must be NULL or a NUL-terminated string.
+unsafe fn parse_one_addr(addr: *const c_char, local: SocketAddr) -> Result<SocketAddr, Failure> {
+    if addr.is_null() {
+        return Err(Failure::new(
+            kad_result::KAD_NULL_POINTER,
+            "argument `addr` is NULL",
+        ));
+    }
+    // SAFETY: non-NULL, NUL-terminated per the contract.
+    let all = parse_addr(unsafe { CStr::from_ptr(addr) }, local)?;
+    all.into_iter()
+        .next()
+        .ok_or_else(|| Failure::new(kad_result::KAD_BAD_ADDRESS, "address has no address"))
+}
+
+async fn bootstrap(node: Node, addrs: Vec<SocketAddr>) -> Result<usize, Failure> {
+    let found = node.bootstrap(&addrs).await?;
+    if found.is_empty() {
+        return Err(Failure::new(
+            kad_result::KAD_NO_PEERS,
+            format!("bootstrap found no peers: nobody answered at {addrs:?}"),
+        ));
+    }
+    Ok(found.len())
+}
+
+/// Copy the value and options out of C memory; check the size early so the
+/// caller gets KAD_VALUE_TOO_LARGE before anything is sent.
+///
+/// # Safety
+/// `value` must be NULL (with `len` 0) or valid for `len` bytes of reads.
+unsafe fn put_args(
+    node: &Node,
+    value: *const u8,
+    len: usize,
+    ttl_secs: u32,
+) -> Result<(Value, PutOptions), Failure> {
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { slice(value, len, "value")? };
+    let max = node.config().max_value_size;
+    if len > max {
+        return Err(dht_core::Error::ValueTooLarge { size: len, max }.into());
+    }
+    let options = PutOptions {
+        ttl: (ttl_secs > 0).then(|| Duration::from_secs(u64::from(ttl_secs))),
+        ..PutOptions::default()
+    };
+    Ok((Value::Bytes(bytes.to_vec()), options))
+}
+
+async fn put(node: Node, key: Key, value: Value, options: PutOptions) -> Result<usize, Failure> {
+    let PutReport {
+        stored_remote,
+        stored_locally,
+        contacted,
+    } = node.put(key, value, options).await?;
+    let stored = stored_remote + usize::from(stored_locally);
+    if stored == 0 {
+        return Err(Failure::new(
+            kad_result::KAD_TIMEOUT,
+            format!("no node acknowledged the value ({contacted} contacted)"),
+        ));
+    }
+    Ok(stored)
+}
+
+async fn get(node: Node, key: Key) -> Result<Value, Failure> {
+    node.get(key)
+        .await?
+        .ok_or_else(|| Failure::new(kad_result::KAD_NOT_FOUND, format!("key {key} not found")))
+}
+
+fn write_opt<T>(out: *mut T, v: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL out-parameter from the caller.
+        unsafe { *out = v };
+    }
+}
+
+// -------------------------------------------------------------- bootstrap --
+
+/// Join the network: ping every address in `addrs` ("host:port" strings,
+/// `addrs_len` of them; names are resolved on the calling thread), then look
+/// up the node's own id. Contacts already known (e.g. imported with
+/// kad_node_import_routing_table) also seed the lookup, so `addrs_len` may
+/// be 0 (then `addrs` may be NULL). On success `*contacts_out` (may be NULL)
+/// receives the number of contacts found.
+///
+/// KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS for an unparsable
+/// address, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
+/// KAD_WRONG_THREAD inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_bootstrap(
+    node: *const kad_node,
+    addrs: *const *const c_char,
+    addrs_len: usize,
+    timeout_ms: u32,
+    contacts_out: *mut usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let n = try_ffi!(node_from_handle(node));
+        // SAFETY: forwarded contract.
+        let addrs = try_ffi!(unsafe { parse_addrs(addrs, addrs_len, n.local_addr()) });
+        let found = try_ffi!(block_on(timeout_ms, bootstrap(n, addrs)));
+        write_opt(contacts_out, found);
+        kad_result::KAD_OK
+    }
+}
+
+/// Asynchronous kad_node_bootstrap: returns at once; `callback` (may be NULL
+/// to ignore the outcome) is then called exactly once with `userdata`, on a
+/// library thread.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_bootstrap_async(
+    node: *const kad_node,
+    addrs: *const *const c_char,
+    addrs_len: usize,
+    timeout_ms: u32,
+    callback: kad_bootstrap_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let n = try_ffi!(node_from_handle(node));
+        // SAFETY: forwarded contract.
+        let addrs = try_ffi!(unsafe { parse_addrs(addrs, addrs_len, n.local_addr()) });
+        let ud = Userdata::new(userdata);
+        try_ffi!(spawn_with_callback(timeout_ms, bootstrap(n, addrs), move |r| {
+            let (code, found) = match r {
+                Ok(found) => (kad_result::KAD_OK, found),
+                Err(f) => (f.code, 0),
+            };
+            if let Some(cb) = callback {
+                // SAFETY: C callback with the caller's own userdata.
+                unsafe { cb(ud.get(), code, found) };
+            }
+        }));
+        kad_result::KAD_OK
+    }
+}
+
+// -------------------------------------------------------------------- put --
+
+/// Store `value_len` bytes at `value` (copied; `value` may be NULL when
+/// `value_len` is 0) under the key `key` (`key_len` >= 1 bytes, hashed with
+/// SHA-1 like Python's kademlia) at the k closest nodes. `ttl_secs` 0 means
+/// the node's default TTL. On success `*stored_out` (may be NULL) receives
+/// the number of nodes holding the value (this node included).
+///
+/// KAD_INVALID_ARGUMENT for an empty key, KAD_VALUE_TOO_LARGE above the
+/// node's max value size, KAD_NO_PEERS with an empty routing table,
+/// KAD_TIMEOUT if no node stored it or after `timeout_ms` (0 = no limit).
+/// Blocking; KAD_WRONG_THREAD inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_put(
+    node: *const kad_node,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_secs: u32,
+    timeout_ms: u32,
+    stored_out: *mut usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
+        // SAFETY: forwarded contract.
+        unsafe { put_blocking(node, k, value, value_len, ttl_secs, timeout_ms, stored_out) }
+    }
+}
+
+/// kad_node_put with the key given as its KAD_ID_LEN-byte digest
+/// (`digest_len` must be KAD_ID_LEN, else KAD_INVALID_ARGUMENT).
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_put_digest(
+    node: *const kad_node,
+    digest: *const u8,
+    digest_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_secs: u32,
+    timeout_ms: u32,
+    stored_out: *mut usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
+        // SAFETY: forwarded contract.
+        unsafe { put_blocking(node, k, value, value_len, ttl_secs, timeout_ms, stored_out) }
+    }
+}
+
+/// # Safety
+/// As kad_node_put.
+unsafe fn put_blocking(
+    node: *const kad_node,
+    k: Key,
+    value: *const u8,
+    value_len: usize,
+    ttl_secs: u32,
+    timeout_ms: u32,
+    stored_out: *mut usize,
+) -> kad_result {
+    let n = try_ffi!(node_from_handle(node));
+    // SAFETY: forwarded contract.
+    let (v, options) = try_ffi!(unsafe { put_args(&n, value, value_len, ttl_secs) });
+    let stored = try_ffi!(block_on(timeout_ms, put(n, k, v, options)));
+    write_opt(stored_out, stored);
+    kad_result::KAD_OK
+}
+
+/// Asynchronous kad_node_put: arguments are checked and copied now; then
+/// `callback` (may be NULL) is called exactly once with `userdata`, on a
+/// library thread.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_put_async(
+    node: *const kad_node,
+    key: *const u8,
+    key_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_secs: u32,
+    timeout_ms: u32,
+    callback: kad_put_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    ffi_panic_boundary! {
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
+        // SAFETY: forwarded contract.
+        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata) }
+    }
+}
+
+/// Asynchronous kad_node_put_digest; see kad_node_put_async.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_put_digest_async(
+    node: *const kad_node,
+    digest: *const u8,
+    digest_len: usize,
+    value: *const u8,
+    value_len: usize,
+    ttl_secs: u32,
+    timeout_ms: u32,
+    callback: kad_put_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    ffi_panic_boundary! {
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
+        // SAFETY: forwarded contract.
+        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata) }
+    }
+}
+
+/// # Safety
+/// As kad_node_put_async.
+#[allow(clippy::too_many_arguments)]
+unsafe fn put_async(
+    node: *const kad_node,
+    k: Key,
+    value: *const u8,
+    value_len: usize,
+    ttl_secs: u32,
+    timeout_ms: u32,
+    callback: kad_put_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    let n = try_ffi!(node_from_handle(node));
+    // SAFETY: forwarded contract.
+    let (v, options) = try_ffi!(unsafe { put_args(&n, value, value_len, ttl_secs) });
+    let ud = Userdata::new(userdata);
+    try_ffi!(spawn_with_callback(
+        timeout_ms,
+        put(n, k, v, options),
+        move |r| {
+            let (code, stored) = match r {
+                Ok(stored) => (kad_result::KAD_OK, stored),
+                Err(f) => (f.code, 0),
+            };
+            if let Some(cb) = callback {
+                // SAFETY: C callback with the caller's own userdata.
+                unsafe { cb(ud.get(), code, stored) };
+            }
+        }
+    ));
+    kad_result::KAD_OK
+}
+
+// -------------------------------------------------------------------- get --
+
+/// Find the value stored under `key` (`key_len` >= 1 bytes, hashed with
+/// SHA-1): this node's copy first, then the network. On success
+/// `*value_out` receives a new kad_value the caller owns (release with
+/// kad_value_free); values put by Python nodes keep their type, see
+/// kad_value_get_type.
+///
+/// KAD_NOT_FOUND if no node has it (also when the node knows no peers),
+/// KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking; KAD_WRONG_THREAD
+/// inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_get(
+    node: *const kad_node,
+    key: *const u8,
+    key_len: usize,
+    timeout_ms: u32,
+    value_out: *mut *mut kad_value,
+) -> kad_result {
+    ffi_panic_boundary! {
+        check_out!(value_out);
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
+        get_blocking(node, k, timeout_ms, value_out)
+    }
+}
+
+/// kad_node_get with the key given as its KAD_ID_LEN-byte digest.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_get_digest(
+    node: *const kad_node,
+    digest: *const u8,
+    digest_len: usize,
+    timeout_ms: u32,
+    value_out: *mut *mut kad_value,
+) -> kad_result {
+    ffi_panic_boundary! {
+        check_out!(value_out);
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
+        get_blocking(node, k, timeout_ms, value_out)
+    }
+}
+
+fn get_blocking(
+    node: *const kad_node,
+    k: Key,
+    timeout_ms: u32,
+    value_out: *mut *mut kad_value,
+) -> kad_result {
+    let n = try_ffi!(node_from_handle(node));
+    let v = try_ffi!(block_on(timeout_ms, get(n, k)));
+    // SAFETY: checked non-NULL by the callers.
+    unsafe { *value_out = kad_value::boxed(v) };
+    kad_result::KAD_OK
+}
+
+/// Asynchronous kad_node_get: `callback` (may be NULL: the value is then
+/// released by the library) is called exactly once with `userdata` on a
+/// library thread, and owns the kad_value it receives.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_get_async(
+    node: *const kad_node,
+    key: *const u8,
+    key_len: usize,
+    timeout_ms: u32,
+    callback: kad_get_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    ffi_panic_boundary! {
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
+        get_async(node, k, timeout_ms, callback, userdata)
+    }
+}
+
+/// Asynchronous kad_node_get_digest; see kad_node_get_async.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_get_digest_async(
+    node: *const kad_node,
+    digest: *const u8,
+    digest_len: usize,
+    timeout_ms: u32,
+    callback: kad_get_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    ffi_panic_boundary! {
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
+        get_async(node, k, timeout_ms, callback, userdata)
+    }
+}
+
+fn get_async(
+    node: *const kad_node,
+    k: Key,
+    timeout_ms: u32,
+    callback: kad_get_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    let n = try_ffi!(node_from_handle(node));
+    let ud = Userdata::new(userdata);
+    try_ffi!(spawn_with_callback(timeout_ms, get(n, k), move |r| {
+        let Some(cb) = callback else { return };
+        match r {
+            // SAFETY: C callback; ownership of the value passes to it.
+            Ok(v) => unsafe { cb(ud.get(), kad_result::KAD_OK, kad_value::boxed(v)) },
+            // SAFETY: C callback with the caller's own userdata.
+            Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null_mut()) },
+        }
+    }));
+    kad_result::KAD_OK
+}
+
+// ------------------------------------------------------------------- ping --
+
+/// Ping the node at `addr` ("host:port"). On success its KAD_ID_LEN-byte id
+/// is copied to `id_out` if that is not NULL (`id_out_len` at least
+/// KAD_ID_LEN, else KAD_BUFFER_TOO_SMALL before anything is sent).
+///
+/// KAD_TIMEOUT if it does not answer within the RPC timeout or `timeout_ms`
+/// (0 = no extra limit). Blocking; KAD_WRONG_THREAD inside a callback.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_ping(
+    node: *const kad_node,
+    addr: *const c_char,
+    timeout_ms: u32,
+    id_out: *mut u8,
+    id_out_len: usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        if !id_out.is_null() {
+            try_ffi!(check_id_buffer(id_out, id_out_len));
+        }
+        let n = try_ffi!(node_from_handle(node));
+        // SAFETY: forwarded contract.
+        let a = try_ffi!(unsafe { parse_one_addr(addr, n.local_addr()) });
+        let id = try_ffi!(block_on(timeout_ms, async move { Ok(n.ping(a).await?) }));
+        if !id_out.is_null() {
+            // SAFETY: buffer checked above.
+            unsafe { write_id(&id, id_out, id_out_len) };
+        }
+        kad_result::KAD_OK
+    }
+}
+
+/// Asynchronous kad_node_ping: `callback` (may be NULL) is called exactly
+/// once with `userdata` on a library thread.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_ping_async(
+    node: *const kad_node,
+    addr: *const c_char,
+    timeout_ms: u32,
+    callback: kad_ping_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let n = try_ffi!(node_from_handle(node));
+        // SAFETY: forwarded contract.
+        let a = try_ffi!(unsafe { parse_one_addr(addr, n.local_addr()) });
+        let ud = Userdata::new(userdata);
+        let op = async move { Ok::<NodeId, Failure>(n.ping(a).await?) };
+        try_ffi!(spawn_with_callback(timeout_ms, op, move |r| {
+            let Some(cb) = callback else { return };
+            match r {
+                // SAFETY: C callback; `id` lives until it returns.
+                Ok(id) => unsafe { cb(ud.get(), kad_result::KAD_OK, id.as_bytes().as_ptr(), KAD_ID_LEN) },
+                // SAFETY: C callback with the caller's own userdata.
+                Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null(), 0) },
+            }
+        }));
+        kad_result::KAD_OK
+    }
+}

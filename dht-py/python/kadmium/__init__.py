@@ -1,0 +1,49 @@
+"""kadmium: a Kademlia DHT in Rust, for Python.
+
+- ``kadmium.Server``: drop-in for ``kademlia.network.Server`` (asyncio).
+- ``kadmium.DHT``: a blocking, dict-like node for scripts.
+- ``kadmium.utils.digest``: the key hash, identical to ``kademlia.utils.digest``.
+
+Every error kadmium raises derives from ``kadmium.KadmiumError`` (apart from
+``TypeError`` for values of the wrong type, as upstream).
+"""
+
+from kadmium._kadmium import (
+    BadAddressError,
+    BusyError,
+    InvalidArgumentError,
+    KadmiumError,
+    NetworkError,
+    NoPeersError,
+    OperationTimeoutError,
+    ShutdownError,
+    StorageFullError,
+    ValueTooLargeError,
+    __version__,
+)
+from kadmium.dht import DHT
+from kadmium.network import Server, check_dht_value_type
+from kadmium.node import Node
+from kadmium.storage import ForgetfulStorage, IStorage
+from kadmium.utils import digest
+
+__all__ = [
+    "DHT",
+    "BadAddressError",
+    "BusyError",
+    "ForgetfulStorage",
+    "IStorage",
+    "InvalidArgumentError",
+    "KadmiumError",
+    "NetworkError",
+    "NoPeersError",
+    "Node",
+    "OperationTimeoutError",
+    "Server",
+    "ShutdownError",
+    "StorageFullError",
+    "ValueTooLargeError",
+    "__version__",
+    "check_dht_value_type",
+    "digest",
+]

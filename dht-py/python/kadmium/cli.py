@@ -1,0 +1,367 @@
+"""The ``kadmium`` command (also ``python -m kadmium``).
+
+    kadmium node [-a HOST] [-p PORT] [--bootstrap HOST:PORT ...]   run a node in the foreground
+    kadmium put --bootstrap HOST:PORT KEY VALUE                      store one value
+    kadmium get --bootstrap HOST:PORT KEY                            fetch one value
+    kadmium demo [--nodes N]                                         a local network doing real puts and gets
+
+Adding to ``kadmium node``: put new options in ``add_node_options``, let
+``node_settings`` fill ``NodeSettings`` from them (a config file, for instance,
+fills what the command line left unset), and start extra services from
+``NODE_SERVICES`` (each gets the running server and returns its stop function).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import random
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+
+from kadmium import __version__, voidphone
+from kadmium._kadmium import KadmiumError
+from kadmium.network import Server, ValueType
+
+Address = Tuple[str, int]
+
+
+def parse_address(text: str) -> Address:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) -> ``(host, port)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _interface_for(peers: Sequence[Address]) -> str:
+    """Listen on IPv6 only if the peers to reach are IPv6."""
+    return "::" if peers and all(":" in host for host, _ in peers) else "0.0.0.0"
+
+
+# --- kadmium node -------------------------------------------------------------
+
+
+@dataclass
+class NodeSettings:
+    """Everything ``kadmium node`` needs to start, whatever it was read from."""
+
+    host: str = "0.0.0.0"
+    port: int = 0
+    bootstrap: List[Address] = field(default_factory=list)
+    ksize: int = 20
+    alpha: int = 3
+    status_interval: float = 10.0
+
+
+#: A service started beside the node: ``await service(server, args)`` starts it
+#: and returns the function that stops it (or None if it has nothing to stop).
+NodeService = Callable[
+    [Server, argparse.Namespace], Awaitable[Optional[Callable[[], Awaitable[None]]]]
+]
+NODE_SERVICES: List[NodeService] = []
+NODE_SERVICES.append(voidphone.serve_api)  # --api / -c: the VoidPhone DHT API
+
+
+def add_node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--host", help="address to bind (default 0.0.0.0)")
+    p.add_argument("-p", "--port", type=int, help="UDP port (default 0: any free port)")
+    p.add_argument("--bootstrap", metavar="HOST:PORT", type=parse_address, action="append",
+                   default=[], help="a node to join through (repeatable)")
+    p.add_argument("--ksize", type=int, default=20, help="bucket size k (default 20)")
+    p.add_argument("--alpha", type=int, default=3, help="lookup parallelism (default 3)")
+    p.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
+                   help="seconds between status lines (default 10)")
+    voidphone.add_node_options(p)  # -c/--config FILE, --api HOST:PORT
+
+
+def node_settings(args: argparse.Namespace) -> NodeSettings:
+    s = NodeSettings(ksize=args.ksize, alpha=args.alpha, status_interval=args.status_interval)
+    if args.host is not None:
+        s.host = args.host
+    if args.port is not None:
+        s.port = args.port
+    s.bootstrap.extend(args.bootstrap)
+    voidphone.apply_config(args, s)  # -c FILE fills what the flags left unset
+    return s
+
+
+def _status_line(stats: Dict[str, int], last: Dict[str, int], elapsed: float) -> str:
+    def rate(name: str) -> float:
+        return (stats[name] - last.get(name, 0)) / elapsed if elapsed > 0 else 0.0
+
+    return (
+        f"{time.strftime('%H:%M:%S')} contacts={stats['contacts']} values={stats['values_stored']}"
+        f" bytes={stats['stored_bytes']} rx={rate('datagrams_received'):.1f}/s"
+        f" tx={rate('datagrams_sent'):.1f}/s requests={rate('requests_received'):.1f}/s"
+        f" rpc_timeouts={stats['rpc_timeouts']}"
+    )
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # Windows: KeyboardInterrupt instead
+            pass
+
+
+async def run_node(args: argparse.Namespace) -> int:
+    settings = node_settings(args)
+    server = Server(ksize=settings.ksize, alpha=settings.alpha)
+    await server.listen(settings.port, settings.host)
+    host, port = server.node.ip, server.node.port
+    print(f"kadmium node {server.node.id.hex()} listening on {host}:{port}", flush=True)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    stoppers = []
+    try:
+        if settings.bootstrap:
+            found = await server.bootstrap(settings.bootstrap)
+            print(f"bootstrapped: {len(found)} contacts found", flush=True)
+        for service in NODE_SERVICES:
+            stopper = await service(server, args)
+            if stopper is not None:
+                stoppers.append(stopper)
+        last: Dict[str, int] = {}
+        last_time = time.monotonic()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), settings.status_interval)
+            except asyncio.TimeoutError:
+                pass
+            stats, now = server.stats(), time.monotonic()
+            print(_status_line(stats, last, now - last_time), flush=True)
+            last, last_time = stats, now
+    finally:
+        for stopper in reversed(stoppers):
+            await stopper()
+        server.stop()
+    print("stopped", flush=True)
+    return 0
+
+
+# --- kadmium put / get ----------------------------------------------------------
+
+_CONVERTERS: Dict[str, Callable[[str], ValueType]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": lambda s: s.lower() in ("1", "true", "yes", "on"),
+    "bytes": lambda s: s.encode("utf8"),
+}
+
+
+async def _client(args: argparse.Namespace) -> Server:
+    server = Server()
+    await server.listen(0, args.interface or _interface_for(args.bootstrap))
+    if not await server.bootstrap(args.bootstrap):
+        server.stop()
+        raise KadmiumError("no bootstrap node answered")
+    return server
+
+
+async def run_put(args: argparse.Namespace) -> int:
+    value = _CONVERTERS[args.type](args.value)
+    server = await _client(args)
+    try:
+        ok = await server.set(args.key, value, ttl=args.ttl)
+    finally:
+        server.stop()
+    print("stored" if ok else "not stored: no node acknowledged the value")
+    return 0 if ok else 1
+
+
+async def run_get(args: argparse.Namespace) -> int:
+    server = await _client(args)
+    try:
+        value = await server.get(args.key, timeout=args.timeout)
+    finally:
+        server.stop()
+    if value is None:
+        print(f"{args.key}: not found", file=sys.stderr)
+        return 1
+    print(value if isinstance(value, str) else repr(value))
+    return 0
+
+
+# --- kadmium demo -----------------------------------------------------------------
+
+
+class Progress:
+    """A one-line progress bar on a terminal (a final line otherwise)."""
+
+    def __init__(self, label: str, total: int, out: TextIO = sys.stderr, width: int = 30) -> None:
+        self.label, self.total, self.out, self.width = label, max(total, 1), out, width
+        self.done = 0
+        self.live = out.isatty()
+        self._drawn = -1.0
+        self._draw()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        # Redraw at most ~100 times per bar; a terminal write per op would dominate.
+        if self.live and (self.done == self.total or self.done / self.total - self._drawn >= 0.01):
+            self._draw()
+
+    def _draw(self) -> None:
+        if not self.live:
+            return
+        frac = self.done / self.total
+        self._drawn = frac
+        bar = "#" * int(frac * self.width)
+        self.out.write(f"\r{self.label:<14} [{bar:<{self.width}}] {self.done}/{self.total}")
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self._draw()
+            self.out.write("\n")
+        else:
+            self.out.write(f"{self.label:<14} {self.done}/{self.total} done\n")
+        self.out.flush()
+
+
+def _percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def _run_ops(
+    label: str, jobs: List[Callable[[], Awaitable[Any]]], concurrency: int
+) -> Tuple[List[Any], List[float], float]:
+    """Run the jobs, at most ``concurrency`` at once: results, latencies, wall time."""
+    results: List[Any] = [None] * len(jobs)
+    latencies: List[float] = [0.0] * len(jobs)
+    gate = asyncio.Semaphore(concurrency)
+    bar = Progress(label, len(jobs))
+
+    async def one(i: int) -> None:
+        async with gate:
+            start = time.perf_counter()
+            results[i] = await jobs[i]()
+            latencies[i] = time.perf_counter() - start
+            bar.advance()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(len(jobs))))
+    wall = time.perf_counter() - start
+    bar.close()
+    return results, latencies, wall
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    if args.nodes < 2:
+        raise SystemExit("kadmium demo: --nodes must be at least 2")
+    rng = random.Random(args.seed)
+    servers = [Server() for _ in range(args.nodes)]
+    print(f"kadmium {__version__} demo: {args.nodes} nodes on 127.0.0.1, {args.ops} puts "
+          f"and gets of {args.value_size}-byte values, {args.concurrency} at a time",
+          file=sys.stderr)
+    try:
+        bar = Progress("listening", len(servers))
+        for s in servers:
+            await s.listen(0, "127.0.0.1")
+            bar.advance()
+        bar.close()
+        ports = [s.node.port for s in servers]
+        start = time.perf_counter()
+        bar = Progress("bootstrapping", len(servers) - 1)
+        for i in range(1, len(servers)):
+            seeds = sorted({0, rng.randrange(i)})
+            await servers[i].bootstrap([("127.0.0.1", ports[j]) for j in seeds])
+            bar.advance()
+        bar.close()
+        bootstrap_s = time.perf_counter() - start
+
+        keys = [f"demo-{i}" for i in range(args.ops)]
+        values = {k: os.urandom(args.value_size) for k in keys}
+        putter = {k: rng.randrange(len(servers)) for k in keys}
+        getter = {k: (putter[k] + 1 + rng.randrange(len(servers) - 1)) % len(servers) for k in keys}
+        put_jobs: List[Callable[[], Awaitable[Any]]] = [
+            functools.partial(servers[putter[k]].set, k, values[k]) for k in keys
+        ]
+        puts, put_lat, put_wall = await _run_ops("puts", put_jobs, args.concurrency)
+        get_jobs: List[Callable[[], Awaitable[Any]]] = [
+            functools.partial(servers[getter[k]].get, k) for k in keys
+        ]
+        gets, get_lat, get_wall = await _run_ops("gets", get_jobs, args.concurrency)
+    finally:
+        for s in servers:
+            s.stop()
+
+    put_ok = sum(1 for ok in puts if ok)
+    get_ok = sum(1 for k, v in zip(keys, gets) if v == values[k])
+    rows = [
+        ("put", put_ok, put_lat, put_wall),
+        ("get", get_ok, get_lat, get_wall),
+    ]
+    print(f"\nbootstrap of {args.nodes} nodes: {bootstrap_s:.2f} s\n")
+    print(f"{'op':<4} {'ok':>11} {'success':>8} {'p50 ms':>8} {'p99 ms':>8} {'ops/s':>9}")
+    for name, ok, lat, wall in rows:
+        print(
+            f"{name:<4} {f'{ok}/{len(keys)}':>11} {100.0 * ok / max(len(keys), 1):>7.1f}%"
+            f" {statistics.median(lat) * 1e3 if lat else 0.0:>8.2f}"
+            f" {_percentile(lat, 0.99) * 1e3:>8.2f} {len(keys) / wall if wall else 0.0:>9.1f}"
+        )
+    return 0 if put_ok == get_ok == len(keys) else 1
+
+
+# --- entry point ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kadmium", description="kadmium: a Kademlia DHT in Rust")
+    parser.add_argument("--version", action="version", version=f"kadmium {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    node = sub.add_parser("node", help="run a node in the foreground (Ctrl-C stops it)")
+    add_node_options(node)
+    node.set_defaults(run=run_node)
+
+    for name, run, helptext in (("put", run_put, "store one value"),
+                                ("get", run_get, "fetch one value")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--bootstrap", metavar="HOST:PORT", type=parse_address, action="append",
+                       required=True, help="a node of the network (repeatable)")
+        p.add_argument("--interface", help="local address to bind (default: any)")
+        p.add_argument("key")
+        p.set_defaults(run=run)
+    put = sub.choices["put"]
+    put.add_argument("value")
+    put.add_argument("--type", choices=sorted(_CONVERTERS), default="str",
+                     help="type the value is stored as (default str)")
+    put.add_argument("--ttl", type=float, help="lifetime in seconds (default one week)")
+    sub.choices["get"].add_argument("--timeout", type=float, help="give up after SECONDS")
+
+    demo = sub.add_parser("demo", help="run a local network doing puts and gets, then a summary")
+    demo.add_argument("--nodes", type=int, default=32, help="nodes (default 32)")
+    demo.add_argument("--ops", type=int, default=200, help="puts, then as many gets (default 200)")
+    demo.add_argument("--concurrency", type=int, default=16, help="operations in flight (default 16)")
+    demo.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = asyncio.run(args.run(args))
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except KadmiumError as e:
+        print(f"kadmium {args.command}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

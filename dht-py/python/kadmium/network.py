@@ -1,0 +1,269 @@
+"""``kadmium.Server``: the asyncio API of ``kademlia.network.Server`` 2.2.3 over a Rust node.
+
+Change ``from kademlia.network import Server`` to ``from kadmium import Server``
+and a script keeps working: same methods, arguments, return values and wire
+protocol (kadmium and ``kademlia`` nodes can share one network). Network work
+runs on kadmium's tokio runtime and resolves asyncio futures, so awaiting never
+blocks the event loop, and cancelling the awaiting task cancels the Rust work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import random
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
+
+from kadmium import _kadmium
+from kadmium._kadmium import KadmiumError, NoPeersError, OperationTimeoutError
+from kadmium.node import Node
+from kadmium.storage import storage_ttl
+from kadmium.utils import digest
+
+log = logging.getLogger(__name__)
+
+#: Python types a value may have (exact types: subclasses are rejected, as upstream).
+ValueType = Union[int, float, bool, str, bytes]
+Address = Tuple[str, int]
+
+S = TypeVar("S", bound="Server")
+
+_VALUE_TYPES = (int, float, bool, str, bytes)
+
+
+def check_dht_value_type(value: object) -> bool:
+    """Whether ``value`` may be stored: its type is exactly int, float, bool, str or bytes."""
+    return type(value) in _VALUE_TYPES
+
+
+class _Transport:
+    """Stands in for the asyncio transport upstream's ``Server.transport`` holds,
+    for the two things scripts do with it: read the bound address and close."""
+
+    def __init__(self, server: "Server") -> None:
+        self._server = server
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        native = self._server._native
+        if name == "sockname" and native is not None:
+            return native.local_addr
+        return default
+
+    def close(self) -> None:
+        self._server.stop()
+
+    def is_closing(self) -> bool:
+        native = self._server._native
+        return native is None or native.is_shut_down
+
+
+class Server:
+    """A node of the network (same API as ``kademlia.network.Server``)."""
+
+    #: Upstream lets subclasses swap the Python protocol class; kadmium's protocol
+    #: runs in Rust, so a subclass that sets this is rejected in ``__init__``
+    #: rather than silently running the default protocol.
+    protocol_class: Optional[type] = None
+
+    def __init__(
+        self,
+        ksize: int = 20,
+        alpha: int = 3,
+        node_id: Optional[bytes] = None,
+        storage: Optional[object] = None,
+    ) -> None:
+        """``storage``: None, or a ``ForgetfulStorage`` whose ``ttl`` becomes the
+        lifetime of stored values; other storage objects raise ``TypeError``
+        (see ``kadmium.storage``). ``node_id`` must be 20 bytes."""
+        if self.protocol_class is not None:
+            raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
+        self.ksize = ksize
+        self.alpha = alpha
+        self._ttl = storage_ttl(storage)
+        node_id = node_id or digest(random.getrandbits(255))
+        if not isinstance(node_id, bytes) or len(node_id) != 20:
+            raise _kadmium.InvalidArgumentError("node_id must be 20 bytes")
+        self.node = Node(node_id)
+        self.transport: Optional[_Transport] = None
+        #: upstream's KademliaProtocol object; kadmium's protocol runs in Rust.
+        self.protocol: None = None
+        self.refresh_loop: Optional[asyncio.TimerHandle] = None
+        self.save_state_loop: Optional[asyncio.TimerHandle] = None
+        self._native: Optional[_kadmium.Node] = None
+        self._refresh_task: Optional["asyncio.Future[None]"] = None
+
+    def __repr__(self) -> str:
+        return f"<kadmium.Server {self.node.id.hex()} at {self.node.ip}:{self.node.port}>"
+
+    def _node(self) -> _kadmium.Node:
+        if self._native is None:
+            raise KadmiumError("the server is not listening: await server.listen(port) first")
+        return self._native
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def listen(self, port: int, interface: str = "0.0.0.0") -> None:
+        """Bind ``interface:port`` (UDP; port 0 picks a free one, see
+        ``transport.get_extra_info("sockname")``) and start refreshing the table."""
+        if self._native is not None and not self._native.is_shut_down:
+            raise KadmiumError("the server is already listening")
+        self._native = await _kadmium.Node.bind_async(
+            interface,
+            port,
+            k=self.ksize,
+            alpha=self.alpha,
+            node_id=self.node.id,
+            default_ttl=self._ttl,
+        )
+        self.node.ip, self.node.port = self._native.local_addr
+        self.transport = _Transport(self)
+        log.info("Node %s listening on %s:%i", self.node.id.hex(), interface, self.node.port)
+        self.refresh_table()
+
+    def stop(self) -> None:
+        """Close the socket and cancel the periodic tasks (synchronous)."""
+        if self._native is not None:
+            self._native.shutdown()
+        for handle in (self.refresh_loop, self.save_state_loop, self._refresh_task):
+            if handle is not None:
+                handle.cancel()
+        self.refresh_loop = self.save_state_loop = self._refresh_task = None
+
+    def refresh_table(self, interval: float = 3600) -> None:
+        """Refresh the routing table now and then every ``interval`` seconds.
+
+        Unlike upstream, later periods keep ``interval`` (upstream falls back to
+        3600 s), and calling it again replaces the schedule instead of starting
+        a second chain. The node also refreshes stale buckets on its own.
+        """
+        if self.refresh_loop is not None:
+            self.refresh_loop.cancel()
+        if self._refresh_task is None or self._refresh_task.done():
+            self._refresh_task = asyncio.ensure_future(self._refresh_table())
+        loop = asyncio.get_event_loop()
+        self.refresh_loop = loop.call_later(interval, self.refresh_table, interval)
+
+    async def _refresh_table(self) -> None:
+        native = self._native
+        if native is None or native.is_shut_down or not native.contacts():
+            return
+        try:
+            # With no new addresses, bootstrap is a lookup of our own id seeded
+            # from the table: it refreshes the buckets nearest to us.
+            await native.bootstrap_async([])
+        except KadmiumError as e:
+            log.debug("table refresh failed: %s", e)
+
+    # --- joining ---------------------------------------------------------------
+
+    def bootstrappable_neighbors(self) -> List[Address]:
+        """``(ip, port)`` of the k contacts nearest to our id (to pass to ``bootstrap`` later)."""
+        if self._native is None:
+            return []
+        return [(ip, port) for _, ip, port in self._native.closest_contacts(self.ksize)]
+
+    async def bootstrap(self, addrs: Iterable[Sequence[Any]]) -> List[Node]:
+        """Join through the given ``(host, port)`` pairs; the k closest nodes found,
+        or ``[]`` if nobody answered. Raises ``BadAddressError`` for an address
+        that cannot be resolved."""
+        pairs = [(str(a[0]), int(a[1])) for a in addrs]
+        log.debug("Attempting to bootstrap node with %i initial contacts", len(pairs))
+        found = await self._node().bootstrap_async(pairs)
+        return [Node(node_id, ip, port) for node_id, ip, port in found]
+
+    async def bootstrap_node(self, addr: Sequence[Any]) -> Optional[Node]:
+        """Ping one ``(host, port)``: its ``Node``, or None if it does not answer."""
+        host, port = str(addr[0]), int(addr[1])
+        try:
+            node_id = await self._node().ping_async(host, port)
+        except OperationTimeoutError:
+            return None
+        return Node(node_id, host, port)
+
+    # --- values ----------------------------------------------------------------
+
+    async def get(self, key: object, *, timeout: Optional[float] = None) -> Optional[ValueType]:
+        """The value stored under ``key``, or None (also with no neighbours).
+
+        ``timeout`` (seconds, kadmium only): raise ``OperationTimeoutError`` after it."""
+        log.info("Looking up key %s", key)
+        return await self.get_digest(digest(key), timeout=timeout)
+
+    async def get_digest(
+        self, dkey: bytes, *, timeout: Optional[float] = None
+    ) -> Optional[ValueType]:
+        """``get`` for a key that is already a 20-byte digest."""
+        value: Optional[ValueType] = await self._node().get_async(dkey, timeout=timeout)
+        return value
+
+    async def set(self, key: object, value: ValueType, *, ttl: Optional[float] = None) -> bool:
+        """Store ``value`` under ``key``; True if at least one other node stored it,
+        False with no neighbours. ``TypeError`` unless ``type(value)`` is exactly
+        int, float, bool, str or bytes. ``ttl`` (seconds, kadmium only): lifetime
+        of the value (default: the storage ttl, one week)."""
+        if not check_dht_value_type(value):
+            raise TypeError("Value must be of type int, float, bool, str, or bytes")
+        log.info("setting '%s' = '%s' on network", key, value)
+        return await self.set_digest(digest(key), value, ttl=ttl)
+
+    async def set_digest(self, dkey: bytes, value: ValueType, *, ttl: Optional[float] = None) -> bool:
+        """``set`` for a key that is already a 20-byte digest."""
+        try:
+            stored_remote, _, _ = await self._node().put_async(dkey, value, ttl=ttl)
+        except NoPeersError:
+            log.warning("There are no known neighbors to set key %s", dkey.hex())
+            return False
+        return stored_remote > 0
+
+    # --- state -----------------------------------------------------------------
+
+    def save_state(self, fname: str) -> None:
+        """Pickle ``{"ksize", "alpha", "id", "neighbors"}`` to ``fname`` (nothing
+        is written without neighbours), in the same shape as upstream."""
+        log.info("Saving state to %s", fname)
+        data = {
+            "ksize": self.ksize,
+            "alpha": self.alpha,
+            "id": self.node.id,
+            "neighbors": self.bootstrappable_neighbors(),
+        }
+        if not data["neighbors"]:
+            log.warning("No known neighbors, so not writing to cache.")
+            return
+        with open(fname, "wb") as file:
+            pickle.dump(data, file)
+
+    @classmethod
+    async def load_state(cls: Type[S], fname: str, port: int, interface: str = "0.0.0.0") -> S:
+        """A server with the saved ksize/alpha/id, listening on ``interface:port``
+        and bootstrapped from the saved neighbours."""
+        log.info("Loading state from %s", fname)
+        with open(fname, "rb") as file:
+            data: Dict[str, Any] = pickle.load(file)
+        svr = cls(data["ksize"], data["alpha"], data["id"])
+        await svr.listen(port, interface)
+        if data["neighbors"]:
+            await svr.bootstrap(data["neighbors"])
+        return svr
+
+    def save_state_regularly(self, fname: str, frequency: float = 600) -> None:
+        """``save_state`` now and then every ``frequency`` seconds."""
+        self.save_state(fname)
+        loop = asyncio.get_event_loop()
+        self.save_state_loop = loop.call_later(
+            frequency, self.save_state_regularly, fname, frequency
+        )
+
+    # --- kadmium extras --------------------------------------------------------
+
+    def stats(self) -> Dict[str, int]:
+        """The node's counters (datagrams, RPCs, lookups) and gauges (contacts,
+        values_stored, stored_bytes, pending_rpcs)."""
+        return self._node().stats()
+
+    def routing_table(self) -> List[Node]:
+        """Every contact in the routing table."""
+        if self._native is None:
+            return []
+        return [Node(node_id, ip, port) for node_id, ip, port in self._native.contacts()]

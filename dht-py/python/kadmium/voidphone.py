@@ -1,0 +1,127 @@
+"""The VoidPhone DHT API (the TUM P2PSEC course interface) for kadmium nodes.
+
+- ``ApiServer.start(node, host, port)``: serve the TCP API from a running
+  ``kadmium._kadmium.Node`` (``Server._node()``); implemented in Rust
+  (crate ``dht-voidphone``).
+- ``read_config(path)``: the ``[dht]`` section of a course INI file
+  (``p2p_address``/``listen_address``, ``api_address``,
+  ``bootstrapper``/``bootstrap_node``); errors are ``ConfigError`` with a
+  one-line message naming the file, line and key.
+- The ``kadmium node`` options ``-c/--config FILE`` and ``--api HOST:PORT``:
+  ``add_node_options``, ``apply_config`` and the ``serve_api`` node service,
+  wired into ``kadmium.cli``.
+
+The API server runs only when asked for (``-c`` or ``--api``): it accepts
+unauthenticated PUTs from anyone who can reach it, so a plain ``kadmium
+node`` does not open it behind the user's back. When asked for without an
+address, it listens on the P2P host and port + 1000, as DHT-8 does.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Awaitable, Callable, List, Optional, Tuple
+
+from kadmium._kadmium import ApiServer, ConfigError, parse_voidphone_config
+
+if TYPE_CHECKING:  # cli imports this module; the import is for types only
+    from kadmium.cli import NodeSettings
+    from kadmium.network import Server
+
+__all__ = [
+    "ApiServer",
+    "ConfigError",
+    "VoidPhoneConfig",
+    "add_node_options",
+    "apply_config",
+    "default_api_address",
+    "read_config",
+    "serve_api",
+]
+
+Address = Tuple[str, int]
+
+
+@dataclass
+class VoidPhoneConfig:
+    """The ``[dht]`` section: ``api`` is None when the file does not set it."""
+
+    p2p: Address
+    api: Optional[Address] = None
+    bootstrap: List[Address] = field(default_factory=list)
+
+
+def read_config(path: str) -> VoidPhoneConfig:
+    """Parse a course INI file (host names are resolved here). Raises ``ConfigError``."""
+    p2p, api, bootstrap = parse_voidphone_config(path)
+    return VoidPhoneConfig(p2p, api, list(bootstrap))
+
+
+def default_api_address(p2p: Address) -> Address:
+    """The P2P host with port + 1000 (port 0, "any free port", stays 0)."""
+    host, port = p2p
+    if port == 0:
+        return host, 0
+    if port + 1000 > 65535:
+        raise ConfigError(
+            f"no default API address for P2P port {port} (port + 1000 exceeds 65535); "
+            "set --api or api_address")
+    return host, port + 1000
+
+
+def _api_address(text: str) -> Address:
+    """``HOST:PORT`` or ``[v6]:PORT``; port 0 means any free port."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def add_node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="course-style INI file: [dht] p2p_address (or listen_address), "
+                        "api_address, bootstrapper (or bootstrap_node); flags override it")
+    p.add_argument("--api", metavar="HOST:PORT", type=_api_address,
+                   help="serve the VoidPhone DHT API over TCP here "
+                        "(with -c, default: the P2P host and port + 1000)")
+
+
+def apply_config(args: argparse.Namespace, settings: "NodeSettings") -> None:
+    """Fill what the command line left unset from ``-c FILE``, and settle the
+    API address in ``args.api`` (None: no API server)."""
+    config: Optional[str] = getattr(args, "config", None)
+    if config is not None:
+        conf = read_config(config)
+        if args.host is None:
+            settings.host = conf.p2p[0]
+        if args.port is None:
+            settings.port = conf.p2p[1]
+        if not args.bootstrap:
+            settings.bootstrap = list(conf.bootstrap)
+        if getattr(args, "api", None) is None:
+            args.api = conf.api or default_api_address((settings.host, settings.port))
+
+
+def _show(addr: Address) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve_api(
+    server: "Server", args: argparse.Namespace
+) -> Optional[Callable[[], Awaitable[None]]]:
+    """A ``kadmium node`` service: start the API server if ``args.api`` is set."""
+    addr: Optional[Address] = getattr(args, "api", None)
+    if addr is None:
+        return None
+    api = await ApiServer.start_async(server._node(), addr[0], addr[1])
+    print(f"VoidPhone DHT API listening on {_show(api.local_addr)}", flush=True)
+
+    async def stop() -> None:
+        api.shutdown()
+
+    return stop
+

@@ -1,0 +1,23 @@
+//! `kadmium._kadmium`: the native half of the `kadmium` Python package.
+//! Everything Pythonic (Server, DHT, digest, CLI) lives in `python/kadmium`;
+//! this crate only wraps `dht_core::Node` and maps its errors.
+
+mod bridge;
+mod error;
+mod node;
+mod runtime;
+mod value;
+mod voidphone;
+
+use pyo3::prelude::*;
+
+/// The module's contents, one registration per line.
+#[pymodule]
+fn _kadmium(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<node::PyNode>()?;
+    error::register(m)?;
+    bridge::register(m)?;
+    voidphone::register(m)?;
+    Ok(())
+}

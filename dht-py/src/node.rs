@@ -1,0 +1,400 @@
+//! `kadmium._kadmium.Node`: a thin handle on a running `dht_core::Node`.
+//!
+//! Each network operation comes as a blocking method (the GIL is released
+//! while it waits) and an `_async` twin returning an asyncio awaitable; the
+//! Rust work runs on the shared tokio runtime either way. Arguments are
+//! converted to owned Rust values before the GIL is released. Keys arrive
+//! already hashed (20 bytes): hashing is `kadmium.utils.digest`'s job.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dht_core::{Config, Contact, Error, Key, Node, NodeId, PutOptions, Value};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::bridge::awaitable;
+use crate::error::KadError;
+use crate::runtime::block_on;
+use crate::value::{value_from_py, PyValue};
+
+/// A contact as Python sees it: `(id, ip, port)`, the order of
+/// `tuple(kademlia.node.Node)`.
+type PyContact = (Vec<u8>, String, u16);
+/// `(stored_remote, stored_locally, contacted)`.
+type PyPutReport = (usize, bool, usize);
+
+fn contact_to_py(c: &Contact) -> PyContact {
+    (
+        c.id.as_bytes().to_vec(),
+        c.addr.ip().to_string(),
+        c.addr.port(),
+    )
+}
+
+fn key_from(key: &[u8]) -> Result<Key, KadError> {
+    NodeId::from_slice(key).ok_or_else(|| {
+        KadError(Error::InvalidArgument(format!(
+            "keys and node ids are 20 bytes (got {})",
+            key.len()
+        )))
+    })
+}
+
+fn seconds(what: &str, secs: f64) -> Result<Duration, KadError> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(KadError(Error::InvalidArgument(format!(
+            "{what} must be a positive number of seconds (got {secs})"
+        )))),
+    }
+}
+
+/// Resolve `host:port`, preferring the address family of `like` (a node bound
+/// to 127.0.0.1 cannot reach ::1 even if "localhost" resolves there first).
+async fn resolve(host: &str, port: u16, like: Option<SocketAddr>) -> Result<SocketAddr, KadError> {
+    let bad = || KadError(Error::BadAddress(format!("{host}:{port}")));
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| bad())?
+        .collect();
+    let preferred = like.and_then(|l| addrs.iter().find(|a| a.is_ipv4() == l.is_ipv4()));
+    preferred.or(addrs.first()).copied().ok_or_else(bad)
+}
+
+async fn resolve_all(
+    addrs: Vec<(String, u16)>,
+    like: SocketAddr,
+) -> Result<Vec<SocketAddr>, KadError> {
+    let mut out = Vec::with_capacity(addrs.len());
+    for (host, port) in addrs {
+        out.push(resolve(&host, port, Some(like)).await?);
+    }
+    Ok(out)
+}
+
+/// Everything `bind` needs, owned, so it can cross into the runtime.
+struct BindArgs {
+    host: String,
+    port: u16,
+    config: Config,
+}
+
+impl BindArgs {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        host: String,
+        port: u16,
+        k: usize,
+        alpha: usize,
+        node_id: Option<Vec<u8>>,
+        rpc_timeout: Option<f64>,
+        max_value_size: Option<usize>,
+        default_ttl: Option<f64>,
+    ) -> Result<Self, KadError> {
+        let mut config = Config {
+            k,
+            alpha,
+            ..Config::default()
+        };
+        if let Some(id) = node_id {
+            config.node_id = Some(key_from(&id)?);
+        }
+        if let Some(t) = rpc_timeout {
+            config.rpc_timeout = seconds("rpc_timeout", t)?;
+        }
+        if let Some(m) = max_value_size {
+            config.max_value_size = m;
+        }
+        if let Some(t) = default_ttl {
+            config.default_ttl = seconds("default_ttl", t)?.min(config.max_ttl);
+        }
+        Ok(BindArgs { host, port, config })
+    }
+
+    async fn bind(self) -> Result<PyNode, KadError> {
+        let mut config = self.config;
+        config.bind = resolve(&self.host, self.port, None).await?;
+        let inner = Node::bind(config).await?;
+        Ok(PyNode { inner })
+    }
+}
+
+fn put_options(ttl: Option<f64>) -> Result<PutOptions, KadError> {
+    Ok(PutOptions {
+        ttl: ttl.map(|t| seconds("ttl", t)).transpose()?,
+        ..PutOptions::default()
+    })
+}
+
+async fn get_with_timeout(
+    node: Node,
+    key: Key,
+    timeout: Option<Duration>,
+) -> Result<Option<PyValue>, KadError> {
+    let found = match timeout {
+        Some(t) => tokio::time::timeout(t, node.get(key))
+            .await
+            .map_err(|_| KadError(Error::Timeout))??,
+        None => node.get(key).await?,
+    };
+    Ok(found.map(PyValue))
+}
+
+async fn put_report(
+    node: Node,
+    key: Key,
+    value: Value,
+    options: PutOptions,
+) -> Result<PyPutReport, KadError> {
+    let r = node.put(key, value, options).await?;
+    Ok((r.stored_remote, r.stored_locally, r.contacted))
+}
+
+async fn bootstrap(node: Node, addrs: Vec<(String, u16)>) -> Result<Vec<PyContact>, KadError> {
+    let addrs = resolve_all(addrs, node.local_addr()).await?;
+    Ok(node
+        .bootstrap(&addrs)
+        .await?
+        .iter()
+        .map(contact_to_py)
+        .collect())
+}
+
+async fn ping(node: Node, host: String, port: u16) -> Result<Vec<u8>, KadError> {
+    let addr = resolve(&host, port, Some(node.local_addr())).await?;
+    Ok(node.ping(addr).await?.as_bytes().to_vec())
+}
+
+#[pyclass(frozen, name = "Node", module = "kadmium._kadmium")]
+pub struct PyNode {
+    pub(crate) inner: Node,
+}
+
+#[pymethods]
+impl PyNode {
+    /// Bind a UDP socket and start the node (blocking; port 0 picks a free port).
+    #[staticmethod]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn bind(
+        py: Python<'_>,
+        host: String,
+        port: u16,
+        k: usize,
+        alpha: usize,
+        node_id: Option<Vec<u8>>,
+        rpc_timeout: Option<f64>,
+        max_value_size: Option<usize>,
+        default_ttl: Option<f64>,
+    ) -> PyResult<PyNode> {
+        let args = BindArgs::new(
+            host,
+            port,
+            k,
+            alpha,
+            node_id,
+            rpc_timeout,
+            max_value_size,
+            default_ttl,
+        )?;
+        block_on(py, args.bind())
+    }
+
+    /// `bind` as an awaitable.
+    #[staticmethod]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn bind_async(
+        py: Python<'_>,
+        host: String,
+        port: u16,
+        k: usize,
+        alpha: usize,
+        node_id: Option<Vec<u8>>,
+        rpc_timeout: Option<f64>,
+        max_value_size: Option<usize>,
+        default_ttl: Option<f64>,
+    ) -> PyResult<Bound<'_, PyAny>> {
+        let args = BindArgs::new(
+            host,
+            port,
+            k,
+            alpha,
+            node_id,
+            rpc_timeout,
+            max_value_size,
+            default_ttl,
+        )?;
+        awaitable(py, args.bind())
+    }
+
+    #[getter]
+    fn id(&self) -> Vec<u8> {
+        self.inner.id().as_bytes().to_vec()
+    }
+
+    #[getter]
+    fn local_addr(&self) -> (String, u16) {
+        let a = self.inner.local_addr();
+        (a.ip().to_string(), a.port())
+    }
+
+    #[getter]
+    fn k(&self) -> usize {
+        self.inner.config().k
+    }
+
+    #[getter]
+    fn alpha(&self) -> usize {
+        self.inner.config().alpha
+    }
+
+    #[getter]
+    fn max_value_size(&self) -> usize {
+        self.inner.config().max_value_size
+    }
+
+    /// Ping every `(host, port)`, then look up our own id; the contacts found.
+    fn bootstrap(&self, py: Python<'_>, addrs: Vec<(String, u16)>) -> PyResult<Vec<PyContact>> {
+        block_on(py, bootstrap(self.inner.clone(), addrs))
+    }
+
+    fn bootstrap_async<'py>(
+        &self,
+        py: Python<'py>,
+        addrs: Vec<(String, u16)>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, bootstrap(self.inner.clone(), addrs))
+    }
+
+    /// Store `value` under the 20-byte `key` at the k closest nodes.
+    #[pyo3(signature = (key, value, *, ttl=None))]
+    fn put(
+        &self,
+        py: Python<'_>,
+        key: Vec<u8>,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<PyPutReport> {
+        let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
+        block_on(py, put_report(self.inner.clone(), key, value, options))
+    }
+
+    #[pyo3(signature = (key, value, *, ttl=None))]
+    fn put_async<'py>(
+        &self,
+        py: Python<'py>,
+        key: Vec<u8>,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
+        awaitable(py, put_report(self.inner.clone(), key, value, options))
+    }
+
+    /// The value under the 20-byte `key`, or None.
+    #[pyo3(signature = (key, *, timeout=None))]
+    fn get(&self, py: Python<'_>, key: Vec<u8>, timeout: Option<f64>) -> PyResult<Option<PyValue>> {
+        let key = key_from(&key)?;
+        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        block_on(py, get_with_timeout(self.inner.clone(), key, timeout))
+    }
+
+    #[pyo3(signature = (key, *, timeout=None))]
+    fn get_async<'py>(
+        &self,
+        py: Python<'py>,
+        key: Vec<u8>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let key = key_from(&key)?;
+        let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        awaitable(py, get_with_timeout(self.inner.clone(), key, timeout))
+    }
+
+    /// The id of the node at `host:port`.
+    fn ping(&self, py: Python<'_>, host: String, port: u16) -> PyResult<Vec<u8>> {
+        block_on(py, ping(self.inner.clone(), host, port))
+    }
+
+    fn ping_async<'py>(
+        &self,
+        py: Python<'py>,
+        host: String,
+        port: u16,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, ping(self.inner.clone(), host, port))
+    }
+
+    /// The whole routing table.
+    fn contacts(&self) -> Vec<PyContact> {
+        self.inner.contacts().iter().map(contact_to_py).collect()
+    }
+
+    /// The `n` contacts nearest to our own id.
+    fn closest_contacts(&self, n: usize) -> Vec<PyContact> {
+        self.inner
+            .closest_contacts(n)
+            .iter()
+            .map(contact_to_py)
+            .collect()
+    }
+
+    /// Add `(id, ip, port)` contacts to the table; how many were new.
+    fn import_contacts(&self, contacts: Vec<(Vec<u8>, String, u16)>) -> PyResult<usize> {
+        let mut parsed = Vec::with_capacity(contacts.len());
+        for (id, ip, port) in contacts {
+            let ip = ip
+                .parse()
+                .map_err(|_| KadError(Error::BadAddress(format!("{ip}:{port}"))))?;
+            parsed.push(Contact {
+                id: key_from(&id)?,
+                addr: SocketAddr::new(ip, port),
+            });
+        }
+        Ok(self.inner.import_contacts(&parsed))
+    }
+
+    /// Counters and gauges of the node, by name.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        for (name, v) in [
+            ("datagrams_received", s.datagrams_received),
+            ("datagrams_sent", s.datagrams_sent),
+            ("datagrams_dropped", s.datagrams_dropped),
+            ("requests_received", s.requests_received),
+            ("responses_received", s.responses_received),
+            ("rpcs_sent", s.rpcs_sent),
+            ("rpc_timeouts", s.rpc_timeouts),
+            ("lookups_started", s.lookups_started),
+            ("lookups_completed", s.lookups_completed),
+            ("contacts", s.contacts),
+            ("values_stored", s.values_stored),
+            ("stored_bytes", s.stored_bytes),
+            ("pending_rpcs", s.pending_rpcs),
+        ] {
+            d.set_item(name, v)?;
+        }
+        Ok(d)
+    }
+
+    /// Stop the node and close its socket; idempotent, never blocks.
+    fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+
+    #[getter]
+    fn is_shut_down(&self) -> bool {
+        self.inner.is_shut_down()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<kadmium._kadmium.Node {} at {}>",
+            self.inner.id().to_hex(),
+            self.inner.local_addr()
+        )
+    }
+}

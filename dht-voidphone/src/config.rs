@@ -1,0 +1,570 @@
+//! The course-style INI file (`-c config.ini`) that VoidPhone modules share.
+//!
+//! Only the `[dht]` section is read:
+//!
+//! ```ini
+//! hostkey = /hostkey.pem          ; keys before any section are ignored
+//! [gossip]                        ; other modules' sections are ignored
+//! listen_address = 127.0.0.1:6001
+//! [dht]
+//! p2p_address = 127.0.0.1:6501    ; or the older name listen_address
+//! api_address = 127.0.0.1:7501    ; optional: default is the P2P port + 1000
+//! bootstrapper = 127.0.0.1:6001   ; or bootstrap_node; may repeat, or list several
+//! ```
+//!
+//! Syntax, close to Python's `configparser`: `key = value` or `key: value`
+//! (the first `=` or `:` splits), keys and section names case-insensitive,
+//! whole-line comments starting with `;` or `#`, and inline comments
+//! starting with whitespace then `;` or `#`. Values may be quoted. Addresses
+//! are `host:port`, IPv6 in brackets (`[::1]:6501`); a host name is
+//! resolved once, when the file is read. Unknown keys in `[dht]` are ignored
+//! (implementations add their own, such as `max_store_duration`).
+//!
+//! A hand-written parser rather than a crate: the format is ten rules, and
+//! the errors must name file, line and key in one line.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+
+/// Where a node listens and whom it asks first, as read from the `[dht]`
+/// section. `api` stays `None` when the file does not set it, so that
+/// command-line flags can still override the P2P address before the default
+/// (P2P port + 1000) is derived with [`default_api_address`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSettings {
+    pub p2p: SocketAddr,
+    pub api: Option<SocketAddr>,
+    pub bootstrap: Vec<SocketAddr>,
+}
+
+/// A config file that cannot be used. `Display` is one line naming the
+/// file, and where it applies the line and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read config file: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {message}")]
+    Syntax {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}:{line}: {key}: {message}")]
+    Value {
+        file: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Missing {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// An address problem outside any file (e.g. a command-line flag).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AddressError(pub String);
+
+/// The DHT-8 rule: the API listens on the P2P port + 1000, on the same host.
+/// P2P port 0 ("any free port") gives API port 0 as well. An error when the
+/// sum does not fit a port number.
+pub fn default_api_address(p2p: SocketAddr) -> Result<SocketAddr, AddressError> {
+    if p2p.port() == 0 {
+        return Ok(SocketAddr::new(p2p.ip(), 0));
+    }
+    match p2p.port().checked_add(1000) {
+        Some(port) => Ok(SocketAddr::new(p2p.ip(), port)),
+        None => Err(AddressError(format!(
+            "no default API address for P2P port {} (port + 1000 exceeds 65535); set it explicitly",
+            p2p.port()
+        ))),
+    }
+}
+
+impl NodeSettings {
+    /// The API address: the configured one, or [`default_api_address`].
+    pub fn api_or_default(&self) -> Result<SocketAddr, AddressError> {
+        match self.api {
+            Some(api) => Ok(api),
+            None => default_api_address(self.p2p),
+        }
+    }
+
+    /// Read and parse a config file. Errors name the file as given.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<NodeSettings, ConfigError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let text = String::from_utf8(text).map_err(|e| ConfigError::Syntax {
+            file: file.clone(),
+            line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
+            message: "file is not valid UTF-8".to_owned(),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    /// Parse config text; `file` is only used in error messages.
+    pub fn parse(text: &str, file: &str) -> Result<NodeSettings, ConfigError> {
+        let mut p2p: Option<Entry> = None;
+        let mut api: Option<Entry> = None;
+        let mut bootstrap = Vec::new();
+        let mut saw_dht = false;
+        let mut in_dht = false;
+
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let syntax = |message: String| ConfigError::Syntax {
+                file: file.to_owned(),
+                line,
+                message,
+            };
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with(';') || trimmed.starts_with('#') {
+                continue;
+            }
+            if let Some(rest) = trimmed.strip_prefix('[') {
+                let name = strip_inline_comment(rest);
+                let Some(name) = name.strip_suffix(']') else {
+                    return Err(syntax(format!("malformed section header {trimmed:?}")));
+                };
+                in_dht = name.trim().eq_ignore_ascii_case("dht");
+                saw_dht |= in_dht;
+                continue;
+            }
+            if !in_dht {
+                // Global keys (hostkey) and other modules' sections: not ours.
+                continue;
+            }
+            let Some(split) = trimmed.find(['=', ':']) else {
+                return Err(syntax(format!("expected `key = value`, got {trimmed:?}")));
+            };
+            let key = trimmed[..split].trim().to_ascii_lowercase();
+            if key.is_empty() {
+                return Err(syntax(format!(
+                    "missing key before {:?}",
+                    &trimmed[split..split + 1]
+                )));
+            }
+            let value = unquote(strip_inline_comment(&trimmed[split + 1..]).trim());
+            let bad_value = |message: String| ConfigError::Value {
+                file: file.to_owned(),
+                line,
+                key: key.clone(),
+                message,
+            };
+            match key.as_str() {
+                "p2p_address" | "listen_address" | "api_address" => {
+                    let slot = if key == "api_address" {
+                        &mut api
+                    } else {
+                        &mut p2p
+                    };
+                    if let Some(first) = slot {
+                        return Err(bad_value(format!(
+                            "already set by {} on line {}",
+                            first.key, first.line
+                        )));
+                    }
+                    let addr = parse_host_port(value).map_err(|e| bad_value(e.0))?;
+                    *slot = Some(Entry {
+                        key: key.clone(),
+                        line,
+                        addr,
+                    });
+                }
+                "bootstrapper" | "bootstrap_node" => {
+                    let items: Vec<&str> = value
+                        .split([',', ' ', '\t'])
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    if items.is_empty() {
+                        return Err(bad_value(
+                            "expected host:port, got an empty value".to_owned(),
+                        ));
+                    }
+                    for item in items {
+                        bootstrap.push(parse_host_port(item).map_err(|e| bad_value(e.0))?);
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        if !saw_dht {
+            return Err(ConfigError::Missing {
+                file: file.to_owned(),
+                key: "[dht]".to_owned(),
+                message: "no [dht] section".to_owned(),
+            });
+        }
+        let Some(p2p) = p2p else {
+            return Err(ConfigError::Missing {
+                file: file.to_owned(),
+                key: "p2p_address".to_owned(),
+                message: "[dht]: p2p_address (or listen_address) is missing".to_owned(),
+            });
+        };
+        Ok(NodeSettings {
+            p2p: p2p.addr,
+            api: api.map(|e| e.addr),
+            bootstrap,
+        })
+    }
+}
+
+struct Entry {
+    key: String,
+    line: usize,
+    addr: SocketAddr,
+}
+
+/// Cut `value ; comment` / `value # comment` (the marker must follow
+/// whitespace, so `#` or `;` inside a word stays).
+fn strip_inline_comment(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if (b == b';' || b == b'#') && i > 0 && bytes[i - 1].is_ascii_whitespace() {
+            return s[..i].trim_end();
+        }
+    }
+    s
+}
+
+fn unquote(s: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = s.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner.trim();
+        }
+    }
+    s
+}
+
+fn line_of_offset(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Parse `host:port`: an IPv4 address, a bracketed IPv6 address, or a host
+/// name (resolved now; the first address returned wins, IPv4 preferred).
+pub fn parse_host_port(s: &str) -> Result<SocketAddr, AddressError> {
+    let expected = || AddressError(format!("expected host:port, got {s:?}"));
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(expected)?;
+        let port = after.strip_prefix(':').ok_or_else(expected)?;
+        (host, port)
+    } else {
+        let (host, port) = s.rsplit_once(':').ok_or_else(expected)?;
+        if host.contains(':') {
+            return Err(AddressError(format!(
+                "expected host:port with an IPv6 host in brackets ([::1]:6501), got {s:?}"
+            )));
+        }
+        (host, port)
+    };
+    if host.is_empty() {
+        return Err(expected());
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| AddressError(format!("invalid port {port:?} in {s:?} (expected 0-65535)")))?;
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        if s.starts_with('[') != ip.is_ipv6() {
+            return Err(expected());
+        }
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if host.contains(['[', ']', ' ', '/']) {
+        return Err(expected());
+    }
+    let resolved: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| AddressError(format!("cannot resolve host {host:?}: {e}")))?
+        .collect();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| resolved.first())
+        .copied()
+        .ok_or_else(|| AddressError(format!("host {host:?} has no addresses")))
+}
+
+impl fmt::Display for NodeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p2p {}", self.p2p)?;
+        if let Some(api) = self.api {
+            write!(f, ", api {api}")?;
+        }
+        for b in &self.bootstrap {
+            write!(f, ", bootstrap {b}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn parse(text: &str) -> Result<NodeSettings, ConfigError> {
+        NodeSettings::parse(text, "config.ini")
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn newer_edition_p2p_address() {
+        let s =
+            parse("[dht]\np2p_address = 127.0.0.1:6501\napi_address = 127.0.0.1:7501\n").unwrap();
+        assert_eq!(
+            s,
+            NodeSettings {
+                p2p: sa("127.0.0.1:6501"),
+                api: Some(sa("127.0.0.1:7501")),
+                bootstrap: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn course_template_with_global_key_other_sections_and_inline_comments() {
+        let text = "\
+hostkey = /hostkey.pem        ; global key before any section
+# a comment
+[gossip]                      ; course template as carried by DHT-8
+cache_size = 50
+degree = 30
+bootstrapper = 127.0.0.1:6001
+listen_address = 127.0.0.1:6001
+api_address = 127.0.0.1:7001
+[dht]
+listen_address = 127.0.0.1:6501   ; 2019 and DHT-8 use listen_address
+api_address = 127.0.0.1:7501
+[onion]
+api_address = not an address at all
+";
+        let s = parse(text).unwrap();
+        assert_eq!(s.p2p, sa("127.0.0.1:6501"));
+        assert_eq!(s.api, Some(sa("127.0.0.1:7501")));
+        assert!(s.bootstrap.is_empty(), "gossip's bootstrapper is not ours");
+    }
+
+    #[test]
+    fn bootstrap_keys_both_names_repeat_and_lists() {
+        let text = "[DHT]\nP2P_Address: 10.0.0.1:6501\nbootstrapper = 10.0.0.2:6001\n\
+                    bootstrap_node = [::1]:6002, 10.0.0.3:6003\n";
+        let s = parse(text).unwrap();
+        assert_eq!(s.p2p, sa("10.0.0.1:6501"));
+        assert_eq!(s.api, None);
+        assert_eq!(
+            s.bootstrap,
+            vec![sa("10.0.0.2:6001"), sa("[::1]:6002"), sa("10.0.0.3:6003")]
+        );
+    }
+
+    #[test]
+    fn ipv6_quotes_crlf_bom_and_unknown_dht_keys() {
+        let text =
+            "\u{feff}[dht]\r\np2p_address = \"[::1]:6501\"\r\napi_address='[fe80::1]:7501'\r\n\
+                    max_store_duration = 3600\r\nK = 20\r\n";
+        let s = parse(text).unwrap();
+        assert_eq!(s.p2p, sa("[::1]:6501"));
+        assert_eq!(s.api, Some(sa("[fe80::1]:7501")));
+    }
+
+    #[test]
+    fn host_names_resolve() {
+        let s = parse("[dht]\np2p_address = localhost:6501\n").unwrap();
+        assert!(s.p2p.ip().is_loopback());
+        assert_eq!(s.p2p.port(), 6501);
+    }
+
+    #[test]
+    fn api_defaults_to_p2p_port_plus_1000() {
+        let s = parse("[dht]\np2p_address = 127.0.0.1:6501\n").unwrap();
+        assert_eq!(s.api_or_default().unwrap(), sa("127.0.0.1:7501"));
+        assert_eq!(
+            default_api_address(sa("[::1]:6001")).unwrap(),
+            sa("[::1]:7001")
+        );
+        assert_eq!(
+            default_api_address(sa("127.0.0.1:0")).unwrap(),
+            sa("127.0.0.1:0")
+        );
+        assert_eq!(
+            default_api_address(sa("127.0.0.1:65000")).unwrap_err().to_string(),
+            "no default API address for P2P port 65000 (port + 1000 exceeds 65535); set it explicitly"
+        );
+        let explicit =
+            parse("[dht]\np2p_address = 127.0.0.1:65000\napi_address = 127.0.0.1:1\n").unwrap();
+        assert_eq!(explicit.api_or_default().unwrap(), sa("127.0.0.1:1"));
+    }
+
+    #[test]
+    fn bad_value_names_file_line_and_key() {
+        let text = "hostkey = x\n[gossip]\na = b\n\n[dht]\np2p_address = 127.0.0.1:6501\napi_address = abc\n";
+        assert_eq!(
+            err(text),
+            r#"config.ini:7: api_address: expected host:port, got "abc""#
+        );
+    }
+
+    #[test]
+    fn every_address_error() {
+        let cases = [
+            (
+                "p2p_address = 127.0.0.1",
+                r#"config.ini:2: p2p_address: expected host:port, got "127.0.0.1""#,
+            ),
+            (
+                "p2p_address = 127.0.0.1:99999",
+                r#"config.ini:2: p2p_address: invalid port "99999" in "127.0.0.1:99999" (expected 0-65535)"#,
+            ),
+            (
+                "listen_address = 127.0.0.1:",
+                r#"config.ini:2: listen_address: invalid port "" in "127.0.0.1:" (expected 0-65535)"#,
+            ),
+            (
+                "p2p_address = :6501",
+                r#"config.ini:2: p2p_address: expected host:port, got ":6501""#,
+            ),
+            (
+                "p2p_address = ::1:6501",
+                r#"config.ini:2: p2p_address: expected host:port with an IPv6 host in brackets ([::1]:6501), got "::1:6501""#,
+            ),
+            (
+                "p2p_address = [::1]6501",
+                r#"config.ini:2: p2p_address: expected host:port, got "[::1]6501""#,
+            ),
+            (
+                "p2p_address = [::1:6501",
+                r#"config.ini:2: p2p_address: expected host:port, got "[::1:6501""#,
+            ),
+            (
+                "p2p_address = [127.0.0.1]:6501",
+                r#"config.ini:2: p2p_address: expected host:port, got "[127.0.0.1]:6501""#,
+            ),
+            (
+                "p2p_address =",
+                r#"config.ini:2: p2p_address: expected host:port, got """#,
+            ),
+            (
+                "bootstrapper =",
+                "config.ini:2: bootstrapper: expected host:port, got an empty value",
+            ),
+            (
+                "bootstrap_node = 127.0.0.1:1, nope",
+                r#"config.ini:2: bootstrap_node: expected host:port, got "nope""#,
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(err(&format!("[dht]\n{line}\n")), expected, "for {line:?}");
+        }
+    }
+
+    #[test]
+    fn unresolvable_host_names_the_key() {
+        let e = err("[dht]\np2p_address = 127.0.0.1:1\nbootstrapper = no-such-host.invalid:6001\n");
+        assert!(
+            e.starts_with(
+                r#"config.ini:3: bootstrapper: cannot resolve host "no-such-host.invalid": "#
+            ),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn duplicates_are_errors() {
+        assert_eq!(
+            err("[dht]\np2p_address = 127.0.0.1:1\nlisten_address = 127.0.0.1:2\n"),
+            "config.ini:3: listen_address: already set by p2p_address on line 2"
+        );
+        assert_eq!(
+            err("[dht]\napi_address = 127.0.0.1:1\n[x]\n[dht]\napi_address = 127.0.0.1:2\n"),
+            "config.ini:5: api_address: already set by api_address on line 2"
+        );
+    }
+
+    #[test]
+    fn syntax_errors() {
+        assert_eq!(
+            err("[dht\np2p_address = 127.0.0.1:1\n"),
+            r#"config.ini:1: malformed section header "[dht""#
+        );
+        assert_eq!(
+            err("[dht]\np2p_address 127.0.0.1\n"),
+            r#"config.ini:2: expected `key = value`, got "p2p_address 127.0.0.1""#
+        );
+        assert_eq!(
+            err("[dht]\n = 1.2.3.4:5\n"),
+            r#"config.ini:2: missing key before "=""#
+        );
+        // Lines without `=` outside [dht] belong to other modules and are ignored.
+        assert!(parse("[gossip]\njust words\n[dht]\np2p_address = 127.0.0.1:1\n").is_ok());
+    }
+
+    #[test]
+    fn missing_section_or_key() {
+        assert_eq!(
+            err("hostkey = x\n[gossip]\na = 1\n"),
+            "config.ini: no [dht] section"
+        );
+        assert_eq!(
+            err("[dht]\napi_address = 127.0.0.1:7501\n"),
+            "config.ini: [dht]: p2p_address (or listen_address) is missing"
+        );
+        assert_eq!(err(""), "config.ini: no [dht] section");
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let e = NodeSettings::from_file("/nonexistent/dir/kadmium.ini").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("/nonexistent/dir/kadmium.ini: cannot read config file: "),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn from_file_reads_and_reports_non_utf8_line() {
+        let dir = std::env::temp_dir().join(format!("kadmium-ini-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.ini");
+        std::fs::write(
+            &good,
+            "[dht]\nlisten_address = 127.0.0.1:6501\nbootstrapper = 127.0.0.1:6001\n",
+        )
+        .unwrap();
+        let s = NodeSettings::from_file(&good).unwrap();
+        assert_eq!(s.bootstrap, vec![sa("127.0.0.1:6001")]);
+        let bad = dir.join("bad.ini");
+        std::fs::write(&bad, b"[dht]\np2p_address = 127.0.0.1:1\nx = \xff\n").unwrap();
+        let msg = NodeSettings::from_file(&bad).unwrap_err().to_string();
+        assert_eq!(msg, format!("{}:3: file is not valid UTF-8", bad.display()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

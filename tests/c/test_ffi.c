@@ -1,0 +1,762 @@
+/*
+ * test_ffi: every function of kadmium.h, success and error paths, with a few
+ * nodes on loopback in one process. Run under valgrind by tests/c/run.sh.
+ * Ends with "test_ffi: N passed, M failed"; exit status 0 only if M is 0.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <kadmium.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            passed++;                                                                \
+        } else {                                                                     \
+            failed++;                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                            \
+    } while (0)
+
+/* Check that `expr` returns `want`; on mismatch print both and the detail. */
+#define CHECK_RES(expr, want)                                                       \
+    do {                                                                            \
+        kad_result got_ = (expr);                                                   \
+        if (got_ == (want)) {                                                       \
+            passed++;                                                               \
+        } else {                                                                    \
+            char d_[256];                                                           \
+            kad_last_error_detail(d_, sizeof d_, NULL);                             \
+            failed++;                                                               \
+            fprintf(stderr, "%s:%d: %s = %s, want %s (detail: %s)\n", __FILE__,    \
+                    __LINE__, #expr, kad_result_str(got_), #want, d_);              \
+        }                                                                           \
+    } while (0)
+
+#define KEY(s) (const uint8_t *)(s), strlen(s)
+#define TIMEOUT 10000
+
+static const char *detail(void) {
+    static char buf[512];
+    kad_last_error_detail(buf, sizeof buf, NULL);
+    return buf;
+}
+
+static kad_node *start_node(void) {
+    kad_config *c = kad_config_new();
+    kad_node *n = NULL;
+    CHECK_RES(kad_config_set_bind(c, "127.0.0.1", 0), KAD_OK);
+    CHECK_RES(kad_config_set_rpc_timeout_ms(c, 300), KAD_OK);
+    CHECK_RES(kad_node_new(c, &n), KAD_OK);
+    kad_config_free(c);
+    return n;
+}
+
+static void addr_of(const kad_node *n, char *buf, size_t len) {
+    uint16_t port = 0;
+    CHECK_RES(kad_node_port(n, &port), KAD_OK);
+    snprintf(buf, len, "127.0.0.1:%u", (unsigned)port);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- async plumbing: one completion slot per call ------------------------ */
+
+struct done {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;          /* how often the callback ran: must end at exactly 1 */
+    kad_result result;
+    size_t count;       /* contacts / stored */
+    kad_value *value;   /* get */
+    uint8_t id[KAD_ID_LEN];
+    pthread_t thread;   /* the thread the callback ran on */
+    kad_result nested;  /* what a blocking call inside the callback returned */
+    char detail[256];   /* kad_last_error_detail inside the callback */
+    kad_node *node;     /* for the nested call */
+};
+
+static void done_init(struct done *d, kad_node *node) {
+    memset(d, 0, sizeof *d);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    d->node = node;
+    d->nested = KAD_OK;
+}
+
+static void done_destroy(struct done *d) {
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+}
+
+/* Wait up to 20 s for the callback; returns 1 if it ran. */
+static int done_wait(struct done *d) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&d->mu);
+    int rc = 0;
+    while (d->calls == 0 && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&d->cv, &d->mu, &until);
+    int ran = d->calls > 0;
+    pthread_mutex_unlock(&d->mu);
+    return ran;
+}
+
+static void done_signal(struct done *d) {
+    pthread_mutex_lock(&d->mu);
+    d->calls++;
+    d->thread = pthread_self();
+    kad_last_error_detail(d->detail, sizeof d->detail, NULL);
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+static void on_bootstrap(void *ud, kad_result r, size_t contacts) {
+    struct done *d = ud;
+    d->result = r;
+    d->count = contacts;
+    done_signal(d);
+}
+
+static void on_put(void *ud, kad_result r, size_t stored) {
+    struct done *d = ud;
+    d->result = r;
+    d->count = stored;
+    done_signal(d);
+}
+
+static void on_get(void *ud, kad_result r, kad_value *v) {
+    struct done *d = ud;
+    d->result = r;
+    d->value = v;
+    /* Blocking calls are refused on library threads. */
+    if (d->node) {
+        kad_value *tmp = NULL;
+        d->nested = kad_node_get(d->node, KEY("x"), 100, &tmp);
+    }
+    done_signal(d);
+}
+
+static void on_ping(void *ud, kad_result r, const uint8_t *id, size_t id_len) {
+    struct done *d = ud;
+    d->result = r;
+    d->count = id_len;
+    if (id && id_len == KAD_ID_LEN) memcpy(d->id, id, KAD_ID_LEN);
+    done_signal(d);
+}
+
+/* ---- callbacks that block until released: they must not stall the nodes --- */
+
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open, entered, finished;
+    kad_result results[8];
+};
+
+/* Wait (at most 20 s) until *counter reaches want; returns 1 if it did. */
+static int gate_wait_for(struct gate *g, const int *counter, int want) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&g->mu);
+    int rc = 0;
+    while (*counter < want && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&g->cv, &g->mu, &until);
+    int ok = *counter >= want;
+    pthread_mutex_unlock(&g->mu);
+    return ok;
+}
+
+static void on_get_blocked(void *ud, kad_result r, kad_value *v) {
+    struct gate *g = ud;
+    kad_value_free(v);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&g->mu);
+    g->results[g->entered++] = r;
+    pthread_cond_broadcast(&g->cv);
+    int rc = 0;
+    while (!g->open && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&g->cv, &g->mu, &until);
+    g->finished++;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* More blocked callbacks than the library has worker threads: if callbacks
+ * ran on the workers, the blocking calls below could not finish (they would
+ * end in KAD_TIMEOUT). No timing is measured, only that they succeed while
+ * every callback is still blocked. */
+static void test_slow_callbacks(kad_node *a, kad_node *b) {
+    enum { SLOW = 6 };
+    struct gate g;
+    memset(&g, 0, sizeof g);
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    for (int i = 0; i < SLOW; i++) CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, on_get_blocked, &g), KAD_OK);
+    CHECK(gate_wait_for(&g, &g.entered, SLOW));
+    kad_value *v = NULL;
+    CHECK_RES(kad_node_put(a, KEY("while-blocked"), KEY("still serving"), 0, TIMEOUT, NULL), KAD_OK);
+    CHECK_RES(kad_node_get(b, KEY("while-blocked"), TIMEOUT, &v), KAD_OK);
+    kad_value_free(v);
+    pthread_mutex_lock(&g.mu);
+    CHECK(g.finished == 0); /* all callbacks were still blocked meanwhile */
+    g.open = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    CHECK(gate_wait_for(&g, &g.finished, SLOW));
+    for (int i = 0; i < SLOW; i++) CHECK(g.results[i] == KAD_OK);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_results_and_version(void) {
+    char buf[64];
+    size_t n = 0;
+    CHECK_RES(kad_result_message(KAD_NOT_FOUND, buf, sizeof buf, &n), KAD_OK);
+    CHECK(strcmp(buf, "not found") == 0 && n == strlen("not found"));
+    CHECK_RES(kad_result_message(KAD_OK, buf, sizeof buf, NULL), KAD_OK);
+    CHECK(strcmp(buf, "success") == 0);
+    CHECK_RES(kad_result_message(KAD_NOT_FOUND, buf, 4, &n), KAD_OK); /* truncated */
+    CHECK(strcmp(buf, "not") == 0 && n == 3);
+    CHECK_RES(kad_result_message(9999, buf, sizeof buf, NULL), KAD_OK);
+    CHECK(strcmp(buf, "unknown result code") == 0);
+    CHECK_RES(kad_result_message(KAD_OK, NULL, 10, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_result_message(KAD_OK, buf, 0, NULL), KAD_BUFFER_TOO_SMALL);
+    CHECK(strcmp(kad_result_str(KAD_TIMEOUT), "timed out") == 0);
+    CHECK(strcmp(kad_result_str(KAD_PANIC), "internal panic (a bug in kadmium)") == 0);
+    CHECK(strcmp(kad_result_str(12345), "unknown result code") == 0);
+    /* every code has its own message */
+    const kad_result all[] = {KAD_OK, KAD_INVALID_ARGUMENT, KAD_NULL_POINTER, KAD_INVALID_HANDLE,
+                              KAD_BUFFER_TOO_SMALL, KAD_WRONG_TYPE, KAD_WRONG_THREAD,
+                              KAD_VALUE_TOO_LARGE, KAD_BAD_ADDRESS, KAD_NOT_FOUND, KAD_TIMEOUT,
+                              KAD_NO_PEERS, KAD_NETWORK_ERROR, KAD_STORAGE_FULL, KAD_BUSY,
+                              KAD_SHUT_DOWN, KAD_PANIC, KAD_RUNTIME_ERROR};
+    size_t count = sizeof all / sizeof all[0];
+    for (size_t i = 0; i < count; i++) {
+        CHECK(strcmp(kad_result_str(all[i]), "unknown result code") != 0);
+        for (size_t j = i + 1; j < count; j++) CHECK(strcmp(kad_result_str(all[i]), kad_result_str(all[j])) != 0);
+    }
+
+    CHECK_RES(kad_last_error_detail(NULL, 1, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_last_error_detail(buf, 0, NULL), KAD_BUFFER_TOO_SMALL);
+    CHECK_RES(kad_config_set_k(NULL, 3), KAD_NULL_POINTER);
+    CHECK_RES(kad_last_error_detail(buf, sizeof buf, &n), KAD_OK);
+    CHECK(strstr(buf, "config") != NULL && n == strlen(buf));
+    /* the copy is the caller's: a later failure does not change it */
+    char saved[64];
+    memcpy(saved, buf, sizeof saved);
+    CHECK_RES(kad_key_digest(NULL, 0, NULL, 0), KAD_NULL_POINTER);
+    CHECK(strcmp(saved, buf) == 0);
+    CHECK(strcmp(detail(), saved) != 0);
+
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", KAD_VERSION_MAJOR, KAD_VERSION_MINOR, KAD_VERSION_PATCH);
+    CHECK(strcmp(kad_version(), want) == 0);
+}
+
+static void test_key_digest(void) {
+    uint8_t d[KAD_ID_LEN], small[KAD_ID_LEN - 1];
+    /* sha1("hello") = aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d */
+    static const uint8_t hello[KAD_ID_LEN] = {0xaa, 0xf4, 0xc6, 0x1d, 0xdc, 0xc5, 0xe8, 0xa2, 0xda, 0xbe,
+                                              0xde, 0x0f, 0x3b, 0x48, 0x2c, 0xd9, 0xae, 0xa9, 0x43, 0x4d};
+    CHECK_RES(kad_key_digest(KEY("hello"), d, sizeof d), KAD_OK);
+    CHECK(memcmp(d, hello, KAD_ID_LEN) == 0);
+    memset(d, 0x55, sizeof d);
+    CHECK_RES(kad_key_digest((const uint8_t *)"", 0, d, sizeof d), KAD_INVALID_ARGUMENT);
+    CHECK(d[0] == 0x55); /* out-parameters untouched on failure */
+    CHECK_RES(kad_key_digest(NULL, 5, d, sizeof d), KAD_NULL_POINTER);
+    CHECK_RES(kad_key_digest(KEY("hello"), NULL, KAD_ID_LEN), KAD_NULL_POINTER);
+    CHECK_RES(kad_key_digest(KEY("hello"), small, sizeof small), KAD_BUFFER_TOO_SMALL);
+}
+
+static void test_config(void) {
+    kad_config *c = kad_config_new();
+    CHECK(c != NULL);
+    CHECK_RES(kad_config_set_bind(c, "::1", 0), KAD_OK);
+    CHECK_RES(kad_config_set_bind(c, "127.0.0.1", 0), KAD_OK);
+    CHECK_RES(kad_config_set_bind(c, "localhost", 0), KAD_BAD_ADDRESS);
+    CHECK_RES(kad_config_set_bind(c, "300.1.1.1", 0), KAD_BAD_ADDRESS);
+    CHECK_RES(kad_config_set_bind(c, NULL, 0), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_bind(NULL, "127.0.0.1", 0), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_k(c, 0), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_k(c, 1001), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_k(c, 8), KAD_OK);
+    CHECK_RES(kad_config_set_alpha(c, 0), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_alpha(NULL, 3), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_alpha(c, 2), KAD_OK);
+    CHECK_RES(kad_config_set_rpc_timeout_ms(c, 0), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_rpc_timeout_ms(NULL, 1), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_rpc_timeout_ms(c, 300), KAD_OK);
+    CHECK_RES(kad_config_set_max_failures(c, 0), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_max_failures(NULL, 1), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_max_failures(c, 2), KAD_OK);
+    CHECK_RES(kad_config_set_max_value_size(c, 0), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_max_value_size(NULL, 1), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_max_value_size(c, 1000), KAD_OK);
+    CHECK_RES(kad_config_set_storage_limits(c, 0, 10), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_storage_limits(c, 10, 0), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_storage_limits(NULL, 1, 1), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_storage_limits(c, 1000, 1 << 20), KAD_OK);
+    CHECK_RES(kad_config_set_max_pending_rpcs(c, 0), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_max_pending_rpcs(NULL, 1), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_max_pending_rpcs(c, 64), KAD_OK);
+    CHECK_RES(kad_config_set_ttl(c, 0, 10), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_ttl(c, 20, 10), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_ttl(NULL, 1, 1), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_ttl(c, 600, 3600), KAD_OK);
+    CHECK_RES(kad_config_set_rng_seed(c, 42), KAD_OK);
+    CHECK_RES(kad_config_set_rng_seed(NULL, 42), KAD_NULL_POINTER);
+    uint8_t id[KAD_ID_LEN];
+    for (int i = 0; i < KAD_ID_LEN; i++) id[i] = (uint8_t)(i * 7 + 1);
+    CHECK_RES(kad_config_set_node_id(c, id, KAD_ID_LEN - 1), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_node_id(c, NULL, KAD_ID_LEN), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_node_id(NULL, id, KAD_ID_LEN), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_node_id(c, id, KAD_ID_LEN), KAD_OK);
+
+    /* the configured node has that id and port; values above 1000 bytes are refused */
+    kad_node *n = NULL;
+    CHECK_RES(kad_node_new(c, &n), KAD_OK);
+    kad_config_free(c); /* the node copied it */
+    uint8_t got[KAD_ID_LEN + 4];
+    CHECK_RES(kad_node_id(n, got, sizeof got), KAD_OK);
+    CHECK(memcmp(got, id, KAD_ID_LEN) == 0);
+    CHECK_RES(kad_node_id(n, got, KAD_ID_LEN - 1), KAD_BUFFER_TOO_SMALL);
+    CHECK_RES(kad_node_id(n, NULL, KAD_ID_LEN), KAD_NULL_POINTER);
+    static uint8_t big[1001];
+    CHECK_RES(kad_node_put(n, KEY("k"), big, sizeof big, 0, TIMEOUT, NULL), KAD_VALUE_TOO_LARGE);
+    CHECK(strstr(detail(), "1001") != NULL);
+    kad_node_free(n);
+
+    /* inconsistent settings are caught when the node is created */
+    c = kad_config_new();
+    CHECK_RES(kad_config_set_bind(c, "127.0.0.1", 0), KAD_OK);
+    CHECK_RES(kad_config_set_alpha(c, 10), KAD_OK);
+    CHECK_RES(kad_config_set_max_pending_rpcs(c, 5), KAD_OK);
+    n = (kad_node *)&n; /* a sentinel: must stay untouched */
+    CHECK_RES(kad_node_new(c, &n), KAD_INVALID_ARGUMENT);
+    CHECK(n == (kad_node *)&n);
+    kad_config_free(c);
+    kad_config_free(NULL);
+}
+
+static void test_node_lifecycle(void) {
+    kad_node *n = NULL;
+    CHECK_RES(kad_node_new(NULL, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_new(NULL, &n), KAD_OK); /* NULL config: defaults, 0.0.0.0:0 */
+    uint16_t port = 0;
+    CHECK_RES(kad_node_port(n, &port), KAD_OK);
+    CHECK(port != 0);
+    CHECK_RES(kad_node_port(n, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_port(NULL, &port), KAD_NULL_POINTER);
+
+    /* binding a port in use fails */
+    kad_config *c = kad_config_new();
+    kad_node *clash = NULL;
+    CHECK_RES(kad_config_set_bind(c, "0.0.0.0", port), KAD_OK);
+    CHECK_RES(kad_node_new(c, &clash), KAD_NETWORK_ERROR);
+    CHECK(clash == NULL);
+    kad_config_free(c);
+
+    /* shutdown keeps the handle; operations then fail */
+    CHECK_RES(kad_node_shutdown(n), KAD_OK);
+    CHECK_RES(kad_node_shutdown(n), KAD_OK); /* idempotent */
+    CHECK_RES(kad_node_put(n, KEY("k"), KEY("v"), 0, TIMEOUT, NULL), KAD_SHUT_DOWN);
+    CHECK_RES(kad_node_port(n, &port), KAD_OK);
+    CHECK_RES(kad_node_shutdown(NULL), KAD_NULL_POINTER);
+
+    /* documented double-free protection for nodes */
+    kad_node_free(n);
+    kad_node_free(n); /* no-op */
+    kad_node_free(NULL);
+    CHECK_RES(kad_node_port(n, &port), KAD_INVALID_HANDLE);
+    CHECK_RES(kad_node_shutdown(n), KAD_INVALID_HANDLE);
+    kad_value *v = NULL;
+    CHECK_RES(kad_node_get(n, KEY("k"), TIMEOUT, &v), KAD_INVALID_HANDLE);
+    CHECK(v == NULL);
+}
+
+static void test_network(void) {
+    kad_node *a = start_node(), *b = start_node(), *c = start_node();
+    char addr_a[32], addr_b[32];
+    addr_of(a, addr_a, sizeof addr_a);
+    addr_of(b, addr_b, sizeof addr_b);
+
+    /* an address where nothing listens: a node that was freed */
+    kad_node *gone = start_node();
+    char addr_gone[32];
+    addr_of(gone, addr_gone, sizeof addr_gone);
+    kad_node_free(gone);
+    sleep_ms(200);
+
+    /* a lone node: no peers for put, nothing to find for get */
+    CHECK_RES(kad_node_put(a, KEY("k"), KEY("v"), 0, TIMEOUT, NULL), KAD_NO_PEERS);
+    kad_value *v = NULL;
+    CHECK_RES(kad_node_get(a, KEY("k"), TIMEOUT, &v), KAD_NOT_FOUND);
+    CHECK(v == NULL);
+
+    /* bootstrap error paths */
+    const char *nobody[] = {addr_gone};
+    size_t contacts = 12345;
+    CHECK_RES(kad_node_bootstrap(a, nobody, 1, TIMEOUT, &contacts), KAD_NO_PEERS);
+    CHECK(contacts == 12345);
+    const char *bad[] = {"127.0.0.1"};
+    CHECK_RES(kad_node_bootstrap(a, bad, 1, TIMEOUT, NULL), KAD_BAD_ADDRESS);
+    const char *bad_port[] = {"127.0.0.1:notaport"};
+    CHECK_RES(kad_node_bootstrap(a, bad_port, 1, TIMEOUT, NULL), KAD_BAD_ADDRESS);
+    const char *null_entry[] = {NULL};
+    CHECK_RES(kad_node_bootstrap(a, null_entry, 1, TIMEOUT, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_bootstrap(a, NULL, 1, TIMEOUT, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_bootstrap(NULL, nobody, 1, TIMEOUT, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_bootstrap(a, NULL, 0, TIMEOUT, NULL), KAD_NO_PEERS); /* empty table */
+
+    /* ping */
+    uint8_t id[KAD_ID_LEN], id_b[KAD_ID_LEN];
+    CHECK_RES(kad_node_id(b, id_b, sizeof id_b), KAD_OK);
+    CHECK_RES(kad_node_ping(a, addr_b, TIMEOUT, id, sizeof id), KAD_OK);
+    CHECK(memcmp(id, id_b, KAD_ID_LEN) == 0);
+    CHECK_RES(kad_node_ping(a, addr_b, TIMEOUT, NULL, 0), KAD_OK);
+    CHECK_RES(kad_node_ping(a, addr_gone, TIMEOUT, id, sizeof id), KAD_TIMEOUT);
+    /* our own limit (50 ms) expires before the RPC timeout (300 ms) */
+    CHECK_RES(kad_node_ping(a, addr_gone, 50, NULL, 0), KAD_TIMEOUT);
+    CHECK(strstr(detail(), "50 ms") != NULL);
+    CHECK_RES(kad_node_ping(a, addr_b, TIMEOUT, id, 3), KAD_BUFFER_TOO_SMALL);
+    CHECK_RES(kad_node_ping(a, NULL, TIMEOUT, NULL, 0), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_ping(a, "nonsense", TIMEOUT, NULL, 0), KAD_BAD_ADDRESS);
+
+    /* join: b and c bootstrap from a */
+    const char *via_a[] = {addr_a};
+    CHECK_RES(kad_node_bootstrap(b, via_a, 1, TIMEOUT, &contacts), KAD_OK);
+    CHECK(contacts >= 1);
+    CHECK_RES(kad_node_bootstrap(c, via_a, 1, TIMEOUT, NULL), KAD_OK);
+
+    /* put through b, get through c (byte keys, binary values) */
+    const uint8_t value[] = {0, 1, 2, 0xff, 'x', 0};
+    size_t stored = 0;
+    CHECK_RES(kad_node_put(b, KEY("binary"), value, sizeof value, 0, TIMEOUT, &stored), KAD_OK);
+    CHECK(stored >= 1 && stored <= 3);
+    CHECK_RES(kad_node_get(c, KEY("binary"), TIMEOUT, &v), KAD_OK);
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK(kad_value_get_type(v) == KAD_VALUE_TYPE_BYTES);
+    CHECK_RES(kad_value_bytes(v, &data, &len), KAD_OK);
+    CHECK(len == sizeof value && memcmp(data, value, len) == 0 && data[len] == 0);
+    /* accessors of other types refuse, and leave their out-parameters alone */
+    int64_t i = 7;
+    uint64_t u = 7;
+    double f = 7;
+    bool bo = true;
+    CHECK_RES(kad_value_int(v, &i), KAD_WRONG_TYPE);
+    CHECK_RES(kad_value_uint(v, &u), KAD_WRONG_TYPE);
+    CHECK_RES(kad_value_float(v, &f), KAD_WRONG_TYPE);
+    CHECK_RES(kad_value_bool(v, &bo), KAD_WRONG_TYPE);
+    CHECK(i == 7 && u == 7 && f == 7 && bo);
+    CHECK_RES(kad_value_int(v, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_uint(v, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_float(v, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_bool(v, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_bytes(v, NULL, &len), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_bytes(v, &data, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_int(NULL, &i), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_uint(NULL, &u), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_float(NULL, &f), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_bool(NULL, &bo), KAD_NULL_POINTER);
+    CHECK_RES(kad_value_bytes(NULL, &data, &len), KAD_NULL_POINTER);
+    CHECK(kad_value_get_type(NULL) == KAD_VALUE_TYPE_NONE);
+    kad_value_free(v);
+    kad_value_free(NULL);
+    v = NULL;
+
+    /* empty value, TTL, digest keys */
+    CHECK_RES(kad_node_put(b, KEY("empty"), NULL, 0, 60, TIMEOUT, NULL), KAD_OK);
+    CHECK_RES(kad_node_get(a, KEY("empty"), TIMEOUT, &v), KAD_OK);
+    CHECK_RES(kad_value_bytes(v, &data, &len), KAD_OK);
+    CHECK(len == 0 && data != NULL && data[0] == 0);
+    kad_value_free(v);
+    v = NULL;
+    uint8_t digest[KAD_ID_LEN];
+    CHECK_RES(kad_key_digest(KEY("by-digest"), digest, sizeof digest), KAD_OK);
+    CHECK_RES(kad_node_put_digest(c, digest, sizeof digest, KEY("dv"), 0, TIMEOUT, &stored), KAD_OK);
+    CHECK_RES(kad_node_get(a, KEY("by-digest"), TIMEOUT, &v), KAD_OK); /* same key both ways */
+    CHECK_RES(kad_value_bytes(v, &data, &len), KAD_OK);
+    CHECK(len == 2 && memcmp(data, "dv", 2) == 0);
+    kad_value_free(v);
+    v = NULL;
+    CHECK_RES(kad_node_get_digest(b, digest, sizeof digest, TIMEOUT, &v), KAD_OK);
+    kad_value_free(v);
+    v = NULL;
+
+    /* put/get error paths */
+    CHECK_RES(kad_node_put(b, (const uint8_t *)"", 0, KEY("v"), 0, TIMEOUT, NULL), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_put(b, NULL, 3, KEY("v"), 0, TIMEOUT, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_put(b, KEY("k"), NULL, 3, 0, TIMEOUT, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_put(NULL, KEY("k"), KEY("v"), 0, TIMEOUT, NULL), KAD_NULL_POINTER);
+    size_t huge_len = 65001; /* default max value size is 65000 */
+    uint8_t *huge = calloc(huge_len, 1);
+    CHECK_RES(kad_node_put(b, KEY("huge"), huge, huge_len, 0, TIMEOUT, NULL), KAD_VALUE_TOO_LARGE);
+    CHECK_RES(kad_node_put(b, KEY("fits"), huge, huge_len - 1, 0, TIMEOUT, NULL), KAD_OK);
+    free(huge);
+    CHECK_RES(kad_node_put_digest(b, digest, KAD_ID_LEN - 1, KEY("v"), 0, TIMEOUT, NULL), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_put_digest(b, NULL, KAD_ID_LEN, KEY("v"), 0, TIMEOUT, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_get(c, KEY("missing"), TIMEOUT, &v), KAD_NOT_FOUND);
+    CHECK(v == NULL);
+    CHECK(strstr(detail(), "not found") != NULL);
+    CHECK_RES(kad_node_get(c, (const uint8_t *)"", 0, TIMEOUT, &v), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_get(c, KEY("binary"), TIMEOUT, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_get(NULL, KEY("binary"), TIMEOUT, &v), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_get_digest(c, digest, 21, TIMEOUT, &v), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_get_digest(c, NULL, KAD_ID_LEN, TIMEOUT, &v), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_get_digest(c, digest, KAD_ID_LEN, TIMEOUT, NULL), KAD_NULL_POINTER);
+    CHECK(v == NULL);
+
+    /* ---- asynchronous twins ---- */
+    struct done d;
+    kad_node *lone = start_node();
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_bootstrap_async(lone, via_a, 1, TIMEOUT, on_bootstrap, &d), KAD_OK);
+    CHECK(done_wait(&d) && d.result == KAD_OK && d.count >= 1);
+    CHECK(!pthread_equal(d.thread, pthread_self()));
+    done_destroy(&d);
+
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_bootstrap_async(lone, nobody, 1, TIMEOUT, on_bootstrap, &d), KAD_OK);
+    CHECK(done_wait(&d));
+    /* lone already knows a, b and c, which also seed the lookup */
+    CHECK(d.result == KAD_OK);
+    done_destroy(&d);
+
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_put_async(lone, KEY("async"), KEY("av"), 0, TIMEOUT, on_put, &d), KAD_OK);
+    CHECK(done_wait(&d) && d.result == KAD_OK && d.count >= 1);
+    done_destroy(&d);
+
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_put_digest_async(lone, digest, sizeof digest, KEY("dv2"), 0, TIMEOUT, on_put, &d), KAD_OK);
+    CHECK(done_wait(&d) && d.result == KAD_OK);
+    done_destroy(&d);
+
+    /* get: the callback owns the value; a blocking call inside it is refused */
+    done_init(&d, a);
+    CHECK_RES(kad_node_get_async(a, KEY("async"), TIMEOUT, on_get, &d), KAD_OK);
+    CHECK(done_wait(&d) && d.result == KAD_OK && d.value != NULL);
+    CHECK(d.nested == KAD_WRONG_THREAD);
+    CHECK(kad_value_bytes(d.value, &data, &len) == KAD_OK && len == 2 && memcmp(data, "av", 2) == 0);
+    kad_value_free(d.value);
+    done_destroy(&d);
+
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_get_digest_async(b, digest, sizeof digest, TIMEOUT, on_get, &d), KAD_OK);
+    CHECK(done_wait(&d) && d.result == KAD_OK);
+    CHECK(kad_value_bytes(d.value, &data, &len) == KAD_OK && len == 3 && memcmp(data, "dv2", 3) == 0);
+    kad_value_free(d.value);
+    done_destroy(&d);
+
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_get_async(c, KEY("missing"), TIMEOUT, on_get, &d), KAD_OK);
+    CHECK(done_wait(&d) && d.result == KAD_NOT_FOUND && d.value == NULL);
+    CHECK(strstr(d.detail, "not found") != NULL); /* detail visible inside the callback */
+    done_destroy(&d);
+
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_ping_async(a, addr_b, TIMEOUT, on_ping, &d), KAD_OK);
+    CHECK(done_wait(&d) && d.result == KAD_OK && d.count == KAD_ID_LEN);
+    CHECK(memcmp(d.id, id_b, KAD_ID_LEN) == 0);
+    done_destroy(&d);
+
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_ping_async(a, addr_gone, 50, on_ping, &d), KAD_OK);
+    CHECK(done_wait(&d) && d.result == KAD_TIMEOUT && d.count == 0);
+    done_destroy(&d);
+
+    /* NULL callback: fire and forget */
+    CHECK_RES(kad_node_put_async(b, KEY("forgotten"), KEY("fv"), 0, TIMEOUT, NULL, NULL), KAD_OK);
+    CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, NULL, NULL), KAD_OK);
+    int found = 0;
+    for (int tries = 0; tries < 100 && !found; tries++) {
+        if (kad_node_get(c, KEY("forgotten"), TIMEOUT, &v) == KAD_OK) found = 1;
+        else sleep_ms(50);
+        kad_value_free(v);
+        v = NULL;
+    }
+    CHECK(found);
+
+    /* argument errors are returned at once and the callback never runs */
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_put_async(b, (const uint8_t *)"", 0, KEY("v"), 0, TIMEOUT, on_put, &d), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_put_async(NULL, KEY("k"), KEY("v"), 0, TIMEOUT, on_put, &d), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_put_digest_async(b, digest, 3, KEY("v"), 0, TIMEOUT, on_put, &d), KAD_INVALID_ARGUMENT);
+    static uint8_t big[65001];
+    CHECK_RES(kad_node_put_async(b, KEY("k"), big, sizeof big, 0, TIMEOUT, on_put, &d), KAD_VALUE_TOO_LARGE);
+    CHECK_RES(kad_node_get_async(b, NULL, 1, TIMEOUT, on_get, &d), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_get_digest_async(b, digest, 0, TIMEOUT, on_get, &d), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_bootstrap_async(b, bad, 1, TIMEOUT, on_bootstrap, &d), KAD_BAD_ADDRESS);
+    CHECK_RES(kad_node_bootstrap_async(NULL, via_a, 1, TIMEOUT, on_bootstrap, &d), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_ping_async(b, NULL, TIMEOUT, on_ping, &d), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_ping_async(NULL, addr_a, TIMEOUT, on_ping, &d), KAD_NULL_POINTER);
+    sleep_ms(200);
+    CHECK(d.calls == 0);
+    done_destroy(&d);
+
+    /* freeing a node with an operation in flight: its callback still runs once */
+    kad_node *doomed = start_node();
+    done_init(&d, NULL);
+    CHECK_RES(kad_node_ping_async(doomed, addr_gone, 0, on_ping, &d), KAD_OK);
+    kad_node_free(doomed);
+    CHECK(done_wait(&d));
+    CHECK(d.result == KAD_SHUT_DOWN);
+    sleep_ms(400); /* past the RPC timeout: a second call would have come by now */
+    CHECK(d.calls == 1);
+    done_destroy(&d);
+
+    test_slow_callbacks(a, b);
+
+    /* ---- statistics ---- */
+    kad_stats *s = NULL;
+    CHECK_RES(kad_node_stats(a, &s), KAD_OK);
+    uint64_t sent = 0, received = 0, count = 0;
+    CHECK_RES(kad_stats_get(s, KAD_STAT_DATAGRAMS_SENT, &sent), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_DATAGRAMS_RECEIVED, &received), KAD_OK);
+    CHECK(sent > 0 && received > 0);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_CONTACTS, &count), KAD_OK);
+    CHECK(count >= 3);
+    for (uint32_t k = 0; k <= KAD_STAT_PENDING_RPCS; k++) {
+        CHECK(kad_stat_name(k) != NULL);
+        CHECK_RES(kad_stats_get(s, k, &count), KAD_OK);
+    }
+    CHECK(strcmp(kad_stat_name(KAD_STAT_RPC_TIMEOUTS), "rpc_timeouts") == 0);
+    CHECK(kad_stat_name(999) == NULL);
+    CHECK_RES(kad_stats_get(s, 999, &count), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_stats_get(s, 0, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_stats_get(NULL, 0, &count), KAD_NULL_POINTER);
+    kad_stats_free(s);
+    kad_stats_free(NULL);
+    kad_stats *unset = NULL;
+    CHECK_RES(kad_node_stats(NULL, &unset), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_stats(a, NULL), KAD_NULL_POINTER);
+    CHECK(unset == NULL);
+
+    /* ---- routing table export / import ---- */
+    kad_routing_table *t = NULL, *parsed = NULL;
+    CHECK_RES(kad_node_export_routing_table(a, &t), KAD_OK);
+    size_t rows = kad_routing_table_len(t);
+    CHECK(rows >= 3);
+    CHECK(kad_routing_table_len(NULL) == 0);
+    char addr[64];
+    CHECK_RES(kad_routing_table_contact(t, 0, id, sizeof id, addr, sizeof addr), KAD_OK);
+    CHECK(strncmp(addr, "127.0.0.1:", 10) == 0);
+    CHECK_RES(kad_routing_table_contact(t, rows, id, sizeof id, addr, sizeof addr), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_routing_table_contact(t, 0, id, sizeof id, addr, 5), KAD_BUFFER_TOO_SMALL);
+    CHECK_RES(kad_routing_table_contact(t, 0, id, 5, addr, sizeof addr), KAD_BUFFER_TOO_SMALL);
+    CHECK_RES(kad_routing_table_contact(t, 0, id, sizeof id, NULL, sizeof addr), KAD_NULL_POINTER);
+    CHECK_RES(kad_routing_table_contact(NULL, 0, id, sizeof id, addr, sizeof addr), KAD_NULL_POINTER);
+    const uint8_t *text = NULL;
+    size_t text_len = 0;
+    CHECK_RES(kad_routing_table_serialize(t, &text, &text_len), KAD_OK);
+    CHECK(text_len > 0 && text[text_len] == 0 && text[text_len - 1] == '\n');
+    CHECK_RES(kad_routing_table_serialize(NULL, &text, &text_len), KAD_NULL_POINTER);
+    CHECK_RES(kad_routing_table_serialize(t, NULL, &text_len), KAD_NULL_POINTER);
+    CHECK_RES(kad_routing_table_parse(text, text_len, &parsed), KAD_OK);
+    CHECK(kad_routing_table_len(parsed) == rows);
+    kad_node *fresh = start_node();
+    size_t added = 0;
+    CHECK_RES(kad_node_import_routing_table(fresh, parsed, &added), KAD_OK);
+    CHECK(added == rows);
+    CHECK_RES(kad_node_import_routing_table(fresh, parsed, NULL), KAD_OK);
+    CHECK_RES(kad_node_import_routing_table(fresh, NULL, &added), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_import_routing_table(NULL, parsed, &added), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_bootstrap(fresh, NULL, 0, TIMEOUT, NULL), KAD_OK); /* from the imported table */
+    CHECK_RES(kad_node_get(fresh, KEY("binary"), TIMEOUT, &v), KAD_OK);
+    kad_value_free(v);
+    v = NULL;
+    kad_node_free(fresh);
+    kad_routing_table_free(parsed);
+    parsed = NULL;
+    const char *garbage = "# comment\n\nnot-an-id 127.0.0.1:1\n";
+    CHECK_RES(kad_routing_table_parse((const uint8_t *)garbage, strlen(garbage), &parsed), KAD_INVALID_ARGUMENT);
+    CHECK(parsed == NULL && strstr(detail(), "line 3") != NULL);
+    CHECK_RES(kad_routing_table_parse(NULL, 0, &parsed), KAD_OK); /* empty table */
+    CHECK(kad_routing_table_len(parsed) == 0);
+    kad_routing_table_free(parsed);
+    CHECK_RES(kad_routing_table_parse(NULL, 3, &parsed), KAD_NULL_POINTER);
+    CHECK_RES(kad_routing_table_parse((const uint8_t *)"", 0, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_export_routing_table(NULL, &t), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_export_routing_table(a, NULL), KAD_NULL_POINTER);
+    kad_routing_table_free(t);
+    kad_routing_table_free(NULL);
+
+    kad_node_free(lone);
+    kad_node_free(c);
+    kad_node_free(b);
+    kad_node_free(a);
+}
+
+/* ---- many threads on shared nodes ---------------------------------------- */
+
+struct worker {
+    kad_node *put_node, *get_node;
+    int index, ok;
+};
+
+static void *worker_main(void *arg) {
+    struct worker *w = arg;
+    for (int i = 0; i < 5; i++) {
+        char key[32], val[32];
+        snprintf(key, sizeof key, "thread-%d-%d", w->index, i);
+        snprintf(val, sizeof val, "value-%d-%d", w->index, i);
+        kad_value *v = NULL;
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        if (kad_node_put(w->put_node, KEY(key), KEY(val), 0, TIMEOUT, NULL) == KAD_OK &&
+            kad_node_get(w->get_node, KEY(key), TIMEOUT, &v) == KAD_OK &&
+            kad_value_bytes(v, &data, &len) == KAD_OK && len == strlen(val) &&
+            memcmp(data, val, len) == 0)
+            w->ok++;
+        kad_value_free(v);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    kad_node *n[3] = {start_node(), start_node(), start_node()};
+    char addr[32];
+    addr_of(n[0], addr, sizeof addr);
+    const char *via[] = {addr};
+    CHECK_RES(kad_node_bootstrap(n[1], via, 1, TIMEOUT, NULL), KAD_OK);
+    CHECK_RES(kad_node_bootstrap(n[2], via, 1, TIMEOUT, NULL), KAD_OK);
+    enum { THREADS = 4 };
+    pthread_t t[THREADS];
+    struct worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){n[i % 3], n[(i + 1) % 3], i, 0};
+        CHECK(pthread_create(&t[i], NULL, worker_main, &w[i]) == 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(w[i].ok == 5);
+    }
+    for (int i = 0; i < 3; i++) kad_node_free(n[i]);
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    test_results_and_version();
+    test_key_digest();
+    test_config();
+    test_node_lifecycle();
+    test_network();
+    test_threads();
+    printf("test_ffi: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,103 @@
+"""The `kadmium` command: node, put, get, demo (run as subprocesses, like a user would)."""
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+from typing import List
+
+from kadmium.cli import build_parser, parse_address
+
+PY = sys.executable
+
+
+def kadmium(*args: str, timeout: float = 60) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run([PY, "-m", "kadmium", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class ParsingTest(unittest.TestCase):
+    def test_parse_address(self) -> None:
+        self.assertEqual(parse_address("127.0.0.1:4000"), ("127.0.0.1", 4000))
+        self.assertEqual(parse_address("[::1]:4000"), ("::1", 4000))
+        self.assertEqual(parse_address("localhost:1"), ("localhost", 1))
+        for bad in ("4000", "host:", ":4000", "host:port", "host:70000"):
+            with self.assertRaises(argparse.ArgumentTypeError):
+                parse_address(bad)
+
+    def test_parser(self) -> None:
+        args = build_parser().parse_args(
+            ["node", "-a", "127.0.0.1", "-p", "4000", "--bootstrap", "1.2.3.4:5",
+             "--bootstrap", "h:6"])
+        self.assertEqual((args.host, args.port), ("127.0.0.1", 4000))
+        self.assertEqual(args.bootstrap, [("1.2.3.4", 5), ("h", 6)])
+        args = build_parser().parse_args(["put", "--bootstrap", "h:1", "k", "v", "--type", "int"])
+        self.assertEqual((args.key, args.value, args.type), ("k", "v", "int"))
+
+
+class CommandsTest(unittest.TestCase):
+    def test_node_put_get_and_ctrl_c(self) -> None:
+        node = subprocess.Popen(
+            [PY, "-m", "kadmium", "node", "-a", "127.0.0.1", "-p", "0", "--status-interval", "0.2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert node.stdout is not None
+            first = node.stdout.readline()
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", first)
+            assert m, first
+            addr = f"127.0.0.1:{m.group(1)}"
+            put = kadmium("put", "--bootstrap", addr, "greeting", "hello")
+            self.assertEqual(put.returncode, 0, put.stderr)
+            self.assertIn("stored", put.stdout)
+            put = kadmium("put", "--bootstrap", addr, "n", "42", "--type", "int")
+            self.assertEqual(put.returncode, 0, put.stderr)
+            got = kadmium("get", "--bootstrap", addr, "greeting")
+            self.assertEqual((got.returncode, got.stdout), (0, "hello\n"), got.stderr)
+            got = kadmium("get", "--bootstrap", addr, "n")
+            self.assertEqual(got.stdout, "42\n")
+            missing = kadmium("get", "--bootstrap", addr, "missing")
+            self.assertEqual(missing.returncode, 1)
+            self.assertIn("not found", missing.stderr)
+            status = node.stdout.readline()
+            self.assertRegex(status, r"contacts=\d+ values=\d+ .*rx=[\d.]+/s")
+            node.send_signal(signal.SIGINT)
+            out, err = node.communicate(timeout=10)
+            self.assertEqual(node.returncode, 0, err)
+            self.assertTrue(out.rstrip().endswith("stopped"), out)
+            self.assertNotIn("Traceback", err)
+        finally:
+            if node.poll() is None:
+                node.kill()
+                node.communicate()
+
+    def test_unreachable_bootstrap(self) -> None:
+        got = kadmium("get", "--bootstrap", "127.0.0.1:9", "k")
+        self.assertEqual(got.returncode, 1)
+        self.assertIn("no bootstrap node answered", got.stderr)
+
+    def test_demo(self) -> None:
+        demo = kadmium("demo", "--nodes", "8", "--ops", "30", "--concurrency", "4")
+        self.assertEqual(demo.returncode, 0, demo.stdout + demo.stderr)
+        lines: List[str] = demo.stdout.splitlines()
+        put = next(line for line in lines if line.startswith("put "))
+        get = next(line for line in lines if line.startswith("get "))
+        self.assertIn("30/30", put)
+        self.assertIn("100.0%", get)
+        self.assertIn("bootstrapping", demo.stderr)
+
+    def test_entry_point_and_version(self) -> None:
+        out = kadmium("--version")
+        self.assertEqual(out.returncode, 0)
+        self.assertRegex(out.stdout, r"kadmium \d+\.\d+")
+        script = os.path.join(os.path.dirname(PY), "kadmium")
+        if os.path.exists(script):  # installed console script
+            self.assertEqual(subprocess.run([script, "--help"], capture_output=True,
+                                            timeout=30).returncode, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

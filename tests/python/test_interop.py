@@ -1,0 +1,72 @@
+"""Mixed networks: kadmium.Server and upstream kademlia.network.Server nodes in one event loop."""
+
+import unittest
+
+import kadmium
+from kademlia.network import Server as PyServer
+from support import LOCAL, VALUES, AsyncCase, start_kadmium, start_upstream, upstream_port
+
+
+class MixedNetworkTest(AsyncCase):
+    TIMEOUT = 120.0
+
+    async def asyncSetUp(self) -> None:
+        # Three kadmium nodes, then three upstream nodes joining through a kadmium one,
+        # then one more kadmium node joining through an upstream one.
+        self.ours = await start_kadmium(3)
+        self.track(*self.ours)
+        self.theirs = await start_upstream(3, (LOCAL, self.ours[0].node.port))
+        self.track(*self.theirs)
+        late = kadmium.Server()
+        self.track(late)
+        await late.listen(0, LOCAL)
+        found = await self.bounded(late.bootstrap([(LOCAL, upstream_port(self.theirs[1]))]))
+        self.assertGreaterEqual(len(found), 5)
+        self.ours.append(late)
+
+    async def test_upstream_puts_are_found_by_kadmium(self) -> None:
+        for i, value in enumerate(VALUES):
+            with self.subTest(value=repr(value)[:40]):
+                key = f"from-upstream-{i}"
+                self.assertTrue(await self.bounded(self.theirs[i % 3].set(key, value)))
+                for reader in (self.ours[1], self.ours[3]):
+                    got = await self.bounded(reader.get(key))
+                    self.assertEqual(type(got), type(value))
+                    self.assertEqual(got, value)
+
+    async def test_kadmium_puts_are_found_by_upstream(self) -> None:
+        for i, value in enumerate(VALUES):
+            with self.subTest(value=repr(value)[:40]):
+                key = f"from-kadmium-{i}"
+                self.assertTrue(await self.bounded(self.ours[i % 4].set(key, value)))
+                for reader in self.theirs:
+                    got = await self.bounded(reader.get(key))
+                    self.assertEqual(type(got), type(value))
+                    self.assertEqual(got, value)
+
+    async def test_upstream_sees_kadmium_contacts(self) -> None:
+        ids = {n.id for n in self.theirs[2].protocol.router.find_neighbors(self.theirs[2].node)}
+        self.assertTrue(ids & {s.node.id for s in self.ours})
+        node = await self.bounded(self.ours[0].bootstrap_node((LOCAL, upstream_port(self.theirs[0]))))
+        assert node is not None
+        self.assertEqual(node.id, self.theirs[0].node.id)
+
+    async def test_missing_key_is_none_on_both_sides(self) -> None:
+        self.assertIsNone(await self.bounded(self.ours[2].get("nobody-stored-this")))
+        self.assertIsNone(await self.bounded(self.theirs[0].get("nobody-stored-this")))
+
+    async def test_upstream_bootstraps_from_a_lone_kadmium_node(self) -> None:
+        alone = kadmium.Server()
+        self.track(alone)
+        await alone.listen(0, LOCAL)
+        py = PyServer()
+        self.track(py)
+        await py.listen(0, LOCAL)
+        found = await self.bounded(py.bootstrap([(LOCAL, alone.node.port)]))
+        self.assertEqual([n.id for n in found], [alone.node.id])
+        self.assertTrue(await self.bounded(alone.set("pair", b"v")))
+        self.assertEqual(await self.bounded(py.get("pair")), b"v")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,326 @@
+"""kadmium.Server: every method, the error paths, and upstream behaviours users rely on."""
+
+import asyncio
+import os
+import pickle
+import tempfile
+import unittest
+
+import kadmium
+from kadmium import Server
+from support import LOCAL, VALUES, AsyncCase, start_kadmium
+
+
+class BasicsTest(AsyncCase):
+    async def test_two_nodes_listen_bootstrap_set_get_stop(self) -> None:
+        # The upstream package's own test_storing, re-expressed.
+        a, b = Server(), Server()
+        self.track(a, b)
+        await a.listen(0, LOCAL)
+        await b.listen(0, LOCAL)
+        found = await self.bounded(b.bootstrap([(LOCAL, a.node.port)]))
+        self.assertEqual([(n.id, n.ip, n.port) for n in found], [(a.node.id, LOCAL, a.node.port)])
+        self.assertTrue(await self.bounded(b.set("key", "value")))
+        self.assertEqual(await self.bounded(b.get("key")), "value")
+        self.assertEqual(await self.bounded(a.get("key")), "value")
+        self.assertIsNone(a.stop())
+        b.stop()
+        b.stop()  # idempotent
+
+    async def test_every_value_type_round_trips_with_its_type(self) -> None:
+        a, b, c = await start_kadmium(3)
+        self.track(a, b, c)
+        for i, value in enumerate(VALUES):
+            with self.subTest(value=repr(value)[:40]):
+                self.assertTrue(await self.bounded(a.set(f"k{i}", value)))
+                got = await self.bounded(c.get(f"k{i}"))
+                self.assertEqual(type(got), type(value))
+                self.assertEqual(got, value)
+
+    async def test_node_attributes_and_sockname(self) -> None:
+        node_id = os.urandom(20)
+        s = Server(ksize=8, alpha=2, node_id=node_id)
+        self.track(s)
+        self.assertEqual((s.ksize, s.alpha, s.node.id), (8, 2, node_id))
+        self.assertIsNone(s.transport)
+        self.assertIsNone(s.protocol)
+        await s.listen(0, LOCAL)
+        self.assertEqual(s.node.ip, LOCAL)
+        self.assertNotEqual(s.node.port, 0)
+        self.assertEqual(s.transport.get_extra_info("sockname"), (LOCAL, s.node.port))
+        self.assertEqual(s.node.long_id, int(node_id.hex(), 16))
+        self.assertEqual(tuple(s.node), (node_id, LOCAL, s.node.port))
+        self.assertEqual(str(s.node), f"{LOCAL}:{s.node.port}")
+
+    async def test_bootstrap_returns_nodes_with_id_ip_port(self) -> None:
+        servers = await start_kadmium(6)
+        self.track(*servers)
+        joiner = Server()
+        self.track(joiner)
+        await joiner.listen(0, LOCAL)
+        found = await self.bounded(joiner.bootstrap([(LOCAL, servers[2].node.port)]))
+        self.assertEqual({n.id for n in found}, {s.node.id for s in servers})
+        for n in found:
+            self.assertEqual(n.ip, LOCAL)
+            self.assertIsInstance(n.port, int)
+        self.assertEqual(len(joiner.bootstrappable_neighbors()), 6)
+        self.assertEqual({n.id for n in joiner.routing_table()}, {s.node.id for s in servers})
+        # a list of lists (as from JSON) is accepted too, and "localhost" resolves
+        again = await self.bounded(joiner.bootstrap([["localhost", servers[0].node.port]]))
+        self.assertTrue(again)
+
+    async def test_bootstrap_node(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        node = await self.bounded(b.bootstrap_node((LOCAL, a.node.port)))
+        assert node is not None
+        self.assertEqual((node.id, node.ip, node.port), (a.node.id, LOCAL, a.node.port))
+
+    async def test_digest_variants(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        dkey = kadmium.digest("by-digest")
+        self.assertTrue(await self.bounded(a.set_digest(dkey, 7)))
+        self.assertEqual(await self.bounded(b.get_digest(dkey)), 7)
+        self.assertEqual(await self.bounded(b.get("by-digest")), 7)
+        # int, str and bytes keys hash alike, as upstream: 1 == "1" == b"1"
+        self.assertTrue(await self.bounded(a.set(1, "one")))
+        self.assertEqual(await self.bounded(b.get(b"1")), "one")
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            await b.get_digest(b"short")
+
+    async def test_get_missing_is_none(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        self.assertIsNone(await self.bounded(b.get("never stored")))
+
+    async def test_overwrite(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        await a.set("k", "v1")
+        await a.set("k", "v2")
+        self.assertEqual(await self.bounded(b.get("k")), "v2")
+
+    async def test_extras_ttl_timeout_stats(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        self.assertTrue(await self.bounded(a.set("t", b"x", ttl=60)))
+        self.assertEqual(await self.bounded(b.get("t", timeout=10)), b"x")
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            await a.set("t", b"x", ttl=0)
+        stats = a.stats()
+        for name in ("contacts", "values_stored", "datagrams_sent", "rpc_timeouts"):
+            self.assertIsInstance(stats[name], int)
+        self.assertEqual(stats["contacts"], 1)
+
+
+class ErrorPathsTest(AsyncCase):
+    async def test_set_rejects_non_exact_types(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+
+        class MyInt(int):
+            pass
+
+        class MyStr(str):
+            pass
+
+        for bad in (None, [1], {"a": 1}, (1,), bytearray(b"x"), MyInt(3), MyStr("s"), object()):
+            with self.subTest(bad=repr(bad)):
+                with self.assertRaisesRegex(TypeError, "Value must be of type"):
+                    await a.set("k", bad)  # type: ignore[arg-type]
+        self.assertTrue(kadmium.check_dht_value_type(1))
+        self.assertFalse(kadmium.check_dht_value_type(MyInt(1)))
+
+    async def test_value_too_large(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        with self.assertRaises(kadmium.ValueTooLargeError) as cm:
+            await a.set("big", b"x" * 70_000)
+        self.assertIsInstance(cm.exception, kadmium.KadmiumError)
+
+    async def test_int_outside_64_bits(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            await a.set("huge", 2**70)
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            await a.set("tiny", -(2**63) - 1)
+
+    async def test_no_neighbours(self) -> None:
+        alone = Server()
+        self.track(alone)
+        await alone.listen(0, LOCAL)
+        self.assertFalse(await self.bounded(alone.set("k", "v")))
+        self.assertIsNone(await self.bounded(alone.get("k")))
+        self.assertEqual(alone.bootstrappable_neighbors(), [])
+
+    async def test_unreachable_bootstrap_returns_empty(self) -> None:
+        dead = Server()
+        await dead.listen(0, LOCAL)
+        port = dead.node.port
+        dead.stop()
+        s = Server()
+        self.track(s)
+        await s.listen(0, LOCAL)
+        self.assertEqual(await self.bounded(s.bootstrap([(LOCAL, port)])), [])
+        self.assertIsNone(await self.bounded(s.bootstrap_node((LOCAL, port))))
+        self.assertEqual(await self.bounded(s.bootstrap([])), [])
+
+    async def test_bad_address(self) -> None:
+        s = Server()
+        self.track(s)
+        await s.listen(0, LOCAL)
+        with self.assertRaises(kadmium.BadAddressError):
+            await s.bootstrap([("no such host.invalid", 4000)])
+        with self.assertRaises(kadmium.BadAddressError):
+            await Server().listen(0, "not an address")
+
+    async def test_port_in_use(self) -> None:
+        a = Server()
+        self.track(a)
+        await a.listen(0, LOCAL)
+        with self.assertRaises(kadmium.NetworkError):
+            await Server().listen(a.node.port, LOCAL)
+
+    async def test_bad_node_id_and_protocol_class(self) -> None:
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            Server(node_id=b"1234")
+
+        class Husk(Server):
+            protocol_class = object
+
+        with self.assertRaises(TypeError):
+            Husk()
+
+    async def test_methods_need_listen(self) -> None:
+        s = Server()
+        with self.assertRaises(kadmium.KadmiumError):
+            await s.get("k")
+        with self.assertRaises(kadmium.KadmiumError):
+            await s.bootstrap([(LOCAL, 1)])
+        self.assertEqual(s.routing_table(), [])
+        s.stop()  # harmless before listen
+
+    async def test_after_stop(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a)
+        b.stop()
+        with self.assertRaises(kadmium.ShutdownError):
+            await b.get("k")
+        with self.assertRaises(kadmium.ShutdownError):
+            await b.set("k", 1)
+        self.assertTrue(b.transport.is_closing())
+
+    async def test_get_timeout(self) -> None:
+        # a contact that never answers: the lookup cannot finish within 0.2 s
+        dead = Server()
+        await dead.listen(0, LOCAL)
+        port, dead_id = dead.node.port, dead.node.id
+        dead.stop()
+        s, live = await start_kadmium(2)
+        self.track(s, live)
+        s._node().import_contacts([(dead_id, LOCAL, port)])
+        with self.assertRaises(kadmium.OperationTimeoutError):
+            await s.get("nothing", timeout=0.2)
+
+    async def test_cancelling_the_awaiting_task(self) -> None:
+        dead = Server()
+        await dead.listen(0, LOCAL)
+        port, dead_id = dead.node.port, dead.node.id
+        dead.stop()
+        s = Server()
+        self.track(s)
+        await s.listen(0, LOCAL)
+        s._node().import_contacts([(dead_id, LOCAL, port)])
+        task = asyncio.ensure_future(s.get("k"))  # waits on the dead peer
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with self.assertRaises(asyncio.CancelledError):
+            await task
+        # the node is still usable
+        self.assertFalse(s._node().is_shut_down)
+
+
+class StateTest(AsyncCase):
+    async def test_save_and_load_state(self) -> None:
+        servers = await start_kadmium(3, ksize=10, alpha=2)
+        self.track(*servers)
+        with tempfile.TemporaryDirectory() as tmp:
+            fname = os.path.join(tmp, "state.pickle")
+            servers[1].save_state(fname)
+            with open(fname, "rb") as f:
+                data = pickle.load(f)
+            self.assertEqual(set(data), {"ksize", "alpha", "id", "neighbors"})
+            self.assertEqual((data["ksize"], data["alpha"], data["id"]),
+                             (10, 2, servers[1].node.id))
+            self.assertEqual(sorted(data["neighbors"]),
+                             sorted((LOCAL, s.node.port) for s in (servers[0], servers[2])))
+            self.assertTrue(all(type(n) is tuple for n in data["neighbors"]))
+            servers[1].stop()
+            loaded = await self.bounded(Server.load_state(fname, 0, LOCAL))
+            self.track(loaded)
+            self.assertIsInstance(loaded, Server)
+            self.assertEqual((loaded.ksize, loaded.alpha, loaded.node.id),
+                             (10, 2, servers[1].node.id))
+            self.assertEqual(len(loaded.routing_table()), 2)
+
+    async def test_save_state_without_neighbours_writes_nothing(self) -> None:
+        s = Server()
+        self.track(s)
+        await s.listen(0, LOCAL)
+        with tempfile.TemporaryDirectory() as tmp:
+            fname = os.path.join(tmp, "state.pickle")
+            s.save_state(fname)
+            self.assertFalse(os.path.exists(fname))
+
+    async def test_save_state_regularly(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        with tempfile.TemporaryDirectory() as tmp:
+            fname = os.path.join(tmp, "state.pickle")
+            b.save_state_regularly(fname, 0.05)
+            self.assertTrue(os.path.exists(fname))
+            os.remove(fname)
+            await asyncio.sleep(0.2)
+            self.assertTrue(os.path.exists(fname))
+            b.stop()
+            os.remove(fname)
+            await asyncio.sleep(0.2)
+            self.assertFalse(os.path.exists(fname))
+
+    async def test_refresh_table_keeps_its_interval(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        loop = asyncio.get_running_loop()
+        b.refresh_table(0.05)
+        await asyncio.sleep(0.2)  # several periods have run
+        handle = b.refresh_loop
+        assert handle is not None
+        self.assertLessEqual(handle.when() - loop.time(), 0.05 + 1e-3)
+        b.refresh_table(100)  # replaces the schedule
+        self.assertTrue(handle.cancelled())
+        await asyncio.sleep(0.1)
+        assert b.refresh_loop is not None
+        self.assertGreater(b.refresh_loop.when() - loop.time(), 50)
+
+
+class ManyServersTest(AsyncCase):
+    async def test_many_servers_one_loop(self) -> None:
+        servers = [Server() for _ in range(48)]
+        self.track(*servers)
+        for s in servers:
+            await s.listen(0, LOCAL)
+        for i, s in enumerate(servers[1:], 1):
+            await self.bounded(s.bootstrap([(LOCAL, servers[i // 2].node.port)]))
+        keys = [f"many-{i}" for i in range(40)]
+        oks = await self.bounded(asyncio.gather(
+            *(servers[i % 48].set(k, i) for i, k in enumerate(keys))))
+        self.assertTrue(all(oks))
+        got = await self.bounded(asyncio.gather(
+            *(servers[(i * 7 + 3) % 48].get(k) for i, k in enumerate(keys))))
+        self.assertEqual(got, list(range(40)))
+
+
+if __name__ == "__main__":
+    unittest.main()

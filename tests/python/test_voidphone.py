@@ -1,0 +1,299 @@
+"""The VoidPhone DHT API from Python: the INI file, and `kadmium node -c FILE`
+serving the TCP API to a client written from the message table (issue 5)."""
+
+import os
+import queue
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+from typing import List, Optional, Tuple
+
+from kadmium import DHT, KadmiumError, _kadmium
+from kadmium.cli import build_parser
+from kadmium.voidphone import ApiServer, ConfigError, default_api_address, read_config
+from support import LOCAL
+
+PY = sys.executable
+PUT, GET, SUCCESS, FAILURE = 650, 651, 652, 653
+TIMEOUT = 15.0
+
+
+# --- a client written from the table: size:u16 (incl. header), type:u16, big-endian ---
+
+def put_msg(key: bytes, value: bytes, ttl: int = 60, replication: int = 0) -> bytes:
+    return struct.pack(">HHHBB", 40 + len(value), PUT, ttl, replication, 0) + key + value
+
+
+def get_msg(key: bytes) -> bytes:
+    return struct.pack(">HH", 36, GET) + key
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        data += chunk
+    return data
+
+
+def read_reply(sock: socket.socket) -> Tuple[int, bytes, bytes]:
+    """(type, key, value) of one reply; checks the size field."""
+    size, msg_type = struct.unpack(">HH", recv_exact(sock, 4))
+    body = recv_exact(sock, size - 4)
+    if msg_type == FAILURE:
+        assert size == 36, size
+    return msg_type, body[:32], body[32:]
+
+
+def is_closed(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def connect(port: int) -> socket.socket:
+    s = socket.create_connection((LOCAL, port), timeout=TIMEOUT)
+    s.settimeout(TIMEOUT)
+    return s
+
+
+def free_p2p_port_with_api_port() -> int:
+    """A UDP port P with TCP port P + 1000 free right now (the default API port)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((LOCAL, 0))
+            port: int = udp.getsockname()[1]
+            if port + 1000 > 65535:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((LOCAL, port + 1000))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free port pair found")
+
+
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOCAL, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RunningNode:
+    """`python -m kadmium node ARGS` with its stdout lines on a queue."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([PY, "-m", "kadmium", "node", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern: str) -> "re.Match[str]":
+        seen: List[str] = []
+        while True:
+            try:
+                line = self.lines.get(timeout=TIMEOUT)
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r} in {TIMEOUT}s: {seen}")
+            if line is None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssertionError(f"node exited before {pattern!r}: {seen} {err}")
+            seen.append(line)
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+    def stop(self) -> Tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return self.proc.returncode, err
+
+
+class ConfigTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.dir = tempfile.TemporaryDirectory()
+
+    def tearDown(self) -> None:
+        self.dir.cleanup()
+
+    def write(self, text: str) -> str:
+        path = os.path.join(self.dir.name, "config.ini")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_course_variants(self) -> None:
+        path = self.write("hostkey = /hostkey.pem\n[gossip]\nbootstrapper = 127.0.0.1:6001\n"
+                          "[dht]\nlisten_address = 127.0.0.1:6501 ; DHT-8\n"
+                          "bootstrapper = 127.0.0.1:6001\nbootstrap_node = [::1]:6002\n")
+        conf = read_config(path)
+        self.assertEqual(conf.p2p, ("127.0.0.1", 6501))
+        self.assertIsNone(conf.api)
+        self.assertEqual(conf.bootstrap, [("127.0.0.1", 6001), ("::1", 6002)])
+        conf = read_config(self.write("[dht]\np2p_address = 10.0.0.1:1\napi_address = 10.0.0.1:2\n"))
+        self.assertEqual((conf.p2p, conf.api), (("10.0.0.1", 1), ("10.0.0.1", 2)))
+
+    def test_errors_are_one_line_naming_file_line_and_key(self) -> None:
+        path = self.write("[dht]\np2p_address = 127.0.0.1:6501\n\napi_address = abc\n")
+        with self.assertRaises(ConfigError) as cm:
+            read_config(path)
+        self.assertEqual(str(cm.exception), f'{path}:4: api_address: expected host:port, got "abc"')
+        self.assertIsInstance(cm.exception, KadmiumError)
+        missing = os.path.join(self.dir.name, "nope.ini")
+        with self.assertRaisesRegex(ConfigError, re.escape(missing) + ": cannot read config file"):
+            read_config(missing)
+
+    def test_default_api_address(self) -> None:
+        self.assertEqual(default_api_address(("127.0.0.1", 6501)), ("127.0.0.1", 7501))
+        self.assertEqual(default_api_address(("h", 0)), ("h", 0))
+        with self.assertRaises(ConfigError):
+            default_api_address(("h", 65000))
+
+    def test_cli_options(self) -> None:
+        args = build_parser().parse_args(["node", "-c", "x.ini", "--api", "[::1]:7401"])
+        self.assertEqual((args.config, args.api), ("x.ini", ("::1", 7401)))
+        self.assertIsNone(build_parser().parse_args(["node"]).api)
+        with self.assertRaises(SystemExit), open(os.devnull, "w") as null:
+            stderr, sys.stderr = sys.stderr, null
+            try:
+                build_parser().parse_args(["node", "--api", "nope"])
+            finally:
+                sys.stderr = stderr
+
+    def test_bad_config_file_stops_the_node_with_one_line(self) -> None:
+        path = self.write("[dht]\np2p_address = 127.0.0.1:0\napi_address = abc\n")
+        run = subprocess.run([PY, "-m", "kadmium", "node", "-c", path], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertEqual(run.stderr.strip().splitlines()[-1],
+                         f'kadmium node: {path}:3: api_address: expected host:port, got "abc"')
+        self.assertNotIn("Traceback", run.stderr)
+        run = subprocess.run([PY, "-m", "kadmium", "node", "-c", path + ".missing"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 1)
+        self.assertIn(f"{path}.missing: cannot read config file", run.stderr)
+
+
+class NodeServesApiTest(unittest.TestCase):
+    def setUp(self) -> None:
+        self.dir = tempfile.TemporaryDirectory()
+        self.seed = DHT(LOCAL, 0)
+
+    def tearDown(self) -> None:
+        self.seed.close()
+        self.dir.cleanup()
+
+    def write(self, text: str) -> str:
+        path = os.path.join(self.dir.name, "config.ini")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_kadmium_node_with_ini_serves_the_api(self) -> None:
+        p2p = free_p2p_port_with_api_port()
+        seed_port = self.seed.address[1]
+        path = self.write(
+            "hostkey = /hostkey.pem   ; outside any section\n"
+            "[gossip]\nbootstrapper = 127.0.0.1:1\napi_address = 127.0.0.1:1\n"
+            f"[dht]\nlisten_address = 127.0.0.1:{p2p}\nbootstrapper = 127.0.0.1:{seed_port}\n")
+        node = RunningNode("-c", path, "--status-interval", "60")
+        try:
+            node.wait_for(rf"listening on 127\.0\.0\.1:{p2p}\b")
+            m = node.wait_for(r"VoidPhone DHT API listening on 127\.0\.0\.1:(\d+)")
+            api_port = int(m.group(1))
+            self.assertEqual(api_port, p2p + 1000, "default API port is P2P port + 1000")
+
+            key, value = b"lolz" * 8, bytes(range(256)) + b"bernd"
+            missing = b"\x01" * 32
+            with connect(api_port) as c:
+                c.sendall(put_msg(key, value) + get_msg(key) + get_msg(missing))
+                replies = sorted([read_reply(c), read_reply(c)])
+                self.assertEqual(replies, [(SUCCESS, key, value), (FAILURE, missing, b"")])
+
+                # Across processes: the seed finds the API's value under digest(key32),
+                # and the API finds the seed's.
+                self.assertEqual(self.seed.get(key, timeout=TIMEOUT), value)
+                key2 = b"from python, 32 bytes long......"
+                self.assertEqual(len(key2), 32)
+                self.assertTrue(self.seed.set(key2, b"hello api"))
+                c.sendall(get_msg(key2))
+                self.assertEqual(read_reply(c), (SUCCESS, key2, b"hello api"))
+
+                # A malformed message closes only its own connection.
+                with connect(api_port) as bad:
+                    bad.sendall(struct.pack(">HH", 37, GET) + b"\x00" * 33)
+                    self.assertTrue(is_closed(bad))
+                c.sendall(get_msg(key))
+                self.assertEqual(read_reply(c), (SUCCESS, key, value))
+        finally:
+            code, err = node.stop()
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("Traceback", err)
+
+    def test_flags_override_the_file(self) -> None:
+        file_p2p, file_api, flag_api = free_tcp_port(), free_tcp_port(), free_tcp_port()
+        path = self.write(f"[dht]\np2p_address = 127.0.0.1:{file_p2p}\n"
+                          f"api_address = 127.0.0.1:{file_api}\n")
+        node = RunningNode("-c", path, "-p", "0", "--api", f"127.0.0.1:{flag_api}",
+                           "--bootstrap", f"127.0.0.1:{self.seed.address[1]}",
+                           "--status-interval", "60")
+        try:
+            m = node.wait_for(r"listening on 127\.0\.0\.1:(\d+)")
+            self.assertNotEqual(int(m.group(1)), file_p2p, "-p overrides p2p_address")
+            m = node.wait_for(r"VoidPhone DHT API listening on 127\.0\.0\.1:(\d+)")
+            self.assertEqual(int(m.group(1)), flag_api, "--api overrides api_address")
+            with connect(flag_api) as c:
+                key = b"k" * 32
+                c.sendall(get_msg(key))
+                self.assertEqual(read_reply(c), (FAILURE, key, b""))
+        finally:
+            code, err = node.stop()
+        self.assertEqual(code, 0, err)
+
+
+class ApiServerBindingTest(unittest.TestCase):
+    def test_start_on_a_node_and_shutdown(self) -> None:
+        with DHT(LOCAL, 0) as a:
+            native = _kadmium.Node.bind(LOCAL, 0)
+            native.bootstrap([a.address])
+            api = ApiServer.start(native, LOCAL, 0, max_in_flight=4)
+            try:
+                host, port = api.local_addr
+                self.assertEqual(host, LOCAL)
+                key = b"\xaa" * 32
+                with connect(port) as c:
+                    c.sendall(put_msg(key, b"v", ttl=30) + get_msg(key))
+                    self.assertEqual(read_reply(c), (SUCCESS, key, b"v"))
+                    self.assertEqual(api.active_connections, 1)
+                self.assertEqual(a.get(key, timeout=TIMEOUT), b"v")
+            finally:
+                api.shutdown()
+                native.shutdown()
+        with self.assertRaises(KadmiumError):
+            ApiServer.start(native, LOCAL, 0, max_connections=0)
+
+
+if __name__ == "__main__":
+    unittest.main()
