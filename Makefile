@@ -23,6 +23,12 @@ all: setup
 # --- setup: everything a fresh machine of this kind needs --------------------
 setup: $(VENV)/.stamp
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+	@# System tools of the C tests; present on this machine image, installed if not.
+	@missing=""; for tool in cc c++ pkg-config valgrind; do command -v $$tool >/dev/null || missing=1; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "setup: installing C toolchain, pkg-config and valgrind with apt-get"; \
+	    apt-get update -q && apt-get install -y -q gcc g++ pkg-config valgrind; \
+	  fi
 
 $(VENV)/.stamp: requirements-dev.txt
 	python3 -m venv $(VENV)

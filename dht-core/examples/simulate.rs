@@ -103,17 +103,7 @@ fn main() {
         sim.kill(victim);
     }
 
-    let totals = |sim: &Simulation| {
-        (0..sim.len()).fold((0u64, 0u64, 0u64), |acc, i| {
-            let s = sim.protocol(i).stats();
-            (
-                acc.0 + s.lookups_completed,
-                acc.1 + s.lookup_rpcs,
-                acc.2 + s.lookup_hops,
-            )
-        })
-    };
-    let before = totals(&sim);
+    let before = sim.lookup_totals();
     let (mut tried, mut found, mut max_virtual) = (0usize, 0usize, Duration::ZERO);
     while tried < args.gets {
         let (key, value) = &keys[rng.random_range(0..keys.len())];
@@ -131,8 +121,7 @@ fn main() {
         }
         max_virtual = max_virtual.max(sim.now() - start);
     }
-    let after = totals(&sim);
-    let lookups = (after.0 - before.0).max(1) as f64;
+    let (rpcs_per_lookup, hops_per_lookup) = sim.lookup_totals().per_lookup_since(&before);
     println!(
         "{{\"nodes\": {}, \"failed_joins\": {}, \"values\": {}, \"puts_ok\": {}, \"killed\": {}, \
          \"gets\": {}, \"found\": {}, \"success_rate\": {:.4}, \"rpcs_per_lookup\": {:.2}, \
@@ -146,8 +135,8 @@ fn main() {
         tried,
         found,
         found as f64 / tried.max(1) as f64,
-        (after.1 - before.1) as f64 / lookups,
-        (after.2 - before.2) as f64 / lookups,
+        rpcs_per_lookup,
+        hops_per_lookup,
         max_virtual.as_millis(),
         sim.delivered(),
         join_wall,

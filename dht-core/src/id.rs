@@ -112,10 +112,35 @@ impl fmt::Display for NodeId {
 }
 
 /// XOR distance between two ids; compares as a 160-bit unsigned integer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Distance(pub [u8; ID_LEN]);
 
 impl Distance {
+    /// The distance as (high 128 bits, low 32 bits): comparing that pair is a
+    /// few instructions, where the derived byte-array order calls `memcmp`
+    /// (lookups and `closest` compare distances in their inner loops).
+    #[inline]
+    fn words(&self) -> (u128, u32) {
+        let mut hi = [0u8; 16];
+        hi.copy_from_slice(&self.0[..16]);
+        let lo = [self.0[16], self.0[17], self.0[18], self.0[19]];
+        (u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+    }
+
+    /// The distance with every bit after the first `bits` cleared.
+    pub fn truncated(mut self, bits: usize) -> Distance {
+        let bits = bits.min(ID_LEN * 8);
+        let (whole, rest) = (bits / 8, bits % 8);
+        if whole < ID_LEN {
+            // Keep the first `rest` bits of the partial byte, clear the others.
+            self.0[whole] &= !(0xffu8 >> rest);
+            for b in &mut self.0[whole + 1..] {
+                *b = 0;
+            }
+        }
+        self
+    }
+
     /// Number of leading zero bits (160 for distance zero).
     pub fn leading_zeros(&self) -> usize {
         for (i, b) in self.0.iter().enumerate() {
@@ -124,6 +149,20 @@ impl Distance {
             }
         }
         ID_LEN * 8
+    }
+}
+
+impl Ord for Distance {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.words().cmp(&other.words())
+    }
+}
+
+impl PartialOrd for Distance {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -171,6 +210,26 @@ mod tests {
         assert_eq!(zero.distance(&big).leading_zeros(), 0);
         assert_eq!(zero.distance(&one).leading_zeros(), 159);
         assert!(big.bit(0) && !big.bit(1));
+    }
+
+    #[test]
+    fn distance_order_matches_byte_order() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for _ in 0..2000 {
+            let (a, b, t) = (
+                NodeId::random(&mut rng),
+                NodeId::random(&mut rng),
+                NodeId::random(&mut rng),
+            );
+            let (da, db) = (a.distance(&t), b.distance(&t));
+            assert_eq!(da.cmp(&db), da.0.cmp(&db.0));
+        }
+        let mut x = [0u8; ID_LEN];
+        x[19] = 1;
+        assert!(Distance(x) > Distance([0; ID_LEN]));
+        assert_eq!(Distance([0xff; ID_LEN]).truncated(12).leading_zeros(), 0);
+        assert_eq!(Distance([0xff; ID_LEN]).truncated(12).0[1], 0xf0);
+        assert_eq!(Distance([0xff; ID_LEN]).truncated(12).0[2], 0);
     }
 
     #[test]

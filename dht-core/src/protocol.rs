@@ -323,7 +323,7 @@ impl Protocol {
             });
             return op;
         }
-        let seeds = self.routing.closest(&key, self.config.k, |_| false);
+        let seeds = self.seeds(&key);
         if seeds.is_empty() {
             self.events.push_back(Event {
                 op,
@@ -466,7 +466,9 @@ impl Protocol {
     /// Python's `find_neighbors(exclude=source)` does).
     fn neighbours_for(&self, target: &NodeId, from: SocketAddr, sender: NodeId) -> Vec<Contact> {
         self.routing
-            .closest(target, self.config.k, |c| c.addr == from || c.id == sender)
+            .closest_responsive(target, self.config.k, self.config.k, |e| {
+                e.contact.addr == from || e.contact.id == sender
+            })
     }
 
     fn accept_store(
@@ -655,7 +657,9 @@ impl Protocol {
             let Some(item) = self.storage.get(&key, now) else {
                 continue;
             };
-            let closest = self.routing.closest(&key, k, |c| c.id == newcomer.id);
+            let closest = self
+                .routing
+                .closest(&key, k, |e| e.contact.id == newcomer.id);
             let newcomer_close = closest.len() < k
                 || closest
                     .last()
@@ -671,6 +675,13 @@ impl Protocol {
     }
 
     // ------------------------------------------------------------ operations
+
+    /// Where a lookup for `target` starts: the k closest contacts, those that
+    /// answered their last RPC first (enough of them to fill the α slots).
+    fn seeds(&self, target: &NodeId) -> Vec<Contact> {
+        self.routing
+            .closest_responsive(target, self.config.k, self.config.alpha, |_| false)
+    }
 
     fn new_op(&mut self) -> OpId {
         let op = self.next_op;
@@ -884,7 +895,7 @@ impl Protocol {
         kind: PutKind,
     ) -> OpId {
         let op = self.new_op();
-        let seeds = self.routing.closest(&key, self.config.k, |_| false);
+        let seeds = self.seeds(&key);
         let lookup = self.new_lookup(now, key, LookupKind::FindNode, seeds);
         let put = PutState {
             key,
@@ -902,7 +913,7 @@ impl Protocol {
     }
 
     fn start_refresh(&mut self, now: Instant, target: NodeId) {
-        let seeds = self.routing.closest(&target, self.config.k, |_| false);
+        let seeds = self.seeds(&target);
         if seeds.is_empty() {
             return;
         }
@@ -927,7 +938,7 @@ impl Protocol {
     }
 
     fn bootstrap_lookup(&mut self, now: Instant, op: OpId) {
-        let seeds = self.routing.closest(&self.id, self.config.k, |_| false);
+        let seeds = self.seeds(&self.id);
         if seeds.is_empty() {
             self.ops.remove(&op);
             self.events.push_back(Event {

@@ -276,28 +276,63 @@ impl RoutingTable {
     }
 
     /// The `n` known contacts closest to `target`, nearest first, leaving out
-    /// any for which `exclude` is true. Exact (the whole table is considered),
-    /// unlike bmuller's bucket walk which stops at the first n it meets.
+    /// any for which `exclude` is true. Exact, unlike bmuller's bucket walk,
+    /// which stops at the first n contacts it meets.
+    ///
+    /// XOR with `target` maps each bucket (a prefix block of ids) onto a block
+    /// of distances, and the blocks do not overlap; so visiting buckets in the
+    /// order of their blocks and stopping once n contacts are collected never
+    /// misses a closer one. Only a few buckets are read on each call.
     pub fn closest(
         &self,
         target: &NodeId,
         n: usize,
-        exclude: impl Fn(&Contact) -> bool,
+        exclude: impl Fn(&Entry) -> bool,
     ) -> Vec<Contact> {
-        let mut all: Vec<(crate::id::Distance, Contact)> = self
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut order: Vec<(crate::id::Distance, usize)> = self
             .buckets
             .iter()
-            .flat_map(|b| b.entries.iter())
-            .filter(|e| !exclude(&e.contact))
-            .map(|e| (e.contact.id.distance(target), e.contact))
+            .enumerate()
+            .map(|(i, b)| (b.prefix.distance(target).truncated(b.depth), i))
             .collect();
-        if all.len() > n && n > 0 {
-            all.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
-            all.truncate(n);
+        order.sort_unstable_by_key(|(d, _)| *d);
+        let mut found: Vec<(crate::id::Distance, Contact)> = Vec::with_capacity(n + self.k);
+        for (_, i) in order {
+            if found.len() >= n {
+                break;
+            }
+            found.extend(
+                self.buckets[i]
+                    .entries
+                    .iter()
+                    .filter(|e| !exclude(e))
+                    .map(|e| (e.contact.id.distance(target), e.contact)),
+            );
         }
-        all.sort_unstable_by_key(|(d, _)| *d);
-        all.truncate(n);
-        all.into_iter().map(|(_, c)| c).collect()
+        found.sort_unstable_by_key(|(d, _)| *d);
+        found.truncate(n);
+        found.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// Like [`RoutingTable::closest`], preferring contacts that answered their
+    /// last RPC: ones that just missed a reply are used only when fewer than
+    /// `min` others are known. A node that may have gone is neither handed to
+    /// other nodes nor queried first, yet stays until it misses enough replies.
+    pub fn closest_responsive(
+        &self,
+        target: &NodeId,
+        n: usize,
+        min: usize,
+        exclude: impl Fn(&Entry) -> bool,
+    ) -> Vec<Contact> {
+        let live = self.closest(target, n, |e| e.failures > 0 || exclude(e));
+        if live.len() >= min.min(n) {
+            return live;
+        }
+        self.closest(target, n, exclude)
     }
 
     /// Mark the bucket covering `target` as used by a lookup now.
@@ -433,7 +468,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let own = NodeId::random(&mut rng);
         let mut t = RoutingTable::new(own, 8, 3, now);
-        let mut all = Vec::new();
+        let mut all: Vec<Contact> = Vec::new();
         for i in 0..400u16 {
             let c = contact(NodeId::random(&mut rng), i + 1);
             if t.insert(c, now) == Insert::Added {
@@ -441,15 +476,42 @@ mod tests {
             }
         }
         assert_eq!(t.len(), all.len());
-        for _ in 0..20 {
-            let target = NodeId::random(&mut rng);
+        for round in 0..300 {
+            // Targets both random and equal to known ids (distance 0 included).
+            let target = if round % 3 == 0 {
+                all[round % all.len()].id
+            } else {
+                NodeId::random(&mut rng)
+            };
             let mut expected = all.clone();
             expected.sort_by_key(|c| c.id.distance(&target));
             expected.truncate(8);
             assert_eq!(t.closest(&target, 8, |_| false), expected);
+            expected.truncate(3);
+            assert_eq!(t.closest(&target, 3, |_| false), expected);
         }
         let ex = all[0];
-        assert!(!t.closest(&ex.id, 8, |c| c.id == ex.id).contains(&ex));
+        assert!(!t
+            .closest(&ex.id, 8, |e| e.contact.id == ex.id)
+            .contains(&ex));
+        // A contact that missed a reply is left out while enough others answer.
+        let target = NodeId::random(&mut rng);
+        let nearest = t.closest(&target, 8, |_| false);
+        t.record_failure(&nearest[0].id);
+        assert!(!t
+            .closest_responsive(&target, 8, 3, |_| false)
+            .contains(&nearest[0]));
+        // With too few answering contacts (here: only two candidates at all,
+        // one of them failing) the failing one is used after all.
+        let only_two = |e: &Entry| e.contact.id != nearest[0].id && e.contact.id != nearest[1].id;
+        assert_eq!(
+            t.closest_responsive(&target, 8, 1, only_two),
+            vec![nearest[1]]
+        );
+        assert_eq!(
+            t.closest_responsive(&target, 8, 2, only_two),
+            vec![nearest[0], nearest[1]]
+        );
     }
 
     #[test]

@@ -31,6 +31,25 @@ struct Delivery {
     payload: Vec<u8>,
 }
 
+/// Lookup counters summed over a network; see [`Simulation::lookup_totals`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LookupTotals {
+    pub lookups: u64,
+    pub rpcs: u64,
+    pub hops: u64,
+}
+
+impl LookupTotals {
+    /// Mean (RPCs, hops) per lookup completed since `earlier`.
+    pub fn per_lookup_since(&self, earlier: &LookupTotals) -> (f64, f64) {
+        let n = (self.lookups - earlier.lookups).max(1) as f64;
+        (
+            (self.rpcs - earlier.rpcs) as f64 / n,
+            (self.hops - earlier.hops) as f64 / n,
+        )
+    }
+}
+
 /// An in-memory network of nodes.
 pub struct Simulation {
     now: Instant,
@@ -81,6 +100,20 @@ impl Simulation {
 
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// Lookups completed, the RPCs they sent and their hops, summed over
+    /// every node: the difference between two calls is the cost of the
+    /// lookups in between.
+    pub fn lookup_totals(&self) -> LookupTotals {
+        self.nodes.iter().fold(LookupTotals::default(), |acc, n| {
+            let s = n.protocol.stats();
+            LookupTotals {
+                lookups: acc.lookups + s.lookups_completed,
+                rpcs: acc.rpcs + s.lookup_rpcs,
+                hops: acc.hops + s.lookup_hops,
+            }
+        })
     }
 
     /// Datagrams delivered so far.

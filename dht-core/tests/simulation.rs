@@ -48,17 +48,7 @@ fn ten_thousand_nodes_find_every_value() {
         }
     }
 
-    let totals = |sim: &Simulation| {
-        (0..sim.len()).fold((0u64, 0u64, 0u64), |acc, i| {
-            let s = sim.protocol(i).stats();
-            (
-                acc.0 + s.lookups_completed,
-                acc.1 + s.lookup_rpcs,
-                acc.2 + s.lookup_hops,
-            )
-        })
-    };
-    let before = totals(&sim);
+    let before = sim.lookup_totals();
     let (mut tried, mut found) = (0, 0);
     for (key, value) in &keys {
         for _ in 0..3 {
@@ -75,14 +65,13 @@ fn ten_thousand_nodes_find_every_value() {
             }
         }
     }
-    let after = totals(&sim);
-    let lookups = (after.0 - before.0).max(1) as f64;
+    let (rpcs_per_lookup, hops_per_lookup) = sim.lookup_totals().per_lookup_since(&before);
     println!(
         "simulation: nodes={nodes} gets={tried} found={found} success={:.1}% \
          rpcs_per_lookup={:.2} hops_per_lookup={:.2} datagrams={} join_wall={:.1}s total_wall={:.1}s",
         100.0 * found as f64 / tried as f64,
-        (after.1 - before.1) as f64 / lookups,
-        (after.2 - before.2) as f64 / lookups,
+        rpcs_per_lookup,
+        hops_per_lookup,
         sim.delivered(),
         joined_in.as_secs_f64(),
         started.elapsed().as_secs_f64(),

@@ -313,6 +313,13 @@ impl PyNode {
         awaitable(py, get_with_timeout(self.inner.clone(), key, timeout))
     }
 
+    /// The value this node itself holds under the 20-byte `key`, or None;
+    /// no network traffic (upstream's `get` checks its storage the same way).
+    fn local_value(&self, key: Vec<u8>) -> PyResult<Option<PyValue>> {
+        let key = key_from(&key)?;
+        Ok(self.inner.local_value(&key).map(PyValue))
+    }
+
     /// The id of the node at `host:port`.
     fn ping(&self, py: Python<'_>, host: String, port: u16) -> PyResult<Vec<u8>> {
         block_on(py, ping(self.inner.clone(), host, port))

@@ -194,7 +194,11 @@ class Server:
         self, dkey: bytes, *, timeout: Optional[float] = None
     ) -> Optional[ValueType]:
         """``get`` for a key that is already a 20-byte digest."""
-        value: Optional[ValueType] = await self._node().get_async(dkey, timeout=timeout)
+        node = self._node()
+        # Like upstream: a value this node holds is returned without network traffic.
+        value: Optional[ValueType] = node.local_value(dkey)
+        if value is None:
+            value = await node.get_async(dkey, timeout=timeout)
         return value
 
     async def set(self, key: object, value: ValueType, *, ttl: Optional[float] = None) -> bool:
