@@ -98,9 +98,13 @@ fn main() {
     }
 
     let killed = (args.nodes as f64 * args.churn) as usize;
-    for _ in 0..killed {
+    let mut dead = 0;
+    while dead < killed.min(args.nodes - 1) {
         let victim = rng.random_range(0..args.nodes);
-        sim.kill(victim);
+        if sim.is_alive(victim) {
+            sim.kill(victim);
+            dead += 1;
+        }
     }
 
     let before = sim.lookup_totals();

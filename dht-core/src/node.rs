@@ -127,6 +127,18 @@ impl Node {
         }
     }
 
+    /// Keep `value` on this node only (see [`Protocol::store_local`]): for a
+    /// node with no peers yet, whose values should reach the nodes that join.
+    pub fn store_local(&self, key: Key, value: Value, options: PutOptions) -> Result<()> {
+        if self.is_shut_down() {
+            return Err(Error::Shutdown);
+        }
+        self.inner
+            .lock()
+            .protocol
+            .store_local(Instant::now(), key, value, options)
+    }
+
     /// The value under `key`, or `None` when the network does not have it.
     pub async fn get(&self, key: Key) -> Result<Option<Value>> {
         match self.run(|p, now| Ok(p.get(now, key))).await? {

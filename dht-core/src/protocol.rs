@@ -368,6 +368,40 @@ impl Protocol {
         Ok(self.start_put(now, key, value, ttl, replication, PutKind::User))
     }
 
+    /// Keep `value` on this node only, as its publisher: nothing is sent now.
+    /// The value reaches other nodes as they appear (the key hand-over to
+    /// new contacts) and with every republish. For a node that is alone so
+    /// far, where [`Protocol::put`] fails with [`Error::NoPeers`].
+    pub fn store_local(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Value,
+        options: PutOptions,
+    ) -> Result<()> {
+        let max = self.config.max_value_size;
+        if value.size() > max || wire::encoded_store_len(&value) > MAX_UDP_PAYLOAD {
+            return Err(Error::ValueTooLarge {
+                size: value.size(),
+                max,
+            });
+        }
+        let ttl = options
+            .ttl
+            .unwrap_or(self.config.default_ttl)
+            .min(self.config.max_ttl);
+        if ttl.is_zero() {
+            return Err(Error::InvalidArgument("ttl must be positive".into()));
+        }
+        let item = StoredValue {
+            value,
+            expires_at: now + ttl,
+            replicated_at: now,
+            published: Some((now, ttl)),
+        };
+        self.storage.put(key, item)
+    }
+
     /// Ping one address; the event carries the id that answered.
     pub fn ping(&mut self, now: Instant, addr: SocketAddr) -> OpId {
         let op = self.new_op();

@@ -395,8 +395,19 @@ impl Connection {
                 let key = KeyDisplay(&put.key).to_string();
                 let work = async {
                     wait_for(before).await;
-                    node.put(NodeId::digest(&put.key), Value::Bytes(put.value), options)
-                        .await
+                    let key = NodeId::digest(&put.key);
+                    let value = Value::Bytes(put.value);
+                    match node.put(key, value.clone(), options.clone()).await {
+                        // Alone so far: keep it here; it reaches nodes as they join.
+                        Err(dht_core::Error::NoPeers) => {
+                            node.store_local(key, value, options)
+                                .map(|()| dht_core::PutReport {
+                                    stored_locally: true,
+                                    ..Default::default()
+                                })
+                        }
+                        other => other,
+                    }
                 };
                 match tokio::time::timeout(timeout, work).await {
                     Ok(Ok(report)) => debug!(

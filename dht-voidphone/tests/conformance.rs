@@ -588,3 +588,38 @@ async fn shutdown_closes_connections_and_listener() {
     // The node itself keeps running.
     assert!(!net.nodes[3].is_shut_down());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_node_keeps_api_puts_and_hands_them_to_nodes_that_join() {
+    let config = Config::default()
+        .with_bind("127.0.0.1:0".parse().unwrap())
+        .with_rpc_timeout(Duration::from_millis(300));
+    let lone = Node::bind(config.clone()).await.unwrap();
+    let server = ApiServer::bind(
+        lone.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        ApiConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut stream = connect(server.local_addr()).await;
+    let key = key_of("alone");
+    put_get(&mut stream, &key, b"kept while alone").await;
+
+    // A node that joins later receives the value it is now responsible for.
+    let joiner = Node::bind(config).await.unwrap();
+    joiner.bootstrap(&[lone.local_addr()]).await.unwrap();
+    let digest = NodeId::digest(&key);
+    let mut held = None;
+    for _ in 0..100 {
+        held = joiner.local_value(&digest);
+        if held.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(held, Some(Value::Bytes(b"kept while alone".to_vec())));
+    server.shutdown();
+    lone.shutdown();
+    joiner.shutdown();
+}
