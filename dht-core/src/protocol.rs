@@ -346,8 +346,19 @@ impl Protocol {
         value: Value,
         options: PutOptions,
     ) -> Result<OpId> {
+        let ttl = self.validate_put(&value, &options)?;
+        if self.routing.is_empty() {
+            return Err(Error::NoPeers);
+        }
+        let k = self.config.k;
+        let replication = options.replication.filter(|r| *r > 0).unwrap_or(k).min(k);
+        Ok(self.start_put(now, key, value, ttl, replication, PutKind::User))
+    }
+
+    /// The TTL a put of `value` will use, or why it cannot be put.
+    fn validate_put(&self, value: &Value, options: &PutOptions) -> Result<Duration> {
         let max = self.config.max_value_size;
-        if value.size() > max || wire::encoded_store_len(&value) > MAX_UDP_PAYLOAD {
+        if value.size() > max || wire::encoded_store_len(value) > MAX_UDP_PAYLOAD {
             return Err(Error::ValueTooLarge {
                 size: value.size(),
                 max,
@@ -360,12 +371,7 @@ impl Protocol {
         if ttl.is_zero() {
             return Err(Error::InvalidArgument("ttl must be positive".into()));
         }
-        if self.routing.is_empty() {
-            return Err(Error::NoPeers);
-        }
-        let k = self.config.k;
-        let replication = options.replication.filter(|r| *r > 0).unwrap_or(k).min(k);
-        Ok(self.start_put(now, key, value, ttl, replication, PutKind::User))
+        Ok(ttl)
     }
 
     /// Keep `value` on this node only, as its publisher: nothing is sent now.
@@ -379,20 +385,7 @@ impl Protocol {
         value: Value,
         options: PutOptions,
     ) -> Result<()> {
-        let max = self.config.max_value_size;
-        if value.size() > max || wire::encoded_store_len(&value) > MAX_UDP_PAYLOAD {
-            return Err(Error::ValueTooLarge {
-                size: value.size(),
-                max,
-            });
-        }
-        let ttl = options
-            .ttl
-            .unwrap_or(self.config.default_ttl)
-            .min(self.config.max_ttl);
-        if ttl.is_zero() {
-            return Err(Error::InvalidArgument("ttl must be positive".into()));
-        }
+        let ttl = self.validate_put(&value, &options)?;
         let item = StoredValue {
             value,
             expires_at: now + ttl,
@@ -1114,5 +1107,79 @@ impl Protocol {
     fn transmit(&mut self, dest: SocketAddr, payload: Vec<u8>) {
         self.stats.datagrams_sent += 1;
         self.transmits.push_back(Transmit { dest, payload });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_MAX_VALUE_SIZE;
+
+    fn lone_node() -> (Protocol, Instant) {
+        let now = Instant::now();
+        (
+            Protocol::new(Config::default().with_rng_seed(1), now).unwrap(),
+            now,
+        )
+    }
+
+    #[test]
+    fn put_is_checked_before_anything_is_sent() {
+        let (mut p, now) = lone_node();
+        let key = NodeId::digest(b"k");
+        let big = Value::Bytes(vec![0; DEFAULT_MAX_VALUE_SIZE + 1]);
+        assert!(matches!(
+            p.put(now, key, big.clone(), PutOptions::default()),
+            Err(Error::ValueTooLarge { .. })
+        ));
+        assert!(matches!(
+            p.store_local(now, key, big, PutOptions::default()),
+            Err(Error::ValueTooLarge { .. })
+        ));
+        let zero = PutOptions {
+            ttl: Some(Duration::ZERO),
+            replication: None,
+        };
+        assert!(matches!(
+            p.put(now, key, Value::from(1i64), zero),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            p.put(now, key, Value::from(1i64), PutOptions::default()),
+            Err(Error::NoPeers)
+        ));
+        assert!(p.poll_transmit().is_none(), "a refused put sends nothing");
+    }
+
+    #[test]
+    fn store_local_is_served_and_expires() {
+        let (mut p, now) = lone_node();
+        let key = NodeId::digest(b"k");
+        let opts = PutOptions {
+            ttl: Some(Duration::from_secs(10)),
+            replication: None,
+        };
+        p.store_local(now, key, Value::from("v"), opts).unwrap();
+        let op = p.get(now, key);
+        match p.poll_event() {
+            Some(Event {
+                op: done,
+                outcome: Outcome::Get(Ok(Some(v))),
+            }) => {
+                assert_eq!((done, v), (op, Value::from("v")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(p.local_value(&key, now + Duration::from_secs(11)), None);
+    }
+
+    #[test]
+    fn garbage_is_counted_and_answered_with_nothing() {
+        let (mut p, now) = lone_node();
+        let from = "127.0.0.1:9".parse().unwrap();
+        p.handle_datagram(now, from, &[0x00; 30]);
+        p.handle_datagram(now, from, &[0x01; 30]);
+        assert_eq!(p.stats().datagrams_dropped, 2);
+        assert!(p.poll_transmit().is_none());
     }
 }
