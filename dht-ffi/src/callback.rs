@@ -51,6 +51,26 @@ impl Userdata {
     }
 }
 
+/// The delivery of an operation whose outcome is a count (bootstrap: the
+/// contacts found; put: the nodes that stored): `callback(userdata, KAD_OK, n)`
+/// on success, `callback(userdata, code, 0)` on failure. `kad_bootstrap_callback`
+/// and `kad_put_callback` share this signature.
+pub(crate) fn deliver_count(
+    callback: Option<unsafe extern "C" fn(*mut c_void, kad_result, usize)>,
+    userdata: Userdata,
+) -> impl FnOnce(Result<usize, Failure>) + Send + 'static {
+    move |outcome| {
+        let (code, n) = match outcome {
+            Ok(n) => (kad_result::KAD_OK, n),
+            Err(f) => (f.code, 0),
+        };
+        if let Some(cb) = callback {
+            // SAFETY: the caller's C callback, with the caller's own userdata.
+            unsafe { cb(userdata.get(), code, n) };
+        }
+    }
+}
+
 /// Run `op` on the library runtime; when it is done (or `timeout_ms` passed,
 /// 0 = no limit), call `deliver` with its outcome exactly once.
 ///

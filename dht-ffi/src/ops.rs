@@ -11,7 +11,7 @@ use std::time::Duration;
 use dht_core::{Key, Node, NodeId, PutOptions, PutReport, Value};
 
 use crate::callback::{
-    kad_bootstrap_callback, kad_get_callback, kad_ping_callback, kad_put_callback,
+    deliver_count, kad_bootstrap_callback, kad_get_callback, kad_ping_callback, kad_put_callback,
     spawn_with_callback, Userdata,
 };
 use crate::error::{kad_result, Failure};
@@ -205,16 +205,7 @@ pub unsafe extern "C" fn kad_node_bootstrap_async(
         // SAFETY: forwarded contract.
         let addrs = try_ffi!(unsafe { parse_addrs(addrs, addrs_len, n.local_addr()) });
         let ud = Userdata::new(userdata);
-        try_ffi!(spawn_with_callback(timeout_ms, bootstrap(n, addrs), move |r| {
-            let (code, found) = match r {
-                Ok(found) => (kad_result::KAD_OK, found),
-                Err(f) => (f.code, 0),
-            };
-            if let Some(cb) = callback {
-                // SAFETY: C callback with the caller's own userdata.
-                unsafe { cb(ud.get(), code, found) };
-            }
-        }));
+        try_ffi!(spawn_with_callback(timeout_ms, bootstrap(n, addrs), deliver_count(callback, ud)));
         kad_result::KAD_OK
     }
 }
@@ -354,16 +345,7 @@ unsafe fn put_async(
     try_ffi!(spawn_with_callback(
         timeout_ms,
         put(n, k, v, options),
-        move |r| {
-            let (code, stored) = match r {
-                Ok(stored) => (kad_result::KAD_OK, stored),
-                Err(f) => (f.code, 0),
-            };
-            if let Some(cb) = callback {
-                // SAFETY: C callback with the caller's own userdata.
-                unsafe { cb(ud.get(), code, stored) };
-            }
-        }
+        deliver_count(callback, ud)
     ));
     kad_result::KAD_OK
 }
