@@ -681,9 +681,6 @@ impl Protocol {
         let mut keys = self.storage.keys();
         keys.truncate(MAX_TRANSFER_SCAN);
         for key in keys {
-            let Some(item) = self.storage.get(&key, now) else {
-                continue;
-            };
             let closest = self
                 .routing
                 .closest(&key, k, |e| e.contact.id == newcomer.id);
@@ -694,7 +691,11 @@ impl Protocol {
             let we_are_closest = closest
                 .first()
                 .is_none_or(|near| self.id.distance(&key) < near.id.distance(&key));
-            if newcomer_close && we_are_closest {
+            if !(newcomer_close && we_are_closest) {
+                continue;
+            }
+            // Read (and clone) the value only for keys that are handed over.
+            if let Some(item) = self.storage.get(&key, now) {
                 let ttl = item.expires_at.saturating_duration_since(now);
                 self.send_store(now, newcomer, key, item.value, ttl, Purpose::FireAndForget);
             }

@@ -12,6 +12,7 @@ use dht_voidphone::{ApiConfig, ApiError, ApiServer, NodeSettings};
 use pyo3::create_exception;
 use pyo3::prelude::*;
 
+use crate::bridge::awaitable;
 use crate::error::{KadError, KadmiumError};
 use crate::node::PyNode;
 use crate::runtime::block_on;
@@ -163,9 +164,7 @@ impl PyApiServer {
             max_ttl,
             request_timeout,
         )?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            args.start().await.map_err(PyErr::from)
-        })
+        awaitable(py, args.start())
     }
 
     #[getter]
