@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 use tracing::{debug, warn};
 
 use crate::config::Config;
@@ -49,11 +49,23 @@ struct Inner {
     state: Mutex<State>,
     wake: Notify,
     shut_down: AtomicBool,
+    /// Becomes true once the driver has exited and the socket is closed.
+    closed: watch::Sender<bool>,
 }
 
 struct State {
     protocol: Protocol,
     waiters: HashMap<OpId, oneshot::Sender<Outcome>>,
+    /// Set by the driver, under the lock, as it exits: no waiter inserted
+    /// after this could ever be completed, so commands check it under the
+    /// same lock (checking `shut_down` alone races with the driver's exit).
+    driver_gone: bool,
+}
+
+/// The protocol's clock. Read from tokio so a node runs under tokio's paused
+/// test clock (`start_paused`) as well as in real time.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 impl Inner {
@@ -79,7 +91,7 @@ impl Node {
         config.validate()?;
         let socket = UdpSocket::bind(config.bind).await?;
         let local_addr = socket.local_addr()?;
-        let protocol = Protocol::with_storage(config.clone(), storage, Instant::now())?;
+        let protocol = Protocol::with_storage(config.clone(), storage, now())?;
         let inner = Arc::new(Inner {
             id: protocol.id(),
             config,
@@ -87,9 +99,11 @@ impl Node {
             state: Mutex::new(State {
                 protocol,
                 waiters: HashMap::new(),
+                driver_gone: false,
             }),
             wake: Notify::new(),
             shut_down: AtomicBool::new(false),
+            closed: watch::Sender::new(false),
         });
         tokio::spawn(drive(inner.clone(), socket));
         debug!(id = %inner.id, addr = %local_addr, "node started");
@@ -130,13 +144,11 @@ impl Node {
     /// Keep `value` on this node only (see [`Protocol::store_local`]): for a
     /// node with no peers yet, whose values should reach the nodes that join.
     pub fn store_local(&self, key: Key, value: Value, options: PutOptions) -> Result<()> {
-        if self.is_shut_down() {
+        let mut state = self.inner.lock();
+        if state.driver_gone || self.is_shut_down() {
             return Err(Error::Shutdown);
         }
-        self.inner
-            .lock()
-            .protocol
-            .store_local(Instant::now(), key, value, options)
+        state.protocol.store_local(now(), key, value, options)
     }
 
     /// The value under `key`, or `None` when the network does not have it.
@@ -172,30 +184,49 @@ impl Node {
             .iter()
             .map(|c| Contact::new(c.id, canonical(c.addr)))
             .collect();
-        let added = self
-            .inner
-            .lock()
-            .protocol
-            .import_contacts(Instant::now(), &contacts);
+        let added = self.inner.lock().protocol.import_contacts(now(), &contacts);
         self.inner.wake.notify_one();
         added
     }
 
     /// The value held by this node for `key`, without network traffic.
     pub fn local_value(&self, key: &Key) -> Option<Value> {
-        self.inner.lock().protocol.local_value(key, Instant::now())
+        self.inner.lock().protocol.local_value(key, now())
     }
 
     pub fn stats(&self) -> Stats {
         self.inner.lock().protocol.stats()
     }
 
-    /// Stop the node: the task ends, the socket closes, pending and later
-    /// operations fail with [`Error::Shutdown`]. Idempotent.
+    /// Ask the node to stop: the task ends, the socket closes, pending and
+    /// later operations fail with [`Error::Shutdown`]. Returns at once; await
+    /// [`Node::closed`] (or use [`Node::shutdown_and_wait`]) to know the
+    /// socket is released. Idempotent.
     pub fn shutdown(&self) {
         if !self.inner.shut_down.swap(true, Ordering::SeqCst) {
             self.inner.wake.notify_one();
         }
+    }
+
+    /// Stop the node and wait until its socket is closed and every pending
+    /// operation has failed with [`Error::Shutdown`]: the port can be bound
+    /// again as soon as this returns.
+    pub async fn shutdown_and_wait(&self) {
+        self.shutdown();
+        self.closed().await;
+    }
+
+    /// Resolves once the node's task has exited and its socket is closed
+    /// (after [`Node::shutdown`], or when the runtime running it shut down).
+    pub async fn closed(&self) {
+        let mut rx = self.inner.closed.subscribe();
+        // An error means the sender is gone, i.e. the node itself is gone.
+        let _ = rx.wait_for(|closed| *closed).await;
+    }
+
+    /// True once the socket is closed.
+    pub fn is_closed(&self) -> bool {
+        *self.inner.closed.borrow()
     }
 
     pub fn is_shut_down(&self) -> bool {
@@ -214,7 +245,10 @@ impl Node {
         let (tx, rx) = oneshot::channel();
         let op = {
             let mut state = self.inner.lock();
-            let op = start(&mut state.protocol, Instant::now())?;
+            if state.driver_gone {
+                return Err(Error::Shutdown);
+            }
+            let op = start(&mut state.protocol, now())?;
             state.waiters.insert(op, tx);
             op
         };
@@ -274,12 +308,18 @@ fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
 /// complete finished operations, then wait for a datagram, a command or the
 /// protocol's next deadline.
 async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
+    // Runs however the task ends, also when the runtime drops it mid-await;
+    // declared before `socket` so the socket is closed first.
+    let _exit = DriverExit(inner.clone());
+    let socket = socket;
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut outgoing = Vec::new();
     while !inner.shut_down.load(Ordering::SeqCst) {
         let deadline = {
             let mut state = inner.lock();
-            let State { protocol, waiters } = &mut *state;
+            let State {
+                protocol, waiters, ..
+            } = &mut *state;
             while let Some(t) = protocol.poll_transmit() {
                 outgoing.push(t);
             }
@@ -306,7 +346,7 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 let mut state = inner.lock();
-                let now = Instant::now();
+                let now = now();
                 match received {
                     Ok((n, from)) => state.protocol.handle_datagram(now, canonical(from), &buf[..n]),
                     Err(e) => warn!(error = %e, "recv failed"),
@@ -324,11 +364,25 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
                     state.protocol.handle_timeout(now);
                 }
             }
-            _ = sleep => inner.lock().protocol.handle_timeout(Instant::now()),
+            _ = sleep => inner.lock().protocol.handle_timeout(now()),
             _ = inner.wake.notified() => {}
         }
     }
-    // Dropping the senders fails every waiting operation with Error::Shutdown.
-    inner.lock().waiters.clear();
     debug!(id = %inner.id, "node stopped");
+}
+
+/// Marks the driver gone when its task ends: pending operations fail with
+/// [`Error::Shutdown`], later ones are refused, and [`Node::closed`] resolves.
+struct DriverExit(Arc<Inner>);
+
+impl Drop for DriverExit {
+    fn drop(&mut self) {
+        {
+            let mut state = self.0.lock();
+            state.driver_gone = true;
+            // Dropping the senders fails every waiting operation with Error::Shutdown.
+            state.waiters.clear();
+        }
+        self.0.closed.send_replace(true);
+    }
 }
