@@ -17,6 +17,23 @@ impl Contact {
     pub fn new(id: NodeId, addr: SocketAddr) -> Self {
         Contact { id, addr }
     }
+
+    /// Whether datagrams can ever reach this address: not port 0, not an
+    /// unspecified, broadcast or multicast address. Contacts that fail this
+    /// are never stored, handed out or queried.
+    pub fn is_usable(&self) -> bool {
+        usable_addr(&self.addr)
+    }
+}
+
+/// See [`Contact::is_usable`].
+pub fn usable_addr(addr: &SocketAddr) -> bool {
+    let ip = addr.ip();
+    let broadcast = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_broadcast(),
+        std::net::IpAddr::V6(_) => false,
+    };
+    addr.port() != 0 && !ip.is_unspecified() && !ip.is_multicast() && !broadcast
 }
 
 impl fmt::Display for Contact {

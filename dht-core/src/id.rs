@@ -48,6 +48,20 @@ impl NodeId {
         &self.0
     }
 
+    /// The next id in numeric order; `None` after the largest one. Lets a
+    /// walk over ordered keys resume after the last key it saw.
+    pub fn successor(&self) -> Option<NodeId> {
+        let mut next = self.0;
+        for b in next.iter_mut().rev() {
+            let (sum, carry) = b.overflowing_add(1);
+            *b = sum;
+            if !carry {
+                return Some(NodeId(next));
+            }
+        }
+        None
+    }
+
     /// XOR distance to `other`.
     pub fn distance(&self, other: &NodeId) -> Distance {
         let mut d = [0u8; ID_LEN];

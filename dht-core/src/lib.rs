@@ -21,12 +21,18 @@
 
 pub mod config;
 pub mod contact;
+pub mod contacts;
 pub mod error;
 pub mod id;
 pub mod lookup;
 pub mod node;
+pub mod ops;
 pub mod protocol;
+pub mod records;
+pub mod replication;
+pub mod responder;
 pub mod routing;
+pub mod rpc;
 pub mod sim;
 pub mod storage;
 pub mod value;
@@ -38,5 +44,5 @@ pub use error::{Error, Result};
 pub use id::{Distance, Key, NodeId, ID_LEN};
 pub use node::Node;
 pub use protocol::{Event, OpId, Outcome, Protocol, PutOptions, PutReport, Stats, Transmit};
-pub use storage::{MemoryStorage, Storage, StoredValue};
+pub use storage::{MemoryStorage, Origin, Storage, StoredValue};
 pub use value::Value;

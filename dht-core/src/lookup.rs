@@ -228,6 +228,12 @@ impl Lookup {
             .collect()
     }
 
+    /// How many candidates are closer to the target than `id`.
+    pub fn closer_than(&self, id: &NodeId) -> usize {
+        let distance = id.distance(&self.target);
+        self.candidates.partition_point(|c| c.distance < distance)
+    }
+
     pub fn value(&self) -> Option<&Value> {
         self.value.as_ref().map(|(v, _)| v)
     }

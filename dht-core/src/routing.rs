@@ -79,6 +79,10 @@ pub struct RoutingTable {
     max_failures: u32,
     /// Ordered by prefix, so they tile the id space from 0 to 2^160-1.
     buckets: Vec<Bucket>,
+    /// Contacts moved from a replacement cache into a bucket (by a split or
+    /// an eviction) since the last [`RoutingTable::take_promoted`]: they are
+    /// new to the table's users although `insert` never reported them.
+    promoted: Vec<Contact>,
 }
 
 impl RoutingTable {
@@ -95,7 +99,13 @@ impl RoutingTable {
                 replacements: Vec::new(),
                 touched: now,
             }],
+            promoted: Vec::new(),
         }
+    }
+
+    /// Contacts promoted from replacement caches since the last call.
+    pub fn take_promoted(&mut self) -> Vec<Contact> {
+        std::mem::take(&mut self.promoted)
     }
 
     pub fn own_id(&self) -> NodeId {
@@ -219,6 +229,7 @@ impl RoutingTable {
                     failures: 0,
                     last_seen: old.touched,
                 });
+                self.promoted.push(c);
             } else {
                 side.replacements.push(c);
             }
@@ -244,6 +255,7 @@ impl RoutingTable {
         let last_seen = bucket.entries[pos].last_seen;
         bucket.entries.remove(pos);
         if let Some(c) = bucket.replacements.pop() {
+            self.promoted.push(c);
             // Promoted at the least-recently-seen end: it has not answered us yet.
             bucket.entries.insert(
                 0,

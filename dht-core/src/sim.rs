@@ -405,8 +405,16 @@ mod tests {
             sim.run_until_done(reader, op, Duration::from_secs(30)),
             Some(Outcome::Get(Ok(Some(_))))
         ));
-        // After the TTL (and a maintenance tick) every copy is gone.
+        // The publisher keeps it alive (it re-puts before any copy lapses)...
         sim.run_for(Duration::from_secs(200));
+        let op = sim.command(reader, |p, now| p.get(now, key));
+        assert!(matches!(
+            sim.run_until_done(reader, op, Duration::from_secs(30)),
+            Some(Outcome::Get(Ok(Some(_))))
+        ));
+        // ...and once it stops, every copy is gone within the TTL.
+        sim.kill(1);
+        sim.run_for(Duration::from_secs(90 + 60));
         let left = (0..40)
             .filter(|i| sim.protocol(*i).local_value(&key, sim.now()).is_some())
             .count();

@@ -1,38 +1,61 @@
-//! Where a node keeps the values it holds for the network.
+//! Where a node keeps the values it holds: a plain keyed store.
+//!
+//! A backend only stores and returns [`StoredValue`]s; it decides nothing.
+//! How long a value lives, who re-sends it and when is the job of
+//! [`crate::records`], which keeps its own due-time queues beside the store
+//! and never scans it on a timer. Backends iterate keys in ascending order, so
+//! that simulations holding values are repeatable.
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::id::Key;
 use crate::value::Value;
 
-/// A value held by a node, with the times that drive expiry and replication.
+/// Why this node holds a value; decides how the value is kept and re-sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Stored for the network by a peer's STORE (or a replica hand-over).
+    /// Re-sent to the k closest nodes every replicate interval with its
+    /// remaining lifetime.
+    Held,
+    /// A copy cached after a lookup (paper §2.3). Kept for a distance-decayed
+    /// time and never re-sent.
+    Cached,
+    /// Put by this node's user: the node is the publisher. It is re-put with
+    /// the full `ttl` before any copy can lapse, for as long as the node runs,
+    /// and never replaced by a remote STORE.
+    Published { ttl: Duration },
+}
+
+/// A value held by a node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredValue {
     pub value: Value,
+    /// After this instant the value is neither served nor re-sent.
     pub expires_at: Instant,
-    /// When this node last re-sent the value to the k closest nodes (or
-    /// received it from another node, which makes re-sending unnecessary).
-    pub replicated_at: Instant,
-    /// On the node that put the value: when it last (re)published it, and the
-    /// TTL it asked for. That node re-puts the value every republish interval.
-    pub published: Option<(Instant, std::time::Duration)>,
+    pub origin: Origin,
 }
 
-/// Storage backend. Implementations hold values; the protocol decides what
-/// goes in and when it expires (it calls [`Storage::expire`] on its timer).
+impl StoredValue {
+    pub fn is_live(&self, now: Instant) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// Storage backend. Implementations hold values; [`crate::records`] decides
+/// what goes in and when it leaves.
 pub trait Storage: Send {
-    /// The value under `key`, if held and not yet expired at `now`.
-    fn get(&self, key: &Key, now: Instant) -> Option<StoredValue>;
+    /// The value under `key`, expired or not (the caller checks expiry).
+    fn get(&self, key: &Key) -> Option<StoredValue>;
     /// Insert or replace. Fails with [`Error::StorageFull`] past the limits;
     /// replacing an existing key never counts against the value limit.
     fn put(&mut self, key: Key, value: StoredValue) -> Result<()>;
     fn remove(&mut self, key: &Key) -> Option<StoredValue>;
-    /// Drop everything expired at `now`; returns how many values went.
-    fn expire(&mut self, now: Instant) -> usize;
-    /// Every key held (expired ones may still be listed until `expire` runs).
-    fn keys(&self) -> Vec<Key>;
+    /// Up to `limit` keys from `start` (inclusive), in ascending order: lets a
+    /// caller walk every key in bounded slices.
+    fn keys_from(&self, start: &Key, limit: usize) -> Vec<Key>;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -41,9 +64,9 @@ pub trait Storage: Send {
     fn bytes(&self) -> usize;
 }
 
-/// The default backend: a hash map bounded in values and bytes.
+/// The default backend: an ordered map bounded in values and bytes.
 pub struct MemoryStorage {
-    items: HashMap<Key, StoredValue>,
+    items: BTreeMap<Key, StoredValue>,
     bytes: usize,
     max_values: usize,
     max_bytes: usize,
@@ -52,7 +75,7 @@ pub struct MemoryStorage {
 impl MemoryStorage {
     pub fn new(max_values: usize, max_bytes: usize) -> Self {
         MemoryStorage {
-            items: HashMap::new(),
+            items: BTreeMap::new(),
             bytes: 0,
             max_values,
             max_bytes,
@@ -61,14 +84,14 @@ impl MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
-    fn get(&self, key: &Key, now: Instant) -> Option<StoredValue> {
-        self.items.get(key).filter(|v| v.expires_at > now).cloned()
+    fn get(&self, key: &Key) -> Option<StoredValue> {
+        self.items.get(key).cloned()
     }
 
     fn put(&mut self, key: Key, value: StoredValue) -> Result<()> {
-        let old = self.items.get(&key).map(|v| v.value.size()).unwrap_or(0);
-        let new_bytes = self.bytes - old + value.value.size();
-        let new_len = self.items.len() + usize::from(old == 0 && !self.items.contains_key(&key));
+        let old = self.items.get(&key).map(|v| v.value.size());
+        let new_bytes = self.bytes - old.unwrap_or(0) + value.value.size();
+        let new_len = self.items.len() + usize::from(old.is_none());
         if new_len > self.max_values || new_bytes > self.max_bytes {
             return Err(Error::StorageFull);
         }
@@ -83,22 +106,12 @@ impl Storage for MemoryStorage {
         Some(v)
     }
 
-    fn expire(&mut self, now: Instant) -> usize {
-        let before = self.items.len();
-        let mut freed = 0;
-        self.items.retain(|_, v| {
-            let keep = v.expires_at > now;
-            if !keep {
-                freed += v.value.size();
-            }
-            keep
-        });
-        self.bytes -= freed;
-        before - self.items.len()
-    }
-
-    fn keys(&self) -> Vec<Key> {
-        self.items.keys().copied().collect()
+    fn keys_from(&self, start: &Key, limit: usize) -> Vec<Key> {
+        self.items
+            .range(*start..)
+            .take(limit)
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     fn len(&self) -> usize {
@@ -114,19 +127,17 @@ impl Storage for MemoryStorage {
 mod tests {
     use super::*;
     use crate::id::NodeId;
-    use std::time::Duration;
 
     fn sv(v: &str, now: Instant, ttl: u64) -> StoredValue {
         StoredValue {
             value: Value::Str(v.into()),
             expires_at: now + Duration::from_secs(ttl),
-            replicated_at: now,
-            published: None,
+            origin: Origin::Held,
         }
     }
 
     #[test]
-    fn limits_expiry_and_accounting() {
+    fn limits_and_accounting() {
         let now = Instant::now();
         let mut s = MemoryStorage::new(2, 10);
         let (a, b, c) = (
@@ -147,11 +158,32 @@ mod tests {
             s.put(a, sv("1234567", now, 10)),
             Err(Error::StorageFull)
         ));
-        let later = now + Duration::from_secs(2);
-        assert!(s.get(&b, later).is_none(), "expired values are not served");
-        assert_eq!(s.expire(later), 1);
-        assert_eq!((s.len(), s.bytes()), (1, 6));
         assert!(s.remove(&a).is_some());
-        assert_eq!((s.len(), s.bytes()), (0, 0));
+        assert_eq!((s.len(), s.bytes()), (1, 4));
+    }
+
+    #[test]
+    fn keys_walk_in_order_in_slices() {
+        let now = Instant::now();
+        let mut s = MemoryStorage::new(100, 1000);
+        for i in 0..50u8 {
+            s.put(NodeId::digest(&[i]), sv("v", now, 10)).expect("fits");
+        }
+        let mut walked = Vec::new();
+        let mut start = NodeId::default();
+        loop {
+            let slice = s.keys_from(&start, 7);
+            let Some(last) = slice.last().copied() else {
+                break;
+            };
+            walked.extend(slice.iter().copied().filter(|k| *k >= start));
+            match last.successor() {
+                Some(next) => start = next,
+                None => break,
+            }
+        }
+        let mut expected: Vec<Key> = (0..50u8).map(|i| NodeId::digest(&[i])).collect();
+        expected.sort();
+        assert_eq!(walked, expected);
     }
 }

@@ -35,13 +35,35 @@ pub fn is_kadmium_id(id: &MsgId) -> bool {
     id[..4] == KADMIUM_TAG
 }
 
-/// A kadmium message id carrying `ttl_secs` (0: none) and 12 random bytes.
+/// A kadmium message id carrying `ttl_secs` (0: none), no flags and 11 of
+/// the 12 random bytes (the flags byte is cleared).
 pub fn kadmium_id(ttl_secs: u32, random: [u8; 12]) -> MsgId {
+    let mut rest = [0u8; 11];
+    rest.copy_from_slice(&random[1..]);
+    kadmium_id_flagged(ttl_secs, 0, rest)
+}
+
+/// A STORE carrying this flag is a copy cached after a lookup, not a
+/// replica: the receiver keeps it as cached (never re-sent).
+pub const FLAG_CACHED: u8 = 0x01;
+
+/// `KADMIUM_TAG (4) | ttl_secs (u32 BE) | flags (1) | random (11)`.
+pub fn kadmium_id_flagged(ttl_secs: u32, flags: u8, random: [u8; 11]) -> MsgId {
     let mut id = [0u8; MSG_ID_LEN];
     id[..4].copy_from_slice(&KADMIUM_TAG);
     id[4..8].copy_from_slice(&ttl_secs.to_be_bytes());
-    id[8..].copy_from_slice(&random);
+    id[8] = flags;
+    id[9..].copy_from_slice(&random);
     id
+}
+
+/// The flags a kadmium sender put in a request's id (0 for other senders).
+pub fn flags_from_id(id: &MsgId) -> u8 {
+    if is_kadmium_id(id) {
+        id[8]
+    } else {
+        0
+    }
 }
 
 /// The TTL a kadmium sender put in a request's id, if any.
@@ -772,6 +794,15 @@ mod tests {
         assert!(is_kadmium_id(&id));
         assert_eq!(ttl_from_id(&id), Some(3600));
         assert_eq!(ttl_from_id(&kadmium_id(0, [7; 12])), None);
-        assert_eq!(&id[8..], &[7; 12]);
+        assert_eq!(flags_from_id(&id), 0, "kadmium_id sets no flags");
+        assert_eq!(&id[9..], &[7; 11]);
+        let cached = kadmium_id_flagged(60, FLAG_CACHED, [1; 11]);
+        assert_eq!(
+            (ttl_from_id(&cached), flags_from_id(&cached)),
+            (Some(60), FLAG_CACHED)
+        );
+        let mut foreign = cached;
+        foreign[0] = b'X';
+        assert_eq!(flags_from_id(&foreign), 0, "only kadmium ids carry flags");
     }
 }

@@ -1,0 +1,668 @@
+//! Operations: one state machine per command kind, sharing RPC slots.
+//!
+//! A get is a FIND_VALUE lookup; a put is a FIND_NODE lookup followed by k
+//! STOREs; a bootstrap pings its seeds and then looks up the node's own id;
+//! a refresh is a lookup for a random id in a stale bucket. Replication and
+//! republishing run as puts of their own kind. Every lookup sends as many
+//! queries as its α window and its class's free RPC slots allow; one that
+//! finds no free slot waits in a starved queue and is driven again as slots
+//! free up, user operations first. Only user commands produce [`Event`]s.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::contact::Contact;
+use crate::contacts::Contacts;
+use crate::error::{Error, Result};
+use crate::id::{Key, NodeId};
+use crate::lookup::{Lookup, LookupKind};
+use crate::records::RecordStore;
+use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose};
+use crate::value::Value;
+use crate::wire::{self, Request, Response};
+
+/// What a put achieved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PutReport {
+    /// Nodes that acknowledged the STORE.
+    pub stored_remote: usize,
+    /// This node is among the closest to the key and keeps a copy for the network.
+    pub stored_locally: bool,
+    /// Nodes a STORE was sent to.
+    pub contacted: usize,
+}
+
+/// The result of a command.
+#[derive(Debug)]
+pub enum Outcome {
+    Bootstrap(Vec<Contact>),
+    Get(Result<Option<Value>>),
+    Put(Result<PutReport>),
+    Ping(Result<NodeId>),
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Event {
+    pub op: OpId,
+    pub outcome: Outcome,
+}
+
+/// Why a put runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutKind {
+    /// A user's put: reported as an event.
+    User,
+    /// Re-send of a value held for the network (remaining lifetime).
+    Replicate,
+    /// The publisher's periodic re-put (full TTL).
+    Republish,
+}
+
+#[derive(Debug)]
+struct PutState {
+    key: Key,
+    value: Value,
+    ttl: Duration,
+    replication: usize,
+    kind: PutKind,
+    /// Some while looking up the closest nodes; None while storing.
+    lookup: Option<Lookup>,
+    outstanding: usize,
+    report: PutReport,
+}
+
+#[derive(Debug)]
+enum Operation {
+    Bootstrap {
+        pings_left: usize,
+        lookup: Option<Lookup>,
+    },
+    Get {
+        lookup: Lookup,
+    },
+    Put(Box<PutState>),
+    Ping,
+    Refresh {
+        lookup: Lookup,
+    },
+}
+
+impl Operation {
+    fn lookup_mut(&mut self) -> Option<&mut Lookup> {
+        match self {
+            Operation::Bootstrap { lookup, .. } => lookup.as_mut(),
+            Operation::Get { lookup } | Operation::Refresh { lookup } => Some(lookup),
+            Operation::Put(put) => put.lookup.as_mut(),
+            Operation::Ping => None,
+        }
+    }
+
+    fn class(&self) -> Class {
+        match self {
+            Operation::Refresh { .. } => Class::Maintenance,
+            Operation::Put(put) if put.kind != PutKind::User => Class::Maintenance,
+            _ => Class::User,
+        }
+    }
+}
+
+/// Lookup counters, summed into [`crate::Stats`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LookupCounters {
+    pub started: u64,
+    pub completed: u64,
+    pub rpcs: u64,
+    pub hops: u64,
+}
+
+/// The node state operations use, borrowed from the protocol per call.
+pub struct Env<'a, R: Rng + ?Sized> {
+    pub own: NodeId,
+    pub k: usize,
+    pub alpha: usize,
+    pub default_ttl: Duration,
+    pub out: &'a mut Outbox,
+    pub contacts: &'a mut Contacts,
+    pub records: &'a mut RecordStore,
+    pub events: &'a mut VecDeque<Event>,
+    pub rng: &'a mut R,
+}
+
+impl<R: Rng + ?Sized> Env<'_, R> {
+    /// Where a lookup for `target` starts: the k closest contacts, those
+    /// that answered their last RPC first (enough of them for α slots).
+    fn seeds(&self, target: &NodeId) -> Vec<Contact> {
+        self.contacts
+            .table()
+            .closest_responsive(target, self.k, self.alpha, |_| false)
+    }
+}
+
+#[derive(Default)]
+pub struct Operations {
+    ops: HashMap<OpId, Operation>,
+    next: OpId,
+    /// Operations whose lookup waits for free RPC slots, by class.
+    starved_user: VecDeque<OpId>,
+    starved_background: VecDeque<OpId>,
+    background: usize,
+    pub counters: LookupCounters,
+}
+
+impl Operations {
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Background puts (replication, republish) in progress.
+    pub fn background(&self) -> usize {
+        self.background
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn new_op(&mut self) -> OpId {
+        self.next += 1;
+        self.next
+    }
+
+    fn new_lookup<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        target: NodeId,
+        kind: LookupKind,
+    ) -> Lookup {
+        self.counters.started += 1;
+        env.contacts.table_mut().touch(&target, now);
+        let seeds = env.seeds(&target);
+        Lookup::new(target, kind, env.own, env.k, env.alpha, seeds)
+    }
+
+    /// Abandon an operation: no event will come for it.
+    pub fn cancel(&mut self, op: OpId) {
+        if let Some(Operation::Put(put)) = self.ops.remove(&op) {
+            if put.kind != PutKind::User {
+                self.background -= 1;
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- starting
+
+    pub fn bootstrap<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        addrs: &[SocketAddr],
+    ) -> OpId {
+        let op = self.new_op();
+        self.ops.insert(
+            op,
+            Operation::Bootstrap {
+                pings_left: addrs.len(),
+                lookup: None,
+            },
+        );
+        let ping = Request::Ping { sender: env.own };
+        for addr in addrs {
+            let purpose = Purpose::BootstrapPing(op);
+            if !send(env, now, *addr, None, &ping, purpose, Class::User) {
+                self.bootstrap_ping_done(env, now, op);
+            }
+        }
+        if addrs.is_empty() {
+            self.bootstrap_lookup(env, now, op);
+        }
+        op
+    }
+
+    pub fn get<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, key: Key) -> OpId {
+        let op = self.new_op();
+        if let Some(item) = env.records.get(&key, now) {
+            let outcome = Outcome::Get(Ok(Some(item.value)));
+            env.events.push_back(Event { op, outcome });
+            return op;
+        }
+        let lookup = self.new_lookup(env, now, key, LookupKind::FindValue);
+        self.ops.insert(op, Operation::Get { lookup });
+        self.drive(env, now, op);
+        op
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn put<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        key: Key,
+        value: Value,
+        ttl: Duration,
+        replication: usize,
+        kind: PutKind,
+    ) -> OpId {
+        let op = self.new_op();
+        if kind != PutKind::User {
+            self.background += 1;
+        }
+        let lookup = self.new_lookup(env, now, key, LookupKind::FindNode);
+        let put = PutState {
+            key,
+            value,
+            ttl,
+            replication,
+            kind,
+            lookup: Some(lookup),
+            outstanding: 0,
+            report: PutReport::default(),
+        };
+        self.ops.insert(op, Operation::Put(Box::new(put)));
+        self.drive(env, now, op);
+        op
+    }
+
+    pub fn ping<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        addr: SocketAddr,
+    ) -> OpId {
+        let op = self.new_op();
+        self.ops.insert(op, Operation::Ping);
+        let ping = Request::Ping { sender: env.own };
+        if !send(
+            env,
+            now,
+            addr,
+            None,
+            &ping,
+            Purpose::UserPing(op),
+            Class::User,
+        ) {
+            self.ping_done(env, op, Err(Error::BadAddress(addr.to_string())));
+        }
+        op
+    }
+
+    /// Look up a random id in a stale bucket, to keep it populated.
+    pub fn refresh<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, target: NodeId) {
+        if env.seeds(&target).is_empty() {
+            return;
+        }
+        let op = self.new_op();
+        let lookup = self.new_lookup(env, now, target, LookupKind::FindNode);
+        self.ops.insert(op, Operation::Refresh { lookup });
+        self.drive(env, now, op);
+    }
+
+    // -------------------------------------------------------------- replies
+
+    /// A reply to an RPC sent for `purpose` by `peer` (None if unknown).
+    pub fn on_reply<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        purpose: Purpose,
+        peer: Option<NodeId>,
+        response: Response,
+    ) {
+        match purpose {
+            Purpose::Lookup(op) => {
+                let (Some(lookup), Some(id)) =
+                    (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
+                else {
+                    return;
+                };
+                match response {
+                    Response::Nodes(mut contacts) => {
+                        contacts.retain(Contact::is_usable);
+                        lookup.on_nodes(&id, contacts)
+                    }
+                    Response::Value { value, ttl_secs }
+                        if lookup.kind() == LookupKind::FindValue =>
+                    {
+                        lookup.on_value(&id, value, ttl_secs)
+                    }
+                    _ => lookup.on_failure(&id),
+                }
+                self.drive(env, now, op);
+            }
+            Purpose::Store(op) => {
+                let stored = matches!(response, Response::Store(true));
+                self.store_answered(env, op, stored);
+            }
+            Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
+            Purpose::UserPing(op) => {
+                let outcome = match (&response, peer) {
+                    (Response::Ping(id), _) => Ok(*id),
+                    (_, Some(id)) => Ok(id),
+                    _ => Err(Error::Timeout),
+                };
+                self.ping_done(env, op, outcome);
+            }
+            Purpose::Probe | Purpose::Unawaited => {}
+        }
+    }
+
+    /// An RPC sent for `purpose` to `peer` got no usable answer.
+    pub fn on_failure<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        purpose: Purpose,
+        peer: Option<NodeId>,
+    ) {
+        match purpose {
+            Purpose::Lookup(op) => {
+                if let (Some(lookup), Some(id)) =
+                    (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
+                {
+                    lookup.on_failure(&id);
+                    self.drive(env, now, op);
+                }
+            }
+            Purpose::Store(op) => self.store_answered(env, op, false),
+            Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
+            Purpose::UserPing(op) => self.ping_done(env, op, Err(Error::Timeout)),
+            Purpose::Probe | Purpose::Unawaited => {}
+        }
+    }
+
+    /// Drive starved operations while slots are free, user ones first.
+    pub fn pump_starved<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant) {
+        for class in [Class::User, Class::Maintenance] {
+            loop {
+                if env.out.table.free(class) == 0 {
+                    break;
+                }
+                let queue = match class {
+                    Class::User => &mut self.starved_user,
+                    _ => &mut self.starved_background,
+                };
+                let Some(op) = queue.pop_front() else {
+                    break;
+                };
+                self.drive(env, now, op);
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- internals
+
+    /// Send what a lookup wants to send; finish the operation when it is done.
+    fn drive<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, op: OpId) {
+        let Some(operation) = self.ops.get_mut(&op) else {
+            return;
+        };
+        let class = operation.class();
+        let Some(lookup) = operation.lookup_mut() else {
+            return;
+        };
+        let mut failed = Vec::new();
+        let mut starved = false;
+        loop {
+            if env.out.table.free(class) == 0 {
+                starved = !lookup.is_done();
+                break;
+            }
+            let Some(contact) = lookup.next_query() else {
+                break;
+            };
+            let request = match lookup.kind() {
+                LookupKind::FindNode => Request::FindNode {
+                    sender: env.own,
+                    target: lookup.target(),
+                },
+                LookupKind::FindValue => Request::FindValue {
+                    sender: env.own,
+                    key: lookup.target(),
+                },
+            };
+            let purpose = Purpose::Lookup(op);
+            if !send(
+                env,
+                now,
+                contact.addr,
+                Some(contact.id),
+                &request,
+                purpose,
+                class,
+            ) {
+                failed.push(contact.id);
+            }
+        }
+        for id in &failed {
+            lookup.on_failure(id);
+        }
+        if starved {
+            match class {
+                Class::User => self.starved_user.push_back(op),
+                _ => self.starved_background.push_back(op),
+            }
+        }
+        if !failed.is_empty() {
+            return self.drive(env, now, op);
+        }
+        if lookup.is_done() {
+            self.lookup_done(env, now, op);
+        }
+    }
+
+    fn lookup_done<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, op: OpId) {
+        let Some(mut operation) = self.ops.remove(&op) else {
+            return;
+        };
+        self.counters.completed += 1;
+        if let Some(lookup) = operation.lookup_mut() {
+            self.counters.rpcs += lookup.queries() as u64;
+            self.counters.hops += u64::from(lookup.hops());
+        }
+        match operation {
+            Operation::Bootstrap {
+                lookup: Some(lookup),
+                ..
+            } => {
+                let outcome = Outcome::Bootstrap(lookup.closest_responded());
+                env.events.push_back(Event { op, outcome });
+                // A joining node refreshes the buckets further away than its
+                // closest neighbour, so its table spans the whole id space.
+                let targets = env.contacts.table().far_bucket_targets(env.rng);
+                for target in targets {
+                    self.refresh(env, now, target);
+                }
+            }
+            Operation::Get { mut lookup } => {
+                let found = lookup.take_value();
+                if let Some((value, ttl_secs)) = &found {
+                    cache_copy(env, now, &lookup, value, *ttl_secs);
+                }
+                let outcome = Outcome::Get(Ok(found.map(|(v, _)| v)));
+                env.events.push_back(Event { op, outcome });
+            }
+            Operation::Put(mut put) => {
+                let Some(lookup) = put.lookup.take() else {
+                    return;
+                };
+                let mut targets = lookup.closest_responded();
+                targets.truncate(put.replication);
+                let own_distance = env.own.distance(&put.key);
+                put.report.stored_locally = put.kind != PutKind::Replicate
+                    && env.records.get(&put.key, now).is_some()
+                    && (targets.len() < put.replication
+                        || targets
+                            .last()
+                            .is_some_and(|far| own_distance < far.id.distance(&put.key)));
+                put.report.contacted = targets.len();
+                let ttl_secs = u32::try_from(put.ttl.as_secs().max(1)).unwrap_or(u32::MAX);
+                let class = if put.kind == PutKind::User {
+                    Class::User
+                } else {
+                    Class::Maintenance
+                };
+                let store = Request::Store {
+                    sender: env.own,
+                    key: put.key,
+                    value: put.value.clone(),
+                };
+                for contact in targets {
+                    let out = Outgoing {
+                        to: contact.addr,
+                        peer: Some(contact.id),
+                        request: &store,
+                        purpose: Purpose::Store(op),
+                        class,
+                        ttl_secs,
+                        flags: 0,
+                    };
+                    put.outstanding += usize::from(env.out.request(now, env.rng, out));
+                }
+                if put.outstanding == 0 {
+                    self.finish_put(env, op, *put);
+                } else {
+                    self.ops.insert(op, Operation::Put(put));
+                }
+            }
+            Operation::Refresh { .. }
+            | Operation::Bootstrap { lookup: None, .. }
+            | Operation::Ping => {}
+        }
+    }
+
+    fn store_answered<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, op: OpId, stored: bool) {
+        let Some(Operation::Put(put)) = self.ops.get_mut(&op) else {
+            return;
+        };
+        if put.lookup.is_some() {
+            return;
+        }
+        put.outstanding = put.outstanding.saturating_sub(1);
+        put.report.stored_remote += usize::from(stored);
+        if put.outstanding == 0 {
+            if let Some(Operation::Put(put)) = self.ops.remove(&op) {
+                self.finish_put(env, op, *put);
+            }
+        }
+    }
+
+    fn bootstrap_ping_done<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        op: OpId,
+    ) {
+        let Some(Operation::Bootstrap {
+            pings_left,
+            lookup: None,
+        }) = self.ops.get_mut(&op)
+        else {
+            return;
+        };
+        *pings_left = pings_left.saturating_sub(1);
+        if *pings_left == 0 {
+            self.bootstrap_lookup(env, now, op);
+        }
+    }
+
+    fn bootstrap_lookup<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, op: OpId) {
+        if env.seeds(&env.own).is_empty() {
+            self.ops.remove(&op);
+            let outcome = Outcome::Bootstrap(Vec::new());
+            env.events.push_back(Event { op, outcome });
+            return;
+        }
+        let lookup = self.new_lookup(env, now, env.own, LookupKind::FindNode);
+        if let Some(Operation::Bootstrap { lookup: slot, .. }) = self.ops.get_mut(&op) {
+            *slot = Some(lookup);
+        }
+        self.drive(env, now, op);
+    }
+
+    fn finish_put<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, op: OpId, put: PutState) {
+        if put.kind == PutKind::User {
+            let outcome = Outcome::Put(Ok(put.report));
+            env.events.push_back(Event { op, outcome });
+        } else {
+            self.background -= 1;
+        }
+    }
+
+    fn ping_done<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        op: OpId,
+        outcome: Result<NodeId>,
+    ) {
+        if self.ops.remove(&op).is_some() {
+            let outcome = Outcome::Ping(outcome);
+            env.events.push_back(Event { op, outcome });
+        }
+    }
+}
+
+fn send<R: Rng + ?Sized>(
+    env: &mut Env<'_, R>,
+    now: Instant,
+    to: SocketAddr,
+    peer: Option<NodeId>,
+    request: &Request,
+    purpose: Purpose,
+    class: Class,
+) -> bool {
+    let out = Outgoing {
+        to,
+        peer,
+        request,
+        purpose,
+        class,
+        ttl_secs: 0,
+        flags: 0,
+    };
+    env.out.request(now, env.rng, out)
+}
+
+/// Cache a found value at the closest node that answered without it (paper
+/// §2.3), for a time that halves with each node known to lie between it and
+/// the key: copies far from the key's neighbourhood fade fast, so an
+/// over-cached key cannot outlive its publisher by much.
+fn cache_copy<R: Rng + ?Sized>(
+    env: &mut Env<'_, R>,
+    now: Instant,
+    lookup: &Lookup,
+    value: &Value,
+    ttl_secs: Option<u64>,
+) {
+    let Some(cache) = lookup.closest_responded().first().copied() else {
+        return;
+    };
+    if env.out.table.free(Class::HandOver) == 0 {
+        return; // best effort only
+    }
+    let remaining = ttl_secs.map_or(env.default_ttl, Duration::from_secs);
+    let between = lookup.closer_than(&cache.id).min(31) as u32;
+    let ttl = remaining / (1u32 << between);
+    let ttl_secs = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
+    if ttl_secs == 0 {
+        return;
+    }
+    let store = Request::Store {
+        sender: env.own,
+        key: lookup.target(),
+        value: value.clone(),
+    };
+    let out = Outgoing {
+        to: cache.addr,
+        peer: Some(cache.id),
+        request: &store,
+        purpose: Purpose::Unawaited,
+        class: Class::HandOver,
+        ttl_secs,
+        flags: wire::FLAG_CACHED,
+    };
+    env.out.request(now, env.rng, out);
+}

@@ -1,0 +1,337 @@
+//! How long a value lives and who re-sends it: the one place that decides.
+//!
+//! [`RecordStore`] wraps the storage backend and keeps two due-time queues
+//! beside it, so no timer ever scans every key:
+//!
+//! - **Expiry.** A value is served until its `expires_at` and removed then. A
+//!   STORE never moves a held copy's expiry earlier: a stale replica, a cached
+//!   copy or a hostile peer re-sending a short remainder cannot shorten it.
+//! - **Re-sending.** A *published* value (put by this node's user) is re-put
+//!   with its full TTL every [`republish_period`] — always before any copy
+//!   can lapse, whatever the TTL — and its local copy is renewed at the same
+//!   time, so it stays retrievable for as long as its publisher runs and is
+//!   gone at most one TTL after the publisher stops. A remote STORE never
+//!   replaces the publisher's own copy. A *held* value (stored here by a peer)
+//!   is re-sent to the current k closest nodes every replicate interval with
+//!   its remaining lifetime only; receiving a STORE for it postpones that by
+//!   an interval (the paper's §2.5 optimisation: one holder re-sends for all).
+//!   A *cached* copy gets the distance-decayed expiry its sender chose and is
+//!   never re-sent.
+//!
+//! Churn repair moves a held key's next re-send earlier ([`RecordStore::
+//! resend_soon`]); [`crate::replication`] decides when.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::error::Result;
+use crate::id::Key;
+use crate::storage::{Origin, Storage, StoredValue};
+use crate::value::Value;
+
+/// The lifetime settings of [`crate::Config`] that records need.
+#[derive(Clone, Copy, Debug)]
+pub struct Lifetimes {
+    pub replicate_interval: Duration,
+    pub republish_interval: Duration,
+}
+
+/// How often the publisher re-puts a value put with `ttl`: every
+/// `republish_interval`, but always early enough that the re-put (a lookup
+/// and k STOREs, seconds at most) lands before the previous copies expire:
+/// a quarter of the TTL early, at most one replicate interval early.
+pub fn republish_period(ttl: Duration, lifetimes: &Lifetimes) -> Duration {
+    let margin = (ttl / 4).min(lifetimes.replicate_interval);
+    lifetimes
+        .republish_interval
+        .min(ttl.saturating_sub(margin))
+        .max(Duration::from_secs(1))
+}
+
+/// A value due to be re-sent to the k closest nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resend {
+    pub key: Key,
+    pub value: Value,
+    /// The lifetime the STOREs carry: the full TTL when republishing, the
+    /// remaining lifetime when replicating.
+    pub ttl: Duration,
+    pub republish: bool,
+}
+
+/// What a STORE from a peer asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct IncomingStore {
+    pub ttl: Duration,
+    /// A copy cached after a lookup, not a replica.
+    pub cached: bool,
+}
+
+/// One due time per key, ordered by time.
+#[derive(Default)]
+struct DueQueue {
+    order: BTreeSet<(Instant, Key)>,
+    at: HashMap<Key, Instant>,
+}
+
+impl DueQueue {
+    fn set(&mut self, key: Key, at: Instant) {
+        if let Some(old) = self.at.insert(key, at) {
+            self.order.remove(&(old, key));
+        }
+        self.order.insert((at, key));
+    }
+
+    fn get(&self, key: &Key) -> Option<Instant> {
+        self.at.get(key).copied()
+    }
+
+    fn remove(&mut self, key: &Key) {
+        if let Some(old) = self.at.remove(key) {
+            self.order.remove(&(old, *key));
+        }
+    }
+
+    fn first(&self) -> Option<Instant> {
+        self.order.first().map(|(t, _)| *t)
+    }
+
+    /// The earliest key due by `now`, taken out of the queue.
+    fn pop_due(&mut self, now: Instant) -> Option<Key> {
+        let &(at, key) = self.order.first()?;
+        if at > now {
+            return None;
+        }
+        self.order.pop_first();
+        self.at.remove(&key);
+        Some(key)
+    }
+}
+
+pub struct RecordStore {
+    storage: Box<dyn Storage>,
+    lifetimes: Lifetimes,
+    expiries: DueQueue,
+    resends: DueQueue,
+}
+
+impl RecordStore {
+    /// Wrap `storage`, which must be empty or hold only values this store
+    /// put there before (see [`RecordStore::adopt_existing`]).
+    pub fn new(storage: Box<dyn Storage>, lifetimes: Lifetimes) -> Self {
+        RecordStore {
+            storage,
+            lifetimes,
+            expiries: DueQueue::default(),
+            resends: DueQueue::default(),
+        }
+    }
+
+    /// Schedule expiry and re-sending of everything already in the backend
+    /// (a backend that kept values from an earlier run). Republishing and
+    /// replication start soon, spread over `spread`.
+    pub fn adopt_existing<R: Rng + ?Sized>(&mut self, now: Instant, spread: Duration, rng: &mut R) {
+        let mut start = Key::default();
+        loop {
+            let keys = self.storage.keys_from(&start, 1024);
+            let Some(last) = keys.last().copied() else {
+                return;
+            };
+            for key in keys {
+                if let Some(item) = self.storage.get(&key) {
+                    self.expiries.set(key, item.expires_at);
+                    if item.origin != Origin::Cached {
+                        let at = now + spread.mul_f64(rng.random::<f64>());
+                        self.resends.set(key, at);
+                    }
+                }
+            }
+            match last.successor() {
+                Some(next) => start = next,
+                None => return,
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.storage.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.storage.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.storage.bytes()
+    }
+
+    /// The live value under `key`.
+    pub fn get(&self, key: &Key, now: Instant) -> Option<StoredValue> {
+        self.storage.get(key).filter(|v| v.is_live(now))
+    }
+
+    /// Up to `limit` held keys from `start` on, ascending (for bounded walks).
+    pub fn keys_from(&self, start: &Key, limit: usize) -> Vec<Key> {
+        self.storage.keys_from(start, limit)
+    }
+
+    /// This node's user puts `value`: keep it as the publisher's copy and
+    /// schedule its republishing.
+    pub fn publish(&mut self, now: Instant, key: Key, value: Value, ttl: Duration) -> Result<()> {
+        let item = StoredValue {
+            value,
+            expires_at: now + ttl,
+            origin: Origin::Published { ttl },
+        };
+        self.put(key, item)?;
+        let period = republish_period(ttl, &self.lifetimes);
+        self.resends.set(key, now + period);
+        Ok(())
+    }
+
+    /// A peer's STORE. Returns whether the node now holds the key.
+    pub fn accept_store<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Value,
+        store: IncomingStore,
+        rng: &mut R,
+    ) -> bool {
+        let offered_expiry = now + store.ttl;
+        let existing = self.get(&key, now);
+        let item = match existing {
+            // The publisher's copy is its user's: a peer cannot replace it.
+            Some(
+                own @ StoredValue {
+                    origin: Origin::Published { .. },
+                    ..
+                },
+            ) => own,
+            Some(old) => StoredValue {
+                // Plain values are last-writer-wins, as in the Python package.
+                value,
+                // ...but no STORE makes a held copy expire earlier.
+                expires_at: old.expires_at.max(offered_expiry),
+                origin: if store.cached {
+                    old.origin
+                } else {
+                    Origin::Held
+                },
+            },
+            None => StoredValue {
+                value,
+                expires_at: offered_expiry,
+                origin: if store.cached {
+                    Origin::Cached
+                } else {
+                    Origin::Held
+                },
+            },
+        };
+        let origin = item.origin;
+        if self.put(key, item).is_err() {
+            return false;
+        }
+        if origin == Origin::Held && !store.cached {
+            // Somebody just replicated it to us: re-sending it this interval
+            // would only repeat them. Spread the holders' next turns.
+            let jitter = rng.random_range(0.9..=1.0);
+            let at = now + self.lifetimes.replicate_interval.mul_f64(jitter);
+            self.resends.set(key, at);
+        }
+        true
+    }
+
+    /// Re-send the held key `key` within `within` (churn repair), unless it
+    /// is due sooner anyway. Returns whether anything changed.
+    pub fn resend_soon<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        key: Key,
+        within: Duration,
+        rng: &mut R,
+    ) -> bool {
+        let at = now + within.mul_f64(rng.random::<f64>());
+        match self.resends.get(&key) {
+            Some(due) if due > at => {
+                self.resends.set(key, at);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// When [`RecordStore::expire`] has work next.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.expiries.first()
+    }
+
+    /// When [`RecordStore::pop_due`] has work next.
+    pub fn next_resend(&self) -> Option<Instant> {
+        self.resends.first()
+    }
+
+    /// Remove what expired by `now`; returns how many values went.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut removed = 0;
+        while let Some(key) = self.expiries.pop_due(now) {
+            if self.storage.remove(&key).is_some() {
+                self.resends.remove(&key);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// The next value due to be re-sent by `now`, already rescheduled for
+    /// its next turn.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Resend> {
+        loop {
+            let key = self.resends.pop_due(now)?;
+            let Some(mut item) = self.get(&key, now) else {
+                continue;
+            };
+            let resend = match item.origin {
+                Origin::Cached => continue,
+                Origin::Held => {
+                    let next = now + self.lifetimes.replicate_interval;
+                    self.resends.set(key, next);
+                    Resend {
+                        key,
+                        ttl: item.expires_at.saturating_duration_since(now),
+                        value: item.value,
+                        republish: false,
+                    }
+                }
+                Origin::Published { ttl } => {
+                    // The publisher's copy lives as long as the publisher.
+                    item.expires_at = now + ttl;
+                    let value = item.value.clone();
+                    // Re-inserting an existing key cannot exceed the limits.
+                    let _ = self.put(key, item);
+                    let period = republish_period(ttl, &self.lifetimes);
+                    self.resends.set(key, now + period);
+                    Resend {
+                        key,
+                        value,
+                        ttl,
+                        republish: true,
+                    }
+                }
+            };
+            if !resend.ttl.is_zero() {
+                return Some(resend);
+            }
+        }
+    }
+
+    fn put(&mut self, key: Key, item: StoredValue) -> Result<()> {
+        let expires_at = item.expires_at;
+        self.storage.put(key, item)?;
+        self.expiries.set(key, expires_at);
+        Ok(())
+    }
+}

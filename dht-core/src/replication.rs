@@ -1,0 +1,177 @@
+//! Churn repair: keeping k copies when the set of closest nodes changes.
+//!
+//! The hourly re-send in [`crate::records`] alone lets copies decay for up to
+//! an hour under churn. This module reacts within minutes to the two events
+//! that change who should hold a key:
+//!
+//! - a contact **appeared** (new, or promoted from a replacement cache by a
+//!   split or an eviction): it gets the keys it is now among the k closest
+//!   for, from the node closest to each key (the paper's §2.5 hand-over rule,
+//!   so one node sends, not all k);
+//! - a contact **left** (evicted after missed replies): every key it was
+//!   among the k closest for, and that we also hold as one of the k closest,
+//!   is re-sent soon, at a random moment within `repair_within` so that the
+//!   first holder to act suppresses the others (their STORE postpones the
+//!   rest's turn).
+//!
+//! Each event is a walk over the held keys, run in bounded slices (so no
+//! slice holds the node for long), from a bounded queue of events.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::contact::Contact;
+use crate::id::{Key, NodeId};
+use crate::records::RecordStore;
+use crate::routing::RoutingTable;
+use crate::storage::Origin;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Appeared,
+    Left,
+}
+
+#[derive(Debug)]
+struct Walk {
+    contact: Contact,
+    change: Change,
+    /// The next key to examine.
+    next: Key,
+}
+
+/// Everything the walks need to read, borrowed from the protocol per slice.
+pub struct View<'a> {
+    pub own: NodeId,
+    pub k: usize,
+    pub routing: &'a RoutingTable,
+}
+
+pub struct Replication {
+    walks: VecDeque<Walk>,
+    max_walks: usize,
+    repair_within: Duration,
+    /// Events dropped because the queue was full (the hourly re-send still
+    /// covers their keys).
+    pub dropped: u64,
+}
+
+impl Replication {
+    pub fn new(max_walks: usize, repair_within: Duration) -> Self {
+        Replication {
+            walks: VecDeque::new(),
+            max_walks,
+            repair_within,
+            dropped: 0,
+        }
+    }
+
+    pub fn contact_appeared(&mut self, contact: Contact) {
+        self.push(contact, Change::Appeared);
+    }
+
+    pub fn contact_left(&mut self, contact: Contact) {
+        self.push(contact, Change::Left);
+    }
+
+    fn push(&mut self, contact: Contact, change: Change) {
+        if self.walks.len() >= self.max_walks {
+            self.dropped += 1;
+            return;
+        }
+        self.walks.push_back(Walk {
+            contact,
+            change,
+            next: Key::default(),
+        });
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.walks.is_empty()
+    }
+
+    /// Examine up to `max_keys` keys. Returns the hand-overs to send now, at
+    /// most `max_sends` (a walk stops early when that is reached and resumes
+    /// at the same key next time).
+    pub fn run_slice<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        view: &View<'_>,
+        records: &mut RecordStore,
+        max_keys: usize,
+        max_sends: usize,
+        rng: &mut R,
+    ) -> Vec<(Contact, Key)> {
+        let mut sends = Vec::new();
+        let mut budget = max_keys;
+        while budget > 0 && sends.len() < max_sends {
+            let Some(walk) = self.walks.front_mut() else {
+                break;
+            };
+            let keys = records.keys_from(&walk.next, budget.min(256));
+            let mut finished = keys.is_empty();
+            for key in &keys {
+                if sends.len() >= max_sends {
+                    break;
+                }
+                budget -= 1;
+                match key.successor() {
+                    Some(next) => walk.next = next,
+                    None => finished = true,
+                }
+                let Some(item) = records.get(key, now) else {
+                    continue;
+                };
+                if item.origin == Origin::Cached {
+                    continue;
+                }
+                match walk.change {
+                    Change::Appeared => {
+                        if hand_over_to(view, key, &walk.contact) {
+                            sends.push((walk.contact, *key));
+                        }
+                    }
+                    Change::Left => {
+                        if repair_needed(view, key, &walk.contact) {
+                            records.resend_soon(now, *key, self.repair_within, rng);
+                        }
+                    }
+                }
+            }
+            if finished {
+                self.walks.pop_front();
+            }
+        }
+        sends
+    }
+}
+
+/// The paper's hand-over rule: `newcomer` is among the k closest to `key`
+/// and we are closer to it than any other node we know.
+fn hand_over_to(view: &View<'_>, key: &Key, newcomer: &Contact) -> bool {
+    let closest = view
+        .routing
+        .closest(key, view.k, |e| e.contact.id == newcomer.id);
+    let newcomer_close = closest.len() < view.k
+        || closest
+            .last()
+            .is_some_and(|far| newcomer.id.distance(key) < far.id.distance(key));
+    let we_are_closest = closest
+        .first()
+        .is_none_or(|near| view.own.distance(key) < near.id.distance(key));
+    newcomer_close && we_are_closest
+}
+
+/// `gone` was among the k closest to `key`, and so are we: one copy fewer
+/// than there should be.
+fn repair_needed(view: &View<'_>, key: &Key, gone: &Contact) -> bool {
+    let closest = view.routing.closest(key, view.k, |_| false);
+    let Some(far) = closest.last() else {
+        return false;
+    };
+    let radius = far.id.distance(key);
+    let within = |id: &NodeId| closest.len() < view.k || id.distance(key) < radius;
+    within(&gone.id) && within(&view.own)
+}

@@ -1,0 +1,108 @@
+//! Answering requests: a pure `request -> response` under a store policy.
+//!
+//! Every well-formed request gets an answer — a STORE that is refused gets
+//! `false`, never silence, because rpcudp peers evict a node that does not
+//! answer. The responder reads the routing table and the record store; what
+//! a STORE may change is decided by [`crate::records`].
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::contact::Contact;
+use crate::id::NodeId;
+use crate::records::{IncomingStore, RecordStore};
+use crate::routing::RoutingTable;
+use crate::value::Value;
+use crate::wire::{self, MsgId, Request, Response};
+
+/// What the responder needs of [`crate::Config`].
+#[derive(Clone, Copy, Debug)]
+pub struct StorePolicy {
+    pub k: usize,
+    pub max_value_size: usize,
+    /// TTL of a STORE that does not say (Python peers).
+    pub default_ttl: Duration,
+    /// Longest TTL accepted from a peer.
+    pub max_ttl: Duration,
+}
+
+/// What the node's state the responder reads and writes.
+pub struct Context<'a, R: Rng + ?Sized> {
+    pub own: NodeId,
+    pub routing: &'a RoutingTable,
+    pub records: &'a mut RecordStore,
+    pub policy: &'a StorePolicy,
+    pub rng: &'a mut R,
+}
+
+/// The answer to `request`, received from `from` with id `msg_id`.
+pub fn answer<R: Rng + ?Sized>(
+    ctx: &mut Context<'_, R>,
+    now: Instant,
+    from: SocketAddr,
+    msg_id: &MsgId,
+    request: Request,
+) -> Response {
+    match request {
+        Request::Ping { .. } => Response::Ping(ctx.own),
+        Request::Store { key, value, .. } => {
+            let stored = accept_store(ctx, now, msg_id, key, value);
+            Response::Store(stored)
+        }
+        Request::FindNode { sender, target } => {
+            Response::Nodes(neighbours(ctx.routing, ctx.policy.k, &target, from, sender))
+        }
+        Request::FindValue { sender, key } => match ctx.records.get(&key, now) {
+            Some(item) => Response::Value {
+                value: item.value,
+                ttl_secs: Some(
+                    item.expires_at
+                        .saturating_duration_since(now)
+                        .as_secs()
+                        .max(1),
+                ),
+            },
+            None => Response::Nodes(neighbours(ctx.routing, ctx.policy.k, &key, from, sender)),
+        },
+        Request::Stun => Response::Stun(from),
+    }
+}
+
+fn accept_store<R: Rng + ?Sized>(
+    ctx: &mut Context<'_, R>,
+    now: Instant,
+    msg_id: &MsgId,
+    key: NodeId,
+    value: Value,
+) -> bool {
+    let policy = ctx.policy;
+    if value.size() > policy.max_value_size {
+        return false;
+    }
+    let ttl = wire::ttl_from_id(msg_id)
+        .map(Duration::from_secs)
+        .unwrap_or(policy.default_ttl)
+        .min(policy.max_ttl);
+    if ttl.is_zero() {
+        return false;
+    }
+    let cached = wire::flags_from_id(msg_id) & wire::FLAG_CACHED != 0;
+    let store = IncomingStore { ttl, cached };
+    ctx.records.accept_store(now, key, value, store, ctx.rng)
+}
+
+/// The k closest contacts to `target`, without the requester itself (as
+/// Python's `find_neighbors(exclude=source)` does), suspects left out.
+pub fn neighbours(
+    routing: &RoutingTable,
+    k: usize,
+    target: &NodeId,
+    from: SocketAddr,
+    sender: NodeId,
+) -> Vec<Contact> {
+    routing.closest(target, k, |e| {
+        e.failures > 0 || e.contact.addr == from || e.contact.id == sender
+    })
+}

@@ -1,0 +1,331 @@
+//! RPC bookkeeping: message ids, the table of requests awaiting a reply,
+//! their deadlines (timers as data), and per-class slot budgets.
+//!
+//! Every request the node sends is entered here with the [`Purpose`] its
+//! reply serves and a [`Class`] that decides which budget it spends. User
+//! operations may use every free slot; background classes are capped at a
+//! share of `max_pending_rpcs`, so maintenance, liveness probes and key
+//! hand-over can never starve a user's get or put. A reply is matched on its
+//! message id *and* the address the request went to, so an off-path host
+//! cannot answer for a peer.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::contact::usable_addr;
+use crate::id::NodeId;
+use crate::wire::{self, MsgId, Request, Response, RpcKind};
+
+/// Identifies a command until its [`crate::Event`] comes out.
+pub type OpId = u64;
+
+/// Who gets a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A query of operation `OpId`'s lookup.
+    Lookup(OpId),
+    /// One of operation `OpId`'s STOREs.
+    Store(OpId),
+    BootstrapPing(OpId),
+    UserPing(OpId),
+    /// A liveness check of a contact (eviction candidate or suspect).
+    Probe,
+    /// A STORE nobody waits for (key hand-over, caching after a get).
+    Unawaited,
+}
+
+/// Which slot budget a request spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Work a user waits for: every free slot.
+    User = 0,
+    /// Refresh, replication, republish: at most half the slots.
+    Maintenance = 1,
+    /// Liveness probes: an eighth.
+    Probe = 2,
+    /// Key hand-over and cache STOREs: an eighth.
+    HandOver = 3,
+}
+
+const CLASSES: usize = 4;
+
+#[derive(Debug, Clone)]
+pub struct PendingRpc {
+    pub to: SocketAddr,
+    /// The id we expect to answer, when we know it.
+    pub peer: Option<NodeId>,
+    pub kind: RpcKind,
+    pub purpose: Purpose,
+    pub class: Class,
+    pub sent_at: Instant,
+    deadline: Instant,
+}
+
+/// Why a response datagram was not matched to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    Unsolicited,
+    WrongAddress,
+}
+
+pub struct RpcTable {
+    pending: HashMap<MsgId, PendingRpc>,
+    deadlines: BTreeSet<(Instant, MsgId)>,
+    in_use: [usize; CLASSES],
+    max_pending: usize,
+    timeout: Duration,
+}
+
+impl RpcTable {
+    pub fn new(max_pending: usize, timeout: Duration) -> Self {
+        RpcTable {
+            pending: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            in_use: [0; CLASSES],
+            max_pending,
+            timeout,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn budget(&self, class: Class) -> usize {
+        match class {
+            Class::User => self.max_pending,
+            Class::Maintenance => self.max_pending / 2,
+            Class::Probe | Class::HandOver => (self.max_pending / 8).max(1),
+        }
+    }
+
+    /// Requests of `class` that may be sent now.
+    pub fn free(&self, class: Class) -> usize {
+        let total = self.max_pending.saturating_sub(self.pending.len());
+        let own = self
+            .budget(class)
+            .saturating_sub(self.in_use[class as usize]);
+        total.min(own)
+    }
+
+    /// A fresh message id. Kadmium ids carry a STORE's TTL and flags (see
+    /// [`wire::kadmium_id_flagged`]); rpcudp peers only echo them.
+    pub fn new_msg_id<R: Rng + ?Sized>(rng: &mut R, ttl_secs: u32, flags: u8) -> MsgId {
+        let mut random = [0u8; 11];
+        rng.fill(&mut random[..]);
+        wire::kadmium_id_flagged(ttl_secs, flags, random)
+    }
+
+    /// Enter a request just sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert(
+        &mut self,
+        now: Instant,
+        msg_id: MsgId,
+        to: SocketAddr,
+        peer: Option<NodeId>,
+        kind: RpcKind,
+        purpose: Purpose,
+        class: Class,
+    ) {
+        let deadline = now + self.timeout;
+        let rpc = PendingRpc {
+            to,
+            peer,
+            kind,
+            purpose,
+            class,
+            sent_at: now,
+            deadline,
+        };
+        if let Some(old) = self.pending.insert(msg_id, rpc) {
+            // 88 random bits: a collision is a bug elsewhere, not a reason to leak a slot.
+            self.forget(msg_id, &old);
+        }
+        self.deadlines.insert((deadline, msg_id));
+        self.in_use[class as usize] += 1;
+    }
+
+    /// The request a response from `from` answers.
+    pub fn complete(&mut self, msg_id: &MsgId, from: SocketAddr) -> Result<PendingRpc, Unmatched> {
+        match self.pending.get(msg_id) {
+            None => return Err(Unmatched::Unsolicited),
+            Some(rpc) if rpc.to != from => return Err(Unmatched::WrongAddress),
+            Some(_) => {}
+        }
+        let rpc = self.pending.remove(msg_id).ok_or(Unmatched::Unsolicited)?;
+        self.forget(*msg_id, &rpc);
+        Ok(rpc)
+    }
+
+    /// A request whose deadline passed by `now`, taken out of the table.
+    pub fn pop_expired(&mut self, now: Instant) -> Option<PendingRpc> {
+        loop {
+            let &(deadline, msg_id) = self.deadlines.first()?;
+            if deadline > now {
+                return None;
+            }
+            self.deadlines.pop_first();
+            if let Some(rpc) = self.pending.remove(&msg_id) {
+                self.in_use[rpc.class as usize] -= 1;
+                return Some(rpc);
+            }
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    fn forget(&mut self, msg_id: MsgId, rpc: &PendingRpc) {
+        self.deadlines.remove(&(rpc.deadline, msg_id));
+        self.in_use[rpc.class as usize] -= 1;
+    }
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    pub dest: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// The sending side: encodes requests and responses, enters requests in the
+/// [`RpcTable`], queues the datagrams for the driver and counts them.
+pub struct Outbox {
+    pub table: RpcTable,
+    transmits: VecDeque<Transmit>,
+    pub datagrams_sent: u64,
+    pub rpcs_sent: u64,
+}
+
+/// A request to send, with what its reply is for.
+pub struct Outgoing<'a> {
+    pub to: SocketAddr,
+    pub peer: Option<NodeId>,
+    pub request: &'a Request,
+    pub purpose: Purpose,
+    pub class: Class,
+    /// A STORE's TTL in seconds (0: none) and flags, carried in its id.
+    pub ttl_secs: u32,
+    pub flags: u8,
+}
+
+impl Outbox {
+    pub fn new(table: RpcTable) -> Self {
+        Outbox {
+            table,
+            transmits: VecDeque::new(),
+            datagrams_sent: 0,
+            rpcs_sent: 0,
+        }
+    }
+
+    /// Send a request. Returns false, sending nothing, when the address can
+    /// never be reached: the caller treats that as an immediate failure.
+    pub fn request<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        rng: &mut R,
+        out: Outgoing<'_>,
+    ) -> bool {
+        if !usable_addr(&out.to) {
+            return false;
+        }
+        let msg_id = RpcTable::new_msg_id(rng, out.ttl_secs, out.flags);
+        let payload = wire::encode_request(&msg_id, out.request);
+        let kind = out.request.kind();
+        self.table
+            .insert(now, msg_id, out.to, out.peer, kind, out.purpose, out.class);
+        self.rpcs_sent += 1;
+        self.push(out.to, payload);
+        true
+    }
+
+    pub fn respond(&mut self, to: SocketAddr, msg_id: &MsgId, response: &Response) {
+        self.push(to, wire::encode_response(msg_id, response));
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    fn push(&mut self, dest: SocketAddr, payload: Vec<u8>) {
+        self.datagrams_sent += 1;
+        self.transmits.push_back(Transmit { dest, payload });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn background_classes_cannot_take_user_slots() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut t = RpcTable::new(16, Duration::from_secs(2));
+        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        while t.free(Class::Maintenance) > 0 {
+            let id = RpcTable::new_msg_id(&mut rng, 0, 0);
+            let purpose = Purpose::Lookup(1);
+            t.insert(
+                now,
+                id,
+                to,
+                None,
+                RpcKind::Ping,
+                purpose,
+                Class::Maintenance,
+            );
+        }
+        assert_eq!(t.len(), 8, "maintenance stops at half the slots");
+        assert_eq!(t.free(Class::User), 8, "users keep the rest");
+        assert_eq!(t.free(Class::Probe), 2);
+    }
+
+    #[test]
+    fn replies_match_id_and_address_and_deadlines_fire_once() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut t = RpcTable::new(16, Duration::from_secs(2));
+        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let a = RpcTable::new_msg_id(&mut rng, 0, 0);
+        let b = RpcTable::new_msg_id(&mut rng, 0, 0);
+        t.insert(
+            now,
+            a,
+            to,
+            None,
+            RpcKind::Ping,
+            Purpose::Probe,
+            Class::Probe,
+        );
+        t.insert(
+            now,
+            b,
+            to,
+            None,
+            RpcKind::Ping,
+            Purpose::Probe,
+            Class::Probe,
+        );
+        assert_eq!(t.complete(&a, other).unwrap_err(), Unmatched::WrongAddress);
+        assert!(t.complete(&a, to).is_ok());
+        assert_eq!(t.complete(&a, to).unwrap_err(), Unmatched::Unsolicited);
+        assert!(t.pop_expired(now + Duration::from_secs(1)).is_none());
+        assert!(t.pop_expired(now + Duration::from_secs(2)).is_some());
+        assert!(t.pop_expired(now + Duration::from_secs(3)).is_none());
+        assert_eq!((t.len(), t.free(Class::Probe)), (0, 2));
+    }
+}
