@@ -34,6 +34,7 @@ pub mod responder;
 pub mod routing;
 pub mod rpc;
 pub mod sim;
+pub mod stats;
 pub mod storage;
 pub mod value;
 pub mod wire;

@@ -30,16 +30,20 @@ use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::ops::{Env, Operations, PutKind};
 use crate::records::{Lifetimes, RecordStore};
-use crate::replication::{self, Replication};
+use crate::replication::Replication;
 use crate::responder::{self, StorePolicy};
 use crate::routing::{Insert, RoutingTable};
-use crate::rpc::{Class, Outbox, Outgoing, PendingRpc, Purpose, RpcTable};
+use crate::rpc::{Class, Outbox, PendingRpc, RpcTable};
 use crate::storage::{MemoryStorage, Storage, StoredValue};
 use crate::value::Value;
-use crate::wire::{self, MsgId, Request, Response};
+use crate::wire::{self, MsgId, Response};
 
 pub use crate::ops::{Event, Outcome, PutReport};
 pub use crate::rpc::{OpId, Transmit};
+use crate::stats::Counters;
+pub use crate::stats::Stats;
+
+mod maintenance;
 
 /// Largest UDP payload on IPv4; a STORE that does not fit cannot be sent.
 const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -64,45 +68,6 @@ pub struct PutOptions {
     pub ttl: Option<Duration>,
     /// How many of the closest nodes to store at; `None` or 0 means k; capped at k.
     pub replication: Option<usize>,
-}
-
-/// Counters and gauges of one node.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub datagrams_received: u64,
-    pub datagrams_sent: u64,
-    /// Malformed, truncated, oversized, unsolicited or misaddressed datagrams.
-    pub datagrams_dropped: u64,
-    pub requests_received: u64,
-    pub responses_received: u64,
-    pub rpcs_sent: u64,
-    pub rpc_timeouts: u64,
-    pub lookups_started: u64,
-    pub lookups_completed: u64,
-    /// RPCs sent by lookups that completed (for RPCs-per-lookup figures).
-    pub lookup_rpcs: u64,
-    /// Sum of the hops of completed lookups (see `Lookup::hops`).
-    pub lookup_hops: u64,
-    /// Values re-sent by replication and republishing.
-    pub resends_started: u64,
-    /// Keys handed over to contacts that appeared.
-    pub handovers_sent: u64,
-    pub contacts: u64,
-    pub values_stored: u64,
-    pub stored_bytes: u64,
-    pub pending_rpcs: u64,
-}
-
-/// Counters kept by the glue itself.
-#[derive(Clone, Copy, Debug, Default)]
-struct Counters {
-    datagrams_received: u64,
-    datagrams_dropped: u64,
-    requests_received: u64,
-    responses_received: u64,
-    rpc_timeouts: u64,
-    resends_started: u64,
-    handovers_sent: u64,
 }
 
 /// One Kademlia node's protocol state.
@@ -488,111 +453,6 @@ impl Protocol {
         if let Some(oldest) = self.contacts.heard_from(now, contact) {
             self.probe(now, oldest);
         }
-    }
-
-    fn probe(&mut self, now: Instant, contact: Contact) {
-        let ping = Request::Ping { sender: self.id };
-        let out = Outgoing {
-            to: contact.addr,
-            peer: Some(contact.id),
-            request: &ping,
-            purpose: Purpose::Probe,
-            class: Class::Probe,
-            ttl_secs: 0,
-            flags: 0,
-        };
-        if self.out.request(now, &mut self.rng, out) {
-            self.contacts.probe_sent(contact);
-        } else {
-            self.contacts.missed_reply(now, contact);
-        }
-    }
-
-    /// Re-check suspects (contacts that missed a reply) in the background.
-    fn send_probes(&mut self, now: Instant) {
-        let room = self.out.table.free(Class::Probe);
-        for contact in self.contacts.due_probes(now, room) {
-            self.probe(now, contact);
-        }
-    }
-
-    // ------------------------------------------------------------ maintenance
-
-    fn refresh_stale_buckets(&mut self, now: Instant) {
-        let Some(stale_before) = now.checked_sub(self.config.refresh_interval) else {
-            return;
-        };
-        let targets = self
-            .contacts
-            .table()
-            .stale_bucket_targets(stale_before, &mut self.rng);
-        let (ops, mut env) = self.split();
-        for target in targets.into_iter().take(MAX_REFRESHES_PER_TICK) {
-            ops.refresh(&mut env, now, target);
-        }
-    }
-
-    /// Start the re-sends that are due, as many as the background limit allows.
-    fn start_due_resends(&mut self, now: Instant) {
-        while self.ops.background() < MAX_BACKGROUND_PUTS {
-            let Some(resend) = self.records.pop_due(now) else {
-                return;
-            };
-            if self.contacts.table().is_empty() {
-                continue; // nobody to send to; the next turn is scheduled
-            }
-            self.counters.resends_started += 1;
-            let kind = if resend.republish {
-                PutKind::Republish
-            } else {
-                PutKind::Replicate
-            };
-            let k = self.config.k;
-            let (ops, mut env) = self.split();
-            ops.put(&mut env, now, resend.key, resend.value, resend.ttl, k, kind);
-        }
-    }
-
-    /// One bounded slice of the replication walks (hand-over and repair).
-    fn replication_slice(&mut self, now: Instant) {
-        let view = replication::View {
-            own: self.id,
-            k: self.config.k,
-            routing: self.contacts.table(),
-        };
-        let room = self.out.table.free(Class::HandOver);
-        let sends = self.replication.run_slice(
-            now,
-            &view,
-            &mut self.records,
-            SLICE_KEYS,
-            room,
-            &mut self.rng,
-        );
-        for (contact, key) in sends {
-            let Some(item) = self.records.get(&key, now) else {
-                continue;
-            };
-            let ttl = item.expires_at.saturating_duration_since(now).as_secs();
-            let store = Request::Store {
-                sender: self.id,
-                key,
-                value: item.value,
-            };
-            let out = Outgoing {
-                to: contact.addr,
-                peer: Some(contact.id),
-                request: &store,
-                purpose: Purpose::Unawaited,
-                class: Class::HandOver,
-                ttl_secs: u32::try_from(ttl.max(1)).unwrap_or(u32::MAX),
-                flags: 0,
-            };
-            if self.out.request(now, &mut self.rng, out) {
-                self.counters.handovers_sent += 1;
-            }
-        }
-        self.next_slice = self.replication.has_work().then_some(now + SLICE_PAUSE);
     }
 }
 

@@ -22,18 +22,13 @@ use crate::lookup::{Lookup, LookupKind};
 use crate::records::RecordStore;
 use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose};
 use crate::value::Value;
-use crate::wire::{self, Request, Response};
+use crate::wire::{Request, Response};
 
-/// What a put achieved.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PutReport {
-    /// Nodes that acknowledged the STORE.
-    pub stored_remote: usize,
-    /// This node is among the closest to the key and keeps a copy for the network.
-    pub stored_locally: bool,
-    /// Nodes a STORE was sent to.
-    pub contacted: usize,
-}
+mod bootstrap;
+mod store;
+
+use store::PutState;
+pub use store::{PutKind, PutReport};
 
 /// The result of a command.
 #[derive(Debug)]
@@ -49,30 +44,6 @@ pub enum Outcome {
 pub struct Event {
     pub op: OpId,
     pub outcome: Outcome,
-}
-
-/// Why a put runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutKind {
-    /// A user's put: reported as an event.
-    User,
-    /// Re-send of a value held for the network (remaining lifetime).
-    Replicate,
-    /// The publisher's periodic re-put (full TTL).
-    Republish,
-}
-
-#[derive(Debug)]
-struct PutState {
-    key: Key,
-    value: Value,
-    ttl: Duration,
-    replication: usize,
-    kind: PutKind,
-    /// Some while looking up the closest nodes; None while storing.
-    lookup: Option<Lookup>,
-    outstanding: usize,
-    report: PutReport,
 }
 
 #[derive(Debug)]
@@ -135,7 +106,7 @@ pub struct Env<'a, R: Rng + ?Sized> {
 impl<R: Rng + ?Sized> Env<'_, R> {
     /// Where a lookup for `target` starts: the k closest contacts, those
     /// that answered their last RPC first (enough of them for α slots).
-    fn seeds(&self, target: &NodeId) -> Vec<Contact> {
+    pub(super) fn seeds(&self, target: &NodeId) -> Vec<Contact> {
         self.contacts
             .table()
             .closest_responsive(target, self.k, self.alpha, |_| false)
@@ -167,12 +138,12 @@ impl Operations {
         self.ops.is_empty()
     }
 
-    fn new_op(&mut self) -> OpId {
+    pub(super) fn new_op(&mut self) -> OpId {
         self.next += 1;
         self.next
     }
 
-    fn new_lookup<R: Rng + ?Sized>(
+    pub(super) fn new_lookup<R: Rng + ?Sized>(
         &mut self,
         env: &mut Env<'_, R>,
         now: Instant,
@@ -195,33 +166,6 @@ impl Operations {
     }
 
     // -------------------------------------------------------------- starting
-
-    pub fn bootstrap<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        addrs: &[SocketAddr],
-    ) -> OpId {
-        let op = self.new_op();
-        self.ops.insert(
-            op,
-            Operation::Bootstrap {
-                pings_left: addrs.len(),
-                lookup: None,
-            },
-        );
-        let ping = Request::Ping { sender: env.own };
-        for addr in addrs {
-            let purpose = Purpose::BootstrapPing(op);
-            if !send(env, now, *addr, None, &ping, purpose, Class::User) {
-                self.bootstrap_ping_done(env, now, op);
-            }
-        }
-        if addrs.is_empty() {
-            self.bootstrap_lookup(env, now, op);
-        }
-        op
-    }
 
     pub fn get<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, key: Key) -> OpId {
         let op = self.new_op();
@@ -264,29 +208,6 @@ impl Operations {
         };
         self.ops.insert(op, Operation::Put(Box::new(put)));
         self.drive(env, now, op);
-        op
-    }
-
-    pub fn ping<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        addr: SocketAddr,
-    ) -> OpId {
-        let op = self.new_op();
-        self.ops.insert(op, Operation::Ping);
-        let ping = Request::Ping { sender: env.own };
-        if !send(
-            env,
-            now,
-            addr,
-            None,
-            &ping,
-            Purpose::UserPing(op),
-            Class::User,
-        ) {
-            self.ping_done(env, op, Err(Error::BadAddress(addr.to_string())));
-        }
         op
     }
 
@@ -396,7 +317,7 @@ impl Operations {
     // -------------------------------------------------------------- internals
 
     /// Send what a lookup wants to send; finish the operation when it is done.
-    fn drive<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, op: OpId) {
+    pub(super) fn drive<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, op: OpId) {
         let Some(operation) = self.ops.get_mut(&op) else {
             return;
         };
@@ -480,7 +401,7 @@ impl Operations {
             Operation::Get { mut lookup } => {
                 let found = lookup.take_value();
                 if let Some((value, ttl_secs)) = &found {
-                    cache_copy(env, now, &lookup, value, *ttl_secs);
+                    store::cache_copy(env, now, &lookup, value, *ttl_secs);
                 }
                 let outcome = Outcome::Get(Ok(found.map(|(v, _)| v)));
                 env.events.push_back(Event { op, outcome });
@@ -489,39 +410,7 @@ impl Operations {
                 let Some(lookup) = put.lookup.take() else {
                     return;
                 };
-                let mut targets = lookup.closest_responded();
-                targets.truncate(put.replication);
-                let own_distance = env.own.distance(&put.key);
-                put.report.stored_locally = put.kind != PutKind::Replicate
-                    && env.records.get(&put.key, now).is_some()
-                    && (targets.len() < put.replication
-                        || targets
-                            .last()
-                            .is_some_and(|far| own_distance < far.id.distance(&put.key)));
-                put.report.contacted = targets.len();
-                let ttl_secs = u32::try_from(put.ttl.as_secs().max(1)).unwrap_or(u32::MAX);
-                let class = if put.kind == PutKind::User {
-                    Class::User
-                } else {
-                    Class::Maintenance
-                };
-                let store = Request::Store {
-                    sender: env.own,
-                    key: put.key,
-                    value: put.value.clone(),
-                };
-                for contact in targets {
-                    let out = Outgoing {
-                        to: contact.addr,
-                        peer: Some(contact.id),
-                        request: &store,
-                        purpose: Purpose::Store(op),
-                        class,
-                        ttl_secs,
-                        flags: 0,
-                    };
-                    put.outstanding += usize::from(env.out.request(now, env.rng, out));
-                }
+                store::send_stores(env, now, op, &mut put, &lookup);
                 if put.outstanding == 0 {
                     self.finish_put(env, op, *put);
                 } else {
@@ -550,39 +439,6 @@ impl Operations {
         }
     }
 
-    fn bootstrap_ping_done<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        op: OpId,
-    ) {
-        let Some(Operation::Bootstrap {
-            pings_left,
-            lookup: None,
-        }) = self.ops.get_mut(&op)
-        else {
-            return;
-        };
-        *pings_left = pings_left.saturating_sub(1);
-        if *pings_left == 0 {
-            self.bootstrap_lookup(env, now, op);
-        }
-    }
-
-    fn bootstrap_lookup<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, op: OpId) {
-        if env.seeds(&env.own).is_empty() {
-            self.ops.remove(&op);
-            let outcome = Outcome::Bootstrap(Vec::new());
-            env.events.push_back(Event { op, outcome });
-            return;
-        }
-        let lookup = self.new_lookup(env, now, env.own, LookupKind::FindNode);
-        if let Some(Operation::Bootstrap { lookup: slot, .. }) = self.ops.get_mut(&op) {
-            *slot = Some(lookup);
-        }
-        self.drive(env, now, op);
-    }
-
     fn finish_put<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, op: OpId, put: PutState) {
         if put.kind == PutKind::User {
             let outcome = Outcome::Put(Ok(put.report));
@@ -591,21 +447,9 @@ impl Operations {
             self.background -= 1;
         }
     }
-
-    fn ping_done<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        op: OpId,
-        outcome: Result<NodeId>,
-    ) {
-        if self.ops.remove(&op).is_some() {
-            let outcome = Outcome::Ping(outcome);
-            env.events.push_back(Event { op, outcome });
-        }
-    }
 }
 
-fn send<R: Rng + ?Sized>(
+pub(super) fn send<R: Rng + ?Sized>(
     env: &mut Env<'_, R>,
     now: Instant,
     to: SocketAddr,
@@ -624,45 +468,4 @@ fn send<R: Rng + ?Sized>(
         flags: 0,
     };
     env.out.request(now, env.rng, out)
-}
-
-/// Cache a found value at the closest node that answered without it (paper
-/// §2.3), for a time that halves with each node known to lie between it and
-/// the key: copies far from the key's neighbourhood fade fast, so an
-/// over-cached key cannot outlive its publisher by much.
-fn cache_copy<R: Rng + ?Sized>(
-    env: &mut Env<'_, R>,
-    now: Instant,
-    lookup: &Lookup,
-    value: &Value,
-    ttl_secs: Option<u64>,
-) {
-    let Some(cache) = lookup.closest_responded().first().copied() else {
-        return;
-    };
-    if env.out.table.free(Class::HandOver) == 0 {
-        return; // best effort only
-    }
-    let remaining = ttl_secs.map_or(env.default_ttl, Duration::from_secs);
-    let between = lookup.closer_than(&cache.id).min(31) as u32;
-    let ttl = remaining / (1u32 << between);
-    let ttl_secs = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
-    if ttl_secs == 0 {
-        return;
-    }
-    let store = Request::Store {
-        sender: env.own,
-        key: lookup.target(),
-        value: value.clone(),
-    };
-    let out = Outgoing {
-        to: cache.addr,
-        peer: Some(cache.id),
-        request: &store,
-        purpose: Purpose::Unawaited,
-        class: Class::HandOver,
-        ttl_secs,
-        flags: wire::FLAG_CACHED,
-    };
-    env.out.request(now, env.rng, out);
 }

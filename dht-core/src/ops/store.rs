@@ -1,0 +1,132 @@
+//! The storing half of operations: a put's STOREs to the k closest nodes it
+//! found, and the cached copy a get leaves behind.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::Env;
+use crate::id::Key;
+use crate::lookup::Lookup;
+use crate::rpc::{Class, OpId, Outgoing, Purpose};
+use crate::value::Value;
+use crate::wire::{self, Request};
+
+/// What a put achieved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PutReport {
+    /// Nodes that acknowledged the STORE.
+    pub stored_remote: usize,
+    /// This node is among the closest to the key and keeps a copy for the network.
+    pub stored_locally: bool,
+    /// Nodes a STORE was sent to.
+    pub contacted: usize,
+}
+
+/// Why a put runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutKind {
+    /// A user's put: reported as an event.
+    User,
+    /// Re-send of a value held for the network (remaining lifetime).
+    Replicate,
+    /// The publisher's periodic re-put (full TTL).
+    Republish,
+}
+
+#[derive(Debug)]
+pub(super) struct PutState {
+    pub key: Key,
+    pub value: Value,
+    pub ttl: Duration,
+    pub replication: usize,
+    pub kind: PutKind,
+    /// Some while looking up the closest nodes; None while storing.
+    pub lookup: Option<Lookup>,
+    pub outstanding: usize,
+    pub report: PutReport,
+}
+
+/// The lookup of `put` is done: send its STOREs to the closest nodes found.
+pub(super) fn send_stores<R: Rng + ?Sized>(
+    env: &mut Env<'_, R>,
+    now: Instant,
+    op: OpId,
+    put: &mut PutState,
+    lookup: &Lookup,
+) {
+    let mut targets = lookup.closest_responded();
+    targets.truncate(put.replication);
+    let own_distance = env.own.distance(&put.key);
+    put.report.stored_locally = put.kind != PutKind::Replicate
+        && env.records.get(&put.key, now).is_some()
+        && (targets.len() < put.replication
+            || targets
+                .last()
+                .is_some_and(|far| own_distance < far.id.distance(&put.key)));
+    put.report.contacted = targets.len();
+    let ttl_secs = u32::try_from(put.ttl.as_secs().max(1)).unwrap_or(u32::MAX);
+    let class = if put.kind == PutKind::User {
+        Class::User
+    } else {
+        Class::Maintenance
+    };
+    let store = Request::Store {
+        sender: env.own,
+        key: put.key,
+        value: put.value.clone(),
+    };
+    for contact in targets {
+        let out = Outgoing {
+            to: contact.addr,
+            peer: Some(contact.id),
+            request: &store,
+            purpose: Purpose::Store(op),
+            class,
+            ttl_secs,
+            flags: 0,
+        };
+        put.outstanding += usize::from(env.out.request(now, env.rng, out));
+    }
+}
+
+/// Cache a found value at the closest node that answered without it (paper
+/// §2.3), for a time that halves with each node known to lie between it and
+/// the key: copies far from the key's neighbourhood fade fast, so an
+/// over-cached key cannot outlive its publisher by much.
+pub(super) fn cache_copy<R: Rng + ?Sized>(
+    env: &mut Env<'_, R>,
+    now: Instant,
+    lookup: &Lookup,
+    value: &Value,
+    ttl_secs: Option<u64>,
+) {
+    let Some(cache) = lookup.closest_responded().first().copied() else {
+        return;
+    };
+    if env.out.table.free(Class::HandOver) == 0 {
+        return; // best effort only
+    }
+    let remaining = ttl_secs.map_or(env.default_ttl, Duration::from_secs);
+    let between = lookup.closer_than(&cache.id).min(31) as u32;
+    let ttl = remaining / (1u32 << between);
+    let ttl_secs = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
+    if ttl_secs == 0 {
+        return;
+    }
+    let store = Request::Store {
+        sender: env.own,
+        key: lookup.target(),
+        value: value.clone(),
+    };
+    let out = Outgoing {
+        to: cache.addr,
+        peer: Some(cache.id),
+        request: &store,
+        purpose: Purpose::Unawaited,
+        class: Class::HandOver,
+        ttl_secs,
+        flags: wire::FLAG_CACHED,
+    };
+    env.out.request(now, env.rng, out);
+}

@@ -1,0 +1,118 @@
+//! Background work of the node: bucket refresh, re-sending due values,
+//! replication walks and liveness probes. Each step is bounded (refreshes
+//! per tick, background puts at once, keys per slice, probe slots), so a
+//! node holding many values or meeting many contacts spreads the work out.
+
+use std::time::Instant;
+
+use super::{Protocol, MAX_BACKGROUND_PUTS, MAX_REFRESHES_PER_TICK, SLICE_KEYS, SLICE_PAUSE};
+use crate::contact::Contact;
+use crate::ops::PutKind;
+use crate::replication;
+use crate::rpc::{Class, Outgoing, Purpose};
+use crate::wire::Request;
+
+impl Protocol {
+    pub(super) fn probe(&mut self, now: Instant, contact: Contact) {
+        let ping = Request::Ping { sender: self.id };
+        let out = Outgoing {
+            to: contact.addr,
+            peer: Some(contact.id),
+            request: &ping,
+            purpose: Purpose::Probe,
+            class: Class::Probe,
+            ttl_secs: 0,
+            flags: 0,
+        };
+        if self.out.request(now, &mut self.rng, out) {
+            self.contacts.probe_sent(contact);
+        } else {
+            self.contacts.missed_reply(now, contact);
+        }
+    }
+
+    /// Re-check suspects (contacts that missed a reply) in the background.
+    pub(super) fn send_probes(&mut self, now: Instant) {
+        let room = self.out.table.free(Class::Probe);
+        for contact in self.contacts.due_probes(now, room) {
+            self.probe(now, contact);
+        }
+    }
+
+    pub(super) fn refresh_stale_buckets(&mut self, now: Instant) {
+        let Some(stale_before) = now.checked_sub(self.config.refresh_interval) else {
+            return;
+        };
+        let targets = self
+            .contacts
+            .table()
+            .stale_bucket_targets(stale_before, &mut self.rng);
+        let (ops, mut env) = self.split();
+        for target in targets.into_iter().take(MAX_REFRESHES_PER_TICK) {
+            ops.refresh(&mut env, now, target);
+        }
+    }
+
+    /// Start the re-sends that are due, as many as the background limit allows.
+    pub(super) fn start_due_resends(&mut self, now: Instant) {
+        while self.ops.background() < MAX_BACKGROUND_PUTS {
+            let Some(resend) = self.records.pop_due(now) else {
+                return;
+            };
+            if self.contacts.table().is_empty() {
+                continue; // nobody to send to; the next turn is scheduled
+            }
+            self.counters.resends_started += 1;
+            let kind = if resend.republish {
+                PutKind::Republish
+            } else {
+                PutKind::Replicate
+            };
+            let k = self.config.k;
+            let (ops, mut env) = self.split();
+            ops.put(&mut env, now, resend.key, resend.value, resend.ttl, k, kind);
+        }
+    }
+
+    /// One bounded slice of the replication walks (hand-over and repair).
+    pub(super) fn replication_slice(&mut self, now: Instant) {
+        let view = replication::View {
+            own: self.id,
+            k: self.config.k,
+            routing: self.contacts.table(),
+        };
+        let room = self.out.table.free(Class::HandOver);
+        let sends = self.replication.run_slice(
+            now,
+            &view,
+            &mut self.records,
+            SLICE_KEYS,
+            room,
+            &mut self.rng,
+        );
+        for (contact, key) in sends {
+            let Some(item) = self.records.get(&key, now) else {
+                continue;
+            };
+            let ttl = item.expires_at.saturating_duration_since(now).as_secs();
+            let store = Request::Store {
+                sender: self.id,
+                key,
+                value: item.value,
+            };
+            let out = Outgoing {
+                to: contact.addr,
+                peer: Some(contact.id),
+                request: &store,
+                purpose: Purpose::Unawaited,
+                class: Class::HandOver,
+                ttl_secs: u32::try_from(ttl.max(1)).unwrap_or(u32::MAX),
+                flags: 0,
+            };
+            if self.out.request(now, &mut self.rng, out) {
+                self.counters.handovers_sent += 1;
+            }
+        }
+        self.next_slice = self.replication.has_work().then_some(now + SLICE_PAUSE);
+    }
+}

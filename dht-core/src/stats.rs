@@ -1,0 +1,40 @@
+//! The counters and gauges a node reports.
+
+/// Counters and gauges of one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub datagrams_received: u64,
+    pub datagrams_sent: u64,
+    /// Malformed, truncated, oversized, unsolicited or misaddressed datagrams.
+    pub datagrams_dropped: u64,
+    pub requests_received: u64,
+    pub responses_received: u64,
+    pub rpcs_sent: u64,
+    pub rpc_timeouts: u64,
+    pub lookups_started: u64,
+    pub lookups_completed: u64,
+    /// RPCs sent by lookups that completed (for RPCs-per-lookup figures).
+    pub lookup_rpcs: u64,
+    /// Sum of the hops of completed lookups (see `Lookup::hops`).
+    pub lookup_hops: u64,
+    /// Values re-sent by replication and republishing.
+    pub resends_started: u64,
+    /// Keys handed over to contacts that appeared.
+    pub handovers_sent: u64,
+    pub contacts: u64,
+    pub values_stored: u64,
+    pub stored_bytes: u64,
+    pub pending_rpcs: u64,
+}
+
+/// Counters kept by the glue itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub datagrams_received: u64,
+    pub datagrams_dropped: u64,
+    pub requests_received: u64,
+    pub responses_received: u64,
+    pub rpc_timeouts: u64,
+    pub resends_started: u64,
+    pub handovers_sent: u64,
+}
