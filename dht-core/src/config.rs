@@ -33,6 +33,10 @@ pub struct Config {
     pub alpha: usize,
     /// How long to wait for one RPC reply. Default 2 s.
     pub rpc_timeout: Duration,
+    /// The shortest a lookup waits for one peer before querying the next
+    /// (the adaptive timeout's floor; see [`crate::rtt`]). A late reply is
+    /// still accepted until `rpc_timeout`. Default 100 ms.
+    pub min_rpc_timeout: Duration,
     /// Consecutive missed replies after which a contact is dropped from the
     /// routing table. Default 3.
     pub max_failures: u32,
@@ -70,6 +74,7 @@ impl Default for Config {
             k: 20,
             alpha: 3,
             rpc_timeout: Duration::from_secs(2),
+            min_rpc_timeout: Duration::from_millis(100),
             max_failures: 3,
             node_id: None,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,

@@ -78,6 +78,11 @@ impl Contacts {
         self.probing.insert(contact.id, contact);
     }
 
+    /// A contact in the table that missed its last reply.
+    pub fn is_suspect(&self, id: &NodeId) -> bool {
+        self.routing.get(id).is_some_and(|e| e.failures > 0)
+    }
+
     pub fn is_probing(&self, id: &NodeId) -> bool {
         self.probing.contains_key(id)
     }

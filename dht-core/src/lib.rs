@@ -33,6 +33,7 @@ pub mod replication;
 pub mod responder;
 pub mod routing;
 pub mod rpc;
+pub mod rtt;
 pub mod sim;
 pub mod stats;
 pub mod storage;

@@ -20,8 +20,18 @@ pub enum LookupKind {
 enum State {
     NotQueried,
     InFlight,
+    /// Queried, past its soft deadline: no longer waited on (its α slot is
+    /// free and the termination rule skips it), but a late answer counts.
+    Slow,
     Responded,
     Failed,
+}
+
+impl State {
+    /// Not (or no longer) expected to answer in time.
+    fn written_off(self) -> bool {
+        matches!(self, State::Failed | State::Slow)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +149,7 @@ impl Lookup {
         let candidate = self
             .candidates
             .iter_mut()
-            .filter(|c| c.state != State::Failed)
+            .filter(|c| !c.state.written_off())
             .take(k)
             .find(|c| c.state == State::NotQueried)?;
         candidate.state = State::InFlight;
@@ -156,12 +166,29 @@ impl Lookup {
             .binary_search_by_key(&distance, |c| c.distance)
             .ok()?;
         let c = &mut self.candidates[pos];
-        if c.state != State::InFlight {
-            return None;
+        match c.state {
+            State::InFlight => self.in_flight -= 1,
+            State::Slow => {}
+            _ => return None,
         }
         c.state = state;
-        self.in_flight -= 1;
         Some(c.hop)
+    }
+
+    /// `from` has not answered within its soft deadline: stop waiting on it
+    /// (a later answer is still taken).
+    pub fn on_slow(&mut self, from: &NodeId) {
+        let distance = from.distance(&self.target);
+        if let Ok(pos) = self
+            .candidates
+            .binary_search_by_key(&distance, |c| c.distance)
+        {
+            let c = &mut self.candidates[pos];
+            if c.state == State::InFlight {
+                c.state = State::Slow;
+                self.in_flight -= 1;
+            }
+        }
     }
 
     /// `from` answered with closer contacts (FIND_NODE, or FIND_VALUE without a value).
@@ -194,7 +221,7 @@ impl Lookup {
         }
         self.candidates
             .iter()
-            .filter(|c| c.state != State::Failed)
+            .filter(|c| !c.state.written_off())
             .take(self.k)
             .all(|c| c.state == State::Responded)
     }

@@ -335,3 +335,191 @@ impl RecordStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::id::NodeId;
+    use crate::storage::MemoryStorage;
+    use rand::SeedableRng;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn store() -> (RecordStore, rand::rngs::StdRng, Instant) {
+        let lifetimes = Lifetimes {
+            replicate_interval: HOUR,
+            republish_interval: 24 * HOUR,
+        };
+        let storage = Box::new(MemoryStorage::new(200_000, 1 << 30));
+        let rng = rand::rngs::StdRng::seed_from_u64(1);
+        (RecordStore::new(storage, lifetimes), rng, Instant::now())
+    }
+
+    fn replica(ttl: Duration) -> IncomingStore {
+        IncomingStore { ttl, cached: false }
+    }
+
+    #[test]
+    fn republish_always_lands_before_copies_lapse() {
+        let (s, _, _) = store();
+        for ttl_secs in [1, 60, 3600, 24 * 3600, 25 * 3600, 7 * 24 * 3600] {
+            let ttl = Duration::from_secs(ttl_secs);
+            let period = republish_period(ttl, &s.lifetimes);
+            assert!(
+                period < ttl || ttl_secs == 1,
+                "ttl {ttl_secs}s: period {period:?}"
+            );
+            assert!(period <= 24 * HOUR);
+        }
+        let day = republish_period(24 * HOUR, &s.lifetimes);
+        assert_eq!(day, 23 * HOUR, "default TTL: one hour early");
+    }
+
+    #[test]
+    fn no_store_shortens_a_held_copy() {
+        let (mut s, mut rng, now) = store();
+        let key = NodeId::digest(b"k");
+        assert!(s.accept_store(now, key, Value::from("v1"), replica(10 * HOUR), &mut rng));
+        let held_until = s.get(&key, now).unwrap().expires_at;
+        // A stale replica, a cached copy and a hostile STORE, all short.
+        let later = now + HOUR;
+        s.accept_store(
+            later,
+            key,
+            Value::from("v1"),
+            replica(Duration::from_secs(5)),
+            &mut rng,
+        );
+        let cached = IncomingStore {
+            ttl: Duration::from_secs(1),
+            cached: true,
+        };
+        s.accept_store(later, key, Value::from("v1"), cached, &mut rng);
+        s.accept_store(
+            later,
+            key,
+            Value::from("evil"),
+            replica(Duration::from_secs(1)),
+            &mut rng,
+        );
+        let item = s.get(&key, later + Duration::from_secs(10)).unwrap();
+        assert_eq!(item.expires_at, held_until);
+        assert_eq!(
+            item.origin,
+            Origin::Held,
+            "a cached copy does not demote a replica"
+        );
+        assert_eq!(s.expire(held_until - Duration::from_secs(1)), 0);
+        assert_eq!(s.expire(held_until), 1);
+    }
+
+    #[test]
+    fn the_publishers_copy_is_its_own_and_lives_with_it() {
+        let (mut s, mut rng, now) = store();
+        let key = NodeId::digest(b"k");
+        let ttl = HOUR;
+        s.publish(now, key, Value::from("mine"), ttl).unwrap();
+        assert!(s.accept_store(
+            now,
+            key,
+            Value::from("theirs"),
+            replica(7 * 24 * HOUR),
+            &mut rng
+        ));
+        assert_eq!(s.get(&key, now).unwrap().value, Value::from("mine"));
+        // For three days the value is re-put before it could lapse, and the
+        // local copy never expires in between.
+        let mut t = now;
+        let mut republished = 0;
+        while t < now + 72 * HOUR {
+            t += Duration::from_secs(60);
+            assert_eq!(s.expire(t), 0);
+            assert!(s.get(&key, t).is_some(), "gone at {:?}", t - now);
+            while let Some(resend) = s.pop_due(t) {
+                assert!(resend.republish);
+                assert_eq!(
+                    (resend.ttl, resend.value.clone()),
+                    (ttl, Value::from("mine"))
+                );
+                republished += 1;
+            }
+        }
+        assert_eq!(republished, 72 * 60 / 45, "every 45 minutes for a 1 h TTL");
+    }
+
+    #[test]
+    fn cached_copies_are_never_resent_and_replicas_resend_remaining_lifetime() {
+        let (mut s, mut rng, now) = store();
+        let (cached_key, held_key) = (NodeId::digest(b"c"), NodeId::digest(b"h"));
+        let cached = IncomingStore {
+            ttl: 5 * HOUR,
+            cached: true,
+        };
+        s.accept_store(now, cached_key, Value::from(1i64), cached, &mut rng);
+        s.accept_store(
+            now,
+            held_key,
+            Value::from(2i64),
+            replica(5 * HOUR),
+            &mut rng,
+        );
+        let mut resent = Vec::new();
+        let mut t = now;
+        while t < now + 6 * HOUR {
+            t += Duration::from_secs(60);
+            s.expire(t);
+            while let Some(r) = s.pop_due(t) {
+                assert!(!r.republish);
+                assert!(r.ttl <= now + 5 * HOUR - t + Duration::from_secs(1));
+                resent.push(r.key);
+            }
+        }
+        assert!(!resent.contains(&cached_key));
+        assert!(
+            (4..=5).contains(&resent.len()),
+            "held key re-sent hourly: {}",
+            resent.len()
+        );
+        assert!(s.is_empty(), "both expired at their TTL");
+    }
+
+    #[test]
+    fn a_received_store_postpones_the_holders_own_resend() {
+        let (mut s, mut rng, now) = store();
+        let key = NodeId::digest(b"k");
+        s.accept_store(now, key, Value::from(1i64), replica(10 * HOUR), &mut rng);
+        let first = s.next_resend().unwrap();
+        let later = now + HOUR / 2;
+        s.accept_store(later, key, Value::from(1i64), replica(10 * HOUR), &mut rng);
+        assert!(s.next_resend().unwrap() > first);
+        // Churn repair pulls it in again, within the window asked for.
+        assert!(s.resend_soon(later, key, Duration::from_secs(120), &mut rng));
+        assert!(s.next_resend().unwrap() <= later + Duration::from_secs(120));
+    }
+
+    #[test]
+    fn a_hundred_thousand_values_are_all_due_within_one_interval() {
+        let (mut s, mut rng, now) = store();
+        for i in 0..100_000u32 {
+            let key = NodeId::digest(&i.to_be_bytes());
+            s.accept_store(
+                now,
+                key,
+                Value::from(i64::from(i)),
+                replica(24 * HOUR),
+                &mut rng,
+            );
+        }
+        let mut due = 0;
+        let mut t = now;
+        while t <= now + HOUR {
+            t += Duration::from_secs(60);
+            while s.pop_due(t).is_some() {
+                due += 1;
+            }
+        }
+        println!("100,000 held values: {due} due within one replicate interval");
+        assert_eq!(due, 100_000);
+    }
+}

@@ -8,6 +8,11 @@
 //! hand-over can never starve a user's get or put. A reply is matched on its
 //! message id *and* the address the request went to, so an off-path host
 //! cannot answer for a peer.
+//!
+//! Lookup queries and STOREs also get a *soft* deadline from the peer's
+//! measured round-trip time ([`crate::rtt`]): past it, the operation stops
+//! waiting and moves on, while the request stays pending until its hard
+//! deadline so that a late reply still counts.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -17,6 +22,7 @@ use rand::Rng;
 
 use crate::contact::usable_addr;
 use crate::id::NodeId;
+use crate::rtt::RttEstimator;
 use crate::wire::{self, MsgId, Request, Response, RpcKind};
 
 /// Identifies a command until its [`crate::Event`] comes out.
@@ -62,6 +68,7 @@ pub struct PendingRpc {
     pub class: Class,
     pub sent_at: Instant,
     deadline: Instant,
+    soft_deadline: Option<Instant>,
 }
 
 /// Why a response datagram was not matched to a request.
@@ -74,19 +81,24 @@ pub enum Unmatched {
 pub struct RpcTable {
     pending: HashMap<MsgId, PendingRpc>,
     deadlines: BTreeSet<(Instant, MsgId)>,
+    soft_deadlines: BTreeSet<(Instant, MsgId)>,
     in_use: [usize; CLASSES],
     max_pending: usize,
     timeout: Duration,
+    rtt: RttEstimator,
 }
 
 impl RpcTable {
-    pub fn new(max_pending: usize, timeout: Duration) -> Self {
+    /// `timeout` is the hard deadline; soft ones are never below `floor`.
+    pub fn new(max_pending: usize, timeout: Duration, floor: Duration) -> Self {
         RpcTable {
             pending: HashMap::new(),
             deadlines: BTreeSet::new(),
+            soft_deadlines: BTreeSet::new(),
             in_use: [0; CLASSES],
             max_pending,
             timeout,
+            rtt: RttEstimator::new(floor, timeout),
         }
     }
 
@@ -136,6 +148,8 @@ impl RpcTable {
         class: Class,
     ) {
         let deadline = now + self.timeout;
+        let soft_deadline = matches!(purpose, Purpose::Lookup(_) | Purpose::Store(_))
+            .then(|| now + self.rtt.timeout(&to));
         let rpc = PendingRpc {
             to,
             peer,
@@ -144,17 +158,26 @@ impl RpcTable {
             class,
             sent_at: now,
             deadline,
+            soft_deadline,
         };
         if let Some(old) = self.pending.insert(msg_id, rpc) {
             // 88 random bits: a collision is a bug elsewhere, not a reason to leak a slot.
             self.forget(msg_id, &old);
         }
         self.deadlines.insert((deadline, msg_id));
+        if let Some(soft) = soft_deadline {
+            self.soft_deadlines.insert((soft, msg_id));
+        }
         self.in_use[class as usize] += 1;
     }
 
-    /// The request a response from `from` answers.
-    pub fn complete(&mut self, msg_id: &MsgId, from: SocketAddr) -> Result<PendingRpc, Unmatched> {
+    /// The request a response from `from`, received at `now`, answers.
+    pub fn complete(
+        &mut self,
+        now: Instant,
+        msg_id: &MsgId,
+        from: SocketAddr,
+    ) -> Result<PendingRpc, Unmatched> {
         match self.pending.get(msg_id) {
             None => return Err(Unmatched::Unsolicited),
             Some(rpc) if rpc.to != from => return Err(Unmatched::WrongAddress),
@@ -162,7 +185,25 @@ impl RpcTable {
         }
         let rpc = self.pending.remove(msg_id).ok_or(Unmatched::Unsolicited)?;
         self.forget(*msg_id, &rpc);
+        self.rtt
+            .observe(from, now.saturating_duration_since(rpc.sent_at));
         Ok(rpc)
+    }
+
+    /// A request whose soft deadline passed by `now`: the caller stops
+    /// waiting for it, though a reply is still accepted until the hard one.
+    pub fn pop_slow(&mut self, now: Instant) -> Option<(Purpose, Option<NodeId>)> {
+        loop {
+            let &(soft, msg_id) = self.soft_deadlines.first()?;
+            if soft > now {
+                return None;
+            }
+            self.soft_deadlines.pop_first();
+            if let Some(rpc) = self.pending.get_mut(&msg_id) {
+                rpc.soft_deadline = None;
+                return Some((rpc.purpose, rpc.peer));
+            }
+        }
     }
 
     /// A request whose deadline passed by `now`, taken out of the table.
@@ -175,17 +216,28 @@ impl RpcTable {
             self.deadlines.pop_first();
             if let Some(rpc) = self.pending.remove(&msg_id) {
                 self.in_use[rpc.class as usize] -= 1;
+                if let Some(soft) = rpc.soft_deadline {
+                    self.soft_deadlines.remove(&(soft, msg_id));
+                }
                 return Some(rpc);
             }
         }
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let hard = self.deadlines.first().map(|(t, _)| *t);
+        let soft = self.soft_deadlines.first().map(|(t, _)| *t);
+        match (hard, soft) {
+            (Some(h), Some(s)) => Some(h.min(s)),
+            (h, s) => h.or(s),
+        }
     }
 
     fn forget(&mut self, msg_id: MsgId, rpc: &PendingRpc) {
         self.deadlines.remove(&(rpc.deadline, msg_id));
+        if let Some(soft) = rpc.soft_deadline {
+            self.soft_deadlines.remove(&(soft, msg_id));
+        }
         self.in_use[rpc.class as usize] -= 1;
     }
 }
@@ -273,7 +325,7 @@ mod tests {
     fn background_classes_cannot_take_user_slots() {
         let now = Instant::now();
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let mut t = RpcTable::new(16, Duration::from_secs(2));
+        let mut t = RpcTable::new(16, Duration::from_secs(2), Duration::from_millis(50));
         let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
         while t.free(Class::Maintenance) > 0 {
             let id = RpcTable::new_msg_id(&mut rng, 0, 0);
@@ -297,7 +349,7 @@ mod tests {
     fn replies_match_id_and_address_and_deadlines_fire_once() {
         let now = Instant::now();
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-        let mut t = RpcTable::new(16, Duration::from_secs(2));
+        let mut t = RpcTable::new(16, Duration::from_secs(2), Duration::from_millis(50));
         let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let a = RpcTable::new_msg_id(&mut rng, 0, 0);
@@ -320,9 +372,12 @@ mod tests {
             Purpose::Probe,
             Class::Probe,
         );
-        assert_eq!(t.complete(&a, other).unwrap_err(), Unmatched::WrongAddress);
-        assert!(t.complete(&a, to).is_ok());
-        assert_eq!(t.complete(&a, to).unwrap_err(), Unmatched::Unsolicited);
+        assert_eq!(
+            t.complete(now, &a, other).unwrap_err(),
+            Unmatched::WrongAddress
+        );
+        assert!(t.complete(now, &a, to).is_ok());
+        assert_eq!(t.complete(now, &a, to).unwrap_err(), Unmatched::Unsolicited);
         assert!(t.pop_expired(now + Duration::from_secs(1)).is_none());
         assert!(t.pop_expired(now + Duration::from_secs(2)).is_some());
         assert!(t.pop_expired(now + Duration::from_secs(3)).is_none());

@@ -203,7 +203,7 @@ impl Operations {
             replication,
             kind,
             lookup: Some(lookup),
-            outstanding: 0,
+            waiting: Vec::new(),
             report: PutReport::default(),
         };
         self.ops.insert(op, Operation::Put(Box::new(put)));
@@ -256,7 +256,7 @@ impl Operations {
             }
             Purpose::Store(op) => {
                 let stored = matches!(response, Response::Store(true));
-                self.store_answered(env, op, stored);
+                self.store_answered(env, op, peer, stored);
             }
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => {
@@ -288,10 +288,33 @@ impl Operations {
                     self.drive(env, now, op);
                 }
             }
-            Purpose::Store(op) => self.store_answered(env, op, false),
+            Purpose::Store(op) => self.store_answered(env, op, peer, false),
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => self.ping_done(env, op, Err(Error::Timeout)),
             Purpose::Probe | Purpose::Unawaited => {}
+        }
+    }
+
+    /// An RPC sent for `purpose` to `peer` is past its soft deadline: stop
+    /// waiting for it (its reply, if it comes, is still used).
+    pub fn on_slow<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        purpose: Purpose,
+        peer: Option<NodeId>,
+    ) {
+        match purpose {
+            Purpose::Lookup(op) => {
+                if let (Some(lookup), Some(id)) =
+                    (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
+                {
+                    lookup.on_slow(&id);
+                    self.drive(env, now, op);
+                }
+            }
+            Purpose::Store(op) => self.store_answered(env, op, peer, false),
+            _ => {}
         }
     }
 
@@ -411,7 +434,7 @@ impl Operations {
                     return;
                 };
                 store::send_stores(env, now, op, &mut put, &lookup);
-                if put.outstanding == 0 {
+                if put.waiting.is_empty() {
                     self.finish_put(env, op, *put);
                 } else {
                     self.ops.insert(op, Operation::Put(put));
@@ -423,16 +446,23 @@ impl Operations {
         }
     }
 
-    fn store_answered<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, op: OpId, stored: bool) {
+    /// `peer` answered operation `op`'s STORE (or is no longer waited for).
+    fn store_answered<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        op: OpId,
+        peer: Option<NodeId>,
+        stored: bool,
+    ) {
         let Some(Operation::Put(put)) = self.ops.get_mut(&op) else {
             return;
         };
-        if put.lookup.is_some() {
+        let Some(pos) = peer.and_then(|id| put.waiting.iter().position(|w| *w == id)) else {
             return;
-        }
-        put.outstanding = put.outstanding.saturating_sub(1);
+        };
+        put.waiting.swap_remove(pos);
         put.report.stored_remote += usize::from(stored);
-        if put.outstanding == 0 {
+        if put.waiting.is_empty() {
             if let Some(Operation::Put(put)) = self.ops.remove(&op) {
                 self.finish_put(env, op, *put);
             }

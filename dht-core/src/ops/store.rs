@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::Env;
-use crate::id::Key;
+use crate::id::{Key, NodeId};
 use crate::lookup::Lookup;
 use crate::rpc::{Class, OpId, Outgoing, Purpose};
 use crate::value::Value;
@@ -43,7 +43,9 @@ pub(super) struct PutState {
     pub kind: PutKind,
     /// Some while looking up the closest nodes; None while storing.
     pub lookup: Option<Lookup>,
-    pub outstanding: usize,
+    /// Nodes whose STORE answer the put still waits for (a node past its
+    /// soft deadline is no longer waited for; a late ack is not counted).
+    pub waiting: Vec<NodeId>,
     pub report: PutReport,
 }
 
@@ -86,7 +88,9 @@ pub(super) fn send_stores<R: Rng + ?Sized>(
             ttl_secs,
             flags: 0,
         };
-        put.outstanding += usize::from(env.out.request(now, env.rng, out));
+        if env.out.request(now, env.rng, out) {
+            put.waiting.push(contact.id);
+        }
     }
 }
 

@@ -120,7 +120,11 @@ impl Protocol {
                 max_ttl: config.max_ttl,
             },
             rng,
-            out: Outbox::new(RpcTable::new(config.max_pending_rpcs, config.rpc_timeout)),
+            out: Outbox::new(RpcTable::new(
+                config.max_pending_rpcs,
+                config.rpc_timeout,
+                config.min_rpc_timeout,
+            )),
             contacts: Contacts::new(routing, config.rpc_timeout),
             records,
             replication: Replication::new(MAX_REPLICATION_WALKS, REPAIR_WITHIN),
@@ -349,6 +353,10 @@ impl Protocol {
             trace!(to = %rpc.to, kind = rpc.kind.name(), "rpc timed out");
             self.rpc_failed(now, rpc);
         }
+        while let Some((purpose, peer)) = self.out.table.pop_slow(now) {
+            let (ops, mut env) = self.split();
+            ops.on_slow(&mut env, now, purpose, peer);
+        }
         let expired = self.records.expire(now);
         if expired > 0 {
             debug!(expired, "values expired");
@@ -390,7 +398,7 @@ impl Protocol {
     }
 
     fn handle_response(&mut self, now: Instant, from: SocketAddr, msg_id: MsgId, body: &[u8]) {
-        let rpc = match self.out.table.complete(&msg_id, from) {
+        let rpc = match self.out.table.complete(now, &msg_id, from) {
             Ok(rpc) => rpc,
             Err(why) => return self.drop_datagram(from, &why),
         };

@@ -1,0 +1,119 @@
+//! Round-trip time estimates, in the style of TCP's retransmission timer
+//! (RFC 6298): a smoothed RTT and its variance per peer address, plus a
+//! node-wide estimate for peers never measured.
+//!
+//! The resulting timeout (`srtt + 4 × rttvar`, clamped between a floor and
+//! the configured `rpc_timeout`) is a *soft* deadline: a lookup stops waiting
+//! on a peer then and queries the next candidate, but a late reply is still
+//! accepted until the hard `rpc_timeout`. So a dead peer costs a lookup one
+//! round trip's worth of patience, not a full RPC timeout.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Most peers with their own estimate; past that the table starts afresh
+/// (estimates are cheap to relearn, memory is not).
+const MAX_PEERS: usize = 4096;
+
+#[derive(Clone, Copy, Debug)]
+struct Estimate {
+    srtt: Duration,
+    rttvar: Duration,
+}
+
+impl Estimate {
+    fn first(sample: Duration) -> Self {
+        Estimate {
+            srtt: sample,
+            rttvar: sample / 2,
+        }
+    }
+
+    fn update(&mut self, sample: Duration) {
+        let delta = self.srtt.abs_diff(sample);
+        self.rttvar = (self.rttvar * 3 + delta) / 4;
+        self.srtt = (self.srtt * 7 + sample) / 8;
+    }
+
+    fn timeout(&self) -> Duration {
+        self.srtt + self.rttvar * 4
+    }
+}
+
+pub struct RttEstimator {
+    peers: HashMap<SocketAddr, Estimate>,
+    global: Option<Estimate>,
+    floor: Duration,
+    ceiling: Duration,
+}
+
+impl RttEstimator {
+    /// Timeouts stay within `floor..=ceiling` (the hard RPC timeout).
+    pub fn new(floor: Duration, ceiling: Duration) -> Self {
+        RttEstimator {
+            peers: HashMap::new(),
+            global: None,
+            floor: floor.min(ceiling),
+            ceiling,
+        }
+    }
+
+    /// A reply from `peer` came `sample` after its request.
+    pub fn observe(&mut self, peer: SocketAddr, sample: Duration) {
+        match self.global.as_mut() {
+            Some(g) => g.update(sample),
+            None => self.global = Some(Estimate::first(sample)),
+        }
+        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&peer) {
+            self.peers.clear();
+        }
+        self.peers
+            .entry(peer)
+            .and_modify(|e| e.update(sample))
+            .or_insert_with(|| Estimate::first(sample));
+    }
+
+    /// How long to wait for `peer` before trying someone else.
+    pub fn timeout(&self, peer: &SocketAddr) -> Duration {
+        let estimate = self.peers.get(peer).or(self.global.as_ref());
+        estimate
+            .map_or(self.ceiling, Estimate::timeout)
+            .clamp(self.floor, self.ceiling)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn timeouts_follow_measured_round_trips_within_bounds() {
+        let ms = Duration::from_millis;
+        let mut r = RttEstimator::new(ms(50), ms(2000));
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        assert_eq!(
+            r.timeout(&a),
+            ms(2000),
+            "nothing measured: the hard timeout"
+        );
+        for _ in 0..20 {
+            r.observe(a, ms(10));
+        }
+        assert_eq!(r.timeout(&a), ms(50), "a steady fast peer: the floor");
+        assert_eq!(
+            r.timeout(&b),
+            ms(50),
+            "unmeasured peers use the node-wide estimate"
+        );
+        for _ in 0..20 {
+            r.observe(b, ms(300));
+        }
+        let slow = r.timeout(&b);
+        assert!(slow >= ms(300) && slow < ms(600), "{slow:?}");
+        r.observe(b, ms(10_000));
+        assert_eq!(r.timeout(&b), ms(2000), "never past the hard timeout");
+    }
+}
