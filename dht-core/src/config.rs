@@ -63,6 +63,13 @@ pub struct Config {
     pub republish_interval: Duration,
     /// How often the maintenance timer runs (refresh, replicate, expire). Default 60 s.
     pub maintenance_interval: Duration,
+    /// Overall deadline of a get, put, ping or bootstrap; past it the
+    /// operation fails with [`crate::Error::Timeout`] (a bootstrap reports
+    /// the contacts found so far). Default 10 s.
+    pub operation_timeout: Duration,
+    /// Only query the network: kadmium peers do not add this node to their
+    /// routing tables (for short-lived CLI processes and scripts). Default false.
+    pub client_only: bool,
     /// Seed for the node's RNG (ids, message ids); random when `None`.
     pub rng_seed: Option<u64>,
 }
@@ -87,6 +94,8 @@ impl Default for Config {
             replicate_interval: Duration::from_secs(3600),
             republish_interval: Duration::from_secs(24 * 3600),
             maintenance_interval: Duration::from_secs(60),
+            operation_timeout: Duration::from_secs(10),
+            client_only: false,
             rng_seed: None,
         }
     }
@@ -121,6 +130,14 @@ impl Config {
         self.default_ttl = ttl;
         self
     }
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+    pub fn with_client_only(mut self, client_only: bool) -> Self {
+        self.client_only = client_only;
+        self
+    }
     pub fn with_rng_seed(mut self, seed: u64) -> Self {
         self.rng_seed = Some(seed);
         self
@@ -143,6 +160,9 @@ impl Config {
         }
         if self.max_pending_rpcs < self.alpha {
             return bad("max_pending_rpcs must be at least alpha");
+        }
+        if self.operation_timeout.is_zero() {
+            return bad("operation_timeout must be positive");
         }
         if self.maintenance_interval.is_zero() {
             return bad("maintenance_interval must be positive");

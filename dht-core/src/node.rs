@@ -126,7 +126,7 @@ impl Node {
     /// Ping `addrs`, then look up our own id; returns the k closest contacts
     /// found, or an empty list when nobody answered.
     pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<Vec<Contact>> {
-        let addrs: Vec<SocketAddr> = addrs.iter().map(|a| canonical(*a)).collect();
+        let addrs: Vec<SocketAddr> = addrs.iter().map(|a| dialable(canonical(*a))).collect();
         match self.run(|p, now| Ok(p.bootstrap(now, &addrs))).await? {
             Outcome::Bootstrap(contacts) => Ok(contacts),
             other => Err(unexpected(other)),
@@ -161,7 +161,7 @@ impl Node {
 
     /// The id of the node answering at `addr`.
     pub async fn ping(&self, addr: SocketAddr) -> Result<NodeId> {
-        let addr = canonical(addr);
+        let addr = dialable(canonical(addr));
         match self.run(|p, now| Ok(p.ping(now, addr))).await? {
             Outcome::Ping(result) => result,
             other => Err(unexpected(other)),
@@ -291,6 +291,22 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
             None => addr,
         },
         IpAddr::V4(_) => addr,
+    }
+}
+
+/// A wildcard address (`0.0.0.0`, `::`) as the loopback address of its
+/// family. Programs bootstrap through `("0.0.0.0", port)` to reach a node on
+/// this host, as the Python package allows; the answer comes from loopback,
+/// so that is the address the request must be recorded as sent to.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(v6) if v6.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
     }
 }
 

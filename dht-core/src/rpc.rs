@@ -254,6 +254,8 @@ pub struct Transmit {
 pub struct Outbox {
     pub table: RpcTable,
     transmits: VecDeque<Transmit>,
+    /// Flags every request carries (client-only mode).
+    request_flags: u8,
     pub datagrams_sent: u64,
     pub rpcs_sent: u64,
 }
@@ -271,10 +273,11 @@ pub struct Outgoing<'a> {
 }
 
 impl Outbox {
-    pub fn new(table: RpcTable) -> Self {
+    pub fn new(table: RpcTable, request_flags: u8) -> Self {
         Outbox {
             table,
             transmits: VecDeque::new(),
+            request_flags,
             datagrams_sent: 0,
             rpcs_sent: 0,
         }
@@ -291,7 +294,7 @@ impl Outbox {
         if !usable_addr(&out.to) {
             return false;
         }
-        let msg_id = RpcTable::new_msg_id(rng, out.ttl_secs, out.flags);
+        let msg_id = RpcTable::new_msg_id(rng, out.ttl_secs, out.flags | self.request_flags);
         let payload = wire::encode_request(&msg_id, out.request);
         let kind = out.request.kind();
         self.table

@@ -47,6 +47,12 @@ pub fn kadmium_id(ttl_secs: u32, random: [u8; 12]) -> MsgId {
 /// replica: the receiver keeps it as cached (never re-sent).
 pub const FLAG_CACHED: u8 = 0x01;
 
+/// A request carrying this flag comes from a client-only node (a short-lived
+/// CLI or script): kadmium peers answer it but do not add the sender to
+/// their routing tables, so it leaves no dead contact behind (the spirit of
+/// BEP 43's read-only flag; Python peers never see it).
+pub const FLAG_CLIENT: u8 = 0x02;
+
 /// `KADMIUM_TAG (4) | ttl_secs (u32 BE) | flags (1) | random (11)`.
 pub fn kadmium_id_flagged(ttl_secs: u32, flags: u8, random: [u8; 11]) -> MsgId {
     let mut id = [0u8; MSG_ID_LEN];

@@ -21,7 +21,7 @@ impl Operations {
         now: Instant,
         addrs: &[SocketAddr],
     ) -> OpId {
-        let op = self.new_op();
+        let op = self.new_user_op(env, now);
         self.ops.insert(
             op,
             Operation::Bootstrap {
@@ -48,7 +48,7 @@ impl Operations {
         now: Instant,
         addr: SocketAddr,
     ) -> OpId {
-        let op = self.new_op();
+        let op = self.new_user_op(env, now);
         self.ops.insert(op, Operation::Ping);
         let ping = Request::Ping { sender: env.own };
         if !send(

@@ -8,7 +8,7 @@
 //! finds no free slot waits in a starved queue and is driven again as slots
 //! free up, user operations first. Only user commands produce [`Event`]s.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,8 @@ pub struct Env<'a, R: Rng + ?Sized> {
     pub k: usize,
     pub alpha: usize,
     pub default_ttl: Duration,
+    /// Overall deadline of a user operation.
+    pub op_timeout: Duration,
     pub out: &'a mut Outbox,
     pub contacts: &'a mut Contacts,
     pub records: &'a mut RecordStore,
@@ -121,6 +123,8 @@ pub struct Operations {
     starved_user: VecDeque<OpId>,
     starved_background: VecDeque<OpId>,
     background: usize,
+    /// Overall deadlines of user operations.
+    deadlines: BTreeSet<(Instant, OpId)>,
     pub counters: LookupCounters,
 }
 
@@ -141,6 +145,44 @@ impl Operations {
     pub(super) fn new_op(&mut self) -> OpId {
         self.next += 1;
         self.next
+    }
+
+    /// A new user operation, which fails with [`Error::Timeout`] if it has
+    /// not finished within the environment's `op_timeout`.
+    pub(super) fn new_user_op<R: Rng + ?Sized>(&mut self, env: &Env<'_, R>, now: Instant) -> OpId {
+        let op = self.new_op();
+        self.deadlines.insert((now + env.op_timeout, op));
+        op
+    }
+
+    /// When [`Operations::expire`] has work next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// End the user operations whose deadline passed: gets, puts and pings
+    /// fail with [`Error::Timeout`]; a bootstrap reports what it found.
+    pub fn expire<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant) {
+        while let Some(&(at, op)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let outcome = match self.ops.remove(&op) {
+                None => continue,
+                Some(Operation::Bootstrap { lookup, .. }) => {
+                    Outcome::Bootstrap(lookup.map(|l| l.closest_responded()).unwrap_or_default())
+                }
+                Some(Operation::Get { .. }) => Outcome::Get(Err(Error::Timeout)),
+                Some(Operation::Put(_)) => Outcome::Put(Err(Error::Timeout)),
+                Some(Operation::Ping) => Outcome::Ping(Err(Error::Timeout)),
+                Some(refresh @ Operation::Refresh { .. }) => {
+                    self.ops.insert(op, refresh);
+                    continue;
+                }
+            };
+            env.events.push_back(Event { op, outcome });
+        }
     }
 
     pub(super) fn new_lookup<R: Rng + ?Sized>(
@@ -168,7 +210,7 @@ impl Operations {
     // -------------------------------------------------------------- starting
 
     pub fn get<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, key: Key) -> OpId {
-        let op = self.new_op();
+        let op = self.new_user_op(env, now);
         if let Some(item) = env.records.get(&key, now) {
             let outcome = Outcome::Get(Ok(Some(item.value)));
             env.events.push_back(Event { op, outcome });
@@ -191,10 +233,12 @@ impl Operations {
         replication: usize,
         kind: PutKind,
     ) -> OpId {
-        let op = self.new_op();
-        if kind != PutKind::User {
+        let op = if kind == PutKind::User {
+            self.new_user_op(env, now)
+        } else {
             self.background += 1;
-        }
+            self.new_op()
+        };
         let lookup = self.new_lookup(env, now, key, LookupKind::FindNode);
         let put = PutState {
             key,

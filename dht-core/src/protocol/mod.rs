@@ -120,11 +120,18 @@ impl Protocol {
                 max_ttl: config.max_ttl,
             },
             rng,
-            out: Outbox::new(RpcTable::new(
-                config.max_pending_rpcs,
-                config.rpc_timeout,
-                config.min_rpc_timeout,
-            )),
+            out: Outbox::new(
+                RpcTable::new(
+                    config.max_pending_rpcs,
+                    config.rpc_timeout,
+                    config.min_rpc_timeout,
+                ),
+                if config.client_only {
+                    wire::FLAG_CLIENT
+                } else {
+                    0
+                },
+            ),
             contacts: Contacts::new(routing, config.rpc_timeout),
             records,
             replication: Replication::new(MAX_REPLICATION_WALKS, REPAIR_WITHIN),
@@ -144,6 +151,7 @@ impl Protocol {
             k: self.config.k,
             alpha: self.config.alpha,
             default_ttl: self.config.default_ttl,
+            op_timeout: self.config.operation_timeout,
             out: &mut self.out,
             contacts: &mut self.contacts,
             records: &mut self.records,
@@ -236,6 +244,7 @@ impl Protocol {
             }
         };
         consider(self.out.table.next_deadline());
+        consider(self.ops.next_deadline());
         consider(self.records.next_expiry());
         if self.ops.background() < MAX_BACKGROUND_PUTS {
             consider(self.records.next_resend());
@@ -357,6 +366,8 @@ impl Protocol {
             let (ops, mut env) = self.split();
             ops.on_slow(&mut env, now, purpose, peer);
         }
+        let (ops, mut env) = self.split();
+        ops.expire(&mut env, now);
         let expired = self.records.expire(now);
         if expired > 0 {
             debug!(expired, "values expired");
@@ -383,7 +394,8 @@ impl Protocol {
             Err(e) => return self.drop_datagram(from, &e),
         };
         self.counters.requests_received += 1;
-        if let Some(sender) = request.sender() {
+        let client_only = wire::flags_from_id(&msg_id) & wire::FLAG_CLIENT != 0;
+        if let Some(sender) = request.sender().filter(|_| !client_only) {
             self.heard_from(now, Contact::new(sender, from));
         }
         let mut ctx = responder::Context {
