@@ -8,6 +8,23 @@
 //! protocol calls [`store_decision`] when a STORE arrives and
 //! [`pick_newest`] on a get's answers; nothing here does I/O or reads a
 //! clock: times are unix seconds passed in.
+//!
+//! ```
+//! use dht_core::signed::{pick_newest, store_decision, Keypair, SignedRecord, StoreDecision};
+//! let owner = Keypair::generate(&mut rand::rng());
+//! let now = 1_700_000_000;
+//! let v1 = SignedRecord::sign(&owner, b"addr", 1, now + 3600, Some(b"10.0.0.1:4000"))?;
+//! let key = v1.key(); // SHA-1(public key ‖ salt)
+//! let gone = SignedRecord::sign(&owner, b"addr", 2, now + 7200, None)?.encode();
+//! // A storing node holding v1 takes the newer tombstone, and refuses v1 back.
+//! let v1 = v1.encode();
+//! assert!(matches!(store_decision(&key, Some(&v1), &gone, now), StoreDecision::Accept { .. }));
+//! assert!(matches!(store_decision(&key, Some(&gone), &v1, now), StoreDecision::Reject(_)));
+//! // A reader given both answers picks the tombstone: the value is deleted.
+//! let newest = pick_newest(&key, [&v1[..], &gone[..]], now).unwrap();
+//! assert!(newest.record.is_tombstone() && newest.outdated == [0]);
+//! # Ok::<(), dht_core::signed::RecordError>(())
+//! ```
 
 mod immutable;
 mod keys;

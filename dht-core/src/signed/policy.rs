@@ -63,8 +63,11 @@ pub fn store_decision(
     incoming: &[u8],
     now_unix: u64,
 ) -> StoreDecision {
-    let held_record = held.and_then(|h| held_record(key, h, now_unix));
+    // The incoming bytes are checked first and the held ones only when the
+    // answer depends on them, so junk costs at most one signature check and
+    // a republished copy of the held record costs one, not two.
     let held_same = held.is_some_and(|h| h == incoming);
+    let held_record = || held.and_then(|h| held_record(key, h, now_unix));
     if is_signed_record(incoming) {
         let record = match SignedRecord::decode_verified(incoming, key) {
             Ok(r) => r,
@@ -76,12 +79,14 @@ pub fn store_decision(
                 now_unix,
             });
         }
+        if held_same {
+            return StoreDecision::SameRecord;
+        }
         let accept = StoreDecision::Accept {
             expires_unix: Some(record.expires_unix()),
         };
-        match held_record {
+        match held_record() {
             None | Some(Held::Immutable) => accept,
-            Some(Held::Signed(_)) if held_same => StoreDecision::SameRecord,
             Some(Held::Signed(h)) if record.seq() > h.seq() => accept,
             Some(Held::Signed(h)) if record.seq() == h.seq() => {
                 StoreDecision::Reject(RecordError::ConflictingRecord { seq: h.seq() })
@@ -95,14 +100,16 @@ pub fn store_decision(
         if let Err(e) = verify_immutable(key, incoming) {
             return StoreDecision::Reject(e);
         }
-        match held_record {
+        if held_same {
+            return StoreDecision::SameRecord;
+        }
+        match held_record() {
             None => StoreDecision::Accept { expires_unix: None },
-            Some(Held::Immutable) if held_same => StoreDecision::SameRecord,
-            // Two different valid immutable records for one key would be a
-            // SHA-1 collision; keep the first.
+            // Held signed record: see the kinds rule above. Held immutable
+            // record with other bytes: a SHA-1 collision; keep the first.
             Some(_) => StoreDecision::Reject(RecordError::RecordHeld),
         }
-    } else if held_record.is_some() {
+    } else if held_record().is_some() {
         StoreDecision::Reject(RecordError::RecordHeld)
     } else {
         StoreDecision::NotARecord
