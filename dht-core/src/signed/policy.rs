@@ -69,15 +69,19 @@ pub fn store_decision(
     let held_same = held.is_some_and(|h| h == incoming);
     let held_record = || held.and_then(|h| held_record(key, h, now_unix));
     if is_signed_record(incoming) {
-        let record = match SignedRecord::decode_verified(incoming, key) {
+        let record = match SignedRecord::decode(incoming) {
             Ok(r) => r,
             Err(e) => return StoreDecision::Reject(e),
         };
+        // Expiry before the signature: an expired record is refused anyway.
         if record.is_expired(now_unix) {
             return StoreDecision::Reject(RecordError::Expired {
                 expires_unix: record.expires_unix(),
                 now_unix,
             });
+        }
+        if let Err(e) = record.verify(key) {
+            return StoreDecision::Reject(e);
         }
         if held_same {
             return StoreDecision::SameRecord;
@@ -137,9 +141,9 @@ pub fn value_bytes(value: &Value) -> &[u8] {
 
 fn held_record(key: &Key, bytes: &[u8], now_unix: u64) -> Option<Held> {
     if is_signed_record(bytes) {
-        SignedRecord::decode_verified(bytes, key)
+        SignedRecord::decode(bytes)
             .ok()
-            .filter(|r| !r.is_expired(now_unix))
+            .filter(|r| !r.is_expired(now_unix) && r.verify(key).is_ok())
             .map(Held::Signed)
     } else if is_immutable_record(bytes) {
         verify_immutable(key, bytes).ok().map(|_| Held::Immutable)
@@ -181,9 +185,9 @@ where
         let slot = match seen.iter().position(|(b, _)| b == bytes) {
             Some(slot) => slot,
             None => {
-                let record = SignedRecord::decode_verified(bytes, key)
+                let record = SignedRecord::decode(bytes)
                     .ok()
-                    .filter(|r| !r.is_expired(now_unix));
+                    .filter(|r| !r.is_expired(now_unix) && r.verify(key).is_ok());
                 seen.push((bytes, record));
                 seen.len() - 1
             }
