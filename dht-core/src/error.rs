@@ -2,6 +2,8 @@
 
 use std::io;
 
+use crate::signed::RecordError;
+
 /// Everything a kadmium operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -23,6 +25,28 @@ pub enum Error {
     Busy,
     #[error("the node has been shut down")]
     Shutdown,
+    /// A signed put with `cas = expected` found another sequence number
+    /// (`None`: no record at all).
+    #[error("compare-and-swap failed: expected sequence {expected}, found {}",
+        found.map_or_else(|| "no record".to_owned(), |s| s.to_string()))]
+    CasMismatch { expected: u64, found: Option<u64> },
+    /// A signed or immutable record that cannot be made or was refused
+    /// (bad signature, wrong key, stale sequence, ...).
+    #[error("invalid record: {0}")]
+    InvalidRecord(RecordError),
+}
+
+/// Lifts the record errors to the top level where callers match on them:
+/// a CAS conflict and an oversized record keep their own variants, so
+/// `Error::InvalidRecord` never holds `CasMismatch` or `TooLarge`.
+impl From<RecordError> for Error {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::CasMismatch { expected, found } => Error::CasMismatch { expected, found },
+            RecordError::TooLarge { size, max } => Error::ValueTooLarge { size, max },
+            other => Error::InvalidRecord(other),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

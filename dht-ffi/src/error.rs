@@ -97,6 +97,8 @@ impl From<&dht_core::Error> for kad_result {
             E::StorageFull => kad_result::KAD_STORAGE_FULL,
             E::Busy => kad_result::KAD_BUSY,
             E::Shutdown => kad_result::KAD_SHUT_DOWN,
+            // Placeholder until the signed-record C API gives these their codes.
+            E::CasMismatch { .. } | E::InvalidRecord(_) => kad_result::KAD_INVALID_ARGUMENT,
         }
     }
 }

@@ -92,6 +92,9 @@ impl From<KadError> for PyErr {
             E::StorageFull => StorageFullError::new_err(msg),
             E::Busy => BusyError::new_err(msg),
             E::Shutdown => ShutdownError::new_err(msg),
+            // Placeholder until the signed-record API adds CasMismatchError
+            // and InvalidSignatureError.
+            E::CasMismatch { .. } | E::InvalidRecord(_) => KadmiumError::new_err(msg),
         }
     }
 }
