@@ -23,6 +23,9 @@ pub enum Error {
     Busy,
     #[error("the node has been shut down")]
     Shutdown,
+    /// The data directory could not be opened, read or written.
+    #[error(transparent)]
+    Persistence(#[from] crate::persist::PersistError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -97,6 +97,9 @@ impl From<&dht_core::Error> for kad_result {
             E::StorageFull => kad_result::KAD_STORAGE_FULL,
             E::Busy => kad_result::KAD_BUSY,
             E::Shutdown => kad_result::KAD_SHUT_DOWN,
+            // Placeholder until data directories reach the C API, which will
+            // give them their own code; the detail carries the full message.
+            E::Persistence(_) => kad_result::KAD_RUNTIME_ERROR,
         }
     }
 }

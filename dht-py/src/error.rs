@@ -92,6 +92,9 @@ impl From<KadError> for PyErr {
             E::StorageFull => StorageFullError::new_err(msg),
             E::Busy => BusyError::new_err(msg),
             E::Shutdown => ShutdownError::new_err(msg),
+            // Placeholder until data directories reach the Python API, which
+            // will give them their own exception class.
+            E::Persistence(_) => KadmiumError::new_err(msg),
         }
     }
 }
