@@ -296,11 +296,18 @@ fn flipped_bytes_never_panic_or_load_wrong_data() {
                     matches!(e, PersistError::Corrupt { .. }),
                     "unexpected error kind: {e}"
                 );
+                // Refused for good: a second start must not load whatever
+                // redb's repair left behind.
+                let again = open_and_snapshot(dir.path());
+                assert!(
+                    matches!(again, Err(PersistError::Corrupt { .. })),
+                    "second open after refusal: {again:?}"
+                );
                 refused += 1;
             }
         }
     }
-    println!("byte flips: {rounds} damaged copies, {ok} loaded intact, {refused} refused as Corrupt, 0 panics escaped");
+    println!("byte flips: {rounds} damaged copies, {ok} loaded intact, {refused} refused as Corrupt (and again on a second open), 0 panics escaped");
 }
 
 #[test]
