@@ -462,3 +462,27 @@ fn a_full_disk_gives_disk_full_and_the_store_recovers() {
     );
     println!("after freeing space: {acked} records on disk, 0 lost");
 }
+
+#[test]
+fn a_store_marked_damaged_stays_refused() {
+    // The mark DataDir writes when its integrity check at open had to roll a
+    // cleanly closed file back; written directly here, as the flips that
+    // cause it cannot be aimed.
+    let dir = tempfile::tempdir().unwrap();
+    store_with_records(dir.path(), 3);
+    {
+        let db = redb::Database::open(dir.path().join(DATA_FILE)).unwrap();
+        let write = db.begin_write().unwrap();
+        {
+            let def: redb::TableDefinition<&str, &[u8]> =
+                redb::TableDefinition::new("kadmium_meta");
+            let mut t = write.open_table(def).unwrap();
+            t.insert("damaged", &b"checksums failed"[..]).unwrap();
+        }
+        write.commit().unwrap();
+    }
+    for _ in 0..2 {
+        let err = open_and_load(dir.path()).unwrap_err();
+        assert!(matches!(err, PersistError::Corrupt { .. }), "{err}");
+    }
+}

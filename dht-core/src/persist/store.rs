@@ -39,7 +39,7 @@ const META_FORMAT: &str = "format_version";
 const META_NODE_ID: &str = "node_id";
 
 /// redb's 2-phase commit: a second fsync per commit (measured: median commit
-/// of one record 8–12 ms instead of 4–5 ms here) so that a damaged newest
+/// of one record 8–12 ms instead of 4–7 ms here) so that a damaged newest
 /// commit is reported instead of rolled back. Off: one-phase commits are
 /// crash safe (redb checksums the commit), acknowledged commits survive
 /// SIGKILL either way (tests/persist_crash.rs), and damage found by the
