@@ -466,3 +466,16 @@ fn open_if_exists<K: redb::Key + 'static, V: redb::Value + 'static>(
         Err(e) => Err(from_redb::table(file, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_can_move_to_a_blocking_thread() {
+        // The driver commits off its event loop (spawn_blocking).
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<DataDir>();
+        assert_send::<Vec<Change>>();
+    }
+}
