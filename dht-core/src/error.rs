@@ -34,6 +34,9 @@ pub enum Error {
     /// (bad signature, wrong key, stale sequence, ...).
     #[error("invalid record: {0}")]
     InvalidRecord(RecordError),
+    /// The data directory could not be opened, read or written.
+    #[error(transparent)]
+    Persistence(#[from] crate::persist::PersistError),
 }
 
 /// Lifts the record errors to the top level where callers match on them:

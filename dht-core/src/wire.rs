@@ -301,6 +301,15 @@ fn write_value(w: &mut Vec<u8>, v: &Value) {
     }
 }
 
+/// `value` alone in the msgpack encoding a STORE carries it in; the
+/// persistent store keeps values in this form so they read back with the
+/// same type and bytes.
+pub fn encode_value(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.size() + 9);
+    write_value(&mut out, value);
+    out
+}
+
 /// Encoded size of `value` inside a STORE, to check it fits a datagram.
 pub fn encoded_store_len(value: &Value) -> usize {
     let mut buf = Vec::new();
@@ -496,6 +505,14 @@ impl<'a> Reader<'a> {
             Err(WireError::Malformed("trailing bytes"))
         }
     }
+}
+
+/// The inverse of [`encode_value`]: exactly one value, no trailing bytes.
+pub fn decode_value(bytes: &[u8]) -> Result<Value, WireError> {
+    let mut r = Reader::new(bytes);
+    let value = r.value()?;
+    r.end()?;
+    Ok(value)
 }
 
 pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
@@ -790,6 +807,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn values_round_trip_alone() {
+        for value in [
+            Value::Int(i64::MIN),
+            Value::Int(-1),
+            Value::Int(0),
+            Value::UInt(u64::MAX),
+            Value::Float(-0.5),
+            Value::Bool(true),
+            Value::Str("héllo".into()),
+            Value::Bytes(vec![0; 70_000]),
+        ] {
+            assert_eq!(decode_value(&encode_value(&value)), Ok(value));
+        }
+        let mut trailing = encode_value(&Value::Int(1));
+        trailing.push(0);
+        assert!(decode_value(&trailing).is_err());
+        assert!(decode_value(&[]).is_err());
+        assert!(
+            decode_value(&[0x91, 0x01]).is_err(),
+            "a list is not a value"
+        );
     }
 
     #[test]

@@ -99,6 +99,9 @@ impl From<&dht_core::Error> for kad_result {
             E::Shutdown => kad_result::KAD_SHUT_DOWN,
             // Placeholder until the signed-record C API gives these their codes.
             E::CasMismatch { .. } | E::InvalidRecord(_) => kad_result::KAD_INVALID_ARGUMENT,
+            // Placeholder until data directories reach the C API, which will
+            // give them their own code; the detail carries the full message.
+            E::Persistence(_) => kad_result::KAD_RUNTIME_ERROR,
         }
     }
 }

@@ -95,6 +95,9 @@ impl From<KadError> for PyErr {
             // Placeholder until the signed-record API adds CasMismatchError
             // and InvalidSignatureError.
             E::CasMismatch { .. } | E::InvalidRecord(_) => KadmiumError::new_err(msg),
+            // Placeholder until data directories reach the Python API, which
+            // will give them their own exception class.
+            E::Persistence(_) => KadmiumError::new_err(msg),
         }
     }
 }
