@@ -70,6 +70,19 @@ pub struct Config {
     /// Only query the network: kadmium peers do not add this node to their
     /// routing tables (for short-lived CLI processes and scripts). Default false.
     pub client_only: bool,
+    /// Requests per second the node handles in all (0: no limit). Default
+    /// 8,192, as OpenDHT. Responses to the node's own RPCs are never limited.
+    pub max_requests_per_sec: u32,
+    /// Requests per second handled from one IP (0: no limit). Default 1,024.
+    pub max_requests_per_ip_per_sec: u32,
+    /// Most contacts of one /24 (IPv4) or /64 (IPv6) in one bucket. Default 2.
+    pub max_contacts_per_subnet_per_bucket: usize,
+    /// Most contacts of one IP address in the routing table. Default 2.
+    pub max_contacts_per_ip: usize,
+    /// Apply the per-IP limits above (rate, routing table, storage quota)
+    /// to loopback and private addresses too. Off by default, so local test
+    /// networks of hundreds of nodes on one address keep working.
+    pub strict_local_limits: bool,
     /// Seed for the node's RNG (ids, message ids); random when `None`.
     pub rng_seed: Option<u64>,
 }
@@ -95,6 +108,11 @@ impl Default for Config {
             republish_interval: Duration::from_secs(24 * 3600),
             maintenance_interval: Duration::from_secs(60),
             operation_timeout: Duration::from_secs(10),
+            max_requests_per_sec: 8192,
+            max_requests_per_ip_per_sec: 1024,
+            max_contacts_per_subnet_per_bucket: 2,
+            max_contacts_per_ip: 2,
+            strict_local_limits: false,
             client_only: false,
             rng_seed: None,
         }
@@ -138,6 +156,10 @@ impl Config {
         self.client_only = client_only;
         self
     }
+    pub fn with_strict_local_limits(mut self, strict: bool) -> Self {
+        self.strict_local_limits = strict;
+        self
+    }
     pub fn with_rng_seed(mut self, seed: u64) -> Self {
         self.rng_seed = Some(seed);
         self
@@ -160,6 +182,9 @@ impl Config {
         }
         if self.max_pending_rpcs < self.alpha {
             return bad("max_pending_rpcs must be at least alpha");
+        }
+        if self.max_contacts_per_subnet_per_bucket == 0 || self.max_contacts_per_ip == 0 {
+            return bad("contact limits must be at least 1");
         }
         if self.operation_timeout.is_zero() {
             return bad("operation_timeout must be positive");

@@ -41,3 +41,32 @@ impl fmt::Display for Contact {
         write!(f, "{}@{}", &self.id.to_hex()[..8], self.addr)
     }
 }
+
+/// Loopback, private, link-local or unique-local: addresses of a local test
+/// network, exempt from per-IP limits unless `strict_local_limits` is set.
+pub fn is_local(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The network an address belongs to for diversity limits: its /24 (IPv4)
+/// or /64 (IPv6).
+pub fn subnet(ip: &std::net::IpAddr) -> [u8; 9] {
+    let mut net = [0u8; 9];
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            net[0] = 4;
+            net[1..4].copy_from_slice(&v4.octets()[..3]);
+        }
+        std::net::IpAddr::V6(v6) => {
+            net[0] = 6;
+            net[1..9].copy_from_slice(&v6.octets()[..8]);
+        }
+    }
+    net
+}

@@ -66,6 +66,11 @@ impl Contacts {
                 None
             }
             Insert::Full { oldest } if !self.probing.contains_key(&oldest.id) => Some(oldest),
+            // Someone claims a known id from another address: the known
+            // address keeps it unless it stops answering.
+            Insert::AddressConflict { known } if !self.probing.contains_key(&known.id) => {
+                Some(known)
+            }
             _ => None,
         };
         let promoted = self.routing.take_promoted();
@@ -81,6 +86,13 @@ impl Contacts {
     /// A contact in the table that missed its last reply.
     pub fn is_suspect(&self, id: &NodeId) -> bool {
         self.routing.get(id).is_some_and(|e| e.failures > 0)
+    }
+
+    /// The contact we hold for `id` is at `contact.addr`.
+    pub fn holds(&self, contact: &Contact) -> bool {
+        self.routing
+            .get(&contact.id)
+            .is_some_and(|e| e.contact.addr == contact.addr)
     }
 
     pub fn is_probing(&self, id: &NodeId) -> bool {

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod amplification;
 pub mod config;
 pub mod contact;
 pub mod contacts;
@@ -29,6 +30,7 @@ pub mod node;
 pub mod ops;
 pub mod persist;
 pub mod protocol;
+pub mod ratelimit;
 pub mod records;
 pub mod replication;
 pub mod responder;

@@ -20,9 +20,12 @@ pub enum LookupKind {
 enum State {
     NotQueried,
     InFlight,
-    /// Queried, past its soft deadline: no longer waited on (its α slot is
-    /// free and the termination rule skips it), but a late answer counts.
+    /// Queried, past one adaptive timeout: its α slot is free for the next
+    /// candidate, but the lookup still waits for its answer to end.
     Slow,
+    /// Queried, past three adaptive timeouts (or a suspect): the lookup no
+    /// longer waits for it to end; a late answer still counts.
+    Abandoned,
     Responded,
     Failed,
 }
@@ -30,7 +33,12 @@ enum State {
 impl State {
     /// Not (or no longer) expected to answer in time.
     fn written_off(self) -> bool {
-        matches!(self, State::Failed | State::Slow)
+        matches!(self, State::Failed | State::Abandoned)
+    }
+
+    /// Takes no α slot and is not to be queried.
+    fn settled_or_waiting(self) -> bool {
+        matches!(self, State::Failed | State::Abandoned | State::Slow)
     }
 }
 
@@ -149,7 +157,7 @@ impl Lookup {
         let candidate = self
             .candidates
             .iter_mut()
-            .filter(|c| !c.state.written_off())
+            .filter(|c| !c.state.settled_or_waiting())
             .take(k)
             .find(|c| c.state == State::NotQueried)?;
         candidate.state = State::InFlight;
@@ -168,26 +176,38 @@ impl Lookup {
         let c = &mut self.candidates[pos];
         match c.state {
             State::InFlight => self.in_flight -= 1,
-            State::Slow => {}
+            State::Slow | State::Abandoned => {}
             _ => return None,
         }
         c.state = state;
         Some(c.hop)
     }
 
-    /// `from` has not answered within its soft deadline: stop waiting on it
-    /// (a later answer is still taken).
+    /// `from` has not answered within its adaptive timeout: free its slot
+    /// for the next candidate (its answer is still awaited and taken).
     pub fn on_slow(&mut self, from: &NodeId) {
+        self.demote(from, State::Slow);
+    }
+
+    /// `from` has not answered within three adaptive timeouts, or is a
+    /// suspect: the lookup may end without it (a later answer is still taken).
+    pub fn on_abandoned(&mut self, from: &NodeId) {
+        self.demote(from, State::Abandoned);
+    }
+
+    fn demote(&mut self, from: &NodeId, to: State) {
         let distance = from.distance(&self.target);
         if let Ok(pos) = self
             .candidates
             .binary_search_by_key(&distance, |c| c.distance)
         {
             let c = &mut self.candidates[pos];
-            if c.state == State::InFlight {
-                c.state = State::Slow;
-                self.in_flight -= 1;
+            match c.state {
+                State::InFlight => self.in_flight -= 1,
+                State::Slow => {}
+                _ => return,
             }
+            c.state = to;
         }
     }
 
@@ -219,11 +239,18 @@ impl Lookup {
         if self.value.is_some() {
             return true;
         }
-        self.candidates
+        let mut window = self
+            .candidates
             .iter()
             .filter(|c| !c.state.written_off())
             .take(self.k)
-            .all(|c| c.state == State::Responded)
+            .peekable();
+        if window.peek().is_none() {
+            // Nobody left to ask: done, unless abandoned peers may still
+            // answer (a late reply beats no reply at all).
+            return !self.candidates.iter().any(|c| c.state == State::Abandoned);
+        }
+        window.all(|c| c.state == State::Responded)
     }
 
     pub fn in_flight(&self) -> usize {

@@ -1,16 +1,28 @@
 //! The routing table: k-buckets over the 160-bit id space.
 //!
 //! Buckets partition the id space by prefix and start as one bucket covering
-//! everything. A full bucket splits when it covers our own id, or (the relaxed
-//! rule of the Kademlia paper §4.2, as bmuller/kademlia implements it) when the
-//! shared prefix of its contacts is not a multiple of 5. Otherwise the newcomer
-//! waits in the bucket's replacement cache and the least-recently-seen contact
-//! is pinged: long-lived contacts are kept while they answer, and only
-//! `max_failures` consecutive missed replies evict one.
+//! everything. A full bucket splits only when it covers our own id (the
+//! paper's basic rule), so whatever ids arrive the table holds at most
+//! 161 buckets of k contacts and `closest()` reads a bounded amount: made-up
+//! ids near our own cannot grow it without bound, as bmuller's relaxed rule
+//! allowed. Otherwise the newcomer waits in the bucket's replacement cache
+//! and the least-recently-seen contact is pinged: long-lived contacts are kept
+//! while they answer, and only `max_failures` consecutive missed replies
+//! evict one.
+//!
+//! IP diversity: at most `per_subnet_per_bucket` contacts of one /24 (IPv4)
+//! or /64 (IPv6) in a bucket and `per_ip` contacts of one address in the whole
+//! table, so one host cannot fill the table with ids of its choosing.
+//! Local addresses are exempt unless `strict_local` is set. A known id keeps
+//! its address: a claim of it from another address is reported as a
+//! conflict for the caller to check, never applied.
 
 use std::time::Instant;
 
-use crate::contact::Contact;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::contact::{is_local, subnet, Contact};
 use crate::id::{NodeId, ID_LEN};
 
 /// One routing-table entry.
@@ -40,17 +52,6 @@ impl Bucket {
         self.prefix.common_prefix_len(id) >= self.depth
     }
 
-    /// Shared prefix length of the ids held (the "depth" of bmuller's split rule).
-    fn contents_depth(&self) -> usize {
-        let mut iter = self.entries.iter().map(|e| e.contact.id);
-        let Some(first) = iter.next() else {
-            return self.depth;
-        };
-        iter.map(|id| first.common_prefix_len(&id))
-            .min()
-            .unwrap_or(ID_LEN * 8)
-    }
-
     fn position(&self, id: &NodeId) -> Option<usize> {
         self.entries.iter().position(|e| e.contact.id == *id)
     }
@@ -68,6 +69,32 @@ pub enum Insert {
     Full { oldest: Contact },
     /// Our own id, never stored.
     Ignored,
+    /// Over an IP diversity limit: not stored, not waiting.
+    Refused,
+    /// The id is known at another address: nothing changed. The caller
+    /// should check that the known address still answers.
+    AddressConflict { known: Contact },
+}
+
+/// IP diversity limits (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpLimits {
+    pub per_subnet_per_bucket: usize,
+    pub per_ip: usize,
+    pub strict_local: bool,
+}
+
+impl IpLimits {
+    /// No limits at all.
+    pub const NONE: IpLimits = IpLimits {
+        per_subnet_per_bucket: usize::MAX,
+        per_ip: usize::MAX,
+        strict_local: false,
+    };
+
+    fn applies_to(&self, ip: &IpAddr) -> bool {
+        self.strict_local || !is_local(ip)
+    }
 }
 
 /// The k-bucket routing table of one node. Pure data: no I/O, no clock.
@@ -77,6 +104,9 @@ pub struct RoutingTable {
     k: usize,
     max_replacements: usize,
     max_failures: u32,
+    limits: IpLimits,
+    /// Contacts (entries and replacements) per IP, where limits apply.
+    per_ip: HashMap<IpAddr, usize>,
     /// Ordered by prefix, so they tile the id space from 0 to 2^160-1.
     buckets: Vec<Bucket>,
     /// Contacts moved from a replacement cache into a bucket (by a split or
@@ -92,6 +122,8 @@ impl RoutingTable {
             k,
             max_replacements: k,
             max_failures,
+            limits: IpLimits::NONE,
+            per_ip: HashMap::new(),
             buckets: vec![Bucket {
                 prefix: NodeId::default(),
                 depth: 0,
@@ -101,6 +133,53 @@ impl RoutingTable {
             }],
             promoted: Vec::new(),
         }
+    }
+
+    /// Enforce `limits` on contacts inserted from now on.
+    pub fn with_ip_limits(mut self, limits: IpLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Contacts of `ip` held (entries and replacements), where limits apply.
+    pub fn contacts_of_ip(&self, ip: &IpAddr) -> usize {
+        self.per_ip.get(ip).copied().unwrap_or(0)
+    }
+
+    fn count_in(&mut self, ip: IpAddr) {
+        if self.limits.applies_to(&ip) {
+            *self.per_ip.entry(ip).or_insert(0) += 1;
+        }
+    }
+
+    fn count_out(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Whether a new contact at `ip` may join bucket `index`.
+    fn admits(&self, index: usize, ip: &IpAddr) -> bool {
+        let limits = &self.limits;
+        if !limits.applies_to(ip) {
+            return true;
+        }
+        if self.contacts_of_ip(ip) >= limits.per_ip {
+            return false;
+        }
+        let net = subnet(ip);
+        let bucket = &self.buckets[index];
+        let same = bucket
+            .entries
+            .iter()
+            .map(|e| e.contact.addr.ip())
+            .chain(bucket.replacements.iter().map(|c| c.addr.ip()))
+            .filter(|other| subnet(other) == net)
+            .count();
+        same < limits.per_subnet_per_bucket
     }
 
     /// Contacts promoted from replacement caches since the last call.
@@ -158,34 +237,47 @@ impl RoutingTable {
             let k = self.k;
             let bucket = &mut self.buckets[index];
             if let Some(pos) = bucket.position(&contact.id) {
+                if bucket.entries[pos].contact.addr != contact.addr {
+                    let known = bucket.entries[pos].contact;
+                    return Insert::AddressConflict { known };
+                }
                 let mut entry = bucket.entries.remove(pos);
-                entry.contact.addr = contact.addr;
                 entry.failures = 0;
                 entry.last_seen = now;
                 bucket.entries.push(entry);
                 return Insert::Refreshed;
             }
+            let waiting = bucket.replacements.iter().position(|c| c.id == contact.id);
+            if waiting.is_none() && !self.admits(index, &contact.addr.ip()) {
+                return Insert::Refused;
+            }
+            let bucket = &mut self.buckets[index];
+            if let Some(pos) = waiting {
+                let old = bucket.replacements.remove(pos);
+                self.count_out(old.addr.ip());
+            }
+            let bucket = &mut self.buckets[index];
             if bucket.entries.len() < k {
-                bucket.replacements.retain(|c| c.id != contact.id);
                 bucket.entries.push(Entry {
                     contact,
                     failures: 0,
                     last_seen: now,
                 });
+                self.count_in(contact.addr.ip());
                 return Insert::Added;
             }
-            let splittable = bucket.depth < ID_LEN * 8
-                && (bucket.covers(&self.own) || bucket.contents_depth() % 5 != 0);
-            if splittable {
+            if bucket.depth < ID_LEN * 8 && bucket.covers(&self.own) {
                 self.split(index);
                 continue;
             }
-            bucket.replacements.retain(|c| c.id != contact.id);
-            bucket.replacements.push(contact);
-            if bucket.replacements.len() > self.max_replacements {
-                bucket.replacements.remove(0);
-            }
             let oldest = bucket.entries[0].contact;
+            bucket.replacements.push(contact);
+            let dropped = (bucket.replacements.len() > self.max_replacements)
+                .then(|| bucket.replacements.remove(0));
+            self.count_in(contact.addr.ip());
+            if let Some(dropped) = dropped {
+                self.count_out(dropped.addr.ip());
+            }
             return Insert::Full { oldest };
         }
     }
@@ -253,8 +345,11 @@ impl RoutingTable {
             return false;
         }
         let last_seen = bucket.entries[pos].last_seen;
-        bucket.entries.remove(pos);
-        if let Some(c) = bucket.replacements.pop() {
+        let gone = bucket.entries.remove(pos);
+        let promoted = bucket.replacements.pop();
+        self.count_out(gone.contact.addr.ip());
+        let bucket = &mut self.buckets[index];
+        if let Some(c) = promoted {
             self.promoted.push(c);
             // Promoted at the least-recently-seen end: it has not answered us yet.
             bucket.entries.insert(
@@ -277,10 +372,15 @@ impl RoutingTable {
     pub fn remove(&mut self, id: &NodeId) -> bool {
         let index = self.bucket_index(id);
         let bucket = &mut self.buckets[index];
-        bucket.replacements.retain(|c| c.id != *id);
-        match bucket.position(id) {
-            Some(pos) => {
-                bucket.entries.remove(pos);
+        let waiting = bucket.replacements.iter().position(|c| c.id == *id);
+        let waiting = waiting.map(|pos| bucket.replacements.remove(pos));
+        let entry = bucket.position(id).map(|pos| bucket.entries.remove(pos));
+        if let Some(c) = waiting {
+            self.count_out(c.addr.ip());
+        }
+        match entry {
+            Some(e) => {
+                self.count_out(e.contact.addr.ip());
                 true
             }
             None => false,
@@ -435,11 +535,84 @@ mod tests {
             Insert::Added
         );
         assert_eq!(t.bucket_count(), 2);
-        // The far bucket ([1...]) is full. Its contents share only the first bit
-        // (depth 1, not a multiple of 5) so the relaxed rule splits it too.
+        // The far bucket ([1...]) is full and does not cover our id: it never
+        // splits, the newcomer waits and the oldest contact is to be pinged.
         let r = t.insert(contact(id_with_first_byte(0xC0, 7), 50), now);
-        assert_eq!(r, Insert::Added);
-        assert!(t.bucket_count() >= 3);
+        assert!(matches!(r, Insert::Full { .. }), "{r:?}");
+        assert_eq!(t.bucket_count(), 2);
+    }
+
+    #[test]
+    fn crafted_ids_cannot_grow_the_table_without_bound() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let own = NodeId::random(&mut rng);
+        let k = 20;
+        let mut t = RoutingTable::new(own, k, 3, now);
+        // 100,000 ids sharing ever longer prefixes with our own, plus random ones.
+        for i in 0..100_000u32 {
+            let depth = (i % 160) as usize;
+            let id = if i % 2 == 0 {
+                own.random_with_prefix(depth, &mut rng)
+            } else {
+                NodeId::random(&mut rng)
+            };
+            t.insert(contact(id, (i % 60_000) as u16 + 1), now);
+        }
+        println!(
+            "100,000 crafted ids: {} contacts in {} buckets",
+            t.len(),
+            t.bucket_count()
+        );
+        assert!(t.bucket_count() <= ID_LEN * 8 + 1);
+        assert!(t.len() <= (ID_LEN * 8 + 1) * k);
+    }
+
+    #[test]
+    fn one_address_cannot_fill_the_table_and_known_ids_keep_their_address() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let own = NodeId::random(&mut rng);
+        let limits = IpLimits {
+            per_subnet_per_bucket: 2,
+            per_ip: 2,
+            strict_local: false,
+        };
+        let mut t = RoutingTable::new(own, 8, 3, now).with_ip_limits(limits);
+        let attacker = |port| SocketAddr::from(([203, 0, 113, 5], port));
+        let admitted = (0..2000u16)
+            .filter(|p| {
+                t.insert(Contact::new(NodeId::random(&mut rng), attacker(p + 1)), now)
+                    == Insert::Added
+            })
+            .count();
+        assert_eq!(admitted, 2);
+        // A neighbour in the same /24 gets at most two places per bucket.
+        let neighbour = |i: u8, port| SocketAddr::from(([203, 0, 113, i], port));
+        for i in 10..60u8 {
+            t.insert(Contact::new(NodeId::random(&mut rng), neighbour(i, 1)), now);
+        }
+        for b in &t.buckets {
+            let same = b
+                .entries
+                .iter()
+                .filter(|e| matches!(e.contact.addr.ip(), std::net::IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113]))
+                .count();
+            assert!(same <= 2, "{same} contacts of one /24 in a bucket");
+        }
+        // Loopback is exempt unless strict.
+        let lo = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let local = (0..100u16)
+            .filter(|p| {
+                t.insert(Contact::new(NodeId::random(&mut rng), lo(p + 1)), now) == Insert::Added
+            })
+            .count();
+        assert!(local > 2);
+        // A known id claimed from another address changes nothing.
+        let known = t.contacts()[0];
+        let claim = Contact::new(known.id, SocketAddr::from(([198, 51, 100, 1], 9)));
+        assert_eq!(t.insert(claim, now), Insert::AddressConflict { known });
+        assert_eq!(t.get(&known.id).map(|e| e.contact.addr), Some(known.addr));
     }
 
     #[test]

@@ -9,10 +9,11 @@
 //! message id *and* the address the request went to, so an off-path host
 //! cannot answer for a peer.
 //!
-//! Lookup queries and STOREs also get a *soft* deadline from the peer's
-//! measured round-trip time ([`crate::rtt`]): past it, the operation stops
-//! waiting and moves on, while the request stays pending until its hard
-//! deadline so that a late reply still counts.
+//! Lookup queries and STOREs also get two *soft* deadlines from the peer's
+//! measured round-trip time ([`crate::rtt`]): past the first (one timeout),
+//! the operation frees the request's slot and asks someone else; past the
+//! second (three timeouts) it stops waiting for it altogether. The request
+//! stays pending until its hard deadline, so a late reply still counts.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use rand::Rng;
 use crate::contact::usable_addr;
 use crate::id::NodeId;
 use crate::rtt::RttEstimator;
-use crate::wire::{self, MsgId, Request, Response, RpcKind};
+use crate::wire::{self, MsgId, Request, RpcKind};
 
 /// Identifies a command until its [`crate::Event`] comes out.
 pub type OpId = u64;
@@ -39,6 +40,9 @@ pub enum Purpose {
     UserPing(OpId),
     /// A liveness check of a contact (eviction candidate or suspect).
     Probe,
+    /// A ping checking that an address receives (anti-amplification) and,
+    /// for a contact learned from a third party, that it holds its id.
+    Verify,
     /// A STORE nobody waits for (key hand-over, caching after a get).
     Unawaited,
 }
@@ -68,8 +72,21 @@ pub struct PendingRpc {
     pub class: Class,
     pub sent_at: Instant,
     deadline: Instant,
-    soft_deadline: Option<Instant>,
+    /// The soft deadlines still ahead: (when, stage).
+    soft: Vec<(Instant, Stage)>,
 }
+
+/// How far past its adaptive timeout a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// One timeout: free its slot, ask someone else.
+    Slow,
+    /// Three timeouts: stop waiting for it.
+    GiveUp,
+}
+
+/// The give-up deadline, in adaptive timeouts.
+const GIVE_UP_AFTER: u32 = 3;
 
 /// Why a response datagram was not matched to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +98,7 @@ pub enum Unmatched {
 pub struct RpcTable {
     pending: HashMap<MsgId, PendingRpc>,
     deadlines: BTreeSet<(Instant, MsgId)>,
-    soft_deadlines: BTreeSet<(Instant, MsgId)>,
+    soft_deadlines: BTreeSet<(Instant, MsgId, Stage)>,
     in_use: [usize; CLASSES],
     max_pending: usize,
     timeout: Duration,
@@ -148,8 +165,15 @@ impl RpcTable {
         class: Class,
     ) {
         let deadline = now + self.timeout;
-        let soft_deadline = matches!(purpose, Purpose::Lookup(_) | Purpose::Store(_))
-            .then(|| now + self.rtt.timeout(&to));
+        let soft = if matches!(purpose, Purpose::Lookup(_) | Purpose::Store(_)) {
+            let rto = self.rtt.timeout(&to);
+            vec![
+                (now + rto, Stage::Slow),
+                (now + rto * GIVE_UP_AFTER, Stage::GiveUp),
+            ]
+        } else {
+            Vec::new()
+        };
         let rpc = PendingRpc {
             to,
             peer,
@@ -158,15 +182,17 @@ impl RpcTable {
             class,
             sent_at: now,
             deadline,
-            soft_deadline,
+            soft,
         };
         if let Some(old) = self.pending.insert(msg_id, rpc) {
             // 88 random bits: a collision is a bug elsewhere, not a reason to leak a slot.
             self.forget(msg_id, &old);
         }
         self.deadlines.insert((deadline, msg_id));
-        if let Some(soft) = soft_deadline {
-            self.soft_deadlines.insert((soft, msg_id));
+        if let Some(rpc) = self.pending.get(&msg_id) {
+            for &(at, stage) in &rpc.soft {
+                self.soft_deadlines.insert((at, msg_id, stage));
+            }
         }
         self.in_use[class as usize] += 1;
     }
@@ -190,18 +216,19 @@ impl RpcTable {
         Ok(rpc)
     }
 
-    /// A request whose soft deadline passed by `now`: the caller stops
-    /// waiting for it, though a reply is still accepted until the hard one.
-    pub fn pop_slow(&mut self, now: Instant) -> Option<(Purpose, Option<NodeId>)> {
+    /// A request whose soft deadline passed by `now`, and which one: the
+    /// caller waits less for it, though a reply is still accepted until the
+    /// hard deadline.
+    pub fn pop_slow(&mut self, now: Instant) -> Option<(Purpose, Option<NodeId>, Stage)> {
         loop {
-            let &(soft, msg_id) = self.soft_deadlines.first()?;
-            if soft > now {
+            let &(at, msg_id, stage) = self.soft_deadlines.first()?;
+            if at > now {
                 return None;
             }
             self.soft_deadlines.pop_first();
             if let Some(rpc) = self.pending.get_mut(&msg_id) {
-                rpc.soft_deadline = None;
-                return Some((rpc.purpose, rpc.peer));
+                rpc.soft.retain(|(_, s)| *s != stage);
+                return Some((rpc.purpose, rpc.peer, stage));
             }
         }
     }
@@ -216,8 +243,8 @@ impl RpcTable {
             self.deadlines.pop_first();
             if let Some(rpc) = self.pending.remove(&msg_id) {
                 self.in_use[rpc.class as usize] -= 1;
-                if let Some(soft) = rpc.soft_deadline {
-                    self.soft_deadlines.remove(&(soft, msg_id));
+                for &(at, stage) in &rpc.soft {
+                    self.soft_deadlines.remove(&(at, msg_id, stage));
                 }
                 return Some(rpc);
             }
@@ -226,7 +253,7 @@ impl RpcTable {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         let hard = self.deadlines.first().map(|(t, _)| *t);
-        let soft = self.soft_deadlines.first().map(|(t, _)| *t);
+        let soft = self.soft_deadlines.first().map(|(t, _, _)| *t);
         match (hard, soft) {
             (Some(h), Some(s)) => Some(h.min(s)),
             (h, s) => h.or(s),
@@ -235,8 +262,8 @@ impl RpcTable {
 
     fn forget(&mut self, msg_id: MsgId, rpc: &PendingRpc) {
         self.deadlines.remove(&(rpc.deadline, msg_id));
-        if let Some(soft) = rpc.soft_deadline {
-            self.soft_deadlines.remove(&(soft, msg_id));
+        for &(at, stage) in &rpc.soft {
+            self.soft_deadlines.remove(&(at, msg_id, stage));
         }
         self.in_use[rpc.class as usize] -= 1;
     }
@@ -304,8 +331,9 @@ impl Outbox {
         true
     }
 
-    pub fn respond(&mut self, to: SocketAddr, msg_id: &MsgId, response: &Response) {
-        self.push(to, wire::encode_response(msg_id, response));
+    /// Queue an already encoded datagram (an answer that waited).
+    pub fn send_encoded(&mut self, to: SocketAddr, payload: Vec<u8>) {
+        self.push(to, payload);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

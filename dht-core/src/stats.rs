@@ -7,6 +7,11 @@ pub struct Stats {
     pub datagrams_sent: u64,
     /// Malformed, truncated, oversized, unsolicited or misaddressed datagrams.
     pub datagrams_dropped: u64,
+    /// Requests dropped by the rate limits.
+    pub requests_refused: u64,
+    /// Answers to unverified addresses never sent (their ping went
+    /// unanswered, or too many were waiting).
+    pub answers_withheld: u64,
     pub requests_received: u64,
     pub responses_received: u64,
     pub rpcs_sent: u64,

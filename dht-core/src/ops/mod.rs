@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::lookup::{Lookup, LookupKind};
 use crate::records::RecordStore;
-use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose};
+use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose, Stage};
 use crate::value::Value;
 use crate::wire::{Request, Response};
 
@@ -311,7 +311,7 @@ impl Operations {
                 };
                 self.ping_done(env, op, outcome);
             }
-            Purpose::Probe | Purpose::Unawaited => {}
+            Purpose::Probe | Purpose::Verify | Purpose::Unawaited => {}
         }
     }
 
@@ -335,29 +335,35 @@ impl Operations {
             Purpose::Store(op) => self.store_answered(env, op, peer, false),
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => self.ping_done(env, op, Err(Error::Timeout)),
-            Purpose::Probe | Purpose::Unawaited => {}
+            Purpose::Probe | Purpose::Verify | Purpose::Unawaited => {}
         }
     }
 
-    /// An RPC sent for `purpose` to `peer` is past its soft deadline: stop
-    /// waiting for it (its reply, if it comes, is still used).
+    /// An RPC sent for `purpose` to `peer` is past a soft deadline: wait
+    /// less for it (its reply, if it comes, is still used).
     pub fn on_slow<R: Rng + ?Sized>(
         &mut self,
         env: &mut Env<'_, R>,
         now: Instant,
         purpose: Purpose,
         peer: Option<NodeId>,
+        stage: Stage,
     ) {
         match purpose {
             Purpose::Lookup(op) => {
                 if let (Some(lookup), Some(id)) =
                     (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
                 {
-                    lookup.on_slow(&id);
+                    match stage {
+                        Stage::Slow => lookup.on_slow(&id),
+                        Stage::GiveUp => lookup.on_abandoned(&id),
+                    }
                     self.drive(env, now, op);
                 }
             }
-            Purpose::Store(op) => self.store_answered(env, op, peer, false),
+            Purpose::Store(op) if stage == Stage::GiveUp => {
+                self.store_answered(env, op, peer, false)
+            }
             _ => {}
         }
     }
@@ -423,6 +429,9 @@ impl Operations {
                 class,
             ) {
                 failed.push(contact.id);
+            } else if env.contacts.is_suspect(&contact.id) {
+                // It already missed a reply: ask, but do not wait for it.
+                lookup.on_abandoned(&contact.id);
             }
         }
         for id in &failed {

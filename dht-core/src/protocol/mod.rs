@@ -15,7 +15,7 @@
 //! [`crate::records`] (how long a value lives and when it is re-sent) and
 //! [`crate::replication`] (repairing copies when contacts come and go).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -23,20 +23,22 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tracing::{debug, trace};
 
+use crate::amplification::{AddressValidation, Admit};
 use crate::config::Config;
 use crate::contact::Contact;
 use crate::contacts::Contacts;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::ops::{Env, Operations, PutKind};
+use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::records::{Lifetimes, RecordStore};
 use crate::replication::Replication;
 use crate::responder::{self, StorePolicy};
-use crate::routing::{Insert, RoutingTable};
-use crate::rpc::{Class, Outbox, PendingRpc, RpcTable};
+use crate::routing::{Insert, IpLimits, RoutingTable};
+use crate::rpc::{Class, Outbox, Outgoing, PendingRpc, Purpose, RpcTable};
 use crate::storage::{MemoryStorage, Storage, StoredValue};
 use crate::value::Value;
-use crate::wire::{self, MsgId, Response};
+use crate::wire::{self, MsgId, Request, Response};
 
 pub use crate::ops::{Event, Outcome, PutReport};
 pub use crate::rpc::{OpId, Transmit};
@@ -58,6 +60,9 @@ const SLICE_KEYS: usize = 512;
 const SLICE_PAUSE: Duration = Duration::from_millis(10);
 /// Most contact changes waiting for a replication walk.
 const MAX_REPLICATION_WALKS: usize = 256;
+/// Most contacts that appeared from an unverified address and wait for
+/// their verification ping before they get keys handed over.
+const MAX_AWAITING_VERIFICATION: usize = 1024;
 /// Churn repair re-sends a key at a random moment within this window.
 const REPAIR_WITHIN: Duration = Duration::from_secs(120);
 
@@ -82,6 +87,11 @@ pub struct Protocol {
     replication: Replication,
     ops: Operations,
     events: VecDeque<Event>,
+    validation: AddressValidation,
+    /// Contacts that appeared at an address not yet verified: keys are
+    /// handed over once they answer our ping there.
+    awaiting_verification: HashSet<NodeId>,
+    limiter: RateLimiter,
     next_maintenance: Instant,
     next_slice: Option<Instant>,
     counters: Counters,
@@ -107,7 +117,17 @@ impl Protocol {
         };
         let mut records = RecordStore::new(storage, lifetimes);
         records.adopt_existing(now, config.maintenance_interval, &mut rng);
-        let routing = RoutingTable::new(id, config.k, config.max_failures, now);
+        let routing =
+            RoutingTable::new(id, config.k, config.max_failures, now).with_ip_limits(IpLimits {
+                per_subnet_per_bucket: config.max_contacts_per_subnet_per_bucket,
+                per_ip: config.max_contacts_per_ip,
+                strict_local: config.strict_local_limits,
+            });
+        let limits = RateLimits {
+            global_per_sec: config.max_requests_per_sec,
+            per_ip_per_sec: config.max_requests_per_ip_per_sec,
+            strict_local: config.strict_local_limits,
+        };
         // Each node keeps its own maintenance phase, so a network's nodes do
         // not all refresh in the same instant.
         let phase = config.maintenance_interval.mul_f64(rng.random::<f64>());
@@ -137,6 +157,9 @@ impl Protocol {
             replication: Replication::new(MAX_REPLICATION_WALKS, REPAIR_WITHIN),
             ops: Operations::default(),
             events: VecDeque::new(),
+            validation: AddressValidation::new(config.strict_local_limits),
+            awaiting_verification: HashSet::new(),
+            limiter: RateLimiter::new(limits, now),
             next_maintenance: now + phase,
             next_slice: None,
             counters: Counters::default(),
@@ -182,6 +205,8 @@ impl Protocol {
             datagrams_received: c.datagrams_received,
             datagrams_sent: self.out.datagrams_sent,
             datagrams_dropped: c.datagrams_dropped,
+            requests_refused: self.limiter.refused,
+            answers_withheld: self.validation.dropped,
             requests_received: c.requests_received,
             responses_received: c.responses_received,
             rpcs_sent: self.out.rpcs_sent,
@@ -349,7 +374,10 @@ impl Protocol {
             Err(e) => return self.drop_datagram(from, &e),
         };
         if packet.kind == wire::REQUEST {
-            self.handle_request(now, from, packet.id, packet.body);
+            if !self.limiter.allow(now, from.ip()) {
+                return self.drop_datagram(from, &"request over the rate limit");
+            }
+            self.handle_request(now, from, packet.id, packet.body, data.len());
         } else {
             self.handle_response(now, from, packet.id, packet.body);
         }
@@ -362,9 +390,9 @@ impl Protocol {
             trace!(to = %rpc.to, kind = rpc.kind.name(), "rpc timed out");
             self.rpc_failed(now, rpc);
         }
-        while let Some((purpose, peer)) = self.out.table.pop_slow(now) {
+        while let Some((purpose, peer, stage)) = self.out.table.pop_slow(now) {
             let (ops, mut env) = self.split();
-            ops.on_slow(&mut env, now, purpose, peer);
+            ops.on_slow(&mut env, now, purpose, peer, stage);
         }
         let (ops, mut env) = self.split();
         ops.expire(&mut env, now);
@@ -388,7 +416,14 @@ impl Protocol {
         debug!(%from, ?why, "dropped datagram");
     }
 
-    fn handle_request(&mut self, now: Instant, from: SocketAddr, msg_id: MsgId, body: &[u8]) {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg_id: MsgId,
+        body: &[u8],
+        request_len: usize,
+    ) {
         let request = match wire::decode_request(body) {
             Ok(r) => r,
             Err(e) => return self.drop_datagram(from, &e),
@@ -405,8 +440,45 @@ impl Protocol {
             policy: &self.policy,
             rng: &mut self.rng,
         };
-        let response = responder::answer(&mut ctx, now, from, &msg_id, request);
-        self.out.respond(from, &msg_id, &response);
+        let mut response = responder::answer(&mut ctx, now, from, &msg_id, request);
+        let budget = self.validation.budget(&from, request_len, now);
+        if let Response::Nodes(contacts) = &mut response {
+            // Cut a contact list to the budget rather than make it wait: the
+            // asker still progresses; a ping makes the next answers whole.
+            let mut answer_len =
+                wire::encode_response(&msg_id, &Response::Nodes(contacts.clone())).len();
+            if answer_len > budget && self.validation.start_ping(from) {
+                self.verify(now, from, None);
+            }
+            while answer_len > budget && contacts.pop().is_some() {
+                answer_len =
+                    wire::encode_response(&msg_id, &Response::Nodes(contacts.clone())).len();
+            }
+        }
+        let answer = wire::encode_response(&msg_id, &response);
+        match self.validation.admit(from, request_len, answer, now) {
+            Admit::Send(answer) => self.out.send_encoded(from, answer),
+            Admit::Held { ping: true } => self.verify(now, from, None),
+            Admit::Held { ping: false } | Admit::Dropped => {}
+        }
+    }
+
+    /// Ping `addr` to check that it receives (and, with `peer`, that it
+    /// answers with that id).
+    fn verify(&mut self, now: Instant, addr: SocketAddr, peer: Option<NodeId>) {
+        let ping = Request::Ping { sender: self.id };
+        let out = Outgoing {
+            to: addr,
+            peer,
+            request: &ping,
+            purpose: Purpose::Verify,
+            class: Class::Probe,
+            ttl_secs: 0,
+            flags: 0,
+        };
+        if !self.out.request(now, &mut self.rng, out) {
+            self.validation.failed(&addr);
+        }
     }
 
     fn handle_response(&mut self, now: Instant, from: SocketAddr, msg_id: MsgId, body: &[u8]) {
@@ -422,19 +494,47 @@ impl Protocol {
             }
         };
         self.counters.responses_received += 1;
-        let peer = match &response {
-            Response::Ping(id) => Some(*id),
-            _ => rpc.peer,
-        };
-        if let Some(id) = peer {
-            self.heard_from(now, Contact::new(id, from));
+        // The address answered at the address we sent to: it receives.
+        for answer in self.validation.verified(from, now) {
+            self.out.send_encoded(from, answer);
         }
+        let peer = match &response {
+            // A ping that only checked the address (of a client, perhaps)
+            // adds nobody to the table.
+            Response::Ping(id) if rpc.purpose == Purpose::Verify && rpc.peer.is_none() => Some(*id),
+            Response::Ping(id) => {
+                // A ping answer proves the id: the contact may enter the table.
+                let contact = Contact::new(*id, from);
+                self.heard_from(now, contact);
+                if self.awaiting_verification.remove(id) {
+                    self.replication.contact_appeared(contact);
+                }
+                Some(*id)
+            }
+            _ => {
+                // Any other answer is credited to the id we expected, which a
+                // third party told us: refresh it only if we hold that id at
+                // that address already, else check it with a ping first.
+                if let Some(id) = rpc.peer {
+                    let contact = Contact::new(id, from);
+                    if self.contacts.holds(&contact) {
+                        self.heard_from(now, contact);
+                    } else if self.out.table.free(Class::Probe) > 0 {
+                        self.verify(now, from, Some(id));
+                    }
+                }
+                rpc.peer
+            }
+        };
         let (ops, mut env) = self.split();
         ops.on_reply(&mut env, now, rpc.purpose, peer, response);
     }
 
     /// A request got no (usable) answer.
     fn rpc_failed(&mut self, now: Instant, rpc: PendingRpc) {
+        if rpc.purpose == Purpose::Verify {
+            self.validation.failed(&rpc.to);
+        }
         if let Some(id) = rpc.peer {
             self.contacts.missed_reply(now, Contact::new(id, rpc.to));
         }
@@ -446,8 +546,16 @@ impl Protocol {
     /// contacts that came or went, starved lookups, due re-sends.
     fn after_input(&mut self, now: Instant) {
         for contact in self.contacts.take_appeared() {
-            if !self.records.is_empty() {
+            if self.records.is_empty() {
+                continue;
+            }
+            // Keys go only to an address that proved it receives.
+            if self.validation.is_verified(&contact.addr, now) {
                 self.replication.contact_appeared(contact);
+            } else if self.awaiting_verification.len() < MAX_AWAITING_VERIFICATION
+                && self.awaiting_verification.insert(contact.id)
+            {
+                self.verify(now, contact.addr, Some(contact.id));
             }
         }
         for contact in self.contacts.take_left() {

@@ -1,0 +1,218 @@
+//! Anti-amplification: a node never answers an address that has not proven
+//! it receives with more than 3× the bytes it sent (QUIC's rule, RFC 9000
+//! §8), so a spoofed source cannot turn the node into a reflector.
+//!
+//! An address is *verified* once it answered one of our RPCs there. To an
+//! unverified address, a list of contacts is cut to what fits the budget (the
+//! closest ones; the lookup asking still progresses) and a ping checks the
+//! address so that later answers are whole. An answer that cannot be cut (a
+//! value) waits for that ping: one extra round trip on first contact only
+//! (Python `kademlia` peers answer pings, so mixed networks keep working).
+//! Waiting answers are bounded per address and in all, and dropped if the
+//! ping goes unanswered.
+//!
+//! Loopback and private addresses are exempt unless `strict_local` is set:
+//! a reflector needs a spoofed source, and on those ranges the attacker
+//! would already share the host or the LAN.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::contact::is_local;
+
+/// The most an unverified address gets back, per byte it sent.
+pub const AMPLIFICATION_FACTOR: usize = 3;
+/// How long an address stays verified after it last answered us.
+const VERIFIED_FOR: Duration = Duration::from_secs(3600);
+/// Most verified addresses remembered; past that, expired ones are dropped
+/// and then the table starts afresh (re-verifying costs one round trip).
+const MAX_VERIFIED: usize = 65_536;
+/// Answers waiting for one address, and in all.
+const MAX_WAITING_PER_ADDR: usize = 4;
+const MAX_WAITING: usize = 1024;
+
+#[derive(Default)]
+pub struct AddressValidation {
+    /// Apply the rule to loopback and private addresses too.
+    strict_local: bool,
+    verified: HashMap<SocketAddr, Instant>,
+    waiting: HashMap<SocketAddr, Vec<Vec<u8>>>,
+    waiting_total: usize,
+    /// Addresses with a verification ping in flight.
+    pinging: std::collections::HashSet<SocketAddr>,
+    /// Answers dropped because too many were waiting or the address never
+    /// answered its ping.
+    pub dropped: u64,
+}
+
+/// What to do with an answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Send it now.
+    Send(Vec<u8>),
+    /// Held until the address answers a ping; `ping` says whether one must
+    /// be sent (none is in flight for the address yet).
+    Held { ping: bool },
+    /// Dropped: too many answers waiting.
+    Dropped,
+}
+
+impl AddressValidation {
+    pub fn new(strict_local: bool) -> Self {
+        AddressValidation {
+            strict_local,
+            ..Default::default()
+        }
+    }
+
+    pub fn is_verified(&self, addr: &SocketAddr, now: Instant) -> bool {
+        (!self.strict_local && is_local(&addr.ip()))
+            || self
+                .verified
+                .get(addr)
+                .is_some_and(|at| now.saturating_duration_since(*at) < VERIFIED_FOR)
+    }
+
+    /// The most bytes an answer to a request of `request_len` bytes from
+    /// `to` may have now.
+    pub fn budget(&self, to: &SocketAddr, request_len: usize, now: Instant) -> usize {
+        if self.is_verified(to, now) {
+            usize::MAX
+        } else {
+            request_len.saturating_mul(AMPLIFICATION_FACTOR)
+        }
+    }
+
+    /// Whether a verification ping should go to `addr` now (none in flight);
+    /// records that one goes.
+    pub fn start_ping(&mut self, addr: SocketAddr) -> bool {
+        if self.pinging.len() >= MAX_WAITING && !self.pinging.contains(&addr) {
+            return false;
+        }
+        self.pinging.insert(addr)
+    }
+
+    /// `addr` answered one of our RPCs at `now`. Returns the answers that
+    /// were waiting for it, to send now.
+    pub fn verified(&mut self, addr: SocketAddr, now: Instant) -> Vec<Vec<u8>> {
+        self.pinging.remove(&addr);
+        if self.verified.len() >= MAX_VERIFIED && !self.verified.contains_key(&addr) {
+            self.verified
+                .retain(|_, at| now.saturating_duration_since(*at) < VERIFIED_FOR);
+            if self.verified.len() >= MAX_VERIFIED {
+                self.verified.clear();
+            }
+        }
+        self.verified.insert(addr, now);
+        self.take_waiting(&addr)
+    }
+
+    /// The ping checking `addr` went unanswered: its answers are dropped.
+    pub fn failed(&mut self, addr: &SocketAddr) {
+        self.pinging.remove(addr);
+        let dropped = self.take_waiting(addr).len();
+        self.dropped += dropped as u64;
+    }
+
+    /// Decide on `answer` to a request of `request_len` bytes from `to`.
+    pub fn admit(
+        &mut self,
+        to: SocketAddr,
+        request_len: usize,
+        answer: Vec<u8>,
+        now: Instant,
+    ) -> Admit {
+        if answer.len() <= request_len.saturating_mul(AMPLIFICATION_FACTOR)
+            || self.is_verified(&to, now)
+        {
+            return Admit::Send(answer);
+        }
+        let queue = self.waiting.entry(to).or_default();
+        if queue.len() >= MAX_WAITING_PER_ADDR || self.waiting_total >= MAX_WAITING {
+            if queue.is_empty() {
+                self.waiting.remove(&to);
+            }
+            self.dropped += 1;
+            return Admit::Dropped;
+        }
+        queue.push(answer);
+        self.waiting_total += 1;
+        let ping = self.start_ping(to);
+        Admit::Held { ping }
+    }
+
+    fn take_waiting(&mut self, addr: &SocketAddr) -> Vec<Vec<u8>> {
+        let answers = self.waiting.remove(addr).unwrap_or_default();
+        self.waiting_total -= answers.len();
+        answers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn large_answers_wait_for_a_verified_address() {
+        let now = Instant::now();
+        let mut v = AddressValidation::new(false);
+        let spoofed: SocketAddr = "203.0.113.9:4000".parse().unwrap();
+        assert_eq!(
+            v.admit(spoofed, 50, vec![0; 150], now),
+            Admit::Send(vec![0; 150])
+        );
+        assert_eq!(
+            v.admit(spoofed, 50, vec![1; 151], now),
+            Admit::Held { ping: true }
+        );
+        assert_eq!(
+            v.admit(spoofed, 50, vec![2; 500], now),
+            Admit::Held { ping: false }
+        );
+        // The ping is never answered (the source was spoofed): nothing goes out.
+        v.failed(&spoofed);
+        assert_eq!(v.dropped, 2);
+        // Loopback is exempt unless strict.
+        let lo: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        assert!(matches!(v.admit(lo, 50, vec![0; 900], now), Admit::Send(_)));
+        let mut strict = AddressValidation::new(true);
+        assert!(matches!(
+            strict.admit(lo, 50, vec![0; 900], now),
+            Admit::Held { .. }
+        ));
+        // A real peer answers: what waited goes out, and later answers at once.
+        let real: SocketAddr = "198.51.100.2:4000".parse().unwrap();
+        assert_eq!(
+            v.admit(real, 50, vec![3; 900], now),
+            Admit::Held { ping: true }
+        );
+        assert_eq!(v.verified(real, now), vec![vec![3; 900]]);
+        assert_eq!(
+            v.admit(real, 50, vec![4; 900], now),
+            Admit::Send(vec![4; 900])
+        );
+        assert!(!v.is_verified(&real, now + VERIFIED_FOR));
+    }
+
+    #[test]
+    fn waiting_answers_are_bounded() {
+        let now = Instant::now();
+        let mut v = AddressValidation::new(false);
+        let to: SocketAddr = "203.0.113.9:4000".parse().unwrap();
+        let held = (0..100)
+            .filter(|_| matches!(v.admit(to, 10, vec![0; 100], now), Admit::Held { .. }))
+            .count();
+        assert_eq!(held, MAX_WAITING_PER_ADDR);
+        let mut total = held;
+        for port in 1..2000u16 {
+            let a = SocketAddr::from(([203, 0, 113, 9], port));
+            total += usize::from(matches!(
+                v.admit(a, 10, vec![0; 100], now),
+                Admit::Held { .. }
+            ));
+        }
+        assert_eq!(total, MAX_WAITING);
+    }
+}
