@@ -72,6 +72,11 @@ pub struct Config {
     pub client_only: bool,
     /// Seed for the node's RNG (ids, message ids); random when `None`.
     pub rng_seed: Option<u64>,
+    /// Unix time (seconds) at the `now` the protocol is created with: its
+    /// only link to wall-clock time, for signed records' expiry. [`crate::Node`]
+    /// sets it from the system clock when `None`; the protocol alone (the
+    /// simulator) then uses [`crate::wall_clock::VIRTUAL_EPOCH_UNIX`].
+    pub unix_time_at_start: Option<u64>,
 }
 
 impl Default for Config {
@@ -97,6 +102,7 @@ impl Default for Config {
             operation_timeout: Duration::from_secs(10),
             client_only: false,
             rng_seed: None,
+            unix_time_at_start: None,
         }
     }
 }

@@ -16,6 +16,10 @@ pub enum LookupKind {
     FindValue,
 }
 
+/// A gathering FIND_VALUE lookup ends early once an answer passes this test
+/// (its target and the value); `never` gathers from all of the k closest.
+pub type Sufficient = fn(&NodeId, &Value) -> bool;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     NotQueried,
@@ -58,6 +62,10 @@ pub struct Lookup {
     /// Hop of the answer that carried the value.
     value_hop: u32,
     queries: usize,
+    /// Set for a gathering FIND_VALUE: values do not end the lookup (unless
+    /// one is [`Sufficient`]); every answer is kept in `answers`.
+    gather: Option<Sufficient>,
+    answers: Vec<(Contact, Value)>,
 }
 
 impl Lookup {
@@ -80,9 +88,25 @@ impl Lookup {
             value: None,
             value_hop: 0,
             queries: 0,
+            gather: None,
+            answers: Vec::new(),
         };
         lookup.add_candidates(seeds, 1);
         lookup
+    }
+
+    /// Make this FIND_VALUE lookup gather the values of the k closest nodes
+    /// instead of stopping at the first one: a value-holder counts as a node
+    /// that answered, and the lookup ends when the k closest have answered,
+    /// or as soon as an answer is `sufficient`.
+    pub fn gathering(mut self, sufficient: Sufficient) -> Self {
+        self.gather = Some(sufficient);
+        self
+    }
+
+    /// The values gathered so far, with the node that sent each.
+    pub fn answers(&self) -> &[(Contact, Value)] {
+        &self.answers
     }
 
     pub fn target(&self) -> NodeId {
@@ -200,6 +224,9 @@ impl Lookup {
 
     /// `from` answered a FIND_VALUE with the value.
     pub fn on_value(&mut self, from: &NodeId, value: Value, ttl_secs: Option<u64>) {
+        if let Some(sufficient) = self.gather {
+            return self.gathered(from, value, ttl_secs, sufficient);
+        }
         // Marked Failed only so that it is not reported as a node that
         // lacked the value (the cache target); it did answer.
         if let Some(hop) = self.settle(from, State::Failed) {
@@ -207,6 +234,24 @@ impl Lookup {
                 self.value = Some((value, ttl_secs));
                 self.value_hop = hop;
             }
+        }
+    }
+
+    fn gathered(&mut self, from: &NodeId, value: Value, ttl: Option<u64>, enough: Sufficient) {
+        let distance = from.distance(&self.target);
+        let Ok(pos) = self
+            .candidates
+            .binary_search_by_key(&distance, |c| c.distance)
+        else {
+            return;
+        };
+        let contact = self.candidates[pos].contact;
+        if let Some(hop) = self.settle(from, State::Responded) {
+            if self.value.is_none() && enough(&self.target, &value) {
+                self.value = Some((value.clone(), ttl));
+                self.value_hop = hop;
+            }
+            self.answers.push((contact, value));
         }
     }
 
