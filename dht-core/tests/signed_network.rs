@@ -444,3 +444,67 @@ fn immutable_values_round_trip_and_are_checked() {
         Outcome::ImmutableGet(Ok(None))
     ));
 }
+
+#[test]
+fn immutable_get_skips_forged_answers_and_goes_on() {
+    let mut sim = network(6);
+    let payload = b"the real thing";
+    // Stored at the single closest node only (and at the publisher)...
+    let one = PutOptions {
+        replication: Some(1),
+        ..Default::default()
+    };
+    let (key, op) = sim
+        .command(2, |p, now| p.put_immutable(now, payload, one))
+        .unwrap();
+    assert!(matches!(run(&mut sim, 2, op), Outcome::Put(Ok(r)) if r.stored_remote == 1));
+    // ...while every other node near the key answers with a forgery. An
+    // immutable record of other bytes is refused by every storing node (it
+    // does not hash to the key); a plain value is stored where nothing is.
+    let mut by_distance: Vec<usize> = (0..NODES).collect();
+    by_distance.sort_by_key(|n| sim.protocol(*n).id().distance(&key));
+    let liar: SocketAddr = "10.200.0.4:4000".parse().unwrap();
+    let fake = [&b"KIR\x01"[..], b"forged"].concat();
+    let mut forged_at = Vec::new();
+    for (i, &node) in by_distance.iter().enumerate().take(2 * K) {
+        assert!(
+            !inject_store(&mut sim, node, liar, key, &fake),
+            "fake immutable at {node}"
+        );
+        if node == 2 || sim.protocol(node).local_value(&key, sim.now()).is_some() {
+            continue;
+        }
+        let junk = format!("junk {i}").into_bytes();
+        if inject_store(&mut sim, node, liar, key, &junk) {
+            forged_at.push(node);
+        }
+    }
+    let readers: Vec<usize> = by_distance
+        .iter()
+        .rev()
+        .copied()
+        .filter(|n| *n != 2 && !forged_at.contains(n))
+        .take(10)
+        .collect();
+    let (mut right, mut plain_wrong) = (0, 0);
+    for &reader in &readers {
+        let op = sim.command(reader, |p, now| p.get_immutable(now, key));
+        if let Outcome::ImmutableGet(Ok(Some(v))) = run(&mut sim, reader, op) {
+            right += usize::from(v == payload);
+        }
+        // A plain get of the same key stops at the first answer.
+        let op = sim.command(reader, |p, now| p.get(now, key));
+        if let Outcome::Get(Ok(Some(Value::Bytes(b)))) = run(&mut sim, reader, op) {
+            plain_wrong += usize::from(!b.ends_with(payload));
+        }
+    }
+    println!(
+        "immutable gets among {} forged holders: {right}/{} right \
+         (plain gets of the same key returned a forgery {plain_wrong} times)",
+        forged_at.len(),
+        readers.len()
+    );
+    assert!(forged_at.len() >= K, "{} forged holders", forged_at.len());
+    assert!(plain_wrong > 0, "the readers did meet forgeries");
+    assert_eq!(right, readers.len());
+}
