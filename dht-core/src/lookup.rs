@@ -4,7 +4,8 @@
 //! goes out as soon as any reply or timeout frees one of the α slots, so a dead
 //! peer costs one slot for one timeout, never the whole lookup. The lookup ends
 //! when the k closest candidates that have not failed have all answered (or,
-//! for FIND_VALUE, as soon as a value arrives).
+//! for FIND_VALUE, as soon as a value arrives; a *gathering* FIND_VALUE, used
+//! for signed records, keeps every answer and goes on).
 
 use crate::contact::Contact;
 use crate::id::{Distance, NodeId};
@@ -438,6 +439,45 @@ mod tests {
         );
         assert_eq!(l.in_flight(), 0);
         assert_eq!(l.closest_responded(), vec![a]);
+    }
+
+    #[test]
+    fn a_gathering_lookup_hears_every_close_node_unless_an_answer_suffices() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let own = NodeId::random(&mut rng);
+        let seeds: Vec<Contact> = (0..4).map(|i| c(NodeId::random(&mut rng), i + 1)).collect();
+        let target = NodeId::random(&mut rng);
+        fn never(_: &NodeId, _: &Value) -> bool {
+            false
+        }
+        fn is_five(_: &NodeId, v: &Value) -> bool {
+            *v == Value::Int(5)
+        }
+        let mut l =
+            Lookup::new(target, LookupKind::FindValue, own, 4, 3, seeds.clone()).gathering(never);
+        let mut n = 0;
+        while let Some(q) = l.next_query() {
+            n += 1;
+            l.on_value(&q.id, Value::Int(n), None);
+        }
+        assert!(l.is_done());
+        assert_eq!(l.answers().len(), 4, "every one of the k closest answered");
+        assert_eq!(
+            l.closest_responded().len(),
+            4,
+            "value holders count as answering"
+        );
+        assert!(l.value().is_none());
+
+        let mut l = Lookup::new(target, LookupKind::FindValue, own, 4, 3, seeds).gathering(is_five);
+        let a = l.next_query().unwrap();
+        let b = l.next_query().unwrap();
+        l.on_value(&a.id, Value::Int(4), None);
+        assert!(!l.is_done(), "an answer that does not suffice: go on");
+        l.on_value(&b.id, Value::Int(5), None);
+        assert!(l.is_done());
+        assert_eq!(l.value(), Some(&Value::Int(5)));
+        assert_eq!(l.answers().len(), 2);
     }
 
     #[test]

@@ -83,3 +83,148 @@ fn record_expiry(
         at.min(now + max_ttl)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::records::Lifetimes;
+    use crate::signed::{record_key, Keypair};
+    use crate::storage::{MemoryStorage, Origin};
+    use rand::SeedableRng;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+    const UNIX: u64 = 1_700_000_000;
+
+    struct Holder {
+        records: RecordStore,
+        clock: WallClock,
+        rng: rand::rngs::StdRng,
+        now: Instant,
+    }
+
+    impl Holder {
+        fn new() -> Self {
+            let now = Instant::now();
+            let lifetimes = Lifetimes {
+                replicate_interval: HOUR,
+                republish_interval: 24 * HOUR,
+            };
+            let storage = Box::new(MemoryStorage::new(1000, 1 << 20));
+            Holder {
+                records: RecordStore::new(storage, lifetimes),
+                clock: WallClock::new(now, UNIX),
+                rng: rand::rngs::StdRng::seed_from_u64(1),
+                now,
+            }
+        }
+
+        fn store(&mut self, key: Key, value: Vec<u8>, cached: bool) -> Verdict {
+            let store = IncomingStore { ttl: HOUR, cached };
+            store_record(
+                &mut self.records,
+                &self.clock,
+                MAX_TTL,
+                self.now,
+                key,
+                Value::Bytes(value),
+                store,
+                &mut self.rng,
+            )
+        }
+    }
+
+    fn record(seq: u64, expires_in: u64, payload: Option<&[u8]>) -> (Key, Vec<u8>) {
+        let kp = Keypair::from_secret([1; 32]);
+        let r = SignedRecord::sign(&kp, b"", seq, UNIX + expires_in, payload).unwrap();
+        (record_key(&kp.public_key(), b""), r.encode())
+    }
+
+    #[test]
+    fn the_record_owns_its_expiry_and_tombstones_outlive_max_ttl() {
+        let mut h = Holder::new();
+        let year = 365 * 24 * 3600;
+        let (key, value) = record(1, year, Some(b"v"));
+        assert_eq!(h.store(key, value, false), Verdict::Record(true));
+        let held = h.records.get(&key, h.now).unwrap();
+        assert_eq!(
+            held.expires_at,
+            h.now + MAX_TTL,
+            "a value record: max_ttl at most"
+        );
+        let (_, tombstone) = record(2, year, None);
+        assert_eq!(
+            h.store(key, tombstone.clone(), false),
+            Verdict::Record(true)
+        );
+        let held = h.records.get(&key, h.now).unwrap();
+        assert_eq!(held.value, Value::Bytes(tombstone));
+        assert_eq!(
+            held.expires_at,
+            h.now + Duration::from_secs(year),
+            "its own expiry"
+        );
+        // The STORE's TTL (1 h here) moves neither.
+        let (_, short) = record(3, 60, Some(b"short"));
+        assert_eq!(h.store(key, short, false), Verdict::Record(true));
+        let held = h.records.get(&key, h.now).unwrap();
+        assert_eq!(held.expires_at, h.now + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn plain_values_and_older_records_never_replace_a_record() {
+        let mut h = Holder::new();
+        let (key, v2) = record(2, 3600, Some(b"v2"));
+        let (_, v1) = record(1, 3600, Some(b"v1"));
+        assert_eq!(h.store(key, v2.clone(), false), Verdict::Record(true));
+        assert_eq!(h.store(key, v1, false), Verdict::Record(false));
+        let plain = b"plain".to_vec();
+        let store = IncomingStore {
+            ttl: HOUR,
+            cached: false,
+        };
+        let verdict = store_record(
+            &mut h.records,
+            &h.clock,
+            MAX_TTL,
+            h.now,
+            key,
+            Value::Bytes(plain),
+            store,
+            &mut h.rng,
+        );
+        assert_eq!(verdict, Verdict::Record(false));
+        assert_eq!(h.records.get(&key, h.now).unwrap().value, Value::Bytes(v2));
+        // Where nothing is held, a plain value goes to the plain rules.
+        let other = crate::id::NodeId::digest(b"elsewhere");
+        let verdict = store_record(
+            &mut h.records,
+            &h.clock,
+            MAX_TTL,
+            h.now,
+            other,
+            Value::from("x"),
+            store,
+            &mut h.rng,
+        );
+        assert_eq!(verdict, Verdict::Plain(Value::from("x")));
+    }
+
+    #[test]
+    fn a_cached_record_is_upgraded_by_a_replica_and_replaces_the_publishers_copy() {
+        let mut h = Holder::new();
+        let (key, v1) = record(1, 3600, Some(b"v1"));
+        assert_eq!(h.store(key, v1.clone(), true), Verdict::Record(true));
+        assert_eq!(h.records.get(&key, h.now).unwrap().origin, Origin::Cached);
+        assert_eq!(h.store(key, v1, false), Verdict::Record(true));
+        assert_eq!(h.records.get(&key, h.now).unwrap().origin, Origin::Held);
+        // A publisher's copy of an older record gives way to a newer one.
+        let (_, v2) = record(2, 3600, Some(b"v2"));
+        let published = Value::Bytes(record(1, 3600, Some(b"mine")).1);
+        h.records.publish(h.now, key, published, HOUR).unwrap();
+        assert_eq!(h.store(key, v2.clone(), false), Verdict::Record(true));
+        let held = h.records.get(&key, h.now).unwrap();
+        assert_eq!((held.value, held.origin), (Value::Bytes(v2), Origin::Held));
+    }
+}
