@@ -7,6 +7,12 @@
 //! a time (concurrency 1) and then `concurrency` at a time, seeded. Prints ONE
 //! JSON object on stdout; progress goes to stderr.
 //!
+//! The same is then run with signed records on the same network
+//! (`signed_seq`, `signed_par`): each put is `Node::put_signed` under a key
+//! pair of its own (a gathering lookup for the newest record, signing, k
+//! STOREs verified by every holder), each get `Node::get_signed` (a lookup
+//! gathering the k closest answers, verifying them, read repair).
+//!
 //! ```text
 //! cargo run --release -p dht-core --example bench -- --nodes 64,1000 --ops 300
 //! ```
@@ -20,7 +26,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dht_core::{Config, Node, NodeId, PutOptions, Value};
+use dht_core::{Config, Keypair, Node, NodeId, PutOptions, SignedPutOptions, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value as Json};
@@ -192,6 +198,18 @@ struct Job {
     key: NodeId,
     value: Value,
     node: usize,
+    /// Secret of the key pair of a signed put or get.
+    secret: [u8; 32],
+}
+
+/// Salt of the benchmark's signed records.
+const SALT: &[u8] = b"bench";
+
+fn value_bytes(value: &Value) -> &[u8] {
+    match value {
+        Value::Bytes(b) => b,
+        _ => &[],
+    }
 }
 
 async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
@@ -238,8 +256,19 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
         "bootstrap_found_nobody": lonely,
     });
 
-    for (phase, concurrency) in [("seq", 1), ("par", args.concurrency)] {
-        let suffix = if phase == "par" { "-par" } else { "" };
+    let phases = [
+        ("seq", 1, false),
+        ("par", args.concurrency, false),
+        ("signed_seq", 1, true),
+        ("signed_par", args.concurrency, true),
+    ];
+    for (phase, concurrency, signed) in phases {
+        // The plain phases keep their keys and random draws of before.
+        let suffix = match phase {
+            "seq" => "",
+            "par" => "-par",
+            other => other,
+        };
         let mut puts = Vec::with_capacity(args.ops);
         let mut gets = Vec::with_capacity(args.ops);
         for i in 0..args.ops {
@@ -247,30 +276,48 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
             let value = Value::Bytes((0..args.value_size).map(|_| rng.random::<u8>()).collect());
             let putter = rng.random_range(0..n);
             let getter = (putter + 1 + rng.random_range(0..n - 1)) % n;
+            let secret: [u8; 32] = if signed { rng.random() } else { [0; 32] };
             puts.push(Job {
                 key,
                 value: value.clone(),
                 node: putter,
+                secret,
             });
             gets.push(Job {
                 key,
                 value,
                 node: getter,
+                secret,
             });
         }
 
         let started = Instant::now();
-        let put_results = run_concurrently(&nodes, puts, concurrency, |node, job| async move {
-            matches!(node.put(job.key, job.value, PutOptions::default()).await,
-                     Ok(r) if r.stored_remote > 0 || r.stored_locally)
-        })
-        .await?;
+        let put_results =
+            run_concurrently(&nodes, puts, concurrency, move |node, job| async move {
+                if signed {
+                    let owner = Keypair::from_secret(job.secret);
+                    let value = value_bytes(&job.value);
+                    let options = SignedPutOptions::default();
+                    node.put_signed(&owner, SALT, value, options).await.is_ok()
+                } else {
+                    matches!(node.put(job.key, job.value, PutOptions::default()).await,
+                         Ok(r) if r.stored_remote > 0 || r.stored_locally)
+                }
+            })
+            .await?;
         let put_wall = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let get_results = run_concurrently(&nodes, gets, concurrency, |node, job| async move {
-            matches!(node.get(job.key).await, Ok(Some(v)) if v == job.value)
-        })
-        .await?;
+        let get_results =
+            run_concurrently(&nodes, gets, concurrency, move |node, job| async move {
+                if signed {
+                    let owner = Keypair::from_secret(job.secret).public_key();
+                    matches!(node.get_signed(&owner, SALT).await,
+                         Ok(Some(v)) if v.value == value_bytes(&job.value))
+                } else {
+                    matches!(node.get(job.key).await, Ok(Some(v)) if v == job.value)
+                }
+            })
+            .await?;
         let get_wall = started.elapsed().as_secs_f64();
 
         let put_ok = put_results.iter().filter(|(ok, _)| *ok).count();

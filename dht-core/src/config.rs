@@ -85,6 +85,11 @@ pub struct Config {
     pub strict_local_limits: bool,
     /// Seed for the node's RNG (ids, message ids); random when `None`.
     pub rng_seed: Option<u64>,
+    /// Unix time (seconds) at the `now` the protocol is created with: its
+    /// only link to wall-clock time, for signed records' expiry. [`crate::Node`]
+    /// sets it from the system clock when `None`; the protocol alone (the
+    /// simulator) then uses [`crate::wall_clock::VIRTUAL_EPOCH_UNIX`].
+    pub unix_time_at_start: Option<u64>,
 }
 
 impl Default for Config {
@@ -115,6 +120,7 @@ impl Default for Config {
             strict_local_limits: false,
             client_only: false,
             rng_seed: None,
+            unix_time_at_start: None,
         }
     }
 }

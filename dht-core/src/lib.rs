@@ -27,10 +27,12 @@ pub mod error;
 pub mod id;
 pub mod lookup;
 pub mod node;
+mod node_records;
 pub mod ops;
 pub mod persist;
 pub mod protocol;
 pub mod ratelimit;
+pub mod record_policy;
 pub mod records;
 pub mod replication;
 pub mod responder;
@@ -42,6 +44,7 @@ pub mod sim;
 pub mod stats;
 pub mod storage;
 pub mod value;
+pub mod wall_clock;
 pub mod wire;
 
 pub use config::{Config, DEFAULT_MAX_VALUE_SIZE};
@@ -50,7 +53,10 @@ pub use error::{Error, Result};
 pub use id::{Distance, Key, NodeId, ID_LEN};
 pub use node::Node;
 pub use persist::{DataDir, PersistError};
-pub use protocol::{Event, OpId, Outcome, Protocol, PutOptions, PutReport, Stats, Transmit};
+pub use protocol::{
+    Event, OpId, Outcome, Protocol, PutOptions, PutReport, SignedPutOptions, SignedPutReport,
+    SignedValue, Stats, Transmit,
+};
 pub use signed::{Keypair, PublicKey, RecordError, SignedRecord, StoreDecision};
 pub use storage::{MemoryStorage, Origin, Storage, StoredValue};
 pub use value::Value;

@@ -4,7 +4,8 @@
 //! goes out as soon as any reply or timeout frees one of the α slots, so a dead
 //! peer costs one slot for one timeout, never the whole lookup. The lookup ends
 //! when the k closest candidates that have not failed have all answered (or,
-//! for FIND_VALUE, as soon as a value arrives).
+//! for FIND_VALUE, as soon as a value arrives; a *gathering* FIND_VALUE, used
+//! for signed records, keeps every answer and goes on).
 
 use crate::contact::Contact;
 use crate::id::{Distance, NodeId};
@@ -15,6 +16,10 @@ pub enum LookupKind {
     FindNode,
     FindValue,
 }
+
+/// A gathering FIND_VALUE lookup ends early once an answer passes this test
+/// (its target and the value); `never` gathers from all of the k closest.
+pub type Sufficient = fn(&NodeId, &Value) -> bool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -66,6 +71,10 @@ pub struct Lookup {
     /// Hop of the answer that carried the value.
     value_hop: u32,
     queries: usize,
+    /// Set for a gathering FIND_VALUE: values do not end the lookup (unless
+    /// one is [`Sufficient`]); every answer is kept in `answers`.
+    gather: Option<Sufficient>,
+    answers: Vec<(Contact, Value)>,
 }
 
 impl Lookup {
@@ -88,9 +97,25 @@ impl Lookup {
             value: None,
             value_hop: 0,
             queries: 0,
+            gather: None,
+            answers: Vec::new(),
         };
         lookup.add_candidates(seeds, 1);
         lookup
+    }
+
+    /// Make this FIND_VALUE lookup gather the values of the k closest nodes
+    /// instead of stopping at the first one: a value-holder counts as a node
+    /// that answered, and the lookup ends when the k closest have answered,
+    /// or as soon as an answer is `sufficient`.
+    pub fn gathering(mut self, sufficient: Sufficient) -> Self {
+        self.gather = Some(sufficient);
+        self
+    }
+
+    /// The values gathered so far, with the node that sent each.
+    pub fn answers(&self) -> &[(Contact, Value)] {
+        &self.answers
     }
 
     pub fn target(&self) -> NodeId {
@@ -220,6 +245,9 @@ impl Lookup {
 
     /// `from` answered a FIND_VALUE with the value.
     pub fn on_value(&mut self, from: &NodeId, value: Value, ttl_secs: Option<u64>) {
+        if let Some(sufficient) = self.gather {
+            return self.gathered(from, value, ttl_secs, sufficient);
+        }
         // Marked Failed only so that it is not reported as a node that
         // lacked the value (the cache target); it did answer.
         if let Some(hop) = self.settle(from, State::Failed) {
@@ -227,6 +255,24 @@ impl Lookup {
                 self.value = Some((value, ttl_secs));
                 self.value_hop = hop;
             }
+        }
+    }
+
+    fn gathered(&mut self, from: &NodeId, value: Value, ttl: Option<u64>, enough: Sufficient) {
+        let distance = from.distance(&self.target);
+        let Ok(pos) = self
+            .candidates
+            .binary_search_by_key(&distance, |c| c.distance)
+        else {
+            return;
+        };
+        let contact = self.candidates[pos].contact;
+        if let Some(hop) = self.settle(from, State::Responded) {
+            if self.value.is_none() && enough(&self.target, &value) {
+                self.value = Some((value.clone(), ttl));
+                self.value_hop = hop;
+            }
+            self.answers.push((contact, value));
         }
     }
 
@@ -420,6 +466,45 @@ mod tests {
         );
         assert_eq!(l.in_flight(), 0);
         assert_eq!(l.closest_responded(), vec![a]);
+    }
+
+    #[test]
+    fn a_gathering_lookup_hears_every_close_node_unless_an_answer_suffices() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let own = NodeId::random(&mut rng);
+        let seeds: Vec<Contact> = (0..4).map(|i| c(NodeId::random(&mut rng), i + 1)).collect();
+        let target = NodeId::random(&mut rng);
+        fn never(_: &NodeId, _: &Value) -> bool {
+            false
+        }
+        fn is_five(_: &NodeId, v: &Value) -> bool {
+            *v == Value::Int(5)
+        }
+        let mut l =
+            Lookup::new(target, LookupKind::FindValue, own, 4, 3, seeds.clone()).gathering(never);
+        let mut n = 0;
+        while let Some(q) = l.next_query() {
+            n += 1;
+            l.on_value(&q.id, Value::Int(n), None);
+        }
+        assert!(l.is_done());
+        assert_eq!(l.answers().len(), 4, "every one of the k closest answered");
+        assert_eq!(
+            l.closest_responded().len(),
+            4,
+            "value holders count as answering"
+        );
+        assert!(l.value().is_none());
+
+        let mut l = Lookup::new(target, LookupKind::FindValue, own, 4, 3, seeds).gathering(is_five);
+        let a = l.next_query().unwrap();
+        let b = l.next_query().unwrap();
+        l.on_value(&a.id, Value::Int(4), None);
+        assert!(!l.is_done(), "an answer that does not suffice: go on");
+        l.on_value(&b.id, Value::Int(5), None);
+        assert!(l.is_done());
+        assert_eq!(l.value(), Some(&Value::Int(5)));
+        assert_eq!(l.answers().len(), 2);
     }
 
     #[test]

@@ -87,8 +87,11 @@ impl Node {
     }
 
     /// Like [`Node::bind`], keeping values in `storage`.
-    pub async fn bind_with_storage(config: Config, storage: Box<dyn Storage>) -> Result<Node> {
+    pub async fn bind_with_storage(mut config: Config, storage: Box<dyn Storage>) -> Result<Node> {
         config.validate()?;
+        config.unix_time_at_start = config
+            .unix_time_at_start
+            .or_else(crate::node_records::system_unix_time);
         let socket = UdpSocket::bind(config.bind).await?;
         let local_addr = socket.local_addr()?;
         let protocol = Protocol::with_storage(config.clone(), storage, now())?;
@@ -235,7 +238,7 @@ impl Node {
 
     /// Start a command and wait for its outcome. Dropping the returned future
     /// cancels the command in the protocol.
-    async fn run(
+    pub(crate) async fn run(
         &self,
         start: impl FnOnce(&mut Protocol, Instant) -> Result<OpId>,
     ) -> Result<Outcome> {
@@ -278,7 +281,7 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
-fn unexpected(outcome: Outcome) -> Error {
+pub(crate) fn unexpected(outcome: Outcome) -> Error {
     Error::InvalidArgument(format!("internal: unexpected outcome {outcome:?}"))
 }
 

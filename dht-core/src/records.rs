@@ -245,6 +245,47 @@ impl RecordStore {
         true
     }
 
+    /// A verified signed or immutable record (see
+    /// [`crate::signed::store_decision`], which has already checked that it
+    /// is the held record or newer), kept until `expires_at`: the record's
+    /// own expiry, which no STORE extends or shortens. It replaces whatever
+    /// is held, the publisher's copy included: an outdated record is not
+    /// worth republishing. Returns whether the node now holds it.
+    pub fn keep_record<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Value,
+        expires_at: Instant,
+        cached: bool,
+        rng: &mut R,
+    ) -> bool {
+        let origin = match self.get(&key, now) {
+            // The same record again: a replica upgrades a cached copy.
+            Some(old) if old.value == value => match old.origin {
+                Origin::Cached if !cached => Origin::Held,
+                other => other,
+            },
+            Some(old) if cached && old.origin == Origin::Cached => Origin::Cached,
+            None if cached => Origin::Cached,
+            _ => Origin::Held,
+        };
+        let item = StoredValue {
+            value,
+            expires_at,
+            origin,
+        };
+        if self.put(key, item).is_err() {
+            return false;
+        }
+        if origin == Origin::Held && !cached {
+            let jitter = rng.random_range(0.9..=1.0);
+            let at = now + self.lifetimes.replicate_interval.mul_f64(jitter);
+            self.resends.set(key, at);
+        }
+        true
+    }
+
     /// Re-send the held key `key` within `within` (churn repair), unless it
     /// is due sooner anyway. Returns whether anything changed.
     pub fn resend_soon<R: Rng + ?Sized>(

@@ -12,9 +12,11 @@ use rand::Rng;
 
 use crate::contact::Contact;
 use crate::id::NodeId;
+use crate::record_policy::{self, Verdict};
 use crate::records::{IncomingStore, RecordStore};
 use crate::routing::RoutingTable;
 use crate::value::Value;
+use crate::wall_clock::WallClock;
 use crate::wire::{self, MsgId, Request, Response};
 
 /// What the responder needs of [`crate::Config`].
@@ -26,6 +28,8 @@ pub struct StorePolicy {
     pub default_ttl: Duration,
     /// Longest TTL accepted from a peer.
     pub max_ttl: Duration,
+    /// Unix time, for signed records' expiry.
+    pub clock: WallClock,
 }
 
 /// What the node's state the responder reads and writes.
@@ -90,6 +94,20 @@ fn accept_store<R: Rng + ?Sized>(
     }
     let cached = wire::flags_from_id(msg_id) & wire::FLAG_CACHED != 0;
     let store = IncomingStore { ttl, cached };
+    // Records first: a held record is never replaced by a plain value.
+    let value = match record_policy::store_record(
+        ctx.records,
+        &policy.clock,
+        policy.max_ttl,
+        now,
+        key,
+        value,
+        store,
+        ctx.rng,
+    ) {
+        Verdict::Record(stored) => return stored,
+        Verdict::Plain(value) => value,
+    };
     ctx.records.accept_store(now, key, value, store, ctx.rng)
 }
 

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dht_core::{Config, Node, NodeId, PutOptions, Value};
 use serde_json::{json, Value as Json};
@@ -243,6 +243,33 @@ impl PyPeer {
             .request(json!({"cmd": "local", "node": node, "key": key}))
             .await;
         value_from_json(&result)
+    }
+
+    async fn set_hex(&mut self, node: usize, key: &NodeId, value: &[u8]) -> bool {
+        let cmd =
+            json!({"cmd": "set_hex", "node": node, "key": key.to_hex(), "value": to_hex(value)});
+        self.request(cmd).await.as_bool().unwrap_or(false)
+    }
+
+    async fn get_hex(&mut self, node: usize, key: &NodeId) -> Option<Value> {
+        let result = self
+            .request(json!({"cmd": "get_hex", "node": node, "key": key.to_hex()}))
+            .await;
+        value_from_json(&result)
+    }
+
+    async fn local_hex(&mut self, node: usize, key: &NodeId) -> Option<Value> {
+        let result = self
+            .request(json!({"cmd": "local_hex", "node": node, "key": key.to_hex()}))
+            .await;
+        value_from_json(&result)
+    }
+
+    /// Put `value` straight into one Python node's storage (a lying holder).
+    async fn plant_hex(&mut self, node: usize, key: &NodeId, value: &[u8]) {
+        let cmd =
+            json!({"cmd": "plant_hex", "node": node, "key": key.to_hex(), "value": to_hex(value)});
+        self.request(cmd).await;
     }
 
     async fn stop(mut self) {
@@ -622,6 +649,153 @@ async fn mixed_network_values_keep_their_type() {
             node.shutdown();
         }
         py.stop().await;
+    })
+    .await;
+}
+
+/// Signed records through a network of half Python `kademlia` nodes: Python
+/// holders carry them as opaque bytes (and hand them on with their own
+/// STOREs), kadmium readers verify them, ignore what lying Python holders
+/// answer (forged, tampered, replayed), repair those holders, and a delete
+/// hides the value from every kadmium reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_network_carries_signed_records() {
+    use dht_core::signed::{record_key, SignedRecord};
+    use dht_core::{Keypair, SignedPutOptions};
+    bounded(async {
+        const K: usize = 8;
+        const PY_NODES: usize = 6;
+        const KAD_NODES: usize = 6;
+        let mut py = PyPeer::spawn();
+        let pys = py.start(PY_NODES, K).await;
+        for i in 1..PY_NODES {
+            assert!(!py.bootstrap(i, &[pys[0].addr]).await.is_empty());
+        }
+        let mut kads: Vec<Node> = Vec::new();
+        for i in 0..KAD_NODES {
+            let node = kad_node(K, 300 + i as u64).await;
+            let found = node.bootstrap(&[pys[i % PY_NODES].addr]).await.unwrap();
+            assert!(!found.is_empty());
+            kads.push(node);
+        }
+        for (i, kad) in kads.iter().enumerate() {
+            py.bootstrap(i % PY_NODES, &[kad.local_addr()]).await;
+        }
+        let owner = Keypair::from_secret([42; 32]);
+        let salt = b"chat/alice";
+        let key = record_key(&owner.public_key(), salt);
+
+        // kadmium puts; Python nodes hold the record as plain bytes.
+        let seq = kads[0]
+            .put_signed(
+                &owner,
+                salt,
+                b"alice@10.0.0.1:4000",
+                SignedPutOptions::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seq, 1);
+        let mut py_holders = 0;
+        for i in 0..PY_NODES {
+            if let Some(Value::Bytes(b)) = py.local_hex(i, &key).await {
+                SignedRecord::decode_verified(&b, &key).expect("Python holds the record intact");
+                py_holders += 1;
+            }
+        }
+        println!("seq 1 put from kadmium: held by {py_holders}/{PY_NODES} Python nodes");
+        assert!(py_holders > 0, "some Python nodes are among the k closest");
+
+        // A record made by the owner travels from a Python node's own STORE.
+        let expires = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 3600;
+        let v2 = SignedRecord::sign(&owner, salt, 2, expires, Some(b"alice@10.0.0.2:4000"))
+            .unwrap()
+            .encode();
+        assert!(
+            py.set_hex(1, &key, &v2).await,
+            "Python set of the seq 2 record"
+        );
+        for (i, kad) in kads.iter().enumerate() {
+            let got = kad.get_signed(&owner.public_key(), salt).await.unwrap();
+            let got = got.map(|g| (g.value, g.seq));
+            assert_eq!(
+                got,
+                Some((b"alice@10.0.0.2:4000".to_vec(), 2)),
+                "kadmium reader {i}"
+            );
+        }
+        // A Python reader gets the record's bytes, which verify.
+        match py.get_hex(3, &key).await {
+            Some(Value::Bytes(b)) => {
+                let r = SignedRecord::decode_verified(&b, &key).unwrap();
+                assert_eq!(r.seq(), 2);
+            }
+            other => panic!("Python get: {other:?}"),
+        }
+
+        // Every Python node now lies: a replay of seq 1, a tampered seq 3,
+        // a stranger's seq 9 signed for the owner's key, plain junk.
+        let v1 = SignedRecord::sign(&owner, salt, 1, expires, Some(b"alice@10.0.0.1:4000"))
+            .unwrap()
+            .encode();
+        let mut tampered =
+            SignedRecord::sign(&owner, salt, 3, expires, Some(b"alice@10.6.6.6:4000"))
+                .unwrap()
+                .encode();
+        let at = tampered.windows(6).position(|w| w == b"10.6.6").unwrap();
+        tampered[at] = b'9';
+        let stranger = Keypair::from_secret([43; 32]);
+        let mut forged = SignedRecord::sign(&stranger, salt, 9, expires, Some(b"mallory"))
+            .unwrap()
+            .encode();
+        let pk = stranger.public_key();
+        let at = forged.windows(32).position(|w| w == pk.as_bytes()).unwrap();
+        forged[at..at + 32].copy_from_slice(owner.public_key().as_bytes());
+        let lies = [v1, tampered, forged, b"junk".to_vec()];
+        let mut right = 0;
+        let mut reads = 0;
+        for (round, lie) in lies.iter().enumerate() {
+            for i in 0..PY_NODES {
+                py.plant_hex(i, &key, lie).await;
+            }
+            for kad in &kads {
+                reads += 1;
+                let got = kad.get_signed(&owner.public_key(), salt).await.unwrap();
+                right += usize::from(got.map(|g| g.seq) == Some(2));
+            }
+            // The gets sent the newest record back to the lying holders.
+            let mut repaired = 0;
+            for i in 0..PY_NODES {
+                repaired +=
+                    usize::from(py.local_hex(i, &key).await == Some(Value::Bytes(v2.clone())));
+            }
+            println!(
+                "lie {round}: Python holders repaired to seq 2 by the gets: {repaired}/{PY_NODES}"
+            );
+        }
+        println!(
+            "kadmium readers among lying Python holders: {right}/{reads} got the owner's seq 2"
+        );
+        assert_eq!(right, reads);
+
+        // Delete: no kadmium reader sees the value; Python nodes carry the tombstone.
+        let del = kads[2].delete_signed(&owner, salt).await.unwrap();
+        assert_eq!(del, 3);
+        for (i, kad) in kads.iter().enumerate() {
+            assert_eq!(
+                kad.get_signed(&owner.public_key(), salt).await.unwrap(),
+                None,
+                "reader {i}"
+            );
+        }
+        py.stop().await;
+        for kad in kads {
+            kad.shutdown_and_wait().await;
+        }
     })
     .await;
 }

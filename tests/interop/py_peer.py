@@ -33,7 +33,9 @@ import os
 import sys
 
 try:
+    from kademlia.crawling import ValueSpiderCrawl
     from kademlia.network import Server
+    from kademlia.node import Node
     from kademlia.utils import digest
 except ImportError as exc:  # the Rust side turns this into a clear failure
     sys.stderr.write(f"py_peer: cannot import kademlia ({exc}); run `make setup`\n")
@@ -124,6 +126,36 @@ class Peer:
     async def cmd_local(self, cmd):
         server = self.server(cmd)
         return encode_value(server.storage.get(digest(str(cmd["key"]))))
+
+    # Keys given as 40 hex digits (a raw 20-byte key, e.g. a signed record's
+    # SHA-1(public key + salt)) instead of a string to digest.
+
+    async def cmd_set_hex(self, cmd):
+        server = self.server(cmd)
+        value = bytes.fromhex(cmd["value"])
+        return bool(await server.set_digest(bytes.fromhex(cmd["key"]), value))
+
+    async def cmd_get_hex(self, cmd):
+        server = self.server(cmd)
+        dkey = bytes.fromhex(cmd["key"])
+        if server.storage.get(dkey) is not None:
+            return encode_value(server.storage.get(dkey))
+        node = Node(dkey)
+        nearest = server.protocol.router.find_neighbors(node)
+        if not nearest:
+            return None
+        spider = ValueSpiderCrawl(server.protocol, node, nearest, server.ksize, server.alpha)
+        return encode_value(await spider.find())
+
+    async def cmd_local_hex(self, cmd):
+        server = self.server(cmd)
+        return encode_value(server.storage.get(bytes.fromhex(cmd["key"])))
+
+    async def cmd_plant_hex(self, cmd):
+        """Put bytes straight into one node's storage: a holder that lies."""
+        server = self.server(cmd)
+        server.storage[bytes.fromhex(cmd["key"])] = bytes.fromhex(cmd["value"])
+        return True
 
     async def cmd_routing(self, cmd):
         server = self.server(cmd)

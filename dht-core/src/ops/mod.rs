@@ -25,8 +25,10 @@ use crate::value::Value;
 use crate::wire::{Request, Response};
 
 mod bootstrap;
+mod signed;
 mod store;
 
+pub use signed::{SignedPut, SignedPutReport, SignedValue};
 use store::PutState;
 pub use store::{PutKind, PutReport};
 
@@ -37,6 +39,13 @@ pub enum Outcome {
     Get(Result<Option<Value>>),
     Put(Result<PutReport>),
     Ping(Result<NodeId>),
+    /// A signed get: the newest record's value, `None` when there is none
+    /// or it was deleted.
+    SignedGet(Result<Option<SignedValue>>),
+    /// A signed put or delete.
+    SignedPut(Result<SignedPutReport>),
+    /// An immutable get: the payload, checked against its key.
+    ImmutableGet(Result<Option<Vec<u8>>>),
 }
 
 /// A finished command.
@@ -60,6 +69,8 @@ enum Operation {
     Refresh {
         lookup: Lookup,
     },
+    /// A signed get, put or delete, or an immutable get.
+    Record(Box<signed::RecordOp>),
 }
 
 impl Operation {
@@ -68,6 +79,7 @@ impl Operation {
             Operation::Bootstrap { lookup, .. } => lookup.as_mut(),
             Operation::Get { lookup } | Operation::Refresh { lookup } => Some(lookup),
             Operation::Put(put) => put.lookup.as_mut(),
+            Operation::Record(record) => Some(&mut record.lookup),
             Operation::Ping => None,
         }
     }
@@ -88,6 +100,8 @@ pub struct LookupCounters {
     pub completed: u64,
     pub rpcs: u64,
     pub hops: u64,
+    /// STOREs sent by signed gets to bring stale holders up to date.
+    pub read_repairs: u64,
 }
 
 /// The node state operations use, borrowed from the protocol per call.
@@ -98,6 +112,8 @@ pub struct Env<'a, R: Rng + ?Sized> {
     pub default_ttl: Duration,
     /// Overall deadline of a user operation.
     pub op_timeout: Duration,
+    /// Unix time, for signed records' expiry.
+    pub clock: crate::wall_clock::WallClock,
     pub out: &'a mut Outbox,
     pub contacts: &'a mut Contacts,
     pub records: &'a mut RecordStore,
@@ -174,8 +190,12 @@ impl Operations {
                     Outcome::Bootstrap(lookup.map(|l| l.closest_responded()).unwrap_or_default())
                 }
                 Some(Operation::Get { .. }) => Outcome::Get(Err(Error::Timeout)),
+                Some(Operation::Put(put)) if put.signed_seq.is_some() => {
+                    Outcome::SignedPut(Err(Error::Timeout))
+                }
                 Some(Operation::Put(_)) => Outcome::Put(Err(Error::Timeout)),
                 Some(Operation::Ping) => Outcome::Ping(Err(Error::Timeout)),
+                Some(Operation::Record(record)) => self.record_deadline(env, now, *record),
                 Some(refresh @ Operation::Refresh { .. }) => {
                     self.ops.insert(op, refresh);
                     continue;
@@ -249,6 +269,7 @@ impl Operations {
             lookup: Some(lookup),
             waiting: Vec::new(),
             report: PutReport::default(),
+            signed_seq: None,
         };
         self.ops.insert(op, Operation::Put(Box::new(put)));
         self.drive(env, now, op);
@@ -493,6 +514,7 @@ impl Operations {
                     self.ops.insert(op, Operation::Put(put));
                 }
             }
+            Operation::Record(record) => self.record_lookup_done(env, now, op, *record),
             Operation::Refresh { .. }
             | Operation::Bootstrap { lookup: None, .. }
             | Operation::Ping => {}
@@ -524,7 +546,13 @@ impl Operations {
 
     fn finish_put<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, op: OpId, put: PutState) {
         if put.kind == PutKind::User {
-            let outcome = Outcome::Put(Ok(put.report));
+            let outcome = match put.signed_seq {
+                Some(seq) => Outcome::SignedPut(Ok(SignedPutReport {
+                    seq,
+                    report: put.report,
+                })),
+                None => Outcome::Put(Ok(put.report)),
+            };
             env.events.push_back(Event { op, outcome });
         } else {
             self.background -= 1;

@@ -47,6 +47,9 @@ pub(super) struct PutState {
     /// soft deadline is no longer waited for; a late ack is not counted).
     pub waiting: Vec<NodeId>,
     pub report: PutReport,
+    /// Set for a signed put or delete: the record's sequence number, and
+    /// the event is [`super::Outcome::SignedPut`].
+    pub signed_seq: Option<u64>,
 }
 
 /// The lookup of `put` is done: send its STOREs to the closest nodes found.

@@ -38,14 +38,18 @@ use crate::routing::{Insert, IpLimits, RoutingTable};
 use crate::rpc::{Class, Outbox, Outgoing, PendingRpc, Purpose, RpcTable};
 use crate::storage::{MemoryStorage, Storage, StoredValue};
 use crate::value::Value;
+use crate::wall_clock::{WallClock, VIRTUAL_EPOCH_UNIX};
 use crate::wire::{self, MsgId, Request, Response};
 
-pub use crate::ops::{Event, Outcome, PutReport};
+pub use crate::ops::{Event, Outcome, PutReport, SignedPutReport, SignedValue};
 pub use crate::rpc::{OpId, Transmit};
 use crate::stats::Counters;
 pub use crate::stats::Stats;
 
 mod maintenance;
+mod signed;
+
+pub use signed::SignedPutOptions;
 
 /// Largest UDP payload on IPv4; a STORE that does not fit cannot be sent.
 const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -138,6 +142,7 @@ impl Protocol {
                 max_value_size: config.max_value_size,
                 default_ttl: config.default_ttl,
                 max_ttl: config.max_ttl,
+                clock: WallClock::new(now, config.unix_time_at_start.unwrap_or(VIRTUAL_EPOCH_UNIX)),
             },
             rng,
             out: Outbox::new(
@@ -175,6 +180,7 @@ impl Protocol {
             alpha: self.config.alpha,
             default_ttl: self.config.default_ttl,
             op_timeout: self.config.operation_timeout,
+            clock: self.policy.clock,
             out: &mut self.out,
             contacts: &mut self.contacts,
             records: &mut self.records,
@@ -307,6 +313,7 @@ impl Protocol {
         options: PutOptions,
     ) -> Result<OpId> {
         let ttl = self.validate_put(&value, &options)?;
+        self.check_record_rules(now, &key, &value)?;
         if self.contacts.table().is_empty() {
             return Err(Error::NoPeers);
         }
@@ -350,6 +357,7 @@ impl Protocol {
         options: PutOptions,
     ) -> Result<()> {
         let ttl = self.validate_put(&value, &options)?;
+        self.check_record_rules(now, &key, &value)?;
         self.records.publish(now, key, value, ttl)
     }
 
