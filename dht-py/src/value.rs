@@ -59,6 +59,8 @@ impl<'py> IntoPyObject<'py> for PyValue {
             Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
             Value::Str(s) => PyString::new(py, &s).into_any(),
             Value::Bytes(b) => PyBytes::new(py, &b).into_any(),
+            // Full conversion of containers comes with the Python side of them.
+            Value::Nil | Value::List(_) | Value::Map(_) => py.None().into_bound(py),
         })
     }
 }
