@@ -127,18 +127,42 @@ fn put_options(ttl: Option<f64>) -> Result<PutOptions, KadError> {
     })
 }
 
+/// A lookup's result for Python: the value, or the caller's `default` when
+/// nothing was found (so a stored `None` and a missing key can be told apart).
+struct Found {
+    value: Option<PyValue>,
+    default: Py<PyAny>,
+}
+
+impl<'py> IntoPyObject<'py> for Found {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        match self.value {
+            Some(v) => v.into_pyobject(py),
+            None => Ok(self.default.into_bound(py)),
+        }
+    }
+}
+
 async fn get_with_timeout(
     node: Node,
     key: Key,
     timeout: Option<Duration>,
-) -> Result<Option<PyValue>, KadError> {
+    default: Py<PyAny>,
+) -> Result<Found, KadError> {
     let found = match timeout {
         Some(t) => tokio::time::timeout(t, node.get(key))
             .await
             .map_err(|_| KadError(Error::Timeout))??,
         None => node.get(key).await?,
     };
-    Ok(found.map(PyValue))
+    Ok(Found {
+        value: found.map(PyValue),
+        default,
+    })
 }
 
 async fn put_report(
@@ -293,31 +317,76 @@ impl PyNode {
         awaitable(py, put_report(self.inner.clone(), key, value, options))
     }
 
-    /// The value under the 20-byte `key`, or None.
-    #[pyo3(signature = (key, *, timeout=None))]
-    fn get(&self, py: Python<'_>, key: Vec<u8>, timeout: Option<f64>) -> PyResult<Option<PyValue>> {
+    /// The value under the 20-byte `key`, or `default` (None) if not found.
+    #[pyo3(signature = (key, *, timeout=None, default=None))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        key: Vec<u8>,
+        timeout: Option<f64>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let key = key_from(&key)?;
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
-        block_on(py, get_with_timeout(self.inner.clone(), key, timeout))
+        let default = default.unwrap_or_else(|| py.None());
+        let found = block_on(
+            py,
+            get_with_timeout(self.inner.clone(), key, timeout, default),
+        )?;
+        Ok(found.into_pyobject(py)?.unbind())
     }
 
-    #[pyo3(signature = (key, *, timeout=None))]
+    #[pyo3(signature = (key, *, timeout=None, default=None))]
     fn get_async<'py>(
         &self,
         py: Python<'py>,
         key: Vec<u8>,
         timeout: Option<f64>,
+        default: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_from(&key)?;
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
-        awaitable(py, get_with_timeout(self.inner.clone(), key, timeout))
+        let default = default.unwrap_or_else(|| py.None());
+        awaitable(
+            py,
+            get_with_timeout(self.inner.clone(), key, timeout, default),
+        )
     }
 
-    /// The value this node itself holds under the 20-byte `key`, or None;
-    /// no network traffic (upstream's `get` checks its storage the same way).
-    fn local_value(&self, key: Vec<u8>) -> PyResult<Option<PyValue>> {
+    /// The value this node itself holds under the 20-byte `key`, or
+    /// `default`; no network traffic (upstream's `get` checks its storage
+    /// the same way).
+    #[pyo3(signature = (key, default=None))]
+    fn local_value(
+        &self,
+        py: Python<'_>,
+        key: Vec<u8>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let key = key_from(&key)?;
-        Ok(self.inner.local_value(&key).map(PyValue))
+        let node = self.inner.clone();
+        let value = py.detach(move || node.local_value(&key));
+        let found = Found {
+            value: value.map(PyValue),
+            default: default.unwrap_or_else(|| py.None()),
+        };
+        Ok(found.into_pyobject(py)?.unbind())
+    }
+
+    /// Keep `value` on this node only (a node with no peers yet; the value
+    /// reaches nodes that join later).
+    #[pyo3(signature = (key, value, *, ttl=None))]
+    fn store_local(
+        &self,
+        py: Python<'_>,
+        key: Vec<u8>,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<()> {
+        let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
+        let node = self.inner.clone();
+        py.detach(move || node.store_local(key, value, options))
+            .map_err(|e| KadError(e).into())
     }
 
     /// The id of the node at `host:port`.

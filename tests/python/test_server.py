@@ -5,9 +5,11 @@ import os
 import pickle
 import tempfile
 import unittest
+from typing import Any
 
 import kadmium
 from kadmium import Server
+from kadmium.utils import digest
 from support import LOCAL, VALUES, AsyncCase, start_kadmium
 
 
@@ -138,6 +140,37 @@ class ErrorPathsTest(AsyncCase):
         with self.assertRaises(kadmium.ValueTooLargeError) as cm:
             await a.set("big", b"x" * 70_000)
         self.assertIsInstance(cm.exception, kadmium.KadmiumError)
+        # The default limit is what a Python peer can carry; a list is measured
+        # by its encoded size.
+        self.assertEqual(a._node().max_value_size, 8137)
+        self.assertTrue(await self.bounded(a.set("edge", b"x" * 8137)))
+        with self.assertRaises(kadmium.ValueTooLargeError):
+            await a.set_digest(digest("list"), [b"x" * 8000, b"y" * 200])
+
+    async def test_set_digest_stores_msgpack_data_as_upstream(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        deep: Any = None
+        for _ in range(32):
+            deep = [deep]
+        for value in (None, [1, [2, [3]]], (1, "t"), {"a": {"b": [None, b"\x00"]}}, {(1, 2): "k"}, deep, bytearray(b"ba")):
+            with self.subTest(value=repr(value)[:40]):
+                key = digest(repr(value))
+                self.assertTrue(await self.bounded(a.set_digest(key, value)))
+                got = await self.bounded(b.get_digest(key))
+                # umsgpack's round trip: tuples come back as lists (dict keys as
+                # tuples), bytearrays as bytes.
+                expected = {tuple: list, bytearray: bytes}.get(type(value), lambda v: v)(value)
+                self.assertEqual(got, expected)
+        too_deep = [deep]
+        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "32 deep"):
+            await a.set_digest(digest("deep"), too_deep)
+        for bad in (object(), {1, 2}, [1, object()], {"k": 1j}):
+            with self.subTest(bad=repr(bad)):
+                with self.assertRaisesRegex(TypeError, "cannot store a value of type"):
+                    await a.set_digest(digest("bad"), bad)
+        # A stored None is found (and is what get returns); a missing key is None too, as upstream.
+        self.assertIsNone(await self.bounded(b.get_digest(digest(repr(None)))))
 
     async def test_int_outside_64_bits(self) -> None:
         a, b = await start_kadmium(2)

@@ -23,8 +23,12 @@ from kadmium.utils import digest
 
 log = logging.getLogger(__name__)
 
-#: Python types a value may have (exact types: subclasses are rejected, as upstream).
+#: Python types ``Server.set`` accepts (exact types: subclasses are rejected, as upstream).
 ValueType = Union[int, float, bool, str, bytes]
+#: What ``set_digest`` accepts and ``get`` may return: msgpack data, i.e. the
+#: ``ValueType``s plus None, lists/tuples and dicts of them (nested at most 32
+#: deep), as upstream's umsgpack packs them. Lists come back as lists.
+Value = Any
 Address = Tuple[str, int]
 
 S = TypeVar("S", bound="Server")
@@ -183,20 +187,18 @@ class Server:
 
     # --- values ----------------------------------------------------------------
 
-    async def get(self, key: object, *, timeout: Optional[float] = None) -> Optional[ValueType]:
+    async def get(self, key: object, *, timeout: Optional[float] = None) -> Value:
         """The value stored under ``key``, or None (also with no neighbours).
 
         ``timeout`` (seconds, kadmium only): raise ``OperationTimeoutError`` after it."""
         log.info("Looking up key %s", key)
         return await self.get_digest(digest(key), timeout=timeout)
 
-    async def get_digest(
-        self, dkey: bytes, *, timeout: Optional[float] = None
-    ) -> Optional[ValueType]:
+    async def get_digest(self, dkey: bytes, *, timeout: Optional[float] = None) -> Value:
         """``get`` for a key that is already a 20-byte digest."""
         node = self._node()
         # Like upstream: a value this node holds is returned without network traffic.
-        value: Optional[ValueType] = node.local_value(dkey)
+        value: Value = node.local_value(dkey)
         if value is None:
             value = await node.get_async(dkey, timeout=timeout)
         return value
@@ -211,8 +213,11 @@ class Server:
         log.info("setting '%s' = '%s' on network", key, value)
         return await self.set_digest(digest(key), value, ttl=ttl)
 
-    async def set_digest(self, dkey: bytes, value: ValueType, *, ttl: Optional[float] = None) -> bool:
-        """``set`` for a key that is already a 20-byte digest."""
+    async def set_digest(self, dkey: bytes, value: Value, *, ttl: Optional[float] = None) -> bool:
+        """``set`` for a key that is already a 20-byte digest. As upstream, the
+        value is not type-checked here: anything msgpack can carry is stored
+        (None, lists, tuples, dicts; tuples come back as lists); other types
+        raise ``TypeError``."""
         try:
             stored_remote, _, _ = await self._node().put_async(dkey, value, ttl=ttl)
         except NoPeersError:
