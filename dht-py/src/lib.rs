@@ -6,6 +6,7 @@ mod bridge;
 mod error;
 mod node;
 mod runtime;
+mod storage;
 mod value;
 mod voidphone;
 

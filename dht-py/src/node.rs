@@ -16,11 +16,14 @@ use pyo3::types::PyDict;
 use crate::bridge::awaitable;
 use crate::error::KadError;
 use crate::runtime::block_on;
+use crate::storage::{PythonStorage, ViewedMemory};
 use crate::value::{value_from_py, PyValue};
 
 /// A contact as Python sees it: `(id, ip, port)`, the order of
 /// `tuple(kademlia.node.Node)`.
 type PyContact = (Vec<u8>, String, u16);
+/// `(key, value, seconds since stored)`.
+type PyHeld = (Vec<u8>, PyValue, f64);
 /// `(stored_remote, stored_locally, contacted)`.
 type PyPutReport = (usize, bool, usize);
 
@@ -78,6 +81,8 @@ struct BindArgs {
     host: String,
     port: u16,
     config: Config,
+    /// A Python `IStorage` to keep values in; the default storage otherwise.
+    storage: Option<Py<PyAny>>,
 }
 
 impl BindArgs {
@@ -109,14 +114,42 @@ impl BindArgs {
         if let Some(t) = default_ttl {
             config.default_ttl = seconds("default_ttl", t)?.min(config.max_ttl);
         }
-        Ok(BindArgs { host, port, config })
+        Ok(BindArgs {
+            host,
+            port,
+            config,
+            storage: None,
+        })
+    }
+
+    fn with_storage(mut self, storage: Option<Py<PyAny>>) -> Self {
+        self.storage = storage;
+        self
     }
 
     async fn bind(self) -> Result<PyNode, KadError> {
         let mut config = self.config;
         config.bind = resolve(&self.host, self.port, None).await?;
-        let inner = Node::bind(config).await?;
-        Ok(PyNode { inner })
+        let (max_values, max_bytes) = (config.max_stored_values, config.max_stored_bytes);
+        let (inner, memory) = match self.storage {
+            Some(object) => {
+                let storage =
+                    Python::attach(|py| PythonStorage::new(py, object, max_values, max_bytes));
+                (
+                    Node::bind_with_storage(config, Box::new(storage)).await?,
+                    None,
+                )
+            }
+            None => {
+                let memory = ViewedMemory::new(max_values, max_bytes);
+                let storage = Box::new(memory.clone());
+                (
+                    Node::bind_with_storage(config, storage).await?,
+                    Some(memory),
+                )
+            }
+        };
+        Ok(PyNode { inner, memory })
     }
 }
 
@@ -193,13 +226,16 @@ async fn ping(node: Node, host: String, port: u16) -> Result<Vec<u8>, KadError> 
 #[pyclass(frozen, name = "Node", module = "kadmium._kadmium")]
 pub struct PyNode {
     pub(crate) inner: Node,
+    /// The default storage, for Python's read-only views; None when values
+    /// live in a Python storage object (which is then the view).
+    memory: Option<ViewedMemory>,
 }
 
 #[pymethods]
 impl PyNode {
     /// Bind a UDP socket and start the node (blocking; port 0 picks a free port).
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind(
         py: Python<'_>,
@@ -211,6 +247,7 @@ impl PyNode {
         rpc_timeout: Option<f64>,
         max_value_size: Option<usize>,
         default_ttl: Option<f64>,
+        storage: Option<Py<PyAny>>,
     ) -> PyResult<PyNode> {
         let args = BindArgs::new(
             host,
@@ -221,13 +258,14 @@ impl PyNode {
             rpc_timeout,
             max_value_size,
             default_ttl,
-        )?;
+        )?
+        .with_storage(storage);
         block_on(py, args.bind())
     }
 
     /// `bind` as an awaitable.
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind_async(
         py: Python<'_>,
@@ -239,6 +277,7 @@ impl PyNode {
         rpc_timeout: Option<f64>,
         max_value_size: Option<usize>,
         default_ttl: Option<f64>,
+        storage: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'_, PyAny>> {
         let args = BindArgs::new(
             host,
@@ -249,7 +288,8 @@ impl PyNode {
             rpc_timeout,
             max_value_size,
             default_ttl,
-        )?;
+        )?
+        .with_storage(storage);
         awaitable(py, args.bind())
     }
 
@@ -403,22 +443,43 @@ impl PyNode {
         awaitable(py, ping(self.inner.clone(), host, port))
     }
 
+    /// Every value held in the default storage, oldest store first, as
+    /// `(key, value, seconds since stored)`; None when a Python storage
+    /// object holds the values.
+    fn held(&self, py: Python<'_>) -> PyResult<Option<Vec<PyHeld>>> {
+        let Some(memory) = self.memory.clone() else {
+            return Ok(None);
+        };
+        let now = std::time::Instant::now();
+        let held = py.detach(move || memory.held(now));
+        Ok(Some(
+            held.into_iter()
+                .map(|h| {
+                    let age = now.saturating_duration_since(h.stored_at).as_secs_f64();
+                    (h.key.as_bytes().to_vec(), PyValue(h.value), age)
+                })
+                .collect(),
+        ))
+    }
+
     /// The whole routing table.
-    fn contacts(&self) -> Vec<PyContact> {
-        self.inner.contacts().iter().map(contact_to_py).collect()
+    fn contacts(&self, py: Python<'_>) -> Vec<PyContact> {
+        let node = self.inner.clone();
+        py.detach(move || node.contacts().iter().map(contact_to_py).collect())
     }
 
     /// The `n` contacts nearest to our own id.
-    fn closest_contacts(&self, n: usize) -> Vec<PyContact> {
-        self.inner
-            .closest_contacts(n)
-            .iter()
-            .map(contact_to_py)
-            .collect()
+    fn closest_contacts(&self, py: Python<'_>, n: usize) -> Vec<PyContact> {
+        let node = self.inner.clone();
+        py.detach(move || node.closest_contacts(n).iter().map(contact_to_py).collect())
     }
 
     /// Add `(id, ip, port)` contacts to the table; how many were new.
-    fn import_contacts(&self, contacts: Vec<(Vec<u8>, String, u16)>) -> PyResult<usize> {
+    fn import_contacts(
+        &self,
+        py: Python<'_>,
+        contacts: Vec<(Vec<u8>, String, u16)>,
+    ) -> PyResult<usize> {
         let mut parsed = Vec::with_capacity(contacts.len());
         for (id, ip, port) in contacts {
             let ip = ip
@@ -429,12 +490,14 @@ impl PyNode {
                 addr: SocketAddr::new(ip, port),
             });
         }
-        Ok(self.inner.import_contacts(&parsed))
+        let node = self.inner.clone();
+        Ok(py.detach(move || node.import_contacts(&parsed)))
     }
 
     /// Counters and gauges of the node, by name.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.inner.stats();
+        let node = self.inner.clone();
+        let s = py.detach(move || node.stats());
         let d = PyDict::new(py);
         for (name, v) in [
             ("datagrams_received", s.datagrams_received),

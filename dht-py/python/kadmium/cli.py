@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("value")
     put.add_argument("--type", choices=sorted(_CONVERTERS), default="str",
                      help="type the value is stored as (default str)")
-    put.add_argument("--ttl", type=float, help="lifetime in seconds (default one week)")
+    put.add_argument("--ttl", type=float, help="lifetime in seconds (default 24 hours, at most 7 days)")
     sub.choices["get"].add_argument("--timeout", type=float, help="give up after SECONDS")
 
     demo = sub.add_parser("demo", help="run a local network doing puts and gets, then a summary")

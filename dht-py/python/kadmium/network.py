@@ -18,7 +18,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, T
 from kadmium import _kadmium
 from kadmium._kadmium import KadmiumError, NoPeersError, OperationTimeoutError
 from kadmium.node import Node
-from kadmium.storage import storage_ttl
+from kadmium.routing import ProtocolView
+from kadmium.storage import StorageView, check_storage
 from kadmium.utils import digest
 
 log = logging.getLogger(__name__)
@@ -77,21 +78,26 @@ class Server:
         node_id: Optional[bytes] = None,
         storage: Optional[object] = None,
     ) -> None:
-        """``storage``: None, or a ``ForgetfulStorage`` whose ``ttl`` becomes the
-        lifetime of stored values; other storage objects raise ``TypeError``
-        (see ``kadmium.storage``). ``node_id`` must be 20 bytes."""
+        """``storage``: None (values stay in Rust; ``self.storage`` is a read-only
+        view of them), or an ``IStorage`` that every value the node holds goes
+        through (see ``kadmium.storage``). ``node_id`` must be 20 bytes."""
         if self.protocol_class is not None:
             raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
         self.ksize = ksize
         self.alpha = alpha
-        self._ttl = storage_ttl(storage)
+        if storage is not None:
+            check_storage(storage)
+        self._user_storage = storage
+        #: The values this node holds: the ``storage`` given, else a live view.
+        self.storage: Any = storage if storage is not None else StorageView(self._held)
         node_id = node_id or digest(random.getrandbits(255))
         if not isinstance(node_id, bytes) or len(node_id) != 20:
             raise _kadmium.InvalidArgumentError("node_id must be 20 bytes")
         self.node = Node(node_id)
         self.transport: Optional[_Transport] = None
-        #: upstream's KademliaProtocol object; kadmium's protocol runs in Rust.
-        self.protocol: None = None
+        #: A read-only view shaped like upstream's KademliaProtocol (``.router``),
+        #: set by ``listen`` as upstream sets its protocol object.
+        self.protocol: Optional[ProtocolView] = None
         self.refresh_loop: Optional[asyncio.TimerHandle] = None
         self.save_state_loop: Optional[asyncio.TimerHandle] = None
         self._native: Optional[_kadmium.Node] = None
@@ -99,6 +105,9 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<kadmium.Server {self.node.id.hex()} at {self.node.ip}:{self.node.port}>"
+
+    def _held(self) -> Optional[List[Tuple[bytes, Any, float]]]:
+        return None if self._native is None else self._native.held()
 
     def _node(self) -> _kadmium.Node:
         if self._native is None:
@@ -118,12 +127,36 @@ class Server:
             k=self.ksize,
             alpha=self.alpha,
             node_id=self.node.id,
-            default_ttl=self._ttl,
+            storage=self._user_storage,
         )
         self.node.ip, self.node.port = self._native.local_addr
         self.transport = _Transport(self)
+        self.protocol = ProtocolView(self)
+        self._adopt_stored_values()
         log.info("Node %s listening on %s:%i", self.node.id.hex(), interface, self.node.port)
         self.refresh_table()
+
+    def _adopt_stored_values(self) -> None:
+        """Values already in a user's storage object are held by the node (with
+        the default TTL) and so reach the nodes that join, as upstream would
+        republish them."""
+        storage, native = self._user_storage, self._native
+        if storage is None or native is None:
+            return
+        try:
+            items = list(storage)
+        except TypeError:
+            return
+        for item in items:
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                continue
+            if isinstance(key, bytes) and len(key) == 20:
+                try:
+                    native.store_local(key, value)
+                except (KadmiumError, TypeError) as e:
+                    log.warning("cannot hold stored value %s: %s", key.hex(), e)
 
     def stop(self) -> None:
         """Close the socket and cancel the periodic tasks (synchronous)."""
@@ -207,7 +240,7 @@ class Server:
         """Store ``value`` under ``key``; True if at least one other node stored it,
         False with no neighbours. ``TypeError`` unless ``type(value)`` is exactly
         int, float, bool, str or bytes. ``ttl`` (seconds, kadmium only): lifetime
-        of the value (default: the storage ttl, one week)."""
+        of the value (default 24 hours, kadmium's default TTL)."""
         if not check_dht_value_type(value):
             raise TypeError("Value must be of type int, float, bool, str, or bytes")
         log.info("setting '%s' = '%s' on network", key, value)
