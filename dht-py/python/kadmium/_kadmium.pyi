@@ -3,6 +3,8 @@
 from typing import Any, Awaitable, Dict, List, Optional, Sequence, Tuple
 
 __version__: str
+#: Parent of the Python loggers Rust events go to ("kademlia.kadmium").
+LOGGER_PREFIX: str
 
 #: msgpack data: None, bool, int, float, str, bytes, and lists/tuples/dicts of them.
 Value = Any

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import logging
 import os
 import random
 import signal
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from kadmium import __version__, voidphone
+from kadmium import __version__, _kadmium, voidphone
 from kadmium._kadmium import KadmiumError
 from kadmium.network import Server, ValueType
 
@@ -351,7 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING,
+           "info": logging.INFO, "debug": logging.DEBUG, "trace": 5, "off": logging.CRITICAL + 10}
+
+
+def configure_logging(spec: Optional[str]) -> None:
+    """Log to stderr as ``KADMIUM_LOG``/``RUST_LOG`` ask: ``LEVEL`` for every kadmium
+    and kademlia logger, or ``TARGET=LEVEL,...`` where TARGET is a Python logger name
+    (``kademlia.kadmium.network``) or a Rust module path (``dht_core::protocol``).
+    Unknown entries are ignored, as env_logger does."""
+    if not spec:
+        return
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.addLevelName(5, "TRACE")
+    for entry in spec.split(","):
+        target, _, level = entry.strip().rpartition("=")
+        number = _LEVELS.get(level.strip().lower())
+        if number is None:
+            continue
+        target = target.strip()
+        if not target:
+            name = "kademlia"
+        elif target.startswith(("kademlia", "rpcudp")):
+            name = target
+        else:
+            name = f"{_kadmium.LOGGER_PREFIX}.{target.replace('::', '.')}"
+        logging.getLogger(name).setLevel(number)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    configure_logging(os.environ.get("KADMIUM_LOG") or os.environ.get("RUST_LOG"))
     args = build_parser().parse_args(argv)
     try:
         code: int = asyncio.run(args.run(args))

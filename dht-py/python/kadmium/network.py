@@ -22,7 +22,9 @@ from kadmium.routing import ProtocolView
 from kadmium.storage import StorageView, check_storage
 from kadmium.utils import digest
 
-log = logging.getLogger(__name__)
+#: Every kadmium logger is under "kademlia.kadmium" (see ``kadmium.LOGGER``), so
+#: configuring the "kademlia" logger, as upstream scripts do, covers kadmium too.
+log = logging.getLogger("kademlia.kadmium.network")
 
 #: Python types ``Server.set`` accepts (exact types: subclasses are rejected, as upstream).
 ValueType = Union[int, float, bool, str, bytes]
