@@ -22,6 +22,10 @@ use crate::value::{value_from_py, PyValue};
 /// A contact as Python sees it: `(id, ip, port)`, the order of
 /// `tuple(kademlia.node.Node)`.
 type PyContact = (Vec<u8>, String, u16);
+/// Longest `shutdown` waits for the node's task to close its socket (it
+/// takes microseconds; the bound only keeps a wedged runtime from hanging
+/// Python).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// `(key, value, seconds since stored)`.
 type PyHeld = (Vec<u8>, PyValue, f64);
 /// `(stored_remote, stored_locally, contacted)`.
@@ -519,9 +523,39 @@ impl PyNode {
         Ok(d)
     }
 
-    /// Stop the node and close its socket; idempotent, never blocks.
-    fn shutdown(&self) {
+    /// Stop the node and close its socket; idempotent. With `wait` (the
+    /// default) returns once the socket is closed, so the port can be bound
+    /// again at once (bounded by `SHUTDOWN_WAIT`; never waits when called
+    /// from one of the runtime's own threads, e.g. a storage callback).
+    #[pyo3(signature = (wait=true))]
+    fn shutdown(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
         self.inner.shutdown();
+        if !wait || tokio::runtime::Handle::try_current().is_ok() {
+            return Ok(());
+        }
+        let rt = crate::runtime::runtime()?;
+        let node = self.inner.clone();
+        py.detach(move || {
+            rt.block_on(async {
+                let _ = tokio::time::timeout(SHUTDOWN_WAIT, node.closed()).await;
+            })
+        });
+        Ok(())
+    }
+
+    /// `shutdown` as an awaitable (resolves once the socket is closed).
+    fn shutdown_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let node = self.inner.clone();
+        awaitable(py, async move {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, node.shutdown_and_wait()).await;
+            Ok::<(), KadError>(())
+        })
+    }
+
+    /// True once the socket is closed.
+    #[getter]
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
     }
 
     #[getter]

@@ -244,7 +244,8 @@ class DHT:
     # --- closing ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the node and close its socket (idempotent)."""
+        """Stop the node; returns once its socket is closed, so the port can be
+        bound again at once (idempotent)."""
         self._node.shutdown()
 
     @property
@@ -265,4 +266,4 @@ class DHT:
     def __del__(self) -> None:
         node = getattr(self, "_node", None)
         if node is not None:
-            node.shutdown()
+            node.shutdown(wait=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pickle
 import random
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
@@ -35,6 +36,9 @@ Value = Any
 Address = Tuple[str, int]
 
 S = TypeVar("S", bound="Server")
+
+#: Shortest period ``refresh_table`` and ``save_state_regularly`` run at (seconds).
+MIN_REFRESH_INTERVAL = 1.0
 
 _VALUE_TYPES = (int, float, bool, str, bytes)
 
@@ -161,23 +165,40 @@ class Server:
                     log.warning("cannot hold stored value %s: %s", key.hex(), e)
 
     def stop(self) -> None:
-        """Close the socket and cancel the periodic tasks (synchronous)."""
-        if self._native is not None:
-            self._native.shutdown()
+        """Cancel the periodic tasks and close the socket; returns once the port
+        is released (it can be listened on again at once). Nothing of this
+        server keeps running afterwards."""
         for handle in (self.refresh_loop, self.save_state_loop, self._refresh_task):
             if handle is not None:
                 handle.cancel()
         self.refresh_loop = self.save_state_loop = self._refresh_task = None
+        if self._native is not None:
+            self._native.shutdown()
+
+    def _running(self) -> bool:
+        return self._native is not None and not self._native.is_shut_down
 
     def refresh_table(self, interval: float = 3600) -> None:
         """Refresh the routing table now and then every ``interval`` seconds.
 
-        Unlike upstream, later periods keep ``interval`` (upstream falls back to
-        3600 s), and calling it again replaces the schedule instead of starting
-        a second chain. The node also refreshes stale buckets on its own.
+        ``interval`` must be a positive number (``InvalidArgumentError``
+        otherwise); intervals under ``MIN_REFRESH_INTERVAL`` (1 s) are raised to
+        it, so no interval can make the node spin. Unlike upstream, later periods
+        keep ``interval`` (upstream falls back to 3600 s), calling it again
+        replaces the schedule instead of starting a second chain, and nothing is
+        scheduled once the server is stopped. The node also refreshes stale
+        buckets on its own.
         """
+        if not isinstance(interval, (int, float)) or not math.isfinite(interval) or interval <= 0:
+            raise _kadmium.InvalidArgumentError(
+                f"refresh_table interval must be a positive number of seconds (got {interval!r})"
+            )
+        interval = max(float(interval), MIN_REFRESH_INTERVAL)
         if self.refresh_loop is not None:
             self.refresh_loop.cancel()
+            self.refresh_loop = None
+        if not self._running():
+            return
         if self._refresh_task is None or self._refresh_task.done():
             self._refresh_task = asyncio.ensure_future(self._refresh_table())
         loop = asyncio.get_event_loop()
@@ -292,8 +313,19 @@ class Server:
         return svr
 
     def save_state_regularly(self, fname: str, frequency: float = 600) -> None:
-        """``save_state`` now and then every ``frequency`` seconds."""
+        """``save_state`` now and then every ``frequency`` seconds (at least 1 s;
+        nothing is scheduled once the server is stopped)."""
+        if not isinstance(frequency, (int, float)) or not math.isfinite(frequency) or frequency <= 0:
+            raise _kadmium.InvalidArgumentError(
+                f"save_state_regularly frequency must be a positive number of seconds (got {frequency!r})"
+            )
+        frequency = max(float(frequency), MIN_REFRESH_INTERVAL)
+        if self.save_state_loop is not None:
+            self.save_state_loop.cancel()
+            self.save_state_loop = None
         self.save_state(fname)
+        if not self._running():
+            return
         loop = asyncio.get_event_loop()
         self.save_state_loop = loop.call_later(
             frequency, self.save_state_regularly, fname, frequency
