@@ -22,6 +22,8 @@ use crate::value::{value_from_py, PyValue};
 /// A contact as Python sees it: `(id, ip, port)`, the order of
 /// `tuple(kademlia.node.Node)`.
 type PyContact = (Vec<u8>, String, u16);
+/// Longest RPC timeout accepted (longer asks are capped to it).
+const MAX_RPC_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest `shutdown` waits for the node's task to close its socket (it
 /// takes microseconds; the bound only keeps a wedged runtime from hanging
 /// Python).
@@ -48,12 +50,21 @@ fn key_from(key: &[u8]) -> Result<Key, KadError> {
     })
 }
 
+/// A positive number of seconds. Values too large for a `Duration` (1e20,
+/// inf) saturate: every such setting is capped further on (a TTL at
+/// `Config::max_ttl`; a timeout that long never fires).
 fn seconds(what: &str, secs: f64) -> Result<Duration, KadError> {
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(KadError(Error::InvalidArgument(format!(
+            "{what} must be a positive number of seconds (got {secs})"
+        ))));
+    }
     match Duration::try_from_secs_f64(secs) {
         Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(KadError(Error::InvalidArgument(format!(
-            "{what} must be a positive number of seconds (got {secs})"
+        Ok(_) => Err(KadError(Error::InvalidArgument(format!(
+            "{what} must be at least a nanosecond (got {secs})"
         )))),
+        Err(_) => Ok(Duration::MAX),
     }
 }
 
@@ -110,7 +121,8 @@ impl BindArgs {
             config.node_id = Some(key_from(&id)?);
         }
         if let Some(t) = rpc_timeout {
-            config.rpc_timeout = seconds("rpc_timeout", t)?;
+            // Deadlines are `now + rpc_timeout`: keep it far from overflowing.
+            config.rpc_timeout = seconds("rpc_timeout", t)?.min(MAX_RPC_TIMEOUT);
         }
         if let Some(m) = max_value_size {
             config.max_value_size = m;

@@ -93,7 +93,7 @@ class Server:
         self.alpha = alpha
         if storage is not None:
             check_storage(storage)
-        self._user_storage = storage
+        self._user_storage: Any = storage
         #: The values this node holds: the ``storage`` given, else a live view.
         self.storage: Any = storage if storage is not None else StorageView(self._held)
         node_id = node_id or digest(random.getrandbits(255))
