@@ -78,7 +78,9 @@ class DHT:
     ``hash_function(key)``: the key hash, returning 20 bytes or an int below
     2**160 (default ``kadmium.utils.digest``, the hash ``kademlia`` nodes use).
     ``requesthandler``: little-bird's UDP handler class; kadmium's protocol runs
-    in Rust, so only None is accepted.
+    in Rust, so only None is accepted. Keyword-only: ``ksize`` (20), ``alpha``
+    (3), ``ttl``: lifetime of the values this node puts (default 24 hours, at
+    most 7 days).
 
     >>> with DHT("127.0.0.1", 0, seeds=[("127.0.0.1", 4000)]) as dht:  # doctest: +SKIP
     ...     dht["color"] = ["blue", "green"]
