@@ -107,7 +107,8 @@ test-ffi: setup ffi-header-check
 # --- dht-py: the `kadmium` Python package (wheel built by maturin) ------------
 #   make py-install   build the release wheel and install it into $(VENV)
 # test-py: the unittest suite (tests/python, including a small run of the shared
-# benchmark with every get found), and mypy --strict over the examples.
+# benchmark with every get found), mypy --strict over the examples and the
+# package, and stubtest (the hand-written _kadmium.pyi matches the module).
 PY_WHEELS := target/wheels-py
 BENCH ?= $(abspath ../shared/bench/dht_bench.py)
 
@@ -120,4 +121,5 @@ py-install: setup
 
 test-py: py-install
 	cd tests/python && KADMIUM_BENCH=$(BENCH) $(PY) -m unittest discover -v
-	$(PY) -m mypy --strict examples/python
+	$(PY) -m mypy --strict examples/python dht-py/python/kadmium
+	$(PY) -m mypy.stubtest kadmium

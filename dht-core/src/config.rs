@@ -5,11 +5,21 @@ use std::time::Duration;
 
 use crate::id::NodeId;
 
-/// Largest value accepted by `put` by default. The whole STORE request
-/// (header, msgpack framing, ids and the value) must fit one UDP datagram,
-/// whose payload is at most 65,507 bytes on IPv4; 65,000 leaves room for the
-/// rest, so the limit is just under 64 KiB.
-pub const DEFAULT_MAX_VALUE_SIZE: usize = 65_000;
+/// Largest value accepted by `put` by default (in [`Value::size`] bytes:
+/// the length of a string or byte string, the encoded length of a list or
+/// map): 8,137 bytes, the most a Python `kademlia` peer can carry. rpcudp
+/// refuses to send a request whose body exceeds 8,192 bytes, and a STORE
+/// body is 52 bytes of name, ids and framing plus the value with a 3-byte
+/// header (see the test `default_value_limit_fills_an_rpcudp_request_exactly`
+/// in `wire.rs`). A larger value would be stored on kadmium nodes but a Python
+/// peer could neither cache nor republish it, and its `get()` would fail.
+///
+/// On networks of kadmium nodes only, [`Config::with_max_value_size`] may
+/// raise the limit up to what one UDP datagram carries (about 65,400 bytes;
+/// `put` refuses larger values whatever the setting).
+///
+/// [`Value::size`]: crate::Value::size
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 8_137;
 
 /// Settings of one node. `Config::default()` gives the documented defaults;
 /// the `with_*` methods change one field each.

@@ -11,7 +11,7 @@ use rmp::Marker;
 
 use crate::contact::Contact;
 use crate::id::{NodeId, ID_LEN};
-use crate::value::Value;
+use crate::value::{Value, MAX_VALUE_DEPTH};
 
 pub const REQUEST: u8 = 0x00;
 pub const RESPONSE: u8 = 0x01;
@@ -20,6 +20,10 @@ pub const MSG_ID_LEN: usize = 20;
 pub const MIN_DATAGRAM: usize = 1 + MSG_ID_LEN + 1;
 /// Most contacts decoded from one `find_node` reply; more is hostile.
 pub const MAX_CONTACTS_PER_REPLY: usize = 256;
+/// Largest request body (`msgpack([name, args])`, without kind and id) that
+/// rpcudp 5.0.1 sends: its callers raise `MalformedMessage` above this, so a
+/// Python peer cannot store or cache a value whose STORE would exceed it.
+pub const RPCUDP_MAX_REQUEST_BODY: usize = 8192;
 
 /// Kadmium's message ids are `KADMIUM_TAG (4) | ttl_secs (u32 BE) | random (12)`.
 ///
@@ -277,9 +281,33 @@ fn write_id(w: &mut Vec<u8>, id: &NodeId) {
     let _ = rmp::encode::write_bin(w, id.as_bytes());
 }
 
+/// The msgpack encoding of one value, as it travels inside STORE and
+/// `find_value` replies.
+pub fn encode_value(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.encoded_len());
+    write_value(&mut out, value);
+    out
+}
+
 fn write_value(w: &mut Vec<u8>, v: &Value) {
     // Writing to a Vec cannot fail.
     match v {
+        Value::Nil => {
+            let _ = rmp::encode::write_nil(w);
+        }
+        Value::List(items) => {
+            let _ = rmp::encode::write_array_len(w, len_u32(items.len()));
+            for item in items {
+                write_value(w, item);
+            }
+        }
+        Value::Map(entries) => {
+            let _ = rmp::encode::write_map_len(w, len_u32(entries.len()));
+            for (k, item) in entries {
+                write_value(w, k);
+                write_value(w, item);
+            }
+        }
         Value::Int(i) => {
             let _ = rmp::encode::write_sint(w, *i);
         }
@@ -301,13 +329,10 @@ fn write_value(w: &mut Vec<u8>, v: &Value) {
     }
 }
 
-/// `value` alone in the msgpack encoding a STORE carries it in; the
-/// persistent store keeps values in this form so they read back with the
-/// same type and bytes.
-pub fn encode_value(value: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.size() + 9);
-    write_value(&mut out, value);
-    out
+/// msgpack lengths are 32-bit; a longer container cannot be sent anyway (it
+/// would not fit a datagram), and `put` refuses it by size first.
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Encoded size of `value` inside a STORE, to check it fits a datagram.
@@ -466,7 +491,38 @@ impl<'a> Reader<'a> {
     }
 
     fn value(&mut self) -> Result<Value, WireError> {
+        self.value_at(0)
+    }
+
+    /// One value nested `depth` containers deep. Containers are filled by
+    /// pushing what was actually decoded (never pre-sized from a claimed
+    /// count), and each entry consumes input, so memory stays proportional
+    /// to the datagram.
+    fn value_at(&mut self, depth: usize) -> Result<Value, WireError> {
         Ok(match self.item()? {
+            Item::Nil => Value::Nil,
+            Item::Array(_) | Item::Map(_) if depth >= MAX_VALUE_DEPTH => {
+                return Err(WireError::Malformed("value nested too deeply"));
+            }
+            Item::Array(n) => {
+                let mut items = Vec::new();
+                for _ in 0..n {
+                    items.push(self.value_at(depth + 1)?);
+                }
+                Value::List(items)
+            }
+            Item::Map(n) => {
+                // Each entry takes at least two bytes.
+                if n > self.buf.len() / 2 {
+                    return Err(WireError::Malformed("container longer than datagram"));
+                }
+                let mut entries = Vec::new();
+                for _ in 0..n {
+                    let key = self.value_at(depth + 1)?;
+                    entries.push((key, self.value_at(depth + 1)?));
+                }
+                Value::Map(entries)
+            }
             Item::Bool(b) => Value::Bool(b),
             Item::Int(i) => Value::Int(i),
             Item::UInt(u) => Value::UInt(u),
@@ -475,11 +531,6 @@ impl<'a> Reader<'a> {
                 String::from_utf8(s.to_vec()).map_err(|_| WireError::Malformed("bad utf-8"))?,
             ),
             Item::Bin(b) => Value::Bytes(b.to_vec()),
-            _ => {
-                return Err(WireError::Malformed(
-                    "value is not int/float/bool/str/bytes",
-                ))
-            }
         })
     }
 
@@ -566,7 +617,7 @@ pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError
                         "value" => value = Some(r.value()?),
                         "ttl" => ttl_secs = r.uint().ok(),
                         _ => {
-                            r.item()?; // unknown extension: skip scalar
+                            r.value()?; // unknown extension: skip it
                         }
                     }
                 }
@@ -772,15 +823,249 @@ mod tests {
         assert!(decode_request(&trailing).is_err());
         assert!(decode_response(RpcKind::Ping, &[0xc4, 0x03, 1, 2, 3]).is_err());
         assert!(decode_response(RpcKind::FindValue, &[0x81, 0xa1, b'x', 0x01]).is_err());
-        // Nested values (lists) are not values.
-        let mut store = vec![0x92, 0xa5];
-        store.extend(b"store");
-        store.extend([0x93, 0xc4, 0x14]);
-        store.extend([1; 20]);
-        store.extend([0xc4, 0x14]);
-        store.extend([2; 20]);
-        store.extend([0x91, 0x01]);
-        assert!(decode_request(&store).is_err());
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    /// Decode a bare value the way a STORE body carries it.
+    fn decode_value(bytes: &[u8]) -> Result<Value, WireError> {
+        let mut r = Reader::new(bytes);
+        let v = r.value()?;
+        r.end()?;
+        Ok(v)
+    }
+
+    #[test]
+    fn containers_match_umsgpack_captures() {
+        // Each hex string is `umsgpack.packb(x)` from u-msgpack-python 2.8.0
+        // (what kademlia 2.2.3 uses), for the Python value in the comment.
+        let cases = [
+            // [1, "two", b"3", None, 2.5, True, -7, 300]
+            (
+                "9801a374776fc40133c0cb4004000000000000c3f9cd012c",
+                Value::List(vec![
+                    Value::Int(1),
+                    s("two"),
+                    Value::Bytes(b"3".to_vec()),
+                    Value::Nil,
+                    Value::Float(2.5),
+                    Value::Bool(true),
+                    Value::Int(-7),
+                    Value::Int(300),
+                ]),
+            ),
+            // {"name": "alice", "tags": ["a", "b"], "n": None, "nested": {"x": {}}}
+            (
+                "84a46e616d65a5616c696365a47461677392a161a162a16ec0a66e657374656481a17880",
+                Value::Map(vec![
+                    (s("name"), s("alice")),
+                    (s("tags"), Value::List(vec![s("a"), s("b")])),
+                    (s("n"), Value::Nil),
+                    (s("nested"), Value::Map(vec![(s("x"), Value::Map(vec![]))])),
+                ]),
+            ),
+            // None
+            ("c0", Value::Nil),
+            // {1: "int key", (1, 2): "tuple key"}
+            (
+                "8201a7696e74206b6579920102a97475706c65206b6579",
+                Value::Map(vec![
+                    (Value::Int(1), s("int key")),
+                    (
+                        Value::List(vec![Value::Int(1), Value::Int(2)]),
+                        s("tuple key"),
+                    ),
+                ]),
+            ),
+        ];
+        for (bytes, value) in cases {
+            let bytes = hex(bytes);
+            assert_eq!(decode_value(&bytes).as_ref(), Ok(&value));
+            // Same bytes back: key order kept, smallest encodings as umsgpack's.
+            assert_eq!(encode_value(&value), bytes);
+            assert_eq!(value.encoded_len(), bytes.len());
+        }
+        // rpcudp's STORE body for store(b"\x01"*20, b"\x02"*20, {"k": [1, 2]}).
+        let body = hex(concat!(
+            "92a573746f726593c4140101010101010101010101010101010101010101",
+            "c414020202020202020202020202020202020202020281a16b920102"
+        ));
+        let store = Request::Store {
+            sender: id(1),
+            key: id(2),
+            value: Value::Map(vec![(
+                s("k"),
+                Value::List(vec![Value::Int(1), Value::Int(2)]),
+            )]),
+        };
+        assert_eq!(decode_request(&body), Ok(store.clone()));
+        assert_eq!(&encode_request(&[0; MSG_ID_LEN], &store)[21..], &body[..]);
+    }
+
+    #[test]
+    fn containers_round_trip_in_store_and_find_value() {
+        let long_list = Value::List((0..70_000).map(Value::Int).collect());
+        let wide_map = Value::Map((0..20).map(|i| (Value::Int(i), s("v"))).collect());
+        let mut deep = Value::Nil;
+        for _ in 0..MAX_VALUE_DEPTH {
+            deep = Value::List(vec![deep]);
+        }
+        assert_eq!(deep.depth(), MAX_VALUE_DEPTH);
+        for value in [Value::Nil, long_list, wide_map, deep, Value::List(vec![])] {
+            assert_eq!(encode_value(&value).len(), value.encoded_len());
+            round_trip_request(Request::Store {
+                sender: id(1),
+                key: id(2),
+                value: value.clone(),
+            });
+            let reply = Response::Value {
+                value,
+                ttl_secs: Some(5),
+            };
+            let bytes = encode_response(&[1; MSG_ID_LEN], &reply);
+            assert_eq!(decode_response(RpcKind::FindValue, &bytes[21..]), Ok(reply));
+        }
+    }
+
+    #[test]
+    fn encoded_len_matches_the_encoder_at_every_boundary() {
+        let ints = [
+            0i64,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            4_294_967_295,
+            4_294_967_296,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32_768,
+            -32_769,
+            -2_147_483_648,
+            -2_147_483_649,
+            i64::MIN,
+            i64::MAX,
+        ];
+        let mut values: Vec<Value> = ints.iter().map(|i| Value::Int(*i)).collect();
+        values.push(Value::UInt(u64::MAX));
+        for n in [0, 31, 32, 255, 256, 65_535, 65_536] {
+            values.push(Value::Str("x".repeat(n)));
+            values.push(Value::Bytes(vec![0; n]));
+            values.push(Value::List(vec![Value::Nil; n]));
+            values.push(Value::Map(vec![(Value::Nil, Value::Nil); n]));
+        }
+        for v in values {
+            assert_eq!(encode_value(&v).len(), v.encoded_len(), "{:?}", v.depth());
+        }
+    }
+
+    #[test]
+    fn hostile_containers_are_rejected() {
+        // Nesting one level past the limit.
+        let mut too_deep = vec![0x91; MAX_VALUE_DEPTH + 1];
+        too_deep.push(0xc0);
+        assert_eq!(
+            decode_value(&too_deep),
+            Err(WireError::Malformed("value nested too deeply"))
+        );
+        assert!(decode_value(&too_deep[1..]).is_ok());
+        // A datagram of nothing but array headers: refused at the depth
+        // limit, not by exhausting the stack.
+        assert!(decode_value(&[0x91; 60_000]).is_err());
+        // Arrays and maps claiming 2^32-1 entries, with a few bytes behind.
+        for header in [
+            [0xdd, 0xff, 0xff, 0xff, 0xff],
+            [0xdf, 0xff, 0xff, 0xff, 0xff],
+        ] {
+            let mut data = header.to_vec();
+            data.extend([0xc0; 8]);
+            assert!(decode_value(&data).is_err());
+        }
+        // A map claiming more entries than pairs of bytes left.
+        assert!(decode_value(&[0x83, 0xc0, 0xc0, 0xc0, 0xc0]).is_err());
+        // A claimed count that fits the bytes left but whose items do not.
+        assert!(decode_value(&[0x9f, 0xc4, 0x10, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        // Every truncation of a valid nested value fails cleanly.
+        let good = hex("84a46e616d65a5616c696365a47461677392a161a162a16ec0a66e657374656481a17880");
+        for cut in 0..good.len() {
+            assert!(decode_value(&good[..cut]).is_err(), "truncated at {cut}");
+        }
+        // Extension types are still not values.
+        assert!(decode_value(&[0xd4, 0x01, 0x00]).is_err());
+        // A find_value reply whose unknown field holds a container is skipped whole.
+        let mut reply = vec![0x82, 0xa5];
+        reply.extend(b"value");
+        reply.push(0x01);
+        reply.extend([0xa5]);
+        reply.extend(b"extra");
+        reply.extend([0x92, 0x01, 0x02]);
+        assert_eq!(
+            decode_response(RpcKind::FindValue, &reply),
+            Ok(Response::Value {
+                value: Value::Int(1),
+                ttl_secs: None
+            })
+        );
+    }
+
+    #[test]
+    fn default_value_limit_fills_an_rpcudp_request_exactly() {
+        use crate::config::DEFAULT_MAX_VALUE_SIZE;
+        // The largest value a Python peer can still store or cache is the one
+        // whose STORE body is exactly rpcudp's limit; one byte more and it
+        // raises MalformedMessage instead of sending.
+        let body_len = |value: Value| {
+            encode_request(
+                &[0; MSG_ID_LEN],
+                &Request::Store {
+                    sender: id(1),
+                    key: id(2),
+                    value,
+                },
+            )
+            .len()
+                - 1
+                - MSG_ID_LEN
+        };
+        for make in [
+            |n: usize| Value::Bytes(vec![7; n]),
+            |n: usize| Value::Str("s".repeat(n)),
+        ] {
+            let at_limit = make(DEFAULT_MAX_VALUE_SIZE);
+            assert_eq!(at_limit.size(), DEFAULT_MAX_VALUE_SIZE);
+            assert_eq!(body_len(at_limit), RPCUDP_MAX_REQUEST_BODY);
+            assert_eq!(
+                body_len(make(DEFAULT_MAX_VALUE_SIZE + 1)),
+                RPCUDP_MAX_REQUEST_BODY + 1
+            );
+        }
+        // Any value within the limit fits, whatever its shape: sizes of
+        // containers are their encoded length, scalars encode in at most
+        // 3 header bytes more than their size.
+        for v in [
+            Value::Int(i64::MIN),
+            Value::Float(1.0),
+            Value::Nil,
+            Value::List(vec![Value::Nil; DEFAULT_MAX_VALUE_SIZE - 3]),
+            Value::Map(vec![(s("k"), Value::Bytes(vec![0; 8000]))]),
+        ] {
+            assert!(v.size() <= DEFAULT_MAX_VALUE_SIZE);
+            assert!(body_len(v) <= RPCUDP_MAX_REQUEST_BODY);
+        }
     }
 
     #[test]

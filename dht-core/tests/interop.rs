@@ -331,6 +331,10 @@ fn value_to_json(value: &Value) -> Json {
         Value::Bool(b) => json!({"t": "bool", "v": b}),
         Value::Str(s) => json!({"t": "str", "v": s}),
         Value::Bytes(b) => json!({"t": "bytes", "v": to_hex(b)}),
+        // Lists and maps cross languages in tests/python (test_interop.py).
+        Value::Nil | Value::List(_) | Value::Map(_) => {
+            panic!("py_peer's typed JSON carries scalars only: {value:?}")
+        }
     }
 }
 

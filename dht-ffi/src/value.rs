@@ -70,6 +70,9 @@ fn type_of(v: &Value) -> kad_value_type {
         Value::UInt(_) => kad_value_type::Uint,
         Value::Float(_) => kad_value_type::Float,
         Value::Bool(_) => kad_value_type::Bool,
+        // Placeholder until the C ABI gets container types: reads of such a
+        // value fail with KAD_WRONG_TYPE instead of misreporting a type.
+        Value::Nil | Value::List(_) | Value::Map(_) => kad_value_type::None,
     }
 }
 

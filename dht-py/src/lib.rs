@@ -4,8 +4,10 @@
 
 mod bridge;
 mod error;
+mod logging;
 mod node;
 mod runtime;
+mod storage;
 mod value;
 mod voidphone;
 
@@ -15,6 +17,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _kadmium(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("LOGGER_PREFIX", logging::LOGGER_PREFIX)?;
+    logging::install(m.py())?;
     m.add_class::<node::PyNode>()?;
     error::register(m)?;
     bridge::register(m)?;

@@ -16,11 +16,20 @@ use pyo3::types::PyDict;
 use crate::bridge::awaitable;
 use crate::error::KadError;
 use crate::runtime::block_on;
+use crate::storage::{PythonStorage, ViewedMemory};
 use crate::value::{value_from_py, PyValue};
 
 /// A contact as Python sees it: `(id, ip, port)`, the order of
 /// `tuple(kademlia.node.Node)`.
 type PyContact = (Vec<u8>, String, u16);
+/// Longest RPC timeout accepted (longer asks are capped to it).
+const MAX_RPC_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest `shutdown` waits for the node's task to close its socket (it
+/// takes microseconds; the bound only keeps a wedged runtime from hanging
+/// Python).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// `(key, value, seconds since stored)`.
+type PyHeld = (Vec<u8>, PyValue, f64);
 /// `(stored_remote, stored_locally, contacted)`.
 type PyPutReport = (usize, bool, usize);
 
@@ -41,12 +50,21 @@ fn key_from(key: &[u8]) -> Result<Key, KadError> {
     })
 }
 
+/// A positive number of seconds. Values too large for a `Duration` (1e20,
+/// inf) saturate: every such setting is capped further on (a TTL at
+/// `Config::max_ttl`; a timeout that long never fires).
 fn seconds(what: &str, secs: f64) -> Result<Duration, KadError> {
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(KadError(Error::InvalidArgument(format!(
+            "{what} must be a positive number of seconds (got {secs})"
+        ))));
+    }
     match Duration::try_from_secs_f64(secs) {
         Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(KadError(Error::InvalidArgument(format!(
-            "{what} must be a positive number of seconds (got {secs})"
+        Ok(_) => Err(KadError(Error::InvalidArgument(format!(
+            "{what} must be at least a nanosecond (got {secs})"
         )))),
+        Err(_) => Ok(Duration::MAX),
     }
 }
 
@@ -78,6 +96,8 @@ struct BindArgs {
     host: String,
     port: u16,
     config: Config,
+    /// A Python `IStorage` to keep values in; the default storage otherwise.
+    storage: Option<Py<PyAny>>,
 }
 
 impl BindArgs {
@@ -101,7 +121,8 @@ impl BindArgs {
             config.node_id = Some(key_from(&id)?);
         }
         if let Some(t) = rpc_timeout {
-            config.rpc_timeout = seconds("rpc_timeout", t)?;
+            // Deadlines are `now + rpc_timeout`: keep it far from overflowing.
+            config.rpc_timeout = seconds("rpc_timeout", t)?.min(MAX_RPC_TIMEOUT);
         }
         if let Some(m) = max_value_size {
             config.max_value_size = m;
@@ -109,14 +130,42 @@ impl BindArgs {
         if let Some(t) = default_ttl {
             config.default_ttl = seconds("default_ttl", t)?.min(config.max_ttl);
         }
-        Ok(BindArgs { host, port, config })
+        Ok(BindArgs {
+            host,
+            port,
+            config,
+            storage: None,
+        })
+    }
+
+    fn with_storage(mut self, storage: Option<Py<PyAny>>) -> Self {
+        self.storage = storage;
+        self
     }
 
     async fn bind(self) -> Result<PyNode, KadError> {
         let mut config = self.config;
         config.bind = resolve(&self.host, self.port, None).await?;
-        let inner = Node::bind(config).await?;
-        Ok(PyNode { inner })
+        let (max_values, max_bytes) = (config.max_stored_values, config.max_stored_bytes);
+        let (inner, memory) = match self.storage {
+            Some(object) => {
+                let storage =
+                    Python::attach(|py| PythonStorage::new(py, object, max_values, max_bytes));
+                (
+                    Node::bind_with_storage(config, Box::new(storage)).await?,
+                    None,
+                )
+            }
+            None => {
+                let memory = ViewedMemory::new(max_values, max_bytes);
+                let storage = Box::new(memory.clone());
+                (
+                    Node::bind_with_storage(config, storage).await?,
+                    Some(memory),
+                )
+            }
+        };
+        Ok(PyNode { inner, memory })
     }
 }
 
@@ -127,18 +176,42 @@ fn put_options(ttl: Option<f64>) -> Result<PutOptions, KadError> {
     })
 }
 
+/// A lookup's result for Python: the value, or the caller's `default` when
+/// nothing was found (so a stored `None` and a missing key can be told apart).
+struct Found {
+    value: Option<PyValue>,
+    default: Py<PyAny>,
+}
+
+impl<'py> IntoPyObject<'py> for Found {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        match self.value {
+            Some(v) => v.into_pyobject(py),
+            None => Ok(self.default.into_bound(py)),
+        }
+    }
+}
+
 async fn get_with_timeout(
     node: Node,
     key: Key,
     timeout: Option<Duration>,
-) -> Result<Option<PyValue>, KadError> {
+    default: Py<PyAny>,
+) -> Result<Found, KadError> {
     let found = match timeout {
         Some(t) => tokio::time::timeout(t, node.get(key))
             .await
             .map_err(|_| KadError(Error::Timeout))??,
         None => node.get(key).await?,
     };
-    Ok(found.map(PyValue))
+    Ok(Found {
+        value: found.map(PyValue),
+        default,
+    })
 }
 
 async fn put_report(
@@ -169,13 +242,16 @@ async fn ping(node: Node, host: String, port: u16) -> Result<Vec<u8>, KadError> 
 #[pyclass(frozen, name = "Node", module = "kadmium._kadmium")]
 pub struct PyNode {
     pub(crate) inner: Node,
+    /// The default storage, for Python's read-only views; None when values
+    /// live in a Python storage object (which is then the view).
+    memory: Option<ViewedMemory>,
 }
 
 #[pymethods]
 impl PyNode {
     /// Bind a UDP socket and start the node (blocking; port 0 picks a free port).
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind(
         py: Python<'_>,
@@ -187,6 +263,7 @@ impl PyNode {
         rpc_timeout: Option<f64>,
         max_value_size: Option<usize>,
         default_ttl: Option<f64>,
+        storage: Option<Py<PyAny>>,
     ) -> PyResult<PyNode> {
         let args = BindArgs::new(
             host,
@@ -197,13 +274,14 @@ impl PyNode {
             rpc_timeout,
             max_value_size,
             default_ttl,
-        )?;
+        )?
+        .with_storage(storage);
         block_on(py, args.bind())
     }
 
     /// `bind` as an awaitable.
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind_async(
         py: Python<'_>,
@@ -215,6 +293,7 @@ impl PyNode {
         rpc_timeout: Option<f64>,
         max_value_size: Option<usize>,
         default_ttl: Option<f64>,
+        storage: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'_, PyAny>> {
         let args = BindArgs::new(
             host,
@@ -225,7 +304,8 @@ impl PyNode {
             rpc_timeout,
             max_value_size,
             default_ttl,
-        )?;
+        )?
+        .with_storage(storage);
         awaitable(py, args.bind())
     }
 
@@ -293,31 +373,76 @@ impl PyNode {
         awaitable(py, put_report(self.inner.clone(), key, value, options))
     }
 
-    /// The value under the 20-byte `key`, or None.
-    #[pyo3(signature = (key, *, timeout=None))]
-    fn get(&self, py: Python<'_>, key: Vec<u8>, timeout: Option<f64>) -> PyResult<Option<PyValue>> {
+    /// The value under the 20-byte `key`, or `default` (None) if not found.
+    #[pyo3(signature = (key, *, timeout=None, default=None))]
+    fn get(
+        &self,
+        py: Python<'_>,
+        key: Vec<u8>,
+        timeout: Option<f64>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let key = key_from(&key)?;
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
-        block_on(py, get_with_timeout(self.inner.clone(), key, timeout))
+        let default = default.unwrap_or_else(|| py.None());
+        let found = block_on(
+            py,
+            get_with_timeout(self.inner.clone(), key, timeout, default),
+        )?;
+        Ok(found.into_pyobject(py)?.unbind())
     }
 
-    #[pyo3(signature = (key, *, timeout=None))]
+    #[pyo3(signature = (key, *, timeout=None, default=None))]
     fn get_async<'py>(
         &self,
         py: Python<'py>,
         key: Vec<u8>,
         timeout: Option<f64>,
+        default: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let key = key_from(&key)?;
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
-        awaitable(py, get_with_timeout(self.inner.clone(), key, timeout))
+        let default = default.unwrap_or_else(|| py.None());
+        awaitable(
+            py,
+            get_with_timeout(self.inner.clone(), key, timeout, default),
+        )
     }
 
-    /// The value this node itself holds under the 20-byte `key`, or None;
-    /// no network traffic (upstream's `get` checks its storage the same way).
-    fn local_value(&self, key: Vec<u8>) -> PyResult<Option<PyValue>> {
+    /// The value this node itself holds under the 20-byte `key`, or
+    /// `default`; no network traffic (upstream's `get` checks its storage
+    /// the same way).
+    #[pyo3(signature = (key, default=None))]
+    fn local_value(
+        &self,
+        py: Python<'_>,
+        key: Vec<u8>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let key = key_from(&key)?;
-        Ok(self.inner.local_value(&key).map(PyValue))
+        let node = self.inner.clone();
+        let value = py.detach(move || node.local_value(&key));
+        let found = Found {
+            value: value.map(PyValue),
+            default: default.unwrap_or_else(|| py.None()),
+        };
+        Ok(found.into_pyobject(py)?.unbind())
+    }
+
+    /// Keep `value` on this node only (a node with no peers yet; the value
+    /// reaches nodes that join later).
+    #[pyo3(signature = (key, value, *, ttl=None))]
+    fn store_local(
+        &self,
+        py: Python<'_>,
+        key: Vec<u8>,
+        value: &Bound<'_, PyAny>,
+        ttl: Option<f64>,
+    ) -> PyResult<()> {
+        let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
+        let node = self.inner.clone();
+        py.detach(move || node.store_local(key, value, options))
+            .map_err(|e| KadError(e).into())
     }
 
     /// The id of the node at `host:port`.
@@ -334,22 +459,43 @@ impl PyNode {
         awaitable(py, ping(self.inner.clone(), host, port))
     }
 
+    /// Every value held in the default storage, oldest store first, as
+    /// `(key, value, seconds since stored)`; None when a Python storage
+    /// object holds the values.
+    fn held(&self, py: Python<'_>) -> PyResult<Option<Vec<PyHeld>>> {
+        let Some(memory) = self.memory.clone() else {
+            return Ok(None);
+        };
+        let now = std::time::Instant::now();
+        let held = py.detach(move || memory.held(now));
+        Ok(Some(
+            held.into_iter()
+                .map(|h| {
+                    let age = now.saturating_duration_since(h.stored_at).as_secs_f64();
+                    (h.key.as_bytes().to_vec(), PyValue(h.value), age)
+                })
+                .collect(),
+        ))
+    }
+
     /// The whole routing table.
-    fn contacts(&self) -> Vec<PyContact> {
-        self.inner.contacts().iter().map(contact_to_py).collect()
+    fn contacts(&self, py: Python<'_>) -> Vec<PyContact> {
+        let node = self.inner.clone();
+        py.detach(move || node.contacts().iter().map(contact_to_py).collect())
     }
 
     /// The `n` contacts nearest to our own id.
-    fn closest_contacts(&self, n: usize) -> Vec<PyContact> {
-        self.inner
-            .closest_contacts(n)
-            .iter()
-            .map(contact_to_py)
-            .collect()
+    fn closest_contacts(&self, py: Python<'_>, n: usize) -> Vec<PyContact> {
+        let node = self.inner.clone();
+        py.detach(move || node.closest_contacts(n).iter().map(contact_to_py).collect())
     }
 
     /// Add `(id, ip, port)` contacts to the table; how many were new.
-    fn import_contacts(&self, contacts: Vec<(Vec<u8>, String, u16)>) -> PyResult<usize> {
+    fn import_contacts(
+        &self,
+        py: Python<'_>,
+        contacts: Vec<(Vec<u8>, String, u16)>,
+    ) -> PyResult<usize> {
         let mut parsed = Vec::with_capacity(contacts.len());
         for (id, ip, port) in contacts {
             let ip = ip
@@ -360,12 +506,14 @@ impl PyNode {
                 addr: SocketAddr::new(ip, port),
             });
         }
-        Ok(self.inner.import_contacts(&parsed))
+        let node = self.inner.clone();
+        Ok(py.detach(move || node.import_contacts(&parsed)))
     }
 
     /// Counters and gauges of the node, by name.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.inner.stats();
+        let node = self.inner.clone();
+        let s = py.detach(move || node.stats());
         let d = PyDict::new(py);
         for (name, v) in [
             ("datagrams_received", s.datagrams_received),
@@ -387,9 +535,39 @@ impl PyNode {
         Ok(d)
     }
 
-    /// Stop the node and close its socket; idempotent, never blocks.
-    fn shutdown(&self) {
+    /// Stop the node and close its socket; idempotent. With `wait` (the
+    /// default) returns once the socket is closed, so the port can be bound
+    /// again at once (bounded by `SHUTDOWN_WAIT`; never waits when called
+    /// from one of the runtime's own threads, e.g. a storage callback).
+    #[pyo3(signature = (wait=true))]
+    fn shutdown(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
         self.inner.shutdown();
+        if !wait || tokio::runtime::Handle::try_current().is_ok() {
+            return Ok(());
+        }
+        let rt = crate::runtime::runtime()?;
+        let node = self.inner.clone();
+        py.detach(move || {
+            rt.block_on(async {
+                let _ = tokio::time::timeout(SHUTDOWN_WAIT, node.closed()).await;
+            })
+        });
+        Ok(())
+    }
+
+    /// `shutdown` as an awaitable (resolves once the socket is closed).
+    fn shutdown_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let node = self.inner.clone();
+        awaitable(py, async move {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, node.shutdown_and_wait()).await;
+            Ok::<(), KadError>(())
+        })
+    }
+
+    /// True once the socket is closed.
+    #[getter]
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
     }
 
     #[getter]

@@ -27,7 +27,8 @@
 //! * Values found under a key that were not stored as bytes (e.g. a `str`
 //!   put from Python) are answered with a byte form: `Str` as its UTF-8
 //!   bytes, integers as decimal text, floats as Rust's shortest round-trip
-//!   text (`1.5`, `1e20`), booleans as `True`/`False` (Python's `str()`).
+//!   text (`1.5`, `1e20`), booleans as `True`/`False` (Python's `str()`),
+//!   and `None`, lists and maps as their msgpack encoding.
 //!   That way an API client can read anything other interfaces stored,
 //!   rather than getting a FAILURE for a key that does have a value.
 
@@ -507,6 +508,7 @@ pub fn value_bytes(value: Value) -> Vec<u8> {
         Value::Float(f) => format!("{f:?}").into_bytes(),
         Value::Bool(true) => b"True".to_vec(),
         Value::Bool(false) => b"False".to_vec(),
+        v @ (Value::Nil | Value::List(_) | Value::Map(_)) => dht_core::wire::encode_value(&v),
     }
 }
 
@@ -527,6 +529,7 @@ mod tests {
         assert_eq!(value_bytes(Value::Float(2.5)), b"2.5");
         assert_eq!(value_bytes(Value::Bool(true)), b"True");
         assert_eq!(value_bytes(Value::Bool(false)), b"False");
+        assert_eq!(value_bytes(Value::List(vec![Value::Nil])), [0x91, 0xc0]);
     }
 
     #[test]

@@ -15,7 +15,9 @@ def main() -> None:
                 DHT("127.0.0.1", 0, seeds=[(host, port)]) as bob:
             alice["answer"] = 42
             print("bob reads:", bob["answer"])
-            print("with a default:", bob.get("unknown", "n/a"))
+            print("with a default:", bob.get("unknown", default="n/a"))
+            alice["sample"] = {"tags": ["any", "JSON"], "n": None}
+            print("JSON-like values:", bob["sample"])
             try:
                 bob["unknown"]
             except KeyError as e:

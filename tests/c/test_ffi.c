@@ -503,7 +503,7 @@ static void test_network(void) {
     CHECK_RES(kad_node_put(b, NULL, 3, KEY("v"), 0, TIMEOUT, NULL), KAD_NULL_POINTER);
     CHECK_RES(kad_node_put(b, KEY("k"), NULL, 3, 0, TIMEOUT, NULL), KAD_NULL_POINTER);
     CHECK_RES(kad_node_put(NULL, KEY("k"), KEY("v"), 0, TIMEOUT, NULL), KAD_NULL_POINTER);
-    size_t huge_len = 65001; /* default max value size is 65000 */
+    size_t huge_len = 8138; /* default max value size is 8137 (DEFAULT_MAX_VALUE_SIZE) */
     uint8_t *huge = calloc(huge_len, 1);
     CHECK_RES(kad_node_put(b, KEY("huge"), huge, huge_len, 0, TIMEOUT, NULL), KAD_VALUE_TOO_LARGE);
     CHECK_RES(kad_node_put(b, KEY("fits"), huge, huge_len - 1, 0, TIMEOUT, NULL), KAD_OK);

@@ -14,7 +14,6 @@ from kademlia.network import Server as PyServer
 LOCAL = "127.0.0.1"
 
 # Expected warnings (no neighbours, nothing to save) would clutter the test output.
-logging.getLogger("kadmium").setLevel(logging.ERROR)
 logging.getLogger("kademlia").setLevel(logging.ERROR)
 logging.getLogger("rpcudp").setLevel(logging.ERROR)
 

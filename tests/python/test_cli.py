@@ -42,7 +42,8 @@ class ParsingTest(unittest.TestCase):
 class CommandsTest(unittest.TestCase):
     def test_node_put_get_and_ctrl_c(self) -> None:
         node = subprocess.Popen(
-            [PY, "-m", "kadmium", "node", "-a", "127.0.0.1", "-p", "0", "--status-interval", "0.2"],
+            [PY, "-m", "kadmium", "node", "-a", "127.0.0.1", "-p", "0", "--status-interval", "0.2",
+             "--no-api"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert node.stdout is not None
@@ -62,7 +63,11 @@ class CommandsTest(unittest.TestCase):
             missing = kadmium("get", "--bootstrap", addr, "missing")
             self.assertEqual(missing.returncode, 1)
             self.assertIn("not found", missing.stderr)
+            put = kadmium("put", "--bootstrap", addr, "long", "x", "--ttl", "1e20")
+            self.assertEqual(put.returncode, 0, put.stderr)  # capped at 7 days, not refused
             status = node.stdout.readline()
+            while "contacts=" not in status:
+                status = node.stdout.readline()
             self.assertRegex(status, r"contacts=\d+ values=\d+ .*rx=[\d.]+/s")
             node.send_signal(signal.SIGINT)
             out, err = node.communicate(timeout=10)
@@ -88,6 +93,42 @@ class CommandsTest(unittest.TestCase):
         self.assertIn("30/30", put)
         self.assertIn("100.0%", get)
         self.assertIn("bootstrapping", demo.stderr)
+
+    def test_bad_arguments_are_one_line_naming_them(self) -> None:
+        cases = [
+            (["put", "--bootstrap", "127.0.0.1:9", "--type", "int", "k", "notanint"],
+             "argument value: not a valid int: 'notanint'"),
+            (["node", "-p", "70000"], "argument -p/--port: expected a port from 0 to 65535"),
+            (["demo", "--concurrency", "0"], "argument --concurrency: expected a positive integer"),
+            (["demo", "--nodes", "1"], "argument --nodes: expected an integer of at least 2"),
+            (["node", "--status-interval", "0"], "argument --status-interval: expected a positive"),
+            (["node", "--ksize", "0"], "argument --ksize: expected a positive integer"),
+            (["get", "--bootstrap", "127.0.0.1:9", "--timeout", "-1", "k"], "argument --timeout"),
+            (["put", "--bootstrap", "127.0.0.1:9", "--ttl", "0", "k", "v"], "argument --ttl"),
+            (["put", "--bootstrap", "127.0.0.1:9", "--ttl", "nan", "k", "v"], "argument --ttl"),
+        ]
+        for argv, message in cases:
+            with self.subTest(argv=argv):
+                run = kadmium(*argv, timeout=30)  # a hang fails here
+                self.assertEqual(run.returncode, 2, run.stderr)
+                self.assertIn(message, run.stderr)
+                self.assertNotIn("Traceback", run.stderr)
+
+    def test_runtime_errors_are_one_line(self) -> None:
+        # A port already in use: the bind error, named, no traceback.
+        import socket
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+            held.bind(("127.0.0.1", 0))
+            port = held.getsockname()[1]
+            run = kadmium("node", "-a", "127.0.0.1", "-p", str(port), "--no-api", timeout=30)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertTrue(run.stderr.startswith("kadmium node: "), run.stderr)
+        self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        # An API port past 65535 (P2P port + 1000).
+        run = kadmium("node", "-a", "127.0.0.1", "-p", "65000", timeout=30)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertIn("port + 1000 exceeds 65535", run.stderr)
+        self.assertNotIn("Traceback", run.stderr)
 
     def test_entry_point_and_version(self) -> None:
         out = kadmium("--version")

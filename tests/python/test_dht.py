@@ -3,6 +3,7 @@
 import threading
 import time
 import unittest
+from typing import Any, Dict, List, Tuple
 
 import kadmium
 from kadmium import DHT, digest
@@ -39,11 +40,14 @@ class DHTTest(unittest.TestCase):
         with self.assertRaises(kadmium.InvalidArgumentError):
             self.nodes[1].set("t", 1, ttl=-1)
 
-    def test_type_checks(self) -> None:
+    def test_json_like_values(self) -> None:
+        sample = {"name": "bird", "tags": ["little", "blue"], "n": 3, "ok": True, "none": None}
+        for i, value in enumerate([[1, 2], sample, None, [], {}]):
+            with self.subTest(value=value):
+                self.nodes[0][f"j{i}"] = value
+                self.assertEqual(self.nodes[2][f"j{i}"], value)  # a stored None is found
         with self.assertRaises(TypeError):
-            self.nodes[0]["k"] = [1, 2]  # type: ignore[assignment]
-        with self.assertRaises(TypeError):
-            self.nodes[0].set("k", None)  # type: ignore[arg-type]
+            self.nodes[0]["k"] = {1, 2}
         with self.assertRaises(kadmium.ValueTooLargeError):
             self.nodes[0]["k"] = b"x" * 100_000
 
@@ -69,10 +73,8 @@ class DHTTest(unittest.TestCase):
 
     def test_alone(self) -> None:
         with DHT(LOCAL, 0) as alone:
-            self.assertFalse(alone.set("k", "v"))
-            self.assertIsNone(alone.get("k"))
-            with self.assertRaises(kadmium.NoPeersError):
-                alone["k"] = "v"
+            self.assertFalse(alone.set("k", "v"))  # no other node stored it...
+            self.assertEqual(alone.get("k"), "v")  # ...but this one keeps it
             self.assertEqual(alone.peers(), [])
 
     def test_unreachable_seed(self) -> None:
@@ -121,6 +123,84 @@ class DHTTest(unittest.TestCase):
                 t.join()
             self.assertGreater(waited, 0.3)  # it did wait on the network
             self.assertGreater(ticks, 50)  # and the other thread ran meanwhile
+
+
+class LittleBirdTest(unittest.TestCase):
+    """little-bird's DHT contract, as its own two tests exercise it (our own tests)."""
+
+    def test_a_node_alone(self) -> None:
+        with DHT(LOCAL, 0) as dht:
+            dht["color"] = ["red", "green"]
+            self.assertEqual(dht["color"], ["red", "green"])
+            with self.assertRaises(KeyError):
+                dht["nobody-set-this"]
+            # Iteration and `in` are over the keys this node holds, as ints.
+            self.assertEqual(list(dht), [int.from_bytes(digest("color"), "big")])
+            self.assertIn("color", dht)
+            self.assertIn(int.from_bytes(digest("color"), "big"), dht)  # an int key is a hashed key
+            self.assertNotIn("other", dht)
+            self.assertEqual(dht[int.from_bytes(digest("color"), "big")], ["red", "green"])
+            # get(key, handler): the handler runs on another thread, with the value or None.
+            results: List[Tuple[Any, int]] = []
+            done = threading.Event()
+
+            def handler(value: Any) -> None:
+                results.append((value, threading.get_ident()))
+                if len(results) == 2:
+                    done.set()
+
+            self.assertIsNone(dht.get("color", handler))
+            self.assertIsNone(dht.get("nobody-set-this", handler))
+            self.assertTrue(done.wait(30))
+            self.assertEqual(sorted(str(v) for v, _ in results), ["None", "['red', 'green']"])
+            self.assertTrue(all(ident != threading.get_ident() for _, ident in results))
+            dht.tick()
+
+    def test_a_seed_and_ten_joiners_read_one_key(self) -> None:
+        with DHT(LOCAL, 0) as seed:
+            seed["fizz"] = ["buzz", 15]  # stored locally: nobody else is there yet
+            joiners = [DHT(LOCAL, 0, None, [seed.address]) for _ in range(10)]
+            try:
+                for d in joiners:
+                    self.assertEqual(d["fizz"], ["buzz", 15])
+                    self.assertGreaterEqual(len(d.peers()), 1)
+                # Each joiner can read what another wrote.
+                joiners[3]["written-late"] = {"by": 3}
+                self.assertEqual(joiners[8]["written-late"], {"by": 3})
+            finally:
+                for d in joiners:
+                    d.close()
+
+    def test_constructor_like_little_bird(self) -> None:
+        store: Dict[str, Any] = {}
+        with DHT(LOCAL, 0, 42, None, store, {"name": "me"}) as d:
+            self.assertEqual(d.identity(), 42)
+            self.assertEqual(d.info, {"name": "me"})
+            d["k"] = "v"
+            # The storage mapping holds the value, keyed by str(int(digest)) as little-bird does.
+            self.assertEqual(store, {str(int.from_bytes(digest("k"), "big")): "v"})
+        with DHT(LOCAL, 0, hash_function=lambda k: int.from_bytes(digest(k), "big") >> 8) as d:
+            d["k"] = "v"
+            self.assertEqual(list(d), [int.from_bytes(digest("k"), "big") >> 8])
+        with self.assertRaises(TypeError):
+            DHT(LOCAL, 0, requesthandler=object)
+        # A storage that already holds values: the node serves them.
+        with DHT(LOCAL, 0, storage=dict(store)) as first, DHT(LOCAL, 0, seeds=[first.address]) as second:
+            self.assertEqual(second["k"], "v")
+
+    def test_bootstrap_without_argument_rejoins_the_seeds(self) -> None:
+        with DHT(LOCAL, 0) as seed:
+            d = DHT(LOCAL, 0, seeds=[seed.address])
+            try:
+                self.assertEqual(len(d.peers()), 1)
+                later = DHT(LOCAL, 0, seeds=[seed.address])
+                try:
+                    found = d.bootstrap()
+                    self.assertIn(later.id, {n.id for n in found})
+                finally:
+                    later.close()
+            finally:
+                d.close()
 
 
 class DHTWithServerTest(unittest.IsolatedAsyncioTestCase):

@@ -1,9 +1,11 @@
 """Mixed networks: kadmium.Server and upstream kademlia.network.Server nodes in one event loop."""
 
 import unittest
+from typing import Any, List
 
 import kadmium
 from kademlia.network import Server as PyServer
+from kademlia.utils import digest
 from support import LOCAL, VALUES, AsyncCase, start_kadmium, start_upstream, upstream_port
 
 
@@ -66,6 +68,64 @@ class MixedNetworkTest(AsyncCase):
         self.assertEqual([n.id for n in found], [alone.node.id])
         self.assertTrue(await self.bounded(alone.set("pair", b"v")))
         self.assertEqual(await self.bounded(py.get("pair")), b"v")
+
+
+#: Values only ``set_digest`` stores (upstream's ``set`` refuses them), and
+#: values at the default size limit: the largest a Python peer can carry.
+CONTAINERS: List[Any] = [
+    None,
+    [],
+    [1, "two", b"3", None, 2.5, True, [[-7]]],
+    {"name": "alice", "tags": ["a", "b"], "n": None, "nested": {"x": {}}},
+    {1: "int key", b"k": [1, 2]},
+]
+LIMIT = 8137
+BIG: List[Any] = [b"\xab" * LIMIT, "s" * LIMIT, [b"x" * 8000]]
+
+
+class MixedNetworkValuesTest(AsyncCase):
+    """Lists, dicts, None and 8 KB values cross between kadmium and kademlia nodes
+    both ways; each reader has no copy of its own, so every get is a network lookup
+    (and upstream readers then cache the value at a node without it: a STORE that
+    must fit rpcudp's 8,192-byte request limit)."""
+
+    TIMEOUT = 120.0
+
+    async def asyncSetUp(self) -> None:
+        self.ours = await start_kadmium(3)
+        self.track(*self.ours)
+        self.theirs = await start_upstream(3, (LOCAL, self.ours[0].node.port))
+        self.track(*self.theirs)
+
+    async def check_both_ways(self, values: List[Any], tag: str) -> None:
+        for i, value in enumerate(values):
+            with self.subTest(direction="kadmium->kademlia", value=repr(value)[:40]):
+                key = f"{tag}-k-{i}"
+                self.assertTrue(await self.bounded(self.ours[i % 3].set_digest(digest(key), value)))
+                for reader in self.theirs:
+                    self.assertEqual(await self.bounded(reader.get(key)), value)
+            with self.subTest(direction="kademlia->kadmium", value=repr(value)[:40]):
+                key = f"{tag}-p-{i}"
+                self.assertTrue(await self.bounded(self.theirs[i % 3].set_digest(digest(key), value)))
+                for reader in self.ours:
+                    got = await self.bounded(reader.get(key))
+                    self.assertEqual(got, value)
+                    self.assertEqual(type(got), type(value))
+
+    async def test_lists_dicts_and_none(self) -> None:
+        await self.check_both_ways(CONTAINERS, "containers")
+
+    async def test_values_at_the_default_limit(self) -> None:
+        await self.check_both_ways(BIG, "big")
+        # One byte more is refused before anything is sent.
+        with self.assertRaises(kadmium.ValueTooLargeError):
+            await self.ours[0].set("too-big", b"x" * (LIMIT + 1))
+
+    async def test_dict_key_order_is_kept(self) -> None:
+        value = {k: i for i, k in enumerate("zyxwvu")}
+        self.assertTrue(await self.bounded(self.theirs[0].set_digest(digest("ordered"), value)))
+        got = await self.bounded(self.ours[2].get("ordered"))
+        self.assertEqual(list(got), list("zyxwvu"))
 
 
 if __name__ == "__main__":

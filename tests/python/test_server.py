@@ -5,10 +5,12 @@ import os
 import pickle
 import tempfile
 import unittest
+from typing import Any
 
 import kadmium
 from kadmium import Server
-from support import LOCAL, VALUES, AsyncCase, start_kadmium
+from kadmium.utils import digest
+from support import LOCAL, VALUES, AsyncCase, free_udp_ports, start_kadmium
 
 
 class BasicsTest(AsyncCase):
@@ -138,6 +140,37 @@ class ErrorPathsTest(AsyncCase):
         with self.assertRaises(kadmium.ValueTooLargeError) as cm:
             await a.set("big", b"x" * 70_000)
         self.assertIsInstance(cm.exception, kadmium.KadmiumError)
+        # The default limit is what a Python peer can carry; a list is measured
+        # by its encoded size.
+        self.assertEqual(a._node().max_value_size, 8137)
+        self.assertTrue(await self.bounded(a.set("edge", b"x" * 8137)))
+        with self.assertRaises(kadmium.ValueTooLargeError):
+            await a.set_digest(digest("list"), [b"x" * 8000, b"y" * 200])
+
+    async def test_set_digest_stores_msgpack_data_as_upstream(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        deep: Any = None
+        for _ in range(32):
+            deep = [deep]
+        for value in (None, [1, [2, [3]]], (1, "t"), {"a": {"b": [None, b"\x00"]}}, {(1, 2): "k"}, deep, bytearray(b"ba")):
+            with self.subTest(value=repr(value)[:40]):
+                key = digest(repr(value))
+                self.assertTrue(await self.bounded(a.set_digest(key, value)))
+                got = await self.bounded(b.get_digest(key))
+                # umsgpack's round trip: tuples come back as lists (dict keys as
+                # tuples), bytearrays as bytes.
+                expected = {tuple: list, bytearray: bytes}.get(type(value), lambda v: v)(value)
+                self.assertEqual(got, expected)
+        too_deep = [deep]
+        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "32 deep"):
+            await a.set_digest(digest("deep"), too_deep)
+        for bad in (object(), {1, 2}, [1, object()], {"k": 1j}):
+            with self.subTest(bad=repr(bad)):
+                with self.assertRaisesRegex(TypeError, "cannot store a value of type"):
+                    await a.set_digest(digest("bad"), bad)
+        # A stored None is found (and is what get returns); a missing key is None too, as upstream.
+        self.assertIsNone(await self.bounded(b.get_digest(digest(repr(None)))))
 
     async def test_int_outside_64_bits(self) -> None:
         a, b = await start_kadmium(2)
@@ -277,32 +310,76 @@ class StateTest(AsyncCase):
     async def test_save_state_regularly(self) -> None:
         a, b = await start_kadmium(2)
         self.track(a, b)
+        loop = asyncio.get_running_loop()
         with tempfile.TemporaryDirectory() as tmp:
             fname = os.path.join(tmp, "state.pickle")
-            b.save_state_regularly(fname, 0.05)
-            self.assertTrue(os.path.exists(fname))
+            b.save_state_regularly(fname, 30)
+            self.assertTrue(os.path.exists(fname))  # saved at once
+            handle = b.save_state_loop
+            assert handle is not None
+            self.assertAlmostEqual(handle.when() - loop.time(), 30, delta=1)
+            # The scheduled call saves again and schedules the next one.
             os.remove(fname)
-            await asyncio.sleep(0.2)
+            b.save_state_regularly(fname, 30)
             self.assertTrue(os.path.exists(fname))
+            self.assertTrue(handle.cancelled())  # replaced, not a second chain
             b.stop()
-            os.remove(fname)
-            await asyncio.sleep(0.2)
-            self.assertFalse(os.path.exists(fname))
+            self.assertIsNone(b.save_state_loop)
+            with self.assertRaises(kadmium.InvalidArgumentError):
+                b.save_state_regularly(fname, 0)
 
     async def test_refresh_table_keeps_its_interval(self) -> None:
         a, b = await start_kadmium(2)
         self.track(a, b)
         loop = asyncio.get_running_loop()
-        b.refresh_table(0.05)
-        await asyncio.sleep(0.2)  # several periods have run
+        b.refresh_table(5)
         handle = b.refresh_loop
         assert handle is not None
-        self.assertLessEqual(handle.when() - loop.time(), 0.05 + 1e-3)
+        self.assertAlmostEqual(handle.when() - loop.time(), 5, delta=0.5)
         b.refresh_table(100)  # replaces the schedule
         self.assertTrue(handle.cancelled())
-        await asyncio.sleep(0.1)
         assert b.refresh_loop is not None
         self.assertGreater(b.refresh_loop.when() - loop.time(), 50)
+
+    async def test_refresh_table_never_spins(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        loop = asyncio.get_running_loop()
+        for bad in (0, -1, float("nan"), float("inf"), "1"):
+            with self.subTest(interval=bad):
+                with self.assertRaises(kadmium.InvalidArgumentError):
+                    b.refresh_table(bad)  # type: ignore[arg-type]
+        b.refresh_table(1e-9)  # tiny intervals run at the minimum period
+        assert b.refresh_loop is not None
+        self.assertGreaterEqual(b.refresh_loop.when() - loop.time(), 0.99)
+        # Stopped: nothing scheduled, and a late call (a callback already queued)
+        # schedules nothing either.
+        b.stop()
+        self.assertIsNone(b.refresh_loop)
+        b.refresh_table(1e-9)
+        self.assertIsNone(b.refresh_loop)
+        sent = b._native.stats()["datagrams_sent"] if b._native else 0
+        await asyncio.sleep(0)
+        self.assertEqual(b._native.stats()["datagrams_sent"] if b._native else 0, sent)
+
+
+class LifecycleTest(AsyncCase):
+    async def test_stop_releases_the_port_before_returning(self) -> None:
+        port = free_udp_ports(1)
+        for i in range(50):
+            s = Server()
+            await s.listen(port, LOCAL)  # raises NetworkError if the port were still held
+            self.assertEqual(s.node.port, port)
+            s.stop()
+            self.assertTrue(s._native is not None and s._native.is_closed, f"round {i}")
+
+    async def test_dht_close_releases_the_port_before_returning(self) -> None:
+        port = free_udp_ports(1)
+        for _ in range(50):
+            d = kadmium.DHT(LOCAL, port)
+            self.assertEqual(d.address[1], port)
+            d.close()
+            self.assertTrue(d._node.is_closed)
 
 
 class ManyServersTest(AsyncCase):

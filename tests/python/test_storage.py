@@ -1,13 +1,16 @@
-"""kadmium.storage: the IStorage interface, ForgetfulStorage, and what Server accepts."""
+"""kadmium.storage: the IStorage interface, ForgetfulStorage, user storage honoured by
+Server, and the read-only views of server.storage and server.protocol.router."""
 
-import time
 import unittest
-from typing import Any, Iterator, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 from kademlia import storage as upstream
+from kademlia.node import Node as PyNode
 
 import kadmium
-from kadmium.storage import ForgetfulStorage, IStorage, storage_ttl
+from kadmium.storage import ForgetfulStorage, IStorage
+from kadmium.utils import digest
+from support import LOCAL, AsyncCase, start_kadmium
 
 
 class ForgetfulStorageTest(unittest.TestCase):
@@ -25,11 +28,17 @@ class ForgetfulStorageTest(unittest.TestCase):
         self.assertEqual(ours.iter_older_than(3600), [])
 
     def test_values_expire(self) -> None:
-        s = ForgetfulStorage(ttl=0.05)
+        s = ForgetfulStorage(ttl=60)
         s[b"k"] = 1
-        time.sleep(0.1)
+        age(s, b"k", 61)  # as if 61 s had passed since it was set
         self.assertIsNone(s.get(b"k"))
         self.assertEqual(list(s), [])
+
+
+def age(storage: Any, key: bytes, seconds: float) -> None:
+    """Make ``storage``'s entry for ``key`` look ``seconds`` older (no sleeping)."""
+    born, value = storage.data[key]
+    storage.data[key] = (born - seconds, value)
 
 
 class Custom(IStorage):
@@ -40,23 +49,161 @@ class Custom(IStorage):
     def __iter__(self) -> Iterator[Tuple[bytes, Any]]: return iter([])
 
 
-class ServerStorageArgumentTest(unittest.TestCase):
-    def test_forgetful_ttl_is_honoured(self) -> None:
-        self.assertIsNone(storage_ttl(None))
-        self.assertEqual(storage_ttl(ForgetfulStorage(ttl=120)), 120.0)
-        self.assertEqual(storage_ttl(upstream.ForgetfulStorage(ttl=90)), 90.0)
-        kadmium.Server(storage=ForgetfulStorage(ttl=120))
-        kadmium.Server(storage=upstream.ForgetfulStorage())
+class Recording(IStorage):
+    """A user storage that records every call the node makes."""
 
-    def test_other_storage_is_rejected_not_ignored(self) -> None:
-        with self.assertRaisesRegex(TypeError, "cannot use"):
-            kadmium.Server(storage=Custom())
-        with self.assertRaises(TypeError):
-            kadmium.Server(storage={})
-        full = ForgetfulStorage()
-        full[b"k"] = 1
-        with self.assertRaisesRegex(TypeError, "non-empty"):
-            kadmium.Server(storage=full)
+    def __init__(self) -> None:
+        self.data: Dict[bytes, Any] = {}
+        self.sets: List[bytes] = []
+        self.gets = 0
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.sets.append(key)
+        self.data[key] = value
+
+    def __getitem__(self, key: bytes) -> Any:
+        return self.data[key]
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        self.gets += 1
+        return self.data.get(key, default)
+
+    def iter_older_than(self, seconds_old: float) -> Any:
+        return []
+
+    def __iter__(self) -> Iterator[Tuple[bytes, Any]]:
+        return iter(list(self.data.items()))
+
+
+class MyForgetful(ForgetfulStorage):
+    def __init__(self) -> None:
+        super().__init__(ttl=3600)
+        self.overridden_calls = 0
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.overridden_calls += 1
+        super().__setitem__(key, value)
+
+
+class UserStorageTest(AsyncCase):
+    async def test_every_stored_value_goes_through_the_user_storage(self) -> None:
+        for storage in (Recording(), MyForgetful(), upstream.ForgetfulStorage()):
+            with self.subTest(storage=type(storage).__name__):
+                seed = await start_kadmium(1)
+                holder = kadmium.Server(storage=storage)
+                self.track(*seed, holder)
+                self.assertIs(holder.storage, storage)
+                await holder.listen(0, LOCAL)
+                await holder.bootstrap([(LOCAL, seed[0].node.port)])
+                self.assertTrue(await self.bounded(seed[0].set_digest(digest("k"), [1, {"a": None}])))
+                # The holder's copy is in the user's object, under the digest.
+                self.assertEqual(storage.get(digest("k")), [1, {"a": None}])
+                # And it is served from there: a fresh reader finds it through the holder
+                # even once the seed forgot its own copy.
+                seed[0].stop()
+                reader = kadmium.Server()
+                self.track(reader)
+                await reader.listen(0, LOCAL)
+                await reader.bootstrap([(LOCAL, holder.node.port)])
+                self.assertEqual(await self.bounded(reader.get("k")), [1, {"a": None}])
+                if isinstance(storage, MyForgetful):
+                    self.assertGreaterEqual(storage.overridden_calls, 1)
+                if isinstance(storage, Recording):
+                    self.assertIn(digest("k"), storage.sets)
+                    self.assertGreater(storage.gets, 0)
+
+    async def test_forgetful_ttl_is_how_long_the_node_keeps_what_it_holds(self) -> None:
+        storage = ForgetfulStorage(ttl=600)
+        seed = await start_kadmium(1)
+        holder = kadmium.Server(storage=storage)
+        self.track(*seed, holder)
+        await holder.listen(0, LOCAL)
+        await holder.bootstrap([(LOCAL, seed[0].node.port)])
+        self.assertTrue(await self.bounded(seed[0].set("short", "v")))
+        self.assertEqual(await self.bounded(holder.get("short")), "v")
+        seed[0].stop()
+        age(storage, digest("short"), 601)  # past the storage's ttl
+        # The holder no longer has it, and nobody else does.
+        self.assertIsNone(await self.bounded(holder.get("short")))
+        self.assertEqual(holder.stats()["values_stored"], 1)  # expiry metadata until the timer runs
+
+    async def test_values_already_in_the_storage_are_held(self) -> None:
+        storage = Recording()
+        storage[digest("old")] = "from before"
+        first = kadmium.Server(storage=storage)
+        self.track(first)
+        await first.listen(0, LOCAL)
+        joiner = kadmium.Server()
+        self.track(joiner)
+        await joiner.listen(0, LOCAL)
+        await joiner.bootstrap([(LOCAL, first.node.port)])
+        self.assertEqual(await self.bounded(joiner.get("old")), "from before")
+
+    def test_storage_that_cannot_hold_values_is_rejected(self) -> None:
+        for bad in (object(), [], "storage"):
+            with self.subTest(bad=repr(bad)):
+                with self.assertRaisesRegex(TypeError, "IStorage"):
+                    kadmium.Server(storage=bad)
+        kadmium.Server(storage={})  # a dict has __setitem__ and get
+
+
+class ViewsTest(AsyncCase):
+    async def test_storage_view_is_live_and_read_only(self) -> None:
+        a, b = await start_kadmium(2)
+        self.track(a, b)
+        self.assertEqual(list(b.storage), [])
+        self.assertTrue(await self.bounded(a.set("v", b"x")))
+        self.assertEqual(b.storage[digest("v")], b"x")
+        self.assertEqual(b.storage.get(digest("v")), b"x")
+        self.assertIn(digest("v"), b.storage)
+        self.assertEqual(list(b.storage), [(digest("v"), b"x")])
+        self.assertEqual(b.storage.iter_older_than(0), [(digest("v"), b"x")])
+        self.assertEqual(b.storage.iter_older_than(3600), [])
+        self.assertIsNone(b.storage.get(digest("nope")))
+        with self.assertRaises(KeyError):
+            b.storage[digest("nope")]
+        with self.assertRaisesRegex(TypeError, "read-only"):
+            b.storage[digest("v")] = 1
+
+    async def test_router_view(self) -> None:
+        servers = await start_kadmium(6)
+        self.track(*servers)
+        s = servers[0]
+        assert s.protocol is not None
+        router = s.protocol.router
+        self.assertIs(router.node, s.node)
+        contacts = {n.id for n in s.routing_table()}
+        self.assertEqual(len(contacts), 5)
+        buckets = router.buckets
+        # The buckets partition the id space, and each contact is in its range.
+        self.assertEqual(buckets[0].range[0], 0)
+        self.assertEqual(buckets[-1].range[1], 2**160 - 1)
+        for left, right in zip(buckets, buckets[1:]):
+            self.assertEqual(left.range[1] + 1, right.range[0])
+        self.assertEqual({n.id for b in buckets for n in b.nodes}, contacts)
+        for b in buckets:
+            for n in b.nodes:
+                self.assertTrue(b.has_in_range(n))
+        self.assertTrue(any(b.has_in_range(s.node) for b in buckets))
+        # find_neighbors: nearest first, k, exclude, never the node asked about.
+        target = servers[3].node
+        near = router.find_neighbors(target)
+        self.assertNotIn(target.id, {n.id for n in near})
+        self.assertEqual(len(near), 4)
+        dists = [n.distance_to(target) for n in near]
+        self.assertEqual(dists, sorted(dists))
+        self.assertEqual([n.id for n in router.find_neighbors(target, k=2)], [n.id for n in near[:2]])
+        excluded = router.find_neighbors(target, exclude=near[0])
+        self.assertNotIn(near[0].id, {n.id for n in excluded})
+        # The same arguments an upstream script passes (kademlia's own Node).
+        upstream_near = router.find_neighbors(PyNode(target.id))
+        self.assertEqual([n.id for n in upstream_near], [n.id for n in near])
+        # Live: a new contact shows up without re-reading server.protocol.
+        late = kadmium.Server()
+        self.track(late)
+        await late.listen(0, LOCAL)
+        await late.bootstrap([(LOCAL, s.node.port)])
+        self.assertIn(late.node.id, {n.id for b in router.buckets for n in b.nodes})
 
 
 if __name__ == "__main__":

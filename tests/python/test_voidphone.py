@@ -252,6 +252,55 @@ class NodeServesApiTest(unittest.TestCase):
         self.assertEqual(code, 0, err)
         self.assertNotIn("Traceback", err)
 
+    def test_course_command_line_serves_the_api_on_port_plus_1000(self) -> None:
+        # DHT-8: `main.py -a 127.0.0.1 -p 6501` answers the API on 7501, by default.
+        p2p = free_p2p_port_with_api_port()
+        node = RunningNode("-a", LOCAL, "-p", str(p2p), "--status-interval", "0.2",
+                           "--bootstrap", f"{LOCAL}:{self.seed.address[1]}")
+        try:
+            node.wait_for(rf"listening on 127\.0\.0\.1:{p2p}\b")
+            node.wait_for(rf"VoidPhone DHT API listening on 127\.0\.0\.1:{p2p + 1000}\b")
+            node.wait_for(rf"contacts=\d+ .* api=127\.0\.0\.1:{p2p + 1000}$")
+            key, value = b"k" * 32, b"course value"
+            with connect(p2p + 1000) as c:
+                c.sendall(put_msg(key, value) + get_msg(key))
+                self.assertEqual(read_reply(c), (SUCCESS, key, value))
+        finally:
+            code, err = node.stop()
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("warning", err)  # loopback: nothing to warn about
+
+    def test_no_api_and_the_non_loopback_warning(self) -> None:
+        node = RunningNode("-a", LOCAL, "-p", "0", "--no-api", "--status-interval", "0.2")
+        try:
+            node.wait_for(r"contacts=\d+ .* api=off$")
+        finally:
+            code, err = node.stop()
+        self.assertEqual(code, 0, err)
+        node = RunningNode("-a", "0.0.0.0", "-p", "0", "--status-interval", "60")
+        try:
+            node.wait_for(r"VoidPhone DHT API listening on 0\.0\.0\.0:\d+")
+        finally:
+            code, err = node.stop()
+        self.assertEqual(code, 0, err)
+        self.assertIn("warning: the VoidPhone DHT API on 0.0.0.0:", err)
+
+    def test_bare_bootstrap_uses_the_configured_bootstrapper(self) -> None:
+        path = self.write(f"[dht]\np2p_address = 127.0.0.1:0\n"
+                          f"bootstrapper = 127.0.0.1:{self.seed.address[1]}\n")
+        node = RunningNode("-c", path, "-p", "0", "--no-api", "--bootstrap", "--status-interval", "60")
+        try:
+            node.wait_for(r"bootstrapped: 1 contacts found")
+        finally:
+            code, err = node.stop()
+        self.assertEqual(code, 0, err)
+        run = subprocess.run([PY, "-m", "kadmium", "node", "-p", "0", "--bootstrap"],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(run.returncode, 2)
+        self.assertEqual(run.stderr.strip().splitlines()[-1][:40],
+                         "kadmium node: --bootstrap without a valu")
+        self.assertNotIn("Traceback", run.stderr)
+
     def test_flags_override_the_file(self) -> None:
         file_p2p, file_api, flag_api = free_tcp_port(), free_tcp_port(), free_tcp_port()
         path = self.write(f"[dht]\np2p_address = 127.0.0.1:{file_p2p}\n"

@@ -4,13 +4,20 @@
 - ``kadmium.DHT``: a blocking, dict-like node for scripts.
 - ``kadmium.utils.digest``: the key hash, identical to ``kademlia.utils.digest``.
 
+Logging: every kadmium message (Python and Rust) goes to a logger under
+``kadmium.LOGGER`` ("kademlia.kadmium"), so configuring the "kademlia" logger
+as upstream scripts do controls them; Rust module ``dht_core::protocol`` logs
+to "kademlia.kadmium.dht_core.protocol".
+
 Every error kadmium raises derives from ``kadmium.KadmiumError`` (apart from
 ``TypeError`` for values of the wrong type, as upstream).
 """
 
+from kadmium._kadmium import LOGGER_PREFIX as LOGGER
 from kadmium._kadmium import (
     BadAddressError,
     BusyError,
+    ConfigError,
     InvalidArgumentError,
     KadmiumError,
     NetworkError,
@@ -31,10 +38,12 @@ __all__ = [
     "DHT",
     "BadAddressError",
     "BusyError",
+    "ConfigError",
     "ForgetfulStorage",
     "IStorage",
     "InvalidArgumentError",
     "KadmiumError",
+    "LOGGER",
     "NetworkError",
     "NoPeersError",
     "Node",

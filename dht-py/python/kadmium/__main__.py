@@ -4,4 +4,5 @@ import sys
 
 from kadmium.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (e.g. stubtest) runs nothing
+    sys.exit(main())

@@ -1,14 +1,40 @@
 """The native module (Rust, pyo3). Private: use ``kadmium.Server`` / ``kadmium.DHT``."""
 
-from typing import Awaitable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Awaitable, Dict, List, Optional, Sequence, Tuple, final
+
+__all__ = [
+    "__version__",
+    "LOGGER_PREFIX",
+    "Node",
+    "KadmiumError",
+    "InvalidArgumentError",
+    "ValueTooLargeError",
+    "NoPeersError",
+    "OperationTimeoutError",
+    "BadAddressError",
+    "NetworkError",
+    "StorageFullError",
+    "BusyError",
+    "ShutdownError",
+    "_shutdown",
+    "ApiServer",
+    "parse_voidphone_config",
+    "ConfigError",
+]
 
 __version__: str
+#: Parent of the Python loggers Rust events go to ("kademlia.kadmium").
+LOGGER_PREFIX: str
 
-Value = Union[int, float, bool, str, bytes]
+# ``host: str = ...``: Node.bind's default is "0.0.0.0", ApiServer.start's
+# "127.0.0.1" (pyo3 does not expose string defaults, so stubtest cannot check them).
+
+#: msgpack data: None, bool, int, float, str, bytes, and lists/tuples/dicts of them.
+_Value = Any
 #: ``(id, ip, port)``
-Contact = Tuple[bytes, str, int]
+_Contact = Tuple[bytes, str, int]
 #: ``(stored_remote, stored_locally, contacted)``
-PutReport = Tuple[int, bool, int]
+_PutReport = Tuple[int, bool, int]
 
 class KadmiumError(Exception): ...
 class InvalidArgumentError(KadmiumError): ...
@@ -22,12 +48,13 @@ class BusyError(KadmiumError): ...
 class ShutdownError(KadmiumError): ...
 class ConfigError(KadmiumError): ...
 
+@final
 class Node:
     """A running node. Blocking methods release the GIL; ``*_async`` return awaitables."""
 
     @staticmethod
     def bind(
-        host: str = "0.0.0.0",
+        host: str = ...,
         port: int = 0,
         *,
         k: int = 20,
@@ -36,10 +63,11 @@ class Node:
         rpc_timeout: Optional[float] = None,
         max_value_size: Optional[int] = None,
         default_ttl: Optional[float] = None,
+        storage: Optional[Any] = None,
     ) -> Node: ...
     @staticmethod
     def bind_async(
-        host: str = "0.0.0.0",
+        host: str = ...,
         port: int = 0,
         *,
         k: int = 20,
@@ -48,6 +76,7 @@ class Node:
         rpc_timeout: Optional[float] = None,
         max_value_size: Optional[int] = None,
         default_ttl: Optional[float] = None,
+        storage: Optional[Any] = None,
     ) -> Awaitable[Node]: ...
     @property
     def id(self) -> bytes: ...
@@ -61,36 +90,44 @@ class Node:
     def max_value_size(self) -> int: ...
     @property
     def is_shut_down(self) -> bool: ...
-    def bootstrap(self, addrs: Sequence[Tuple[str, int]]) -> List[Contact]: ...
-    def bootstrap_async(self, addrs: Sequence[Tuple[str, int]]) -> Awaitable[List[Contact]]: ...
-    def put(self, key: bytes, value: Value, *, ttl: Optional[float] = None) -> PutReport: ...
+    def bootstrap(self, addrs: Sequence[Tuple[str, int]]) -> List[_Contact]: ...
+    def bootstrap_async(self, addrs: Sequence[Tuple[str, int]]) -> Awaitable[List[_Contact]]: ...
+    def put(self, key: bytes, value: _Value, *, ttl: Optional[float] = None) -> _PutReport: ...
     def put_async(
-        self, key: bytes, value: Value, *, ttl: Optional[float] = None
-    ) -> Awaitable[PutReport]: ...
-    def get(self, key: bytes, *, timeout: Optional[float] = None) -> Optional[Value]: ...
+        self, key: bytes, value: _Value, *, ttl: Optional[float] = None
+    ) -> Awaitable[_PutReport]: ...
+    def get(
+        self, key: bytes, *, timeout: Optional[float] = None, default: Any = None
+    ) -> _Value: ...
     def get_async(
-        self, key: bytes, *, timeout: Optional[float] = None
-    ) -> Awaitable[Optional[Value]]: ...
-    def local_value(self, key: bytes) -> Optional[Value]: ...
+        self, key: bytes, *, timeout: Optional[float] = None, default: Any = None
+    ) -> Awaitable[_Value]: ...
+    def local_value(self, key: bytes, default: Any = None) -> _Value: ...
+    def store_local(self, key: bytes, value: _Value, *, ttl: Optional[float] = None) -> None: ...
     def ping(self, host: str, port: int) -> bytes: ...
     def ping_async(self, host: str, port: int) -> Awaitable[bytes]: ...
-    def contacts(self) -> List[Contact]: ...
-    def closest_contacts(self, n: int) -> List[Contact]: ...
-    def import_contacts(self, contacts: Sequence[Contact]) -> int: ...
+    def held(self) -> Optional[List[Tuple[bytes, _Value, float]]]: ...
+    def contacts(self) -> List[_Contact]: ...
+    def closest_contacts(self, n: int) -> List[_Contact]: ...
+    def import_contacts(self, contacts: Sequence[_Contact]) -> int: ...
     def stats(self) -> Dict[str, int]: ...
-    def shutdown(self) -> None: ...
+    def shutdown(self, wait: bool = True) -> None: ...
+    def shutdown_async(self) -> Awaitable[None]: ...
+    @property
+    def is_closed(self) -> bool: ...
 
 # --- the VoidPhone DHT API (src/voidphone.rs) ---
 #: ``(host, port)``
-Address = Tuple[str, int]
+_Address = Tuple[str, int]
 
+@final
 class ApiServer:
     """A running VoidPhone DHT API server (TCP) serving one node."""
 
     @staticmethod
     def start(
         node: Node,
-        host: str = "127.0.0.1",
+        host: str = ...,
         port: int = 0,
         *,
         max_connections: int = 1024,
@@ -101,7 +138,7 @@ class ApiServer:
     @staticmethod
     def start_async(
         node: Node,
-        host: str = "127.0.0.1",
+        host: str = ...,
         port: int = 0,
         *,
         max_connections: int = 1024,
@@ -110,11 +147,14 @@ class ApiServer:
         request_timeout: Optional[float] = None,
     ) -> Awaitable[ApiServer]: ...
     @property
-    def local_addr(self) -> Address: ...
+    def local_addr(self) -> _Address: ...
     @property
     def active_connections(self) -> int: ...
     @property
     def is_shut_down(self) -> bool: ...
     def shutdown(self) -> None: ...
 
-def parse_voidphone_config(path: str) -> Tuple[Address, Optional[Address], List[Address]]: ...
+def parse_voidphone_config(path: str) -> Tuple[_Address, Optional[_Address], List[_Address]]: ...
+
+def _shutdown() -> None:
+    """Stop the thread that resolves asyncio futures (registered with atexit)."""

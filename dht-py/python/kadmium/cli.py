@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import logging
 import os
 import random
 import signal
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from kadmium import __version__, voidphone
+from kadmium import __version__, _kadmium, voidphone
 from kadmium._kadmium import KadmiumError
 from kadmium.network import Server, ValueType
 
@@ -38,6 +39,44 @@ def parse_address(text: str) -> Address:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+def port_number(text: str) -> int:
+    """A UDP/TCP port, 0 (any free port) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def _number(kind: Callable[[str], Any], minimum: float, what: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)``, at least ``minimum`` (finite)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not value >= minimum or value != value or value in (float("inf"),):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, 1, "a positive integer")
+positive_seconds = _number(float, 1e-3, "a positive number of seconds")
+
+
+def ttl_seconds(text: str) -> float:
+    """A positive TTL; huge ones (1e20, inf) are allowed and capped at 7 days by the node."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _interface_for(peers: Sequence[Address]) -> str:
@@ -71,14 +110,24 @@ NODE_SERVICES.append(voidphone.serve_api)  # --api / -c: the VoidPhone DHT API
 
 def add_node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--host", help="address to bind (default 0.0.0.0)")
-    p.add_argument("-p", "--port", type=int, help="UDP port (default 0: any free port)")
+    p.add_argument("-p", "--port", type=port_number, help="UDP port (default 0: any free port)")
     p.add_argument("--bootstrap", metavar="HOST:PORT", type=parse_address, action="append",
-                   default=[], help="a node to join through (repeatable)")
-    p.add_argument("--ksize", type=int, default=20, help="bucket size k (default 20)")
-    p.add_argument("--alpha", type=int, default=3, help="lookup parallelism (default 3)")
-    p.add_argument("--status-interval", type=float, default=10.0, metavar="SECONDS",
+                   nargs="?", const=CONFIGURED_BOOTSTRAPPER, default=[],
+                   help="a node to join through (repeatable); without a value, the "
+                        "bootstrapper of the config file (-c)")
+    p.add_argument("--ksize", type=positive_int, default=20, help="bucket size k (default 20)")
+    p.add_argument("--alpha", type=positive_int, default=3, help="lookup parallelism (default 3)")
+    p.add_argument("--status-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
                    help="seconds between status lines (default 10)")
     voidphone.add_node_options(p)  # -c/--config FILE, --api HOST:PORT
+
+
+#: ``--bootstrap`` given without a value: join through the config file's bootstrapper.
+CONFIGURED_BOOTSTRAPPER = ("<configured bootstrapper>", 0)
+
+
+class UsageError(Exception):
+    """A bad combination of arguments: reported as one line naming the argument."""
 
 
 def node_settings(args: argparse.Namespace) -> NodeSettings:
@@ -87,12 +136,20 @@ def node_settings(args: argparse.Namespace) -> NodeSettings:
         s.host = args.host
     if args.port is not None:
         s.port = args.port
+    wants_configured = CONFIGURED_BOOTSTRAPPER in args.bootstrap
+    args.bootstrap = [a for a in args.bootstrap if a != CONFIGURED_BOOTSTRAPPER]
     s.bootstrap.extend(args.bootstrap)
     voidphone.apply_config(args, s)  # -c FILE fills what the flags left unset
+    if wants_configured:
+        configured = voidphone.configured_bootstrap(args)
+        if not configured:
+            raise UsageError("--bootstrap without a value needs a bootstrapper: give -c FILE "
+                             "whose [dht] section sets bootstrapper, or --bootstrap HOST:PORT")
+        s.bootstrap.extend(a for a in configured if a not in s.bootstrap)
     return s
 
 
-def _status_line(stats: Dict[str, int], last: Dict[str, int], elapsed: float) -> str:
+def _status_line(stats: Dict[str, int], last: Dict[str, int], elapsed: float, api: str = "off") -> str:
     def rate(name: str) -> float:
         return (stats[name] - last.get(name, 0)) / elapsed if elapsed > 0 else 0.0
 
@@ -100,7 +157,7 @@ def _status_line(stats: Dict[str, int], last: Dict[str, int], elapsed: float) ->
         f"{time.strftime('%H:%M:%S')} contacts={stats['contacts']} values={stats['values_stored']}"
         f" bytes={stats['stored_bytes']} rx={rate('datagrams_received'):.1f}/s"
         f" tx={rate('datagrams_sent'):.1f}/s requests={rate('requests_received'):.1f}/s"
-        f" rpc_timeouts={stats['rpc_timeouts']}"
+        f" rpc_timeouts={stats['rpc_timeouts']} api={api}"
     )
 
 
@@ -138,7 +195,8 @@ async def run_node(args: argparse.Namespace) -> int:
             except asyncio.TimeoutError:
                 pass
             stats, now = server.stats(), time.monotonic()
-            print(_status_line(stats, last, now - last_time), flush=True)
+            api = getattr(args, "api_listening", None) or "off"
+            print(_status_line(stats, last, now - last_time, api), flush=True)
             last, last_time = stats, now
     finally:
         for stopper in reversed(stoppers):
@@ -168,8 +226,15 @@ async def _client(args: argparse.Namespace) -> Server:
     return server
 
 
+def _convert_value(type_name: str, text: str) -> ValueType:
+    try:
+        return _CONVERTERS[type_name](text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a valid {type_name}: {text!r}") from None
+
+
 async def run_put(args: argparse.Namespace) -> int:
-    value = _CONVERTERS[args.type](args.value)
+    value = args.converted
     server = await _client(args)
     try:
         ok = await server.set(args.key, value, ttl=args.ttl)
@@ -338,27 +403,72 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("value")
     put.add_argument("--type", choices=sorted(_CONVERTERS), default="str",
                      help="type the value is stored as (default str)")
-    put.add_argument("--ttl", type=float, help="lifetime in seconds (default one week)")
-    sub.choices["get"].add_argument("--timeout", type=float, help="give up after SECONDS")
+    put.set_defaults(subparser=put)
+    put.add_argument("--ttl", type=ttl_seconds,
+                     help="lifetime in seconds (default 24 hours; longer asks are capped at 7 days)")
+    sub.choices["get"].add_argument("--timeout", type=positive_seconds, help="give up after SECONDS")
 
     demo = sub.add_parser("demo", help="run a local network doing puts and gets, then a summary")
-    demo.add_argument("--nodes", type=int, default=32, help="nodes (default 32)")
-    demo.add_argument("--ops", type=int, default=200, help="puts, then as many gets (default 200)")
-    demo.add_argument("--concurrency", type=int, default=16, help="operations in flight (default 16)")
-    demo.add_argument("--value-size", type=int, default=100, help="bytes per value (default 100)")
+    demo.add_argument("--nodes", type=_number(int, 2, "an integer of at least 2"), default=32,
+                      help="nodes (default 32)")
+    demo.add_argument("--ops", type=positive_int, default=200, help="puts, then as many gets (default 200)")
+    demo.add_argument("--concurrency", type=positive_int, default=16,
+                      help="operations in flight (default 16)")
+    demo.add_argument("--value-size", type=_number(int, 0, "a byte count"), default=100,
+                      help="bytes per value (default 100)")
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(run=run_demo)
     return parser
 
 
+_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "warning": logging.WARNING,
+           "info": logging.INFO, "debug": logging.DEBUG, "trace": 5, "off": logging.CRITICAL + 10}
+
+
+def configure_logging(spec: Optional[str]) -> None:
+    """Log to stderr as ``KADMIUM_LOG``/``RUST_LOG`` ask: ``LEVEL`` for every kadmium
+    and kademlia logger, or ``TARGET=LEVEL,...`` where TARGET is a Python logger name
+    (``kademlia.kadmium.network``) or a Rust module path (``dht_core::protocol``).
+    Unknown entries are ignored, as env_logger does."""
+    if not spec:
+        return
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.addLevelName(5, "TRACE")
+    for entry in spec.split(","):
+        target, _, level = entry.strip().rpartition("=")
+        number = _LEVELS.get(level.strip().lower())
+        if number is None:
+            continue
+        target = target.strip()
+        if not target:
+            name = "kademlia"
+        elif target.startswith(("kademlia", "rpcudp")):
+            name = target
+        else:
+            name = f"{_kadmium.LOGGER_PREFIX}.{target.replace('::', '.')}"
+        logging.getLogger(name).setLevel(number)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    configure_logging(os.environ.get("KADMIUM_LOG") or os.environ.get("RUST_LOG"))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "put":
+        try:
+            args.converted = _convert_value(args.type, args.value)
+        except argparse.ArgumentTypeError as e:
+            args.subparser.error(f"argument value: {e}")
     try:
         code: int = asyncio.run(args.run(args))
         return code
     except KeyboardInterrupt:
         return 130
-    except KadmiumError as e:
+    except UsageError as e:
+        print(f"kadmium {args.command}: {e}", file=sys.stderr)
+        return 2
+    except (KadmiumError, OSError, ValueError, OverflowError) as e:
+        # Anything the user can cause (unreachable hosts, ports in use, bad
+        # values) is one line naming the command, never a traceback.
         print(f"kadmium {args.command}: {e}", file=sys.stderr)
         return 1
 

@@ -1,65 +1,136 @@
-"""``kadmium.DHT``: a blocking, dict-like node for scripts (little-bird style).
+"""``kadmium.DHT``: little-bird's blocking, dict-like ``DHT``, on a kadmium node.
+
+A little-bird script runs after one import change (``from dht.dht import DHT``
+→ ``from kadmium import DHT``): same constructor order, ``dht[key]`` (KeyError
+when missing), ``dht[key] = value`` (kept locally by a node with no peers),
+``get(key, handler)`` calling ``handler(value_or_None)`` on another thread,
+iteration and ``in`` over the keys this node holds, ``peers()``,
+``identity()`` and ``bootstrap()``. Values are any msgpack data (what JSON
+carries, plus bytes). The wire protocol is bmuller ``kademlia``'s, not
+little-bird's JSON, so a ``DHT`` shares a network with ``kadmium.Server`` and
+Python ``kademlia`` nodes, not with little-bird nodes.
 
 Every call blocks the calling thread only: the GIL is released while the node
-waits on the network, so other Python threads keep running. Keys are hashed
-with ``kadmium.utils.digest``, like ``Server``'s, so a ``DHT`` and ``Server``
-nodes (kadmium or ``kademlia``) can share one network and see each other's values.
+waits on the network, so other Python threads keep running.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Type, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 from kadmium import _kadmium
 from kadmium._kadmium import NoPeersError
-from kadmium.network import ValueType, check_dht_value_type
 from kadmium.node import Node
 from kadmium.utils import digest
 
 _MISSING = object()
+ID_SPACE = 1 << 160
+
+#: What a ``hash_function`` may return: a 20-byte digest or an int id.
+Hashed = Union[bytes, int]
 
 
-def _node_id(id: Union[bytes, int, None]) -> bytes:
-    if id is None:
-        return digest(random.getrandbits(255))
+def _id_bytes(id: Union[bytes, int], what: str) -> bytes:
     if isinstance(id, int):
-        if not 0 <= id < 1 << 160:
-            raise _kadmium.InvalidArgumentError("an int id must be in [0, 2**160)")
+        if not 0 <= id < ID_SPACE:
+            raise _kadmium.InvalidArgumentError(f"an int {what} must be in [0, 2**160)")
         return id.to_bytes(20, "big")
+    if not isinstance(id, bytes) or len(id) != 20:
+        raise _kadmium.InvalidArgumentError(f"{what} must be 20 bytes or an int")
     return id
 
 
+class _KeyedByInt:
+    """A little-bird storage mapping (a dict, a ``shelve``) as the node's storage:
+    keys are ``str(int)`` of the 20-byte digest, as little-bird keys its storage."""
+
+    def __init__(self, mapping: Any) -> None:
+        self.mapping = mapping
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        self.mapping[str(int.from_bytes(key, "big"))] = value
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        return self.mapping.get(str(int.from_bytes(key, "big")), default)
+
+    def __delitem__(self, key: bytes) -> None:
+        del self.mapping[str(int.from_bytes(key, "big"))]
+
+    def __iter__(self) -> Iterator[Tuple[bytes, Any]]:
+        items = []
+        for k in list(self.mapping):
+            try:
+                items.append((int(k).to_bytes(20, "big"), self.mapping[k]))
+            except (ValueError, OverflowError, KeyError):
+                continue
+        return iter(items)
+
+
 class DHT:
-    """A node bound to ``host:port`` and bootstrapped from ``seeds`` when constructed.
+    """A node bound to ``host:port``, joined through ``seeds`` before the constructor returns.
+
+    ``id``: int or 20 bytes (random if None). ``storage``: a dict-like object the
+    node keeps its values in (keys ``str(int(digest))``, as little-bird). ``info``:
+    this node's info, reported by nothing on the wire (kept as an attribute).
+    ``hash_function(key)``: the key hash, returning 20 bytes or an int below
+    2**160 (default ``kadmium.utils.digest``, the hash ``kademlia`` nodes use).
+    ``requesthandler``: little-bird's UDP handler class; kadmium's protocol runs
+    in Rust, so only None is accepted. Keyword-only: ``ksize`` (20), ``alpha``
+    (3), ``ttl``: lifetime of the values this node puts (default 24 hours, at
+    most 7 days).
 
     >>> with DHT("127.0.0.1", 0, seeds=[("127.0.0.1", 4000)]) as dht:  # doctest: +SKIP
-    ...     dht["color"] = "blue"
+    ...     dht["color"] = ["blue", "green"]
     ...     dht["color"]
-    'blue'
+    ['blue', 'green']
     """
 
     def __init__(
         self,
         host: str,
         port: int,
-        seeds: Optional[Iterable[Sequence[Any]]] = None,
         id: Union[bytes, int, None] = None,
+        seeds: Optional[Iterable[Sequence[Any]]] = None,
+        storage: Any = None,
+        info: Any = None,
+        hash_function: Callable[[Any], Hashed] = digest,
+        requesthandler: Any = None,
         *,
         ksize: int = 20,
         alpha: int = 3,
         ttl: Optional[float] = None,
     ) -> None:
+        if requesthandler is not None:
+            raise TypeError("kadmium's protocol runs in Rust: requesthandler cannot be replaced")
+        node_id = digest(random.getrandbits(255)) if id is None else _id_bytes(id, "id")
+        self.info = info
+        self.hash_function = hash_function
+        self.seeds: List[Tuple[str, int]] = [(str(s[0]), int(s[1])) for s in seeds or []]
+        self._storage = None if storage is None else _KeyedByInt(storage)
         self._node = _kadmium.Node.bind(
-            host, port, k=ksize, alpha=alpha, node_id=_node_id(id), default_ttl=ttl
+            host, port, k=ksize, alpha=alpha, node_id=node_id, default_ttl=ttl, storage=self._storage
         )
-        if seeds:
-            self.bootstrap(seeds)
+        if self._storage is not None:
+            for key, value in self._storage:
+                self._node.store_local(key, value)
+        if self.seeds:
+            self.bootstrap(self.seeds)
 
     def __repr__(self) -> str:
         host, port = self.address
         return f"<kadmium.DHT {self.id.hex()} at {host}:{port}>"
+
+    def _hash(self, key: object) -> bytes:
+        return _id_bytes(self.hash_function(key), "hash_function's result")
+
+    def _lookup_key(self, key: object) -> bytes:
+        # little-bird: an int key given to [] or `in` is an already-hashed id.
+        if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < ID_SPACE:
+            return key.to_bytes(20, "big")
+        return self._hash(key)
 
     # --- identity --------------------------------------------------------------
 
@@ -73,49 +144,98 @@ class DHT:
         return int.from_bytes(self._node.id, "big")
 
     @property
-    def address(self) -> "tuple[str, int]":
+    def address(self) -> Tuple[str, int]:
         """The bound ``(host, port)`` (the real port when 0 was asked)."""
         return self._node.local_addr
 
     def peers(self) -> List[Dict[str, Any]]:
-        """The routing table as ``{"host", "port", "id", "info"}`` dicts (``id`` an int)."""
+        """The routing table as ``{"host", "port", "id", "info"}`` dicts (``id`` an int;
+        ``info`` None: kadmium's wire protocol does not carry it)."""
         return [
             {"host": ip, "port": port, "id": int.from_bytes(node_id, "big"), "info": None}
             for node_id, ip, port in self._node.contacts()
         ]
 
-    def bootstrap(self, seeds: Iterable[Sequence[Any]]) -> List[Node]:
-        """Join through ``[(host, port), ...]``; the closest nodes found ([] if none answered)."""
-        found = self._node.bootstrap([(str(s[0]), int(s[1])) for s in seeds])
+    def bootstrap(self, bootstrap_nodes: Optional[Iterable[Sequence[Any]]] = None) -> List[Node]:
+        """Join through ``[(host, port), ...]``; with no argument, re-join through
+        the constructor's seeds and the contacts already known. The closest nodes
+        found ([] if none answered)."""
+        pairs = [(str(s[0]), int(s[1])) for s in bootstrap_nodes or []]
+        if not pairs:
+            known = [(ip, port) for _, ip, port in self._node.contacts()]
+            pairs = list(dict.fromkeys(self.seeds + known))
+        found = self._node.bootstrap(pairs)
         return [Node(node_id, ip, port) for node_id, ip, port in found]
+
+    def tick(self) -> None:
+        """Nothing to do (little-bird's is a no-op too): the node runs on its own."""
 
     # --- values ----------------------------------------------------------------
 
-    def set(self, key: object, value: ValueType, ttl: Optional[float] = None) -> bool:
-        """Store ``value`` under ``key``; True if another node stored it, False with no peers."""
-        _check(value)
+    def set(self, key: object, value: Any, ttl: Optional[float] = None) -> bool:
+        """Store ``value`` under ``key``; True if another node stored it. A node with
+        no peers keeps it itself (it reaches nodes that join later) and returns False."""
+        return self._put(self._hash(key), value, ttl)
+
+    def _put(self, dkey: bytes, value: Any, ttl: Optional[float]) -> bool:
         try:
-            stored_remote, _, _ = self._node.put(digest(key), value, ttl=ttl)
+            stored_remote, _, _ = self._node.put(dkey, value, ttl=ttl)
         except NoPeersError:
+            self._node.store_local(dkey, value, ttl=ttl)
             return False
         return stored_remote > 0
 
-    def get(self, key: object, default: Any = None, *, timeout: Optional[float] = None) -> Any:
-        """The value under ``key``, or ``default`` when the network does not have it."""
-        value = self._node.get(digest(key), timeout=timeout)
-        return default if value is None else value
+    def get(self, key: object, handler: Any = None, *, default: Any = None, timeout: Optional[float] = None) -> Any:
+        """With a callable ``handler`` (little-bird): look ``key`` up on another
+        thread, call ``handler(value)`` there (None when missing), return None at
+        once. Otherwise: the value, or ``handler`` / ``default`` when missing."""
+        if callable(handler):
+            threading.Thread(
+                target=self.get_sync, args=(key, handler), name="kadmium-dht-get", daemon=True
+            ).start()
+            return None
+        if handler is not None:
+            default = handler
+        return self._get(self._lookup_key(key), default, timeout)
 
-    def __setitem__(self, key: object, value: ValueType) -> None:
-        """Store at the k closest nodes; ``NoPeersError`` if the node knows no peer."""
-        _check(value)
-        self._node.put(digest(key), value)
+    def get_sync(self, key: object, handler: Callable[[Any], Any]) -> None:
+        """Look ``key`` up and call ``handler(value)`` (None when missing) on this thread."""
+        try:
+            value = self[key]
+        except KeyError:
+            value = None
+        handler(value)
 
-    def __getitem__(self, key: object) -> ValueType:
-        value = self.get(key, _MISSING)
+    def _get(self, dkey: bytes, default: Any, timeout: Optional[float]) -> Any:
+        if self._node.is_shut_down:
+            raise _kadmium.ShutdownError("the node has been shut down")
+        value = self._node.local_value(dkey, _MISSING)
+        if value is _MISSING:
+            value = self._node.get(dkey, timeout=timeout, default=default)
+        return value
+
+    def __setitem__(self, key: object, value: Any) -> None:
+        """Store at the k closest nodes, or on this node if it has no peers."""
+        self._put(self._hash(key), value, None)
+
+    def __getitem__(self, key: object) -> Any:
+        """This node's copy, else the network's; ``KeyError`` if nobody has it."""
+        value = self._get(self._lookup_key(key), _MISSING, None)
         if value is _MISSING:
             raise KeyError(key)
-        result: ValueType = value
-        return result
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        """Whether this node itself holds ``key`` (no network traffic)."""
+        return self._node.local_value(self._lookup_key(key), _MISSING) is not _MISSING
+
+    def __iter__(self) -> Iterator[int]:
+        """The keys this node holds, as ints (little-bird's form)."""
+        if self._storage is not None:
+            keys = [k for k, _ in self._storage]
+        else:
+            keys = [k for k, _, _ in self._node.held() or []]
+        return iter([int.from_bytes(k, "big") for k in keys])
 
     def stats(self) -> Dict[str, int]:
         return self._node.stats()
@@ -126,7 +246,8 @@ class DHT:
     # --- closing ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the node and close its socket (idempotent)."""
+        """Stop the node; returns once its socket is closed, so the port can be
+        bound again at once (idempotent)."""
         self._node.shutdown()
 
     @property
@@ -147,9 +268,4 @@ class DHT:
     def __del__(self) -> None:
         node = getattr(self, "_node", None)
         if node is not None:
-            node.shutdown()
-
-
-def _check(value: object) -> None:
-    if not check_dht_value_type(value):
-        raise TypeError("Value must be of type int, float, bool, str, or bytes")
+            node.shutdown(wait=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import pickle
 import random
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
@@ -18,16 +19,26 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, T
 from kadmium import _kadmium
 from kadmium._kadmium import KadmiumError, NoPeersError, OperationTimeoutError
 from kadmium.node import Node
-from kadmium.storage import storage_ttl
+from kadmium.routing import ProtocolView
+from kadmium.storage import StorageView, check_storage
 from kadmium.utils import digest
 
-log = logging.getLogger(__name__)
+#: Every kadmium logger is under "kademlia.kadmium" (see ``kadmium.LOGGER``), so
+#: configuring the "kademlia" logger, as upstream scripts do, covers kadmium too.
+log = logging.getLogger("kademlia.kadmium.network")
 
-#: Python types a value may have (exact types: subclasses are rejected, as upstream).
+#: Python types ``Server.set`` accepts (exact types: subclasses are rejected, as upstream).
 ValueType = Union[int, float, bool, str, bytes]
+#: What ``set_digest`` accepts and ``get`` may return: msgpack data, i.e. the
+#: ``ValueType``s plus None, lists/tuples and dicts of them (nested at most 32
+#: deep), as upstream's umsgpack packs them. Lists come back as lists.
+Value = Any
 Address = Tuple[str, int]
 
 S = TypeVar("S", bound="Server")
+
+#: Shortest period ``refresh_table`` and ``save_state_regularly`` run at (seconds).
+MIN_REFRESH_INTERVAL = 1.0
 
 _VALUE_TYPES = (int, float, bool, str, bytes)
 
@@ -73,21 +84,26 @@ class Server:
         node_id: Optional[bytes] = None,
         storage: Optional[object] = None,
     ) -> None:
-        """``storage``: None, or a ``ForgetfulStorage`` whose ``ttl`` becomes the
-        lifetime of stored values; other storage objects raise ``TypeError``
-        (see ``kadmium.storage``). ``node_id`` must be 20 bytes."""
+        """``storage``: None (values stay in Rust; ``self.storage`` is a read-only
+        view of them), or an ``IStorage`` that every value the node holds goes
+        through (see ``kadmium.storage``). ``node_id`` must be 20 bytes."""
         if self.protocol_class is not None:
             raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
         self.ksize = ksize
         self.alpha = alpha
-        self._ttl = storage_ttl(storage)
+        if storage is not None:
+            check_storage(storage)
+        self._user_storage: Any = storage
+        #: The values this node holds: the ``storage`` given, else a live view.
+        self.storage: Any = storage if storage is not None else StorageView(self._held)
         node_id = node_id or digest(random.getrandbits(255))
         if not isinstance(node_id, bytes) or len(node_id) != 20:
             raise _kadmium.InvalidArgumentError("node_id must be 20 bytes")
         self.node = Node(node_id)
         self.transport: Optional[_Transport] = None
-        #: upstream's KademliaProtocol object; kadmium's protocol runs in Rust.
-        self.protocol: None = None
+        #: A read-only view shaped like upstream's KademliaProtocol (``.router``),
+        #: set by ``listen`` as upstream sets its protocol object.
+        self.protocol: Optional[ProtocolView] = None
         self.refresh_loop: Optional[asyncio.TimerHandle] = None
         self.save_state_loop: Optional[asyncio.TimerHandle] = None
         self._native: Optional[_kadmium.Node] = None
@@ -95,6 +111,9 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<kadmium.Server {self.node.id.hex()} at {self.node.ip}:{self.node.port}>"
+
+    def _held(self) -> Optional[List[Tuple[bytes, Any, float]]]:
+        return None if self._native is None else self._native.held()
 
     def _node(self) -> _kadmium.Node:
         if self._native is None:
@@ -114,31 +133,72 @@ class Server:
             k=self.ksize,
             alpha=self.alpha,
             node_id=self.node.id,
-            default_ttl=self._ttl,
+            storage=self._user_storage,
         )
         self.node.ip, self.node.port = self._native.local_addr
         self.transport = _Transport(self)
+        self.protocol = ProtocolView(self)
+        self._adopt_stored_values()
         log.info("Node %s listening on %s:%i", self.node.id.hex(), interface, self.node.port)
         self.refresh_table()
 
+    def _adopt_stored_values(self) -> None:
+        """Values already in a user's storage object are held by the node (with
+        the default TTL) and so reach the nodes that join, as upstream would
+        republish them."""
+        storage, native = self._user_storage, self._native
+        if storage is None or native is None:
+            return
+        try:
+            items = list(storage)
+        except TypeError:
+            return
+        for item in items:
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                continue
+            if isinstance(key, bytes) and len(key) == 20:
+                try:
+                    native.store_local(key, value)
+                except (KadmiumError, TypeError) as e:
+                    log.warning("cannot hold stored value %s: %s", key.hex(), e)
+
     def stop(self) -> None:
-        """Close the socket and cancel the periodic tasks (synchronous)."""
-        if self._native is not None:
-            self._native.shutdown()
+        """Cancel the periodic tasks and close the socket; returns once the port
+        is released (it can be listened on again at once). Nothing of this
+        server keeps running afterwards."""
         for handle in (self.refresh_loop, self.save_state_loop, self._refresh_task):
             if handle is not None:
                 handle.cancel()
         self.refresh_loop = self.save_state_loop = self._refresh_task = None
+        if self._native is not None:
+            self._native.shutdown()
+
+    def _running(self) -> bool:
+        return self._native is not None and not self._native.is_shut_down
 
     def refresh_table(self, interval: float = 3600) -> None:
         """Refresh the routing table now and then every ``interval`` seconds.
 
-        Unlike upstream, later periods keep ``interval`` (upstream falls back to
-        3600 s), and calling it again replaces the schedule instead of starting
-        a second chain. The node also refreshes stale buckets on its own.
+        ``interval`` must be a positive number (``InvalidArgumentError``
+        otherwise); intervals under ``MIN_REFRESH_INTERVAL`` (1 s) are raised to
+        it, so no interval can make the node spin. Unlike upstream, later periods
+        keep ``interval`` (upstream falls back to 3600 s), calling it again
+        replaces the schedule instead of starting a second chain, and nothing is
+        scheduled once the server is stopped. The node also refreshes stale
+        buckets on its own.
         """
+        if not isinstance(interval, (int, float)) or not math.isfinite(interval) or interval <= 0:
+            raise _kadmium.InvalidArgumentError(
+                f"refresh_table interval must be a positive number of seconds (got {interval!r})"
+            )
+        interval = max(float(interval), MIN_REFRESH_INTERVAL)
         if self.refresh_loop is not None:
             self.refresh_loop.cancel()
+            self.refresh_loop = None
+        if not self._running():
+            return
         if self._refresh_task is None or self._refresh_task.done():
             self._refresh_task = asyncio.ensure_future(self._refresh_table())
         loop = asyncio.get_event_loop()
@@ -183,20 +243,18 @@ class Server:
 
     # --- values ----------------------------------------------------------------
 
-    async def get(self, key: object, *, timeout: Optional[float] = None) -> Optional[ValueType]:
+    async def get(self, key: object, *, timeout: Optional[float] = None) -> Value:
         """The value stored under ``key``, or None (also with no neighbours).
 
         ``timeout`` (seconds, kadmium only): raise ``OperationTimeoutError`` after it."""
         log.info("Looking up key %s", key)
         return await self.get_digest(digest(key), timeout=timeout)
 
-    async def get_digest(
-        self, dkey: bytes, *, timeout: Optional[float] = None
-    ) -> Optional[ValueType]:
+    async def get_digest(self, dkey: bytes, *, timeout: Optional[float] = None) -> Value:
         """``get`` for a key that is already a 20-byte digest."""
         node = self._node()
         # Like upstream: a value this node holds is returned without network traffic.
-        value: Optional[ValueType] = node.local_value(dkey)
+        value: Value = node.local_value(dkey)
         if value is None:
             value = await node.get_async(dkey, timeout=timeout)
         return value
@@ -205,14 +263,17 @@ class Server:
         """Store ``value`` under ``key``; True if at least one other node stored it,
         False with no neighbours. ``TypeError`` unless ``type(value)`` is exactly
         int, float, bool, str or bytes. ``ttl`` (seconds, kadmium only): lifetime
-        of the value (default: the storage ttl, one week)."""
+        of the value (default 24 hours, kadmium's default TTL)."""
         if not check_dht_value_type(value):
             raise TypeError("Value must be of type int, float, bool, str, or bytes")
         log.info("setting '%s' = '%s' on network", key, value)
         return await self.set_digest(digest(key), value, ttl=ttl)
 
-    async def set_digest(self, dkey: bytes, value: ValueType, *, ttl: Optional[float] = None) -> bool:
-        """``set`` for a key that is already a 20-byte digest."""
+    async def set_digest(self, dkey: bytes, value: Value, *, ttl: Optional[float] = None) -> bool:
+        """``set`` for a key that is already a 20-byte digest. As upstream, the
+        value is not type-checked here: anything msgpack can carry is stored
+        (None, lists, tuples, dicts; tuples come back as lists); other types
+        raise ``TypeError``."""
         try:
             stored_remote, _, _ = await self._node().put_async(dkey, value, ttl=ttl)
         except NoPeersError:
@@ -252,8 +313,19 @@ class Server:
         return svr
 
     def save_state_regularly(self, fname: str, frequency: float = 600) -> None:
-        """``save_state`` now and then every ``frequency`` seconds."""
+        """``save_state`` now and then every ``frequency`` seconds (at least 1 s;
+        nothing is scheduled once the server is stopped)."""
+        if not isinstance(frequency, (int, float)) or not math.isfinite(frequency) or frequency <= 0:
+            raise _kadmium.InvalidArgumentError(
+                f"save_state_regularly frequency must be a positive number of seconds (got {frequency!r})"
+            )
+        frequency = max(float(frequency), MIN_REFRESH_INTERVAL)
+        if self.save_state_loop is not None:
+            self.save_state_loop.cancel()
+            self.save_state_loop = None
         self.save_state(fname)
+        if not self._running():
+            return
         loop = asyncio.get_event_loop()
         self.save_state_loop = loop.call_later(
             frequency, self.save_state_regularly, fname, frequency

@@ -1,11 +1,16 @@
-"""The storage interface of ``kademlia.storage``, and what kadmium does with it.
+"""The storage interface of ``kademlia.storage``, and the views of what a node holds.
 
-A kadmium node keeps the values it holds inside its Rust core, so it cannot
-call back into an arbitrary Python ``IStorage``. ``Server(storage=...)``
-therefore accepts only a ``ForgetfulStorage`` (this module's or upstream's),
-and honours its one setting, ``ttl``, as the lifetime of stored values; any
-other storage object is rejected with a ``TypeError`` rather than ignored.
-The classes remain usable on their own, as upstream.
+``Server(storage=obj)`` honours any ``IStorage`` (this module's, upstream's, a
+subclass, or any object with ``__setitem__`` and ``get(key, default)``): every
+value the node stores for the network is written with ``obj[key] = value`` and
+read back with ``obj.get(key, default)``; keys are the 20-byte digests. The
+node keeps each value's expiry in Rust, so a value leaves when its TTL runs
+out (default 24 hours; the STORE of a kadmium publisher can say otherwise), or
+earlier if the object forgets it: ``ForgetfulStorage(ttl)`` drops what it holds
+``ttl`` seconds (default one week, as upstream) after it was last set.
+
+Without a storage argument the values stay in Rust and ``server.storage`` is a
+read-only ``StorageView`` of them, with upstream's reading methods.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from typing import Any, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 
 class IStorage(ABC):
@@ -41,7 +46,9 @@ class IStorage(ABC):
 
 
 class ForgetfulStorage(IStorage):
-    """Values that expire ``ttl`` seconds (default one week) after they were last set."""
+    """Values forgotten ``ttl`` seconds (default one week, as upstream) after they were
+    last set. As a ``Server`` storage it bounds how long the node keeps what it holds;
+    each value still expires at its own TTL (default 24 hours) if that comes first."""
 
     def __init__(self, ttl: float = 604800) -> None:
         self.data: "OrderedDict[bytes, Tuple[float, Any]]" = OrderedDict()
@@ -89,23 +96,58 @@ class ForgetfulStorage(IStorage):
         return iter([(key, value) for key, (_, value) in self.data.items()])
 
 
-def storage_ttl(storage: Optional[object]) -> Optional[float]:
-    """The value lifetime a ``Server(storage=...)`` argument asks for.
+class StorageView:
+    """A live, read-only view of the values a node holds in its default storage
+    (``server.storage`` when no storage object was given). Reads as upstream's
+    ``ForgetfulStorage``: ``view[key]``, ``get``, iteration over ``(key, value)``
+    pairs, ``iter_older_than``; ages are seconds since the value was last stored."""
 
-    None for no storage argument (the node's default); raises ``TypeError`` for
-    storage kadmium cannot honour.
-    """
-    if storage is None:
-        return None
-    cls = type(storage)
-    forgetful = isinstance(storage, ForgetfulStorage) or (
-        cls.__name__ == "ForgetfulStorage" and cls.__module__ == "kademlia.storage"
-    )
-    if not forgetful:
+    def __init__(self, held: Callable[[], Optional[List[Tuple[bytes, Any, float]]]]) -> None:
+        self._held = held
+
+    def _items(self) -> List[Tuple[bytes, Any, float]]:
+        return self._held() or []
+
+    def __getitem__(self, key: bytes) -> Any:
+        for k, value, _ in self._items():
+            if k == key:
+                return value
+        raise KeyError(key)
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k, _, _ in self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __iter__(self) -> Iterator[Tuple[bytes, Any]]:
+        return iter([(k, value) for k, value, _ in self._items()])
+
+    def iter_older_than(self, seconds_old: float) -> List[Tuple[bytes, Any]]:
+        """``(key, value)`` pairs last stored more than ``seconds_old`` seconds ago."""
+        return [(k, value) for k, value, age in self._items() if age >= seconds_old]
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
         raise TypeError(
-            f"kadmium keeps stored values in its Rust core and cannot use a {cls.__module__}."
-            f"{cls.__qualname__} as storage; pass storage=None or a ForgetfulStorage(ttl=...)"
+            "server.storage is a read-only view of the node's values: use server.set/set_digest"
         )
-    if any(True for _ in storage):  # type: ignore[attr-defined]
-        raise TypeError("kadmium cannot import the values of a non-empty storage object")
-    return float(storage.ttl)  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"StorageView({dict(self)!r})"
+
+
+def check_storage(storage: object) -> None:
+    """``TypeError`` unless ``storage`` can hold the node's values."""
+    missing = [m for m in ("__setitem__", "get") if not callable(getattr(storage, m, None))]
+    if missing:
+        cls = type(storage)
+        raise TypeError(
+            f"storage must implement kademlia's IStorage (__setitem__ and get); "
+            f"{cls.__module__}.{cls.__qualname__} lacks {', '.join(missing)}"
+        )

@@ -11,15 +11,18 @@
   ``add_node_options``, ``apply_config`` and the ``serve_api`` node service,
   wired into ``kadmium.cli``.
 
-The API server runs only when asked for (``-c`` or ``--api``): it accepts
-unauthenticated PUTs from anyone who can reach it, so a plain ``kadmium
-node`` does not open it behind the user's back. When asked for without an
-address, it listens on the P2P host and port + 1000, as DHT-8 does.
+``kadmium node`` serves the API by default, as DHT-8's ``main.py`` does: on the
+P2P host and port + 1000 (``-a 127.0.0.1 -p 6501`` answers on 127.0.0.1:7501),
+or where ``--api`` / the config file's ``api_address`` say; ``--no-api`` turns
+it off. The API accepts unauthenticated PUTs from anyone who can reach it, so
+the node prints a warning when it listens on a non-loopback address.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, List, Optional, Tuple
 
@@ -35,6 +38,7 @@ __all__ = [
     "VoidPhoneConfig",
     "add_node_options",
     "apply_config",
+    "configured_bootstrap",
     "default_api_address",
     "read_config",
     "serve_api",
@@ -84,25 +88,47 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", metavar="FILE",
                    help="course-style INI file: [dht] p2p_address (or listen_address), "
                         "api_address, bootstrapper (or bootstrap_node); flags override it")
-    p.add_argument("--api", metavar="HOST:PORT", type=_api_address,
-                   help="serve the VoidPhone DHT API over TCP here "
-                        "(with -c, default: the P2P host and port + 1000)")
+    api = p.add_mutually_exclusive_group()
+    api.add_argument("--api", metavar="HOST:PORT", type=_api_address,
+                     help="serve the VoidPhone DHT API over TCP here "
+                          "(default: the config file's api_address, else the P2P host and port + 1000)")
+    api.add_argument("--no-api", action="store_true", help="do not serve the VoidPhone DHT API")
 
 
 def apply_config(args: argparse.Namespace, settings: "NodeSettings") -> None:
     """Fill what the command line left unset from ``-c FILE``, and settle the
     API address in ``args.api`` (None: no API server)."""
     config: Optional[str] = getattr(args, "config", None)
-    if config is not None:
-        conf = read_config(config)
+    conf = read_config(config) if config is not None else None
+    args.configured_bootstrap = list(conf.bootstrap) if conf is not None else []
+    if conf is not None:
         if args.host is None:
             settings.host = conf.p2p[0]
         if args.port is None:
             settings.port = conf.p2p[1]
         if not args.bootstrap:
             settings.bootstrap = list(conf.bootstrap)
-        if getattr(args, "api", None) is None:
-            args.api = conf.api or default_api_address((settings.host, settings.port))
+    if getattr(args, "no_api", False):
+        args.api = None
+    elif getattr(args, "api", None) is None:
+        args.api = (conf.api if conf is not None else None) or default_api_address(
+            (settings.host, settings.port))
+
+
+def configured_bootstrap(args: argparse.Namespace) -> List[Address]:
+    """The config file's bootstrapper(s) (after ``apply_config``); [] without ``-c``."""
+    found: List[Address] = getattr(args, "configured_bootstrap", [])
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (``localhost`` counts)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _show(addr: Address) -> str:
@@ -118,7 +144,13 @@ async def serve_api(
     if addr is None:
         return None
     api = await ApiServer.start_async(server._node(), addr[0], addr[1])
-    print(f"VoidPhone DHT API listening on {_show(api.local_addr)}", flush=True)
+    shown = _show(api.local_addr)
+    args.api_listening = shown
+    print(f"VoidPhone DHT API listening on {shown}", flush=True)
+    if not is_loopback(api.local_addr[0]):
+        print(f"warning: the VoidPhone DHT API on {shown} accepts unauthenticated PUTs and GETs "
+              "from anyone who can reach it; use -a 127.0.0.1, --api 127.0.0.1:PORT or --no-api "
+              "unless that is what you want", file=sys.stderr, flush=True)
 
     async def stop() -> None:
         api.shutdown()

@@ -1,0 +1,64 @@
+//! Rust log events -> Python `logging`.
+//!
+//! dht-core and dht-voidphone log with `tracing`; with tracing's `log`
+//! feature (and no tracing subscriber) each event becomes a `log` record,
+//! which pyo3-log passes to the Python logger named after its target under
+//! [`LOGGER_PREFIX`]: `dht_core::protocol` logs to
+//! `kademlia.kadmium.dht_core.protocol`. So configuring the `kademlia` logger,
+//! as scripts written for the Python package do, controls kadmium's messages,
+//! and `kademlia.kadmium` controls only kadmium's.
+//!
+//! Python logger levels are read on every event that passes the Rust-side
+//! maximum (so `setLevel` works at any time); that maximum is DEBUG, or TRACE
+//! when `KADMIUM_LOG` or `RUST_LOG` asks for trace (per-RPC events).
+//!
+//! Records are dropped rather than logged while the interpreter shuts down:
+//! attaching a runtime thread to a finalizing interpreter aborts the process.
+
+use log::{LevelFilter, Log, Metadata, Record};
+use pyo3::prelude::*;
+use pyo3_log::{Caching, Logger};
+
+/// Parent of every Python logger kadmium's Rust code logs to.
+pub const LOGGER_PREFIX: &str = "kademlia.kadmium";
+
+struct Bridge(Logger);
+
+impl Log for Bridge {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if self.0.enabled(record.metadata()) {
+            let _ = Python::try_attach(|_| self.0.log(record));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn max_level_from_env() -> LevelFilter {
+    let wants_trace = ["KADMIUM_LOG", "RUST_LOG"]
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .any(|v| v.to_ascii_lowercase().contains("trace"));
+    if wants_trace {
+        LevelFilter::Trace
+    } else {
+        LevelFilter::Debug
+    }
+}
+
+/// Install the bridge as the process's `log` logger (once; if another
+/// extension already installed one, kadmium's records go there instead).
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    let max = max_level_from_env();
+    let logger = Logger::new(py, Caching::Loggers)?
+        .set_prefix(LOGGER_PREFIX)
+        .filter(max);
+    if log::set_boxed_logger(Box::new(Bridge(logger))).is_ok() {
+        log::set_max_level(max);
+    }
+    Ok(())
+}

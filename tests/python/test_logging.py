@@ -1,0 +1,133 @@
+"""Rust events reach Python logging under "kademlia.kadmium", so the "kademlia" logger
+that upstream scripts configure controls kadmium's messages too."""
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import unittest
+from typing import List
+
+import kadmium
+from support import LOCAL, AsyncCase
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: List[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def send_garbage_until_dropped(server: kadmium.Server, count: int = 1) -> None:
+    """Send malformed datagrams and wait until the node counted them dropped. The
+    drop is logged in the same step that counts it, so once the counter moved the
+    record has been handed to logging."""
+    before = server.stats()["datagrams_dropped"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(count):
+            s.sendto(b"\x00" + b"\x11" * 20 + b"\xc1not msgpack", (LOCAL, server.node.port))
+    for _ in range(500):
+        if server.stats()["datagrams_dropped"] >= before + count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the node never counted the datagrams as dropped")
+
+
+class LoggingBridgeTest(AsyncCase):
+    async def asyncSetUp(self) -> None:
+        self.handler = Collect()
+        self.logger = logging.getLogger("kademlia")
+        self.saved_level = self.logger.level
+        self.logger.addHandler(self.handler)
+
+    async def asyncTearDown(self) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.saved_level)
+        await super().asyncTearDown()
+
+    def dropped(self) -> List[logging.LogRecord]:
+        return [r for r in self.handler.records if "dropped datagram" in r.getMessage()]
+
+    async def test_the_kademlia_logger_sees_and_silences_rust_events(self) -> None:
+        server = kadmium.Server()
+        self.track(server)
+        await server.listen(0, LOCAL)
+        self.logger.setLevel(logging.DEBUG)
+        await send_garbage_until_dropped(server)
+        records = self.dropped()
+        self.assertEqual(len(records), 1)
+        self.assertEqual(records[0].name, "kademlia.kadmium.dht_core.protocol")
+        self.assertEqual(records[0].levelno, logging.DEBUG)
+        self.assertEqual(kadmium.LOGGER, "kademlia.kadmium")
+        # setLevel takes effect at once, on the parent or on kadmium's own logger.
+        self.logger.setLevel(logging.WARNING)
+        await send_garbage_until_dropped(server)
+        self.logger.setLevel(logging.DEBUG)
+        logging.getLogger("kademlia.kadmium").setLevel(logging.ERROR)
+        try:
+            await send_garbage_until_dropped(server)
+        finally:
+            logging.getLogger("kademlia.kadmium").setLevel(logging.NOTSET)
+        self.assertEqual(len(self.dropped()), 1)
+        # Python-side messages use the same tree.
+        await server.set("k", "v")  # no neighbours: a warning from kademlia.kadmium.network
+        self.assertIn("kademlia.kadmium.network", {r.name for r in self.handler.records})
+
+
+class ScriptTest(unittest.TestCase):
+    def test_a_script_configuring_kademlia_logging_sees_kadmium(self) -> None:
+        # What upstream's examples do: a handler and DEBUG on "kademlia".
+        script = textwrap.dedent(
+            """
+            import asyncio, logging, socket, sys
+            handler = logging.StreamHandler(sys.stdout)
+            handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+            log = logging.getLogger("kademlia")
+            log.addHandler(handler)
+            log.setLevel(logging.DEBUG)
+            from kadmium import Server
+
+            async def main():
+                server = Server()
+                await server.listen(0, "127.0.0.1")
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(b"garbage" * 5, ("127.0.0.1", server.node.port))
+                while server.stats()["datagrams_dropped"] == 0:
+                    await asyncio.sleep(0.01)
+                server.stop()
+
+            asyncio.run(main())
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+            env={k: v for k, v in os.environ.items() if k not in ("RUST_LOG", "KADMIUM_LOG")},
+        )
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("kademlia.kadmium.dht_core.protocol DEBUG dropped datagram", out.stdout)
+        self.assertIn("kademlia.kadmium.network INFO Node", out.stdout)
+
+    def test_kadmium_log_env_for_cli_users(self) -> None:
+        env = dict(os.environ, KADMIUM_LOG="debug")
+        out = subprocess.run(
+            [sys.executable, "-m", "kadmium", "get", "--bootstrap", "127.0.0.1:9", "--timeout", "1", "k"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("kademlia.kadmium.", out.stderr)
+        quiet = subprocess.run(
+            [sys.executable, "-m", "kadmium", "get", "--bootstrap", "127.0.0.1:9", "--timeout", "1", "k"],
+            capture_output=True, text=True, timeout=60,
+            env={k: v for k, v in os.environ.items() if k not in ("RUST_LOG", "KADMIUM_LOG")},
+        )
+        self.assertNotIn("kademlia.kadmium.", quiet.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
