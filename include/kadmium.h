@@ -1,35 +1,67 @@
 /*
  * kadmium.h: C ABI of kadmium, a Kademlia DHT (libkadmium.so / libkadmium.a).
  *
+ * Requires C99 or later (or C++11 or later); tested as C99, C11, C++11,
+ * C++17 and C++20 with gcc and clang at -Wall -Wextra -Werror -pedantic.
+ * C++ programs may prefer the header-only wrapper kadmium.hpp (C++17).
+ *
  * Conventions for every function below:
  * - Functions returning kad_result return KAD_OK (0) on success. On failure
  *   a detail message is kept for the calling thread (kad_last_error_detail).
  * - Out-parameters are named *_out and are written only on success.
  * - Passing NULL where a pointer is required returns KAD_NULL_POINTER.
+ * - A buffer pointer is followed by its length; a length above PTRDIFF_MAX
+ *   is refused with KAD_INVALID_ARGUMENT before the buffer is read.
  * - A panic inside the library never crosses into C: it is turned into
  *   KAD_PANIC (or a documented neutral value for functions without a result).
  * - Handles (kad_config, kad_node, kad_value, kad_stats, kad_routing_table)
  *   are opaque, created by the library and released with their _free
- *   function; _free(NULL) does nothing.
+ *   function; _free(NULL) does nothing. `const` marks calls that do not
+ *   change the object.
  * - Every function may be called from any thread, and many threads may use
  *   one node at once. Many nodes may live in one process; they share the
  *   library's threads, started on first use and kept for the process.
+ *
+ * Threads of the library (all named "kadmium"):
+ * - worker threads (one per core) handle every node's packets and timers;
+ *   they never run C code except a log callback (kad_set_log_callback).
+ * - callback threads (tokio's blocking pool, at most KAD_CALLBACK_THREADS,
+ *   started on demand) run the callbacks of _async calls and shutdowns. When
+ *   that many callbacks are running, further callbacks wait in order until
+ *   one returns: delayed, never lost. A callback that never returns keeps
+ *   one of these threads forever.
  *
  * Blocking and asynchronous calls:
  * - Each network operation exists blocking (kad_node_get, ...) with a
  *   `timeout_ms` (0 = no limit beyond the node's own RPC timeouts; when it
  *   expires the operation is cancelled and KAD_TIMEOUT returned) and
  *   asynchronous (kad_node_get_async, ...) with a callback and `void *userdata`.
- * - An _async function checks and copies its arguments, then returns at once.
+ * - An _async function checks and copies its arguments, then returns at once
+ *   (it never resolves host names or waits on the calling thread).
  *   If it returns an error, the callback is never called. If it returns
  *   KAD_OK, the callback is called exactly once, later, with `userdata`, on
- *   a library thread (named "kadmium", from the blocking pool: never the
- *   calling thread, never a thread that handles packets, and never while the
- *   library holds a lock), so a slow callback does not stall any node.
- *   The callback may be NULL to ignore the outcome.
+ *   a callback thread (never the calling thread, never a thread that handles
+ *   packets, and never while the library holds a lock), so a slow callback
+ *   does not stall any node. This holds also when the node is shut down or
+ *   freed meanwhile (the callback then gets KAD_SHUT_DOWN). The callback may
+ *   be NULL to ignore the outcome.
  * - Inside a callback, any non-blocking function (including other _async
- *   calls and kad_last_error_detail, which holds the detail of the failure
- *   being reported) may be used; blocking functions return KAD_WRONG_THREAD.
+ *   calls, kad_node_free, kad_node_shutdown, and kad_last_error_detail,
+ *   which holds the detail of the failure being reported) may be used;
+ *   blocking operations and kad_node_free_wait return KAD_WRONG_THREAD.
+ * - Callbacks are plain C functions: a C++ exception must not escape one.
+ *   The library's frames cannot be unwound, so an escaping exception
+ *   terminates the process (std::terminate). Catch inside the callback
+ *   (kadmium.hpp does this for you).
+ * - To be sure no callback runs any more (e.g. before returning from main
+ *   or unloading what callbacks use): kad_node_free_wait, or
+ *   kad_node_shutdown_async whose callback is the node's last.
+ *
+ * fork(): the library's threads do not survive fork(). In a child forked
+ * after the library was used, every node call, kad_node_new and every
+ * _async call return KAD_FORKED at once (kad_node_free does nothing);
+ * calls that need no thread (configs, values, keys, messages) still work.
+ * Fork before first use, or exec in the child.
  *
  * Keys are byte strings hashed with SHA-1, exactly as Python's kademlia
  * package does, so C and Python nodes on one network see the same keys
@@ -54,6 +86,14 @@
 #define KAD_ID_LEN 20
 
 /*
+ Most library threads that run C callbacks at once. When that many
+ callbacks are running (or blocked), further callbacks wait in order for
+ one of them to return; they are delayed, never lost. Host names given
+ to _async calls are resolved on the same pool.
+ */
+#define KAD_CALLBACK_THREADS 64
+
+/*
  Major version of the header (matches the library's Cargo.toml).
  */
 #define KAD_VERSION_MAJOR 0
@@ -67,6 +107,12 @@
  Patch version of the header.
  */
 #define KAD_VERSION_PATCH 0
+
+/*
+ The header's version as one number, MAJOR * 1000000 + MINOR * 1000 +
+ PATCH (0.1.0 is 1000), for `#if KAD_VERSION_NUMBER >= ...` tests.
+ */
+#define KAD_VERSION_NUMBER 1000
 
 /*
  Result of every fallible kadmium function. `KAD_OK` is 0.
@@ -114,9 +160,16 @@ enum kad_result
    */
   KAD_VALUE_TOO_LARGE = 7,
   /*
-   An address could not be parsed or resolved.
+   An address could not be parsed or resolved, or can never be reached
+   from this node (port 0, 0.0.0.0, another IP family).
    */
   KAD_BAD_ADDRESS = 8,
+  /*
+   Called in a child process created by fork() after the library was
+   used in the parent: the library's threads do not exist in the child,
+   so its nodes (and new ones) cannot work there. Nothing was done.
+   */
+  KAD_FORKED = 9,
   /*
    The key was not found on the network.
    */
@@ -163,9 +216,9 @@ typedef uint32_t kad_result;
 #endif // __cplusplus
 
 /*
- Type of a kad_value. Values put from C are always KAD_VALUE_TYPE_BYTES;
- values put by Python nodes keep their Python type (int, float, bool, str,
- bytes).
+ Type of a kad_value. Values keep the type they were put with: by
+ kad_node_put (bytes), kad_node_put_value (any type), or a Python node
+ (int, float, bool, str, bytes).
  */
 enum kad_value_type
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -246,6 +299,42 @@ enum kad_stat
    Gauge: RPCs awaiting a reply.
    */
   KAD_STAT_PENDING_RPCS = 12,
+  /*
+   Gets (blocking or async) that found a value.
+   */
+  KAD_STAT_GETS_SUCCEEDED = 13,
+  /*
+   Mean duration of those gets, in microseconds (0 before the first).
+   */
+  KAD_STAT_GET_MEAN_US = 14,
+  /*
+   Longest of those gets, in microseconds.
+   */
+  KAD_STAT_GET_MAX_US = 15,
+  /*
+   Puts that at least one node stored.
+   */
+  KAD_STAT_PUTS_SUCCEEDED = 16,
+  /*
+   Mean duration of those puts, in microseconds.
+   */
+  KAD_STAT_PUT_MEAN_US = 17,
+  /*
+   Longest of those puts, in microseconds.
+   */
+  KAD_STAT_PUT_MAX_US = 18,
+  /*
+   Pings answered.
+   */
+  KAD_STAT_PINGS_SUCCEEDED = 19,
+  /*
+   Mean round trip of those pings, in microseconds.
+   */
+  KAD_STAT_PING_MEAN_US = 20,
+  /*
+   Longest of those round trips, in microseconds.
+   */
+  KAD_STAT_PING_MAX_US = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -294,10 +383,19 @@ typedef struct kad_routing_table kad_routing_table;
 typedef struct kad_stats kad_stats;
 
 /*
- A value found by a get. Owned by the caller that received it; release it
- with kad_value_free. Immutable, so it may be read from several threads.
+ A typed value: found by a get, or made with kad_value_new_* to put with
+ kad_node_put_value. Owned by the caller that received or made it; release
+ it with kad_value_free. Immutable, so it may be read from several threads.
  */
 typedef struct kad_value kad_value;
+
+/*
+ Called once by kad_node_shutdown_async when the node's socket is closed
+ and every callback of the node's operations has returned. `result` is
+ KAD_OK.
+ */
+typedef void (*kad_shutdown_callback)(void *userdata,
+                                      kad_result result);
 
 /*
  Called once when kad_node_bootstrap_async finishes. `contacts` is the number
@@ -473,8 +571,8 @@ kad_result kad_last_error_detail(char *buf,
  `digest_out_len >= KAD_ID_LEN` bytes. Use it with the *_digest functions,
  or to compare with keys seen elsewhere.
 
- KAD_NULL_POINTER for a NULL `key` or `digest_out`, KAD_INVALID_ARGUMENT
- for `key_len == 0`, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
+ KAD_NULL_POINTER for a NULL `key` (whatever `key_len`) or `digest_out`,
+ KAD_INVALID_ARGUMENT for `key_len == 0` or above PTRDIFF_MAX, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
  */
 kad_result kad_key_digest(const uint8_t *key,
                           size_t key_len,
@@ -489,25 +587,59 @@ kad_result kad_key_digest(const uint8_t *key,
 
  Blocking (binds the socket); KAD_WRONG_THREAD inside a callback.
  KAD_INVALID_ARGUMENT for inconsistent settings (e.g. max_pending_rpcs <
- alpha), KAD_NETWORK_ERROR if the address cannot be bound.
+ alpha), KAD_NETWORK_ERROR if the address cannot be bound, KAD_FORKED in
+ a child process forked after the library was first used.
  */
 kad_result kad_node_new(const struct kad_config *config,
                         struct kad_node **node_out);
 
 /*
- Shut the node down and release the handle. Operations still running end
- with KAD_SHUT_DOWN (their callbacks still run, exactly once). NULL, and a
- handle that was already freed, are ignored. Does not block.
+ Shut the node down, release the handle, and return once its socket is
+ closed (the port can be bound again at once). Operations still running
+ end with KAD_SHUT_DOWN; their callbacks still run, exactly once, possibly
+ after this returns (use kad_node_free_wait to wait for them). NULL, and a
+ handle that was already freed, are ignored.
+
+ May be called from a callback (it waits for the socket on another
+ thread). In a forked child it does nothing (see KAD_FORKED).
  */
 void kad_node_free(struct kad_node *node);
 
 /*
- Stop the node (close its socket, fail its pending operations with
- KAD_SHUT_DOWN) but keep the handle valid: later operations return
- KAD_SHUT_DOWN, getters keep working. Idempotent. The handle still has to
- be released with kad_node_free.
+ Like kad_node_free, then also wait until every callback of this node's
+ operations has returned, so that nothing the callbacks use can be
+ destroyed too early (e.g. before returning from main). `timeout_ms` 0
+ waits as long as it takes.
+
+ The handle is released in every case except KAD_WRONG_THREAD.
+ KAD_TIMEOUT if callbacks were still running after `timeout_ms` (they
+ still run, exactly once). KAD_WRONG_THREAD inside a callback (it would
+ wait for itself); nothing is done then. KAD_INVALID_HANDLE for a handle
+ already freed, KAD_FORKED in a forked child.
  */
-kad_result kad_node_shutdown(const struct kad_node *node);
+kad_result kad_node_free_wait(struct kad_node *node,
+                              uint32_t timeout_ms);
+
+/*
+ Stop the node and return once its socket is closed: pending operations
+ fail with KAD_SHUT_DOWN (their callbacks still run, exactly once), later
+ operations return KAD_SHUT_DOWN at once (an _async call then never calls
+ its callback), getters keep working. Idempotent. The handle still has to
+ be released with kad_node_free. May be called from a callback.
+ */
+kad_result kad_node_shutdown(struct kad_node *node);
+
+/*
+ Asynchronous kad_node_shutdown: stops the node and returns at once;
+ `callback` (may be NULL) is then called exactly once with `userdata` and
+ KAD_OK, on a library callback thread, after the socket is closed and
+ after every other callback of this node has returned (so it is the last
+ call the library makes about this node). The handle stays valid until
+ kad_node_free, which may be called from inside `callback`.
+ */
+kad_result kad_node_shutdown_async(struct kad_node *node,
+                                   kad_shutdown_callback callback,
+                                   void *userdata);
 
 /*
  The UDP port the node is bound to (the real one when port 0 was asked).
@@ -525,28 +657,32 @@ kad_result kad_node_id(const struct kad_node *node,
 
 /*
  Join the network: ping every address in `addrs` ("host:port" strings,
- `addrs_len` of them; names are resolved on the calling thread), then look
+ `addrs_len` of them; names are resolved inside the operation), then look
  up the node's own id. Contacts already known (e.g. imported with
  kad_node_import_routing_table) also seed the lookup, so `addrs_len` may
  be 0 (then `addrs` may be NULL). On success `*contacts_out` (may be NULL)
  receives the number of contacts found.
 
- KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS for an unparsable
- address, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
+ KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS at once for an
+ unparsable address or one this node can never reach (port 0, 0.0.0.0,
+ an IPv6 peer on an IPv4 node; see kad_node_ping) and for a name that
+ does not resolve, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
  KAD_WRONG_THREAD inside a callback.
  */
-kad_result kad_node_bootstrap(const struct kad_node *node,
+kad_result kad_node_bootstrap(struct kad_node *node,
                               const char *const *addrs,
                               size_t addrs_len,
                               uint32_t timeout_ms,
                               size_t *contacts_out);
 
 /*
- Asynchronous kad_node_bootstrap: returns at once; `callback` (may be NULL
+ Asynchronous kad_node_bootstrap: returns at once (host names are resolved
+ later, never on the calling thread; a name that does not resolve is
+ reported to the callback as KAD_BAD_ADDRESS); `callback` (may be NULL
  to ignore the outcome) is then called exactly once with `userdata`, on a
  library thread.
  */
-kad_result kad_node_bootstrap_async(const struct kad_node *node,
+kad_result kad_node_bootstrap_async(struct kad_node *node,
                                     const char *const *addrs,
                                     size_t addrs_len,
                                     uint32_t timeout_ms,
@@ -565,7 +701,7 @@ kad_result kad_node_bootstrap_async(const struct kad_node *node,
  KAD_TIMEOUT if no node stored it or after `timeout_ms` (0 = no limit).
  Blocking; KAD_WRONG_THREAD inside a callback.
  */
-kad_result kad_node_put(const struct kad_node *node,
+kad_result kad_node_put(struct kad_node *node,
                         const uint8_t *key,
                         size_t key_len,
                         const uint8_t *value,
@@ -578,7 +714,7 @@ kad_result kad_node_put(const struct kad_node *node,
  kad_node_put with the key given as its KAD_ID_LEN-byte digest
  (`digest_len` must be KAD_ID_LEN, else KAD_INVALID_ARGUMENT).
  */
-kad_result kad_node_put_digest(const struct kad_node *node,
+kad_result kad_node_put_digest(struct kad_node *node,
                                const uint8_t *digest,
                                size_t digest_len,
                                const uint8_t *value,
@@ -592,7 +728,7 @@ kad_result kad_node_put_digest(const struct kad_node *node,
  `callback` (may be NULL) is called exactly once with `userdata`, on a
  library thread.
  */
-kad_result kad_node_put_async(const struct kad_node *node,
+kad_result kad_node_put_async(struct kad_node *node,
                               const uint8_t *key,
                               size_t key_len,
                               const uint8_t *value,
@@ -605,7 +741,7 @@ kad_result kad_node_put_async(const struct kad_node *node,
 /*
  Asynchronous kad_node_put_digest; see kad_node_put_async.
  */
-kad_result kad_node_put_digest_async(const struct kad_node *node,
+kad_result kad_node_put_digest_async(struct kad_node *node,
                                      const uint8_t *digest,
                                      size_t digest_len,
                                      const uint8_t *value,
@@ -626,7 +762,7 @@ kad_result kad_node_put_digest_async(const struct kad_node *node,
  KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking; KAD_WRONG_THREAD
  inside a callback.
  */
-kad_result kad_node_get(const struct kad_node *node,
+kad_result kad_node_get(struct kad_node *node,
                         const uint8_t *key,
                         size_t key_len,
                         uint32_t timeout_ms,
@@ -635,7 +771,7 @@ kad_result kad_node_get(const struct kad_node *node,
 /*
  kad_node_get with the key given as its KAD_ID_LEN-byte digest.
  */
-kad_result kad_node_get_digest(const struct kad_node *node,
+kad_result kad_node_get_digest(struct kad_node *node,
                                const uint8_t *digest,
                                size_t digest_len,
                                uint32_t timeout_ms,
@@ -646,7 +782,7 @@ kad_result kad_node_get_digest(const struct kad_node *node,
  released by the library) is called exactly once with `userdata` on a
  library thread, and owns the kad_value it receives.
  */
-kad_result kad_node_get_async(const struct kad_node *node,
+kad_result kad_node_get_async(struct kad_node *node,
                               const uint8_t *key,
                               size_t key_len,
                               uint32_t timeout_ms,
@@ -656,7 +792,7 @@ kad_result kad_node_get_async(const struct kad_node *node,
 /*
  Asynchronous kad_node_get_digest; see kad_node_get_async.
  */
-kad_result kad_node_get_digest_async(const struct kad_node *node,
+kad_result kad_node_get_digest_async(struct kad_node *node,
                                      const uint8_t *digest,
                                      size_t digest_len,
                                      uint32_t timeout_ms,
@@ -664,24 +800,30 @@ kad_result kad_node_get_digest_async(const struct kad_node *node,
                                      void *userdata);
 
 /*
- Ping the node at `addr` ("host:port"). On success its KAD_ID_LEN-byte id
+ Ping the node at `addr` ("host:port"; a name is resolved inside the
+ operation). On success its KAD_ID_LEN-byte id
  is copied to `id_out` if that is not NULL (`id_out_len` at least
  KAD_ID_LEN, else KAD_BUFFER_TOO_SMALL before anything is sent).
 
- KAD_TIMEOUT if it does not answer within the RPC timeout or `timeout_ms`
- (0 = no extra limit). Blocking; KAD_WRONG_THREAD inside a callback.
+ KAD_BAD_ADDRESS at once for an address this node can never reach: port
+ 0, an unspecified address (0.0.0.0, ::), or another IP family than the
+ node's socket (IPv6 on a node bound to an IPv4 address; a node bound to
+ "::" reaches both). KAD_TIMEOUT if it does not answer within the RPC
+ timeout or `timeout_ms` (0 = no extra limit). Blocking; KAD_WRONG_THREAD
+ inside a callback.
  */
-kad_result kad_node_ping(const struct kad_node *node,
+kad_result kad_node_ping(struct kad_node *node,
                          const char *addr,
                          uint32_t timeout_ms,
                          uint8_t *id_out,
                          size_t id_out_len);
 
 /*
- Asynchronous kad_node_ping: `callback` (may be NULL) is called exactly
- once with `userdata` on a library thread.
+ Asynchronous kad_node_ping: returns at once (a host name is resolved
+ later, never on the calling thread); `callback` (may be NULL) is called
+ exactly once with `userdata` on a library thread.
  */
-kad_result kad_node_ping_async(const struct kad_node *node,
+kad_result kad_node_ping_async(struct kad_node *node,
                                const char *addr,
                                uint32_t timeout_ms,
                                kad_ping_callback callback,
@@ -700,7 +842,7 @@ kad_result kad_node_export_routing_table(const struct kad_node *node,
  many were new. Follow with kad_node_bootstrap (addrs_len 0 is fine) to
  refresh them.
  */
-kad_result kad_node_import_routing_table(const struct kad_node *node,
+kad_result kad_node_import_routing_table(struct kad_node *node,
                                          const struct kad_routing_table *table,
                                          size_t *added_out);
 
@@ -775,6 +917,67 @@ const char *kad_stat_name(uint32_t which);
 void kad_stats_free(struct kad_stats *stats);
 
 /*
+ A new KAD_VALUE_TYPE_INT value (Python `int`). The caller owns it
+ (kad_value_free). Never returns NULL (aborts if memory is exhausted).
+ */
+struct kad_value *kad_value_new_int(int64_t value);
+
+/*
+ A new KAD_VALUE_TYPE_FLOAT value (Python `float`); see kad_value_new_int.
+ */
+struct kad_value *kad_value_new_float(double value);
+
+/*
+ A new KAD_VALUE_TYPE_BOOL value (Python `bool`); see kad_value_new_int.
+ */
+struct kad_value *kad_value_new_bool(bool value);
+
+/*
+ A new KAD_VALUE_TYPE_STR value (Python `str`) from `text_len` bytes of
+ UTF-8 at `text` (copied; NULL allowed when `text_len` is 0; no NUL
+ needed). On success `*value_out` receives a value the caller owns.
+ KAD_INVALID_ARGUMENT if the bytes are not UTF-8.
+ */
+kad_result kad_value_new_str(const char *text,
+                             size_t text_len,
+                             struct kad_value **value_out);
+
+/*
+ A new KAD_VALUE_TYPE_BYTES value (Python `bytes`) from `data_len` bytes
+ at `data` (copied; NULL allowed when `data_len` is 0). On success
+ `*value_out` receives a value the caller owns.
+ */
+kad_result kad_value_new_bytes(const uint8_t *data,
+                               size_t data_len,
+                               struct kad_value **value_out);
+
+/*
+ kad_node_put with a typed value (from kad_value_new_* or a get; copied,
+ the caller keeps ownership of `value`). Same results as kad_node_put.
+ Blocking; KAD_WRONG_THREAD inside a callback.
+ */
+kad_result kad_node_put_value(struct kad_node *node,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const struct kad_value *value,
+                              uint32_t ttl_secs,
+                              uint32_t timeout_ms,
+                              size_t *stored_out);
+
+/*
+ Asynchronous kad_node_put_value: the value is copied now; `callback` (may
+ be NULL) is then called exactly once with `userdata` on a callback thread.
+ */
+kad_result kad_node_put_value_async(struct kad_node *node,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    const struct kad_value *value,
+                                    uint32_t ttl_secs,
+                                    uint32_t timeout_ms,
+                                    kad_put_callback callback,
+                                    void *userdata);
+
+/*
  Type of `value`; KAD_VALUE_TYPE_NONE if `value` is NULL.
  */
 kad_value_type kad_value_get_type(const struct kad_value *value);
@@ -819,7 +1022,8 @@ kad_result kad_value_bool(const struct kad_value *value,
                           bool *bool_out);
 
 /*
- Release a value received from kad_node_get* or a kad_get_callback.
+ Release a value received from kad_node_get*, a kad_get_callback or a
+ kad_value_new_* function.
  NULL is ignored. Freeing the same value twice is undefined behaviour.
  */
 void kad_value_free(struct kad_value *value);
@@ -849,7 +1053,7 @@ const char *kad_version(void);
  KAD_INVALID_HANDLE for a freed node, KAD_BAD_ADDRESS if `host` is not an
  IP address, KAD_NETWORK_ERROR if the address cannot be bound.
  */
-kad_result kad_api_server_start(const struct kad_node *node,
+kad_result kad_api_server_start(struct kad_node *node,
                                 const char *host,
                                 uint16_t port,
                                 size_t max_connections,

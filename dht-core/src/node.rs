@@ -123,9 +123,39 @@ impl Node {
         &self.inner.config
     }
 
+    /// [`Error::BadAddress`] for a peer address this node can never reach:
+    /// port 0, an unspecified IP (0.0.0.0, ::), or another IP family than
+    /// the socket's (an IPv6 socket bound to `::` reaches IPv4 peers too,
+    /// through mapped addresses). Checked by `ping` and `bootstrap` so they
+    /// fail at once instead of after an RPC timeout.
+    pub fn check_peer_addr(&self, addr: SocketAddr) -> Result<()> {
+        let addr = canonical(addr);
+        let local = self.inner.local_addr;
+        let reachable = match (local.ip(), addr.ip()) {
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+            (IpAddr::V6(l), IpAddr::V4(_)) => l.is_unspecified(),
+            _ => true,
+        };
+        let why = if addr.port() == 0 {
+            "port 0 cannot be reached"
+        } else if addr.ip().is_unspecified() {
+            "an unspecified address cannot be reached"
+        } else if !reachable {
+            "another IP family than this node's socket"
+        } else {
+            return Ok(());
+        };
+        Err(Error::BadAddress(format!(
+            "{addr}: {why} (node bound to {local})"
+        )))
+    }
+
     /// Ping `addrs`, then look up our own id; returns the k closest contacts
     /// found, or an empty list when nobody answered.
     pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<Vec<Contact>> {
+        for a in addrs {
+            self.check_peer_addr(*a)?;
+        }
         let addrs: Vec<SocketAddr> = addrs.iter().map(|a| canonical(*a)).collect();
         match self.run(|p, now| Ok(p.bootstrap(now, &addrs))).await? {
             Outcome::Bootstrap(contacts) => Ok(contacts),
@@ -161,6 +191,7 @@ impl Node {
 
     /// The id of the node answering at `addr`.
     pub async fn ping(&self, addr: SocketAddr) -> Result<NodeId> {
+        self.check_peer_addr(addr)?;
         let addr = canonical(addr);
         match self.run(|p, now| Ok(p.ping(now, addr))).await? {
             Outcome::Ping(result) => result,

@@ -7,7 +7,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use crate::error::{kad_result, set_last_error, Failure};
-use crate::runtime::runtime;
+use crate::node::CallbackTicket;
+use crate::runtime::{as_callback, runtime};
 use crate::value::kad_value;
 
 /// Called once when kad_node_bootstrap_async finishes. `contacts` is the number
@@ -71,14 +72,31 @@ pub(crate) fn deliver_count(
     }
 }
 
+/// Run `deliver` on a callback thread (the runtime's blocking pool, at most
+/// KAD_CALLBACK_THREADS of them), marked as a callback so blocking calls
+/// inside it are refused. Called from inside the runtime.
+pub(crate) fn deliver_on_callback_thread(deliver: impl FnOnce() + Send + 'static) {
+    // The blocking pool never refuses work while the runtime lives, and
+    // the runtime lives as long as the process.
+    drop(tokio::task::spawn_blocking(move || {
+        // A panic in our own delivery code must not kill the thread
+        // silently; C callbacks themselves cannot unwind into Rust.
+        if let Err(p) = catch_unwind(AssertUnwindSafe(move || as_callback(deliver))) {
+            crate::panic::record_panic(&*p);
+        }
+    }));
+}
+
 /// Run `op` on the library runtime; when it is done (or `timeout_ms` passed,
 /// 0 = no limit), call `deliver` with its outcome exactly once.
 ///
 /// `deliver` runs on the runtime's blocking pool, not on a worker thread, so a
 /// slow callback never holds up the tasks that handle the nodes' packets; no
 /// library lock is held while it runs. A failure's detail is recorded as that
-/// thread's last error first, so the callback can read it.
+/// thread's last error first, so the callback can read it. `ticket` is
+/// dropped once the callback has returned (see kad_node_free_wait).
 pub(crate) fn spawn_with_callback<T, F, D>(
+    ticket: CallbackTicket,
     timeout_ms: u32,
     op: F,
     deliver: D,
@@ -111,18 +129,13 @@ where
                 format!("panic inside kadmium: {e}"),
             )),
         };
-        // The blocking pool never refuses work while the runtime lives, and
-        // the runtime lives as long as the process.
-        drop(tokio::task::spawn_blocking(move || {
+        deliver_on_callback_thread(move || {
             if let Err(f) = &outcome {
                 set_last_error(f.detail.clone());
             }
-            // A panic in our own delivery code must not kill the thread
-            // silently; C callbacks themselves cannot unwind into Rust.
-            if let Err(p) = catch_unwind(AssertUnwindSafe(move || deliver(outcome))) {
-                crate::panic::record_panic(&*p);
-            }
-        }));
+            deliver(outcome);
+            drop(ticket);
+        });
     });
     Ok(())
 }

@@ -32,8 +32,13 @@ pub enum kad_result {
     KAD_WRONG_THREAD = 6,
     /// The value is larger than the node's max_value_size.
     KAD_VALUE_TOO_LARGE = 7,
-    /// An address could not be parsed or resolved.
+    /// An address could not be parsed or resolved, or can never be reached
+    /// from this node (port 0, 0.0.0.0, another IP family).
     KAD_BAD_ADDRESS = 8,
+    /// Called in a child process created by fork() after the library was
+    /// used in the parent: the library's threads do not exist in the child,
+    /// so its nodes (and new ones) cannot work there. Nothing was done.
+    KAD_FORKED = 9,
     // --- 100-199: outcomes of network operations ---
     /// The key was not found on the network.
     KAD_NOT_FOUND = 100,
@@ -70,6 +75,7 @@ impl kad_result {
             KAD_WRONG_THREAD => "blocking call from a library thread (inside a callback)\0",
             KAD_VALUE_TOO_LARGE => "value too large\0",
             KAD_BAD_ADDRESS => "bad address\0",
+            KAD_FORKED => "kadmium cannot be used in a forked child process\0",
             KAD_NOT_FOUND => "not found\0",
             KAD_TIMEOUT => "timed out\0",
             KAD_NO_PEERS => "no known peers\0",
@@ -245,7 +251,7 @@ pub unsafe extern "C" fn kad_last_error_detail(
 /// The code for a raw number from C, if it is one of ours.
 fn result_from_u32(n: u32) -> Option<kad_result> {
     use kad_result::*;
-    const ALL: [kad_result; 18] = [
+    const ALL: [kad_result; 19] = [
         KAD_OK,
         KAD_INVALID_ARGUMENT,
         KAD_NULL_POINTER,
@@ -255,6 +261,7 @@ fn result_from_u32(n: u32) -> Option<kad_result> {
         KAD_WRONG_THREAD,
         KAD_VALUE_TOO_LARGE,
         KAD_BAD_ADDRESS,
+        KAD_FORKED,
         KAD_NOT_FOUND,
         KAD_TIMEOUT,
         KAD_NO_PEERS,
@@ -282,7 +289,7 @@ mod tests {
                 assert!(m.ends_with('\0') && !m[..m.len() - 1].contains('\0'));
             }
         }
-        assert_eq!(seen.len(), 18);
+        assert_eq!(seen.len(), 19);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 #[macro_use]
 mod panic;
 
+mod addr;
 pub mod callback;
 pub mod config;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod ops;
 pub mod routing;
 pub mod runtime;
 pub mod stats;
+pub mod typed_put;
 pub mod value;
 pub mod version;
 pub mod voidphone;

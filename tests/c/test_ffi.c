@@ -241,7 +241,7 @@ static void test_results_and_version(void) {
     /* every code has its own message */
     const kad_result all[] = {KAD_OK, KAD_INVALID_ARGUMENT, KAD_NULL_POINTER, KAD_INVALID_HANDLE,
                               KAD_BUFFER_TOO_SMALL, KAD_WRONG_TYPE, KAD_WRONG_THREAD,
-                              KAD_VALUE_TOO_LARGE, KAD_BAD_ADDRESS, KAD_NOT_FOUND, KAD_TIMEOUT,
+                              KAD_VALUE_TOO_LARGE, KAD_BAD_ADDRESS, KAD_FORKED, KAD_NOT_FOUND, KAD_TIMEOUT,
                               KAD_NO_PEERS, KAD_NETWORK_ERROR, KAD_STORAGE_FULL, KAD_BUSY,
                               KAD_SHUT_DOWN, KAD_PANIC, KAD_RUNTIME_ERROR};
     size_t count = sizeof all / sizeof all[0];
@@ -521,6 +521,53 @@ static void test_network(void) {
     CHECK_RES(kad_node_get_digest(c, digest, KAD_ID_LEN, TIMEOUT, NULL), KAD_NULL_POINTER);
     CHECK(v == NULL);
 
+    /* ---- typed puts: what Python peers store ---- */
+    {
+        kad_value *vi = kad_value_new_int(-42), *vf = kad_value_new_float(2.5), *vb = kad_value_new_bool(true);
+        kad_value *vs = NULL, *vy = NULL, *got = NULL;
+        CHECK_RES(kad_value_new_str("h\xc3\xa9llo", 6, &vs), KAD_OK);
+        CHECK_RES(kad_value_new_bytes((const uint8_t *)"\0\1", 2, &vy), KAD_OK);
+        CHECK_RES(kad_value_new_str("\xff", 1, &got), KAD_INVALID_ARGUMENT); /* not UTF-8 */
+        CHECK(got == NULL);
+        CHECK_RES(kad_value_new_str(NULL, 3, &got), KAD_NULL_POINTER);
+        CHECK_RES(kad_value_new_bytes(NULL, 0, NULL), KAD_NULL_POINTER);
+        CHECK_RES(kad_node_put_value(b, KEY("t-int"), vi, 0, TIMEOUT, &stored), KAD_OK);
+        CHECK_RES(kad_node_put_value(b, KEY("t-float"), vf, 0, TIMEOUT, NULL), KAD_OK);
+        CHECK_RES(kad_node_put_value(b, KEY("t-bool"), vb, 0, TIMEOUT, NULL), KAD_OK);
+        CHECK_RES(kad_node_put_value(b, KEY("t-str"), vs, 0, TIMEOUT, NULL), KAD_OK);
+        struct done pd;
+        done_init(&pd, NULL);
+        CHECK_RES(kad_node_put_value_async(b, KEY("t-bytes"), vy, 0, TIMEOUT, on_put, &pd), KAD_OK);
+        kad_value_free(vy); /* copied by the call */
+        CHECK(done_wait(&pd) && pd.result == KAD_OK && pd.count >= 1);
+        done_destroy(&pd);
+        CHECK_RES(kad_node_put_value(b, KEY("t-int"), NULL, 0, TIMEOUT, NULL), KAD_NULL_POINTER);
+        CHECK_RES(kad_node_put_value_async(b, KEY("t-int"), NULL, 0, TIMEOUT, NULL, NULL), KAD_NULL_POINTER);
+        int64_t gi = 0;
+        double gf = 0;
+        bool gb = false;
+        CHECK_RES(kad_node_get(c, KEY("t-int"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_get_type(got) == KAD_VALUE_TYPE_INT && kad_value_int(got, &gi) == KAD_OK && gi == -42);
+        kad_value_free(got);
+        CHECK_RES(kad_node_get(c, KEY("t-float"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_float(got, &gf) == KAD_OK && gf == 2.5);
+        kad_value_free(got);
+        CHECK_RES(kad_node_get(c, KEY("t-bool"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_bool(got, &gb) == KAD_OK && gb);
+        kad_value_free(got);
+        CHECK_RES(kad_node_get(c, KEY("t-str"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_get_type(got) == KAD_VALUE_TYPE_STR);
+        CHECK(kad_value_bytes(got, &data, &len) == KAD_OK && len == 6 && strcmp((const char *)data, "h\xc3\xa9llo") == 0);
+        kad_value_free(got);
+        CHECK_RES(kad_node_get(c, KEY("t-bytes"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_get_type(got) == KAD_VALUE_TYPE_BYTES && kad_value_bytes(got, &data, &len) == KAD_OK && len == 2);
+        kad_value_free(got);
+        kad_value_free(vi);
+        kad_value_free(vf);
+        kad_value_free(vb);
+        kad_value_free(vs);
+    }
+
     /* ---- asynchronous twins ---- */
     struct done d;
     kad_node *lone = start_node();
@@ -631,7 +678,7 @@ static void test_network(void) {
     CHECK(sent > 0 && received > 0);
     CHECK_RES(kad_stats_get(s, KAD_STAT_CONTACTS, &count), KAD_OK);
     CHECK(count >= 3);
-    for (uint32_t k = 0; k <= KAD_STAT_PENDING_RPCS; k++) {
+    for (uint32_t k = 0; k <= KAD_STAT_PING_MAX_US; k++) {
         CHECK(kad_stat_name(k) != NULL);
         CHECK_RES(kad_stats_get(s, k, &count), KAD_OK);
     }
@@ -642,6 +689,26 @@ static void test_network(void) {
     CHECK_RES(kad_stats_get(NULL, 0, &count), KAD_NULL_POINTER);
     kad_stats_free(s);
     kad_stats_free(NULL);
+    /* per-operation latency: c did gets, b puts, a pings */
+    uint64_t n_ok = 0, mean = 0, max = 0;
+    CHECK_RES(kad_node_stats(c, &s), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_GETS_SUCCEEDED, &n_ok), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_GET_MEAN_US, &mean), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_GET_MAX_US, &max), KAD_OK);
+    CHECK(n_ok >= 5 && mean > 0 && max >= mean);
+    printf("stats: node c: %llu gets succeeded, mean %llu us, max %llu us\n", (unsigned long long)n_ok,
+           (unsigned long long)mean, (unsigned long long)max);
+    kad_stats_free(s);
+    CHECK_RES(kad_node_stats(b, &s), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_PUTS_SUCCEEDED, &n_ok), KAD_OK);
+    CHECK(n_ok >= 5);
+    kad_stats_free(s);
+    CHECK_RES(kad_node_stats(a, &s), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_PINGS_SUCCEEDED, &n_ok), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_PING_MEAN_US, &mean), KAD_OK);
+    CHECK(n_ok >= 2 && mean > 0);
+    CHECK(strcmp(kad_stat_name(KAD_STAT_GET_MEAN_US), "get_mean_us") == 0);
+    kad_stats_free(s);
     kad_stats *unset = NULL;
     CHECK_RES(kad_node_stats(NULL, &unset), KAD_NULL_POINTER);
     CHECK_RES(kad_node_stats(a, NULL), KAD_NULL_POINTER);

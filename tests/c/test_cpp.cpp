@@ -1,0 +1,111 @@
+// test_cpp: kadmium.hpp (C++17) — RAII, exceptions with code and detail,
+// std::function handlers, std::future, exceptions thrown by handlers, and
+// ~node() waiting for outstanding callbacks. Run under valgrind by run.sh.
+#include <kadmium.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (cond) {                                                                   \
+            passed++;                                                                 \
+        } else {                                                                      \
+            failed++;                                                                 \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                             \
+    } while (0)
+
+template <class F>
+static kad_result code_of(F &&f) {
+    try {
+        f();
+    } catch (const kadmium::error &e) {
+        return e.code();
+    }
+    return KAD_OK;
+}
+
+static int run() {
+    std::atomic<int> handler_exceptions{0};
+    kadmium::callback_exception_handler = [&](std::exception_ptr) { handler_exceptions++; };
+
+    kadmium::config cfg;
+    cfg.bind("127.0.0.1", 0).rpc_timeout_ms(2000);
+    CHECK(code_of([] { kadmium::config().k(0); }) == KAD_INVALID_ARGUMENT);
+    CHECK(code_of([] { kadmium::config().bind("not an ip", 0); }) == KAD_BAD_ADDRESS);
+    try {
+        kadmium::config().bind("nonsense", 1);
+        CHECK(false);
+    } catch (const kadmium::error &e) {
+        CHECK(e.detail().find("nonsense") != std::string::npos);
+        CHECK(std::string(e.what()).find("bad address") != std::string::npos);
+    }
+
+    kadmium::node a(cfg), b(cfg);
+    CHECK(a.port() != 0 && a.id() != b.id());
+    CHECK(b.bootstrap({a.loopback_address()}, 5000) >= 1);
+    CHECK(b.ping(a.loopback_address(), 5000) == a.id());
+    CHECK(b.put("k", std::string("v\0w", 3), 0, 5000) >= 1);
+    auto v = a.get("k", 5000);
+    CHECK(v && v->type() == KAD_VALUE_TYPE_BYTES && v->bytes() == std::string_view("v\0w", 3));
+    CHECK(v && code_of([&] { v->as_int(); }) == KAD_WRONG_TYPE);
+    CHECK(!a.get("missing", 5000));
+    CHECK(code_of([&] { a.get("", 5000); }) == KAD_INVALID_ARGUMENT);
+    CHECK(code_of([&] { a.ping("[::1]:4000"); }) == KAD_BAD_ADDRESS);
+
+    // futures: value, nullopt, and an error as the future's exception
+    CHECK(b.put_future("f", "fv", 0, 5000).get() >= 1);
+    auto got = a.get_future("f", 5000).get();
+    CHECK(got && got->str() == "fv");
+    CHECK(!a.get_future("nothing", 5000).get());
+    CHECK(code_of([&] { a.get_future("", 5000); }) == KAD_INVALID_ARGUMENT);  // refused at once
+
+    // std::function handlers; one throws, and the process goes on
+    std::atomic<int> calls{0};
+    a.get_async("k", [&](kad_result r, std::optional<kadmium::value> val) {
+        if (r == KAD_OK && val && val->bytes().size() == 3) calls++;
+    });
+    a.get_async("k", [&](kad_result, std::optional<kadmium::value>) {
+        calls++;
+        throw std::runtime_error("thrown by a handler");
+    });
+    for (int i = 0; i < 2000 && (calls < 2 || handler_exceptions < 1); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(calls == 2 && handler_exceptions == 1);
+
+    // ~node() waits for every handler: none runs after the node is gone
+    std::atomic<int> late{0};
+    {
+        kadmium::node c(cfg);
+        for (int i = 0; i < 200; i++)
+            c.get_async("x", [&](kad_result, std::optional<kadmium::value>) {
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+                late++;
+            });
+    }
+    CHECK(late == 200);
+
+    // move, shutdown
+    kadmium::node moved = std::move(b);
+    CHECK(moved.port() != 0 && b.get() == nullptr);
+    moved.shutdown();
+    CHECK(code_of([&] { moved.put("k", "v", 0, 1000); }) == KAD_SHUT_DOWN);
+
+    std::printf("test_cpp: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
+
+int main() {
+    try {
+        return run();
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "test_cpp: unexpected exception: %s\n", e.what());
+        return 1;
+    }
+}
