@@ -216,6 +216,33 @@ typedef uint32_t kad_result;
 #endif // __cplusplus
 
 /*
+ Severity of a log message; a callback gets the messages up to the level
+ it asked for (KAD_LOG_LEVEL_DEBUG includes WARN, ...).
+ */
+enum kad_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   No messages (disables the callback).
+   */
+  KAD_LOG_LEVEL_OFF = 0,
+  KAD_LOG_LEVEL_ERROR = 1,
+  KAD_LOG_LEVEL_WARN = 2,
+  KAD_LOG_LEVEL_INFO = 3,
+  KAD_LOG_LEVEL_DEBUG = 4,
+  KAD_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kad_log_level kad_log_level;
+#else
+typedef uint32_t kad_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  Type of a kad_value. Values keep the type they were put with: by
  kad_node_put (bytes), kad_node_put_value (any type), or a Python node
  (int, float, bool, str, bytes).
@@ -388,6 +415,19 @@ typedef struct kad_stats kad_stats;
  it with kad_value_free. Immutable, so it may be read from several threads.
  */
 typedef struct kad_value kad_value;
+
+/*
+ Receives one log message: `target` is the module that logged it (e.g.
+ "dht_core::node"), `message` the text with its fields ("node started
+ id=... addr=..."); both NUL-terminated and valid only during the call.
+ Runs on the thread that logged, often a library worker thread, possibly
+ on several threads at once: it must be quick and must not block; kadmium
+ calls that wait return KAD_WRONG_THREAD there.
+ */
+typedef void (*kad_log_callback)(void *userdata,
+                                 kad_log_level level,
+                                 const char *target,
+                                 const char *message);
 
 /*
  Called once by kad_node_shutdown_async when the node's socket is closed
@@ -578,6 +618,21 @@ kad_result kad_key_digest(const uint8_t *key,
                           size_t key_len,
                           uint8_t *digest_out,
                           size_t digest_out_len);
+
+/*
+ Send the library's log messages up to `max_level` to `callback` (called
+ with `userdata`; see kad_log_callback for its thread rules), for the whole
+ process. A NULL `callback` or KAD_LOG_LEVEL_OFF removes it; stderr
+ logging (KADMIUM_LOG / RUST_LOG) then resumes. When this returns, the
+ previous callback is no longer running on any thread and will not be
+ called again, so its userdata may be released.
+
+ KAD_INVALID_ARGUMENT for a level above KAD_LOG_LEVEL_TRACE;
+ KAD_WRONG_THREAD from inside a log callback.
+ */
+kad_result kad_set_log_callback(kad_log_callback callback,
+                                void *userdata,
+                                uint32_t max_level);
 
 /*
  Create a node from `config` (NULL means all defaults; the config is

@@ -23,6 +23,7 @@ pub mod callback;
 pub mod config;
 pub mod error;
 pub mod key;
+pub mod log;
 pub mod node;
 pub mod ops;
 pub mod routing;

@@ -41,6 +41,7 @@ pub(crate) fn runtime() -> Result<&'static Runtime, Failure> {
     RUNTIME
         .get_or_init(|| {
             RUNTIME_PID.store(std::process::id(), Ordering::SeqCst);
+            crate::log::install();
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("kadmium")

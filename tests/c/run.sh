@@ -93,6 +93,9 @@ step "run: two_nodes, dynamic under valgrind, static, fully static"
 "${VALGRIND[@]}" "$build/two_nodes"
 timeout 60 "$build/two_nodes_static"
 timeout 60 "$build/two_nodes_full_static"
+# With no log callback set, KADMIUM_LOG (EnvFilter syntax) sends logs to stderr.
+KADMIUM_LOG=dht_core=debug timeout 60 "$build/two_nodes" 2>"$build/two_nodes.log" >/dev/null
+grep -q 'DEBUG dht_core::node: node started' "$build/two_nodes.log" || { echo "KADMIUM_LOG printed nothing" >&2; exit 1; }
 
 step "run: C++ wrapper example and test under valgrind"
 "${VALGRIND[@]}" "$build/two_nodes_cpp"

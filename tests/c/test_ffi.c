@@ -816,6 +816,41 @@ static void test_threads(void) {
     for (int i = 0; i < 3; i++) kad_node_free(n[i]);
 }
 
+/* ---- logging callback ---------------------------------------------------- */
+
+struct logs {
+    pthread_mutex_t mu;
+    int count, node_started, bad_level;
+};
+
+static void on_log(void *ud, kad_log_level level, const char *target, const char *message) {
+    struct logs *l = ud;
+    pthread_mutex_lock(&l->mu);
+    l->count++;
+    if (strncmp(target, "dht_core", 8) == 0 && strstr(message, "node started") != NULL) l->node_started++;
+    if (level < KAD_LOG_LEVEL_ERROR || level > KAD_LOG_LEVEL_DEBUG) l->bad_level++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void test_logging(void) {
+    struct logs l;
+    memset(&l, 0, sizeof l);
+    pthread_mutex_init(&l.mu, NULL);
+    CHECK_RES(kad_set_log_callback(on_log, &l, KAD_LOG_LEVEL_DEBUG), KAD_OK);
+    kad_node *n = start_node();
+    kad_node_free(n);
+    CHECK_RES(kad_set_log_callback(NULL, NULL, KAD_LOG_LEVEL_OFF), KAD_OK);
+    pthread_mutex_lock(&l.mu);
+    int seen = l.count;
+    CHECK(l.node_started == 1 && seen >= 1 && l.bad_level == 0);
+    pthread_mutex_unlock(&l.mu);
+    n = start_node(); /* no callback any more: nothing reaches it */
+    kad_node_free(n);
+    CHECK(l.count == seen);
+    CHECK_RES(kad_set_log_callback(on_log, &l, 6), KAD_INVALID_ARGUMENT);
+    pthread_mutex_destroy(&l.mu);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     test_results_and_version();
@@ -824,6 +859,7 @@ int main(void) {
     test_node_lifecycle();
     test_network();
     test_threads();
+    test_logging();
     printf("test_ffi: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
