@@ -199,6 +199,10 @@ enum kad_result
    */
   KAD_SHUT_DOWN = 106,
   /*
+   The operation was cancelled with kad_cancel_token_cancel.
+   */
+  KAD_CANCELLED = 107,
+  /*
    A panic inside the library was caught at the C boundary (a bug).
    */
   KAD_PANIC = 200,
@@ -378,6 +382,13 @@ typedef uint32_t kad_stat;
 typedef struct kad_api_server kad_api_server;
 
 /*
+ A cancellation token. Created by kad_cancel_token_new, released with
+ kad_cancel_token_free (also while operations using it still run: they
+ keep what they need). Any thread may use it.
+ */
+typedef struct kad_cancel_token kad_cancel_token;
+
+/*
  Settings for kad_node_new. Created by kad_config_new with the defaults
  documented on each setter, released with kad_config_free. Not thread-safe
  to modify from several threads at once; kad_node_new copies it, so it can
@@ -476,6 +487,26 @@ typedef void (*kad_ping_callback)(void *userdata,
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/*
+ A new token, not cancelled. The caller owns it (kad_cancel_token_free).
+ Never returns NULL (aborts if memory is exhausted).
+ */
+struct kad_cancel_token *kad_cancel_token_new(void);
+
+/*
+ Cancel every operation started with `token` that has not finished: each
+ one stops (its RPCs are forgotten) and its callback gets KAD_CANCELLED,
+ exactly once, on a callback thread. Operations started with the token
+ afterwards are cancelled at once the same way. Idempotent.
+ */
+kad_result kad_cancel_token_cancel(struct kad_cancel_token *token);
+
+/*
+ Release a token (NULL is ignored; freeing twice is undefined behaviour).
+ Does not cancel anything.
+ */
+void kad_cancel_token_free(struct kad_cancel_token *token);
 
 /*
  A new configuration with all defaults (bind 0.0.0.0 port 0, k 20, alpha 3,
@@ -742,7 +773,8 @@ kad_result kad_node_bootstrap_async(struct kad_node *node,
                                     size_t addrs_len,
                                     uint32_t timeout_ms,
                                     kad_bootstrap_callback callback,
-                                    void *userdata);
+                                    void *userdata,
+                                    const struct kad_cancel_token *cancel);
 
 /*
  Store `value_len` bytes at `value` (copied; `value` may be NULL when
@@ -791,7 +823,8 @@ kad_result kad_node_put_async(struct kad_node *node,
                               uint32_t ttl_secs,
                               uint32_t timeout_ms,
                               kad_put_callback callback,
-                              void *userdata);
+                              void *userdata,
+                              const struct kad_cancel_token *cancel);
 
 /*
  Asynchronous kad_node_put_digest; see kad_node_put_async.
@@ -804,7 +837,8 @@ kad_result kad_node_put_digest_async(struct kad_node *node,
                                      uint32_t ttl_secs,
                                      uint32_t timeout_ms,
                                      kad_put_callback callback,
-                                     void *userdata);
+                                     void *userdata,
+                                     const struct kad_cancel_token *cancel);
 
 /*
  Find the value stored under `key` (`key_len` >= 1 bytes, hashed with
@@ -842,7 +876,8 @@ kad_result kad_node_get_async(struct kad_node *node,
                               size_t key_len,
                               uint32_t timeout_ms,
                               kad_get_callback callback,
-                              void *userdata);
+                              void *userdata,
+                              const struct kad_cancel_token *cancel);
 
 /*
  Asynchronous kad_node_get_digest; see kad_node_get_async.
@@ -852,7 +887,8 @@ kad_result kad_node_get_digest_async(struct kad_node *node,
                                      size_t digest_len,
                                      uint32_t timeout_ms,
                                      kad_get_callback callback,
-                                     void *userdata);
+                                     void *userdata,
+                                     const struct kad_cancel_token *cancel);
 
 /*
  Ping the node at `addr` ("host:port"; a name is resolved inside the
@@ -882,7 +918,8 @@ kad_result kad_node_ping_async(struct kad_node *node,
                                const char *addr,
                                uint32_t timeout_ms,
                                kad_ping_callback callback,
-                               void *userdata);
+                               void *userdata,
+                               const struct kad_cancel_token *cancel);
 
 /*
  Snapshot the node's whole routing table into `*table_out` (a new object
@@ -1030,7 +1067,8 @@ kad_result kad_node_put_value_async(struct kad_node *node,
                                     uint32_t ttl_secs,
                                     uint32_t timeout_ms,
                                     kad_put_callback callback,
-                                    void *userdata);
+                                    void *userdata,
+                                    const struct kad_cancel_token *cancel);
 
 /*
  Type of `value`; KAD_VALUE_TYPE_NONE if `value` is NULL.

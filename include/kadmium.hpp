@@ -239,7 +239,7 @@ public:
     /// `handler(result, value)` runs once on a library thread.
     void get_async(std::string_view key, get_handler handler, uint32_t timeout_ms = 0) {
         auto h = std::make_unique<get_handler>(std::move(handler));
-        detail::check(kad_node_get_async(n_, detail::bytes(key), key.size(), timeout_ms, &on_get, h.get()),
+        detail::check(kad_node_get_async(n_, detail::bytes(key), key.size(), timeout_ms, &on_get, h.get(), nullptr),
                       "kadmium::node::get_async");
         h.release();  // owned by on_get from now on
     }
@@ -248,7 +248,7 @@ public:
                    uint32_t timeout_ms = 0) {
         auto h = std::make_unique<count_handler>(std::move(handler));
         detail::check(kad_node_put_async(n_, detail::bytes(key), key.size(), detail::bytes(bytes), bytes.size(),
-                                         ttl_secs, timeout_ms, &on_count, h.get()),
+                                         ttl_secs, timeout_ms, &on_count, h.get(), nullptr),
                       "kadmium::node::put_async");
         h.release();
     }

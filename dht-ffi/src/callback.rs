@@ -6,6 +6,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
+use crate::cancel::Cancel;
 use crate::error::{kad_result, set_last_error, Failure};
 use crate::node::CallbackTicket;
 use crate::runtime::{as_callback, runtime};
@@ -97,6 +98,7 @@ pub(crate) fn deliver_on_callback_thread(deliver: impl FnOnce() + Send + 'static
 /// dropped once the callback has returned (see kad_node_free_wait).
 pub(crate) fn spawn_with_callback<T, F, D>(
     ticket: CallbackTicket,
+    cancel: Cancel,
     timeout_ms: u32,
     op: F,
     deliver: D,
@@ -111,16 +113,27 @@ where
         // A separate task, so that a panic inside the operation is caught by
         // tokio and reported as KAD_PANIC instead of losing the callback.
         let task = tokio::spawn(async move {
-            if timeout_ms == 0 {
-                return op.await;
+            let limited = async move {
+                if timeout_ms == 0 {
+                    return op.await;
+                }
+                let limit = Duration::from_millis(u64::from(timeout_ms));
+                tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
+                    Err(Failure::new(
+                        kad_result::KAD_TIMEOUT,
+                        format!("operation did not finish within {timeout_ms} ms"),
+                    ))
+                })
+            };
+            // Dropping the losing branch cancels the operation in the node.
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => Err(Failure::new(
+                    kad_result::KAD_CANCELLED,
+                    "operation cancelled with kad_cancel_token_cancel",
+                )),
+                r = limited => r,
             }
-            let limit = Duration::from_millis(u64::from(timeout_ms));
-            tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
-                Err(Failure::new(
-                    kad_result::KAD_TIMEOUT,
-                    format!("operation did not finish within {timeout_ms} ms"),
-                ))
-            })
         });
         let outcome = match task.await {
             Ok(r) => r,

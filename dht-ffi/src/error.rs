@@ -54,6 +54,8 @@ pub enum kad_result {
     KAD_BUSY = 105,
     /// The node was shut down before or during the operation.
     KAD_SHUT_DOWN = 106,
+    /// The operation was cancelled with kad_cancel_token_cancel.
+    KAD_CANCELLED = 107,
     // --- 200-299: failures inside the library ---
     /// A panic inside the library was caught at the C boundary (a bug).
     KAD_PANIC = 200,
@@ -83,6 +85,7 @@ impl kad_result {
             KAD_STORAGE_FULL => "storage full\0",
             KAD_BUSY => "too many requests in flight\0",
             KAD_SHUT_DOWN => "node shut down\0",
+            KAD_CANCELLED => "operation cancelled\0",
             KAD_PANIC => "internal panic (a bug in kadmium)\0",
             KAD_RUNTIME_ERROR => "could not start the kadmium runtime\0",
         }
@@ -251,7 +254,7 @@ pub unsafe extern "C" fn kad_last_error_detail(
 /// The code for a raw number from C, if it is one of ours.
 fn result_from_u32(n: u32) -> Option<kad_result> {
     use kad_result::*;
-    const ALL: [kad_result; 19] = [
+    const ALL: [kad_result; 20] = [
         KAD_OK,
         KAD_INVALID_ARGUMENT,
         KAD_NULL_POINTER,
@@ -269,6 +272,7 @@ fn result_from_u32(n: u32) -> Option<kad_result> {
         KAD_STORAGE_FULL,
         KAD_BUSY,
         KAD_SHUT_DOWN,
+        KAD_CANCELLED,
         KAD_PANIC,
         KAD_RUNTIME_ERROR,
     ];
@@ -289,7 +293,7 @@ mod tests {
                 assert!(m.ends_with('\0') && !m[..m.len() - 1].contains('\0'));
             }
         }
-        assert_eq!(seen.len(), 19);
+        assert_eq!(seen.len(), 20);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod panic;
 
 mod addr;
 pub mod callback;
+pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod key;

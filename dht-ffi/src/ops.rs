@@ -14,6 +14,7 @@ use crate::callback::{
     deliver_count, kad_bootstrap_callback, kad_get_callback, kad_ping_callback, kad_put_callback,
     spawn_with_callback, Userdata,
 };
+use crate::cancel::{kad_cancel_token, Cancel};
 use crate::error::{kad_result, Failure};
 use crate::key::{
     check_id_buffer, check_len, key_from_bytes, key_from_digest, slice, write_id, KAD_ID_LEN,
@@ -177,6 +178,7 @@ pub unsafe extern "C" fn kad_node_bootstrap_async(
     timeout_ms: u32,
     callback: kad_bootstrap_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         let e = try_ffi!(entry_from_handle(node));
@@ -185,7 +187,9 @@ pub unsafe extern "C" fn kad_node_bootstrap_async(
         let addrs = try_ffi!(unsafe { parse_list(addrs, addrs_len, &n) });
         let ticket = try_ffi!(e.promise_callback());
         let ud = Userdata::new(userdata);
-        try_ffi!(spawn_with_callback(ticket, timeout_ms, bootstrap(n, addrs), deliver_count(callback, ud)));
+        // SAFETY: forwarded contract.
+        let cancel = unsafe { Cancel::from_ptr(cancel) };
+        try_ffi!(spawn_with_callback(ticket, cancel, timeout_ms, bootstrap(n, addrs), deliver_count(callback, ud)));
         kad_result::KAD_OK
     }
 }
@@ -279,12 +283,13 @@ pub unsafe extern "C" fn kad_node_put_async(
     timeout_ms: u32,
     callback: kad_put_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
         // SAFETY: forwarded contract.
-        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata) }
+        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata, cancel) }
     }
 }
 
@@ -300,12 +305,13 @@ pub unsafe extern "C" fn kad_node_put_digest_async(
     timeout_ms: u32,
     callback: kad_put_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
         // SAFETY: forwarded contract.
-        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata) }
+        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata, cancel) }
     }
 }
 
@@ -321,6 +327,7 @@ unsafe fn put_async(
     timeout_ms: u32,
     callback: kad_put_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     let e = try_ffi!(entry_from_handle(node));
     let n = e.node.clone();
@@ -330,6 +337,8 @@ unsafe fn put_async(
     let ud = Userdata::new(userdata);
     try_ffi!(spawn_with_callback(
         ticket,
+        // SAFETY: forwarded contract.
+        unsafe { Cancel::from_ptr(cancel) },
         timeout_ms,
         timed(&e, Op::Put, put(n, k, v, options)),
         deliver_count(callback, ud)
@@ -408,11 +417,13 @@ pub unsafe extern "C" fn kad_node_get_async(
     timeout_ms: u32,
     callback: kad_get_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
-        get_async(node, k, timeout_ms, callback, userdata)
+        // SAFETY: forwarded contract.
+        unsafe { get_async(node, k, timeout_ms, callback, userdata, cancel) }
     }
 }
 
@@ -425,26 +436,31 @@ pub unsafe extern "C" fn kad_node_get_digest_async(
     timeout_ms: u32,
     callback: kad_get_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
-        get_async(node, k, timeout_ms, callback, userdata)
+        // SAFETY: forwarded contract.
+        unsafe { get_async(node, k, timeout_ms, callback, userdata, cancel) }
     }
 }
 
-fn get_async(
+unsafe fn get_async(
     node: *mut kad_node,
     k: Key,
     timeout_ms: u32,
     callback: kad_get_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     let e = try_ffi!(entry_from_handle(node));
     let ticket = try_ffi!(e.promise_callback());
     let ud = Userdata::new(userdata);
     try_ffi!(spawn_with_callback(
         ticket,
+        // SAFETY: forwarded contract.
+        unsafe { Cancel::from_ptr(cancel) },
         timeout_ms,
         timed(&e, Op::Get, get(e.node.clone(), k)),
         move |r| {
@@ -508,6 +524,7 @@ pub unsafe extern "C" fn kad_node_ping_async(
     timeout_ms: u32,
     callback: kad_ping_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         let e = try_ffi!(entry_from_handle(node));
@@ -516,7 +533,9 @@ pub unsafe extern "C" fn kad_node_ping_async(
         let a = try_ffi!(unsafe { parse_one(addr, &n) });
         let ticket = try_ffi!(e.promise_callback());
         let ud = Userdata::new(userdata);
-        try_ffi!(spawn_with_callback(ticket, timeout_ms, timed(&e, Op::Ping, ping(n, a)), move |r| {
+        // SAFETY: forwarded contract.
+        let cancel = unsafe { Cancel::from_ptr(cancel) };
+        try_ffi!(spawn_with_callback(ticket, cancel, timeout_ms, timed(&e, Op::Ping, ping(n, a)), move |r| {
             let Some(cb) = callback else { return };
             match r {
                 // SAFETY: C callback; `id` lives until it returns.

@@ -7,6 +7,7 @@ use std::ffi::{c_char, c_void};
 use dht_core::Value;
 
 use crate::callback::{deliver_count, kad_put_callback, spawn_with_callback, Userdata};
+use crate::cancel::{kad_cancel_token, Cancel};
 use crate::error::{kad_result, Failure};
 use crate::key::{key_from_bytes, slice};
 use crate::node::{entry_from_handle, kad_node};
@@ -128,6 +129,7 @@ pub unsafe extern "C" fn kad_node_put_value_async(
     timeout_ms: u32,
     callback: kad_put_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
@@ -140,7 +142,9 @@ pub unsafe extern "C" fn kad_node_put_value_async(
         let ticket = try_ffi!(e.promise_callback());
         let ud = Userdata::new(userdata);
         let op = timed(&e, Op::Put, put(n, k, v, options));
-        try_ffi!(spawn_with_callback(ticket, timeout_ms, op, deliver_count(callback, ud)));
+        // SAFETY: forwarded contract.
+        let cancel = unsafe { Cancel::from_ptr(cancel) };
+        try_ffi!(spawn_with_callback(ticket, cancel, timeout_ms, op, deliver_count(callback, ud)));
         kad_result::KAD_OK
     }
 }

@@ -203,7 +203,7 @@ static void test_slow_callbacks(kad_node *a, kad_node *b) {
     memset(&g, 0, sizeof g);
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
-    for (int i = 0; i < SLOW; i++) CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, on_get_blocked, &g), KAD_OK);
+    for (int i = 0; i < SLOW; i++) CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, on_get_blocked, &g, NULL), KAD_OK);
     CHECK(gate_wait_for(&g, &g.entered, SLOW));
     kad_value *v = NULL;
     CHECK_RES(kad_node_put(a, KEY("while-blocked"), KEY("still serving"), 0, TIMEOUT, NULL), KAD_OK);
@@ -243,7 +243,7 @@ static void test_results_and_version(void) {
                               KAD_BUFFER_TOO_SMALL, KAD_WRONG_TYPE, KAD_WRONG_THREAD,
                               KAD_VALUE_TOO_LARGE, KAD_BAD_ADDRESS, KAD_FORKED, KAD_NOT_FOUND, KAD_TIMEOUT,
                               KAD_NO_PEERS, KAD_NETWORK_ERROR, KAD_STORAGE_FULL, KAD_BUSY,
-                              KAD_SHUT_DOWN, KAD_PANIC, KAD_RUNTIME_ERROR};
+                              KAD_SHUT_DOWN, KAD_CANCELLED, KAD_PANIC, KAD_RUNTIME_ERROR};
     size_t count = sizeof all / sizeof all[0];
     for (size_t i = 0; i < count; i++) {
         CHECK(strcmp(kad_result_str(all[i]), "unknown result code") != 0);
@@ -537,12 +537,12 @@ static void test_network(void) {
         CHECK_RES(kad_node_put_value(b, KEY("t-str"), vs, 0, TIMEOUT, NULL), KAD_OK);
         struct done pd;
         done_init(&pd, NULL);
-        CHECK_RES(kad_node_put_value_async(b, KEY("t-bytes"), vy, 0, TIMEOUT, on_put, &pd), KAD_OK);
+        CHECK_RES(kad_node_put_value_async(b, KEY("t-bytes"), vy, 0, TIMEOUT, on_put, &pd, NULL), KAD_OK);
         kad_value_free(vy); /* copied by the call */
         CHECK(done_wait(&pd) && pd.result == KAD_OK && pd.count >= 1);
         done_destroy(&pd);
         CHECK_RES(kad_node_put_value(b, KEY("t-int"), NULL, 0, TIMEOUT, NULL), KAD_NULL_POINTER);
-        CHECK_RES(kad_node_put_value_async(b, KEY("t-int"), NULL, 0, TIMEOUT, NULL, NULL), KAD_NULL_POINTER);
+        CHECK_RES(kad_node_put_value_async(b, KEY("t-int"), NULL, 0, TIMEOUT, NULL, NULL, NULL), KAD_NULL_POINTER);
         int64_t gi = 0;
         double gf = 0;
         bool gb = false;
@@ -572,31 +572,31 @@ static void test_network(void) {
     struct done d;
     kad_node *lone = start_node();
     done_init(&d, NULL);
-    CHECK_RES(kad_node_bootstrap_async(lone, via_a, 1, TIMEOUT, on_bootstrap, &d), KAD_OK);
+    CHECK_RES(kad_node_bootstrap_async(lone, via_a, 1, TIMEOUT, on_bootstrap, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK && d.count >= 1);
     CHECK(!pthread_equal(d.thread, pthread_self()));
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_bootstrap_async(lone, nobody, 1, TIMEOUT, on_bootstrap, &d), KAD_OK);
+    CHECK_RES(kad_node_bootstrap_async(lone, nobody, 1, TIMEOUT, on_bootstrap, &d, NULL), KAD_OK);
     CHECK(done_wait(&d));
     /* lone already knows a, b and c, which also seed the lookup */
     CHECK(d.result == KAD_OK);
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_put_async(lone, KEY("async"), KEY("av"), 0, TIMEOUT, on_put, &d), KAD_OK);
+    CHECK_RES(kad_node_put_async(lone, KEY("async"), KEY("av"), 0, TIMEOUT, on_put, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK && d.count >= 1);
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_put_digest_async(lone, digest, sizeof digest, KEY("dv2"), 0, TIMEOUT, on_put, &d), KAD_OK);
+    CHECK_RES(kad_node_put_digest_async(lone, digest, sizeof digest, KEY("dv2"), 0, TIMEOUT, on_put, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK);
     done_destroy(&d);
 
     /* get: the callback owns the value; a blocking call inside it is refused */
     done_init(&d, a);
-    CHECK_RES(kad_node_get_async(a, KEY("async"), TIMEOUT, on_get, &d), KAD_OK);
+    CHECK_RES(kad_node_get_async(a, KEY("async"), TIMEOUT, on_get, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK && d.value != NULL);
     CHECK(d.nested == KAD_WRONG_THREAD);
     CHECK(kad_value_bytes(d.value, &data, &len) == KAD_OK && len == 2 && memcmp(data, "av", 2) == 0);
@@ -604,32 +604,32 @@ static void test_network(void) {
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_get_digest_async(b, digest, sizeof digest, TIMEOUT, on_get, &d), KAD_OK);
+    CHECK_RES(kad_node_get_digest_async(b, digest, sizeof digest, TIMEOUT, on_get, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK);
     CHECK(kad_value_bytes(d.value, &data, &len) == KAD_OK && len == 3 && memcmp(data, "dv2", 3) == 0);
     kad_value_free(d.value);
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_get_async(c, KEY("missing"), TIMEOUT, on_get, &d), KAD_OK);
+    CHECK_RES(kad_node_get_async(c, KEY("missing"), TIMEOUT, on_get, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_NOT_FOUND && d.value == NULL);
     CHECK(strstr(d.detail, "not found") != NULL); /* detail visible inside the callback */
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_ping_async(a, addr_b, TIMEOUT, on_ping, &d), KAD_OK);
+    CHECK_RES(kad_node_ping_async(a, addr_b, TIMEOUT, on_ping, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK && d.count == KAD_ID_LEN);
     CHECK(memcmp(d.id, id_b, KAD_ID_LEN) == 0);
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_ping_async(a, addr_gone, 50, on_ping, &d), KAD_OK);
+    CHECK_RES(kad_node_ping_async(a, addr_gone, 50, on_ping, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_TIMEOUT && d.count == 0);
     done_destroy(&d);
 
     /* NULL callback: fire and forget */
-    CHECK_RES(kad_node_put_async(b, KEY("forgotten"), KEY("fv"), 0, TIMEOUT, NULL, NULL), KAD_OK);
-    CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, NULL, NULL), KAD_OK);
+    CHECK_RES(kad_node_put_async(b, KEY("forgotten"), KEY("fv"), 0, TIMEOUT, NULL, NULL, NULL), KAD_OK);
+    CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, NULL, NULL, NULL), KAD_OK);
     int found = 0;
     for (int tries = 0; tries < 100 && !found; tries++) {
         if (kad_node_get(c, KEY("forgotten"), TIMEOUT, &v) == KAD_OK) found = 1;
@@ -641,17 +641,17 @@ static void test_network(void) {
 
     /* argument errors are returned at once and the callback never runs */
     done_init(&d, NULL);
-    CHECK_RES(kad_node_put_async(b, (const uint8_t *)"", 0, KEY("v"), 0, TIMEOUT, on_put, &d), KAD_INVALID_ARGUMENT);
-    CHECK_RES(kad_node_put_async(NULL, KEY("k"), KEY("v"), 0, TIMEOUT, on_put, &d), KAD_NULL_POINTER);
-    CHECK_RES(kad_node_put_digest_async(b, digest, 3, KEY("v"), 0, TIMEOUT, on_put, &d), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_put_async(b, (const uint8_t *)"", 0, KEY("v"), 0, TIMEOUT, on_put, &d, NULL), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_put_async(NULL, KEY("k"), KEY("v"), 0, TIMEOUT, on_put, &d, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_put_digest_async(b, digest, 3, KEY("v"), 0, TIMEOUT, on_put, &d, NULL), KAD_INVALID_ARGUMENT);
     static uint8_t big[65001];
-    CHECK_RES(kad_node_put_async(b, KEY("k"), big, sizeof big, 0, TIMEOUT, on_put, &d), KAD_VALUE_TOO_LARGE);
-    CHECK_RES(kad_node_get_async(b, NULL, 1, TIMEOUT, on_get, &d), KAD_NULL_POINTER);
-    CHECK_RES(kad_node_get_digest_async(b, digest, 0, TIMEOUT, on_get, &d), KAD_INVALID_ARGUMENT);
-    CHECK_RES(kad_node_bootstrap_async(b, bad, 1, TIMEOUT, on_bootstrap, &d), KAD_BAD_ADDRESS);
-    CHECK_RES(kad_node_bootstrap_async(NULL, via_a, 1, TIMEOUT, on_bootstrap, &d), KAD_NULL_POINTER);
-    CHECK_RES(kad_node_ping_async(b, NULL, TIMEOUT, on_ping, &d), KAD_NULL_POINTER);
-    CHECK_RES(kad_node_ping_async(NULL, addr_a, TIMEOUT, on_ping, &d), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_put_async(b, KEY("k"), big, sizeof big, 0, TIMEOUT, on_put, &d, NULL), KAD_VALUE_TOO_LARGE);
+    CHECK_RES(kad_node_get_async(b, NULL, 1, TIMEOUT, on_get, &d, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_get_digest_async(b, digest, 0, TIMEOUT, on_get, &d, NULL), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_bootstrap_async(b, bad, 1, TIMEOUT, on_bootstrap, &d, NULL), KAD_BAD_ADDRESS);
+    CHECK_RES(kad_node_bootstrap_async(NULL, via_a, 1, TIMEOUT, on_bootstrap, &d, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_ping_async(b, NULL, TIMEOUT, on_ping, &d, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_ping_async(NULL, addr_a, TIMEOUT, on_ping, &d, NULL), KAD_NULL_POINTER);
     sleep_ms(200);
     CHECK(d.calls == 0);
     done_destroy(&d);
@@ -659,7 +659,7 @@ static void test_network(void) {
     /* freeing a node with an operation in flight: its callback still runs once */
     kad_node *doomed = start_node();
     done_init(&d, NULL);
-    CHECK_RES(kad_node_ping_async(doomed, addr_gone, 0, on_ping, &d), KAD_OK);
+    CHECK_RES(kad_node_ping_async(doomed, addr_gone, 0, on_ping, &d, NULL), KAD_OK);
     kad_node_free(doomed);
     CHECK(done_wait(&d));
     CHECK(d.result == KAD_SHUT_DOWN);

@@ -187,7 +187,7 @@ struct async_racer {
 static void *async_caller(void *arg) {
     struct async_racer *a = arg;
     for (int i = 0; i < ASYNC_CALLS; i++) {
-        kad_result r = kad_node_get_async(a->node, KEY("race"), 0, on_get_counted, &a->slots[i]);
+        kad_result r = kad_node_get_async(a->node, KEY("race"), 0, on_get_counted, &a->slots[i], NULL);
         a->accepted[i] = r == KAD_OK;
         a->n_accepted += r == KAD_OK;
         if (r != KAD_OK && r != KAD_SHUT_DOWN && r != KAD_INVALID_HANDLE) {
@@ -212,7 +212,7 @@ static void test_async_calls_racing_free(void) {
         *other = (struct async_racer){.node = n, .tally = tally, .slots = slots + ASYNC_CALLS};
         int mine = 0;
         for (int i = 0; i < ASYNC_CALLS; i++) {
-            CHECK_RES(kad_node_get_async(n, KEY("race"), 0, on_get_counted, &slots[i]), KAD_OK);
+            CHECK_RES(kad_node_get_async(n, KEY("race"), 0, on_get_counted, &slots[i], NULL), KAD_OK);
             mine++;
         }
         pthread_t t;
@@ -267,7 +267,7 @@ static void test_waiting_for_callbacks(void) {
     atomic_store(&tally->delay_ms, 1);
     kad_node *n = node_at("127.0.0.1", 0, 300);
     for (int i = 0; i < ASYNC_CALLS; i++)
-        CHECK_RES(kad_node_get_async(n, KEY("drain"), 0, on_get_counted, &slots[i]), KAD_OK);
+        CHECK_RES(kad_node_get_async(n, KEY("drain"), 0, on_get_counted, &slots[i], NULL), KAD_OK);
     CHECK_RES(kad_node_free_wait(n, 0), KAD_OK);
     CHECK(atomic_load(&tally->total) == ASYNC_CALLS); /* no waiting here: all done */
     CHECK_RES(kad_node_free_wait(n, 0), KAD_INVALID_HANDLE);
@@ -277,7 +277,7 @@ static void test_waiting_for_callbacks(void) {
     memset(tally, 0, sizeof *tally);
     atomic_store(&tally->delay_ms, 200);
     n = node_at("127.0.0.1", 0, 300);
-    CHECK_RES(kad_node_get_async(n, KEY("slow"), 0, on_get_counted, &slots[0]), KAD_OK);
+    CHECK_RES(kad_node_get_async(n, KEY("slow"), 0, on_get_counted, &slots[0], NULL), KAD_OK);
     CHECK_RES(kad_node_free_wait(n, 20), KAD_TIMEOUT);
     uint16_t p;
     CHECK_RES(kad_node_port(n, &p), KAD_INVALID_HANDLE);
@@ -290,12 +290,12 @@ static void test_waiting_for_callbacks(void) {
     n = node_at("127.0.0.1", 0, 300);
     uint16_t port = port_of(n);
     for (int i = 0; i < 100; i++)
-        CHECK_RES(kad_node_get_async(n, KEY("drain"), 0, on_get_counted, &slots[i]), KAD_OK);
+        CHECK_RES(kad_node_get_async(n, KEY("drain"), 0, on_get_counted, &slots[i], NULL), KAD_OK);
     CHECK_RES(kad_node_shutdown_async(n, on_shutdown, &seen), KAD_OK);
     CHECK(wait_count(&seen.calls, 1, 20));
     CHECK(seen.result == KAD_OK && atomic_load(&seen.callbacks_before) == 100);
     /* after shutdown, _async calls are refused and never call back */
-    CHECK_RES(kad_node_get_async(n, KEY("late"), 0, on_get_counted, &slots[200]), KAD_SHUT_DOWN);
+    CHECK_RES(kad_node_get_async(n, KEY("late"), 0, on_get_counted, &slots[200], NULL), KAD_SHUT_DOWN);
     /* the port is free once the shutdown callback ran */
     kad_node *again = node_at("127.0.0.1", port, 300);
     CHECK(again != NULL);
@@ -346,7 +346,7 @@ static void test_fork(void) {
         int bad = 0;
         kad_value *v = NULL;
         bad += kad_node_get(n, KEY("k"), 2000, &v) != KAD_FORKED;
-        bad += kad_node_get_async(n, KEY("k"), 2000, NULL, NULL) != KAD_FORKED;
+        bad += kad_node_get_async(n, KEY("k"), 2000, NULL, NULL, NULL) != KAD_FORKED;
         bad += kad_node_put(n, KEY("k"), KEY("v"), 0, 2000, NULL) != KAD_FORKED;
         uint16_t port;
         bad += kad_node_port(n, &port) != KAD_FORKED;
@@ -402,8 +402,8 @@ static void test_addresses(void) {
         double t0 = now_s();
         CHECK_RES(kad_node_ping(v4, never[i], 0, NULL, 0), KAD_BAD_ADDRESS);
         CHECK_RES(kad_node_bootstrap(v4, &never[i], 1, 0, NULL), KAD_BAD_ADDRESS);
-        CHECK_RES(kad_node_ping_async(v4, never[i], 0, NULL, NULL), KAD_BAD_ADDRESS);
-        CHECK_RES(kad_node_bootstrap_async(v4, &never[i], 1, 0, NULL, NULL), KAD_BAD_ADDRESS);
+        CHECK_RES(kad_node_ping_async(v4, never[i], 0, NULL, NULL, NULL), KAD_BAD_ADDRESS);
+        CHECK_RES(kad_node_bootstrap_async(v4, &never[i], 1, 0, NULL, NULL, NULL), KAD_BAD_ADDRESS);
         double dt = now_s() - t0;
         if (dt > 1.0) fprintf(stderr, "address %s took %.1f s to refuse\n", never[i], dt);
     }
@@ -415,19 +415,64 @@ static void test_addresses(void) {
     char name[64];
     snprintf(name, sizeof name, "localhost:%u", (unsigned)port_of(peer));
     struct pinged p = {0};
-    CHECK_RES(kad_node_ping_async(v4, name, 0, on_ping, &p), KAD_OK);
+    CHECK_RES(kad_node_ping_async(v4, name, 0, on_ping, &p, NULL), KAD_OK);
     CHECK(wait_count(&p.calls, 1, 20));
     uint8_t want[KAD_ID_LEN];
     CHECK_RES(kad_node_id(peer, want, sizeof want), KAD_OK);
     CHECK(p.result == KAD_OK && memcmp(p.id, want, KAD_ID_LEN) == 0);
     struct pinged q = {0};
-    CHECK_RES(kad_node_ping_async(v4, "no-such-host.invalid:4000", 0, on_ping, &q), KAD_OK);
+    CHECK_RES(kad_node_ping_async(v4, "no-such-host.invalid:4000", 0, on_ping, &q, NULL), KAD_OK);
     CHECK(wait_count(&q.calls, 1, 30));
     CHECK(q.result == KAD_BAD_ADDRESS);
     CHECK_RES(kad_node_ping(v4, "no-such-host.invalid:4000", 0, NULL, 0), KAD_BAD_ADDRESS);
     CHECK_RES(kad_node_ping(v4, ":4000", 0, NULL, 0), KAD_BAD_ADDRESS);
     kad_node_free(peer);
     kad_node_free(v4);
+}
+
+/* ---- 6b. cancellation ------------------------------------------------------ */
+
+static void test_cancel(void) {
+    /* pings to a freed node's port wait for the 5 s RPC timeout unless cancelled */
+    kad_node *n = node_at("127.0.0.1", 0, 5000);
+    kad_node *gone = node_at("127.0.0.1", 0, 5000);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port_of(gone));
+    kad_node_free(gone);
+    kad_cancel_token *tok = kad_cancel_token_new();
+    struct pinged p[3], kept;
+    memset(p, 0, sizeof p);
+    memset(&kept, 0, sizeof kept);
+    CHECK_RES(kad_node_ping_async(n, addr, 0, on_ping, &p[0], tok), KAD_OK);
+    CHECK_RES(kad_node_ping_async(n, addr, 0, on_ping, &p[1], tok), KAD_OK);
+    CHECK_RES(kad_node_ping_async(n, addr, 300, on_ping, &kept, NULL), KAD_OK); /* no token */
+    sleep_ms(50);
+    CHECK(atomic_load(&p[0].calls) == 0 && atomic_load(&p[1].calls) == 0);
+    double t0 = now_s();
+    CHECK_RES(kad_cancel_token_cancel(tok), KAD_OK);
+    CHECK(wait_count(&p[0].calls, 1, 20) && wait_count(&p[1].calls, 1, 20));
+    double took = now_s() - t0;
+    CHECK(p[0].result == KAD_CANCELLED && p[1].result == KAD_CANCELLED);
+    /* the operation without the token is not affected */
+    CHECK(wait_count(&kept.calls, 1, 20) && kept.result == KAD_TIMEOUT);
+    /* a token already cancelled cancels new operations at once */
+    CHECK_RES(kad_node_ping_async(n, addr, 0, on_ping, &p[2], tok), KAD_OK);
+    CHECK(wait_count(&p[2].calls, 1, 20) && p[2].result == KAD_CANCELLED);
+    CHECK_RES(kad_cancel_token_cancel(tok), KAD_OK); /* idempotent */
+    kad_cancel_token_free(tok);
+    /* freeing a token does not cancel: the operation ends on its own */
+    struct pinged own;
+    memset(&own, 0, sizeof own);
+    tok = kad_cancel_token_new();
+    CHECK_RES(kad_node_ping_async(n, addr, 200, on_ping, &own, tok), KAD_OK);
+    kad_cancel_token_free(tok);
+    CHECK(wait_count(&own.calls, 1, 20) && own.result == KAD_TIMEOUT);
+    kad_cancel_token_free(NULL);
+    CHECK_RES(kad_cancel_token_cancel(NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_free_wait(n, 0), KAD_OK);
+    CHECK(p[0].calls == 1 && p[1].calls == 1 && p[2].calls == 1 && kept.calls == 1 && own.calls == 1);
+    printf("cancel: 2 pending pings (RPC timeout 5000 ms) ended KAD_CANCELLED %.0f ms after kad_cancel_token_cancel\n",
+           took * 1000);
 }
 
 /* ---- 7. lengths ------------------------------------------------------------ */
@@ -439,7 +484,7 @@ static void test_huge_lengths(void) {
     for (int i = 0; i < 2; i++) {
         size_t len = huge[i];
         CHECK_RES(kad_node_put(n, KEY("k"), byte, len, 0, 1000, NULL), KAD_INVALID_ARGUMENT);
-        CHECK_RES(kad_node_put_async(n, KEY("k"), byte, len, 0, 1000, NULL, NULL), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_node_put_async(n, KEY("k"), byte, len, 0, 1000, NULL, NULL, NULL), KAD_INVALID_ARGUMENT);
         kad_value *v = NULL;
         CHECK_RES(kad_node_get(n, byte, len, 1000, &v), KAD_INVALID_ARGUMENT);
         uint8_t d[KAD_ID_LEN];
@@ -488,7 +533,7 @@ static void test_callback_threads_bounded(void) {
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
     kad_node *n = node_at("127.0.0.1", 0, 300);
-    for (int i = 0; i < CALLS; i++) CHECK_RES(kad_node_get_async(n, KEY("gated"), 0, on_get_gated, &g), KAD_OK);
+    for (int i = 0; i < CALLS; i++) CHECK_RES(kad_node_get_async(n, KEY("gated"), 0, on_get_gated, &g, NULL), KAD_OK);
     double until = now_s() + 20;
     pthread_mutex_lock(&g.mu);
     while (g.entered < KAD_CALLBACK_THREADS && now_s() < until) {
@@ -518,6 +563,7 @@ int main(int argc, char **argv) {
     int with_fork = !(argc > 2 && strcmp(argv[2], "nofork") == 0);
     test_huge_lengths();
     test_addresses();
+    test_cancel();
     if (with_fork) test_fork();
     test_port_released();
     test_waiting_for_callbacks();
