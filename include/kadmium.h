@@ -45,6 +45,9 @@
  *   does not stall any node. This holds also when the node is shut down or
  *   freed meanwhile (the callback then gets KAD_SHUT_DOWN). The callback may
  *   be NULL to ignore the outcome.
+ * - Every _async function takes a last argument `cancel`: NULL, or a
+ *   kad_cancel_token; kad_cancel_token_cancel ends the operations given that
+ *   token, whose callbacks then get KAD_CANCELLED (still exactly once).
  * - Inside a callback, any non-blocking function (including other _async
  *   calls, kad_node_free, kad_node_shutdown, and kad_last_error_detail,
  *   which holds the detail of the failure being reported) may be used;
@@ -524,6 +527,8 @@ void kad_config_free(struct kad_config *config);
  UDP address to bind: `host` is an IP literal ("127.0.0.1", "::1",
  "0.0.0.0"; names are not resolved, a bind address must be exact); `port`
  0 picks a free port (see kad_node_port). Default 0.0.0.0 port 0.
+ "::" binds one dual-stack socket (IPV6_V6ONLY off, whatever the system
+ default): the node then serves IPv4 and IPv6 peers on that one port.
  KAD_BAD_ADDRESS if `host` is not an IP address.
  */
 kad_result kad_config_set_bind(struct kad_config *config,

@@ -89,7 +89,7 @@ impl Node {
     /// Like [`Node::bind`], keeping values in `storage`.
     pub async fn bind_with_storage(config: Config, storage: Box<dyn Storage>) -> Result<Node> {
         config.validate()?;
-        let socket = UdpSocket::bind(config.bind).await?;
+        let socket = bind_socket(config.bind).await?;
         let local_addr = socket.local_addr()?;
         let protocol = Protocol::with_storage(config.clone(), storage, now())?;
         let inner = Arc::new(Inner {
@@ -311,6 +311,24 @@ impl Drop for CancelOnDrop<'_> {
 
 fn unexpected(outcome: Outcome) -> Error {
     Error::InvalidArgument(format!("internal: unexpected outcome {outcome:?}"))
+}
+
+/// Bind the node's socket. For the IPv6 unspecified address ("::") the
+/// socket is made dual-stack explicitly (IPV6_V6ONLY off), so one node
+/// serves IPv4 and IPv6 peers whatever the system default
+/// (`net.ipv6.bindv6only` on Linux) says.
+async fn bind_socket(addr: SocketAddr) -> Result<UdpSocket> {
+    match addr.ip() {
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+            socket.set_only_v6(false)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            Ok(UdpSocket::from_std(socket.into())?)
+        }
+        _ => Ok(UdpSocket::bind(addr).await?),
+    }
 }
 
 /// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4, so a

@@ -409,6 +409,34 @@ static void test_addresses(void) {
     }
     kad_node *v6 = node_at("::1", 0, 5000);
     CHECK_RES(kad_node_ping(v6, "127.0.0.1:4000", 0, NULL, 0), KAD_BAD_ADDRESS);
+
+    /* one node on "::" serves both families: it reaches, and is reached by,
+     * an IPv4 node and an IPv6 node through its one dual-stack socket */
+    kad_node *dual = node_at("::", 0, 5000);
+    char dual_v4[64], dual_v6[64], v4_addr[64], v6_addr[64];
+    snprintf(dual_v4, sizeof dual_v4, "127.0.0.1:%u", (unsigned)port_of(dual));
+    snprintf(dual_v6, sizeof dual_v6, "[::1]:%u", (unsigned)port_of(dual));
+    snprintf(v4_addr, sizeof v4_addr, "127.0.0.1:%u", (unsigned)port_of(peer));
+    snprintf(v6_addr, sizeof v6_addr, "[::1]:%u", (unsigned)port_of(v6));
+    uint8_t dual_id[KAD_ID_LEN], seen_id[KAD_ID_LEN];
+    CHECK_RES(kad_node_id(dual, dual_id, sizeof dual_id), KAD_OK);
+    CHECK_RES(kad_node_ping(peer, dual_v4, 10000, seen_id, sizeof seen_id), KAD_OK);
+    CHECK(memcmp(seen_id, dual_id, KAD_ID_LEN) == 0);
+    CHECK_RES(kad_node_ping(v6, dual_v6, 10000, seen_id, sizeof seen_id), KAD_OK);
+    CHECK(memcmp(seen_id, dual_id, KAD_ID_LEN) == 0);
+    CHECK_RES(kad_node_ping(dual, v4_addr, 10000, NULL, 0), KAD_OK);
+    CHECK_RES(kad_node_ping(dual, v6_addr, 10000, NULL, 0), KAD_OK);
+    const char *both[] = {v4_addr, v6_addr};
+    size_t contacts = 0;
+    CHECK_RES(kad_node_bootstrap(dual, both, 2, 10000, &contacts), KAD_OK);
+    CHECK(contacts >= 2);
+    CHECK_RES(kad_node_put(dual, KEY("dual"), KEY("both families"), 0, 10000, NULL), KAD_OK);
+    kad_value *got = NULL;
+    CHECK_RES(kad_node_get(v6, KEY("dual"), 10000, &got), KAD_OK); /* v6 never met the v4 node */
+    kad_value_free(got);
+    printf("dual-stack: a node bound to \"::\" pinged and was pinged by an IPv4 and an IPv6 node, "
+           "and stored for both (%zu contacts)\n", contacts);
+    kad_node_free(dual);
     kad_node_free(v6);
 
     /* names: the _async call returns at once; the outcome comes to the callback */
