@@ -112,6 +112,20 @@ struct config_free {
 class value {
 public:
     explicit value(kad_value *v) noexcept : v_(v) {}
+    /// Typed values to put with node::put_value (what Python peers store).
+    static value of_int(int64_t i) { return value(kad_value_new_int(i)); }
+    static value of_float(double f) { return value(kad_value_new_float(f)); }
+    static value of_bool(bool b) { return value(kad_value_new_bool(b)); }
+    static value of_str(std::string_view text) {
+        kad_value *v = nullptr;
+        detail::check(kad_value_new_str(text.data(), text.size(), &v), "kadmium::value::of_str");
+        return value(v);
+    }
+    static value of_bytes(std::string_view bytes) {
+        kad_value *v = nullptr;
+        detail::check(kad_value_new_bytes(detail::bytes(bytes), bytes.size(), &v), "kadmium::value::of_bytes");
+        return value(v);
+    }
     kad_value_type type() const noexcept { return kad_value_get_type(v_.get()); }
     /// Bytes of a BYTES or STR value.
     std::string_view bytes() const {
@@ -140,6 +154,20 @@ public:
 
 private:
     std::unique_ptr<kad_value, detail::value_free> v_;
+};
+
+/// Cancels the asynchronous calls it is given (their handlers get KAD_CANCELLED).
+class cancel_token {
+public:
+    cancel_token() : t_(kad_cancel_token_new()) {}
+    void cancel() { detail::check(kad_cancel_token_cancel(t_.get()), "kadmium::cancel_token::cancel"); }
+    const kad_cancel_token *get() const noexcept { return t_.get(); }
+
+private:
+    struct token_free {
+        void operator()(kad_cancel_token *t) const noexcept { kad_cancel_token_free(t); }
+    };
+    std::unique_ptr<kad_cancel_token, token_free> t_;
 };
 
 /// Node settings; setters return *this and throw kadmium::error on bad values.
@@ -222,6 +250,13 @@ public:
                       "kadmium::node::put");
         return stored;
     }
+    /// Store a typed value (value::of_int, ...); returns how many nodes hold it.
+    size_t put_value(std::string_view key, const value &v, uint32_t ttl_secs = 0, uint32_t timeout_ms = 0) {
+        size_t stored = 0;
+        detail::check(kad_node_put_value(n_, detail::bytes(key), key.size(), v.get(), ttl_secs, timeout_ms, &stored),
+                      "kadmium::node::put_value");
+        return stored;
+    }
     /// The value under key, or std::nullopt if the network does not have it.
     std::optional<value> get(std::string_view key, uint32_t timeout_ms = 0) {
         kad_value *v = nullptr;
@@ -237,24 +272,27 @@ public:
     }
 
     /// `handler(result, value)` runs once on a library thread.
-    void get_async(std::string_view key, get_handler handler, uint32_t timeout_ms = 0) {
+    void get_async(std::string_view key, get_handler handler, uint32_t timeout_ms = 0,
+                   const cancel_token *cancel = nullptr) {
         auto h = std::make_unique<get_handler>(std::move(handler));
-        detail::check(kad_node_get_async(n_, detail::bytes(key), key.size(), timeout_ms, &on_get, h.get(), nullptr),
+        detail::check(kad_node_get_async(n_, detail::bytes(key), key.size(), timeout_ms, &on_get, h.get(),
+                                         cancel ? cancel->get() : nullptr),
                       "kadmium::node::get_async");
         h.release();  // owned by on_get from now on
     }
     /// `handler(result, stored)` runs once on a library thread.
     void put_async(std::string_view key, std::string_view bytes, count_handler handler, uint32_t ttl_secs = 0,
-                   uint32_t timeout_ms = 0) {
+                   uint32_t timeout_ms = 0, const cancel_token *cancel = nullptr) {
         auto h = std::make_unique<count_handler>(std::move(handler));
         detail::check(kad_node_put_async(n_, detail::bytes(key), key.size(), detail::bytes(bytes), bytes.size(),
-                                         ttl_secs, timeout_ms, &on_count, h.get(), nullptr),
+                                         ttl_secs, timeout_ms, &on_count, h.get(), cancel ? cancel->get() : nullptr),
                       "kadmium::node::put_async");
         h.release();
     }
 
     /// The value (or std::nullopt), or the kadmium::error, through a future.
-    std::future<std::optional<value>> get_future(std::string_view key, uint32_t timeout_ms = 0) {
+    std::future<std::optional<value>> get_future(std::string_view key, uint32_t timeout_ms = 0,
+                                                 const cancel_token *cancel = nullptr) {
         auto p = std::make_shared<std::promise<std::optional<value>>>();
         auto f = p->get_future();
         get_async(
@@ -266,7 +304,7 @@ public:
                     p->set_exception(std::make_exception_ptr(detail::make_error(r, "kadmium::node::get_future")));
                 }
             },
-            timeout_ms);
+            timeout_ms, cancel);
         return f;
     }
     /// How many nodes stored the value, or the kadmium::error, through a future.

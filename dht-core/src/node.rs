@@ -151,12 +151,22 @@ impl Node {
     }
 
     /// Ping `addrs`, then look up our own id; returns the k closest contacts
-    /// found, or an empty list when nobody answered.
+    /// found, or an empty list when nobody answered. Addresses this node can
+    /// never reach ([`Node::check_peer_addr`]) are skipped, as an unanswered
+    /// ping would be; if every given address is such, [`Error::BadAddress`]
+    /// at once instead of waiting for timeouts.
     pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<Vec<Contact>> {
-        for a in addrs {
-            self.check_peer_addr(*a)?;
+        let reachable: Vec<SocketAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|a| self.check_peer_addr(*a).is_ok())
+            .collect();
+        if reachable.is_empty() {
+            if let Some(first) = addrs.first() {
+                self.check_peer_addr(*first)?;
+            }
         }
-        let addrs: Vec<SocketAddr> = addrs.iter().map(|a| canonical(*a)).collect();
+        let addrs: Vec<SocketAddr> = reachable.iter().map(|a| canonical(*a)).collect();
         match self.run(|p, now| Ok(p.bootstrap(now, &addrs))).await? {
             Outcome::Bootstrap(contacts) => Ok(contacts),
             other => Err(unexpected(other)),

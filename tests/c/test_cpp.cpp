@@ -66,6 +66,22 @@ static int run() {
     CHECK(!a.get_future("nothing", 5000).get());
     CHECK(code_of([&] { a.get_future("", 5000); }) == KAD_INVALID_ARGUMENT);  // refused at once
 
+    // typed puts, and a cancelled future
+    CHECK(b.put_value("i", kadmium::value::of_int(-7), 0, 5000) >= 1);
+    CHECK(b.put_value("s", kadmium::value::of_str("text"), 0, 5000) >= 1);
+    CHECK(b.put_value("d", kadmium::value::of_float(0.5), 0, 5000) >= 1);
+    auto gi = a.get("i", 5000);
+    CHECK(gi && gi->type() == KAD_VALUE_TYPE_INT && gi->as_int() == -7);
+    auto gs = a.get("s", 5000);
+    CHECK(gs && gs->type() == KAD_VALUE_TYPE_STR && gs->str() == "text");
+    auto gd = a.get("d", 5000);
+    CHECK(gd && gd->as_float() == 0.5);
+    CHECK(code_of([] { kadmium::value::of_str("\xff"); }) == KAD_INVALID_ARGUMENT);
+    kadmium::cancel_token token;
+    token.cancel();
+    auto cancelled = a.get_future("k", 5000, &token);
+    CHECK(code_of([&] { cancelled.get(); }) == KAD_CANCELLED);
+
     // std::function handlers; one throws, and the process goes on
     std::atomic<int> calls{0};
     a.get_async("k", [&](kad_result r, std::optional<kadmium::value> val) {
