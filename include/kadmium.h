@@ -692,7 +692,8 @@ kad_result kad_node_new(const struct kad_config *config,
  handle that was already freed, are ignored.
 
  May be called from a callback (it waits for the socket on another
- thread). In a forked child it does nothing (see KAD_FORKED).
+ thread); from a log callback it does not wait. In a forked child it does
+ nothing (see KAD_FORKED).
  */
 void kad_node_free(struct kad_node *node);
 

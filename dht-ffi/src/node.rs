@@ -203,7 +203,8 @@ fn remove(node: *mut kad_node) -> Result<Option<Arc<Entry>>, Failure> {
 /// handle that was already freed, are ignored.
 ///
 /// May be called from a callback (it waits for the socket on another
-/// thread). In a forked child it does nothing (see KAD_FORKED).
+/// thread); from a log callback it does not wait. In a forked child it does
+/// nothing (see KAD_FORKED).
 #[no_mangle]
 pub extern "C" fn kad_node_free(node: *mut kad_node) {
     ffi_panic_boundary! {
