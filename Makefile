@@ -62,7 +62,8 @@ demo-rust: setup
 #   make install PREFIX=/opt/x lib/libkadmium.so.VERSION (stripped) + .debug file,
 #                              libkadmium.so.MAJOR (the SONAME) and libkadmium.so links,
 #                              lib/libkadmium.a (only kad_* global), include/kadmium.h(pp),
-#                              lib/pkgconfig/kadmium.pc and kadmium-static.pc
+#                              lib/pkgconfig/kadmium.pc and kadmium-static.pc,
+#                              share/kadmium/tsan.supp
 # cbindgen is pinned and installed into target/tools, so every machine
 # generates a byte-identical header.
 CBINDGEN_VERSION := 0.29.4
@@ -115,6 +116,8 @@ install-ffi: ffi-dist
 	ln -sfn libkadmium.so.$(FFI_MAJOR) $(DESTDIR)$(PREFIX)/lib/libkadmium.so
 	install -m 644 $(FFI_STAGE)/libkadmium.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/kadmium.h include/kadmium.hpp $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(PREFIX)/share/kadmium
+	install -m 644 tests/c/tsan.supp $(DESTDIR)$(PREFIX)/share/kadmium/
 	for pc in kadmium kadmium-static; do \
 	  sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(FFI_VERSION)|' dht-ffi/$$pc.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; \

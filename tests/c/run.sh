@@ -128,7 +128,8 @@ clang -std=c11 "${WARN[@]}" "${TSAN[@]}" "${KAD_CFLAGS[@]}" "$here/test_ffi.c" -
     "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
 clang -std=c11 "${WARN[@]}" "${TSAN[@]}" "${KAD_CFLAGS[@]}" "$here/test_lifecycle.c" -o "$build/test_lifecycle_tsan" \
     "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
-export TSAN_OPTIONS="suppressions=$here/tsan.supp halt_on_error=1 exitcode=66 die_after_fork=0"
+# The installed copy of the suppression file, as a user would use it.
+export TSAN_OPTIONS="suppressions=$prefix/share/kadmium/tsan.supp halt_on_error=1 exitcode=66 die_after_fork=0"
 # TSan needs a fixed address-space layout on kernels with many ASLR bits.
 tsan_run() { if setarch "$(uname -m)" -R true 2>/dev/null; then timeout 240 setarch "$(uname -m)" -R "$@"; else timeout 240 "$@"; fi; }
 tsan_run "$build/test_ffi_tsan"
