@@ -53,9 +53,9 @@
  *   which holds the detail of the failure being reported) may be used;
  *   blocking operations and kad_node_free_wait return KAD_WRONG_THREAD.
  * - Callbacks are plain C functions: a C++ exception must not escape one.
- *   The library's frames cannot be unwound, so an escaping exception
- *   terminates the process (std::terminate). Catch inside the callback
- *   (kadmium.hpp does this for you).
+ *   If one does, the library aborts the process (abort(), SIGABRT) as soon
+ *   as the exception reaches it: defined behaviour, but fatal. Catch inside
+ *   the callback (kadmium.hpp does this for you).
  * - To be sure no callback runs any more (e.g. before returning from main
  *   or unloading what callbacks use): kad_node_free_wait, or
  *   kad_node_shutdown_async whose callback is the node's last.

@@ -15,26 +15,36 @@ use crate::value::kad_value;
 /// Called once when kad_node_bootstrap_async finishes. `contacts` is the number
 /// of contacts found (0 unless `result` is KAD_OK).
 pub type kad_bootstrap_callback =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, result: kad_result, contacts: usize)>;
+    Option<unsafe extern "C-unwind" fn(userdata: *mut c_void, result: kad_result, contacts: usize)>;
 
 /// Called once when a put finishes. `stored` is the number of nodes that
 /// hold the value (remote acknowledgements plus this node's own copy; 0
 /// unless `result` is KAD_OK).
 pub type kad_put_callback =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, result: kad_result, stored: usize)>;
+    Option<unsafe extern "C-unwind" fn(userdata: *mut c_void, result: kad_result, stored: usize)>;
 
 /// Called once when a get finishes. On KAD_OK `value` is a new kad_value owned
 /// by the callback (release it with kad_value_free, from any thread, at any
 /// time); otherwise `value` is NULL (KAD_NOT_FOUND when the key is missing).
-pub type kad_get_callback =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, result: kad_result, value: *mut kad_value)>;
+pub type kad_get_callback = Option<
+    unsafe extern "C-unwind" fn(userdata: *mut c_void, result: kad_result, value: *mut kad_value),
+>;
 
 /// Called once when kad_node_ping_async finishes. On KAD_OK `id` points to the
 /// peer's KAD_ID_LEN-byte node id, valid only during the call (copy it);
 /// otherwise `id` is NULL and `id_len` 0.
 pub type kad_ping_callback = Option<
-    unsafe extern "C" fn(userdata: *mut c_void, result: kad_result, id: *const u8, id_len: usize),
+    unsafe extern "C-unwind" fn(
+        userdata: *mut c_void,
+        result: kad_result,
+        id: *const u8,
+        id_len: usize,
+    ),
 >;
+
+// The callback types are "C-unwind": a C++ exception escaping a callback
+// then reaches our catch_unwind, where Rust aborts the process (a defined,
+// documented outcome) instead of unwinding through frames that forbid it.
 
 /// The caller's `void *userdata`, carried to the callback thread untouched.
 #[derive(Clone, Copy)]
@@ -58,7 +68,7 @@ impl Userdata {
 /// on success, `callback(userdata, code, 0)` on failure. `kad_bootstrap_callback`
 /// and `kad_put_callback` share this signature.
 pub(crate) fn deliver_count(
-    callback: Option<unsafe extern "C" fn(*mut c_void, kad_result, usize)>,
+    callback: Option<unsafe extern "C-unwind" fn(*mut c_void, kad_result, usize)>,
     userdata: Userdata,
 ) -> impl FnOnce(Result<usize, Failure>) + Send + 'static {
     move |outcome| {

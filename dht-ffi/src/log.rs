@@ -44,7 +44,7 @@ pub enum kad_log_level {
 /// on several threads at once: it must be quick and must not block; kadmium
 /// calls that wait return KAD_WRONG_THREAD there.
 pub type kad_log_callback = Option<
-    unsafe extern "C" fn(
+    unsafe extern "C-unwind" fn(
         userdata: *mut c_void,
         level: kad_log_level,
         target: *const c_char,
@@ -53,7 +53,7 @@ pub type kad_log_callback = Option<
 >;
 
 struct Sink {
-    callback: unsafe extern "C" fn(*mut c_void, kad_log_level, *const c_char, *const c_char),
+    callback: unsafe extern "C-unwind" fn(*mut c_void, kad_log_level, *const c_char, *const c_char),
     userdata: Userdata,
 }
 

@@ -38,7 +38,7 @@ pub struct kad_node {
 /// and every callback of the node's operations has returned. `result` is
 /// KAD_OK.
 pub type kad_shutdown_callback =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, result: kad_result)>;
+    Option<unsafe extern "C-unwind" fn(userdata: *mut c_void, result: kad_result)>;
 
 /// What the table holds per handle: the node, and the bookkeeping that lets
 /// a caller wait until the node's last callback has returned.

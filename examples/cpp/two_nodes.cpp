@@ -10,7 +10,7 @@
 int main() {
     try {
         kadmium::config cfg;
-        cfg.bind("127.0.0.1", 0).rpc_timeout_ms(500);
+        cfg.bind("127.0.0.1", 0).rpc_timeout_ms(2000);
         kadmium::node first(cfg), second(cfg);
         size_t contacts = second.bootstrap({first.loopback_address()}, 5000);
         size_t stored = second.put("greeting", "hello from C++", 0, 5000);

@@ -34,7 +34,7 @@ RPATH=(-Wl,-rpath,"$(pkg-config --variable=libdir kadmium)")
 # reachable" or "possibly lost" (thread stacks/TLS); those are not failures.
 VALGRIND=(timeout 300 valgrind --quiet --error-exitcode=99 --leak-check=full
           --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
-          --track-origins=yes --suppressions="$here/valgrind.supp")
+          --track-origins=yes --suppressions="$here/valgrind.supp" --child-silent-after-fork=yes)
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -3,7 +3,11 @@
 // ~node() waiting for outstanding callbacks. Run under valgrind by run.sh.
 #include <kadmium.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -29,6 +33,32 @@ static kad_result code_of(F &&f) {
         return e.code();
     }
     return KAD_OK;
+}
+
+// A C++ exception escaping a raw C callback (not through kadmium.hpp): the
+// library's frames are "C-unwind", so it reaches Rust's catch_unwind, which
+// aborts the process. Run in a child forked before the library is used.
+static void throwing_callback(void *, kad_result, kad_value *v) {
+    kad_value_free(v);
+    throw std::runtime_error("escapes into the library");
+}
+
+static int exception_through_raw_callback_aborts() {
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        kad_node *n = nullptr;
+        kad_config *c = kad_config_new();
+        kad_config_set_bind(c, "127.0.0.1", 0);
+        kad_node_new(c, &n);
+        kad_config_free(c);
+        kad_node_get_async(n, reinterpret_cast<const uint8_t *>("k"), 1, 0, throwing_callback, nullptr, nullptr);
+        std::this_thread::sleep_for(std::chrono::seconds(20));
+        _exit(0);  // the callback did not abort: the check below fails
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) ? WTERMSIG(status) : -1;
 }
 
 static int run() {
@@ -118,6 +148,9 @@ static int run() {
 }
 
 int main() {
+    int sig = exception_through_raw_callback_aborts();
+    CHECK(sig == SIGABRT);
+    std::printf("test_cpp: an exception escaping a raw C callback ended the process with signal %d (SIGABRT)\n", sig);
     try {
         return run();
     } catch (const std::exception &e) {
