@@ -24,10 +24,12 @@ all: setup
 setup: $(VENV)/.stamp
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 	@# System tools of the C tests; present on this machine image, installed if not.
-	@missing=""; for tool in cc c++ pkg-config valgrind; do command -v $$tool >/dev/null || missing=1; done; \
+	@# clang: the header is also compiled with clang; binutils: ld -r, objcopy, readelf, strip.
+	@missing=""; for tool in cc c++ gcc g++ clang clang++ pkg-config valgrind objcopy readelf strip ar; do \
+	    command -v $$tool >/dev/null || missing=1; done; \
 	  if [ -n "$$missing" ]; then \
-	    echo "setup: installing C toolchain, pkg-config and valgrind with apt-get"; \
-	    apt-get update -q && apt-get install -y -q gcc g++ pkg-config valgrind; \
+	    echo "setup: installing C toolchains (gcc, clang), binutils, pkg-config and valgrind with apt-get"; \
+	    apt-get update -q && apt-get install -y -q gcc g++ clang binutils pkg-config valgrind; \
 	  fi
 
 $(VENV)/.stamp: requirements-dev.txt
@@ -55,9 +57,13 @@ demo: setup py-install
 demo-rust: setup
 	$(CARGO) run --release -p dht-core --example demo
 
-# --- dht-ffi: libkadmium.{so,a}, include/kadmium.h, kadmium.pc, C tests -------
+# --- dht-ffi: libkadmium.{so,a}, include/kadmium.h(pp), kadmium.pc, C tests ---
 #   make ffi-header            regenerate include/kadmium.h after changing dht-ffi/src
-#   make install PREFIX=/opt/x library + header + lib/pkgconfig/kadmium.pc
+#   make install PREFIX=/opt/x lib/libkadmium.so.VERSION (stripped) + .debug file,
+#                              libkadmium.so.MAJOR (the SONAME) and libkadmium.so links,
+#                              lib/libkadmium.a (only kad_* global), include/kadmium.h(pp),
+#                              lib/pkgconfig/kadmium.pc and kadmium-static.pc,
+#                              share/kadmium/tsan.supp
 # cbindgen is pinned and installed into target/tools, so every machine
 # generates a byte-identical header.
 CBINDGEN_VERSION := 0.29.4
@@ -65,15 +71,27 @@ CBINDGEN := $(abspath target/tools)/bin/cbindgen
 CBINDGEN_RUN = $(CBINDGEN) --quiet --config dht-ffi/cbindgen.toml --crate dht-ffi dht-ffi
 PREFIX ?= /usr/local
 FFI_VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+FFI_MAJOR := $(firstword $(subst ., ,$(FFI_VERSION)))
+FFI_SO := libkadmium.so.$(FFI_VERSION)
+FFI_STAGE := target/ffi/stage
 FFI_TEST_PREFIX := $(abspath target/ffi/prefix)
 
-.PHONY: install install-ffi ffi-lib ffi-header ffi-header-check
+.PHONY: install install-ffi ffi-lib ffi-dist ffi-header ffi-header-check
 
 $(CBINDGEN):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(abspath target/tools)
 
 ffi-lib:
 	$(CARGO) build --release -p dht-ffi
+
+# What install copies: the stripped shared library with a debuglink to its
+# separate debug info, and the repacked static library.
+ffi-dist: ffi-lib
+	@mkdir -p $(FFI_STAGE)
+	objcopy --only-keep-debug target/release/libkadmium.so $(FFI_STAGE)/$(FFI_SO).debug
+	strip --strip-unneeded -o $(FFI_STAGE)/$(FFI_SO) target/release/libkadmium.so
+	cd $(FFI_STAGE) && objcopy --add-gnu-debuglink=$(FFI_SO).debug $(FFI_SO)
+	dht-ffi/pack-static.sh target/release/libkadmium.a $(FFI_STAGE)/libkadmium.a
 
 ffi-header: $(CBINDGEN)
 	$(CBINDGEN_RUN) --output include/kadmium.h
@@ -90,16 +108,24 @@ ffi-header-check: $(CBINDGEN)
 
 install: install-ffi
 
-install-ffi: ffi-lib
+install-ffi: ffi-dist
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 755 target/release/libkadmium.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 target/release/libkadmium.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 include/kadmium.h $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(FFI_VERSION)|' dht-ffi/kadmium.pc.in \
-	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kadmium.pc
+	install -m 755 $(FFI_STAGE)/$(FFI_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(FFI_STAGE)/$(FFI_SO).debug $(DESTDIR)$(PREFIX)/lib/
+	ln -sfn $(FFI_SO) $(DESTDIR)$(PREFIX)/lib/libkadmium.so.$(FFI_MAJOR)
+	ln -sfn libkadmium.so.$(FFI_MAJOR) $(DESTDIR)$(PREFIX)/lib/libkadmium.so
+	install -m 644 $(FFI_STAGE)/libkadmium.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/kadmium.h include/kadmium.hpp $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(PREFIX)/share/kadmium
+	install -m 644 tests/c/tsan.supp $(DESTDIR)$(PREFIX)/share/kadmium/
+	for pc in kadmium kadmium-static; do \
+	  sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(FFI_VERSION)|' dht-ffi/$$pc.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; \
+	done
 
 # Installs into target/ffi/prefix, then builds the examples and tests there
-# with plain cc/c++ and pkg-config and runs them (valgrind, C++17, Python mix).
+# with plain cc/c++ and pkg-config and runs them (valgrind, sanitizers, C and
+# C++ standards with gcc and clang, static and dynamic links, Python mix).
 test-ffi: setup ffi-header-check
 	$(MAKE) install-ffi PREFIX=$(FFI_TEST_PREFIX)
 	tests/c/run.sh $(FFI_TEST_PREFIX) target/ffi/build

@@ -1,35 +1,70 @@
 /*
  * kadmium.h: C ABI of kadmium, a Kademlia DHT (libkadmium.so / libkadmium.a).
  *
+ * Requires C99 or later (or C++11 or later); tested as C99, C11, C++11,
+ * C++17 and C++20 with gcc and clang at -Wall -Wextra -Werror -pedantic.
+ * C++ programs may prefer the header-only wrapper kadmium.hpp (C++17).
+ *
  * Conventions for every function below:
  * - Functions returning kad_result return KAD_OK (0) on success. On failure
  *   a detail message is kept for the calling thread (kad_last_error_detail).
  * - Out-parameters are named *_out and are written only on success.
  * - Passing NULL where a pointer is required returns KAD_NULL_POINTER.
+ * - A buffer pointer is followed by its length; a length above PTRDIFF_MAX
+ *   is refused with KAD_INVALID_ARGUMENT before the buffer is read.
  * - A panic inside the library never crosses into C: it is turned into
  *   KAD_PANIC (or a documented neutral value for functions without a result).
  * - Handles (kad_config, kad_node, kad_value, kad_stats, kad_routing_table)
  *   are opaque, created by the library and released with their _free
- *   function; _free(NULL) does nothing.
+ *   function; _free(NULL) does nothing. `const` marks calls that do not
+ *   change the object.
  * - Every function may be called from any thread, and many threads may use
  *   one node at once. Many nodes may live in one process; they share the
  *   library's threads, started on first use and kept for the process.
+ *
+ * Threads of the library (all named "kadmium"):
+ * - worker threads (one per core) handle every node's packets and timers;
+ *   they never run C code except a log callback (kad_set_log_callback).
+ * - callback threads (tokio's blocking pool, at most KAD_CALLBACK_THREADS,
+ *   started on demand) run the callbacks of _async calls and shutdowns. When
+ *   that many callbacks are running, further callbacks wait in order until
+ *   one returns: delayed, never lost. A callback that never returns keeps
+ *   one of these threads forever.
  *
  * Blocking and asynchronous calls:
  * - Each network operation exists blocking (kad_node_get, ...) with a
  *   `timeout_ms` (0 = no limit beyond the node's own RPC timeouts; when it
  *   expires the operation is cancelled and KAD_TIMEOUT returned) and
  *   asynchronous (kad_node_get_async, ...) with a callback and `void *userdata`.
- * - An _async function checks and copies its arguments, then returns at once.
+ * - An _async function checks and copies its arguments, then returns at once
+ *   (it never resolves host names or waits on the calling thread).
  *   If it returns an error, the callback is never called. If it returns
  *   KAD_OK, the callback is called exactly once, later, with `userdata`, on
- *   a library thread (named "kadmium", from the blocking pool: never the
- *   calling thread, never a thread that handles packets, and never while the
- *   library holds a lock), so a slow callback does not stall any node.
- *   The callback may be NULL to ignore the outcome.
+ *   a callback thread (never the calling thread, never a thread that handles
+ *   packets, and never while the library holds a lock), so a slow callback
+ *   does not stall any node. This holds also when the node is shut down or
+ *   freed meanwhile (the callback then gets KAD_SHUT_DOWN). The callback may
+ *   be NULL to ignore the outcome.
+ * - Every _async function takes a last argument `cancel`: NULL, or a
+ *   kad_cancel_token; kad_cancel_token_cancel ends the operations given that
+ *   token, whose callbacks then get KAD_CANCELLED (still exactly once).
  * - Inside a callback, any non-blocking function (including other _async
- *   calls and kad_last_error_detail, which holds the detail of the failure
- *   being reported) may be used; blocking functions return KAD_WRONG_THREAD.
+ *   calls, kad_node_free, kad_node_shutdown, and kad_last_error_detail,
+ *   which holds the detail of the failure being reported) may be used;
+ *   blocking operations and kad_node_free_wait return KAD_WRONG_THREAD.
+ * - Callbacks are plain C functions: a C++ exception must not escape one.
+ *   If one does, the library aborts the process (abort(), SIGABRT) as soon
+ *   as the exception reaches it: defined behaviour, but fatal. Catch inside
+ *   the callback (kadmium.hpp does this for you).
+ * - To be sure no callback runs any more (e.g. before returning from main
+ *   or unloading what callbacks use): kad_node_free_wait, or
+ *   kad_node_shutdown_async whose callback is the node's last.
+ *
+ * fork(): the library's threads do not survive fork(). In a child forked
+ * after the library was used, every node call, kad_node_new and every
+ * _async call return KAD_FORKED at once (kad_node_free does nothing);
+ * calls that need no thread (configs, values, keys, messages) still work.
+ * Fork before first use, or exec in the child.
  *
  * Keys are byte strings hashed with SHA-1, exactly as Python's kademlia
  * package does, so C and Python nodes on one network see the same keys
@@ -54,6 +89,14 @@
 #define KAD_ID_LEN 20
 
 /*
+ Most library threads that run C callbacks at once. When that many
+ callbacks are running (or blocked), further callbacks wait in order for
+ one of them to return; they are delayed, never lost. Host names given
+ to _async calls are resolved on the same pool.
+ */
+#define KAD_CALLBACK_THREADS 64
+
+/*
  Major version of the header (matches the library's Cargo.toml).
  */
 #define KAD_VERSION_MAJOR 0
@@ -67,6 +110,12 @@
  Patch version of the header.
  */
 #define KAD_VERSION_PATCH 0
+
+/*
+ The header's version as one number, MAJOR * 1000000 + MINOR * 1000 +
+ PATCH (0.1.0 is 1000), for `#if KAD_VERSION_NUMBER >= ...` tests.
+ */
+#define KAD_VERSION_NUMBER 1000
 
 /*
  Result of every fallible kadmium function. `KAD_OK` is 0.
@@ -114,9 +163,16 @@ enum kad_result
    */
   KAD_VALUE_TOO_LARGE = 7,
   /*
-   An address could not be parsed or resolved.
+   An address could not be parsed or resolved, or can never be reached
+   from this node (port 0, 0.0.0.0, another IP family).
    */
   KAD_BAD_ADDRESS = 8,
+  /*
+   Called in a child process created by fork() after the library was
+   used in the parent: the library's threads do not exist in the child,
+   so its nodes (and new ones) cannot work there. Nothing was done.
+   */
+  KAD_FORKED = 9,
   /*
    The key was not found on the network.
    */
@@ -146,6 +202,10 @@ enum kad_result
    */
   KAD_SHUT_DOWN = 106,
   /*
+   The operation was cancelled with kad_cancel_token_cancel.
+   */
+  KAD_CANCELLED = 107,
+  /*
    A panic inside the library was caught at the C boundary (a bug).
    */
   KAD_PANIC = 200,
@@ -163,9 +223,36 @@ typedef uint32_t kad_result;
 #endif // __cplusplus
 
 /*
- Type of a kad_value. Values put from C are always KAD_VALUE_TYPE_BYTES;
- values put by Python nodes keep their Python type (int, float, bool, str,
- bytes).
+ Severity of a log message; a callback gets the messages up to the level
+ it asked for (KAD_LOG_LEVEL_DEBUG includes WARN, ...).
+ */
+enum kad_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   No messages (disables the callback).
+   */
+  KAD_LOG_LEVEL_OFF = 0,
+  KAD_LOG_LEVEL_ERROR = 1,
+  KAD_LOG_LEVEL_WARN = 2,
+  KAD_LOG_LEVEL_INFO = 3,
+  KAD_LOG_LEVEL_DEBUG = 4,
+  KAD_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum kad_log_level kad_log_level;
+#else
+typedef uint32_t kad_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ Type of a kad_value. Values keep the type they were put with: by
+ kad_node_put (bytes), kad_node_put_value (any type), or a Python node
+ (int, float, bool, str, bytes).
  */
 enum kad_value_type
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -246,6 +333,42 @@ enum kad_stat
    Gauge: RPCs awaiting a reply.
    */
   KAD_STAT_PENDING_RPCS = 12,
+  /*
+   Gets (blocking or async) that found a value.
+   */
+  KAD_STAT_GETS_SUCCEEDED = 13,
+  /*
+   Mean duration of those gets, in microseconds (0 before the first).
+   */
+  KAD_STAT_GET_MEAN_US = 14,
+  /*
+   Longest of those gets, in microseconds.
+   */
+  KAD_STAT_GET_MAX_US = 15,
+  /*
+   Puts that at least one node stored.
+   */
+  KAD_STAT_PUTS_SUCCEEDED = 16,
+  /*
+   Mean duration of those puts, in microseconds.
+   */
+  KAD_STAT_PUT_MEAN_US = 17,
+  /*
+   Longest of those puts, in microseconds.
+   */
+  KAD_STAT_PUT_MAX_US = 18,
+  /*
+   Pings answered.
+   */
+  KAD_STAT_PINGS_SUCCEEDED = 19,
+  /*
+   Mean round trip of those pings, in microseconds.
+   */
+  KAD_STAT_PING_MEAN_US = 20,
+  /*
+   Longest of those round trips, in microseconds.
+   */
+  KAD_STAT_PING_MAX_US = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -260,6 +383,13 @@ typedef uint32_t kad_stat;
  kad_api_server_start, stopped and released with kad_api_server_free.
  */
 typedef struct kad_api_server kad_api_server;
+
+/*
+ A cancellation token. Created by kad_cancel_token_new, released with
+ kad_cancel_token_free (also while operations using it still run: they
+ keep what they need). Any thread may use it.
+ */
+typedef struct kad_cancel_token kad_cancel_token;
 
 /*
  Settings for kad_node_new. Created by kad_config_new with the defaults
@@ -294,10 +424,32 @@ typedef struct kad_routing_table kad_routing_table;
 typedef struct kad_stats kad_stats;
 
 /*
- A value found by a get. Owned by the caller that received it; release it
- with kad_value_free. Immutable, so it may be read from several threads.
+ A typed value: found by a get, or made with kad_value_new_* to put with
+ kad_node_put_value. Owned by the caller that received or made it; release
+ it with kad_value_free. Immutable, so it may be read from several threads.
  */
 typedef struct kad_value kad_value;
+
+/*
+ Receives one log message: `target` is the module that logged it (e.g.
+ "dht_core::node"), `message` the text with its fields ("node started
+ id=... addr=..."); both NUL-terminated and valid only during the call.
+ Runs on the thread that logged, often a library worker thread, possibly
+ on several threads at once: it must be quick and must not block; kadmium
+ calls that wait return KAD_WRONG_THREAD there.
+ */
+typedef void (*kad_log_callback)(void *userdata,
+                                 kad_log_level level,
+                                 const char *target,
+                                 const char *message);
+
+/*
+ Called once by kad_node_shutdown_async when the node's socket is closed
+ and every callback of the node's operations has returned. `result` is
+ KAD_OK.
+ */
+typedef void (*kad_shutdown_callback)(void *userdata,
+                                      kad_result result);
 
 /*
  Called once when kad_node_bootstrap_async finishes. `contacts` is the number
@@ -340,6 +492,26 @@ extern "C" {
 #endif // __cplusplus
 
 /*
+ A new token, not cancelled. The caller owns it (kad_cancel_token_free).
+ Never returns NULL (aborts if memory is exhausted).
+ */
+struct kad_cancel_token *kad_cancel_token_new(void);
+
+/*
+ Cancel every operation started with `token` that has not finished: each
+ one stops (its RPCs are forgotten) and its callback gets KAD_CANCELLED,
+ exactly once, on a callback thread. Operations started with the token
+ afterwards are cancelled at once the same way. Idempotent.
+ */
+kad_result kad_cancel_token_cancel(struct kad_cancel_token *token);
+
+/*
+ Release a token (NULL is ignored; freeing twice is undefined behaviour).
+ Does not cancel anything.
+ */
+void kad_cancel_token_free(struct kad_cancel_token *token);
+
+/*
  A new configuration with all defaults (bind 0.0.0.0 port 0, k 20, alpha 3,
  RPC timeout 2000 ms, random node id). The caller owns it; release it with
  kad_config_free. Never returns NULL (aborts if memory is exhausted).
@@ -355,6 +527,8 @@ void kad_config_free(struct kad_config *config);
  UDP address to bind: `host` is an IP literal ("127.0.0.1", "::1",
  "0.0.0.0"; names are not resolved, a bind address must be exact); `port`
  0 picks a free port (see kad_node_port). Default 0.0.0.0 port 0.
+ "::" binds one dual-stack socket (IPV6_V6ONLY off, whatever the system
+ default): the node then serves IPv4 and IPv6 peers on that one port.
  KAD_BAD_ADDRESS if `host` is not an IP address.
  */
 kad_result kad_config_set_bind(struct kad_config *config,
@@ -473,13 +647,28 @@ kad_result kad_last_error_detail(char *buf,
  `digest_out_len >= KAD_ID_LEN` bytes. Use it with the *_digest functions,
  or to compare with keys seen elsewhere.
 
- KAD_NULL_POINTER for a NULL `key` or `digest_out`, KAD_INVALID_ARGUMENT
- for `key_len == 0`, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
+ KAD_NULL_POINTER for a NULL `key` (whatever `key_len`) or `digest_out`,
+ KAD_INVALID_ARGUMENT for `key_len == 0` or above PTRDIFF_MAX, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
  */
 kad_result kad_key_digest(const uint8_t *key,
                           size_t key_len,
                           uint8_t *digest_out,
                           size_t digest_out_len);
+
+/*
+ Send the library's log messages up to `max_level` to `callback` (called
+ with `userdata`; see kad_log_callback for its thread rules), for the whole
+ process. A NULL `callback` or KAD_LOG_LEVEL_OFF removes it; stderr
+ logging (KADMIUM_LOG / RUST_LOG) then resumes. When this returns, the
+ previous callback is no longer running on any thread and will not be
+ called again, so its userdata may be released.
+
+ KAD_INVALID_ARGUMENT for a level above KAD_LOG_LEVEL_TRACE;
+ KAD_WRONG_THREAD from inside a log callback.
+ */
+kad_result kad_set_log_callback(kad_log_callback callback,
+                                void *userdata,
+                                uint32_t max_level);
 
 /*
  Create a node from `config` (NULL means all defaults; the config is
@@ -489,25 +678,60 @@ kad_result kad_key_digest(const uint8_t *key,
 
  Blocking (binds the socket); KAD_WRONG_THREAD inside a callback.
  KAD_INVALID_ARGUMENT for inconsistent settings (e.g. max_pending_rpcs <
- alpha), KAD_NETWORK_ERROR if the address cannot be bound.
+ alpha), KAD_NETWORK_ERROR if the address cannot be bound, KAD_FORKED in
+ a child process forked after the library was first used.
  */
 kad_result kad_node_new(const struct kad_config *config,
                         struct kad_node **node_out);
 
 /*
- Shut the node down and release the handle. Operations still running end
- with KAD_SHUT_DOWN (their callbacks still run, exactly once). NULL, and a
- handle that was already freed, are ignored. Does not block.
+ Shut the node down, release the handle, and return once its socket is
+ closed (the port can be bound again at once). Operations still running
+ end with KAD_SHUT_DOWN; their callbacks still run, exactly once, possibly
+ after this returns (use kad_node_free_wait to wait for them). NULL, and a
+ handle that was already freed, are ignored.
+
+ May be called from a callback (it waits for the socket on another
+ thread); from a log callback it does not wait. In a forked child it does
+ nothing (see KAD_FORKED).
  */
 void kad_node_free(struct kad_node *node);
 
 /*
- Stop the node (close its socket, fail its pending operations with
- KAD_SHUT_DOWN) but keep the handle valid: later operations return
- KAD_SHUT_DOWN, getters keep working. Idempotent. The handle still has to
- be released with kad_node_free.
+ Like kad_node_free, then also wait until every callback of this node's
+ operations has returned, so that nothing the callbacks use can be
+ destroyed too early (e.g. before returning from main). `timeout_ms` 0
+ waits as long as it takes.
+
+ The handle is released in every case except KAD_WRONG_THREAD.
+ KAD_TIMEOUT if callbacks were still running after `timeout_ms` (they
+ still run, exactly once). KAD_WRONG_THREAD inside a callback (it would
+ wait for itself); nothing is done then. KAD_INVALID_HANDLE for a handle
+ already freed, KAD_FORKED in a forked child.
  */
-kad_result kad_node_shutdown(const struct kad_node *node);
+kad_result kad_node_free_wait(struct kad_node *node,
+                              uint32_t timeout_ms);
+
+/*
+ Stop the node and return once its socket is closed: pending operations
+ fail with KAD_SHUT_DOWN (their callbacks still run, exactly once), later
+ operations return KAD_SHUT_DOWN at once (an _async call then never calls
+ its callback), getters keep working. Idempotent. The handle still has to
+ be released with kad_node_free. May be called from a callback.
+ */
+kad_result kad_node_shutdown(struct kad_node *node);
+
+/*
+ Asynchronous kad_node_shutdown: stops the node and returns at once;
+ `callback` (may be NULL) is then called exactly once with `userdata` and
+ KAD_OK, on a library callback thread, after the socket is closed and
+ after every other callback of this node has returned (so it is the last
+ call the library makes about this node). The handle stays valid until
+ kad_node_free, which may be called from inside `callback`.
+ */
+kad_result kad_node_shutdown_async(struct kad_node *node,
+                                   kad_shutdown_callback callback,
+                                   void *userdata);
 
 /*
  The UDP port the node is bound to (the real one when port 0 was asked).
@@ -525,33 +749,38 @@ kad_result kad_node_id(const struct kad_node *node,
 
 /*
  Join the network: ping every address in `addrs` ("host:port" strings,
- `addrs_len` of them; names are resolved on the calling thread), then look
+ `addrs_len` of them; names are resolved inside the operation), then look
  up the node's own id. Contacts already known (e.g. imported with
  kad_node_import_routing_table) also seed the lookup, so `addrs_len` may
  be 0 (then `addrs` may be NULL). On success `*contacts_out` (may be NULL)
  receives the number of contacts found.
 
- KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS for an unparsable
- address, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
+ KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS at once for an
+ unparsable address or one this node can never reach (port 0, 0.0.0.0,
+ an IPv6 peer on an IPv4 node; see kad_node_ping) and for a name that
+ does not resolve, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
  KAD_WRONG_THREAD inside a callback.
  */
-kad_result kad_node_bootstrap(const struct kad_node *node,
+kad_result kad_node_bootstrap(struct kad_node *node,
                               const char *const *addrs,
                               size_t addrs_len,
                               uint32_t timeout_ms,
                               size_t *contacts_out);
 
 /*
- Asynchronous kad_node_bootstrap: returns at once; `callback` (may be NULL
+ Asynchronous kad_node_bootstrap: returns at once (host names are resolved
+ later, never on the calling thread; a name that does not resolve is
+ reported to the callback as KAD_BAD_ADDRESS); `callback` (may be NULL
  to ignore the outcome) is then called exactly once with `userdata`, on a
  library thread.
  */
-kad_result kad_node_bootstrap_async(const struct kad_node *node,
+kad_result kad_node_bootstrap_async(struct kad_node *node,
                                     const char *const *addrs,
                                     size_t addrs_len,
                                     uint32_t timeout_ms,
                                     kad_bootstrap_callback callback,
-                                    void *userdata);
+                                    void *userdata,
+                                    const struct kad_cancel_token *cancel);
 
 /*
  Store `value_len` bytes at `value` (copied; `value` may be NULL when
@@ -565,7 +794,7 @@ kad_result kad_node_bootstrap_async(const struct kad_node *node,
  KAD_TIMEOUT if no node stored it or after `timeout_ms` (0 = no limit).
  Blocking; KAD_WRONG_THREAD inside a callback.
  */
-kad_result kad_node_put(const struct kad_node *node,
+kad_result kad_node_put(struct kad_node *node,
                         const uint8_t *key,
                         size_t key_len,
                         const uint8_t *value,
@@ -578,7 +807,7 @@ kad_result kad_node_put(const struct kad_node *node,
  kad_node_put with the key given as its KAD_ID_LEN-byte digest
  (`digest_len` must be KAD_ID_LEN, else KAD_INVALID_ARGUMENT).
  */
-kad_result kad_node_put_digest(const struct kad_node *node,
+kad_result kad_node_put_digest(struct kad_node *node,
                                const uint8_t *digest,
                                size_t digest_len,
                                const uint8_t *value,
@@ -592,7 +821,7 @@ kad_result kad_node_put_digest(const struct kad_node *node,
  `callback` (may be NULL) is called exactly once with `userdata`, on a
  library thread.
  */
-kad_result kad_node_put_async(const struct kad_node *node,
+kad_result kad_node_put_async(struct kad_node *node,
                               const uint8_t *key,
                               size_t key_len,
                               const uint8_t *value,
@@ -600,12 +829,13 @@ kad_result kad_node_put_async(const struct kad_node *node,
                               uint32_t ttl_secs,
                               uint32_t timeout_ms,
                               kad_put_callback callback,
-                              void *userdata);
+                              void *userdata,
+                              const struct kad_cancel_token *cancel);
 
 /*
  Asynchronous kad_node_put_digest; see kad_node_put_async.
  */
-kad_result kad_node_put_digest_async(const struct kad_node *node,
+kad_result kad_node_put_digest_async(struct kad_node *node,
                                      const uint8_t *digest,
                                      size_t digest_len,
                                      const uint8_t *value,
@@ -613,7 +843,8 @@ kad_result kad_node_put_digest_async(const struct kad_node *node,
                                      uint32_t ttl_secs,
                                      uint32_t timeout_ms,
                                      kad_put_callback callback,
-                                     void *userdata);
+                                     void *userdata,
+                                     const struct kad_cancel_token *cancel);
 
 /*
  Find the value stored under `key` (`key_len` >= 1 bytes, hashed with
@@ -626,7 +857,7 @@ kad_result kad_node_put_digest_async(const struct kad_node *node,
  KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking; KAD_WRONG_THREAD
  inside a callback.
  */
-kad_result kad_node_get(const struct kad_node *node,
+kad_result kad_node_get(struct kad_node *node,
                         const uint8_t *key,
                         size_t key_len,
                         uint32_t timeout_ms,
@@ -635,7 +866,7 @@ kad_result kad_node_get(const struct kad_node *node,
 /*
  kad_node_get with the key given as its KAD_ID_LEN-byte digest.
  */
-kad_result kad_node_get_digest(const struct kad_node *node,
+kad_result kad_node_get_digest(struct kad_node *node,
                                const uint8_t *digest,
                                size_t digest_len,
                                uint32_t timeout_ms,
@@ -646,46 +877,55 @@ kad_result kad_node_get_digest(const struct kad_node *node,
  released by the library) is called exactly once with `userdata` on a
  library thread, and owns the kad_value it receives.
  */
-kad_result kad_node_get_async(const struct kad_node *node,
+kad_result kad_node_get_async(struct kad_node *node,
                               const uint8_t *key,
                               size_t key_len,
                               uint32_t timeout_ms,
                               kad_get_callback callback,
-                              void *userdata);
+                              void *userdata,
+                              const struct kad_cancel_token *cancel);
 
 /*
  Asynchronous kad_node_get_digest; see kad_node_get_async.
  */
-kad_result kad_node_get_digest_async(const struct kad_node *node,
+kad_result kad_node_get_digest_async(struct kad_node *node,
                                      const uint8_t *digest,
                                      size_t digest_len,
                                      uint32_t timeout_ms,
                                      kad_get_callback callback,
-                                     void *userdata);
+                                     void *userdata,
+                                     const struct kad_cancel_token *cancel);
 
 /*
- Ping the node at `addr` ("host:port"). On success its KAD_ID_LEN-byte id
+ Ping the node at `addr` ("host:port"; a name is resolved inside the
+ operation). On success its KAD_ID_LEN-byte id
  is copied to `id_out` if that is not NULL (`id_out_len` at least
  KAD_ID_LEN, else KAD_BUFFER_TOO_SMALL before anything is sent).
 
- KAD_TIMEOUT if it does not answer within the RPC timeout or `timeout_ms`
- (0 = no extra limit). Blocking; KAD_WRONG_THREAD inside a callback.
+ KAD_BAD_ADDRESS at once for an address this node can never reach: port
+ 0, an unspecified address (0.0.0.0, ::), or another IP family than the
+ node's socket (IPv6 on a node bound to an IPv4 address; a node bound to
+ "::" reaches both). KAD_TIMEOUT if it does not answer within the RPC
+ timeout or `timeout_ms` (0 = no extra limit). Blocking; KAD_WRONG_THREAD
+ inside a callback.
  */
-kad_result kad_node_ping(const struct kad_node *node,
+kad_result kad_node_ping(struct kad_node *node,
                          const char *addr,
                          uint32_t timeout_ms,
                          uint8_t *id_out,
                          size_t id_out_len);
 
 /*
- Asynchronous kad_node_ping: `callback` (may be NULL) is called exactly
- once with `userdata` on a library thread.
+ Asynchronous kad_node_ping: returns at once (a host name is resolved
+ later, never on the calling thread); `callback` (may be NULL) is called
+ exactly once with `userdata` on a library thread.
  */
-kad_result kad_node_ping_async(const struct kad_node *node,
+kad_result kad_node_ping_async(struct kad_node *node,
                                const char *addr,
                                uint32_t timeout_ms,
                                kad_ping_callback callback,
-                               void *userdata);
+                               void *userdata,
+                               const struct kad_cancel_token *cancel);
 
 /*
  Snapshot the node's whole routing table into `*table_out` (a new object
@@ -700,7 +940,7 @@ kad_result kad_node_export_routing_table(const struct kad_node *node,
  many were new. Follow with kad_node_bootstrap (addrs_len 0 is fine) to
  refresh them.
  */
-kad_result kad_node_import_routing_table(const struct kad_node *node,
+kad_result kad_node_import_routing_table(struct kad_node *node,
                                          const struct kad_routing_table *table,
                                          size_t *added_out);
 
@@ -775,6 +1015,68 @@ const char *kad_stat_name(uint32_t which);
 void kad_stats_free(struct kad_stats *stats);
 
 /*
+ A new KAD_VALUE_TYPE_INT value (Python `int`). The caller owns it
+ (kad_value_free). Never returns NULL (aborts if memory is exhausted).
+ */
+struct kad_value *kad_value_new_int(int64_t value);
+
+/*
+ A new KAD_VALUE_TYPE_FLOAT value (Python `float`); see kad_value_new_int.
+ */
+struct kad_value *kad_value_new_float(double value);
+
+/*
+ A new KAD_VALUE_TYPE_BOOL value (Python `bool`); see kad_value_new_int.
+ */
+struct kad_value *kad_value_new_bool(bool value);
+
+/*
+ A new KAD_VALUE_TYPE_STR value (Python `str`) from `text_len` bytes of
+ UTF-8 at `text` (copied; NULL allowed when `text_len` is 0; no NUL
+ needed). On success `*value_out` receives a value the caller owns.
+ KAD_INVALID_ARGUMENT if the bytes are not UTF-8.
+ */
+kad_result kad_value_new_str(const char *text,
+                             size_t text_len,
+                             struct kad_value **value_out);
+
+/*
+ A new KAD_VALUE_TYPE_BYTES value (Python `bytes`) from `data_len` bytes
+ at `data` (copied; NULL allowed when `data_len` is 0). On success
+ `*value_out` receives a value the caller owns.
+ */
+kad_result kad_value_new_bytes(const uint8_t *data,
+                               size_t data_len,
+                               struct kad_value **value_out);
+
+/*
+ kad_node_put with a typed value (from kad_value_new_* or a get; copied,
+ the caller keeps ownership of `value`). Same results as kad_node_put.
+ Blocking; KAD_WRONG_THREAD inside a callback.
+ */
+kad_result kad_node_put_value(struct kad_node *node,
+                              const uint8_t *key,
+                              size_t key_len,
+                              const struct kad_value *value,
+                              uint32_t ttl_secs,
+                              uint32_t timeout_ms,
+                              size_t *stored_out);
+
+/*
+ Asynchronous kad_node_put_value: the value is copied now; `callback` (may
+ be NULL) is then called exactly once with `userdata` on a callback thread.
+ */
+kad_result kad_node_put_value_async(struct kad_node *node,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    const struct kad_value *value,
+                                    uint32_t ttl_secs,
+                                    uint32_t timeout_ms,
+                                    kad_put_callback callback,
+                                    void *userdata,
+                                    const struct kad_cancel_token *cancel);
+
+/*
  Type of `value`; KAD_VALUE_TYPE_NONE if `value` is NULL.
  */
 kad_value_type kad_value_get_type(const struct kad_value *value);
@@ -819,7 +1121,8 @@ kad_result kad_value_bool(const struct kad_value *value,
                           bool *bool_out);
 
 /*
- Release a value received from kad_node_get* or a kad_get_callback.
+ Release a value received from kad_node_get*, a kad_get_callback or a
+ kad_value_new_* function.
  NULL is ignored. Freeing the same value twice is undefined behaviour.
  */
 void kad_value_free(struct kad_value *value);
@@ -849,7 +1152,7 @@ const char *kad_version(void);
  KAD_INVALID_HANDLE for a freed node, KAD_BAD_ADDRESS if `host` is not an
  IP address, KAD_NETWORK_ERROR if the address cannot be bound.
  */
-kad_result kad_api_server_start(const struct kad_node *node,
+kad_result kad_api_server_start(struct kad_node *node,
                                 const char *host,
                                 uint16_t port,
                                 size_t max_connections,

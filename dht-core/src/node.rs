@@ -92,7 +92,7 @@ impl Node {
         config.unix_time_at_start = config
             .unix_time_at_start
             .or_else(crate::node_records::system_unix_time);
-        let socket = UdpSocket::bind(config.bind).await?;
+        let socket = bind_socket(config.bind).await?;
         let local_addr = socket.local_addr()?;
         let protocol = Protocol::with_storage(config.clone(), storage, now())?;
         let inner = Arc::new(Inner {
@@ -126,10 +126,51 @@ impl Node {
         &self.inner.config
     }
 
+    /// [`Error::BadAddress`] for a peer address this node can never reach:
+    /// port 0, or another IP family than the socket's (an IPv6 socket bound
+    /// to `::` reaches IPv4 peers too, through mapped addresses). A wildcard
+    /// IP (0.0.0.0, ::) means this host's loopback, as with the Python
+    /// package. Checked by `ping` and `bootstrap` so they fail at once
+    /// instead of after an RPC timeout.
+    pub fn check_peer_addr(&self, addr: SocketAddr) -> Result<()> {
+        // A wildcard address means this host, as for the Python package.
+        let addr = dialable(canonical(addr));
+        let local = self.inner.local_addr;
+        let reachable = match (local.ip(), addr.ip()) {
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+            (IpAddr::V6(l), IpAddr::V4(_)) => l.is_unspecified(),
+            _ => true,
+        };
+        let why = if addr.port() == 0 {
+            "port 0 cannot be reached"
+        } else if !reachable {
+            "another IP family than this node's socket"
+        } else {
+            return Ok(());
+        };
+        Err(Error::BadAddress(format!(
+            "{addr}: {why} (node bound to {local})"
+        )))
+    }
+
     /// Ping `addrs`, then look up our own id; returns the k closest contacts
-    /// found, or an empty list when nobody answered.
+    /// found, or an empty list when nobody answered. Addresses this node can
+    /// never reach ([`Node::check_peer_addr`]) are skipped, as an unanswered
+    /// ping would be; if every given address is such, [`Error::BadAddress`]
+    /// at once instead of waiting for timeouts.
     pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<Vec<Contact>> {
         let addrs: Vec<SocketAddr> = addrs.iter().map(|a| dialable(canonical(*a))).collect();
+        let reachable: Vec<SocketAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|a| self.check_peer_addr(*a).is_ok())
+            .collect();
+        if reachable.is_empty() {
+            if let Some(first) = addrs.first() {
+                self.check_peer_addr(*first)?;
+            }
+        }
+        let addrs = reachable;
         match self.run(|p, now| Ok(p.bootstrap(now, &addrs))).await? {
             Outcome::Bootstrap(contacts) => Ok(contacts),
             other => Err(unexpected(other)),
@@ -165,6 +206,7 @@ impl Node {
     /// The id of the node answering at `addr`.
     pub async fn ping(&self, addr: SocketAddr) -> Result<NodeId> {
         let addr = dialable(canonical(addr));
+        self.check_peer_addr(addr)?;
         match self.run(|p, now| Ok(p.ping(now, addr))).await? {
             Outcome::Ping(result) => result,
             other => Err(unexpected(other)),
@@ -283,6 +325,24 @@ impl Drop for CancelOnDrop<'_> {
 
 pub(crate) fn unexpected(outcome: Outcome) -> Error {
     Error::InvalidArgument(format!("internal: unexpected outcome {outcome:?}"))
+}
+
+/// Bind the node's socket. For the IPv6 unspecified address ("::") the
+/// socket is made dual-stack explicitly (IPV6_V6ONLY off), so one node
+/// serves IPv4 and IPv6 peers whatever the system default
+/// (`net.ipv6.bindv6only` on Linux) says.
+async fn bind_socket(addr: SocketAddr) -> Result<UdpSocket> {
+    match addr.ip() {
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+            socket.set_only_v6(false)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            Ok(UdpSocket::from_std(socket.into())?)
+        }
+        _ => Ok(UdpSocket::bind(addr).await?),
+    }
 }
 
 /// IPv4-mapped IPv6 addresses (from a dual-stack socket) as plain IPv4, so a

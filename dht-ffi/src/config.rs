@@ -42,6 +42,8 @@ pub unsafe extern "C" fn kad_config_free(config: *mut kad_config) {
 /// UDP address to bind: `host` is an IP literal ("127.0.0.1", "::1",
 /// "0.0.0.0"; names are not resolved, a bind address must be exact); `port`
 /// 0 picks a free port (see kad_node_port). Default 0.0.0.0 port 0.
+/// "::" binds one dual-stack socket (IPV6_V6ONLY off, whatever the system
+/// default): the node then serves IPv4 and IPv6 peers on that one port.
 /// KAD_BAD_ADDRESS if `host` is not an IP address.
 #[no_mangle]
 pub unsafe extern "C" fn kad_config_set_bind(

@@ -32,8 +32,13 @@ pub enum kad_result {
     KAD_WRONG_THREAD = 6,
     /// The value is larger than the node's max_value_size.
     KAD_VALUE_TOO_LARGE = 7,
-    /// An address could not be parsed or resolved.
+    /// An address could not be parsed or resolved, or can never be reached
+    /// from this node (port 0, 0.0.0.0, another IP family).
     KAD_BAD_ADDRESS = 8,
+    /// Called in a child process created by fork() after the library was
+    /// used in the parent: the library's threads do not exist in the child,
+    /// so its nodes (and new ones) cannot work there. Nothing was done.
+    KAD_FORKED = 9,
     // --- 100-199: outcomes of network operations ---
     /// The key was not found on the network.
     KAD_NOT_FOUND = 100,
@@ -49,6 +54,8 @@ pub enum kad_result {
     KAD_BUSY = 105,
     /// The node was shut down before or during the operation.
     KAD_SHUT_DOWN = 106,
+    /// The operation was cancelled with kad_cancel_token_cancel.
+    KAD_CANCELLED = 107,
     // --- 200-299: failures inside the library ---
     /// A panic inside the library was caught at the C boundary (a bug).
     KAD_PANIC = 200,
@@ -70,6 +77,7 @@ impl kad_result {
             KAD_WRONG_THREAD => "blocking call from a library thread (inside a callback)\0",
             KAD_VALUE_TOO_LARGE => "value too large\0",
             KAD_BAD_ADDRESS => "bad address\0",
+            KAD_FORKED => "kadmium cannot be used in a forked child process\0",
             KAD_NOT_FOUND => "not found\0",
             KAD_TIMEOUT => "timed out\0",
             KAD_NO_PEERS => "no known peers\0",
@@ -77,6 +85,7 @@ impl kad_result {
             KAD_STORAGE_FULL => "storage full\0",
             KAD_BUSY => "too many requests in flight\0",
             KAD_SHUT_DOWN => "node shut down\0",
+            KAD_CANCELLED => "operation cancelled\0",
             KAD_PANIC => "internal panic (a bug in kadmium)\0",
             KAD_RUNTIME_ERROR => "could not start the kadmium runtime\0",
         }
@@ -250,7 +259,7 @@ pub unsafe extern "C" fn kad_last_error_detail(
 /// The code for a raw number from C, if it is one of ours.
 fn result_from_u32(n: u32) -> Option<kad_result> {
     use kad_result::*;
-    const ALL: [kad_result; 18] = [
+    const ALL: [kad_result; 20] = [
         KAD_OK,
         KAD_INVALID_ARGUMENT,
         KAD_NULL_POINTER,
@@ -260,6 +269,7 @@ fn result_from_u32(n: u32) -> Option<kad_result> {
         KAD_WRONG_THREAD,
         KAD_VALUE_TOO_LARGE,
         KAD_BAD_ADDRESS,
+        KAD_FORKED,
         KAD_NOT_FOUND,
         KAD_TIMEOUT,
         KAD_NO_PEERS,
@@ -267,6 +277,7 @@ fn result_from_u32(n: u32) -> Option<kad_result> {
         KAD_STORAGE_FULL,
         KAD_BUSY,
         KAD_SHUT_DOWN,
+        KAD_CANCELLED,
         KAD_PANIC,
         KAD_RUNTIME_ERROR,
     ];
@@ -287,7 +298,7 @@ mod tests {
                 assert!(m.ends_with('\0') && !m[..m.len() - 1].contains('\0'));
             }
         }
-        assert_eq!(seen.len(), 18);
+        assert_eq!(seen.len(), 20);
     }
 
     #[test]

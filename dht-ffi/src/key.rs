@@ -14,6 +14,13 @@ pub const KAD_ID_LEN: usize = 20;
 /// # Safety
 /// `key` must be NULL or valid for `len` bytes of reads.
 pub(crate) unsafe fn key_from_bytes(key: *const u8, len: usize) -> Result<Key, Failure> {
+    // A key is required even when empty: NULL is a NULL pointer, whatever `len`.
+    if key.is_null() {
+        return Err(Failure::new(
+            kad_result::KAD_NULL_POINTER,
+            "argument `key` is NULL",
+        ));
+    }
     // SAFETY: forwarded contract.
     let bytes = unsafe { slice(key, len, "key")? };
     if bytes.is_empty() {
@@ -40,11 +47,26 @@ pub(crate) unsafe fn key_from_digest(digest: *const u8, len: usize) -> Result<Ke
     })
 }
 
-/// Borrow a C buffer; NULL is allowed only with length 0.
+/// KAD_INVALID_ARGUMENT when `len` items of `item_size` bytes cannot be one
+/// C object (more than PTRDIFF_MAX bytes): building a Rust slice of that
+/// size is undefined behaviour, so this is checked before any slice exists.
+pub(crate) fn check_len(len: usize, item_size: usize, what: &str) -> Result<(), Failure> {
+    match len.checked_mul(item_size) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
+        _ => Err(Failure::new(
+            kad_result::KAD_INVALID_ARGUMENT,
+            format!("length of `{what}` ({len}) is larger than any object can be (PTRDIFF_MAX)"),
+        )),
+    }
+}
+
+/// Borrow a C buffer; NULL is allowed only with length 0. The length is
+/// checked (see [`check_len`]) before the slice is built.
 ///
 /// # Safety
 /// `p` must be NULL or valid for `len` bytes of reads for the returned lifetime.
 pub(crate) unsafe fn slice<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8], Failure> {
+    check_len(len, 1, what)?;
     if p.is_null() {
         if len == 0 {
             return Ok(&[]);
@@ -90,8 +112,8 @@ pub(crate) fn check_id_buffer(out: *const u8, len: usize) -> Result<(), Failure>
 /// `digest_out_len >= KAD_ID_LEN` bytes. Use it with the *_digest functions,
 /// or to compare with keys seen elsewhere.
 ///
-/// KAD_NULL_POINTER for a NULL `key` or `digest_out`, KAD_INVALID_ARGUMENT
-/// for `key_len == 0`, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
+/// KAD_NULL_POINTER for a NULL `key` (whatever `key_len`) or `digest_out`,
+/// KAD_INVALID_ARGUMENT for `key_len == 0` or above PTRDIFF_MAX, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
 #[no_mangle]
 pub unsafe extern "C" fn kad_key_digest(
     key: *const u8,
@@ -106,5 +128,36 @@ pub unsafe extern "C" fn kad_key_digest(
         // SAFETY: checked above.
         unsafe { write_id(&k, digest_out, digest_out_len) };
         kad_result::KAD_OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_lengths_are_refused_before_a_slice_exists() {
+        let byte = 0u8;
+        for len in [isize::MAX as usize + 1, usize::MAX] {
+            // SAFETY: the length check fails before the pointer is read.
+            let r = unsafe { slice(&byte, len, "value") };
+            assert_eq!(
+                r.err().map(|f| f.code),
+                Some(kad_result::KAD_INVALID_ARGUMENT)
+            );
+        }
+        assert!(check_len(usize::MAX / 4, 8, "addrs").is_err());
+        // SAFETY: a one-byte buffer.
+        assert_eq!(
+            unsafe { slice(&byte, 1, "value") }.map(<[u8]>::len).ok(),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn null_key_is_a_null_pointer_whatever_its_length() {
+        // SAFETY: NULL is refused before any read.
+        let r = unsafe { key_from_bytes(std::ptr::null(), 0) };
+        assert_eq!(r.err().map(|f| f.code), Some(kad_result::KAD_NULL_POINTER));
     }
 }

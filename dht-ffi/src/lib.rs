@@ -18,15 +18,19 @@
 #[macro_use]
 mod panic;
 
+mod addr;
 pub mod callback;
+pub mod cancel;
 pub mod config;
 pub mod error;
 pub mod key;
+pub mod log;
 pub mod node;
 pub mod ops;
 pub mod routing;
 pub mod runtime;
 pub mod stats;
+pub mod typed_put;
 pub mod value;
 pub mod version;
 pub mod voidphone;

@@ -8,15 +8,20 @@
 //! an entry, never while a node operation or a callback runs.
 
 use std::collections::HashMap;
+use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
 
 use dht_core::{Config, Node};
+use tokio::sync::watch;
 
+use crate::callback::{deliver_on_callback_thread, Userdata};
 use crate::config::kad_config;
 use crate::error::{kad_result, Failure};
 use crate::key::{check_id_buffer, write_id};
-use crate::runtime::{ensure_not_runtime_thread, runtime};
+use crate::runtime::{check_not_forked, ensure_not_runtime_thread, runtime, wait_on_runtime};
+use crate::stats::Latency;
 
 /// A running DHT node: one UDP socket and the tasks serving it on the
 /// library's threads. Created by kad_node_new, released with kad_node_free.
@@ -29,12 +34,86 @@ pub struct kad_node {
     _private: [u8; 0],
 }
 
-static NODES: OnceLock<Mutex<HashMap<usize, Node>>> = OnceLock::new();
+/// Called once by kad_node_shutdown_async when the node's socket is closed
+/// and every callback of the node's operations has returned. `result` is
+/// KAD_OK.
+pub type kad_shutdown_callback =
+    Option<unsafe extern "C-unwind" fn(userdata: *mut c_void, result: kad_result)>;
+
+/// What the table holds per handle: the node, and the bookkeeping that lets
+/// a caller wait until the node's last callback has returned.
+pub(crate) struct Entry {
+    pub(crate) node: Node,
+    /// Durations of the node's successful operations (see kad_stat).
+    pub(crate) latency: Latency,
+    callbacks: watch::Sender<Callbacks>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Callbacks {
+    /// Callbacks promised (an _async call returned KAD_OK) and not yet returned.
+    outstanding: usize,
+    /// Set by shutdown/free: from then on _async calls are refused, so the
+    /// count can only fall and "drained" stays true once reached.
+    closing: bool,
+}
+
+/// Proof that one callback is owed; dropping it (after the callback
+/// returned, or if it could not be delivered) settles the debt.
+pub(crate) struct CallbackTicket(Arc<Entry>);
+
+impl Drop for CallbackTicket {
+    fn drop(&mut self) {
+        self.0.callbacks.send_modify(|c| c.outstanding -= 1);
+    }
+}
+
+impl Entry {
+    /// Count one more callback, unless the node is shutting down.
+    pub(crate) fn promise_callback(self: &Arc<Self>) -> Result<CallbackTicket, Failure> {
+        let mut refused = false;
+        self.callbacks.send_if_modified(|c| {
+            refused = c.closing;
+            if !refused {
+                c.outstanding += 1;
+            }
+            !refused
+        });
+        if refused {
+            return Err(shut_down());
+        }
+        Ok(CallbackTicket(self.clone()))
+    }
+
+    fn start_closing(&self) {
+        self.callbacks.send_modify(|c| c.closing = true);
+        self.node.shutdown();
+    }
+
+    /// Resolves when the socket is closed and no callback is outstanding.
+    fn drained(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let entry = self.clone();
+        async move {
+            entry.node.closed().await;
+            let mut rx = entry.callbacks.subscribe();
+            let _ = rx.wait_for(|c| c.outstanding == 0).await;
+        }
+    }
+}
+
+fn shut_down() -> Failure {
+    Failure::new(
+        kad_result::KAD_SHUT_DOWN,
+        "the node was shut down (kad_node_shutdown or kad_node_free)",
+    )
+}
+
+static NODES: OnceLock<Mutex<HashMap<usize, Arc<Entry>>>> = OnceLock::new();
 /// Tokens are multiples of 16, so that they look like aligned pointers in a
 /// debugger and never equal NULL.
 static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
 
-fn nodes() -> MutexGuard<'static, HashMap<usize, Node>> {
+fn nodes() -> MutexGuard<'static, HashMap<usize, Arc<Entry>>> {
     // A panic while holding the lock cannot leave the map half-updated
     // (insert/remove/get are single calls), so poisoning is ignored.
     NODES
@@ -43,21 +122,28 @@ fn nodes() -> MutexGuard<'static, HashMap<usize, Node>> {
         .unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The node behind a handle, for the functions of this crate (and of other
-/// C ABI modules such as a VoidPhone API server).
-pub fn node_from_handle(handle: *const kad_node) -> Result<Node, Failure> {
+/// The table entry behind a handle. KAD_FORKED in a forked child (checked
+/// before the table lock, which a parent thread may have held at fork time).
+pub(crate) fn entry_from_handle(handle: *const kad_node) -> Result<Arc<Entry>, Failure> {
     if handle.is_null() {
         return Err(Failure::new(
             kad_result::KAD_NULL_POINTER,
             "argument `node` is NULL",
         ));
     }
+    check_not_forked()?;
     nodes().get(&(handle as usize)).cloned().ok_or_else(|| {
         Failure::new(
             kad_result::KAD_INVALID_HANDLE,
             "node handle is not a live node (already freed?)",
         )
     })
+}
+
+/// The node behind a handle, for the functions of this crate (and of other
+/// C ABI modules such as a VoidPhone API server).
+pub fn node_from_handle(handle: *const kad_node) -> Result<Node, Failure> {
+    entry_from_handle(handle).map(|e| e.node.clone())
 }
 
 /// Create a node from `config` (NULL means all defaults; the config is
@@ -67,7 +153,8 @@ pub fn node_from_handle(handle: *const kad_node) -> Result<Node, Failure> {
 ///
 /// Blocking (binds the socket); KAD_WRONG_THREAD inside a callback.
 /// KAD_INVALID_ARGUMENT for inconsistent settings (e.g. max_pending_rpcs <
-/// alpha), KAD_NETWORK_ERROR if the address cannot be bound.
+/// alpha), KAD_NETWORK_ERROR if the address cannot be bound, KAD_FORKED in
+/// a child process forked after the library was first used.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_new(
     config: *const kad_config,
@@ -85,36 +172,130 @@ pub unsafe extern "C" fn kad_node_new(
         let rt = try_ffi!(runtime());
         // Node::bind spawns the driver task, so it must run inside the runtime.
         let node = try_ffi!(rt.block_on(Node::bind(config)).map_err(Failure::from));
+        let entry = Arc::new(Entry {
+            node,
+            latency: Latency::default(),
+            callbacks: watch::Sender::new(Callbacks::default()),
+        });
         let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed) * 16;
-        nodes().insert(token, node);
+        nodes().insert(token, entry);
         // SAFETY: out-parameter checked non-NULL above.
         unsafe { *node_out = token as *mut kad_node };
         kad_result::KAD_OK
     }
 }
 
-/// Shut the node down and release the handle. Operations still running end
-/// with KAD_SHUT_DOWN (their callbacks still run, exactly once). NULL, and a
-/// handle that was already freed, are ignored. Does not block.
+/// Remove a handle from the table (later calls see KAD_INVALID_HANDLE) and
+/// start shutting its node down.
+fn remove(node: *mut kad_node) -> Result<Option<Arc<Entry>>, Failure> {
+    check_not_forked()?;
+    let removed = nodes().remove(&(node as usize));
+    if let Some(e) = &removed {
+        e.start_closing();
+    }
+    Ok(removed)
+}
+
+/// Shut the node down, release the handle, and return once its socket is
+/// closed (the port can be bound again at once). Operations still running
+/// end with KAD_SHUT_DOWN; their callbacks still run, exactly once, possibly
+/// after this returns (use kad_node_free_wait to wait for them). NULL, and a
+/// handle that was already freed, are ignored.
+///
+/// May be called from a callback (it waits for the socket on another
+/// thread); from a log callback it does not wait. In a forked child it does
+/// nothing (see KAD_FORKED).
 #[no_mangle]
 pub extern "C" fn kad_node_free(node: *mut kad_node) {
     ffi_panic_boundary! {
-        let removed = nodes().remove(&(node as usize));
-        if let Some(n) = removed {
-            n.shutdown();
+        match remove(node) {
+            Ok(Some(e)) => {
+                let n = e.node.clone();
+                if let Err(f) = wait_on_runtime(None, async move { n.closed().await }) {
+                    f.report();
+                }
+            }
+            Ok(None) => {}
+            Err(f) => {
+                f.report();
+            }
         }
     }
 }
 
-/// Stop the node (close its socket, fail its pending operations with
-/// KAD_SHUT_DOWN) but keep the handle valid: later operations return
-/// KAD_SHUT_DOWN, getters keep working. Idempotent. The handle still has to
-/// be released with kad_node_free.
+/// Like kad_node_free, then also wait until every callback of this node's
+/// operations has returned, so that nothing the callbacks use can be
+/// destroyed too early (e.g. before returning from main). `timeout_ms` 0
+/// waits as long as it takes.
+///
+/// The handle is released in every case except KAD_WRONG_THREAD.
+/// KAD_TIMEOUT if callbacks were still running after `timeout_ms` (they
+/// still run, exactly once). KAD_WRONG_THREAD inside a callback (it would
+/// wait for itself); nothing is done then. KAD_INVALID_HANDLE for a handle
+/// already freed, KAD_FORKED in a forked child.
 #[no_mangle]
-pub extern "C" fn kad_node_shutdown(node: *const kad_node) -> kad_result {
+pub extern "C" fn kad_node_free_wait(node: *mut kad_node, timeout_ms: u32) -> kad_result {
     ffi_panic_boundary! {
-        let n = try_ffi!(node_from_handle(node));
-        n.shutdown();
+        try_ffi!(entry_from_handle(node));
+        try_ffi!(ensure_not_runtime_thread());
+        let Some(e) = try_ffi!(remove(node)) else {
+            return Failure::new(kad_result::KAD_INVALID_HANDLE, "node handle already freed").report();
+        };
+        let limit = (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
+        match try_ffi!(wait_on_runtime(limit, e.drained())) {
+            Some(()) => kad_result::KAD_OK,
+            None => Failure::new(
+                kad_result::KAD_TIMEOUT,
+                format!("callbacks still running after {timeout_ms} ms"),
+            )
+            .report(),
+        }
+    }
+}
+
+/// Stop the node and return once its socket is closed: pending operations
+/// fail with KAD_SHUT_DOWN (their callbacks still run, exactly once), later
+/// operations return KAD_SHUT_DOWN at once (an _async call then never calls
+/// its callback), getters keep working. Idempotent. The handle still has to
+/// be released with kad_node_free. May be called from a callback.
+#[no_mangle]
+pub extern "C" fn kad_node_shutdown(node: *mut kad_node) -> kad_result {
+    ffi_panic_boundary! {
+        let e = try_ffi!(entry_from_handle(node));
+        e.start_closing();
+        let n = e.node.clone();
+        try_ffi!(wait_on_runtime(None, async move { n.closed().await }));
+        kad_result::KAD_OK
+    }
+}
+
+/// Asynchronous kad_node_shutdown: stops the node and returns at once;
+/// `callback` (may be NULL) is then called exactly once with `userdata` and
+/// KAD_OK, on a library callback thread, after the socket is closed and
+/// after every other callback of this node has returned (so it is the last
+/// call the library makes about this node). The handle stays valid until
+/// kad_node_free, which may be called from inside `callback`.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_shutdown_async(
+    node: *mut kad_node,
+    callback: kad_shutdown_callback,
+    userdata: *mut c_void,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let e = try_ffi!(entry_from_handle(node));
+        let rt = try_ffi!(runtime());
+        e.start_closing();
+        let ud = Userdata::new(userdata);
+        let drained = e.drained();
+        rt.spawn(async move {
+            drained.await;
+            deliver_on_callback_thread(move || {
+                if let Some(cb) = callback {
+                    // SAFETY: the caller's C callback, with the caller's own userdata.
+                    unsafe { cb(ud.get(), kad_result::KAD_OK) };
+                }
+            });
+        });
         kad_result::KAD_OK
     }
 }

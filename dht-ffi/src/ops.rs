@@ -4,97 +4,46 @@
 //! async function that returns an error never calls its callback, one that
 //! returns KAD_OK calls it exactly once, later, on a library thread.
 
-use std::ffi::{c_char, c_void, CStr};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::ffi::{c_char, c_void};
 use std::time::Duration;
 
 use dht_core::{Key, Node, NodeId, PutOptions, PutReport, Value};
 
+use crate::addr::{parse_list, parse_one, resolve, resolve_all, PeerAddr};
 use crate::callback::{
     deliver_count, kad_bootstrap_callback, kad_get_callback, kad_ping_callback, kad_put_callback,
     spawn_with_callback, Userdata,
 };
+use crate::cancel::{kad_cancel_token, Cancel};
 use crate::error::{kad_result, Failure};
-use crate::key::{check_id_buffer, key_from_bytes, key_from_digest, slice, write_id, KAD_ID_LEN};
-use crate::node::{kad_node, node_from_handle};
+use crate::key::{
+    check_id_buffer, check_len, key_from_bytes, key_from_digest, slice, write_id, KAD_ID_LEN,
+};
+use crate::node::{entry_from_handle, kad_node, node_from_handle};
 use crate::runtime::block_on;
+use crate::stats::{timed, Op};
 use crate::value::kad_value;
 
 // ---------------------------------------------------------------- helpers --
 
-/// Parse "host:port" ("127.0.0.1:4000", "[::1]:4000", "localhost:4000").
-/// Names are resolved now, on the calling thread. Addresses of the node's own
-/// family are preferred (an IPv4 socket cannot reach ::1).
-fn parse_addr(s: &CStr, local: SocketAddr) -> Result<Vec<SocketAddr>, Failure> {
-    let bad = |why: String| Failure::new(kad_result::KAD_BAD_ADDRESS, why);
-    let s = s
-        .to_str()
-        .map_err(|_| bad("address is not valid UTF-8".to_owned()))?;
-    let all: Vec<SocketAddr> = s
-        .to_socket_addrs()
-        .map_err(|e| bad(format!("bad address {s:?} (want host:port): {e}")))?
-        .collect();
-    let same: Vec<SocketAddr> = all
-        .iter()
-        .copied()
-        .filter(|a| a.is_ipv4() == local.is_ipv4())
-        .collect();
-    match (same.is_empty(), all.is_empty()) {
-        (_, true) => Err(bad(format!("{s:?} has no address"))),
-        (true, false) => Ok(all),
-        (false, false) => Ok(same),
-    }
-}
-
-/// # Safety
-/// `addrs` must be NULL (with `len` 0) or point to `len` NUL-terminated strings.
-unsafe fn parse_addrs(
-    addrs: *const *const c_char,
-    len: usize,
-    local: SocketAddr,
-) -> Result<Vec<SocketAddr>, Failure> {
-    let mut out = Vec::new();
-    if len == 0 {
-        return Ok(out);
-    }
-    if addrs.is_null() {
-        return Err(Failure::new(
-            kad_result::KAD_NULL_POINTER,
-            "argument `addrs` is NULL",
-        ));
-    }
-    // SAFETY: `len` readable pointers per the contract.
-    let ptrs = unsafe { std::slice::from_raw_parts(addrs, len) };
-    for (i, p) in ptrs.iter().enumerate() {
-        if p.is_null() {
-            return Err(Failure::new(
-                kad_result::KAD_NULL_POINTER,
-                format!("addrs[{i}] is NULL"),
-            ));
+async fn ping(node: Node, addr: PeerAddr) -> Result<NodeId, Failure> {
+    let addrs = resolve(addr, &node).await?;
+    let mut last = None;
+    // A name may resolve to several addresses: the first that answers wins.
+    for a in addrs {
+        match node.ping(a).await {
+            Ok(id) => return Ok(id),
+            Err(e) => last = Some(e),
         }
-        // SAFETY: non-NULL, NUL-terminated per the contract.
-        out.extend(parse_addr(unsafe { CStr::from_ptr(*p) }, local)?);
     }
-    Ok(out)
+    Err(last.map_or_else(
+        || Failure::new(kad_result::KAD_BAD_ADDRESS, "address has no address"),
+        Failure::from,
+    ))
 }
 
-/// # Safety
-/// `addr` must be NULL or a NUL-terminated string.
-unsafe fn parse_one_addr(addr: *const c_char, local: SocketAddr) -> Result<SocketAddr, Failure> {
-    if addr.is_null() {
-        return Err(Failure::new(
-            kad_result::KAD_NULL_POINTER,
-            "argument `addr` is NULL",
-        ));
-    }
-    // SAFETY: non-NULL, NUL-terminated per the contract.
-    let all = parse_addr(unsafe { CStr::from_ptr(addr) }, local)?;
-    all.into_iter()
-        .next()
-        .ok_or_else(|| Failure::new(kad_result::KAD_BAD_ADDRESS, "address has no address"))
-}
-
-async fn bootstrap(node: Node, addrs: Vec<SocketAddr>) -> Result<usize, Failure> {
+async fn bootstrap(node: Node, addrs: Vec<PeerAddr>) -> Result<usize, Failure> {
+    let addrs = resolve_all(addrs, &node).await?;
     let found = node.bootstrap(&addrs).await?;
     if found.is_empty() {
         return Err(Failure::new(
@@ -116,20 +65,46 @@ unsafe fn put_args(
     len: usize,
     ttl_secs: u32,
 ) -> Result<(Value, PutOptions), Failure> {
-    // SAFETY: forwarded contract.
-    let bytes = unsafe { slice(value, len, "value")? };
+    // Lengths first: no slice is built from a length no object can have.
+    check_len(len, 1, "value")?;
     let max = node.config().max_value_size;
     if len > max {
         return Err(dht_core::Error::ValueTooLarge { size: len, max }.into());
     }
-    let options = PutOptions {
-        ttl: (ttl_secs > 0).then(|| Duration::from_secs(u64::from(ttl_secs))),
-        ..PutOptions::default()
-    };
-    Ok((Value::Bytes(bytes.to_vec()), options))
+    // SAFETY: forwarded contract; length checked above.
+    let bytes = unsafe { slice(value, len, "value")? };
+    let value = Value::Bytes(bytes.to_vec());
+    let options = put_options(node, &value, ttl_secs)?;
+    Ok((value, options))
 }
 
-async fn put(node: Node, key: Key, value: Value, options: PutOptions) -> Result<usize, Failure> {
+/// Options of a put, after checking the value's size against the node's
+/// limit (so the caller gets KAD_VALUE_TOO_LARGE before anything is sent).
+pub(crate) fn put_options(
+    node: &Node,
+    value: &Value,
+    ttl_secs: u32,
+) -> Result<PutOptions, Failure> {
+    let max = node.config().max_value_size;
+    if value.size() > max {
+        return Err(dht_core::Error::ValueTooLarge {
+            size: value.size(),
+            max,
+        }
+        .into());
+    }
+    Ok(PutOptions {
+        ttl: (ttl_secs > 0).then(|| Duration::from_secs(u64::from(ttl_secs))),
+        ..PutOptions::default()
+    })
+}
+
+pub(crate) async fn put(
+    node: Node,
+    key: Key,
+    value: Value,
+    options: PutOptions,
+) -> Result<usize, Failure> {
     let PutReport {
         stored_remote,
         stored_locally,
@@ -151,7 +126,7 @@ async fn get(node: Node, key: Key) -> Result<Value, Failure> {
         .ok_or_else(|| Failure::new(kad_result::KAD_NOT_FOUND, format!("key {key} not found")))
 }
 
-fn write_opt<T>(out: *mut T, v: T) {
+pub(crate) fn write_opt<T>(out: *mut T, v: T) {
     if !out.is_null() {
         // SAFETY: non-NULL out-parameter from the caller.
         unsafe { *out = v };
@@ -161,18 +136,20 @@ fn write_opt<T>(out: *mut T, v: T) {
 // -------------------------------------------------------------- bootstrap --
 
 /// Join the network: ping every address in `addrs` ("host:port" strings,
-/// `addrs_len` of them; names are resolved on the calling thread), then look
+/// `addrs_len` of them; names are resolved inside the operation), then look
 /// up the node's own id. Contacts already known (e.g. imported with
 /// kad_node_import_routing_table) also seed the lookup, so `addrs_len` may
 /// be 0 (then `addrs` may be NULL). On success `*contacts_out` (may be NULL)
 /// receives the number of contacts found.
 ///
-/// KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS for an unparsable
-/// address, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
+/// KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS at once for an
+/// unparsable address or one this node can never reach (port 0, 0.0.0.0,
+/// an IPv6 peer on an IPv4 node; see kad_node_ping) and for a name that
+/// does not resolve, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
 /// KAD_WRONG_THREAD inside a callback.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_bootstrap(
-    node: *const kad_node,
+    node: *mut kad_node,
     addrs: *const *const c_char,
     addrs_len: usize,
     timeout_ms: u32,
@@ -181,31 +158,38 @@ pub unsafe extern "C" fn kad_node_bootstrap(
     ffi_panic_boundary! {
         let n = try_ffi!(node_from_handle(node));
         // SAFETY: forwarded contract.
-        let addrs = try_ffi!(unsafe { parse_addrs(addrs, addrs_len, n.local_addr()) });
+        let addrs = try_ffi!(unsafe { parse_list(addrs, addrs_len, &n) });
         let found = try_ffi!(block_on(timeout_ms, bootstrap(n, addrs)));
         write_opt(contacts_out, found);
         kad_result::KAD_OK
     }
 }
 
-/// Asynchronous kad_node_bootstrap: returns at once; `callback` (may be NULL
+/// Asynchronous kad_node_bootstrap: returns at once (host names are resolved
+/// later, never on the calling thread; a name that does not resolve is
+/// reported to the callback as KAD_BAD_ADDRESS); `callback` (may be NULL
 /// to ignore the outcome) is then called exactly once with `userdata`, on a
 /// library thread.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_bootstrap_async(
-    node: *const kad_node,
+    node: *mut kad_node,
     addrs: *const *const c_char,
     addrs_len: usize,
     timeout_ms: u32,
     callback: kad_bootstrap_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
-        let n = try_ffi!(node_from_handle(node));
+        let e = try_ffi!(entry_from_handle(node));
+        let n = e.node.clone();
         // SAFETY: forwarded contract.
-        let addrs = try_ffi!(unsafe { parse_addrs(addrs, addrs_len, n.local_addr()) });
+        let addrs = try_ffi!(unsafe { parse_list(addrs, addrs_len, &n) });
+        let ticket = try_ffi!(e.promise_callback());
         let ud = Userdata::new(userdata);
-        try_ffi!(spawn_with_callback(timeout_ms, bootstrap(n, addrs), deliver_count(callback, ud)));
+        // SAFETY: forwarded contract.
+        let cancel = unsafe { Cancel::from_ptr(cancel) };
+        try_ffi!(spawn_with_callback(ticket, cancel, timeout_ms, bootstrap(n, addrs), deliver_count(callback, ud)));
         kad_result::KAD_OK
     }
 }
@@ -224,7 +208,7 @@ pub unsafe extern "C" fn kad_node_bootstrap_async(
 /// Blocking; KAD_WRONG_THREAD inside a callback.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_put(
-    node: *const kad_node,
+    node: *mut kad_node,
     key: *const u8,
     key_len: usize,
     value: *const u8,
@@ -245,7 +229,7 @@ pub unsafe extern "C" fn kad_node_put(
 /// (`digest_len` must be KAD_ID_LEN, else KAD_INVALID_ARGUMENT).
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_put_digest(
-    node: *const kad_node,
+    node: *mut kad_node,
     digest: *const u8,
     digest_len: usize,
     value: *const u8,
@@ -265,7 +249,7 @@ pub unsafe extern "C" fn kad_node_put_digest(
 /// # Safety
 /// As kad_node_put.
 unsafe fn put_blocking(
-    node: *const kad_node,
+    node: *mut kad_node,
     k: Key,
     value: *const u8,
     value_len: usize,
@@ -273,10 +257,14 @@ unsafe fn put_blocking(
     timeout_ms: u32,
     stored_out: *mut usize,
 ) -> kad_result {
-    let n = try_ffi!(node_from_handle(node));
+    let e = try_ffi!(entry_from_handle(node));
+    let n = e.node.clone();
     // SAFETY: forwarded contract.
     let (v, options) = try_ffi!(unsafe { put_args(&n, value, value_len, ttl_secs) });
-    let stored = try_ffi!(block_on(timeout_ms, put(n, k, v, options)));
+    let stored = try_ffi!(block_on(
+        timeout_ms,
+        timed(&e, Op::Put, put(n, k, v, options))
+    ));
     write_opt(stored_out, stored);
     kad_result::KAD_OK
 }
@@ -286,7 +274,7 @@ unsafe fn put_blocking(
 /// library thread.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_put_async(
-    node: *const kad_node,
+    node: *mut kad_node,
     key: *const u8,
     key_len: usize,
     value: *const u8,
@@ -295,19 +283,20 @@ pub unsafe extern "C" fn kad_node_put_async(
     timeout_ms: u32,
     callback: kad_put_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
         // SAFETY: forwarded contract.
-        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata) }
+        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata, cancel) }
     }
 }
 
 /// Asynchronous kad_node_put_digest; see kad_node_put_async.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_put_digest_async(
-    node: *const kad_node,
+    node: *mut kad_node,
     digest: *const u8,
     digest_len: usize,
     value: *const u8,
@@ -316,12 +305,13 @@ pub unsafe extern "C" fn kad_node_put_digest_async(
     timeout_ms: u32,
     callback: kad_put_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
         // SAFETY: forwarded contract.
-        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata) }
+        unsafe { put_async(node, k, value, value_len, ttl_secs, timeout_ms, callback, userdata, cancel) }
     }
 }
 
@@ -329,7 +319,7 @@ pub unsafe extern "C" fn kad_node_put_digest_async(
 /// As kad_node_put_async.
 #[allow(clippy::too_many_arguments)]
 unsafe fn put_async(
-    node: *const kad_node,
+    node: *mut kad_node,
     k: Key,
     value: *const u8,
     value_len: usize,
@@ -337,14 +327,20 @@ unsafe fn put_async(
     timeout_ms: u32,
     callback: kad_put_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
-    let n = try_ffi!(node_from_handle(node));
+    let e = try_ffi!(entry_from_handle(node));
+    let n = e.node.clone();
     // SAFETY: forwarded contract.
     let (v, options) = try_ffi!(unsafe { put_args(&n, value, value_len, ttl_secs) });
+    let ticket = try_ffi!(e.promise_callback());
     let ud = Userdata::new(userdata);
     try_ffi!(spawn_with_callback(
+        ticket,
+        // SAFETY: forwarded contract.
+        unsafe { Cancel::from_ptr(cancel) },
         timeout_ms,
-        put(n, k, v, options),
+        timed(&e, Op::Put, put(n, k, v, options)),
         deliver_count(callback, ud)
     ));
     kad_result::KAD_OK
@@ -363,7 +359,7 @@ unsafe fn put_async(
 /// inside a callback.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_get(
-    node: *const kad_node,
+    node: *mut kad_node,
     key: *const u8,
     key_len: usize,
     timeout_ms: u32,
@@ -380,7 +376,7 @@ pub unsafe extern "C" fn kad_node_get(
 /// kad_node_get with the key given as its KAD_ID_LEN-byte digest.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_get_digest(
-    node: *const kad_node,
+    node: *mut kad_node,
     digest: *const u8,
     digest_len: usize,
     timeout_ms: u32,
@@ -395,13 +391,16 @@ pub unsafe extern "C" fn kad_node_get_digest(
 }
 
 fn get_blocking(
-    node: *const kad_node,
+    node: *mut kad_node,
     k: Key,
     timeout_ms: u32,
     value_out: *mut *mut kad_value,
 ) -> kad_result {
-    let n = try_ffi!(node_from_handle(node));
-    let v = try_ffi!(block_on(timeout_ms, get(n, k)));
+    let e = try_ffi!(entry_from_handle(node));
+    let v = try_ffi!(block_on(
+        timeout_ms,
+        timed(&e, Op::Get, get(e.node.clone(), k))
+    ));
     // SAFETY: checked non-NULL by the callers.
     unsafe { *value_out = kad_value::boxed(v) };
     kad_result::KAD_OK
@@ -412,69 +411,87 @@ fn get_blocking(
 /// library thread, and owns the kad_value it receives.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_get_async(
-    node: *const kad_node,
+    node: *mut kad_node,
     key: *const u8,
     key_len: usize,
     timeout_ms: u32,
     callback: kad_get_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
-        get_async(node, k, timeout_ms, callback, userdata)
+        // SAFETY: forwarded contract.
+        unsafe { get_async(node, k, timeout_ms, callback, userdata, cancel) }
     }
 }
 
 /// Asynchronous kad_node_get_digest; see kad_node_get_async.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_get_digest_async(
-    node: *const kad_node,
+    node: *mut kad_node,
     digest: *const u8,
     digest_len: usize,
     timeout_ms: u32,
     callback: kad_get_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
-        get_async(node, k, timeout_ms, callback, userdata)
+        // SAFETY: forwarded contract.
+        unsafe { get_async(node, k, timeout_ms, callback, userdata, cancel) }
     }
 }
 
-fn get_async(
-    node: *const kad_node,
+unsafe fn get_async(
+    node: *mut kad_node,
     k: Key,
     timeout_ms: u32,
     callback: kad_get_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
-    let n = try_ffi!(node_from_handle(node));
+    let e = try_ffi!(entry_from_handle(node));
+    let ticket = try_ffi!(e.promise_callback());
     let ud = Userdata::new(userdata);
-    try_ffi!(spawn_with_callback(timeout_ms, get(n, k), move |r| {
-        let Some(cb) = callback else { return };
-        match r {
-            // SAFETY: C callback; ownership of the value passes to it.
-            Ok(v) => unsafe { cb(ud.get(), kad_result::KAD_OK, kad_value::boxed(v)) },
-            // SAFETY: C callback with the caller's own userdata.
-            Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null_mut()) },
+    try_ffi!(spawn_with_callback(
+        ticket,
+        // SAFETY: forwarded contract.
+        unsafe { Cancel::from_ptr(cancel) },
+        timeout_ms,
+        timed(&e, Op::Get, get(e.node.clone(), k)),
+        move |r| {
+            let Some(cb) = callback else { return };
+            match r {
+                // SAFETY: C callback; ownership of the value passes to it.
+                Ok(v) => unsafe { cb(ud.get(), kad_result::KAD_OK, kad_value::boxed(v)) },
+                // SAFETY: C callback with the caller's own userdata.
+                Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null_mut()) },
+            }
         }
-    }));
+    ));
     kad_result::KAD_OK
 }
 
 // ------------------------------------------------------------------- ping --
 
-/// Ping the node at `addr` ("host:port"). On success its KAD_ID_LEN-byte id
+/// Ping the node at `addr` ("host:port"; a name is resolved inside the
+/// operation). On success its KAD_ID_LEN-byte id
 /// is copied to `id_out` if that is not NULL (`id_out_len` at least
 /// KAD_ID_LEN, else KAD_BUFFER_TOO_SMALL before anything is sent).
 ///
-/// KAD_TIMEOUT if it does not answer within the RPC timeout or `timeout_ms`
-/// (0 = no extra limit). Blocking; KAD_WRONG_THREAD inside a callback.
+/// KAD_BAD_ADDRESS at once for an address this node can never reach: port
+/// 0, or another IP family than the
+/// node's socket (IPv6 on a node bound to an IPv4 address; a node bound to
+/// "::" reaches both). KAD_TIMEOUT if it does not answer within the RPC
+/// timeout or `timeout_ms` (0 = no extra limit). Blocking; KAD_WRONG_THREAD
+/// inside a callback.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_ping(
-    node: *const kad_node,
+    node: *mut kad_node,
     addr: *const c_char,
     timeout_ms: u32,
     id_out: *mut u8,
@@ -484,10 +501,11 @@ pub unsafe extern "C" fn kad_node_ping(
         if !id_out.is_null() {
             try_ffi!(check_id_buffer(id_out, id_out_len));
         }
-        let n = try_ffi!(node_from_handle(node));
+        let e = try_ffi!(entry_from_handle(node));
+        let n = e.node.clone();
         // SAFETY: forwarded contract.
-        let a = try_ffi!(unsafe { parse_one_addr(addr, n.local_addr()) });
-        let id = try_ffi!(block_on(timeout_ms, async move { Ok(n.ping(a).await?) }));
+        let a = try_ffi!(unsafe { parse_one(addr, &n) });
+        let id = try_ffi!(block_on(timeout_ms, timed(&e, Op::Ping, ping(n, a))));
         if !id_out.is_null() {
             // SAFETY: buffer checked above.
             unsafe { write_id(&id, id_out, id_out_len) };
@@ -496,23 +514,28 @@ pub unsafe extern "C" fn kad_node_ping(
     }
 }
 
-/// Asynchronous kad_node_ping: `callback` (may be NULL) is called exactly
-/// once with `userdata` on a library thread.
+/// Asynchronous kad_node_ping: returns at once (a host name is resolved
+/// later, never on the calling thread); `callback` (may be NULL) is called
+/// exactly once with `userdata` on a library thread.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_ping_async(
-    node: *const kad_node,
+    node: *mut kad_node,
     addr: *const c_char,
     timeout_ms: u32,
     callback: kad_ping_callback,
     userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
 ) -> kad_result {
     ffi_panic_boundary! {
-        let n = try_ffi!(node_from_handle(node));
+        let e = try_ffi!(entry_from_handle(node));
+        let n = e.node.clone();
         // SAFETY: forwarded contract.
-        let a = try_ffi!(unsafe { parse_one_addr(addr, n.local_addr()) });
+        let a = try_ffi!(unsafe { parse_one(addr, &n) });
+        let ticket = try_ffi!(e.promise_callback());
         let ud = Userdata::new(userdata);
-        let op = async move { Ok::<NodeId, Failure>(n.ping(a).await?) };
-        try_ffi!(spawn_with_callback(timeout_ms, op, move |r| {
+        // SAFETY: forwarded contract.
+        let cancel = unsafe { Cancel::from_ptr(cancel) };
+        try_ffi!(spawn_with_callback(ticket, cancel, timeout_ms, timed(&e, Op::Ping, ping(n, a)), move |r| {
             let Some(cb) = callback else { return };
             match r {
                 // SAFETY: C callback; `id` lives until it returns.

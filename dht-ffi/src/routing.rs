@@ -87,7 +87,7 @@ pub unsafe extern "C" fn kad_node_export_routing_table(
 /// refresh them.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_import_routing_table(
-    node: *const kad_node,
+    node: *mut kad_node,
     table: *const kad_routing_table,
     added_out: *mut usize,
 ) -> kad_result {

@@ -1,29 +1,74 @@
 //! The one tokio runtime of the library, created on first use and never shut
 //! down (C programs have no destructor hook that runs before their threads
-//! exit; keeping it alive for the process is the simple, safe choice).
+//! exit; keeping it alive for the process is the simple, safe choice), and
+//! the rules about which thread may wait for what.
+//!
+//! Threads: `worker` threads (one per core) run the nodes' drivers and never
+//! run C code except a log callback; at most [`KAD_CALLBACK_THREADS`]
+//! threads of tokio's blocking pool run the C callbacks. After `fork()` none
+//! of these threads exist in the child, so every call that would need them
+//! fails with KAD_FORKED instead of waiting forever.
 
+use std::cell::Cell;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
 
 use crate::error::{kad_result, Failure};
 
-static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+/// Most library threads that run C callbacks at once. When that many
+/// callbacks are running (or blocked), further callbacks wait in order for
+/// one of them to return; they are delayed, never lost. Host names given
+/// to _async calls are resolved on the same pool.
+pub const KAD_CALLBACK_THREADS: usize = 64;
 
-/// The library runtime, starting it if needed.
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+/// The process that started the runtime (0 = not started yet).
+static RUNTIME_PID: AtomicU32 = AtomicU32::new(0);
+
+thread_local! {
+    /// True while this thread runs a C callback of the library.
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The library runtime, starting it if needed; KAD_FORKED in a child
+/// process of the one that started it (its threads did not survive fork).
 pub(crate) fn runtime() -> Result<&'static Runtime, Failure> {
+    check_not_forked()?;
     RUNTIME
         .get_or_init(|| {
+            RUNTIME_PID.store(std::process::id(), Ordering::SeqCst);
+            crate::log::install();
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("kadmium")
+                .max_blocking_threads(KAD_CALLBACK_THREADS)
                 .build()
                 .map_err(|e| format!("cannot start the kadmium runtime: {e}"))
         })
         .as_ref()
         .map_err(|e| Failure::new(kad_result::KAD_RUNTIME_ERROR, e.clone()))
+}
+
+/// KAD_FORKED when the runtime was started by another process, i.e. this is
+/// a child created by fork() after the library was used. Takes no lock, so
+/// it is safe in a child whatever the parent's threads held at fork time.
+pub(crate) fn check_not_forked() -> Result<(), Failure> {
+    let started_by = RUNTIME_PID.load(Ordering::SeqCst);
+    if started_by != 0 && started_by != std::process::id() {
+        return Err(Failure::new(
+            kad_result::KAD_FORKED,
+            format!(
+                "kadmium was started in process {started_by}; its threads do not exist in this \
+                 forked child, so its nodes and runtime cannot be used here (create nodes after \
+                 fork, or exec)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Fail with KAD_WRONG_THREAD when called on a runtime thread: `block_on`
@@ -37,6 +82,50 @@ pub(crate) fn ensure_not_runtime_thread() -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// Run `f` as a C callback: marked so that [`wait_on_runtime`] knows this
+/// thread may block (it is a blocking-pool thread, not a worker).
+pub(crate) fn as_callback<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let was = self.0;
+            let _ = IN_CALLBACK.try_with(|c| c.set(was));
+        }
+    }
+    let _reset = Reset(IN_CALLBACK.try_with(|c| c.replace(true)).unwrap_or(false));
+    f()
+}
+
+/// Wait for `fut` (run on the runtime) from a thread that may block: a C
+/// thread, or a callback thread (the future runs on the workers, so waiting
+/// there cannot deadlock). `None` if `limit` passed first. On a worker
+/// thread (e.g. inside a log callback) waiting could stall the very task
+/// being waited for, so it is refused with KAD_WRONG_THREAD.
+pub(crate) fn wait_on_runtime<T, F>(limit: Option<Duration>, fut: F) -> Result<Option<T>, Failure>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let on_runtime = Handle::try_current().is_ok();
+    let in_callback = IN_CALLBACK.try_with(Cell::get).unwrap_or(false);
+    if on_runtime && !in_callback {
+        return Err(Failure::new(
+            kad_result::KAD_WRONG_THREAD,
+            "this kadmium call waits, and cannot be made from a log callback",
+        ));
+    }
+    let rt = runtime()?;
+    let (tx, rx) = mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    Ok(match limit {
+        Some(limit) => rx.recv_timeout(limit).ok(),
+        // The runtime lives as long as the process, so the task finishes.
+        None => rx.recv().ok(),
+    })
 }
 
 /// Run `fut` to completion on the library runtime from a C thread, giving up

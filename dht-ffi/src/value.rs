@@ -4,9 +4,9 @@ use dht_core::Value;
 
 use crate::error::{kad_result, Failure};
 
-/// Type of a kad_value. Values put from C are always KAD_VALUE_TYPE_BYTES;
-/// values put by Python nodes keep their Python type (int, float, bool, str,
-/// bytes).
+/// Type of a kad_value. Values keep the type they were put with: by
+/// kad_node_put (bytes), kad_node_put_value (any type), or a Python node
+/// (int, float, bool, str, bytes).
 #[allow(non_camel_case_types)]
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +27,9 @@ pub enum kad_value_type {
     Bool = 6,
 }
 
-/// A value found by a get. Owned by the caller that received it; release it
-/// with kad_value_free. Immutable, so it may be read from several threads.
+/// A typed value: found by a get, or made with kad_value_new_* to put with
+/// kad_node_put_value. Owned by the caller that received or made it; release
+/// it with kad_value_free. Immutable, so it may be read from several threads.
 pub struct kad_value {
     value: Value,
     /// For Bytes and Str: the bytes followed by one NUL, so text can be
@@ -37,6 +38,10 @@ pub struct kad_value {
 }
 
 impl kad_value {
+    pub(crate) fn inner(&self) -> &Value {
+        &self.value
+    }
+
     pub(crate) fn boxed(value: Value) -> *mut kad_value {
         let data = match &value {
             Value::Bytes(b) => nul_terminated(b),
@@ -189,7 +194,8 @@ pub unsafe extern "C" fn kad_value_bool(
     }
 }
 
-/// Release a value received from kad_node_get* or a kad_get_callback.
+/// Release a value received from kad_node_get*, a kad_get_callback or a
+/// kad_value_new_* function.
 /// NULL is ignored. Freeing the same value twice is undefined behaviour.
 #[no_mangle]
 pub unsafe extern "C" fn kad_value_free(value: *mut kad_value) {

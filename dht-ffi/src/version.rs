@@ -11,6 +11,10 @@ pub const KAD_VERSION_MINOR: u32 = 1;
 /// Patch version of the header.
 pub const KAD_VERSION_PATCH: u32 = 0;
 
+/// The header's version as one number, MAJOR * 1000000 + MINOR * 1000 +
+/// PATCH (0.1.0 is 1000), for `#if KAD_VERSION_NUMBER >= ...` tests.
+pub const KAD_VERSION_NUMBER: u32 = 1000;
+
 /// "MAJOR.MINOR.PATCH" of the loaded library (compare with KAD_VERSION_* to
 /// detect a header/library mismatch). Static string; never free it.
 #[no_mangle]
@@ -31,6 +35,10 @@ mod tests {
             want,
             env!("CARGO_PKG_VERSION"),
             "update src/version.rs and regenerate the header"
+        );
+        assert_eq!(
+            KAD_VERSION_NUMBER,
+            KAD_VERSION_MAJOR * 1_000_000 + KAD_VERSION_MINOR * 1000 + KAD_VERSION_PATCH
         );
     }
 }

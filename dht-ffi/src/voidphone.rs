@@ -43,7 +43,7 @@ fn start_failure(e: ApiError) -> Failure {
 /// IP address, KAD_NETWORK_ERROR if the address cannot be bound.
 #[no_mangle]
 pub unsafe extern "C" fn kad_api_server_start(
-    node: *const kad_node,
+    node: *mut kad_node,
     host: *const c_char,
     port: u16,
     max_connections: usize,

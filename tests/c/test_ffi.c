@@ -203,7 +203,7 @@ static void test_slow_callbacks(kad_node *a, kad_node *b) {
     memset(&g, 0, sizeof g);
     pthread_mutex_init(&g.mu, NULL);
     pthread_cond_init(&g.cv, NULL);
-    for (int i = 0; i < SLOW; i++) CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, on_get_blocked, &g), KAD_OK);
+    for (int i = 0; i < SLOW; i++) CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, on_get_blocked, &g, NULL), KAD_OK);
     CHECK(gate_wait_for(&g, &g.entered, SLOW));
     kad_value *v = NULL;
     CHECK_RES(kad_node_put(a, KEY("while-blocked"), KEY("still serving"), 0, TIMEOUT, NULL), KAD_OK);
@@ -241,9 +241,9 @@ static void test_results_and_version(void) {
     /* every code has its own message */
     const kad_result all[] = {KAD_OK, KAD_INVALID_ARGUMENT, KAD_NULL_POINTER, KAD_INVALID_HANDLE,
                               KAD_BUFFER_TOO_SMALL, KAD_WRONG_TYPE, KAD_WRONG_THREAD,
-                              KAD_VALUE_TOO_LARGE, KAD_BAD_ADDRESS, KAD_NOT_FOUND, KAD_TIMEOUT,
+                              KAD_VALUE_TOO_LARGE, KAD_BAD_ADDRESS, KAD_FORKED, KAD_NOT_FOUND, KAD_TIMEOUT,
                               KAD_NO_PEERS, KAD_NETWORK_ERROR, KAD_STORAGE_FULL, KAD_BUSY,
-                              KAD_SHUT_DOWN, KAD_PANIC, KAD_RUNTIME_ERROR};
+                              KAD_SHUT_DOWN, KAD_CANCELLED, KAD_PANIC, KAD_RUNTIME_ERROR};
     size_t count = sizeof all / sizeof all[0];
     for (size_t i = 0; i < count; i++) {
         CHECK(strcmp(kad_result_str(all[i]), "unknown result code") != 0);
@@ -521,35 +521,82 @@ static void test_network(void) {
     CHECK_RES(kad_node_get_digest(c, digest, KAD_ID_LEN, TIMEOUT, NULL), KAD_NULL_POINTER);
     CHECK(v == NULL);
 
+    /* ---- typed puts: what Python peers store ---- */
+    {
+        kad_value *vi = kad_value_new_int(-42), *vf = kad_value_new_float(2.5), *vb = kad_value_new_bool(true);
+        kad_value *vs = NULL, *vy = NULL, *got = NULL;
+        CHECK_RES(kad_value_new_str("h\xc3\xa9llo", 6, &vs), KAD_OK);
+        CHECK_RES(kad_value_new_bytes((const uint8_t *)"\0\1", 2, &vy), KAD_OK);
+        CHECK_RES(kad_value_new_str("\xff", 1, &got), KAD_INVALID_ARGUMENT); /* not UTF-8 */
+        CHECK(got == NULL);
+        CHECK_RES(kad_value_new_str(NULL, 3, &got), KAD_NULL_POINTER);
+        CHECK_RES(kad_value_new_bytes(NULL, 0, NULL), KAD_NULL_POINTER);
+        CHECK_RES(kad_node_put_value(b, KEY("t-int"), vi, 0, TIMEOUT, &stored), KAD_OK);
+        CHECK_RES(kad_node_put_value(b, KEY("t-float"), vf, 0, TIMEOUT, NULL), KAD_OK);
+        CHECK_RES(kad_node_put_value(b, KEY("t-bool"), vb, 0, TIMEOUT, NULL), KAD_OK);
+        CHECK_RES(kad_node_put_value(b, KEY("t-str"), vs, 0, TIMEOUT, NULL), KAD_OK);
+        struct done pd;
+        done_init(&pd, NULL);
+        CHECK_RES(kad_node_put_value_async(b, KEY("t-bytes"), vy, 0, TIMEOUT, on_put, &pd, NULL), KAD_OK);
+        kad_value_free(vy); /* copied by the call */
+        CHECK(done_wait(&pd) && pd.result == KAD_OK && pd.count >= 1);
+        done_destroy(&pd);
+        CHECK_RES(kad_node_put_value(b, KEY("t-int"), NULL, 0, TIMEOUT, NULL), KAD_NULL_POINTER);
+        CHECK_RES(kad_node_put_value_async(b, KEY("t-int"), NULL, 0, TIMEOUT, NULL, NULL, NULL), KAD_NULL_POINTER);
+        int64_t gi = 0;
+        double gf = 0;
+        bool gb = false;
+        CHECK_RES(kad_node_get(c, KEY("t-int"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_get_type(got) == KAD_VALUE_TYPE_INT && kad_value_int(got, &gi) == KAD_OK && gi == -42);
+        kad_value_free(got);
+        CHECK_RES(kad_node_get(c, KEY("t-float"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_float(got, &gf) == KAD_OK && gf == 2.5);
+        kad_value_free(got);
+        CHECK_RES(kad_node_get(c, KEY("t-bool"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_bool(got, &gb) == KAD_OK && gb);
+        kad_value_free(got);
+        CHECK_RES(kad_node_get(c, KEY("t-str"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_get_type(got) == KAD_VALUE_TYPE_STR);
+        CHECK(kad_value_bytes(got, &data, &len) == KAD_OK && len == 6 && strcmp((const char *)data, "h\xc3\xa9llo") == 0);
+        kad_value_free(got);
+        CHECK_RES(kad_node_get(c, KEY("t-bytes"), TIMEOUT, &got), KAD_OK);
+        CHECK(kad_value_get_type(got) == KAD_VALUE_TYPE_BYTES && kad_value_bytes(got, &data, &len) == KAD_OK && len == 2);
+        kad_value_free(got);
+        kad_value_free(vi);
+        kad_value_free(vf);
+        kad_value_free(vb);
+        kad_value_free(vs);
+    }
+
     /* ---- asynchronous twins ---- */
     struct done d;
     kad_node *lone = start_node();
     done_init(&d, NULL);
-    CHECK_RES(kad_node_bootstrap_async(lone, via_a, 1, TIMEOUT, on_bootstrap, &d), KAD_OK);
+    CHECK_RES(kad_node_bootstrap_async(lone, via_a, 1, TIMEOUT, on_bootstrap, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK && d.count >= 1);
     CHECK(!pthread_equal(d.thread, pthread_self()));
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_bootstrap_async(lone, nobody, 1, TIMEOUT, on_bootstrap, &d), KAD_OK);
+    CHECK_RES(kad_node_bootstrap_async(lone, nobody, 1, TIMEOUT, on_bootstrap, &d, NULL), KAD_OK);
     CHECK(done_wait(&d));
     /* lone already knows a, b and c, which also seed the lookup */
     CHECK(d.result == KAD_OK);
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_put_async(lone, KEY("async"), KEY("av"), 0, TIMEOUT, on_put, &d), KAD_OK);
+    CHECK_RES(kad_node_put_async(lone, KEY("async"), KEY("av"), 0, TIMEOUT, on_put, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK && d.count >= 1);
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_put_digest_async(lone, digest, sizeof digest, KEY("dv2"), 0, TIMEOUT, on_put, &d), KAD_OK);
+    CHECK_RES(kad_node_put_digest_async(lone, digest, sizeof digest, KEY("dv2"), 0, TIMEOUT, on_put, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK);
     done_destroy(&d);
 
     /* get: the callback owns the value; a blocking call inside it is refused */
     done_init(&d, a);
-    CHECK_RES(kad_node_get_async(a, KEY("async"), TIMEOUT, on_get, &d), KAD_OK);
+    CHECK_RES(kad_node_get_async(a, KEY("async"), TIMEOUT, on_get, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK && d.value != NULL);
     CHECK(d.nested == KAD_WRONG_THREAD);
     CHECK(kad_value_bytes(d.value, &data, &len) == KAD_OK && len == 2 && memcmp(data, "av", 2) == 0);
@@ -557,32 +604,32 @@ static void test_network(void) {
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_get_digest_async(b, digest, sizeof digest, TIMEOUT, on_get, &d), KAD_OK);
+    CHECK_RES(kad_node_get_digest_async(b, digest, sizeof digest, TIMEOUT, on_get, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK);
     CHECK(kad_value_bytes(d.value, &data, &len) == KAD_OK && len == 3 && memcmp(data, "dv2", 3) == 0);
     kad_value_free(d.value);
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_get_async(c, KEY("missing"), TIMEOUT, on_get, &d), KAD_OK);
+    CHECK_RES(kad_node_get_async(c, KEY("missing"), TIMEOUT, on_get, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_NOT_FOUND && d.value == NULL);
     CHECK(strstr(d.detail, "not found") != NULL); /* detail visible inside the callback */
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_ping_async(a, addr_b, TIMEOUT, on_ping, &d), KAD_OK);
+    CHECK_RES(kad_node_ping_async(a, addr_b, TIMEOUT, on_ping, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_OK && d.count == KAD_ID_LEN);
     CHECK(memcmp(d.id, id_b, KAD_ID_LEN) == 0);
     done_destroy(&d);
 
     done_init(&d, NULL);
-    CHECK_RES(kad_node_ping_async(a, addr_gone, 50, on_ping, &d), KAD_OK);
+    CHECK_RES(kad_node_ping_async(a, addr_gone, 50, on_ping, &d, NULL), KAD_OK);
     CHECK(done_wait(&d) && d.result == KAD_TIMEOUT && d.count == 0);
     done_destroy(&d);
 
     /* NULL callback: fire and forget */
-    CHECK_RES(kad_node_put_async(b, KEY("forgotten"), KEY("fv"), 0, TIMEOUT, NULL, NULL), KAD_OK);
-    CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, NULL, NULL), KAD_OK);
+    CHECK_RES(kad_node_put_async(b, KEY("forgotten"), KEY("fv"), 0, TIMEOUT, NULL, NULL, NULL), KAD_OK);
+    CHECK_RES(kad_node_get_async(b, KEY("binary"), TIMEOUT, NULL, NULL, NULL), KAD_OK);
     int found = 0;
     for (int tries = 0; tries < 100 && !found; tries++) {
         if (kad_node_get(c, KEY("forgotten"), TIMEOUT, &v) == KAD_OK) found = 1;
@@ -594,17 +641,17 @@ static void test_network(void) {
 
     /* argument errors are returned at once and the callback never runs */
     done_init(&d, NULL);
-    CHECK_RES(kad_node_put_async(b, (const uint8_t *)"", 0, KEY("v"), 0, TIMEOUT, on_put, &d), KAD_INVALID_ARGUMENT);
-    CHECK_RES(kad_node_put_async(NULL, KEY("k"), KEY("v"), 0, TIMEOUT, on_put, &d), KAD_NULL_POINTER);
-    CHECK_RES(kad_node_put_digest_async(b, digest, 3, KEY("v"), 0, TIMEOUT, on_put, &d), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_put_async(b, (const uint8_t *)"", 0, KEY("v"), 0, TIMEOUT, on_put, &d, NULL), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_put_async(NULL, KEY("k"), KEY("v"), 0, TIMEOUT, on_put, &d, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_put_digest_async(b, digest, 3, KEY("v"), 0, TIMEOUT, on_put, &d, NULL), KAD_INVALID_ARGUMENT);
     static uint8_t big[65001];
-    CHECK_RES(kad_node_put_async(b, KEY("k"), big, sizeof big, 0, TIMEOUT, on_put, &d), KAD_VALUE_TOO_LARGE);
-    CHECK_RES(kad_node_get_async(b, NULL, 1, TIMEOUT, on_get, &d), KAD_NULL_POINTER);
-    CHECK_RES(kad_node_get_digest_async(b, digest, 0, TIMEOUT, on_get, &d), KAD_INVALID_ARGUMENT);
-    CHECK_RES(kad_node_bootstrap_async(b, bad, 1, TIMEOUT, on_bootstrap, &d), KAD_BAD_ADDRESS);
-    CHECK_RES(kad_node_bootstrap_async(NULL, via_a, 1, TIMEOUT, on_bootstrap, &d), KAD_NULL_POINTER);
-    CHECK_RES(kad_node_ping_async(b, NULL, TIMEOUT, on_ping, &d), KAD_NULL_POINTER);
-    CHECK_RES(kad_node_ping_async(NULL, addr_a, TIMEOUT, on_ping, &d), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_put_async(b, KEY("k"), big, sizeof big, 0, TIMEOUT, on_put, &d, NULL), KAD_VALUE_TOO_LARGE);
+    CHECK_RES(kad_node_get_async(b, NULL, 1, TIMEOUT, on_get, &d, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_get_digest_async(b, digest, 0, TIMEOUT, on_get, &d, NULL), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_bootstrap_async(b, bad, 1, TIMEOUT, on_bootstrap, &d, NULL), KAD_BAD_ADDRESS);
+    CHECK_RES(kad_node_bootstrap_async(NULL, via_a, 1, TIMEOUT, on_bootstrap, &d, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_ping_async(b, NULL, TIMEOUT, on_ping, &d, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_ping_async(NULL, addr_a, TIMEOUT, on_ping, &d, NULL), KAD_NULL_POINTER);
     sleep_ms(200);
     CHECK(d.calls == 0);
     done_destroy(&d);
@@ -612,7 +659,7 @@ static void test_network(void) {
     /* freeing a node with an operation in flight: its callback still runs once */
     kad_node *doomed = start_node();
     done_init(&d, NULL);
-    CHECK_RES(kad_node_ping_async(doomed, addr_gone, 0, on_ping, &d), KAD_OK);
+    CHECK_RES(kad_node_ping_async(doomed, addr_gone, 0, on_ping, &d, NULL), KAD_OK);
     kad_node_free(doomed);
     CHECK(done_wait(&d));
     CHECK(d.result == KAD_SHUT_DOWN);
@@ -631,7 +678,7 @@ static void test_network(void) {
     CHECK(sent > 0 && received > 0);
     CHECK_RES(kad_stats_get(s, KAD_STAT_CONTACTS, &count), KAD_OK);
     CHECK(count >= 3);
-    for (uint32_t k = 0; k <= KAD_STAT_PENDING_RPCS; k++) {
+    for (uint32_t k = 0; k <= KAD_STAT_PING_MAX_US; k++) {
         CHECK(kad_stat_name(k) != NULL);
         CHECK_RES(kad_stats_get(s, k, &count), KAD_OK);
     }
@@ -642,6 +689,26 @@ static void test_network(void) {
     CHECK_RES(kad_stats_get(NULL, 0, &count), KAD_NULL_POINTER);
     kad_stats_free(s);
     kad_stats_free(NULL);
+    /* per-operation latency: c did gets, b puts, a pings */
+    uint64_t n_ok = 0, mean = 0, max = 0;
+    CHECK_RES(kad_node_stats(c, &s), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_GETS_SUCCEEDED, &n_ok), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_GET_MEAN_US, &mean), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_GET_MAX_US, &max), KAD_OK);
+    CHECK(n_ok >= 5 && mean > 0 && max >= mean);
+    printf("stats: node c: %llu gets succeeded, mean %llu us, max %llu us\n", (unsigned long long)n_ok,
+           (unsigned long long)mean, (unsigned long long)max);
+    kad_stats_free(s);
+    CHECK_RES(kad_node_stats(b, &s), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_PUTS_SUCCEEDED, &n_ok), KAD_OK);
+    CHECK(n_ok >= 5);
+    kad_stats_free(s);
+    CHECK_RES(kad_node_stats(a, &s), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_PINGS_SUCCEEDED, &n_ok), KAD_OK);
+    CHECK_RES(kad_stats_get(s, KAD_STAT_PING_MEAN_US, &mean), KAD_OK);
+    CHECK(n_ok >= 2 && mean > 0);
+    CHECK(strcmp(kad_stat_name(KAD_STAT_GET_MEAN_US), "get_mean_us") == 0);
+    kad_stats_free(s);
     kad_stats *unset = NULL;
     CHECK_RES(kad_node_stats(NULL, &unset), KAD_NULL_POINTER);
     CHECK_RES(kad_node_stats(a, NULL), KAD_NULL_POINTER);
@@ -749,6 +816,41 @@ static void test_threads(void) {
     for (int i = 0; i < 3; i++) kad_node_free(n[i]);
 }
 
+/* ---- logging callback ---------------------------------------------------- */
+
+struct logs {
+    pthread_mutex_t mu;
+    int count, node_started, bad_level;
+};
+
+static void on_log(void *ud, kad_log_level level, const char *target, const char *message) {
+    struct logs *l = ud;
+    pthread_mutex_lock(&l->mu);
+    l->count++;
+    if (strncmp(target, "dht_core", 8) == 0 && strstr(message, "node started") != NULL) l->node_started++;
+    if (level < KAD_LOG_LEVEL_ERROR || level > KAD_LOG_LEVEL_DEBUG) l->bad_level++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void test_logging(void) {
+    struct logs l;
+    memset(&l, 0, sizeof l);
+    pthread_mutex_init(&l.mu, NULL);
+    CHECK_RES(kad_set_log_callback(on_log, &l, KAD_LOG_LEVEL_DEBUG), KAD_OK);
+    kad_node *n = start_node();
+    kad_node_free(n);
+    CHECK_RES(kad_set_log_callback(NULL, NULL, KAD_LOG_LEVEL_OFF), KAD_OK);
+    pthread_mutex_lock(&l.mu);
+    int seen = l.count;
+    CHECK(l.node_started == 1 && seen >= 1 && l.bad_level == 0);
+    pthread_mutex_unlock(&l.mu);
+    n = start_node(); /* no callback any more: nothing reaches it */
+    kad_node_free(n);
+    CHECK(l.count == seen);
+    CHECK_RES(kad_set_log_callback(on_log, &l, 6), KAD_INVALID_ARGUMENT);
+    pthread_mutex_destroy(&l.mu);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     test_results_and_version();
@@ -757,6 +859,7 @@ int main(void) {
     test_node_lifecycle();
     test_network();
     test_threads();
+    test_logging();
     printf("test_ffi: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
