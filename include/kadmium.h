@@ -903,7 +903,7 @@ kad_result kad_node_get_digest_async(struct kad_node *node,
  KAD_ID_LEN, else KAD_BUFFER_TOO_SMALL before anything is sent).
 
  KAD_BAD_ADDRESS at once for an address this node can never reach: port
- 0, an unspecified address (0.0.0.0, ::), or another IP family than the
+ 0, or another IP family than the
  node's socket (IPv6 on a node bound to an IPv4 address; a node bound to
  "::" reaches both). KAD_TIMEOUT if it does not answer within the RPC
  timeout or `timeout_ms` (0 = no extra limit). Blocking; KAD_WRONG_THREAD
