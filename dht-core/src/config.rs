@@ -1,6 +1,7 @@
 //! Node configuration. Every field has a documented default; builders set them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::id::NodeId;
@@ -72,6 +73,24 @@ pub struct Config {
     pub client_only: bool,
     /// Seed for the node's RNG (ids, message ids); random when `None`.
     pub rng_seed: Option<u64>,
+    /// Directory where [`crate::Node`] keeps its id, routing contacts and
+    /// records across restarts (created if missing, locked while the node
+    /// runs; see `docs/persistence.md`). `None` (the default): everything
+    /// lives in memory and is lost when the node stops.
+    ///
+    /// Durability: the driver saves the changes of each of its iterations in
+    /// one fsync'ed commit *before* it sends the datagrams of that iteration
+    /// and before it completes a `put`, so a STORE acknowledged to a peer or
+    /// a put reported to the caller survives `kill -9` or a crash. What is
+    /// lost is at most the iteration in progress (milliseconds of work none
+    /// of which was acknowledged), and the contact list is saved at most
+    /// once a second (every 30 s once it holds k contacts), so a kill may
+    /// lose the newest contacts. [`crate::Node::store_local`] returns before
+    /// its value is saved (in the next iteration, normally within
+    /// milliseconds). Opening fails with [`crate::Error::Persistence`] when
+    /// the directory is in use by another process, its file is damaged or of
+    /// a newer format, or it cannot be written.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -97,6 +116,7 @@ impl Default for Config {
             operation_timeout: Duration::from_secs(10),
             client_only: false,
             rng_seed: None,
+            data_dir: None,
         }
     }
 }
@@ -140,6 +160,11 @@ impl Config {
     }
     pub fn with_rng_seed(mut self, seed: u64) -> Self {
         self.rng_seed = Some(seed);
+        self
+    }
+    /// Keep the node's state in `dir` across restarts (see [`Config::data_dir`]).
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
         self
     }
 

@@ -22,8 +22,10 @@
 pub mod config;
 pub mod contact;
 pub mod contacts;
+pub(crate) mod durable;
 pub mod error;
 pub mod id;
+pub(crate) mod journal;
 pub mod lookup;
 pub mod node;
 pub mod ops;

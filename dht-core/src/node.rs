@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch, Notify};
@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::contact::Contact;
+use crate::durable::{self, Durable};
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats};
@@ -23,6 +24,9 @@ use crate::value::Value;
 const RECV_BATCH: usize = 64;
 /// Larger than any UDP payload, so nothing is truncated silently.
 const RECV_BUFFER: usize = 65_536;
+/// Rejoin bootstraps through saved contacts before giving up (2 s, 4 s, ...
+/// then every 60 s: about 6 minutes in all).
+const REJOIN_ATTEMPTS: usize = 10;
 
 /// A running Kademlia node on a UDP socket.
 ///
@@ -86,12 +90,34 @@ impl Node {
         Self::bind_with_storage(config, Box::new(storage)).await
     }
 
-    /// Like [`Node::bind`], keeping values in `storage`.
+    /// Like [`Node::bind`], keeping values in `storage`. With
+    /// [`Config::data_dir`] set, the directory is locked and loaded first
+    /// (failing with [`Error::Persistence`] when it is in use, damaged or
+    /// unwritable), and a node that saved contacts rejoins through them.
     pub async fn bind_with_storage(config: Config, storage: Box<dyn Storage>) -> Result<Node> {
         config.validate()?;
+        let (durable, protocol) = match &config.data_dir {
+            Some(dir) => {
+                let (durable, protocol) =
+                    Durable::open(config.clone(), storage, dir, now()).await?;
+                (Some(durable), protocol)
+            }
+            None => (
+                None,
+                Protocol::with_storage(config.clone(), storage, now())?,
+            ),
+        };
+        let saved_peers: Vec<SocketAddr> = match durable {
+            Some(_) => protocol
+                .routing()
+                .contacts()
+                .iter()
+                .map(|c| c.addr)
+                .collect(),
+            None => Vec::new(),
+        };
         let socket = UdpSocket::bind(config.bind).await?;
         let local_addr = socket.local_addr()?;
-        let protocol = Protocol::with_storage(config.clone(), storage, now())?;
         let inner = Arc::new(Inner {
             id: protocol.id(),
             config,
@@ -105,9 +131,13 @@ impl Node {
             shut_down: AtomicBool::new(false),
             closed: watch::Sender::new(false),
         });
-        tokio::spawn(drive(inner.clone(), socket));
+        tokio::spawn(drive(inner.clone(), socket, durable));
         debug!(id = %inner.id, addr = %local_addr, "node started");
-        Ok(Node { inner })
+        let node = Node { inner };
+        if !saved_peers.is_empty() {
+            tokio::spawn(rejoin(node.clone(), saved_peers));
+        }
+        Ok(node)
     }
 
     pub fn id(&self) -> NodeId {
@@ -148,7 +178,10 @@ impl Node {
         if state.driver_gone || self.is_shut_down() {
             return Err(Error::Shutdown);
         }
-        state.protocol.store_local(now(), key, value, options)
+        state.protocol.store_local(now(), key, value, options)?;
+        // With a data directory, the driver saves it in its next iteration.
+        self.inner.wake.notify_one();
+        Ok(())
     }
 
     /// The value under `key`, or `None` when the network does not have it.
@@ -323,15 +356,18 @@ fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
 /// The node's task: until shutdown, send what the protocol wants sent,
 /// complete finished operations, then wait for a datagram, a command or the
 /// protocol's next deadline.
-async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
+async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
     // Runs however the task ends, also when the runtime drops it mid-await;
-    // declared before `socket` so the socket is closed first.
+    // declared before `socket` and `durable` so the socket is closed and the
+    // data directory unlocked first.
     let _exit = DriverExit(inner.clone());
     let socket = socket;
+    let mut durable = durable;
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut outgoing = Vec::new();
+    let mut finished = Vec::new();
     while !inner.shut_down.load(Ordering::SeqCst) {
-        let deadline = {
+        let mut deadline = {
             let mut state = inner.lock();
             let State {
                 protocol, waiters, ..
@@ -341,11 +377,40 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
             }
             while let Some(event) = protocol.poll_event() {
                 if let Some(tx) = waiters.remove(&event.op) {
-                    let _ = tx.send(event.outcome);
+                    finished.push((tx, event.outcome));
                 }
+            }
+            if let Some(d) = &mut durable {
+                d.collect(protocol, now());
             }
             protocol.poll_timeout()
         };
+        // Save before acknowledging: the STOREs answered and the puts
+        // completed below are on disk once this returns (outside the lock).
+        if let Some(d) = &mut durable {
+            let at = now();
+            if d.has_work(at) {
+                d.commit(at).await;
+            }
+            deadline = match (deadline, d.retry_at()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let failure = durable.as_ref().and_then(|d| d.failure());
+        for (tx, outcome) in finished.drain(..) {
+            let outcome = match (outcome, failure) {
+                (Outcome::Put(_), Some(e)) => {
+                    Outcome::Put(Err(Error::Persistence(durable::duplicate(e))))
+                }
+                (outcome, _) => outcome,
+            };
+            let _ = tx.send(outcome);
+        }
+        if failure.is_some() {
+            // Unsaved: acknowledge nothing (peers see a silent node).
+            outgoing.clear();
+        }
         for t in outgoing.drain(..) {
             if let Err(e) = socket
                 .send_to(&t.payload, sendable(t.dest, inner.local_addr))
@@ -384,7 +449,36 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
             _ = inner.wake.notified() => {}
         }
     }
+    if let Some(d) = &mut durable {
+        // Save what the last commands changed (a store_local just before
+        // shutdown, say).
+        d.collect(&mut inner.lock().protocol, now());
+        let at = now();
+        if d.has_work(at) {
+            d.commit(at).await;
+        }
+    }
     debug!(id = %inner.id, "node stopped");
+}
+
+/// Rejoin the network through the contacts saved by an earlier run: a
+/// bootstrap through their addresses, tried again with growing pauses while
+/// nobody answers (a whole network restarting comes back one node at a time).
+async fn rejoin(node: Node, peers: Vec<SocketAddr>) {
+    let mut pause = Duration::from_secs(2);
+    for _ in 0..REJOIN_ATTEMPTS {
+        match node.bootstrap(&peers).await {
+            Ok(found) if !found.is_empty() => {
+                debug!(found = found.len(), "rejoined through saved contacts");
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return, // shut down
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
+    warn!("none of the saved contacts answered: bootstrap the node explicitly");
 }
 
 /// Marks the driver gone when its task ends: pending operations fail with
