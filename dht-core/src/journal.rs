@@ -171,6 +171,11 @@ impl Journal {
         }
     }
 
+    /// When [`Journal::take`] next compares the contacts.
+    pub fn next_check(&self) -> Instant {
+        self.next_contacts_check
+    }
+
     fn check_contacts(
         &mut self,
         own: NodeId,

@@ -383,7 +383,7 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             if let Some(d) = &mut durable {
                 d.collect(protocol, now());
             }
-            protocol.poll_timeout()
+            earliest(protocol.poll_timeout(), protocol.persist_deadline())
         };
         // Save before acknowledging: the STOREs answered and the puts
         // completed below are on disk once this returns (outside the lock).
@@ -392,10 +392,7 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             if d.has_work(at) {
                 d.commit(at).await;
             }
-            deadline = match (deadline, d.retry_at()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            deadline = earliest(deadline, d.retry_at());
         }
         let failure = durable.as_ref().and_then(|d| d.failure());
         for (tx, outcome) in finished.drain(..) {
@@ -459,6 +456,13 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
         }
     }
     debug!(id = %inner.id, "node stopped");
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Rejoin the network through the contacts saved by an earlier run: a

@@ -101,6 +101,12 @@ impl Protocol {
             journal.take(self.id, self.contacts.table(), now, anchor, out);
         }
     }
+
+    /// When [`Protocol::take_persist_changes`] next has a contact check to
+    /// make (a driver that is otherwise idle wakes for it).
+    pub fn persist_deadline(&self) -> Option<Instant> {
+        self.journal.as_ref().map(|j| j.next_check())
+    }
 }
 
 #[cfg(test)]
