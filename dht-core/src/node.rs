@@ -16,9 +16,10 @@ use crate::contact::Contact;
 use crate::durable::{self, Durable};
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
-use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats};
+use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats, Transmit};
 use crate::storage::{MemoryStorage, Storage};
 use crate::value::Value;
+use crate::wire;
 
 /// Datagrams read in one go before the driver sends what they caused.
 const RECV_BATCH: usize = 64;
@@ -390,6 +391,11 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
         if let Some(d) = &mut durable {
             let at = now();
             if d.has_work(at) {
+                // Our own requests acknowledge nothing: they go out while
+                // the disk works, so a put's lookup does not wait for it.
+                let (requests, answers) = outgoing.drain(..).partition(is_request);
+                send_all(&socket, inner.local_addr, requests).await;
+                outgoing = answers;
                 d.commit(at).await;
             }
             deadline = earliest(deadline, d.retry_at());
@@ -405,18 +411,11 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             let _ = tx.send(outcome);
         }
         if failure.is_some() {
-            // Unsaved: acknowledge nothing (peers see a silent node).
-            outgoing.clear();
+            // Unsaved: answer nobody (peers see a node that does not reply).
+            outgoing.retain(is_request);
         }
-        for t in outgoing.drain(..) {
-            if let Err(e) = socket
-                .send_to(&t.payload, sendable(t.dest, inner.local_addr))
-                .await
-            {
-                // An unreachable peer shows up as an RPC timeout; nothing else to do.
-                debug!(dest = %t.dest, error = %e, "send failed");
-            }
-        }
+        let batch = std::mem::take(&mut outgoing);
+        outgoing = send_all(&socket, inner.local_addr, batch).await;
         let sleep = match deadline {
             Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)),
             None => tokio::time::sleep(std::time::Duration::from_secs(3600)),
@@ -456,6 +455,25 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
         }
     }
     debug!(id = %inner.id, "node stopped");
+}
+
+fn is_request(t: &Transmit) -> bool {
+    t.payload.first() == Some(&wire::REQUEST)
+}
+
+/// Sends `batch`; gives back the emptied vector to reuse its allocation.
+async fn send_all(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    mut batch: Vec<Transmit>,
+) -> Vec<Transmit> {
+    for t in batch.drain(..) {
+        if let Err(e) = socket.send_to(&t.payload, sendable(t.dest, local)).await {
+            // An unreachable peer shows up as an RPC timeout; nothing else to do.
+            debug!(dest = %t.dest, error = %e, "send failed");
+        }
+    }
+    batch
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
