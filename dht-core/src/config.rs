@@ -76,7 +76,9 @@ pub struct Config {
     /// Directory where [`crate::Node`] keeps its id, routing contacts and
     /// records across restarts (created if missing, locked while the node
     /// runs; see `docs/persistence.md`). `None` (the default): everything
-    /// lives in memory and is lost when the node stops.
+    /// lives in memory and is lost when the node stops. Read by
+    /// [`crate::Node`]; a bare [`crate::Protocol`] and the simulator ignore
+    /// it (see [`crate::Protocol::restore`]).
     ///
     /// Durability: the driver saves the changes of each of its iterations in
     /// one fsync'ed commit *before* it sends the datagrams of that iteration
