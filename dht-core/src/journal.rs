@@ -236,3 +236,81 @@ pub fn from_persisted(record: &PersistedRecord, anchor: &ClockAnchor) -> StoredV
         origin,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::storage::MemoryStorage;
+    use crate::value::Value;
+
+    fn held(now: Instant, v: &str) -> StoredValue {
+        StoredValue {
+            value: Value::from(v),
+            expires_at: now + Duration::from_secs(60),
+            origin: Origin::Held,
+        }
+    }
+
+    fn setup(
+        max_values: usize,
+    ) -> (
+        Journal,
+        Box<dyn Storage>,
+        RoutingTable,
+        Instant,
+        ClockAnchor,
+    ) {
+        let now = Instant::now();
+        let anchor = ClockAnchor::new(now, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let restored = Journal::restore(
+            Box::new(MemoryStorage::new(max_values, 1 << 20)),
+            &[],
+            &anchor,
+            Some(NodeId::default()),
+            Vec::new(),
+            20,
+            now,
+        );
+        let table = RoutingTable::new(NodeId::default(), 20, 3, now);
+        (restored.journal, restored.storage, table, now, anchor)
+    }
+
+    #[test]
+    fn refused_puts_and_missing_removals_are_not_journaled() {
+        let (mut journal, mut storage, table, now, anchor) = setup(1);
+        let (a, b) = (NodeId::digest(b"a"), NodeId::digest(b"b"));
+        storage.put(a, held(now, "a")).unwrap();
+        assert!(storage.put(b, held(now, "b")).is_err(), "over the limit");
+        assert!(storage.remove(&b).is_none());
+        let mut out = Vec::new();
+        journal.take(NodeId::default(), &table, now, &anchor, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(matches!(&out[0], Change::PutRecord { key, .. } if *key == a));
+    }
+
+    #[test]
+    fn contacts_are_saved_when_they_change_and_never_emptied() {
+        let (mut journal, _, mut table, now, anchor) = setup(10);
+        let peer = Contact::new(NodeId::digest(b"p"), "127.0.0.1:1".parse().unwrap());
+        table.insert(peer, now);
+        let mut out = Vec::new();
+        journal.take(NodeId::default(), &table, now, &anchor, &mut out);
+        assert_eq!(out, vec![Change::SetContacts(vec![peer])]);
+        // Unchanged: nothing, even when due.
+        let mut out = Vec::new();
+        let later = now + Duration::from_secs(2);
+        journal.take(NodeId::default(), &table, later, &anchor, &mut out);
+        assert!(out.is_empty());
+        // Not due yet: not compared.
+        table.remove(&peer.id);
+        journal.take(NodeId::default(), &table, later, &anchor, &mut out);
+        assert!(out.is_empty());
+        // Due, table empty: the saved list stays.
+        let much_later = later + Duration::from_secs(2);
+        journal.take(NodeId::default(), &table, much_later, &anchor, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+}
