@@ -104,6 +104,9 @@ impl Durable {
 
     /// Commits the batch (one fsync'ed transaction) on a blocking thread.
     pub async fn commit(&mut self, now: Instant) {
+        if self.batch.is_empty() {
+            return;
+        }
         let Some(mut dir) = self.dir.take() else {
             let e = PersistError::Io {
                 path: self.path.clone(),

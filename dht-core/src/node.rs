@@ -396,7 +396,15 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
                 let (requests, answers) = outgoing.drain(..).partition(is_request);
                 send_all(&socket, inner.local_addr, requests).await;
                 outgoing = answers;
+                let retrying = d.retry_at().is_some();
                 d.commit(at).await;
+                if retrying && d.failure().is_none() {
+                    // Saving works again: what the protocol journaled while
+                    // it did not (a put's publisher copy, say) is saved too
+                    // before anything below is acknowledged.
+                    d.collect(&mut inner.lock().protocol, now());
+                    d.commit(now()).await;
+                }
             }
             deadline = earliest(deadline, d.retry_at());
         }
