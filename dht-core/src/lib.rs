@@ -33,6 +33,7 @@ mod node_records;
 pub mod ops;
 pub mod persist;
 pub mod protocol;
+pub mod quota;
 pub mod ratelimit;
 pub mod record_policy;
 pub mod records;

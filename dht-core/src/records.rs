@@ -21,15 +21,19 @@
 //! Churn repair moves a held key's next re-send earlier ([`RecordStore::
 //! resend_soon`]); [`crate::replication`] decides when.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::error::Result;
-use crate::id::Key;
+use crate::error::{Error, Result};
+use crate::id::{Distance, Key, NodeId};
 use crate::storage::{Origin, Storage, StoredValue};
 use crate::value::Value;
+
+/// Values evicted at most to make room for one.
+const MAX_EVICTIONS_PER_PUT: usize = 16;
 
 /// The lifetime settings of [`crate::Config`] that records need.
 #[derive(Clone, Copy, Debug)]
@@ -110,11 +114,22 @@ impl DueQueue {
     }
 }
 
+/// Where a value stands when room must be made: lower goes first. Cached
+/// copies before replicas, and among each the keys farthest from us first;
+/// the node's own published values are never evicted.
+type EvictionRank = (u8, Reverse<Distance>);
+
 pub struct RecordStore {
     storage: Box<dyn Storage>,
     lifetimes: Lifetimes,
     expiries: DueQueue,
     resends: DueQueue,
+    /// This node's id, which eviction measures distances from.
+    own: NodeId,
+    eviction: BTreeSet<(EvictionRank, Key)>,
+    eviction_rank: HashMap<Key, EvictionRank>,
+    /// Keys removed (expired or evicted) since the last `take_removed`.
+    removed: Vec<Key>,
 }
 
 impl RecordStore {
@@ -126,7 +141,64 @@ impl RecordStore {
             lifetimes,
             expiries: DueQueue::default(),
             resends: DueQueue::default(),
+            own: NodeId::default(),
+            eviction: BTreeSet::new(),
+            eviction_rank: HashMap::new(),
+            removed: Vec::new(),
         }
+    }
+
+    /// Measure eviction distances from `own` (this node's id).
+    pub fn with_owner(mut self, own: NodeId) -> Self {
+        self.own = own;
+        self
+    }
+
+    /// Keys removed (expired or evicted) since the last call.
+    pub fn take_removed(&mut self) -> Vec<Key> {
+        std::mem::take(&mut self.removed)
+    }
+
+    fn rank(&self, key: &Key, origin: Origin) -> Option<EvictionRank> {
+        let class = match origin {
+            Origin::Cached => 0,
+            Origin::Held => 1,
+            Origin::Published { .. } => return None,
+        };
+        Some((class, Reverse(self.own.distance(key))))
+    }
+
+    fn set_rank(&mut self, key: Key, rank: Option<EvictionRank>) {
+        if let Some(old) = self.eviction_rank.remove(&key) {
+            self.eviction.remove(&(old, key));
+        }
+        if let Some(rank) = rank {
+            self.eviction_rank.insert(key, rank);
+            self.eviction.insert((rank, key));
+        }
+    }
+
+    /// Drop everything about `key` (its value already left the backend).
+    fn forget(&mut self, key: &Key) {
+        self.expiries.remove(key);
+        self.resends.remove(key);
+        self.set_rank(*key, None);
+        self.removed.push(*key);
+    }
+
+    /// Evict the value ranked lowest, if it ranks below `incoming` (None:
+    /// the node's own value, which outranks everything). Returns whether a
+    /// value went.
+    fn evict_below(&mut self, key: &Key, incoming: Option<EvictionRank>) -> bool {
+        let Some(&(rank, victim)) = self.eviction.first() else {
+            return false;
+        };
+        if victim == *key || incoming.is_some_and(|r| rank >= r) {
+            return false;
+        }
+        self.storage.remove(&victim);
+        self.forget(&victim);
+        true
     }
 
     /// Schedule expiry and re-sending of everything already in the backend
@@ -142,6 +214,8 @@ impl RecordStore {
             for key in keys {
                 if let Some(item) = self.storage.get(&key) {
                     self.expiries.set(key, item.expires_at);
+                    let rank = self.rank(&key, item.origin);
+                    self.set_rank(key, rank);
                     if item.origin != Origin::Cached {
                         let at = now + spread.mul_f64(rng.random::<f64>());
                         self.resends.set(key, at);
@@ -320,7 +394,7 @@ impl RecordStore {
         let mut removed = 0;
         while let Some(key) = self.expiries.pop_due(now) {
             if self.storage.remove(&key).is_some() {
-                self.resends.remove(&key);
+                self.forget(&key);
                 removed += 1;
             }
         }
@@ -369,10 +443,26 @@ impl RecordStore {
         }
     }
 
+    /// Store `item`, making room when full by evicting values ranked below
+    /// it (at most a few: one value never clears out the store).
     fn put(&mut self, key: Key, item: StoredValue) -> Result<()> {
         let expires_at = item.expires_at;
-        self.storage.put(key, item)?;
+        let rank = self.rank(&key, item.origin);
+        let mut evicted = 0;
+        loop {
+            match self.storage.put(key, item.clone()) {
+                Ok(()) => break,
+                Err(Error::StorageFull) if evicted < MAX_EVICTIONS_PER_PUT => {
+                    if !self.evict_below(&key, rank) {
+                        return Err(Error::StorageFull);
+                    }
+                    evicted += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.expiries.set(key, expires_at);
+        self.set_rank(key, rank);
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ use rand::Rng;
 
 use crate::contact::Contact;
 use crate::id::NodeId;
+use crate::quota::SourceQuota;
 use crate::record_policy::{self, Verdict};
 use crate::records::{IncomingStore, RecordStore};
 use crate::routing::RoutingTable;
@@ -37,6 +38,7 @@ pub struct Context<'a, R: Rng + ?Sized> {
     pub own: NodeId,
     pub routing: &'a RoutingTable,
     pub records: &'a mut RecordStore,
+    pub quota: &'a mut SourceQuota,
     pub policy: &'a StorePolicy,
     pub rng: &'a mut R,
 }
@@ -52,7 +54,7 @@ pub fn answer<R: Rng + ?Sized>(
     match request {
         Request::Ping { .. } => Response::Ping(ctx.own),
         Request::Store { key, value, .. } => {
-            let stored = accept_store(ctx, now, msg_id, key, value);
+            let stored = accept_store(ctx, now, from, msg_id, key, value);
             Response::Store(stored)
         }
         Request::FindNode { sender, target } => {
@@ -77,14 +79,51 @@ pub fn answer<R: Rng + ?Sized>(
 fn accept_store<R: Rng + ?Sized>(
     ctx: &mut Context<'_, R>,
     now: Instant,
+    from: SocketAddr,
     msg_id: &MsgId,
     key: NodeId,
     value: Value,
 ) -> bool {
     let policy = ctx.policy;
-    if value.size() > policy.max_value_size {
+    let size = value.size();
+    if size > policy.max_value_size {
         return false;
     }
+    let cached = wire::flags_from_id(msg_id) & wire::FLAG_CACHED != 0;
+    if !cached && !responsible(ctx.routing, ctx.own, policy.k, &key) {
+        return false;
+    }
+    if !ctx.quota.admits(from.ip(), &key, size) {
+        return false;
+    }
+    let stored = store(ctx, now, msg_id, key, value, cached);
+    if stored {
+        ctx.quota.charge(from.ip(), key, size);
+    }
+    stored
+}
+
+/// Whether we are plausibly among the k closest nodes to `key`: among the
+/// 2k closest we know of (the slack covers what the sender knows and we do
+/// not). A node that knows fewer than 2k contacts takes everything.
+fn responsible(routing: &RoutingTable, own: NodeId, k: usize, key: &NodeId) -> bool {
+    let slack = 2 * k;
+    let closer = routing.closest(key, slack, |e| e.failures > 0);
+    closer.len() < slack
+        || closer
+            .last()
+            .is_some_and(|far| own.distance(key) < far.id.distance(key))
+}
+
+fn store<R: Rng + ?Sized>(
+    ctx: &mut Context<'_, R>,
+    now: Instant,
+    msg_id: &MsgId,
+    key: NodeId,
+    value: Value,
+    cached: bool,
+) -> bool {
+    let policy = ctx.policy;
     let ttl = wire::ttl_from_id(msg_id)
         .map(Duration::from_secs)
         .unwrap_or(policy.default_ttl)
@@ -92,7 +131,6 @@ fn accept_store<R: Rng + ?Sized>(
     if ttl.is_zero() {
         return false;
     }
-    let cached = wire::flags_from_id(msg_id) & wire::FLAG_CACHED != 0;
     let store = IncomingStore { ttl, cached };
     // Records first: a held record is never replaced by a plain value.
     let value = match record_policy::store_record(

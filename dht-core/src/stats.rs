@@ -12,6 +12,8 @@ pub struct Stats {
     /// Answers to unverified addresses never sent (their ping went
     /// unanswered, or too many were waiting).
     pub answers_withheld: u64,
+    /// STOREs refused because their source was over its storage quota.
+    pub stores_over_quota: u64,
     pub requests_received: u64,
     pub responses_received: u64,
     pub rpcs_sent: u64,

@@ -1112,9 +1112,10 @@ mod tests {
         trailing.push(0);
         assert!(decode_value(&trailing).is_err());
         assert!(decode_value(&[]).is_err());
-        assert!(
-            decode_value(&[0x91, 0x01]).is_err(),
-            "a list is not a value"
+        assert_eq!(
+            decode_value(&[0x91, 0x01]),
+            Ok(Value::List(vec![Value::Int(1)])),
+            "lists are values too"
         );
     }
 

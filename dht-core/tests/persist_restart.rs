@@ -444,8 +444,11 @@ async fn a_node_on_a_full_disk_acknowledges_nothing_until_it_can_save() {
     let filler = root.path().join("filler");
     std::fs::write(&filler, vec![0u8; 1 << 20]).unwrap();
     let fast = |c: Config| {
+        // 20 KB values fill the small disk fast; a kadmium-only network may
+        // raise the value limit past what Python peers carry.
         c.with_rpc_timeout(Duration::from_millis(300))
             .with_operation_timeout(Duration::from_secs(2))
+            .with_max_value_size(60_000)
     };
     let a_dir = root.path().join("a");
     let a = Node::bind(fast(loopback(&a_dir))).await.unwrap();

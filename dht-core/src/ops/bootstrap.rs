@@ -60,7 +60,12 @@ impl Operations {
             Purpose::UserPing(op),
             Class::User,
         ) {
-            self.ping_done(env, op, Err(Error::BadAddress(addr.to_string())));
+            let why = if crate::contact::usable_addr(&addr) {
+                Error::Busy
+            } else {
+                Error::BadAddress(addr.to_string())
+            };
+            self.ping_done(env, op, Err(why));
         }
         op
     }

@@ -30,6 +30,7 @@ use crate::contacts::Contacts;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::ops::{Env, Operations, PutKind};
+use crate::quota::{QuotaLimits, SourceQuota};
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::records::{Lifetimes, RecordStore};
 use crate::replication::Replication;
@@ -93,6 +94,7 @@ pub struct Protocol {
     ops: Operations,
     events: VecDeque<Event>,
     validation: AddressValidation,
+    quota: SourceQuota,
     /// Contacts that appeared at an address not yet verified: keys are
     /// handed over once they answer our ping there.
     awaiting_verification: HashSet<NodeId>,
@@ -122,7 +124,7 @@ impl Protocol {
             replicate_interval: config.replicate_interval,
             republish_interval: config.republish_interval,
         };
-        let mut records = RecordStore::new(storage, lifetimes);
+        let mut records = RecordStore::new(storage, lifetimes).with_owner(id);
         records.adopt_existing(now, config.maintenance_interval, &mut rng);
         let routing =
             RoutingTable::new(id, config.k, config.max_failures, now).with_ip_limits(IpLimits {
@@ -166,6 +168,11 @@ impl Protocol {
             ops: Operations::default(),
             events: VecDeque::new(),
             validation: AddressValidation::new(config.strict_local_limits),
+            quota: SourceQuota::new(QuotaLimits {
+                per_ip_bytes: config.max_stored_bytes / 32,
+                per_subnet_bytes: config.max_stored_bytes / 8,
+                strict_local: config.strict_local_limits,
+            }),
             awaiting_verification: HashSet::new(),
             limiter: RateLimiter::new(limits, now),
             next_maintenance: now + phase,
@@ -217,6 +224,7 @@ impl Protocol {
             datagrams_dropped: c.datagrams_dropped,
             requests_refused: self.limiter.refused,
             answers_withheld: self.validation.dropped,
+            stores_over_quota: self.quota.refused,
             requests_received: c.requests_received,
             responses_received: c.responses_received,
             rpcs_sent: self.out.rpcs_sent,
@@ -449,6 +457,7 @@ impl Protocol {
             own: self.id,
             routing: self.contacts.table(),
             records: &mut self.records,
+            quota: &mut self.quota,
             policy: &self.policy,
             rng: &mut self.rng,
         };
@@ -557,6 +566,9 @@ impl Protocol {
     /// Work every input may have made possible: replication walks for
     /// contacts that came or went, starved lookups, due re-sends.
     fn after_input(&mut self, now: Instant) {
+        for key in self.records.take_removed() {
+            self.quota.release(&key);
+        }
         for contact in self.contacts.take_appeared() {
             if self.records.is_empty() {
                 continue;
