@@ -24,6 +24,12 @@
 //!   not wait.
 //! * A protocol error closes that connection only (after a `warn!` saying
 //!   why); replies still pending on it are dropped.
+//! * Limits against clients that hold connections without using them (see
+//!   [`ApiConfig`]): a message must arrive whole within `read_timeout` of its
+//!   first byte; a connection with no request in flight for `idle_timeout`
+//!   is closed; and when `max_connections` or `max_connections_per_ip` is
+//!   reached, a new client takes the place of the connection idle longest
+//!   ([`crate::connections`]), so stalled connections cannot lock others out.
 //! * Values found under a key that were not stored as bytes (e.g. a `str`
 //!   put from Python) are answered with a byte form: `Str` as its UTF-8
 //!   bytes, integers as decimal text, floats as Rust's shortest round-trip
@@ -33,6 +39,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +49,10 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::connections::{Activity, Admission, ConnectionTable, Refusal};
 use crate::message::{
     encode_failure, encode_success, type_name, ApiKey, FrameDecoder, KeyDisplay, Message,
     ProtocolError, Put,
@@ -52,9 +61,22 @@ use crate::message::{
 /// Limits and policies of an [`ApiServer`].
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
-    /// Connections served at once; further clients are accepted and closed
-    /// at once (with a warning) so they see a clear EOF rather than hang.
+    /// Connections served at once. A client beyond it takes the place of the
+    /// connection that has been idle (no request in flight) longest; only if
+    /// every connection is busy is it accepted and closed at once (with a
+    /// warning), so it sees a clear EOF rather than hangs. Default 1,024.
     pub max_connections: usize,
+    /// Connections served at once from one IP address, evicting that
+    /// address's longest-idle connection in the same way. Loopback is not
+    /// exempt: VoidPhone modules on one host share it. Default 256.
+    pub max_connections_per_ip: usize,
+    /// A message whose first byte has arrived must be complete within this
+    /// long, or the connection is closed (a client trickling or stalling in
+    /// the middle of a message). Default 10 s.
+    pub read_timeout: Duration,
+    /// A connection with no request in flight and no message arriving is
+    /// closed after this long without a request. Default 5 min.
+    pub idle_timeout: Duration,
     /// Requests (GETs and PUTs) in progress per connection before the
     /// server stops reading from it.
     pub max_in_flight_per_connection: usize,
@@ -73,6 +95,9 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_connections: 1024,
+            max_connections_per_ip: 256,
+            read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
             max_in_flight_per_connection: 64,
             max_ttl: None,
             request_timeout: Duration::from_secs(60),
@@ -91,6 +116,15 @@ impl ApiConfig {
         };
         if self.max_connections == 0 {
             return zero("max_connections");
+        }
+        if self.max_connections_per_ip == 0 {
+            return zero("max_connections_per_ip");
+        }
+        if self.read_timeout.is_zero() {
+            return zero("read_timeout");
+        }
+        if self.idle_timeout.is_zero() {
+            return zero("idle_timeout");
         }
         if self.max_in_flight_per_connection == 0 {
             return zero("max_in_flight_per_connection");
@@ -120,13 +154,45 @@ pub enum ApiError {
     },
 }
 
+/// Connection counters of an [`ApiServer`] (see [`ApiServer::stats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApiStats {
+    /// Connections open now.
+    pub active: usize,
+    /// Connections admitted since the server started.
+    pub accepted: u64,
+    /// Connections closed at once because every one they could replace was busy.
+    pub refused: u64,
+    /// Idle connections closed to make room for a new one.
+    pub evicted: u64,
+    /// Connections closed because a message did not complete in `read_timeout`.
+    pub read_timeouts: u64,
+    /// Connections closed after `idle_timeout` without a request.
+    pub idle_timeouts: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    active: AtomicUsize,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+    evicted: AtomicU64,
+    read_timeouts: AtomicU64,
+    idle_timeouts: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A running API server. Dropping it (or [`ApiServer::shutdown`]) stops the
 /// listener and closes every connection; the node itself is not touched.
 pub struct ApiServer {
     local_addr: SocketAddr,
     task: JoinHandle<()>,
-    connections: Arc<Semaphore>,
-    max_connections: usize,
+    counters: Arc<Counters>,
 }
 
 impl ApiServer {
@@ -144,18 +210,16 @@ impl ApiServer {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ApiError::Bind { addr, source })?;
-        let connections = Arc::new(Semaphore::new(config.max_connections));
-        let max_connections = config.max_connections;
+        let counters = Arc::new(Counters::default());
         info!(%local_addr, node = %node.id(), "VoidPhone DHT API listening");
         let task = tokio::spawn(
-            accept_loop(listener, node, Arc::new(config), connections.clone())
+            accept_loop(listener, node, Arc::new(config), counters.clone())
                 .instrument(tracing::info_span!("voidphone_api", %local_addr)),
         );
         Ok(ApiServer {
             local_addr,
             task,
-            connections,
-            max_connections,
+            counters,
         })
     }
 
@@ -166,7 +230,21 @@ impl ApiServer {
 
     /// Connections being served right now.
     pub fn active_connections(&self) -> usize {
-        self.max_connections - self.connections.available_permits()
+        self.counters.active.load(Ordering::Relaxed)
+    }
+
+    /// Connection counters since the server started.
+    pub fn stats(&self) -> ApiStats {
+        let c = &self.counters;
+        let get = |v: &AtomicU64| v.load(Ordering::Relaxed);
+        ApiStats {
+            active: self.active_connections(),
+            accepted: get(&c.accepted),
+            refused: get(&c.refused),
+            evicted: get(&c.evicted),
+            read_timeouts: get(&c.read_timeouts),
+            idle_timeouts: get(&c.idle_timeouts),
+        }
     }
 
     /// Stop listening and close all connections; idempotent. Takes effect at
@@ -187,44 +265,92 @@ impl Drop for ApiServer {
     }
 }
 
+/// Everything a connection task shares with the server.
+struct Shared {
+    node: Node,
+    config: Arc<ApiConfig>,
+    counters: Arc<Counters>,
+    /// Origin of the [`Activity`] timestamps.
+    started: Instant,
+}
+
+impl Shared {
+    fn nanos_since_start(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     node: Node,
     config: Arc<ApiConfig>,
-    slots: Arc<Semaphore>,
+    counters: Arc<Counters>,
 ) {
+    let shared = Arc::new(Shared {
+        node,
+        config: config.clone(),
+        counters: counters.clone(),
+        started: Instant::now(),
+    });
+    let mut table = ConnectionTable::new(config.max_connections, config.max_connections_per_ip);
     // Owning the connection tasks here means aborting this task aborts them.
     let mut connections = JoinSet::new();
+    let mut handles = HashMap::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match slots.clone().try_acquire_owned() {
-                    Ok(slot) => {
-                        let span = tracing::debug_span!("api_conn", %peer);
-                        connections.spawn(
-                            serve_connection(node.clone(), stream, peer, config.clone(), slot)
-                                .instrument(span),
-                        );
+                Ok((stream, peer)) => {
+                    match table.admit(peer.ip()) {
+                        Admission::Admit => {}
+                        Admission::Evict(id) => {
+                            if let Some(handle) = handles.remove(&id) {
+                                tokio::task::AbortHandle::abort(&handle);
+                            }
+                            Counters::bump(&counters.evicted);
+                            debug!(%peer, "closed the longest-idle API connection to make room");
+                        }
+                        Admission::Refuse(why) => {
+                            Counters::bump(&counters.refused);
+                            let limit = match why {
+                                Refusal::PerIpLimit => "max_connections_per_ip",
+                                Refusal::Full => "max_connections",
+                            };
+                            warn!(%peer, "refusing API connection: {limit} reached and every connection is busy");
+                            drop(stream);
+                            continue;
+                        }
                     }
-                    Err(_) => {
-                        warn!(%peer, max = config.max_connections, "refusing API connection: too many connections");
-                        drop(stream);
-                    }
-                },
+                    let activity = Activity::idle_from(shared.nanos_since_start());
+                    let span = tracing::debug_span!("api_conn", %peer);
+                    let handle = connections.spawn(
+                        serve_connection(shared.clone(), stream, peer, activity.clone())
+                            .instrument(span),
+                    );
+                    table.insert(handle.id(), peer.ip(), activity);
+                    handles.insert(handle.id(), handle);
+                    Counters::bump(&counters.accepted);
+                }
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
                     warn!("accepting an API connection failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(done) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(e) = done {
-                    if e.is_panic() {
-                        warn!("API connection task panicked: {e}");
+            Some(done) = connections.join_next_with_id(), if !connections.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        if e.is_panic() {
+                            warn!("API connection task panicked: {e}");
+                        }
+                        e.id()
                     }
-                }
+                };
+                table.remove(&id);
+                handles.remove(&id);
             }
         }
+        counters.active.store(table.len(), Ordering::Relaxed);
     }
 }
 
@@ -249,17 +375,17 @@ struct Connection {
 }
 
 async fn serve_connection(
-    node: Node,
+    shared: Arc<Shared>,
     stream: TcpStream,
     peer: SocketAddr,
-    config: Arc<ApiConfig>,
-    _slot: OwnedSemaphorePermit,
+    activity: Arc<Activity>,
 ) {
     debug!("API connection opened");
     // Replies are small and latency matters more than packet count.
     if let Err(e) = stream.set_nodelay(true) {
         debug!("set_nodelay failed: {e}");
     }
+    let config = shared.config.clone();
     let (mut reader, writer) = stream.into_split();
     let in_flight = config.max_in_flight_per_connection;
     let (replies, queue) = mpsc::channel(in_flight);
@@ -268,17 +394,23 @@ async fn serve_connection(
     ));
     let slots = Arc::new(Semaphore::new(in_flight));
     let mut conn = Connection {
-        node,
-        config,
+        node: shared.node.clone(),
+        config: config.clone(),
         replies,
         requests: JoinSet::new(),
         pending_puts: HashMap::new(),
     };
     let mut decoder = FrameDecoder::new();
     let mut buf = vec![0u8; 16 * 1024];
+    // When the message now arriving started, and when the last request
+    // finished (or the connection opened): the read and idle clocks.
+    let mut partial_since: Option<Instant> = None;
+    let mut idle_since = Instant::now();
+    let mut busy = false;
 
     loop {
         // Everything complete in the buffer first, then read more.
+        let mut completed = false;
         loop {
             let message = match decoder.next_message() {
                 Ok(Some(message)) => message,
@@ -288,6 +420,9 @@ async fn serve_connection(
                     return;
                 }
             };
+            completed = true;
+            busy = true;
+            activity.set_busy();
             let slot = tokio::select! {
                 slot = slots.clone().acquire_owned() => match slot {
                     Ok(slot) => slot,
@@ -300,12 +435,53 @@ async fn serve_connection(
                 return;
             }
         }
+        if decoder.buffered() == 0 {
+            partial_since = None;
+        } else if completed || partial_since.is_none() {
+            partial_since = Some(Instant::now());
+        }
         while conn.requests.try_join_next().is_some() {}
+        if busy && conn.requests.is_empty() {
+            busy = false;
+            idle_since = Instant::now();
+            activity.set_idle(shared.nanos_since_start());
+        }
 
+        // A message under way must finish in read_timeout; with nothing in
+        // flight the idle clock runs; a busy connection waits unbounded
+        // (request_timeout bounds its requests).
+        let deadline = match partial_since {
+            Some(t) => Some((t + config.read_timeout, &shared.counters.read_timeouts)),
+            None if conn.requests.is_empty() => Some((
+                idle_since + config.idle_timeout,
+                &shared.counters.idle_timeouts,
+            )),
+            None => None,
+        };
+        let expired = async {
+            match deadline {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let read = tokio::select! {
             read = reader.read(&mut buf) => read,
             _ = &mut writer.0 => {
                 debug!("API connection closed by the writer");
+                return;
+            }
+            // Wake when a request finishes: the idle clock may start.
+            Some(_) = conn.requests.join_next(), if !conn.requests.is_empty() => continue,
+            () = expired => {
+                if let Some((_, counter)) = deadline {
+                    Counters::bump(counter);
+                }
+                let why = if partial_since.is_some() {
+                    format!("message not complete after {:?}", config.read_timeout)
+                } else {
+                    format!("no request for {:?}", config.idle_timeout)
+                };
+                debug!(%peer, "closing API connection: {why}");
                 return;
             }
         };
