@@ -22,6 +22,9 @@
 pub mod config;
 pub mod contact;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod lookup;
 pub mod node;

@@ -14,6 +14,8 @@
 
 pub mod config;
 pub mod connections;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod server;
 
