@@ -18,6 +18,7 @@ pub mod connections;
 pub mod fuzzing;
 pub mod message;
 pub mod server;
+mod session;
 
 pub use config::{default_api_address, parse_host_port, AddressError, ConfigError, NodeSettings};
 pub use message::{ApiKey, FrameDecoder, Message, ProtocolError};
