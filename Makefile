@@ -14,6 +14,7 @@ export KADMIUM_PYTHON := $(PY)
 TEST_TARGETS := lint test-rust
 TEST_TARGETS += test-ffi
 TEST_TARGETS += test-py
+TEST_TARGETS += fuzz-smoke
 
 .PHONY: all demo test setup lint test-rust $(TEST_TARGETS)
 
@@ -149,3 +150,48 @@ test-py: py-install
 	cd tests/python && KADMIUM_BENCH=$(BENCH) $(PY) -m unittest discover -v
 	$(PY) -m mypy --strict examples/python dht-py/python/kadmium
 	$(PY) -m mypy.stubtest kadmium
+
+# --- fuzzing: cargo-fuzz targets in fuzz/ (see docs/fuzzing.md) ---------------
+#   make fuzz         run each target for FUZZ_SECONDS (nightly + cargo-fuzz)
+#   make fuzz-smoke   FUZZ_SMOKE_SECONDS of each (run by `make test`); where
+#                     nightly or cargo-fuzz cannot be had, the same harnesses
+#                     run on stable as a seeded random test instead.
+# cargo-fuzz is installed from crates.io into target/tools with the nightly
+# toolchain; crashes land in fuzz/artifacts/<target>/.
+FUZZ_TARGETS := datagram api_frames protocol
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 15
+CARGO_FUZZ := $(abspath target/tools)/bin/cargo-fuzz
+# `make fuzz-smoke FUZZ_TOOLCHAIN=none` exercises the stable fallback. CI
+# (CI=true) uses it too: installing cargo-fuzz and building the targets costs
+# 5-9 minutes on every fresh clone, for a 45-second smoke; the harnesses are
+# the same code either way.
+FUZZ_TOOLCHAIN ?= $(if $(CI),none,nightly)
+# No sanitizer: the harnessed code is safe Rust, and ASan halves throughput.
+# Debug assertions (overflow checks) stay on, cargo-fuzz's default.
+FUZZ_RUN = RUSTUP_TOOLCHAIN=$(FUZZ_TOOLCHAIN) $(CARGO_FUZZ) fuzz run --fuzz-dir fuzz --sanitizer none
+
+.PHONY: fuzz fuzz-smoke fuzz-build
+
+$(CARGO_FUZZ):
+	$(CARGO) +$(FUZZ_TOOLCHAIN) install cargo-fuzz --locked --root $(abspath target/tools)
+
+fuzz-build: $(CARGO_FUZZ)
+	RUSTUP_TOOLCHAIN=$(FUZZ_TOOLCHAIN) $(CARGO_FUZZ) fuzz build --fuzz-dir fuzz --sanitizer none
+
+fuzz: fuzz-build
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  $(FUZZ_RUN) $$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1; \
+	done
+
+fuzz-smoke:
+	@if rustup toolchain list 2>/dev/null | grep -q '^$(FUZZ_TOOLCHAIN)' && $(MAKE) --no-print-directory fuzz-build; then \
+	  for t in $(FUZZ_TARGETS); do \
+	    mkdir -p fuzz/corpus/$$t; \
+	    $(FUZZ_RUN) $$t -- -max_total_time=$(FUZZ_SMOKE_SECONDS) -print_final_stats=1; \
+	  done; \
+	else \
+	  echo "fuzz-smoke: no nightly toolchain or cargo-fuzz; running the harnesses on stable instead"; \
+	  KADMIUM_FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) $(CARGO) test -p dht-voidphone --release --test fuzz_smoke -- --nocapture; \
+	fi

@@ -25,6 +25,9 @@ pub mod contact;
 pub mod contacts;
 pub(crate) mod durable;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub(crate) mod journal;
 pub mod lookup;

@@ -311,14 +311,16 @@ impl Outbox {
     }
 
     /// Send a request. Returns false, sending nothing, when the address can
-    /// never be reached: the caller treats that as an immediate failure.
+    /// never be reached or the request's class has no free slot: the caller
+    /// treats that as an immediate failure.
     pub fn request<R: Rng + ?Sized>(
         &mut self,
         now: Instant,
         rng: &mut R,
         out: Outgoing<'_>,
     ) -> bool {
-        if !usable_addr(&out.to) {
+        // Every RPC counts against `max_pending_rpcs`, through its class.
+        if !usable_addr(&out.to) || self.table.free(out.class) == 0 {
             return false;
         }
         let msg_id = RpcTable::new_msg_id(rng, out.ttl_secs, out.flags | self.request_flags);

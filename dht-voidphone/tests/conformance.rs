@@ -520,7 +520,7 @@ async fn in_flight_limit_applies_back_pressure_without_losing_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_limit_refuses_extra_clients() {
+async fn connection_limit_makes_room_by_closing_the_longest_idle_client() {
     let config = ApiConfig {
         max_connections: 2,
         ..ApiConfig::default()
@@ -532,11 +532,15 @@ async fn connection_limit_refuses_extra_clients() {
     put_get(&mut b, &key_of("limit b"), b"b").await;
     assert_eq!(net.server.active_connections(), 2);
 
-    let mut extra = connect(net.api()).await;
-    expect_closed(&mut extra, "third connection over a limit of 2").await;
-    put_get(&mut a, &key_of("limit a2"), b"a2").await;
+    // Full: a newcomer takes the place of `a`, idle since before `b`.
+    let mut c = connect(net.api()).await;
+    put_get(&mut c, &key_of("limit c"), b"c").await;
+    expect_closed(&mut a, "the longest-idle connection when a third came").await;
+    put_get(&mut b, &key_of("limit b2"), b"b2").await;
+    let stats = net.server.stats();
+    assert_eq!((stats.active, stats.evicted, stats.refused), (2, 1, 0));
 
-    // Once a slot frees, new clients are served again.
+    // A closed connection frees its place without evicting anyone.
     drop(b);
     timeout(IO_TIMEOUT, async {
         while net.server.active_connections() > 1 {
@@ -545,8 +549,10 @@ async fn connection_limit_refuses_extra_clients() {
     })
     .await
     .expect("closed connection never released its slot");
-    let mut c = connect(net.api()).await;
-    put_get(&mut c, &key_of("limit c"), b"c").await;
+    let mut d = connect(net.api()).await;
+    put_get(&mut d, &key_of("limit d"), b"d").await;
+    put_get(&mut c, &key_of("limit c2"), b"c2").await;
+    assert_eq!(net.server.stats().evicted, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,470 @@
+//! Fuzz harnesses, shared by the cargo-fuzz targets in `fuzz/` and the
+//! stable-Rust randomized test that stands in for them where nightly is
+//! missing. Not part of the API: built only with the `fuzzing` feature.
+//!
+//! * [`datagram`]: any bytes through the rpcudp decoders (every `RpcKind`),
+//!   and what decodes must re-encode to a fixed point.
+//! * [`protocol`]: a [`Scenario`] (built by `arbitrary` from the fuzzer's
+//!   bytes) drives one [`Protocol`] through datagrams from a handful of
+//!   addresses, replies to the RPCs it actually sent, time jumps and
+//!   commands, checking after every step the invariants listed on
+//!   [`check_invariants`]. A violated invariant panics, which is what the
+//!   fuzzer reports.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+
+use crate::wire::{self, MsgId, Request, Response, RpcKind};
+use crate::{Config, Contact, NodeId, OpId, Protocol, PutOptions, Value};
+
+const KINDS: [RpcKind; 5] = [
+    RpcKind::Ping,
+    RpcKind::Store,
+    RpcKind::FindNode,
+    RpcKind::FindValue,
+    RpcKind::Stun,
+];
+
+/// Decode `data` as a datagram in every way the node may; whatever decodes
+/// must encode back to bytes that decode to the same encoding.
+pub fn datagram(data: &[u8]) {
+    let Ok(packet) = wire::split_packet(data) else {
+        return;
+    };
+    if let Ok(request) = wire::decode_request(packet.body) {
+        let once = wire::encode_request(&packet.id, &request);
+        let again = wire::split_packet(&once)
+            .and_then(|p| wire::decode_request(p.body))
+            .map(|r| wire::encode_request(&packet.id, &r));
+        assert_eq!(again.as_ref(), Ok(&once), "request does not round-trip");
+    }
+    for kind in KINDS {
+        if let Ok(response) = wire::decode_response(kind, packet.body) {
+            let once = wire::encode_response(&packet.id, &response);
+            let again = wire::split_packet(&once)
+                .and_then(|p| wire::decode_response(kind, p.body))
+                .map(|r| wire::encode_response(&packet.id, &r));
+            assert_eq!(
+                again.as_ref(),
+                Ok(&once),
+                "{kind:?} response does not round-trip"
+            );
+        }
+    }
+}
+
+/// A well-formed request or response built from `u`: what the stable
+/// stand-in for the fuzzer mutates, since random bytes rarely get past the
+/// msgpack framing.
+pub fn sample_datagram(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    let id: MsgId = u.arbitrary()?;
+    Ok(if u.arbitrary()? {
+        wire::encode_request(&id, &RequestChoice::arbitrary(u)?.request())
+    } else {
+        wire::encode_response(&id, &ResponseChoice::arbitrary(u)?.response())
+    })
+}
+
+/// The peers of a scenario: a few fixed addresses (IPv4, IPv6, and ones a
+/// node must not use), so that ids, replies and lookups keep meeting.
+fn peer_addr(i: u8) -> SocketAddr {
+    let ip = match i % 8 {
+        0..=3 => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i % 8)),
+        4 => IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+        5 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5)),
+        6 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::BROADCAST),
+    };
+    let port = if i % 8 == 6 {
+        0
+    } else {
+        4000 + u16::from(i % 8)
+    };
+    SocketAddr::new(ip, port)
+}
+
+/// An id from a small set (so the same ids recur at different addresses),
+/// or any id.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum IdChoice {
+    Known(u8),
+    Any([u8; 20]),
+}
+
+impl IdChoice {
+    fn id(self) -> NodeId {
+        match self {
+            IdChoice::Known(i) => NodeId::digest(&[i % 16]),
+            IdChoice::Any(bytes) => NodeId(bytes),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum AddrChoice {
+    Known(u8),
+    V4([u8; 4], u16),
+    V6([u8; 16], u16),
+}
+
+impl AddrChoice {
+    fn addr(self) -> SocketAddr {
+        match self {
+            AddrChoice::Known(i) => peer_addr(i),
+            AddrChoice::V4(ip, port) => SocketAddr::new(IpAddr::from(ip), port),
+            AddrChoice::V6(ip, port) => SocketAddr::new(IpAddr::from(ip), port),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug, Clone)]
+pub enum ValueChoice {
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+    Bytes(Vec<u8>),
+}
+
+impl ValueChoice {
+    fn value(self) -> Value {
+        match self {
+            ValueChoice::Int(v) => Value::Int(v),
+            ValueChoice::UInt(v) => Value::UInt(v),
+            ValueChoice::Float(v) => Value::Float(v),
+            ValueChoice::Bool(v) => Value::Bool(v),
+            ValueChoice::Str(v) => Value::Str(v),
+            ValueChoice::Bytes(v) => Value::Bytes(v),
+        }
+    }
+}
+
+/// A well-formed request from a peer.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum RequestChoice {
+    Ping(IdChoice),
+    Store(IdChoice, IdChoice, ValueChoice),
+    FindNode(IdChoice, IdChoice),
+    FindValue(IdChoice, IdChoice),
+    Stun,
+}
+
+impl RequestChoice {
+    fn request(self) -> Request {
+        match self {
+            RequestChoice::Ping(s) => Request::Ping { sender: s.id() },
+            RequestChoice::Store(s, key, value) => Request::Store {
+                sender: s.id(),
+                key: key.id(),
+                value: value.value(),
+            },
+            RequestChoice::FindNode(s, target) => Request::FindNode {
+                sender: s.id(),
+                target: target.id(),
+            },
+            RequestChoice::FindValue(s, key) => Request::FindValue {
+                sender: s.id(),
+                key: key.id(),
+            },
+            RequestChoice::Stun => Request::Stun,
+        }
+    }
+}
+
+/// A well-formed response (of any kind, so a mismatched kind is tried too).
+#[derive(Arbitrary, Debug, Clone)]
+pub enum ResponseChoice {
+    Ping(IdChoice),
+    Store(bool),
+    Nodes(Vec<(IdChoice, AddrChoice)>),
+    Value(ValueChoice, Option<u64>),
+    Stun(AddrChoice),
+}
+
+impl ResponseChoice {
+    fn response(self) -> Response {
+        match self {
+            ResponseChoice::Ping(id) => Response::Ping(id.id()),
+            ResponseChoice::Store(ok) => Response::Store(ok),
+            ResponseChoice::Nodes(nodes) => Response::Nodes(
+                nodes
+                    .into_iter()
+                    .map(|(id, addr)| Contact::new(id.id(), addr.addr()))
+                    .collect(),
+            ),
+            ResponseChoice::Value(value, ttl_secs) => Response::Value {
+                value: value.value(),
+                ttl_secs,
+            },
+            ResponseChoice::Stun(addr) => Response::Stun(addr.addr()),
+        }
+    }
+}
+
+/// One step of a scenario.
+#[derive(Arbitrary, Debug, Clone)]
+pub enum Action {
+    /// Any bytes from peer `from`.
+    Raw {
+        from: u8,
+        bytes: Vec<u8>,
+    },
+    /// A well-formed request from peer `from`.
+    Request {
+        from: u8,
+        id: [u8; 20],
+        request: RequestChoice,
+    },
+    /// A reply to the `rpc`-th request the node sent (modulo how many it
+    /// sent), from the address it went to or, with `spoof`, from peer `spoof`.
+    Reply {
+        rpc: u16,
+        spoof: Option<u8>,
+        response: ResponseChoice,
+    },
+    /// Time passes (up to ~65 s), then the node's timers run.
+    Advance {
+        millis: u16,
+    },
+    /// Time jumps far ahead (up to ~3 days), then the node's timers run.
+    Jump {
+        minutes: u16,
+    },
+    Bootstrap {
+        peers: Vec<u8>,
+    },
+    Get {
+        key: IdChoice,
+    },
+    Put {
+        key: IdChoice,
+        value: ValueChoice,
+        ttl_secs: Option<u32>,
+        replication: Option<u8>,
+    },
+    StoreLocal {
+        key: IdChoice,
+        value: ValueChoice,
+        ttl_secs: Option<u32>,
+    },
+    Ping {
+        to: AddrChoice,
+    },
+    /// Cancel the `op`-th operation started (modulo how many were).
+    Cancel {
+        op: u8,
+    },
+}
+
+/// A node's small config and what happens to it.
+#[derive(Arbitrary, Debug, Clone)]
+pub struct Scenario {
+    pub seed: u64,
+    /// k between 1 and 8, so buckets fill and evictions happen.
+    pub k: u8,
+    /// Between 1 and 32 (at least α).
+    pub max_pending_rpcs: u8,
+    pub actions: Vec<Action>,
+}
+
+/// Whether to check that pending RPCs stay within `max_pending_rpcs`: on,
+/// since every RPC class counts against it; `KADMIUM_FUZZ_STRICT_PENDING=0`
+/// turns the check off.
+pub fn strict_pending_bound() -> bool {
+    static STRICT: OnceLock<bool> = OnceLock::new();
+    *STRICT.get_or_init(|| std::env::var_os("KADMIUM_FUZZ_STRICT_PENDING").is_none_or(|v| v != "0"))
+}
+
+/// A request the node sent, as the harness saw it leave.
+struct SentRpc {
+    to: SocketAddr,
+    id: MsgId,
+}
+
+/// The node under test and what the harness counted from outside.
+struct Harness {
+    node: Protocol,
+    now: Instant,
+    sent: Vec<SentRpc>,
+    ops: Vec<OpId>,
+    datagrams_in: u64,
+    datagrams_out: u64,
+}
+
+/// Run a scenario; panics if an invariant breaks.
+pub fn protocol(scenario: Scenario) {
+    let k = usize::from(scenario.k % 8) + 1;
+    let alpha = k.min(3);
+    let mut config = Config::default()
+        .with_k(k)
+        .with_alpha(alpha)
+        .with_rng_seed(scenario.seed)
+        .with_max_value_size(4096);
+    config.max_pending_rpcs = usize::from(scenario.max_pending_rpcs % 32).max(alpha);
+    config.max_stored_values = 64;
+    let now = Instant::now();
+    let Ok(node) = Protocol::new(config, now) else {
+        return;
+    };
+    let mut h = Harness {
+        node,
+        now,
+        sent: Vec::new(),
+        ops: Vec::new(),
+        datagrams_in: 0,
+        datagrams_out: 0,
+    };
+    for action in scenario.actions {
+        h.step(action);
+        h.drain();
+        h.check_invariants();
+    }
+}
+
+impl Harness {
+    fn step(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Raw { from, bytes } => self.deliver(peer_addr(from), &bytes),
+            Action::Request { from, id, request } => {
+                let bytes = wire::encode_request(&id, &request.request());
+                self.deliver(peer_addr(from), &bytes);
+            }
+            Action::Reply {
+                rpc,
+                spoof,
+                response,
+            } => {
+                if self.sent.is_empty() {
+                    return;
+                }
+                let sent = &self.sent[usize::from(rpc) % self.sent.len()];
+                let from = spoof.map_or(sent.to, peer_addr);
+                let bytes = wire::encode_response(&sent.id, &response.response());
+                // The response's kind is chosen freely: mismatches are tried too.
+                self.deliver(from, &bytes);
+            }
+            Action::Advance { millis } => {
+                self.now += Duration::from_millis(u64::from(millis));
+                self.node.handle_timeout(self.now);
+            }
+            Action::Jump { minutes } => {
+                self.now += Duration::from_secs(60 * u64::from(minutes));
+                self.node.handle_timeout(self.now);
+            }
+            Action::Bootstrap { peers } => {
+                let addrs: Vec<SocketAddr> = peers.into_iter().take(16).map(peer_addr).collect();
+                let op = self.node.bootstrap(now, &addrs);
+                self.ops.push(op);
+            }
+            Action::Get { key } => {
+                let op = self.node.get(now, key.id());
+                self.ops.push(op);
+            }
+            Action::Put {
+                key,
+                value,
+                ttl_secs,
+                replication,
+            } => {
+                let options = PutOptions {
+                    ttl: ttl_secs.map(|s| Duration::from_secs(u64::from(s))),
+                    replication: replication.map(usize::from),
+                };
+                if let Ok(op) = self.node.put(now, key.id(), value.value(), options) {
+                    self.ops.push(op);
+                }
+            }
+            Action::StoreLocal {
+                key,
+                value,
+                ttl_secs,
+            } => {
+                let options = PutOptions {
+                    ttl: ttl_secs.map(|s| Duration::from_secs(u64::from(s))),
+                    replication: None,
+                };
+                let _ = self.node.store_local(now, key.id(), value.value(), options);
+            }
+            Action::Ping { to } => {
+                let op = self.node.ping(now, to.addr());
+                self.ops.push(op);
+            }
+            Action::Cancel { op } => {
+                if !self.ops.is_empty() {
+                    let op = self.ops[usize::from(op) % self.ops.len()];
+                    self.node.cancel(op);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.datagrams_in += 1;
+        self.node.handle_datagram(self.now, from, bytes);
+    }
+
+    /// Take everything the node wants to send; remember its requests so
+    /// later actions can answer them. Events are dropped.
+    fn drain(&mut self) {
+        while let Some(t) = self.node.poll_transmit() {
+            self.datagrams_out += 1;
+            let Ok(packet) = wire::split_packet(&t.payload) else {
+                panic!("node sent an undecodable datagram: {:?}", t.payload);
+            };
+            if packet.kind == wire::REQUEST {
+                if wire::decode_request(packet.body).is_err() {
+                    panic!("node sent an undecodable request: {:?}", t.payload);
+                }
+                // Keep the most recent ones: old ids are long answered.
+                if self.sent.len() >= 256 {
+                    self.sent.remove(0);
+                }
+                self.sent.push(SentRpc {
+                    to: t.dest,
+                    id: packet.id,
+                });
+            }
+        }
+        while self.node.poll_event().is_some() {}
+    }
+
+    /// The invariants checked after every step:
+    /// * every datagram in is counted once: as a request, a response or a drop;
+    /// * the node's send counters match what left it; RPCs, timeouts and
+    ///   completed lookups never exceed what they count out of;
+    /// * RPCs awaiting a reply stay within `max_pending_rpcs` (only with
+    ///   [`strict_pending_bound`]);
+    /// * the next deadline exists and is not in the past.
+    fn check_invariants(&self) {
+        let s = self.node.stats();
+        assert_eq!(s.datagrams_received, self.datagrams_in, "{s:?}");
+        assert_eq!(
+            s.requests_received + s.responses_received + s.datagrams_dropped,
+            s.datagrams_received,
+            "datagrams not each counted once: {s:?}"
+        );
+        assert_eq!(s.datagrams_sent, self.datagrams_out, "{s:?}");
+        assert!(s.rpcs_sent <= s.datagrams_sent, "{s:?}");
+        assert!(s.rpc_timeouts + s.pending_rpcs <= s.rpcs_sent, "{s:?}");
+        assert!(s.lookups_completed <= s.lookups_started, "{s:?}");
+        let max_pending = self.node.config().max_pending_rpcs as u64;
+        assert!(
+            !strict_pending_bound() || s.pending_rpcs <= max_pending,
+            "{} RPCs pending, max_pending_rpcs is {max_pending}",
+            s.pending_rpcs
+        );
+        match self.node.poll_timeout() {
+            Some(t) => assert!(
+                t >= self.now,
+                "next deadline {t:?} is before now {:?}",
+                self.now
+            ),
+            None => panic!("no next deadline"),
+        }
+    }
+}
