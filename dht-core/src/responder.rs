@@ -90,7 +90,10 @@ fn accept_store<R: Rng + ?Sized>(
         return false;
     }
     let cached = wire::flags_from_id(msg_id) & wire::FLAG_CACHED != 0;
-    if !cached && !responsible(ctx.routing, ctx.own, policy.k, &key) {
+    // A node already holding the key takes updates to it (it is a holder,
+    // whatever its table says); others must plausibly be among the closest.
+    let holds = ctx.records.get(&key, now).is_some();
+    if !cached && !holds && !responsible(ctx.routing, ctx.own, policy.k, &key) {
         return false;
     }
     if !ctx.quota.admits(from.ip(), &key, size) {
