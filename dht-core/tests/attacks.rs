@@ -109,7 +109,8 @@ fn reflection_to_a_spoofed_address_is_at_most_three_times() {
     let imported = p.import_contacts(start, &honest);
     drain(&mut p);
 
-    let kinds: Vec<(&str, Box<dyn Fn(&mut StdRng) -> Request>)> = vec![
+    type MakeRequest = Box<dyn Fn(&mut StdRng) -> Request>;
+    let kinds: Vec<(&str, MakeRequest)> = vec![
         (
             "ping",
             Box::new(|r: &mut StdRng| Request::Ping {
