@@ -46,7 +46,6 @@ fn victim_config(seed: u64) -> Config {
 }
 
 /// If `t` is a PING request, the reply an honest node with `id` would send.
-
 fn answer_ping(t: &Transmit, id: NodeId) -> Option<Vec<u8>> {
     let packet = wire::split_packet(&t.payload).ok()?;
     if packet.kind != wire::REQUEST {
