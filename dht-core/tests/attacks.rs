@@ -525,3 +525,104 @@ fn twenty_five_fresh_verified_ids_per_second_cost_under_ten_percent_of_a_core() 
     );
     assert!(share < 10.0);
 }
+
+// ------------------------------------------------------------ 6. storage quota
+
+/// Send a STORE of `value` under `key` from `from` with a TTL, answering the
+/// victim's pings; returns the victim's answer.
+#[allow(clippy::too_many_arguments)] // a test helper: one STORE, spelled out
+fn store(
+    p: &mut Protocol,
+    now: Instant,
+    from: SocketAddr,
+    sender: NodeId,
+    key: NodeId,
+    value: Value,
+    ttl_secs: u32,
+    rng: &mut StdRng,
+) -> Option<bool> {
+    let id = wire::kadmium_id(ttl_secs, rng.random());
+    let bytes = wire::encode_request(&id, &Request::Store { sender, key, value });
+    let answering = HashMap::from([(from, sender)]);
+    inject(p, now, from, &bytes, &answering)
+        .iter()
+        .find_map(|t| {
+            let packet = wire::split_packet(&t.payload).ok()?;
+            (t.dest == from && packet.kind == wire::RESPONSE && packet.id == id).then_some(())?;
+            match wire::decode_response(wire::RpcKind::Store, packet.body).ok()? {
+                Response::Store(ok) => Some(ok),
+                _ => None,
+            }
+        })
+}
+
+// Measured: from one address, 9,000 STOREs of 8,000 B (near the largest
+// value a datagram carries, 8,137 B) with a 7-day TTL: the victim accepted
+// 8,388 of them (67,104,000 B, its whole 64 MiB); an honest STORE afterwards
+// was still answered `true` and the node's own `store_local` still
+// succeeded. Per-source quotas (issue 9, item 4) are not implemented yet.
+#[test]
+#[ignore = "storage quota pending: one source filled the whole 64 MiB store (8,388 x 8,000 B)"]
+fn one_source_cannot_take_the_store() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let start = Instant::now();
+    let mut p = Protocol::new(victim_config(66), start).unwrap();
+    let attacker = SocketAddr::new(public_ip(40_000), 4000);
+    let attacker_id = NodeId::random(&mut rng);
+    let week = 7 * 24 * 3600;
+    let mut now = start;
+    let mut accepted = 0;
+    let attempts = 9_000u32;
+    for i in 0..attempts {
+        now += Duration::from_millis(2); // 500/s, under the per-IP rate limit
+        let key = NodeId::digest(format!("flood-{i}").as_bytes());
+        if store(
+            &mut p,
+            now,
+            attacker,
+            attacker_id,
+            key,
+            Value::from(vec![i as u8; 8000]),
+            week,
+            &mut rng,
+        ) == Some(true)
+        {
+            accepted += 1;
+        }
+        if i % 500 == 0 {
+            run_timers(&mut p, now);
+            drain(&mut p);
+        }
+    }
+    let stats = p.stats();
+    println!(
+        "storage: {accepted}/{attempts} STOREs of 8,000 B from one address accepted; store holds {} values, {} B",
+        stats.values_stored, stats.stored_bytes
+    );
+    let honest = SocketAddr::new(public_ip(60_000), 4000);
+    let honest_ok = store(
+        &mut p,
+        now,
+        honest,
+        NodeId::random(&mut rng),
+        NodeId::digest(b"honest"),
+        Value::from("hello"),
+        3600,
+        &mut rng,
+    );
+    let own_ok = p.store_local(
+        now,
+        NodeId::digest(b"own"),
+        Value::from(vec![1u8; 1000]),
+        PutOptions::default(),
+    );
+    println!(
+        "storage: afterwards an honest STORE -> {honest_ok:?}, the node's own value -> {own_ok:?}"
+    );
+    assert!(
+        accepted as u64 * 8000 <= (64 << 20) / 10,
+        "one source took more than a tenth of the store"
+    );
+    assert_eq!(honest_ok, Some(true));
+    assert!(own_ok.is_ok());
+}
