@@ -626,3 +626,107 @@ fn one_source_cannot_take_the_store() {
     assert_eq!(honest_ok, Some(true));
     assert!(own_ok.is_ok());
 }
+
+// ------------------------------------------------------------ 5. unusable contacts
+
+/// Virtual time a get takes when its only peer, a hostile responder, answers
+/// every FIND_VALUE at once with `junk` as the contact list.
+fn get_latency_with(junk: &[Contact]) -> (Duration, usize) {
+    let mut rng = StdRng::seed_from_u64(5);
+    let start = Instant::now();
+    let mut p = Protocol::new(victim_config(55), start).unwrap();
+    let hostile = Contact::new(
+        NodeId::random(&mut rng),
+        SocketAddr::new(public_ip(70_000), 4000),
+    );
+    p.import_contacts(start, &[hostile]);
+    let op = p.get(start, NodeId::digest(b"unusable"));
+    let mut now = start;
+    let mut queried = 0;
+    loop {
+        for t in drain(&mut p) {
+            let Ok(packet) = wire::split_packet(&t.payload) else {
+                continue;
+            };
+            if packet.kind != wire::REQUEST {
+                continue;
+            }
+            queried += 1;
+            if t.dest == hostile.addr {
+                let reply = match wire::decode_request(packet.body) {
+                    Ok(Request::Ping { .. }) => Response::Ping(hostile.id),
+                    _ => Response::Nodes(junk.to_vec()),
+                };
+                p.handle_datagram(
+                    now,
+                    hostile.addr,
+                    &wire::encode_response(&packet.id, &reply),
+                );
+            }
+        }
+        if let Some(e) = std::iter::from_fn(|| p.poll_event()).find(|e| e.op == op) {
+            assert!(
+                matches!(e.outcome, dht_core::Outcome::Get(Ok(None))),
+                "{:?}",
+                e.outcome
+            );
+            return (now - start, queried);
+        }
+        let Some(t) = p.poll_timeout() else {
+            panic!("get never finished")
+        };
+        assert!(t - start < Duration::from_secs(120), "get never finished");
+        now = now.max(t);
+        p.handle_timeout(now);
+    }
+}
+
+fn junk_contacts(addrs: &[SocketAddr]) -> Vec<Contact> {
+    let mut rng = StdRng::seed_from_u64(50);
+    (0..256)
+        .map(|i| Contact::new(NodeId::random(&mut rng), addrs[i % addrs.len()]))
+        .collect()
+}
+
+fn compare_gets(what: &str, junk: &[Contact]) -> (Duration, Duration, usize, usize) {
+    let (clean, clean_queries) = get_latency_with(&[]);
+    let (dirty, dirty_queries) = get_latency_with(junk);
+    println!(
+        "unusable contacts ({what}): get took {clean:?} ({clean_queries} requests) with an empty reply, {dirty:?} ({dirty_queries} requests) with 256 of them"
+    );
+    (clean, dirty, clean_queries, dirty_queries)
+}
+
+#[test]
+fn unusable_contacts_cost_a_get_nothing() {
+    let addrs: Vec<SocketAddr> = vec![
+        "0.0.0.0:4000".parse().unwrap(),
+        "255.255.255.255:4000".parse().unwrap(),
+        "8.8.8.8:0".parse().unwrap(),
+        "224.0.0.1:4000".parse().unwrap(),
+        "239.255.255.250:1900".parse().unwrap(),
+    ];
+    let (clean, dirty, clean_queries, dirty_queries) = compare_gets(
+        "wildcard, broadcast, port 0, multicast",
+        &junk_contacts(&addrs),
+    );
+    assert!(dirty <= clean + Duration::from_millis(1));
+    assert_eq!(
+        dirty_queries, clean_queries,
+        "no request went to an unusable address"
+    );
+}
+
+// Measured: a victim bound to 0.0.0.0 (IPv4 only) queried 79 of 256 IPv6
+// contacts (one address, distinct ids) and the get took 2.9 s instead of 0 s:
+// `Contact::is_usable` has no notion of the socket's family, and nothing
+// filters contacts of the other family before querying them.
+#[test]
+#[ignore = "IPv6 contacts are queried by an IPv4-only node: 256 of them cost a get 2.9 s (80 requests vs 1)"]
+fn contacts_of_the_other_family_cost_a_get_nothing() {
+    let addrs: Vec<SocketAddr> = vec!["[2001:db8::1]:4000".parse().unwrap()];
+    let (clean, dirty, clean_queries, dirty_queries) =
+        compare_gets("IPv6 at an IPv4-only node", &junk_contacts(&addrs));
+    assert!(dirty <= clean + Duration::from_millis(1));
+    assert_eq!(dirty_queries, clean_queries);
+}
