@@ -730,3 +730,73 @@ fn contacts_of_the_other_family_cost_a_get_nothing() {
     assert!(dirty <= clean + Duration::from_millis(1));
     assert_eq!(dirty_queries, clean_queries);
 }
+
+// ------------------------------------------------------------ 3. one IP, many ids
+
+#[test]
+fn one_ip_holds_at_most_a_tenth_of_the_table() {
+    use dht_core::sim::Simulation;
+    use dht_core::Outcome;
+    let mut sim = Simulation::new(3, (Duration::from_millis(5), Duration::from_millis(40)));
+    let victim = sim.add_node(victim_config(33)).unwrap();
+    for _ in 0..200 {
+        sim.add_node(Config::default()).unwrap();
+    }
+    assert_eq!(sim.join_network(20, Duration::from_secs(60)), 0);
+    let by_addr: HashMap<SocketAddr, usize> = (0..sim.len()).map(|i| (sim.addr(i), i)).collect();
+    let victim_addr = sim.addr(victim);
+    let attacker_ip: IpAddr = "10.250.0.1".parse().unwrap();
+    let mut rng = StdRng::seed_from_u64(30);
+    let own = sim.protocol(victim).id();
+    for i in 0..2_000u16 {
+        let id = if i % 2 == 0 {
+            own.random_with_prefix(1 + (i as usize % 30), &mut rng)
+        } else {
+            NodeId::random(&mut rng)
+        };
+        let from = SocketAddr::new(attacker_ip, 10_000 + i);
+        let bytes = request(&mut rng, &Request::Ping { sender: id });
+        let answering = HashMap::from([(from, id)]);
+        // The attacker answers the victim's probes; anything else the victim
+        // sends meanwhile is delivered at once to the honest node it is for.
+        let rest = sim.command(victim, |p, now| inject(p, now, from, &bytes, &answering));
+        for t in rest {
+            if let Some(&to) = by_addr.get(&t.dest) {
+                sim.command(to, |p, now| p.handle_datagram(now, victim_addr, &t.payload));
+            }
+        }
+        if i % 100 == 99 {
+            sim.run_for(Duration::from_secs(1));
+        }
+    }
+    sim.run_for(Duration::from_secs(30));
+    let table = sim.protocol(victim).routing();
+    let (held, total) = (table.contacts_of_ip(&attacker_ip), table.len());
+    let share = held as f64 / total as f64 * 100.0;
+    println!("one IP, 2,000 ids: the attacker holds {held} of {total} contacts in the victim's table ({share:.1}%)");
+    assert!(share <= 10.0);
+
+    // Honest puts and gets still succeed, some through the victim.
+    let mut ok = 0;
+    let rounds = 20;
+    for i in 0..rounds {
+        let key = NodeId::digest(format!("honest-{i}").as_bytes());
+        let putter = if i % 2 == 0 { victim } else { 1 + i };
+        let op = sim
+            .command(putter, |p, now| {
+                p.put(now, key, Value::from(i as i64), PutOptions::default())
+            })
+            .unwrap();
+        let put = sim.run_until_done(putter, op, Duration::from_secs(30));
+        let getter = 100 + i;
+        let op = sim.command(getter, |p, now| p.get(now, key));
+        let got = sim.run_until_done(getter, op, Duration::from_secs(30));
+        if matches!(put, Some(Outcome::Put(Ok(_))))
+            && matches!(got, Some(Outcome::Get(Ok(Some(_)))))
+        {
+            ok += 1;
+        }
+    }
+    println!("one IP, 2,000 ids: {ok}/{rounds} honest put+get pairs succeeded");
+    assert_eq!(ok, rounds);
+}
