@@ -800,3 +800,105 @@ fn one_ip_holds_at_most_a_tenth_of_the_table() {
     println!("one IP, 2,000 ids: {ok}/{rounds} honest put+get pairs succeeded");
     assert_eq!(ok, rounds);
 }
+
+// ------------------------------------------------------------ 8. flood
+
+#[test]
+fn honest_gets_succeed_under_a_four_million_datagram_flood() {
+    use dht_core::sim::Simulation;
+    use dht_core::Outcome;
+    let mut sim = Simulation::new(8, (Duration::from_millis(1), Duration::from_millis(5)));
+    let victim = sim.add_node(victim_config(88)).unwrap();
+    // client_only: the victim does not hand its keys over to the client, so
+    // every get crosses the flooded victim.
+    let client = sim.add_node(Config::default().with_client_only(true)).unwrap();
+    let keys: Vec<NodeId> = (0..50)
+        .map(|i: u32| NodeId::digest(&i.to_be_bytes()))
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        sim.command(victim, |p, now| {
+            p.store_local(now, *key, Value::from(i as i64), PutOptions::default())
+        })
+        .unwrap();
+    }
+    let seed = sim.addr(victim);
+    let op = sim.command(client, |p, now| p.bootstrap(now, &[seed]));
+    sim.run_until_done(client, op, Duration::from_secs(10));
+
+    let mut rng = StdRng::seed_from_u64(80);
+    let flooder = SocketAddr::new("10.250.0.9".parse().unwrap(), 6666);
+    let flood_per_ms = 400;
+    let millis = 10_000u32; // 4,000,000 datagrams in 10 virtual seconds
+    let (a, b, c, d) = (
+        NodeId::random(&mut rng),
+        NodeId::random(&mut rng),
+        NodeId::random(&mut rng),
+        NodeId::random(&mut rng),
+    );
+    let templates: Vec<Vec<u8>> = vec![
+        vec![0u8; 30],
+        vec![0x07; 60],
+        request(&mut rng, &Request::Ping { sender: a }),
+        request(
+            &mut rng,
+            &Request::FindValue {
+                sender: b,
+                key: keys[0],
+            },
+        ),
+        request(
+            &mut rng,
+            &Request::FindNode {
+                sender: c,
+                target: d,
+            },
+        ),
+    ];
+    let mut pending: Vec<(dht_core::OpId, Instant)> = Vec::new();
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    let mut sent = 0u64;
+    let started = Instant::now();
+    for ms in 0..millis {
+        sim.command(victim, |p, now| {
+            for j in 0..flood_per_ms {
+                p.handle_datagram(now, flooder, &templates[j % templates.len()]);
+            }
+        });
+        sent += flood_per_ms as u64;
+        if ms % 50 == 0 {
+            let key = keys[(ms / 50) as usize % keys.len()];
+            let op = sim.command(client, |p, now| p.get(now, key));
+            pending.push((op, sim.now()));
+        }
+        sim.run_for(Duration::from_millis(1));
+        pending.retain(|(op, at)| match sim.take_outcome(client, *op) {
+            Some(Outcome::Get(Ok(Some(_)))) => {
+                latencies.push(sim.now() - *at);
+                false
+            }
+            Some(_) => {
+                failures += 1;
+                false
+            }
+            None => true,
+        });
+    }
+    sim.run_for(Duration::from_secs(15));
+    for (op, _) in &pending {
+        match sim.take_outcome(client, *op) {
+            Some(Outcome::Get(Ok(Some(_)))) => latencies.push(Duration::from_secs(15)),
+            _ => failures += 1,
+        }
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+    let stats = sim.protocol(victim).stats();
+    println!(
+        "flood: {sent} datagrams from one IP in 10 virtual s ({:?} of CPU); {} honest gets succeeded, {failures} failed, virtual p99 {p99:?}; victim dropped {}",
+        started.elapsed(),
+        latencies.len(),
+        stats.datagrams_dropped
+    );
+    assert_eq!(failures, 0);
+}
