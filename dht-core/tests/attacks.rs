@@ -811,7 +811,9 @@ fn honest_gets_succeed_under_a_four_million_datagram_flood() {
     let victim = sim.add_node(victim_config(88)).unwrap();
     // client_only: the victim does not hand its keys over to the client, so
     // every get crosses the flooded victim.
-    let client = sim.add_node(Config::default().with_client_only(true)).unwrap();
+    let client = sim
+        .add_node(Config::default().with_client_only(true))
+        .unwrap();
     let keys: Vec<NodeId> = (0..50)
         .map(|i: u32| NodeId::digest(&i.to_be_bytes()))
         .collect();
