@@ -129,7 +129,10 @@ impl Simulation {
         }
         let n = u32::try_from(index).unwrap_or(u32::MAX);
         let addr = SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::from(0x0a00_0000 | (n & 0x00ff_ffff)),
+            // One /24 per node (10.a.b.c, node = c·2¹⁶ + a·2⁸ + b), so the
+            // per-subnet limits see distinct hosts when a test turns on
+            // `strict_local_limits`.
+            Ipv4Addr::from(0x0a00_0000 | ((n & 0xffff) << 8) | ((n >> 16) & 0xff)),
             4000,
         ));
         let protocol = Protocol::new(config, self.now)?;

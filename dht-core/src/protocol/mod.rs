@@ -583,7 +583,12 @@ impl Protocol {
             }
         }
         for contact in self.contacts.take_left() {
-            if !self.records.is_empty() {
+            self.awaiting_verification.remove(&contact.id);
+            // A contact that never answered at its address holds no copy we
+            // know of, so its leaving needs no repair walk (each walk costs
+            // a `closest()` per stored key: an attacker's throwaway ids
+            // would otherwise buy a full walk apiece).
+            if !self.records.is_empty() && self.validation.is_verified(&contact.addr, now) {
                 self.replication.contact_left(contact);
             }
         }
