@@ -28,6 +28,9 @@ const VERIFIED_FOR: Duration = Duration::from_secs(3600);
 /// Most verified addresses remembered; past that, expired ones are dropped
 /// and then the table starts afresh (re-verifying costs one round trip).
 const MAX_VERIFIED: usize = 65_536;
+/// How long an address whose verification ping went unanswered is left
+/// alone before it may be pinged again.
+const RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Answers waiting for one address, and in all.
 const MAX_WAITING_PER_ADDR: usize = 4;
 const MAX_WAITING: usize = 1024;
@@ -41,6 +44,10 @@ pub struct AddressValidation {
     waiting_total: usize,
     /// Addresses with a verification ping in flight.
     pinging: std::collections::HashSet<SocketAddr>,
+    /// Addresses whose verification ping went unanswered, and when: they
+    /// are not pinged again for a while (a spoofed source would otherwise
+    /// draw one ping per request).
+    failed_at: HashMap<SocketAddr, Instant>,
     /// Answers dropped because too many were waiting or the address never
     /// answered its ping.
     pub dropped: u64,
@@ -84,11 +91,17 @@ impl AddressValidation {
         }
     }
 
-    /// Whether a verification ping should go to `addr` now (none in flight);
-    /// records that one goes.
-    pub fn start_ping(&mut self, addr: SocketAddr) -> bool {
+    /// Whether a verification ping should go to `addr` now (none in flight,
+    /// none failed lately); records that one goes.
+    pub fn start_ping(&mut self, addr: SocketAddr, now: Instant) -> bool {
         if self.pinging.len() >= MAX_WAITING && !self.pinging.contains(&addr) {
             return false;
+        }
+        if let Some(at) = self.failed_at.get(&addr) {
+            if now.saturating_duration_since(*at) < RETRY_AFTER {
+                return false;
+            }
+            self.failed_at.remove(&addr);
         }
         self.pinging.insert(addr)
     }
@@ -109,8 +122,12 @@ impl AddressValidation {
     }
 
     /// The ping checking `addr` went unanswered: its answers are dropped.
-    pub fn failed(&mut self, addr: &SocketAddr) {
+    pub fn failed(&mut self, addr: &SocketAddr, now: Instant) {
         self.pinging.remove(addr);
+        if self.failed_at.len() >= MAX_VERIFIED {
+            self.failed_at.clear();
+        }
+        self.failed_at.insert(*addr, now);
         let dropped = self.take_waiting(addr).len();
         self.dropped += dropped as u64;
     }
@@ -138,7 +155,7 @@ impl AddressValidation {
         }
         queue.push(answer);
         self.waiting_total += 1;
-        let ping = self.start_ping(to);
+        let ping = self.start_ping(to, now);
         Admit::Held { ping }
     }
 
@@ -172,7 +189,7 @@ mod tests {
             Admit::Held { ping: false }
         );
         // The ping is never answered (the source was spoofed): nothing goes out.
-        v.failed(&spoofed);
+        v.failed(&spoofed, now);
         assert_eq!(v.dropped, 2);
         // Loopback is exempt unless strict.
         let lo: SocketAddr = "127.0.0.1:4000".parse().unwrap();

@@ -70,3 +70,15 @@ pub fn subnet(ip: &std::net::IpAddr) -> [u8; 9] {
     }
     net
 }
+
+/// Whether a socket bound to `bind` can send to `to`: an IPv4 socket reaches
+/// IPv4 only; an IPv6 socket bound to `::` reaches both (IPv4 through mapped
+/// addresses); one bound to a specific IPv6 address reaches IPv6 only.
+pub fn reachable_from(bind: &SocketAddr, to: &SocketAddr) -> bool {
+    match (bind.ip(), to.ip()) {
+        (std::net::IpAddr::V4(_), std::net::IpAddr::V4(_)) => true,
+        (std::net::IpAddr::V6(_), std::net::IpAddr::V6(_)) => true,
+        (std::net::IpAddr::V6(b), std::net::IpAddr::V4(_)) => b.is_unspecified(),
+        (std::net::IpAddr::V4(_), std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().is_some(),
+    }
+}

@@ -28,6 +28,10 @@ use crate::records::RecordStore;
 use crate::routing::RoutingTable;
 use crate::storage::Origin;
 
+/// Hand-over walks a node starts at most: a burst, then a steady rate.
+const HANDOVER_BURST: f64 = 32.0;
+const HANDOVER_PER_SEC: f64 = 0.5;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
     Appeared,
@@ -53,6 +57,11 @@ pub struct Replication {
     walks: VecDeque<Walk>,
     max_walks: usize,
     repair_within: Duration,
+    /// Hand-over walks this node may still start: a token bucket of
+    /// `HANDOVER_BURST`, refilled at `HANDOVER_PER_SEC`, so a stream of
+    /// fresh (even verified) ids cannot make it walk its keys nonstop.
+    handover_tokens: f64,
+    tokens_at: Option<Instant>,
     /// Events dropped because the queue was full (the hourly re-send still
     /// covers their keys).
     pub dropped: u64,
@@ -64,11 +73,25 @@ impl Replication {
             walks: VecDeque::new(),
             max_walks,
             repair_within,
+            handover_tokens: HANDOVER_BURST,
+            tokens_at: None,
             dropped: 0,
         }
     }
 
-    pub fn contact_appeared(&mut self, contact: Contact) {
+    pub fn contact_appeared(&mut self, now: Instant, contact: Contact) {
+        let elapsed = self
+            .tokens_at
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.tokens_at = Some(now);
+        self.handover_tokens =
+            (self.handover_tokens + elapsed.as_secs_f64() * HANDOVER_PER_SEC).min(HANDOVER_BURST);
+        if self.handover_tokens < 1.0 {
+            // The hourly re-send reaches it anyway.
+            self.dropped += 1;
+            return;
+        }
+        self.handover_tokens -= 1.0;
         self.push(contact, Change::Appeared);
     }
 

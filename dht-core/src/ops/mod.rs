@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::contact::Contact;
+use crate::contact::{reachable_from, Contact};
 use crate::contacts::Contacts;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
@@ -112,6 +112,8 @@ pub struct Env<'a, R: Rng + ?Sized> {
     pub default_ttl: Duration,
     /// Overall deadline of a user operation.
     pub op_timeout: Duration,
+    /// The node's socket address: contacts it cannot reach are ignored.
+    pub bind: SocketAddr,
     /// Unix time, for signed records' expiry.
     pub clock: crate::wall_clock::WallClock,
     pub out: &'a mut Outbox,
@@ -307,7 +309,8 @@ impl Operations {
                 };
                 match response {
                     Response::Nodes(mut contacts) => {
-                        contacts.retain(Contact::is_usable);
+                        let bind = env.bind;
+                        contacts.retain(|c| c.is_usable() && reachable_from(&bind, &c.addr));
                         lookup.on_nodes(&id, contacts)
                     }
                     Response::Value { value, ttl_secs }

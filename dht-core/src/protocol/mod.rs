@@ -191,6 +191,7 @@ impl Protocol {
             alpha: self.config.alpha,
             default_ttl: self.config.default_ttl,
             op_timeout: self.config.operation_timeout,
+            bind: self.config.bind,
             clock: self.policy.clock,
             out: &mut self.out,
             contacts: &mut self.contacts,
@@ -465,15 +466,22 @@ impl Protocol {
         let budget = self.validation.budget(&from, request_len, now);
         if let Response::Nodes(contacts) = &mut response {
             // Cut a contact list to the budget rather than make it wait: the
-            // asker still progresses; a ping makes the next answers whole.
-            let mut answer_len =
-                wire::encode_response(&msg_id, &Response::Nodes(contacts.clone())).len();
-            if answer_len > budget && self.validation.start_ping(from) {
+            // asker still progresses; a ping (counted in the budget) makes
+            // the next answers whole.
+            let encoded_len = |c: &Vec<Contact>| {
+                wire::encode_response(&msg_id, &Response::Nodes(c.clone())).len()
+            };
+            let mut answer_len = encoded_len(contacts);
+            // A cut answer always leaves room for the ping, sent or not, so
+            // answers and pings together stay within the budget.
+            let room = budget.saturating_sub(self.verification_ping_len());
+            if answer_len > budget && self.validation.start_ping(from, now) {
                 self.verify(now, from, None);
             }
-            while answer_len > budget && contacts.pop().is_some() {
-                answer_len =
-                    wire::encode_response(&msg_id, &Response::Nodes(contacts.clone())).len();
+            if answer_len > budget {
+                while answer_len > room && contacts.pop().is_some() {
+                    answer_len = encoded_len(contacts);
+                }
             }
         }
         let answer = wire::encode_response(&msg_id, &response);
@@ -482,6 +490,11 @@ impl Protocol {
             Admit::Held { ping: true } => self.verify(now, from, None),
             Admit::Held { ping: false } | Admit::Dropped => {}
         }
+    }
+
+    /// Bytes of a verification ping.
+    fn verification_ping_len(&self) -> usize {
+        wire::encode_request(&[0; wire::MSG_ID_LEN], &Request::Ping { sender: self.id }).len()
     }
 
     /// Ping `addr` to check that it receives (and, with `peer`, that it
@@ -498,7 +511,7 @@ impl Protocol {
             flags: 0,
         };
         if !self.out.request(now, &mut self.rng, out) {
-            self.validation.failed(&addr);
+            self.validation.failed(&addr, now);
         }
     }
 
@@ -522,13 +535,19 @@ impl Protocol {
         let peer = match &response {
             // A ping that only checked the address (of a client, perhaps)
             // adds nobody to the table.
-            Response::Ping(id) if rpc.purpose == Purpose::Verify && rpc.peer.is_none() => Some(*id),
+            Response::Ping(id) if rpc.purpose == Purpose::Verify && rpc.peer.is_none() => {
+                let contact = Contact::new(*id, from);
+                if self.awaiting_verification.remove(id) && self.contacts.holds(&contact) {
+                    self.replication.contact_appeared(now, contact);
+                }
+                Some(*id)
+            }
             Response::Ping(id) => {
                 // A ping answer proves the id: the contact may enter the table.
                 let contact = Contact::new(*id, from);
                 self.heard_from(now, contact);
                 if self.awaiting_verification.remove(id) {
-                    self.replication.contact_appeared(contact);
+                    self.replication.contact_appeared(now, contact);
                 }
                 Some(*id)
             }
@@ -554,7 +573,7 @@ impl Protocol {
     /// A request got no (usable) answer.
     fn rpc_failed(&mut self, now: Instant, rpc: PendingRpc) {
         if rpc.purpose == Purpose::Verify {
-            self.validation.failed(&rpc.to);
+            self.validation.failed(&rpc.to, now);
         }
         if let Some(id) = rpc.peer {
             self.contacts.missed_reply(now, Contact::new(id, rpc.to));
@@ -575,10 +594,12 @@ impl Protocol {
             }
             // Keys go only to an address that proved it receives.
             if self.validation.is_verified(&contact.addr, now) {
-                self.replication.contact_appeared(contact);
+                self.replication.contact_appeared(now, contact);
             } else if self.awaiting_verification.len() < MAX_AWAITING_VERIFICATION
                 && self.awaiting_verification.insert(contact.id)
+                && self.validation.start_ping(contact.addr, now)
             {
+                // (No second ping where one is in flight or failed lately.)
                 self.verify(now, contact.addr, Some(contact.id));
             }
         }
