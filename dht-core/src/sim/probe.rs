@@ -42,6 +42,14 @@ impl Simulation {
             .count()
     }
 
+    /// How many running nodes other than `node` (e.g. the publisher) hold
+    /// an unexpired copy of `key`.
+    pub fn copies_except(&self, key: &Key, node: usize) -> usize {
+        self.running()
+            .filter(|(i, p)| *i != node && p.local_value(key, self.now).is_some())
+            .count()
+    }
+
     /// A get of `key` from `node`, run to completion (or `limit`).
     pub fn get_from(&mut self, node: usize, key: Key, limit: Duration) -> GetResult {
         self.gets(&[(node, key)], limit).pop().unwrap_or(GetResult {

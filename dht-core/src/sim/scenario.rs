@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::id::{Key, NodeId};
 use crate::protocol::{OpId, Outcome, PutOptions};
+use crate::storage::Storage;
 use crate::value::Value;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -21,6 +22,9 @@ const HOUR: Duration = Duration::from_secs(3600);
 const OP_LIMIT: Duration = Duration::from_secs(60);
 /// Gets tried per value at the final check before it counts as lost.
 const FINAL_ATTEMPTS: usize = 3;
+
+/// Makes one node's storage from its configuration.
+pub type MakeStorage = fn(&Config) -> Box<dyn Storage>;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -43,6 +47,8 @@ pub struct Scenario {
     pub latency: (Duration, Duration),
     /// Configuration of every node, initial and joining.
     pub node_config: Config,
+    /// Storage of every node; the protocol's default when `None`.
+    pub storage: Option<MakeStorage>,
 }
 
 impl Default for Scenario {
@@ -59,6 +65,7 @@ impl Default for Scenario {
             gets_per_hour: None,
             latency: (Duration::from_millis(5), Duration::from_millis(50)),
             node_config: Config::default().with_rpc_timeout(Duration::from_secs(1)),
+            storage: None,
         }
     }
 }
@@ -111,6 +118,9 @@ impl Scenario {
         mut progress: impl FnMut(&HourReport),
     ) -> Result<(ScenarioReport, Simulation)> {
         let mut sim = Simulation::new(self.seed, self.latency);
+        if let Some(make) = self.storage {
+            sim.set_storage_factory(Box::new(make));
+        }
         for _ in 0..self.nodes {
             sim.add_node(self.node_config.clone())?;
         }
@@ -209,7 +219,7 @@ impl Scenario {
         }
         for v in values.iter().filter(|v| sim.is_alive(v.publisher)) {
             out.published += 1;
-            let copies = sim.live_copies(&v.key) - 1;
+            let copies = sim.copies_except(&v.key, v.publisher);
             out.min_copies = out.min_copies.min(copies);
         }
         if out.published == 0 {

@@ -98,6 +98,7 @@ fn values_expire_and_replicas_take_over_dead_nodes() {
     // After the TTL (and a maintenance tick) every copy is gone.
     sim.run_for(Duration::from_secs(200));
     assert_eq!(sim.live_copies(&key), 0);
+    assert_eq!(sim.copies_except(&key, 1), 0);
 }
 
 #[test]
