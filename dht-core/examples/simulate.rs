@@ -148,6 +148,14 @@ fn peak_rss_mb() -> Option<f64> {
     Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
+/// CPU time this process has run, in seconds (Linux), if readable: on a
+/// shared machine wall time also counts waiting for a core.
+fn cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let ns: f64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some((ns / 1e8).round() / 10.0)
+}
+
 fn lifecycle(args: &Args, hours: u32) -> dht_core::Result<serde_json::Value> {
     let started = Instant::now();
     let seed = args.seed.unwrap_or(1);
@@ -209,6 +217,7 @@ fn lifecycle(args: &Args, hours: u32) -> dht_core::Result<serde_json::Value> {
         "datagrams_dropped": net.dropped(),
         "datagrams_oversize": net.dropped_oversize,
         "wall_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        "cpu_s": cpu_s(),
         "peak_rss_mb": peak_rss_mb(),
     }))
 }
@@ -290,6 +299,7 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
         "datagrams": sim.delivered(),
         "join_wall_s": (join_wall * 10.0).round() / 10.0,
         "total_wall_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        "cpu_s": cpu_s(),
         "peak_rss_mb": peak_rss_mb(),
     }))
 }

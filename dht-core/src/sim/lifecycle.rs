@@ -59,6 +59,7 @@ impl Simulation {
             return;
         }
         self.leave(node);
+        let node = node as u32;
         self.schedule(self.now + after, Action::Restart { node });
     }
 

@@ -31,6 +31,9 @@ use crate::protocol::{Event, OpId, Outcome, Protocol};
 use crate::storage::Storage;
 
 pub use network::{NetStats, MAX_DATAGRAM};
+
+/// Node addresses are 10.x.y.z:4000 with the index in the low 24 bits.
+pub const MAX_NODES: usize = 1 << 24;
 pub use probe::GetResult;
 
 use network::Wire;
@@ -56,19 +59,27 @@ struct SimNode {
     config: Config,
 }
 
-/// Something due at a virtual instant.
+/// Who sent a datagram: a node (its index), or any other address (rare: a
+/// forged datagram from a test), boxed to keep queue entries small.
+enum Sender {
+    Node(u32),
+    Raw(Box<SocketAddr>),
+}
+
+/// Something due at a virtual instant. Entries are moved on every heap
+/// operation, so they are kept small: node indexes as `u32`, no `SocketAddr`.
 enum Action {
     Deliver {
-        from: SocketAddr,
-        to: usize,
+        from: Sender,
+        to: u32,
         payload: Vec<u8>,
     },
     Timer {
-        node: usize,
+        node: u32,
         incarnation: u32,
     },
     Restart {
-        node: usize,
+        node: u32,
     },
     /// Plan the churn of the hour starting now.
     ChurnHour {
@@ -83,7 +94,8 @@ enum Action {
 /// A queue entry; `seq` breaks ties in insertion order, which keeps runs
 /// deterministic.
 struct Due {
-    at: Instant,
+    /// Nanoseconds since the simulation started.
+    at: u64,
     seq: u64,
     action: Action,
 }
@@ -141,7 +153,6 @@ pub struct Simulation {
     rng: StdRng,
     wire: Wire,
     nodes: Vec<SimNode>,
-    by_addr: HashMap<SocketAddr, usize>,
     /// Indexes of the running nodes, in no particular order.
     live: Vec<usize>,
     queue: BinaryHeap<Reverse<Due>>,
@@ -162,14 +173,17 @@ impl Simulation {
     /// A network whose one-way latency between two nodes is a fixed value
     /// uniform in `latency` (per pair), plus a jitter of 5% of that range.
     pub fn new(seed: u64, latency: (Duration, Duration)) -> Self {
-        let now = Instant::now();
+        // `Instant` counts from boot: on a machine up for less than an hour,
+        // `now.checked_sub(1 h)` fails and a run would depend on the uptime.
+        // Starting the virtual clock a year ahead keeps every such
+        // subtraction in range, so a run depends on its seed only.
+        let now = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         Simulation {
             now,
             start: now,
             rng: StdRng::seed_from_u64(seed),
             wire: Wire::new(seed, latency),
             nodes: Vec::new(),
-            by_addr: HashMap::new(),
             live: Vec::new(),
             queue: BinaryHeap::new(),
             seq: 0,
@@ -253,6 +267,11 @@ impl Simulation {
     /// is sent on a real network).
     pub fn add_node(&mut self, mut config: Config) -> Result<usize> {
         let index = self.nodes.len();
+        if index >= MAX_NODES {
+            return Err(crate::Error::InvalidArgument(format!(
+                "a simulation holds at most {MAX_NODES} nodes"
+            )));
+        }
         if config.rng_seed.is_none() {
             config.rng_seed = Some(self.rng.random());
         }
@@ -272,7 +291,6 @@ impl Simulation {
             protected: false,
             config,
         });
-        self.by_addr.insert(addr, index);
         self.mark_live(index);
         self.flush(index);
         Ok(index)
@@ -382,34 +400,48 @@ impl Simulation {
     /// network like any other: e.g. a forged request from an attacker.
     /// Answers to an address that is not a node are counted as unreachable.
     pub fn send_raw(&mut self, from: SocketAddr, to: usize, payload: Vec<u8>) {
-        let from_index = self.by_addr.get(&from).copied().unwrap_or(usize::MAX);
-        self.enqueue_datagram(from_index, from, to, payload);
+        let sender = match self.index_of(&from) {
+            Some(i) => Sender::Node(i as u32),
+            None => Sender::Raw(Box::new(from)),
+        };
+        if to < self.nodes.len() {
+            self.enqueue_datagram(sender, to, payload);
+        }
     }
 
     /// Process the next queue entry if it is not after `end`.
     /// Returns false when nothing is left before `end`.
     fn step_until(&mut self, end: Instant) -> bool {
         match self.queue.peek() {
-            Some(Reverse(due)) if due.at <= end => {}
+            Some(Reverse(due)) if self.instant(due.at) <= end => {}
             _ => return false,
         }
         let Some(Reverse(due)) = self.queue.pop() else {
             return false;
         };
-        self.now = self.now.max(due.at);
+        let at = self.instant(due.at);
+        self.now = self.now.max(at);
         let now = self.now;
         match due.action {
-            Action::Deliver { from, to, payload } => match self.nodes[to].protocol.as_mut() {
-                Some(p) => {
-                    self.net.delivered += 1;
-                    p.handle_datagram(now, from, &payload);
-                    self.flush(to);
+            Action::Deliver { from, to, payload } => {
+                let from = match from {
+                    Sender::Node(i) => self.nodes[i as usize].addr,
+                    Sender::Raw(addr) => *addr,
+                };
+                let to = to as usize;
+                match self.nodes[to].protocol.as_mut() {
+                    Some(p) => {
+                        self.net.delivered += 1;
+                        p.handle_datagram(now, from, &payload);
+                        self.flush(to);
+                    }
+                    None => self.net.dropped_unreachable += 1,
                 }
-                None => self.net.dropped_unreachable += 1,
-            },
+            }
             Action::Timer { node, incarnation } => {
+                let node = node as usize;
                 let n = &mut self.nodes[node];
-                if n.incarnation == incarnation && n.scheduled == Some(due.at) {
+                if n.incarnation == incarnation && n.scheduled == Some(at) {
                     n.scheduled = None;
                     if let Some(p) = n.protocol.as_mut() {
                         p.handle_timeout(now);
@@ -417,7 +449,7 @@ impl Simulation {
                     }
                 }
             }
-            Action::Restart { node } => self.start_again(node),
+            Action::Restart { node } => self.start_again(node as usize),
             Action::ChurnHour { epoch } => self.plan_churn_hour(epoch),
             Action::ChurnReplace { epoch } => self.churn_one(epoch),
         }
@@ -426,20 +458,30 @@ impl Simulation {
 
     fn schedule(&mut self, at: Instant, action: Action) {
         self.seq += 1;
+        let at = at.saturating_duration_since(self.start).as_nanos();
         self.queue.push(Reverse(Due {
-            at,
+            at: u64::try_from(at).unwrap_or(u64::MAX),
             seq: self.seq,
             action,
         }));
     }
 
-    fn enqueue_datagram(
-        &mut self,
-        from_index: usize,
-        from: SocketAddr,
-        to: usize,
-        payload: Vec<u8>,
-    ) {
+    /// The instant `ns` nanoseconds after the start.
+    fn instant(&self, ns: u64) -> Instant {
+        self.start + Duration::from_nanos(ns)
+    }
+
+    /// The node at a virtual address: the address encodes the index.
+    fn index_of(&self, addr: &SocketAddr) -> Option<usize> {
+        let SocketAddr::V4(v4) = addr else {
+            return None;
+        };
+        let ip = u32::from(*v4.ip());
+        let index = (ip & 0x00ff_ffff) as usize;
+        (ip >> 24 == 10 && v4.port() == 4000 && index < self.nodes.len()).then_some(index)
+    }
+
+    fn enqueue_datagram(&mut self, from: Sender, to: usize, payload: Vec<u8>) {
         self.net.sent += 1;
         if payload.len() > MAX_DATAGRAM {
             self.net.dropped_oversize += 1;
@@ -449,22 +491,24 @@ impl Simulation {
             self.net.dropped_loss += 1;
             return;
         }
-        let delay = self
-            .wire
-            .latency(from_index as u64, to as u64, &mut self.rng);
+        let from_index = match &from {
+            Sender::Node(i) => u64::from(*i),
+            Sender::Raw(_) => u64::MAX,
+        };
+        let delay = self.wire.latency(from_index, to as u64, &mut self.rng);
+        let to = to as u32;
         self.schedule(self.now + delay, Action::Deliver { from, to, payload });
     }
 
     /// Move a node's output into the network and its events into the outbox.
     fn flush(&mut self, index: usize) {
-        let from = self.nodes[index].addr;
         while let Some(t) = self.nodes[index]
             .protocol
             .as_mut()
             .and_then(|p| p.poll_transmit())
         {
-            match self.by_addr.get(&t.dest) {
-                Some(&to) => self.enqueue_datagram(index, from, to, t.payload),
+            match self.index_of(&t.dest) {
+                Some(to) => self.enqueue_datagram(Sender::Node(index as u32), to, t.payload),
                 None => {
                     self.net.sent += 1;
                     self.net.dropped_unreachable += 1;
@@ -493,7 +537,7 @@ impl Simulation {
                 self.schedule(
                     deadline,
                     Action::Timer {
-                        node: index,
+                        node: index as u32,
                         incarnation,
                     },
                 );
