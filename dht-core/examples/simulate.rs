@@ -177,7 +177,7 @@ fn lifecycle(args: &Args, hours: u32) -> dht_core::Result<serde_json::Value> {
     );
     let (report, sim) = scenario.run(|h| {
         eprintln!(
-            "hour {:>3}: live {} published {} min_copies {} gets {}/{} lost {} orphans_found {} datagrams {} wall {:.1}s",
+            "hour {:>3}: live {} published {} min_copies {:?} gets {}/{} lost {} orphans_found {} datagrams {} wall {:.1}s",
             h.hour,
             h.live_nodes,
             h.published,

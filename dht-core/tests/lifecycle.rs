@@ -279,7 +279,7 @@ fn churn_loses_no_value_whose_publisher_runs() {
     let (report, sim) = churn_scenario(5)
         .run(|h| {
             println!(
-                "hour {:>2}: min_copies {} found {}/{} lost {}",
+                "hour {:>2}: min_copies {:?} found {}/{} lost {}",
                 h.hour, h.min_copies, h.gets_found, h.gets, h.lost
             )
         })

@@ -3,20 +3,23 @@
 //! The same [`Protocol`] that runs on UDP runs here: datagrams, timer expiries
 //! and scheduled node events (restarts, churn) go into one queue ordered by
 //! virtual time, and time jumps to the next entry instead of passing. A run
-//! is a function of its seed, so a 10,000-node network, or a network that
-//! holds values and churns for a day, is a repeatable unit test.
+//! is a function of its seed (given storage that iterates deterministically),
+//! so a 10,000-node network, or a network that holds values and churns for a
+//! day, is a repeatable unit test.
 //!
 //! The pieces: [`network`] (per-pair latency, loss, size limit, counters),
-//! `lifecycle` (leave, restart, join, churn), `probe` (who holds a key, gets
-//! with their virtual latency), [`scenario`] (the hourly value-lifecycle
-//! check the `simulate` example runs) and this module (nodes, the queue, stepping).
+//! `queue` (the time-ordered entries), `lifecycle` (leave, restart, join,
+//! churn), `probe` (who holds a key, gets with their virtual latency),
+//! [`scenario`] (the hourly value-lifecycle check the `simulate` example
+//! runs) and this module (nodes, commands, stepping).
 
 mod lifecycle;
 pub mod network;
 mod probe;
+mod queue;
 pub mod scenario;
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
@@ -37,6 +40,7 @@ pub const MAX_NODES: usize = 1 << 24;
 pub use probe::GetResult;
 
 use network::Wire;
+use queue::{Action, Due, Sender};
 
 /// Builds the storage of every node created from now on (e.g. a
 /// deterministic or persistent backend); the default is the protocol's own.
@@ -57,64 +61,6 @@ struct SimNode {
     protected: bool,
     /// The configuration it was created with, for a restart.
     config: Config,
-}
-
-/// Who sent a datagram: a node (its index), or any other address (rare: a
-/// forged datagram from a test), boxed to keep queue entries small.
-enum Sender {
-    Node(u32),
-    Raw(Box<SocketAddr>),
-}
-
-/// Something due at a virtual instant. Entries are moved on every heap
-/// operation, so they are kept small: node indexes as `u32`, no `SocketAddr`.
-enum Action {
-    Deliver {
-        from: Sender,
-        to: u32,
-        payload: Vec<u8>,
-    },
-    Timer {
-        node: u32,
-        incarnation: u32,
-    },
-    Restart {
-        node: u32,
-    },
-    /// Plan the churn of the hour starting now.
-    ChurnHour {
-        epoch: u64,
-    },
-    /// Replace one node by a fresh one.
-    ChurnReplace {
-        epoch: u64,
-    },
-}
-
-/// A queue entry; `seq` breaks ties in insertion order, which keeps runs
-/// deterministic.
-struct Due {
-    /// Nanoseconds since the simulation started.
-    at: u64,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Due {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Due {}
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
 }
 
 /// Lookup counters summed over a network; see [`Simulation::lookup_totals`].

@@ -77,8 +77,9 @@ pub struct HourReport {
     pub live_nodes: usize,
     /// Values whose publisher still runs.
     pub published: usize,
-    /// Fewest copies of any such value on running nodes other than its publisher.
-    pub min_copies: usize,
+    /// Fewest copies of any such value on running nodes other than its
+    /// publisher; `None` when no publisher runs.
+    pub min_copies: Option<usize>,
     pub gets: usize,
     pub gets_found: usize,
     /// Values whose publisher still runs that this hour's gets did not find.
@@ -161,8 +162,8 @@ impl Scenario {
             sim.run_for(check_at.saturating_sub(sim.elapsed()));
             let last = hour == self.hours;
             let check = self.check(&mut sim, &values, hour, last, &mut rng);
-            if check.published > 0 {
-                min_copies = Some(min_copies.map_or(check.min_copies, |m| m.min(check.min_copies)));
+            if let Some(c) = check.min_copies {
+                min_copies = Some(min_copies.map_or(c, |m| m.min(c)));
             }
             report.gets += check.gets;
             report.gets_found += check.gets_found;
@@ -208,7 +209,6 @@ impl Scenario {
         let mut out = HourReport {
             hour,
             live_nodes: sim.live_nodes().len(),
-            min_copies: usize::MAX,
             ..HourReport::default()
         };
         let mut sample: Vec<usize> = (0..values.len()).collect();
@@ -220,10 +220,7 @@ impl Scenario {
         for v in values.iter().filter(|v| sim.is_alive(v.publisher)) {
             out.published += 1;
             let copies = sim.copies_except(&v.key, v.publisher);
-            out.min_copies = out.min_copies.min(copies);
-        }
-        if out.published == 0 {
-            out.min_copies = 0;
+            out.min_copies = Some(out.min_copies.map_or(copies, |m| m.min(copies)));
         }
         let mut missing = sample;
         let attempts = if last { FINAL_ATTEMPTS } else { 1 };
