@@ -38,9 +38,10 @@ fn ten_thousand_nodes_find_every_value() {
     for (key, value) in &keys {
         let putter = rng.random_range(0..nodes);
         let op = sim
-            .command(putter, |p, now| {
+            .try_command(putter, |p, now| {
                 p.put(now, *key, value.clone(), PutOptions::default())
             })
+            .unwrap()
             .unwrap();
         match sim.run_until_done(putter, op, Duration::from_secs(60)) {
             Some(Outcome::Put(Ok(report))) => assert_eq!(report.stored_remote, 20),
@@ -54,11 +55,16 @@ fn ten_thousand_nodes_find_every_value() {
         for _ in 0..3 {
             let getter = rng.random_range(0..nodes);
             // A getter holding the value answers locally, without a lookup.
-            if sim.protocol(getter).local_value(key, sim.now()).is_some() {
+            if sim
+                .try_protocol(getter)
+                .unwrap()
+                .local_value(key, sim.now())
+                .is_some()
+            {
                 continue;
             }
             tried += 1;
-            let op = sim.command(getter, |p, now| p.get(now, *key));
+            let op = sim.try_command(getter, |p, now| p.get(now, *key)).unwrap();
             match sim.run_until_done(getter, op, Duration::from_secs(60)) {
                 Some(Outcome::Get(Ok(Some(v)))) if v == *value => found += 1,
                 other => eprintln!("get from {getter} failed: {other:?}"),
