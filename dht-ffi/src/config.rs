@@ -220,6 +220,35 @@ pub unsafe extern "C" fn kad_config_set_rng_seed(config: *mut kad_config, seed: 
     }
 }
 
+/// Client-only node: it queries the network, but kadmium peers do not add
+/// it to their routing tables (for short-lived programs). Default false.
+#[no_mangle]
+pub unsafe extern "C" fn kad_config_set_client_only(
+    config: *mut kad_config,
+    client_only: bool,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let config = try_mut!(config);
+        config.inner.client_only = client_only;
+        kad_result::KAD_OK
+    }
+}
+
+/// Apply the per-IP limits (request rate, routing table, storage quota) to
+/// loopback and private addresses too. Default false, so local test
+/// networks of many nodes on one address keep working.
+#[no_mangle]
+pub unsafe extern "C" fn kad_config_set_strict_local_limits(
+    config: *mut kad_config,
+    strict: bool,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let config = try_mut!(config);
+        config.inner.strict_local_limits = strict;
+        kad_result::KAD_OK
+    }
+}
+
 fn in_range(what: &str, v: usize, lo: usize, hi: usize) -> Result<(), Failure> {
     if v < lo || v > hi {
         let range = if hi == usize::MAX {
