@@ -15,7 +15,13 @@
 //!
 //! ```text
 //! cargo run --release -p dht-core --example bench -- --nodes 64,1000 --ops 300
+//! cargo run --release -p dht-core --example bench -- --nodes 64 --data-dir /tmp/b
 //! ```
+//!
+//! With `--data-dir DIR` every node keeps its state in `DIR/<N>-node<i>`
+//! (`Config::data_dir`): every STORE and put is committed to disk before it
+//! is acknowledged, so the figures include the fsyncs. DIR must be new or
+//! empty of earlier runs' directories (they would be loaded).
 //!
 //! Each network size runs in a child process of its own (this program with
 //! `--single`), so that the memory per node — the VmRSS growth from before the
@@ -35,7 +41,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str =
     "usage: bench [--nodes 64,1000] [--ops 300] [--concurrency 32] [--value-size 100] \
-                     [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000]";
+                     [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000] [--data-dir DIR]";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -47,6 +53,8 @@ struct Args {
     alpha: usize,
     seed: u64,
     rpc_timeout_ms: u64,
+    /// Persistence on: node i of an N-node run keeps its state in DIR/N-node<i>.
+    data_dir: Option<std::path::PathBuf>,
     /// Internal: run exactly one network size in this process.
     single: bool,
 }
@@ -62,6 +70,7 @@ impl Args {
             alpha: 3,
             seed: 1,
             rpc_timeout_ms: 2000,
+            data_dir: None,
             single: false,
         };
         let mut it = std::env::args().skip(1);
@@ -90,6 +99,7 @@ impl Args {
                 "--alpha" => args.alpha = value.parse()?,
                 "--seed" => args.seed = value.parse()?,
                 "--rpc-timeout-ms" => args.rpc_timeout_ms = value.parse()?,
+                "--data-dir" => args.data_dir = Some(value.into()),
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
             }
         }
@@ -118,6 +128,10 @@ impl Args {
             .into_iter()
             .flat_map(|(f, v)| [f.to_owned(), v])
             .collect();
+        if let Some(dir) = &self.data_dir {
+            flags.push("--data-dir".to_owned());
+            flags.push(dir.display().to_string());
+        }
         flags.push("--single".to_owned());
         flags
     }
@@ -172,6 +186,7 @@ fn run() -> Result<(), BoxError> {
         "alpha": args.alpha,
         "seed": args.seed,
         "rpc_timeout_ms": args.rpc_timeout_ms,
+        "data_dir": args.data_dir.as_ref().map(|d| d.display().to_string()),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "runs": runs,
     });
@@ -225,6 +240,10 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
             .with_alpha(args.alpha)
             .with_rpc_timeout(Duration::from_millis(args.rpc_timeout_ms))
             .with_rng_seed(args.seed.wrapping_mul(1_000_003).wrapping_add(i as u64));
+        let config = match &args.data_dir {
+            Some(dir) => config.with_data_dir(dir.join(format!("{n}-node{i}"))),
+            None => config,
+        };
         nodes.push(Node::bind(config).await?);
     }
     let listen_s = started.elapsed().as_secs_f64();

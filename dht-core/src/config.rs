@@ -1,6 +1,7 @@
 //! Node configuration. Every field has a documented default; builders set them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::id::NodeId;
@@ -100,6 +101,26 @@ pub struct Config {
     /// sets it from the system clock when `None`; the protocol alone (the
     /// simulator) then uses [`crate::wall_clock::VIRTUAL_EPOCH_UNIX`].
     pub unix_time_at_start: Option<u64>,
+    /// Directory where [`crate::Node`] keeps its id, routing contacts and
+    /// records across restarts (created if missing, locked while the node
+    /// runs; see `docs/persistence.md`). `None` (the default): everything
+    /// lives in memory and is lost when the node stops. Read by
+    /// [`crate::Node`]; a bare [`crate::Protocol`] and the simulator ignore
+    /// it (see [`crate::Protocol::restore`]).
+    ///
+    /// Durability: the driver saves the changes of each of its iterations in
+    /// one fsync'ed commit *before* it sends the datagrams of that iteration
+    /// and before it completes a `put`, so a STORE acknowledged to a peer or
+    /// a put reported to the caller survives `kill -9` or a crash. What is
+    /// lost is at most the iteration in progress (milliseconds of work none
+    /// of which was acknowledged), and the contact list is saved at most
+    /// once a second (every 30 s once it holds k contacts), so a kill may
+    /// lose the newest contacts. [`crate::Node::store_local`] returns before
+    /// its value is saved (in the next iteration, normally within
+    /// milliseconds). Opening fails with [`crate::Error::Persistence`] when
+    /// the directory is in use by another process, its file is damaged or of
+    /// a newer format, or it cannot be written.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -131,6 +152,7 @@ impl Default for Config {
             client_only: false,
             rng_seed: None,
             unix_time_at_start: None,
+            data_dir: None,
         }
     }
 }
@@ -178,6 +200,11 @@ impl Config {
     }
     pub fn with_rng_seed(mut self, seed: u64) -> Self {
         self.rng_seed = Some(seed);
+        self
+    }
+    /// Keep the node's state in `dir` across restarts (see [`Config::data_dir`]).
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
         self
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch, Notify};
@@ -13,16 +13,21 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::contact::Contact;
+use crate::durable::{self, Durable};
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
-use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats};
+use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats, Transmit};
 use crate::storage::{MemoryStorage, Storage};
 use crate::value::Value;
+use crate::wire;
 
 /// Datagrams read in one go before the driver sends what they caused.
 const RECV_BATCH: usize = 64;
 /// Larger than any UDP payload, so nothing is truncated silently.
 const RECV_BUFFER: usize = 65_536;
+/// Rejoin bootstraps through saved contacts before giving up (2 s, 4 s, ...
+/// then every 60 s: about 6 minutes in all).
+const REJOIN_ATTEMPTS: usize = 10;
 
 /// A running Kademlia node on a UDP socket.
 ///
@@ -86,15 +91,37 @@ impl Node {
         Self::bind_with_storage(config, Box::new(storage)).await
     }
 
-    /// Like [`Node::bind`], keeping values in `storage`.
+    /// Like [`Node::bind`], keeping values in `storage`. With
+    /// [`Config::data_dir`] set, the directory is locked and loaded first
+    /// (failing with [`Error::Persistence`] when it is in use, damaged or
+    /// unwritable), and a node that saved contacts rejoins through them.
     pub async fn bind_with_storage(mut config: Config, storage: Box<dyn Storage>) -> Result<Node> {
         config.validate()?;
         config.unix_time_at_start = config
             .unix_time_at_start
             .or_else(crate::node_records::system_unix_time);
+        let (durable, protocol) = match &config.data_dir {
+            Some(dir) => {
+                let (durable, protocol) =
+                    Durable::open(config.clone(), storage, dir, now()).await?;
+                (Some(durable), protocol)
+            }
+            None => (
+                None,
+                Protocol::with_storage(config.clone(), storage, now())?,
+            ),
+        };
+        let saved_peers: Vec<SocketAddr> = match durable {
+            Some(_) => protocol
+                .routing()
+                .contacts()
+                .iter()
+                .map(|c| c.addr)
+                .collect(),
+            None => Vec::new(),
+        };
         let socket = bind_socket(config.bind).await?;
         let local_addr = socket.local_addr()?;
-        let protocol = Protocol::with_storage(config.clone(), storage, now())?;
         let inner = Arc::new(Inner {
             id: protocol.id(),
             config,
@@ -108,9 +135,13 @@ impl Node {
             shut_down: AtomicBool::new(false),
             closed: watch::Sender::new(false),
         });
-        tokio::spawn(drive(inner.clone(), socket));
+        tokio::spawn(drive(inner.clone(), socket, durable));
         debug!(id = %inner.id, addr = %local_addr, "node started");
-        Ok(Node { inner })
+        let node = Node { inner };
+        if !saved_peers.is_empty() {
+            tokio::spawn(rejoin(node.clone(), saved_peers));
+        }
+        Ok(node)
     }
 
     pub fn id(&self) -> NodeId {
@@ -192,7 +223,10 @@ impl Node {
         if state.driver_gone || self.is_shut_down() {
             return Err(Error::Shutdown);
         }
-        state.protocol.store_local(now(), key, value, options)
+        state.protocol.store_local(now(), key, value, options)?;
+        // With a data directory, the driver saves it in its next iteration.
+        self.inner.wake.notify_one();
+        Ok(())
     }
 
     /// The value under `key`, or `None` when the network does not have it.
@@ -386,15 +420,18 @@ fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
 /// The node's task: until shutdown, send what the protocol wants sent,
 /// complete finished operations, then wait for a datagram, a command or the
 /// protocol's next deadline.
-async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
+async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
     // Runs however the task ends, also when the runtime drops it mid-await;
-    // declared before `socket` so the socket is closed first.
+    // declared before `socket` and `durable` so the socket is closed and the
+    // data directory unlocked first.
     let _exit = DriverExit(inner.clone());
     let socket = socket;
+    let mut durable = durable;
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut outgoing = Vec::new();
+    let mut finished = Vec::new();
     while !inner.shut_down.load(Ordering::SeqCst) {
-        let deadline = {
+        let mut deadline = {
             let mut state = inner.lock();
             let State {
                 protocol, waiters, ..
@@ -404,20 +441,52 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
             }
             while let Some(event) = protocol.poll_event() {
                 if let Some(tx) = waiters.remove(&event.op) {
-                    let _ = tx.send(event.outcome);
+                    finished.push((tx, event.outcome));
                 }
             }
-            protocol.poll_timeout()
-        };
-        for t in outgoing.drain(..) {
-            if let Err(e) = socket
-                .send_to(&t.payload, sendable(t.dest, inner.local_addr))
-                .await
-            {
-                // An unreachable peer shows up as an RPC timeout; nothing else to do.
-                debug!(dest = %t.dest, error = %e, "send failed");
+            if let Some(d) = &mut durable {
+                d.collect(protocol, now());
             }
+            earliest(protocol.poll_timeout(), protocol.persist_deadline())
+        };
+        // Save before acknowledging: the STOREs answered and the puts
+        // completed below are on disk once this returns (outside the lock).
+        if let Some(d) = &mut durable {
+            let at = now();
+            if d.has_work(at) {
+                // Our own requests acknowledge nothing: they go out while
+                // the disk works, so a put's lookup does not wait for it.
+                let (requests, answers) = outgoing.drain(..).partition(is_request);
+                send_all(&socket, inner.local_addr, requests).await;
+                outgoing = answers;
+                let retrying = d.retry_at().is_some();
+                d.commit(at).await;
+                if retrying && d.failure().is_none() {
+                    // Saving works again: what the protocol journaled while
+                    // it did not (a put's publisher copy, say) is saved too
+                    // before anything below is acknowledged.
+                    d.collect(&mut inner.lock().protocol, now());
+                    d.commit(now()).await;
+                }
+            }
+            deadline = earliest(deadline, d.retry_at());
         }
+        let failure = durable.as_ref().and_then(|d| d.failure());
+        for (tx, outcome) in finished.drain(..) {
+            let outcome = match (outcome, failure) {
+                (Outcome::Put(_), Some(e)) => {
+                    Outcome::Put(Err(Error::Persistence(durable::duplicate(e))))
+                }
+                (outcome, _) => outcome,
+            };
+            let _ = tx.send(outcome);
+        }
+        if failure.is_some() {
+            // Unsaved: answer nobody (peers see a node that does not reply).
+            outgoing.retain(is_request);
+        }
+        let batch = std::mem::take(&mut outgoing);
+        outgoing = send_all(&socket, inner.local_addr, batch).await;
         let sleep = match deadline {
             Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)),
             None => tokio::time::sleep(std::time::Duration::from_secs(3600)),
@@ -447,7 +516,62 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket) {
             _ = inner.wake.notified() => {}
         }
     }
+    if let Some(d) = &mut durable {
+        // Save what the last commands changed (a store_local just before
+        // shutdown, say).
+        d.collect(&mut inner.lock().protocol, now());
+        let at = now();
+        if d.has_work(at) {
+            d.commit(at).await;
+        }
+    }
     debug!(id = %inner.id, "node stopped");
+}
+
+fn is_request(t: &Transmit) -> bool {
+    t.payload.first() == Some(&wire::REQUEST)
+}
+
+/// Sends `batch`; gives back the emptied vector to reuse its allocation.
+async fn send_all(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    mut batch: Vec<Transmit>,
+) -> Vec<Transmit> {
+    for t in batch.drain(..) {
+        if let Err(e) = socket.send_to(&t.payload, sendable(t.dest, local)).await {
+            // An unreachable peer shows up as an RPC timeout; nothing else to do.
+            debug!(dest = %t.dest, error = %e, "send failed");
+        }
+    }
+    batch
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Rejoin the network through the contacts saved by an earlier run: a
+/// bootstrap through their addresses, tried again with growing pauses while
+/// nobody answers (a whole network restarting comes back one node at a time).
+async fn rejoin(node: Node, peers: Vec<SocketAddr>) {
+    let mut pause = Duration::from_secs(2);
+    for _ in 0..REJOIN_ATTEMPTS {
+        match node.bootstrap(&peers).await {
+            Ok(found) if !found.is_empty() => {
+                debug!(found = found.len(), "rejoined through saved contacts");
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => return, // shut down
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
+    warn!("none of the saved contacts answered: bootstrap the node explicitly");
 }
 
 /// Marks the driver gone when its task ends: pending operations fail with

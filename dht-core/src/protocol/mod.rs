@@ -50,6 +50,7 @@ mod maintenance;
 mod signed;
 
 pub use signed::SignedPutOptions;
+mod persistence;
 
 /// Largest UDP payload on IPv4; a STORE that does not fit cannot be sent.
 const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -99,6 +100,8 @@ pub struct Protocol {
     next_maintenance: Instant,
     next_slice: Option<Instant>,
     counters: Counters,
+    /// What changed since the driver last saved; only with a data directory.
+    journal: Option<crate::journal::Journal>,
 }
 
 impl Protocol {
@@ -168,6 +171,7 @@ impl Protocol {
             next_maintenance: now + phase,
             next_slice: None,
             counters: Counters::default(),
+            journal: None,
             config,
         })
     }
