@@ -228,6 +228,12 @@ enum kad_result
    The library's runtime (threads, timers) could not be started.
    */
   KAD_RUNTIME_ERROR = 201,
+  /*
+   The data directory (kad_config_set_data_dir) could not be opened,
+   read or written: in use by another process, damaged, of a newer
+   format, or not writable. The detail says which.
+   */
+  KAD_DATA_DIR_ERROR = 202,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -671,6 +677,16 @@ kad_result kad_config_set_client_only(struct kad_config *config,
  */
 kad_result kad_config_set_strict_local_limits(struct kad_config *config,
                                               bool strict);
+
+/*
+ Keep the node's values and contacts in the directory `path` (a
+ NUL-terminated path, created if missing) across restarts; NULL turns it
+ off (the default). The path is copied. kad_node_new then fails with
+ KAD_DATA_DIR_ERROR if the directory is in use by another process,
+ damaged, or not writable.
+ */
+kad_result kad_config_set_data_dir(struct kad_config *config,
+                                   const char *path);
 
 /*
  Write the fixed message of `result` into `buf` (NUL-terminated, truncated

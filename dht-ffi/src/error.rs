@@ -67,6 +67,10 @@ pub enum kad_result {
     KAD_PANIC = 200,
     /// The library's runtime (threads, timers) could not be started.
     KAD_RUNTIME_ERROR = 201,
+    /// The data directory (kad_config_set_data_dir) could not be opened,
+    /// read or written: in use by another process, damaged, of a newer
+    /// format, or not writable. The detail says which.
+    KAD_DATA_DIR_ERROR = 202,
 }
 
 impl kad_result {
@@ -96,6 +100,7 @@ impl kad_result {
             KAD_INVALID_RECORD => "invalid record\0",
             KAD_PANIC => "internal panic (a bug in kadmium)\0",
             KAD_RUNTIME_ERROR => "could not start the kadmium runtime\0",
+            KAD_DATA_DIR_ERROR => "data directory error\0",
         }
     }
 }
@@ -116,9 +121,7 @@ impl From<&dht_core::Error> for kad_result {
             E::Shutdown => kad_result::KAD_SHUT_DOWN,
             E::CasMismatch { .. } => kad_result::KAD_CAS_MISMATCH,
             E::InvalidRecord(_) => kad_result::KAD_INVALID_RECORD,
-            // Placeholder until data directories reach the C API, which will
-            // give them their own code; the detail carries the full message.
-            E::Persistence(_) => kad_result::KAD_RUNTIME_ERROR,
+            E::Persistence(_) => kad_result::KAD_DATA_DIR_ERROR,
         }
     }
 }
@@ -267,7 +270,7 @@ pub unsafe extern "C" fn kad_last_error_detail(
 /// The code for a raw number from C, if it is one of ours.
 fn result_from_u32(n: u32) -> Option<kad_result> {
     use kad_result::*;
-    const ALL: [kad_result; 22] = [
+    const ALL: [kad_result; 23] = [
         KAD_OK,
         KAD_INVALID_ARGUMENT,
         KAD_NULL_POINTER,
@@ -290,6 +293,7 @@ fn result_from_u32(n: u32) -> Option<kad_result> {
         KAD_INVALID_RECORD,
         KAD_PANIC,
         KAD_RUNTIME_ERROR,
+        KAD_DATA_DIR_ERROR,
     ];
     ALL.into_iter().find(|r| *r as u32 == n)
 }

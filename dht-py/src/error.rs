@@ -73,6 +73,12 @@ create_exception!(
 );
 create_exception!(
     kadmium,
+    PersistenceError,
+    KadmiumError,
+    "The data directory could not be opened, read or written (in use by another process, damaged, newer format)."
+);
+create_exception!(
+    kadmium,
     ShutdownError,
     KadmiumError,
     "The node has been stopped."
@@ -106,9 +112,7 @@ impl From<KadError> for PyErr {
             E::Shutdown => ShutdownError::new_err(msg),
             E::CasMismatch { .. } => CasMismatchError::new_err(msg),
             E::InvalidRecord(_) => InvalidSignatureError::new_err(msg),
-            // Placeholder until data directories reach the Python API, which
-            // will give them their own exception class.
-            E::Persistence(_) => KadmiumError::new_err(msg),
+            E::Persistence(_) => PersistenceError::new_err(msg),
         }
     }
 }
@@ -132,6 +136,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StorageFullError", py.get_type::<StorageFullError>())?;
     m.add("BusyError", py.get_type::<BusyError>())?;
     m.add("ShutdownError", py.get_type::<ShutdownError>())?;
+    m.add("PersistenceError", py.get_type::<PersistenceError>())?;
     m.add("CasMismatchError", py.get_type::<CasMismatchError>())?;
     m.add(
         "InvalidSignatureError",

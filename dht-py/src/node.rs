@@ -152,6 +152,12 @@ impl BindArgs {
         self
     }
 
+    /// Keep the node's values and contacts in `dir` across restarts.
+    fn with_data_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.config.data_dir = dir;
+        self
+    }
+
     async fn bind(self) -> Result<PyNode, KadError> {
         let mut config = self.config;
         config.bind = resolve(&self.host, self.port, None).await?;
@@ -260,7 +266,7 @@ pub struct PyNode {
 impl PyNode {
     /// Bind a UDP socket and start the node (blocking; port 0 picks a free port).
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind(
         py: Python<'_>,
@@ -275,6 +281,7 @@ impl PyNode {
         storage: Option<Py<PyAny>>,
         client_only: bool,
         strict_local_limits: bool,
+        data_dir: Option<std::path::PathBuf>,
     ) -> PyResult<PyNode> {
         let args = BindArgs::new(
             host,
@@ -287,13 +294,14 @@ impl PyNode {
             default_ttl,
         )?
         .with_storage(storage)
-        .with_modes(client_only, strict_local_limits);
+        .with_modes(client_only, strict_local_limits)
+        .with_data_dir(data_dir);
         block_on(py, args.bind())
     }
 
     /// `bind` as an awaitable.
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind_async(
         py: Python<'_>,
@@ -308,6 +316,7 @@ impl PyNode {
         storage: Option<Py<PyAny>>,
         client_only: bool,
         strict_local_limits: bool,
+        data_dir: Option<std::path::PathBuf>,
     ) -> PyResult<Bound<'_, PyAny>> {
         let args = BindArgs::new(
             host,
@@ -320,7 +329,8 @@ impl PyNode {
             default_ttl,
         )?
         .with_storage(storage)
-        .with_modes(client_only, strict_local_limits);
+        .with_modes(client_only, strict_local_limits)
+        .with_data_dir(data_dir);
         awaitable(py, args.bind())
     }
 

@@ -249,10 +249,29 @@ static void test_records(void) {
     for (int i = 0; i < 4; i++) kad_node_free(n[i]);
 }
 
+static void test_data_dir(void) {
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/kadmium-test-signed-%ld", (long)time(NULL));
+    kad_config *c = kad_config_new();
+    CHECK_RES(kad_config_set_bind(c, "127.0.0.1", 0), KAD_OK);
+    CHECK_RES(kad_config_set_data_dir(c, ""), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_data_dir(c, dir), KAD_OK);
+    kad_node *first = NULL, *second = NULL;
+    CHECK_RES(kad_node_new(c, &first), KAD_OK);
+    /* the directory is locked while the first node runs */
+    CHECK_RES(kad_node_new(c, &second), KAD_DATA_DIR_ERROR);
+    CHECK(second == NULL);
+    CHECK(strcmp(kad_result_str(KAD_DATA_DIR_ERROR), "data directory error") == 0);
+    CHECK_RES(kad_config_set_data_dir(c, NULL), KAD_OK);
+    kad_config_free(c);
+    CHECK_RES(kad_node_free_wait(first, 5000), KAD_OK);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     test_keypair();
     test_records();
+    test_data_dir();
     printf("test_signed: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

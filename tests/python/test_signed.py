@@ -2,10 +2,12 @@
 through the Python API (Server and DHT), on small local networks."""
 
 import os
+import tempfile
 import unittest
 
 import kadmium
 from kadmium import DHT, Keypair, Server
+from kadmium.voidphone import read_config
 from support import LOCAL, AsyncCase, start_kadmium
 
 
@@ -110,6 +112,26 @@ class SignedServerTest(AsyncCase):
         self.assertTrue(all(s.strict_local_limits for s in servers))
         self.assertTrue(await self.bounded(servers[0].set("k", "v")))
         self.assertEqual(await self.bounded(servers[2].get("k")), "v")
+
+
+class DataDirTest(AsyncCase):
+    async def test_data_dir_is_locked_while_in_use(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            a = Server(data_dir=os.path.join(d, "state"))
+            self.track(a)
+            await a.listen(0, LOCAL)
+            self.assertTrue(os.listdir(os.path.join(d, "state")))
+            b = Server(data_dir=os.path.join(d, "state"))
+            with self.assertRaises(kadmium.PersistenceError):
+                await b.listen(0, LOCAL)
+            a.stop()
+
+    def test_ini_data_dir_reaches_the_settings(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "config.ini")
+            with open(path, "w") as f:
+                f.write("[dht]\np2p_address = 127.0.0.1:0\ndata_dir = state\n")
+            self.assertEqual(read_config(path).data_dir, os.path.join(d, "state"))
 
 
 class SignedDHTTest(unittest.TestCase):

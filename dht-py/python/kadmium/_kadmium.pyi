@@ -1,5 +1,6 @@
 """The native module (Rust, pyo3). Private: use ``kadmium.Server`` / ``kadmium.DHT``."""
 
+from pathlib import Path
 from typing import Any, Awaitable, Dict, List, Optional, Sequence, Tuple, final
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ApiServer",
     "parse_voidphone_config",
     "ConfigError",
+    "PersistenceError",
 ]
 
 __version__: str
@@ -64,6 +66,7 @@ class ShutdownError(KadmiumError): ...
 class CasMismatchError(KadmiumError): ...
 class InvalidSignatureError(KadmiumError): ...
 class ConfigError(KadmiumError): ...
+class PersistenceError(KadmiumError): ...
 
 @final
 class Node:
@@ -83,6 +86,7 @@ class Node:
         storage: Optional[Any] = None,
         client_only: bool = False,
         strict_local_limits: bool = False,
+        data_dir: Optional[str] = None,
     ) -> Node: ...
     @staticmethod
     def bind_async(
@@ -98,6 +102,7 @@ class Node:
         storage: Optional[Any] = None,
         client_only: bool = False,
         strict_local_limits: bool = False,
+        data_dir: Optional[str] = None,
     ) -> Awaitable[Node]: ...
     @property
     def id(self) -> bytes: ...
@@ -175,7 +180,7 @@ class ApiServer:
     def is_shut_down(self) -> bool: ...
     def shutdown(self) -> None: ...
 
-def parse_voidphone_config(path: str) -> Tuple[_Address, Optional[_Address], List[_Address]]: ...
+def parse_voidphone_config(path: str) -> Tuple[_Address, Optional[_Address], List[_Address], Optional[Path]]: ...
 
 def _shutdown() -> None:
     """Stop the thread that resolves asyncio futures (registered with atexit)."""

@@ -97,6 +97,7 @@ class NodeSettings:
     host: str = "0.0.0.0"
     port: int = 0
     strict_local_limits: bool = False
+    data_dir: Optional[str] = None
     bootstrap: List[Address] = field(default_factory=list)
     ksize: int = 20
     alpha: int = 3
@@ -121,6 +122,9 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
                         "bootstrapper of the config file (-c)")
     p.add_argument("--ksize", type=positive_int, default=20, help="bucket size k (default 20)")
     p.add_argument("--alpha", type=positive_int, default=3, help="lookup parallelism (default 3)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="keep the node's values and contacts in DIR across restarts "
+                        "(default: the config file's data_dir, else nothing is kept)")
     p.add_argument("--strict-local-limits", action="store_true",
                    help="apply the per-IP limits to loopback and private addresses too")
     p.add_argument("--status-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
@@ -138,7 +142,7 @@ class UsageError(Exception):
 
 def node_settings(args: argparse.Namespace) -> NodeSettings:
     s = NodeSettings(ksize=args.ksize, alpha=args.alpha, status_interval=args.status_interval,
-                     strict_local_limits=args.strict_local_limits)
+                     strict_local_limits=args.strict_local_limits, data_dir=args.data_dir)
     if args.host is not None:
         s.host = args.host
     if args.port is not None:
@@ -180,7 +184,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 async def run_node(args: argparse.Namespace) -> int:
     settings = node_settings(args)
     server = Server(ksize=settings.ksize, alpha=settings.alpha,
-                    strict_local_limits=settings.strict_local_limits)
+                    strict_local_limits=settings.strict_local_limits, data_dir=settings.data_dir)
     await server.listen(settings.port, settings.host)
     host, port = server.node.ip, server.node.port
     print(f"kadmium node {server.node.id.hex()} listening on {host}:{port}", flush=True)

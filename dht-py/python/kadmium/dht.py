@@ -82,7 +82,8 @@ class DHT:
     (3), ``ttl``: lifetime of the values this node puts (default 24 hours, at
     most 7 days), ``client_only`` (kadmium peers do not add this node to their
     routing tables), ``strict_local_limits`` (per-IP limits also on loopback
-    and private addresses).
+    and private addresses), ``data_dir`` (keep values and contacts there
+    across restarts).
 
     >>> with DHT("127.0.0.1", 0, seeds=[("127.0.0.1", 4000)]) as dht:  # doctest: +SKIP
     ...     dht["color"] = ["blue", "green"]
@@ -106,6 +107,7 @@ class DHT:
         ttl: Optional[float] = None,
         client_only: bool = False,
         strict_local_limits: bool = False,
+        data_dir: Optional[str] = None,
     ) -> None:
         if requesthandler is not None:
             raise TypeError("kadmium's protocol runs in Rust: requesthandler cannot be replaced")
@@ -119,6 +121,7 @@ class DHT:
             storage=self._storage,
             client_only=client_only,
             strict_local_limits=strict_local_limits,
+            data_dir=data_dir,
         )
         if self._storage is not None:
             for key, value in self._storage:

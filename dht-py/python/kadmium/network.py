@@ -86,6 +86,7 @@ class Server:
         *,
         client_only: bool = False,
         strict_local_limits: bool = False,
+        data_dir: Optional[str] = None,
     ) -> None:
         """``storage``: None (values stay in Rust; ``self.storage`` is a read-only
         view of them), or an ``IStorage`` that every value the node holds goes
@@ -94,13 +95,16 @@ class Server:
         kadmium only: ``client_only`` makes a node that queries the network but
         that kadmium peers do not add to their routing tables (short-lived
         scripts); ``strict_local_limits`` applies the per-IP limits to loopback
-        and private addresses too."""
+        and private addresses too; ``data_dir`` keeps the node's values and
+        contacts in that directory across restarts (``PersistenceError`` if it
+        is in use by another process or damaged)."""
         if self.protocol_class is not None:
             raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
         self.ksize = ksize
         self.alpha = alpha
         self.client_only = client_only
         self.strict_local_limits = strict_local_limits
+        self.data_dir = data_dir
         if storage is not None:
             check_storage(storage)
         self._user_storage: Any = storage
@@ -146,6 +150,7 @@ class Server:
             storage=self._user_storage,
             client_only=self.client_only,
             strict_local_limits=self.strict_local_limits,
+            data_dir=self.data_dir,
         )
         self.node.ip, self.node.port = self._native.local_addr
         self.transport = _Transport(self)
