@@ -312,7 +312,7 @@ mod tests {
                 assert!(m.ends_with('\0') && !m[..m.len() - 1].contains('\0'));
             }
         }
-        assert_eq!(seen.len(), 20);
+        assert_eq!(seen.len(), 23);
     }
 
     #[test]
