@@ -78,6 +78,32 @@ class SignedCommandsTest(unittest.TestCase):
                 node.kill()
                 node.communicate()
 
+    def test_node_data_dir_from_flag_and_from_ini(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            ini = os.path.join(d, "config.ini")
+            with open(ini, "w") as f:
+                f.write("[dht]\np2p_address = 127.0.0.1:0\ndata_dir = from-ini\n")
+            for extra, made in ((["--data-dir", os.path.join(d, "from-flag")], "from-flag"),
+                                (["-c", ini], "from-ini")):
+                node = subprocess.Popen(
+                    [PY, "-m", "kadmium", "node", "-a", "127.0.0.1", "-p", "0", "--no-api",
+                     "--status-interval", "0.2", *extra],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                try:
+                    assert node.stdout is not None
+                    self.assertIn("listening on", node.stdout.readline())
+                    self.assertTrue(os.listdir(os.path.join(d, made)), made)
+                    # A status line: the SIGINT handler is installed by now.
+                    while "contacts=" not in node.stdout.readline():
+                        pass
+                    node.send_signal(signal.SIGINT)
+                    _, err = node.communicate(timeout=10)
+                    self.assertEqual(node.returncode, 0, err)
+                finally:
+                    if node.poll() is None:
+                        node.kill()
+                        node.communicate()
+
     def test_bad_signed_arguments_are_one_line_naming_them(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             bad_key = os.path.join(d, "bad.key")
