@@ -97,6 +97,11 @@
 #define KAD_CALLBACK_THREADS 64
 
 /*
+ Length of an ed25519 secret key and of a public key, in bytes.
+ */
+#define KAD_KEY_LEN 32
+
+/*
  Major version of the header (matches the library's Cargo.toml).
  */
 #define KAD_VERSION_MAJOR 0
@@ -206,6 +211,16 @@ enum kad_result
    */
   KAD_CANCELLED = 107,
   /*
+   A compare-and-swap signed put found another sequence number than the
+   one given (the detail names both).
+   */
+  KAD_CAS_MISMATCH = 108,
+  /*
+   A signed or immutable record was refused: bad signature, sequence
+   number not above the newest, malformed or expired.
+   */
+  KAD_INVALID_RECORD = 109,
+  /*
    A panic inside the library was caught at the C boundary (a bug).
    */
   KAD_PANIC = 200,
@@ -213,6 +228,12 @@ enum kad_result
    The library's runtime (threads, timers) could not be started.
    */
   KAD_RUNTIME_ERROR = 201,
+  /*
+   The data directory (kad_config_set_data_dir) could not be opened,
+   read or written: in use by another process, damaged, of a newer
+   format, or not writable. The detail says which.
+   */
+  KAD_DATA_DIR_ERROR = 202,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -400,6 +421,14 @@ typedef struct kad_cancel_token kad_cancel_token;
 typedef struct kad_config kad_config;
 
 /*
+ An ed25519 key pair: the right to publish signed records under
+ SHA-1(public key ‖ salt). Created by kad_keypair_new or
+ kad_keypair_from_secret, released with kad_keypair_free. Immutable, so it
+ may be used from several threads at once.
+ */
+typedef struct kad_keypair kad_keypair;
+
+/*
  A running DHT node: one UDP socket and the tasks serving it on the
  library's threads. Created by kad_node_new, released with kad_node_free.
  All functions taking a node may be called from many threads at once.
@@ -486,6 +515,35 @@ typedef void (*kad_ping_callback)(void *userdata,
                                   kad_result result,
                                   const uint8_t *id,
                                   size_t id_len);
+
+/*
+ Called once when kad_node_put_signed_async finishes. `seq` is the
+ sequence number of the record stored (0 unless `result` is KAD_OK).
+ */
+typedef void (*kad_seq_callback)(void *userdata,
+                                 kad_result result,
+                                 uint64_t seq);
+
+/*
+ Called once when kad_node_get_signed_async finishes. On KAD_OK `value` is
+ a new kad_value (bytes) owned by the callback (release it with
+ kad_value_free) and `seq` its sequence number; otherwise `value` is NULL
+ and `seq` 0 (KAD_NOT_FOUND when there is no record or it was deleted).
+ */
+typedef void (*kad_get_signed_callback)(void *userdata,
+                                        kad_result result,
+                                        struct kad_value *value,
+                                        uint64_t seq);
+
+/*
+ Called once when kad_node_put_immutable_async finishes. On KAD_OK
+ `digest` points to the value's KAD_ID_LEN-byte key, valid only during the
+ call (copy it); otherwise `digest` is NULL and `digest_len` 0.
+ */
+typedef void (*kad_digest_callback)(void *userdata,
+                                    kad_result result,
+                                    const uint8_t *digest,
+                                    size_t digest_len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -604,6 +662,31 @@ kad_result kad_config_set_ttl(struct kad_config *config,
  */
 kad_result kad_config_set_rng_seed(struct kad_config *config,
                                    uint64_t seed);
+
+/*
+ Client-only node: it queries the network, but kadmium peers do not add
+ it to their routing tables (for short-lived programs). Default false.
+ */
+kad_result kad_config_set_client_only(struct kad_config *config,
+                                      bool client_only);
+
+/*
+ Apply the per-IP limits (request rate, routing table, storage quota) to
+ loopback and private addresses too. Default false, so local test
+ networks of many nodes on one address keep working.
+ */
+kad_result kad_config_set_strict_local_limits(struct kad_config *config,
+                                              bool strict);
+
+/*
+ Keep the node's values and contacts in the directory `path` (a
+ NUL-terminated path, created if missing) across restarts; NULL turns it
+ off (the default). The path is copied. kad_node_new then fails with
+ KAD_DATA_DIR_ERROR if the directory is in use by another process,
+ damaged, or not writable.
+ */
+kad_result kad_config_set_data_dir(struct kad_config *config,
+                                   const char *path);
 
 /*
  Write the fixed message of `result` into `buf` (NUL-terminated, truncated
@@ -987,6 +1070,180 @@ kad_result kad_routing_table_parse(const uint8_t *data,
  Release a table. NULL is ignored; freeing twice is undefined behaviour.
  */
 void kad_routing_table_free(struct kad_routing_table *table);
+
+/*
+ A new key pair from the operating system's CSPRNG. The caller owns it;
+ release it with kad_keypair_free. Never returns NULL.
+ */
+struct kad_keypair *kad_keypair_new(void);
+
+/*
+ The key pair of a KAD_KEY_LEN-byte ed25519 secret (as written by
+ kad_keypair_secret). On success `*keypair_out` receives a new key pair
+ the caller owns (release with kad_keypair_free). KAD_INVALID_ARGUMENT
+ unless `secret_len` is KAD_KEY_LEN.
+ */
+kad_result kad_keypair_from_secret(const uint8_t *secret,
+                                   size_t secret_len,
+                                   struct kad_keypair **keypair_out);
+
+/*
+ Copy the KAD_KEY_LEN-byte secret into `buf` (`buf_len` at least
+ KAD_KEY_LEN, else KAD_BUFFER_TOO_SMALL). Keep it private: it signs records.
+ */
+kad_result kad_keypair_secret(const struct kad_keypair *keypair,
+                              uint8_t *buf,
+                              size_t buf_len);
+
+/*
+ Copy the KAD_KEY_LEN-byte public key (what readers pass to
+ kad_node_get_signed) into `buf` (`buf_len` at least KAD_KEY_LEN).
+ */
+kad_result kad_keypair_public_key(const struct kad_keypair *keypair,
+                                  uint8_t *buf,
+                                  size_t buf_len);
+
+/*
+ Release a key pair. NULL is ignored; freeing twice is undefined behaviour.
+ */
+void kad_keypair_free(struct kad_keypair *keypair);
+
+/*
+ Sign `value` (`value_len` bytes) with `keypair` and store it under
+ SHA-1(public key ‖ `salt`) at the k closest nodes (`salt` may be NULL
+ with `salt_len` 0). `seq` 0 takes one more than the newest record found;
+ `cas` non-zero fails with KAD_CAS_MISMATCH unless the newest record has
+ that sequence number; `ttl_secs` 0 is the node's default TTL (the TTL is
+ signed into the record). On success `*seq_out` (may be NULL) receives
+ the sequence number stored.
+
+ KAD_INVALID_RECORD when `seq` is not above the newest record's,
+ KAD_VALUE_TOO_LARGE when the record does not fit a datagram, KAD_TIMEOUT
+ after `timeout_ms` (0 = no limit). Blocking; KAD_WRONG_THREAD inside a
+ callback. The caller keeps ownership of every argument.
+ */
+kad_result kad_node_put_signed(struct kad_node *node,
+                               const struct kad_keypair *keypair,
+                               const uint8_t *salt,
+                               size_t salt_len,
+                               const uint8_t *value,
+                               size_t value_len,
+                               uint64_t seq,
+                               uint64_t cas,
+                               uint32_t ttl_secs,
+                               uint32_t timeout_ms,
+                               uint64_t *seq_out);
+
+/*
+ Asynchronous kad_node_put_signed: `callback` (may be NULL) is called
+ exactly once with `userdata` on a library thread, unless this returns an
+ error. `cancel` (may be NULL) cancels it.
+ */
+kad_result kad_node_put_signed_async(struct kad_node *node,
+                                     const struct kad_keypair *keypair,
+                                     const uint8_t *salt,
+                                     size_t salt_len,
+                                     const uint8_t *value,
+                                     size_t value_len,
+                                     uint64_t seq,
+                                     uint64_t cas,
+                                     uint32_t ttl_secs,
+                                     uint32_t timeout_ms,
+                                     kad_seq_callback callback,
+                                     void *userdata,
+                                     const struct kad_cancel_token *cancel);
+
+/*
+ Delete the record under SHA-1(public key ‖ `salt`) by storing a signed
+ tombstone; later gets find nothing. On success `*seq_out` (may be NULL)
+ receives the tombstone's sequence number. Blocking, like kad_node_put_signed.
+ */
+kad_result kad_node_delete_signed(struct kad_node *node,
+                                  const struct kad_keypair *keypair,
+                                  const uint8_t *salt,
+                                  size_t salt_len,
+                                  uint32_t timeout_ms,
+                                  uint64_t *seq_out);
+
+/*
+ The current value under SHA-1(`public_key` ‖ `salt`) (`public_key_len`
+ must be KAD_KEY_LEN): the newest valid record among the closest nodes'
+ answers. On success `*value_out` receives a new bytes kad_value the
+ caller owns (release with kad_value_free) and `*seq_out` (may be NULL)
+ its sequence number. KAD_NOT_FOUND when there is none or it was deleted,
+ KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking.
+ */
+kad_result kad_node_get_signed(struct kad_node *node,
+                               const uint8_t *public_key,
+                               size_t public_key_len,
+                               const uint8_t *salt,
+                               size_t salt_len,
+                               uint32_t timeout_ms,
+                               struct kad_value **value_out,
+                               uint64_t *seq_out);
+
+/*
+ Asynchronous kad_node_get_signed: `callback` (may be NULL: the value is
+ then released by the library) is called exactly once with `userdata` on
+ a library thread, and owns the kad_value it receives.
+ */
+kad_result kad_node_get_signed_async(struct kad_node *node,
+                                     const uint8_t *public_key,
+                                     size_t public_key_len,
+                                     const uint8_t *salt,
+                                     size_t salt_len,
+                                     uint32_t timeout_ms,
+                                     kad_get_signed_callback callback,
+                                     void *userdata,
+                                     const struct kad_cancel_token *cancel);
+
+/*
+ Store `value` (`value_len` bytes) under the SHA-1 of its immutable
+ record; on success the KAD_ID_LEN-byte key is written to `digest_out`
+ (`digest_out_len` at least KAD_ID_LEN, checked before anything is sent).
+ Blocking, with `timeout_ms` as kad_node_put.
+ */
+kad_result kad_node_put_immutable(struct kad_node *node,
+                                  const uint8_t *value,
+                                  size_t value_len,
+                                  uint32_t timeout_ms,
+                                  uint8_t *digest_out,
+                                  size_t digest_out_len);
+
+/*
+ Asynchronous kad_node_put_immutable: the key reaches `callback` (may be
+ NULL), called exactly once with `userdata` on a library thread.
+ */
+kad_result kad_node_put_immutable_async(struct kad_node *node,
+                                        const uint8_t *value,
+                                        size_t value_len,
+                                        uint32_t timeout_ms,
+                                        kad_digest_callback callback,
+                                        void *userdata,
+                                        const struct kad_cancel_token *cancel);
+
+/*
+ The immutable value under the KAD_ID_LEN-byte `digest`, checked by
+ hashing (answers that do not match are skipped). On success `*value_out`
+ receives a new bytes kad_value the caller owns (kad_value_free).
+ KAD_NOT_FOUND when no node has it. Blocking.
+ */
+kad_result kad_node_get_immutable(struct kad_node *node,
+                                  const uint8_t *digest,
+                                  size_t digest_len,
+                                  uint32_t timeout_ms,
+                                  struct kad_value **value_out);
+
+/*
+ Asynchronous kad_node_get_immutable; see kad_node_get_async.
+ */
+kad_result kad_node_get_immutable_async(struct kad_node *node,
+                                        const uint8_t *digest,
+                                        size_t digest_len,
+                                        uint32_t timeout_ms,
+                                        kad_get_callback callback,
+                                        void *userdata,
+                                        const struct kad_cancel_token *cancel);
 
 /*
  Take a snapshot of the node's statistics into `*stats_out` (a new object

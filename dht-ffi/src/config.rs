@@ -220,6 +220,72 @@ pub unsafe extern "C" fn kad_config_set_rng_seed(config: *mut kad_config, seed: 
     }
 }
 
+/// Client-only node: it queries the network, but kadmium peers do not add
+/// it to their routing tables (for short-lived programs). Default false.
+#[no_mangle]
+pub unsafe extern "C" fn kad_config_set_client_only(
+    config: *mut kad_config,
+    client_only: bool,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let config = try_mut!(config);
+        config.inner.client_only = client_only;
+        kad_result::KAD_OK
+    }
+}
+
+/// Apply the per-IP limits (request rate, routing table, storage quota) to
+/// loopback and private addresses too. Default false, so local test
+/// networks of many nodes on one address keep working.
+#[no_mangle]
+pub unsafe extern "C" fn kad_config_set_strict_local_limits(
+    config: *mut kad_config,
+    strict: bool,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let config = try_mut!(config);
+        config.inner.strict_local_limits = strict;
+        kad_result::KAD_OK
+    }
+}
+
+/// Keep the node's values and contacts in the directory `path` (a
+/// NUL-terminated path, created if missing) across restarts; NULL turns it
+/// off (the default). The path is copied. kad_node_new then fails with
+/// KAD_DATA_DIR_ERROR if the directory is in use by another process,
+/// damaged, or not writable.
+#[no_mangle]
+pub unsafe extern "C" fn kad_config_set_data_dir(
+    config: *mut kad_config,
+    path: *const c_char,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let config = try_mut!(config);
+        if path.is_null() {
+            config.inner.data_dir = None;
+            return kad_result::KAD_OK;
+        }
+        // SAFETY: non-NULL, NUL-terminated per the contract.
+        let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
+        if bytes.is_empty() {
+            return Failure::new(kad_result::KAD_INVALID_ARGUMENT, "data dir path is empty").report();
+        }
+        // Paths are bytes on Unix; anywhere else they must be UTF-8.
+        #[cfg(unix)]
+        let dir = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes));
+        #[cfg(not(unix))]
+        let dir = match std::str::from_utf8(bytes) {
+            Ok(s) => std::path::PathBuf::from(s),
+            Err(_) => {
+                return Failure::new(kad_result::KAD_INVALID_ARGUMENT, "data dir path is not UTF-8")
+                    .report()
+            }
+        };
+        config.inner.data_dir = Some(dir);
+        kad_result::KAD_OK
+    }
+}
+
 fn in_range(what: &str, v: usize, lo: usize, hi: usize) -> Result<(), Failure> {
     if v < lo || v > hi {
         let range = if hi == usize::MAX {

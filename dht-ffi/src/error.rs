@@ -56,11 +56,21 @@ pub enum kad_result {
     KAD_SHUT_DOWN = 106,
     /// The operation was cancelled with kad_cancel_token_cancel.
     KAD_CANCELLED = 107,
+    /// A compare-and-swap signed put found another sequence number than the
+    /// one given (the detail names both).
+    KAD_CAS_MISMATCH = 108,
+    /// A signed or immutable record was refused: bad signature, sequence
+    /// number not above the newest, malformed or expired.
+    KAD_INVALID_RECORD = 109,
     // --- 200-299: failures inside the library ---
     /// A panic inside the library was caught at the C boundary (a bug).
     KAD_PANIC = 200,
     /// The library's runtime (threads, timers) could not be started.
     KAD_RUNTIME_ERROR = 201,
+    /// The data directory (kad_config_set_data_dir) could not be opened,
+    /// read or written: in use by another process, damaged, of a newer
+    /// format, or not writable. The detail says which.
+    KAD_DATA_DIR_ERROR = 202,
 }
 
 impl kad_result {
@@ -86,8 +96,11 @@ impl kad_result {
             KAD_BUSY => "too many requests in flight\0",
             KAD_SHUT_DOWN => "node shut down\0",
             KAD_CANCELLED => "operation cancelled\0",
+            KAD_CAS_MISMATCH => "compare-and-swap mismatch\0",
+            KAD_INVALID_RECORD => "invalid record\0",
             KAD_PANIC => "internal panic (a bug in kadmium)\0",
             KAD_RUNTIME_ERROR => "could not start the kadmium runtime\0",
+            KAD_DATA_DIR_ERROR => "data directory error\0",
         }
     }
 }
@@ -106,11 +119,9 @@ impl From<&dht_core::Error> for kad_result {
             E::StorageFull => kad_result::KAD_STORAGE_FULL,
             E::Busy => kad_result::KAD_BUSY,
             E::Shutdown => kad_result::KAD_SHUT_DOWN,
-            // Placeholder until the signed-record C API gives these their codes.
-            E::CasMismatch { .. } | E::InvalidRecord(_) => kad_result::KAD_INVALID_ARGUMENT,
-            // Placeholder until data directories reach the C API, which will
-            // give them their own code; the detail carries the full message.
-            E::Persistence(_) => kad_result::KAD_RUNTIME_ERROR,
+            E::CasMismatch { .. } => kad_result::KAD_CAS_MISMATCH,
+            E::InvalidRecord(_) => kad_result::KAD_INVALID_RECORD,
+            E::Persistence(_) => kad_result::KAD_DATA_DIR_ERROR,
         }
     }
 }
@@ -259,7 +270,7 @@ pub unsafe extern "C" fn kad_last_error_detail(
 /// The code for a raw number from C, if it is one of ours.
 fn result_from_u32(n: u32) -> Option<kad_result> {
     use kad_result::*;
-    const ALL: [kad_result; 20] = [
+    const ALL: [kad_result; 23] = [
         KAD_OK,
         KAD_INVALID_ARGUMENT,
         KAD_NULL_POINTER,
@@ -278,8 +289,11 @@ fn result_from_u32(n: u32) -> Option<kad_result> {
         KAD_BUSY,
         KAD_SHUT_DOWN,
         KAD_CANCELLED,
+        KAD_CAS_MISMATCH,
+        KAD_INVALID_RECORD,
         KAD_PANIC,
         KAD_RUNTIME_ERROR,
+        KAD_DATA_DIR_ERROR,
     ];
     ALL.into_iter().find(|r| *r as u32 == n)
 }
@@ -298,7 +312,7 @@ mod tests {
                 assert!(m.ends_with('\0') && !m[..m.len() - 1].contains('\0'));
             }
         }
-        assert_eq!(seen.len(), 20);
+        assert_eq!(seen.len(), 23);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod node;
 pub mod ops;
 pub mod routing;
 pub mod runtime;
+pub mod signed;
 pub mod stats;
 pub mod typed_put;
 pub mod value;

@@ -61,6 +61,24 @@ create_exception!(
 );
 create_exception!(
     kadmium,
+    CasMismatchError,
+    KadmiumError,
+    "A compare-and-swap signed put found another sequence number than the one expected."
+);
+create_exception!(
+    kadmium,
+    InvalidSignatureError,
+    KadmiumError,
+    "A signed record was refused: bad signature, sequence number not above the newest, or malformed."
+);
+create_exception!(
+    kadmium,
+    PersistenceError,
+    KadmiumError,
+    "The data directory could not be opened, read or written (in use by another process, damaged, newer format)."
+);
+create_exception!(
+    kadmium,
     ShutdownError,
     KadmiumError,
     "The node has been stopped."
@@ -92,12 +110,9 @@ impl From<KadError> for PyErr {
             E::StorageFull => StorageFullError::new_err(msg),
             E::Busy => BusyError::new_err(msg),
             E::Shutdown => ShutdownError::new_err(msg),
-            // Placeholder until the signed-record API adds CasMismatchError
-            // and InvalidSignatureError.
-            E::CasMismatch { .. } | E::InvalidRecord(_) => KadmiumError::new_err(msg),
-            // Placeholder until data directories reach the Python API, which
-            // will give them their own exception class.
-            E::Persistence(_) => KadmiumError::new_err(msg),
+            E::CasMismatch { .. } => CasMismatchError::new_err(msg),
+            E::InvalidRecord(_) => InvalidSignatureError::new_err(msg),
+            E::Persistence(_) => PersistenceError::new_err(msg),
         }
     }
 }
@@ -121,5 +136,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StorageFullError", py.get_type::<StorageFullError>())?;
     m.add("BusyError", py.get_type::<BusyError>())?;
     m.add("ShutdownError", py.get_type::<ShutdownError>())?;
+    m.add("PersistenceError", py.get_type::<PersistenceError>())?;
+    m.add("CasMismatchError", py.get_type::<CasMismatchError>())?;
+    m.add(
+        "InvalidSignatureError",
+        py.get_type::<InvalidSignatureError>(),
+    )?;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod error;
 mod logging;
 mod node;
 mod runtime;
+mod signed;
 mod storage;
 mod value;
 mod voidphone;
@@ -22,6 +23,7 @@ fn _kadmium(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<node::PyNode>()?;
     error::register(m)?;
     bridge::register(m)?;
+    signed::register(m)?;
     voidphone::register(m)?;
     Ok(())
 }

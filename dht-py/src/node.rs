@@ -143,6 +143,21 @@ impl BindArgs {
         self
     }
 
+    /// `client_only`: kadmium peers do not add this node to their routing
+    /// tables (short-lived scripts and CLI runs); `strict_local_limits`: the per-IP request limit
+    /// also applies to loopback and private addresses.
+    fn with_modes(mut self, client_only: bool, strict_local_limits: bool) -> Self {
+        self.config.client_only = client_only;
+        self.config.strict_local_limits = strict_local_limits;
+        self
+    }
+
+    /// Keep the node's values and contacts in `dir` across restarts.
+    fn with_data_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.config.data_dir = dir;
+        self
+    }
+
     async fn bind(self) -> Result<PyNode, KadError> {
         let mut config = self.config;
         config.bind = resolve(&self.host, self.port, None).await?;
@@ -251,7 +266,7 @@ pub struct PyNode {
 impl PyNode {
     /// Bind a UDP socket and start the node (blocking; port 0 picks a free port).
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind(
         py: Python<'_>,
@@ -264,6 +279,9 @@ impl PyNode {
         max_value_size: Option<usize>,
         default_ttl: Option<f64>,
         storage: Option<Py<PyAny>>,
+        client_only: bool,
+        strict_local_limits: bool,
+        data_dir: Option<std::path::PathBuf>,
     ) -> PyResult<PyNode> {
         let args = BindArgs::new(
             host,
@@ -275,13 +293,15 @@ impl PyNode {
             max_value_size,
             default_ttl,
         )?
-        .with_storage(storage);
+        .with_storage(storage)
+        .with_modes(client_only, strict_local_limits)
+        .with_data_dir(data_dir);
         block_on(py, args.bind())
     }
 
     /// `bind` as an awaitable.
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind_async(
         py: Python<'_>,
@@ -294,6 +314,9 @@ impl PyNode {
         max_value_size: Option<usize>,
         default_ttl: Option<f64>,
         storage: Option<Py<PyAny>>,
+        client_only: bool,
+        strict_local_limits: bool,
+        data_dir: Option<std::path::PathBuf>,
     ) -> PyResult<Bound<'_, PyAny>> {
         let args = BindArgs::new(
             host,
@@ -305,7 +328,9 @@ impl PyNode {
             max_value_size,
             default_ttl,
         )?
-        .with_storage(storage);
+        .with_storage(storage)
+        .with_modes(client_only, strict_local_limits)
+        .with_data_dir(data_dir);
         awaitable(py, args.bind())
     }
 

@@ -26,7 +26,12 @@ create_exception!(
 
 type PyAddr = (String, u16);
 /// `(p2p, api or None, bootstrap)` as read from the file.
-type PySettings = (PyAddr, Option<PyAddr>, Vec<PyAddr>);
+type PySettings = (
+    PyAddr,
+    Option<PyAddr>,
+    Vec<PyAddr>,
+    Option<std::path::PathBuf>,
+);
 
 fn addr_to_py(a: SocketAddr) -> PyAddr {
     (a.ip().to_string(), a.port())
@@ -195,8 +200,8 @@ impl PyApiServer {
     }
 }
 
-/// Read the `[dht]` section of a course INI file: `(p2p, api, bootstrap)`,
-/// `api` None when the file does not set it. Raises `ConfigError`.
+/// Read the `[dht]` section of a course INI file: `(p2p, api, bootstrap,
+/// data_dir)`, `api` and `data_dir` None when the file does not set them. Raises `ConfigError`.
 #[pyfunction]
 fn parse_voidphone_config(py: Python<'_>, path: std::path::PathBuf) -> PyResult<PySettings> {
     // Host names are resolved while reading: no GIL needed for that.
@@ -207,6 +212,7 @@ fn parse_voidphone_config(py: Python<'_>, path: std::path::PathBuf) -> PyResult<
         addr_to_py(settings.p2p),
         settings.api.map(addr_to_py),
         settings.bootstrap.into_iter().map(addr_to_py).collect(),
+        settings.data_dir,
     ))
 }
 

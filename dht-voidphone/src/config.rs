@@ -10,6 +10,7 @@
 //! p2p_address = 127.0.0.1:6501    ; or the older name listen_address
 //! api_address = 127.0.0.1:7501    ; optional: default is the P2P port + 1000
 //! bootstrapper = 127.0.0.1:6001   ; or bootstrap_node; may repeat, or list several
+//! data_dir = /var/lib/kadmium     ; optional: keep values and contacts across restarts
 //! ```
 //!
 //! Syntax, close to Python's `configparser`: `key = value` or `key: value`
@@ -25,7 +26,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where a node listens and whom it asks first, as read from the `[dht]`
 /// section. `api` stays `None` when the file does not set it, so that
@@ -36,6 +37,9 @@ pub struct NodeSettings {
     pub p2p: SocketAddr,
     pub api: Option<SocketAddr>,
     pub bootstrap: Vec<SocketAddr>,
+    /// `data_dir`: where the node keeps its state (`Config::data_dir`);
+    /// a relative path is relative to the config file's directory.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// A config file that cannot be used. `Display` is one line naming the
@@ -111,7 +115,15 @@ impl NodeSettings {
             line: line_of_offset(e.as_bytes(), e.utf8_error().valid_up_to()),
             message: "file is not valid UTF-8".to_owned(),
         })?;
-        Self::parse(&text, &file)
+        let mut settings = Self::parse(&text, &file)?;
+        // A relative data_dir is relative to the file, not to wherever the
+        // node happens to be started from.
+        if let (Some(dir), Some(base)) = (&settings.data_dir, path.parent()) {
+            if dir.is_relative() {
+                settings.data_dir = Some(base.join(dir));
+            }
+        }
+        Ok(settings)
     }
 
     /// Parse config text; `file` is only used in error messages.
@@ -119,6 +131,7 @@ impl NodeSettings {
         let mut p2p: Option<Entry> = None;
         let mut api: Option<Entry> = None;
         let mut bootstrap = Vec::new();
+        let mut data_dir: Option<(usize, PathBuf)> = None;
         let mut saw_dht = false;
         let mut in_dht = false;
 
@@ -198,6 +211,17 @@ impl NodeSettings {
                         bootstrap.push(parse_host_port(item).map_err(|e| bad_value(e.0))?);
                     }
                 }
+                "data_dir" => {
+                    if let Some((first, _)) = &data_dir {
+                        return Err(bad_value(format!("already set on line {first}")));
+                    }
+                    if value.is_empty() {
+                        return Err(bad_value(
+                            "expected a directory, got an empty value".to_owned(),
+                        ));
+                    }
+                    data_dir = Some((line, PathBuf::from(value)));
+                }
                 _ => {}
             }
         }
@@ -220,6 +244,7 @@ impl NodeSettings {
             p2p: p2p.addr,
             api: api.map(|e| e.addr),
             bootstrap,
+            data_dir: data_dir.map(|(_, dir)| dir),
         })
     }
 }
@@ -312,6 +337,9 @@ impl fmt::Display for NodeSettings {
         for b in &self.bootstrap {
             write!(f, ", bootstrap {b}")?;
         }
+        if let Some(dir) = &self.data_dir {
+            write!(f, ", data_dir {}", dir.display())?;
+        }
         Ok(())
     }
 }
@@ -334,6 +362,33 @@ mod tests {
     }
 
     #[test]
+    fn data_dir_is_read_once_and_relative_to_the_file() {
+        let s = parse("[dht]\np2p_address = 127.0.0.1:6501\ndata_dir = \"/var/lib/k\"\n").unwrap();
+        assert_eq!(s.data_dir, Some(PathBuf::from("/var/lib/k")));
+        assert_eq!(
+            parse("[dht]\np2p_address = 127.0.0.1:6501\n")
+                .unwrap()
+                .data_dir,
+            None
+        );
+        assert_eq!(
+            err("[dht]\np2p_address = 127.0.0.1:1\ndata_dir = a\ndata_dir = b\n"),
+            "config.ini:4: data_dir: already set on line 3"
+        );
+        let dir = std::env::temp_dir().join(format!("kadmium-ini-dd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.ini");
+        std::fs::write(
+            &file,
+            "[dht]\np2p_address = 127.0.0.1:1\ndata_dir = state\n",
+        )
+        .unwrap();
+        let s = NodeSettings::from_file(&file).unwrap();
+        assert_eq!(s.data_dir, Some(dir.join("state")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn newer_edition_p2p_address() {
         let s =
             parse("[dht]\np2p_address = 127.0.0.1:6501\napi_address = 127.0.0.1:7501\n").unwrap();
@@ -342,7 +397,8 @@ mod tests {
             NodeSettings {
                 p2p: sa("127.0.0.1:6501"),
                 api: Some(sa("127.0.0.1:7501")),
-                bootstrap: vec![]
+                bootstrap: vec![],
+                data_dir: None,
             }
         );
     }

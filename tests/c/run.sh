@@ -69,6 +69,8 @@ step "compile: C tests and examples (C11), C++ test and example (C++17)"
     "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
 "$CC" -std=c11 "${WARN[@]}" -g "${KAD_CFLAGS[@]}" "$here/test_lifecycle.c" -o "$build/test_lifecycle" \
     "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
+"$CC" -std=c11 "${WARN[@]}" -g "${KAD_CFLAGS[@]}" "$here/test_signed.c" -o "$build/test_signed" \
+    "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
 "$CC" -std=c99 "${WARN[@]}" "${KAD_CFLAGS[@]}" "$root/examples/c/two_nodes.c" -o "$build/two_nodes" \
     "${KAD_LIBS[@]}" "${RPATH[@]}"
 "$CC" -std=c11 "${WARN[@]}" "${KAD_CFLAGS[@]}" "$root/examples/c/join_node.c" -o "$build/join_node" \
@@ -103,6 +105,9 @@ step "run: C++ wrapper example and test under valgrind"
 
 step "run: test_ffi under valgrind"
 "${VALGRIND[@]}" "$build/test_ffi"
+
+step "run: test_signed (signed and immutable records) under valgrind"
+"${VALGRIND[@]}" "$build/test_signed"
 
 step "run: test_lifecycle (races with kad_node_free, fork, ports, callbacks), natively then under valgrind"
 timeout 300 "$build/test_lifecycle" 40

@@ -243,7 +243,8 @@ static void test_results_and_version(void) {
                               KAD_BUFFER_TOO_SMALL, KAD_WRONG_TYPE, KAD_WRONG_THREAD,
                               KAD_VALUE_TOO_LARGE, KAD_BAD_ADDRESS, KAD_FORKED, KAD_NOT_FOUND, KAD_TIMEOUT,
                               KAD_NO_PEERS, KAD_NETWORK_ERROR, KAD_STORAGE_FULL, KAD_BUSY,
-                              KAD_SHUT_DOWN, KAD_CANCELLED, KAD_PANIC, KAD_RUNTIME_ERROR};
+                              KAD_SHUT_DOWN, KAD_CANCELLED, KAD_CAS_MISMATCH, KAD_INVALID_RECORD,
+                              KAD_PANIC, KAD_RUNTIME_ERROR, KAD_DATA_DIR_ERROR};
     size_t count = sizeof all / sizeof all[0];
     for (size_t i = 0; i < count; i++) {
         CHECK(strcmp(kad_result_str(all[i]), "unknown result code") != 0);

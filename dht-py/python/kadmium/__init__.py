@@ -2,6 +2,8 @@
 
 - ``kadmium.Server``: drop-in for ``kademlia.network.Server`` (asyncio).
 - ``kadmium.DHT``: a blocking, dict-like node for scripts.
+- ``kadmium.Keypair``: signed records (``Server.set_signed``/``get_signed``,
+  ``DHT.set_signed``/``get_signed``), and immutable ones (``set_immutable``).
 - ``kadmium.utils.digest``: the key hash, identical to ``kademlia.utils.digest``.
 
 Logging: every kadmium message (Python and Rust) goes to a logger under
@@ -17,13 +19,18 @@ from kadmium._kadmium import LOGGER_PREFIX as LOGGER
 from kadmium._kadmium import (
     BadAddressError,
     BusyError,
+    CasMismatchError,
     ConfigError,
     InvalidArgumentError,
+    InvalidSignatureError,
     KadmiumError,
+    Keypair,
     NetworkError,
     NoPeersError,
     OperationTimeoutError,
+    PersistenceError,
     ShutdownError,
+    SignedValue,
     StorageFullError,
     ValueTooLargeError,
     __version__,
@@ -38,18 +45,23 @@ __all__ = [
     "DHT",
     "BadAddressError",
     "BusyError",
+    "CasMismatchError",
     "ConfigError",
     "ForgetfulStorage",
     "IStorage",
     "InvalidArgumentError",
+    "InvalidSignatureError",
     "KadmiumError",
+    "Keypair",
     "LOGGER",
     "NetworkError",
     "NoPeersError",
     "Node",
     "OperationTimeoutError",
+    "PersistenceError",
     "Server",
     "ShutdownError",
+    "SignedValue",
     "StorageFullError",
     "ValueTooLargeError",
     "__version__",

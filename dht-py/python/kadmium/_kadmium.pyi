@@ -1,5 +1,6 @@
 """The native module (Rust, pyo3). Private: use ``kadmium.Server`` / ``kadmium.DHT``."""
 
+from pathlib import Path
 from typing import Any, Awaitable, Dict, List, Optional, Sequence, Tuple, final
 
 __all__ = [
@@ -16,10 +17,25 @@ __all__ = [
     "StorageFullError",
     "BusyError",
     "ShutdownError",
+    "CasMismatchError",
+    "InvalidSignatureError",
+    "Keypair",
+    "SignedValue",
+    "put_signed",
+    "put_signed_async",
+    "get_signed",
+    "get_signed_async",
+    "delete_signed",
+    "delete_signed_async",
+    "put_immutable",
+    "put_immutable_async",
+    "get_immutable",
+    "get_immutable_async",
     "_shutdown",
     "ApiServer",
     "parse_voidphone_config",
     "ConfigError",
+    "PersistenceError",
 ]
 
 __version__: str
@@ -27,7 +43,8 @@ __version__: str
 LOGGER_PREFIX: str
 
 # ``host: str = ...``: Node.bind's default is "0.0.0.0", ApiServer.start's
-# "127.0.0.1" (pyo3 does not expose string defaults, so stubtest cannot check them).
+# "127.0.0.1" (pyo3 does not expose string defaults, so stubtest cannot check them);
+# ``salt: bytes = ...`` in the record functions is b"" for the same reason.
 
 #: msgpack data: None, bool, int, float, str, bytes, and lists/tuples/dicts of them.
 _Value = Any
@@ -46,7 +63,10 @@ class NetworkError(KadmiumError): ...
 class StorageFullError(KadmiumError): ...
 class BusyError(KadmiumError): ...
 class ShutdownError(KadmiumError): ...
+class CasMismatchError(KadmiumError): ...
+class InvalidSignatureError(KadmiumError): ...
 class ConfigError(KadmiumError): ...
+class PersistenceError(KadmiumError): ...
 
 @final
 class Node:
@@ -64,6 +84,9 @@ class Node:
         max_value_size: Optional[int] = None,
         default_ttl: Optional[float] = None,
         storage: Optional[Any] = None,
+        client_only: bool = False,
+        strict_local_limits: bool = False,
+        data_dir: Optional[str] = None,
     ) -> Node: ...
     @staticmethod
     def bind_async(
@@ -77,6 +100,9 @@ class Node:
         max_value_size: Optional[int] = None,
         default_ttl: Optional[float] = None,
         storage: Optional[Any] = None,
+        client_only: bool = False,
+        strict_local_limits: bool = False,
+        data_dir: Optional[str] = None,
     ) -> Awaitable[Node]: ...
     @property
     def id(self) -> bytes: ...
@@ -154,7 +180,62 @@ class ApiServer:
     def is_shut_down(self) -> bool: ...
     def shutdown(self) -> None: ...
 
-def parse_voidphone_config(path: str) -> Tuple[_Address, Optional[_Address], List[_Address]]: ...
+def parse_voidphone_config(path: str) -> Tuple[_Address, Optional[_Address], List[_Address], Optional[Path]]: ...
 
 def _shutdown() -> None:
     """Stop the thread that resolves asyncio futures (registered with atexit)."""
+
+@final
+class Keypair:
+    """An ed25519 key pair: the right to publish under SHA-1(public key ‖ salt)."""
+
+    @staticmethod
+    def generate() -> Keypair: ...
+    @staticmethod
+    def from_secret(secret: bytes) -> Keypair: ...
+    @property
+    def secret(self) -> bytes: ...
+    @property
+    def public_key(self) -> bytes: ...
+
+@final
+class SignedValue:
+    """The current value of a signed record."""
+
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def public_key(self) -> bytes: ...
+    @property
+    def salt(self) -> bytes: ...
+
+def put_signed(
+    node: Node,
+    keypair: Keypair,
+    value: bytes,
+    *,
+    salt: bytes = ...,
+    seq: Optional[int] = None,
+    cas: Optional[int] = None,
+    ttl: Optional[float] = None,
+) -> int: ...
+def put_signed_async(
+    node: Node,
+    keypair: Keypair,
+    value: bytes,
+    *,
+    salt: bytes = ...,
+    seq: Optional[int] = None,
+    cas: Optional[int] = None,
+    ttl: Optional[float] = None,
+) -> Awaitable[int]: ...
+def get_signed(node: Node, public_key: bytes, *, salt: bytes = ...) -> Optional[SignedValue]: ...
+def get_signed_async(node: Node, public_key: bytes, *, salt: bytes = ...) -> Awaitable[Optional[SignedValue]]: ...
+def delete_signed(node: Node, keypair: Keypair, *, salt: bytes = ...) -> int: ...
+def delete_signed_async(node: Node, keypair: Keypair, *, salt: bytes = ...) -> Awaitable[int]: ...
+def put_immutable(node: Node, value: bytes) -> bytes: ...
+def put_immutable_async(node: Node, value: bytes) -> Awaitable[bytes]: ...
+def get_immutable(node: Node, digest: bytes) -> Optional[bytes]: ...
+def get_immutable_async(node: Node, digest: bytes) -> Awaitable[Optional[bytes]]: ...

@@ -3,6 +3,9 @@
     kadmium node [-a HOST] [-p PORT] [--bootstrap HOST:PORT ...]   run a node in the foreground
     kadmium put --bootstrap HOST:PORT KEY VALUE                      store one value
     kadmium get --bootstrap HOST:PORT KEY                            fetch one value
+    kadmium keygen FILE                                              new ed25519 key (hex secret, mode 0600)
+    kadmium put --bootstrap HOST:PORT --key FILE [--salt S] VALUE    store a signed value (replaces the last)
+    kadmium get --bootstrap HOST:PORT --public-key HEX [--salt S]    fetch a signed value
     kadmium demo [--nodes N]                                         a local network doing real puts and gets
 
 Adding to ``kadmium node``: put new options in ``add_node_options``, let
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from kadmium import __version__, _kadmium, voidphone
-from kadmium._kadmium import KadmiumError
+from kadmium._kadmium import KadmiumError, Keypair
 from kadmium.network import Server, ValueType
 
 Address = Tuple[str, int]
@@ -93,6 +96,8 @@ class NodeSettings:
 
     host: str = "0.0.0.0"
     port: int = 0
+    strict_local_limits: bool = False
+    data_dir: Optional[str] = None
     bootstrap: List[Address] = field(default_factory=list)
     ksize: int = 20
     alpha: int = 3
@@ -117,6 +122,11 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
                         "bootstrapper of the config file (-c)")
     p.add_argument("--ksize", type=positive_int, default=20, help="bucket size k (default 20)")
     p.add_argument("--alpha", type=positive_int, default=3, help="lookup parallelism (default 3)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="keep the node's values and contacts in DIR across restarts "
+                        "(default: the config file's data_dir, else nothing is kept)")
+    p.add_argument("--strict-local-limits", action="store_true",
+                   help="apply the per-IP limits to loopback and private addresses too")
     p.add_argument("--status-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
                    help="seconds between status lines (default 10)")
     voidphone.add_node_options(p)  # -c/--config FILE, --api HOST:PORT
@@ -131,7 +141,8 @@ class UsageError(Exception):
 
 
 def node_settings(args: argparse.Namespace) -> NodeSettings:
-    s = NodeSettings(ksize=args.ksize, alpha=args.alpha, status_interval=args.status_interval)
+    s = NodeSettings(ksize=args.ksize, alpha=args.alpha, status_interval=args.status_interval,
+                     strict_local_limits=args.strict_local_limits, data_dir=args.data_dir)
     if args.host is not None:
         s.host = args.host
     if args.port is not None:
@@ -172,7 +183,8 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 async def run_node(args: argparse.Namespace) -> int:
     settings = node_settings(args)
-    server = Server(ksize=settings.ksize, alpha=settings.alpha)
+    server = Server(ksize=settings.ksize, alpha=settings.alpha,
+                    strict_local_limits=settings.strict_local_limits, data_dir=settings.data_dir)
     await server.listen(settings.port, settings.host)
     host, port = server.node.ip, server.node.port
     print(f"kadmium node {server.node.id.hex()} listening on {host}:{port}", flush=True)
@@ -218,7 +230,9 @@ _CONVERTERS: Dict[str, Callable[[str], ValueType]] = {
 
 
 async def _client(args: argparse.Namespace) -> Server:
-    server = Server()
+    # A one-shot command should not be added to other nodes' routing tables
+    # (it is gone a second later): client-only unless --full-node.
+    server = Server(client_only=not args.full_node)
     await server.listen(0, args.interface or _interface_for(args.bootstrap))
     if not await server.bootstrap(args.bootstrap):
         server.stop()
@@ -234,6 +248,8 @@ def _convert_value(type_name: str, text: str) -> ValueType:
 
 
 async def run_put(args: argparse.Namespace) -> int:
+    if args.keypair is not None:
+        return await run_put_signed(args)
     value = args.converted
     server = await _client(args)
     try:
@@ -244,7 +260,39 @@ async def run_put(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+async def run_put_signed(args: argparse.Namespace) -> int:
+    server = await _client(args)
+    try:
+        seq = await server.set_signed(args.keypair, args.value.encode("utf8"),
+                                      salt=args.salt.encode("utf8"), ttl=args.ttl)
+    finally:
+        server.stop()
+    print(f"stored seq {seq} under public key {args.keypair.public_key.hex()}")
+    return 0
+
+
+async def run_get_signed(args: argparse.Namespace) -> int:
+    server = await _client(args)
+    try:
+        get = server.get_signed(args.public_key, salt=args.salt.encode("utf8"))
+        found = await (asyncio.wait_for(get, args.timeout) if args.timeout else get)
+    except asyncio.TimeoutError:
+        raise KadmiumError(f"no answer within --timeout {args.timeout} s") from None
+    finally:
+        server.stop()
+    if found is None:
+        print(f"{args.public_key.hex()}: not found", file=sys.stderr)
+        return 1
+    try:
+        print(found.value.decode("utf8"))
+    except UnicodeDecodeError:
+        print(repr(found.value))
+    return 0
+
+
 async def run_get(args: argparse.Namespace) -> int:
+    if args.public_key is not None:
+        return await run_get_signed(args)
     server = await _client(args)
     try:
         value = await server.get(args.key, timeout=args.timeout)
@@ -255,6 +303,81 @@ async def run_get(args: argparse.Namespace) -> int:
         return 1
     print(value if isinstance(value, str) else repr(value))
     return 0
+
+
+# --- kadmium keygen / key files ------------------------------------------------------
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    """Write a new secret as 64 hex digits to FILE, readable by its owner only."""
+    path: str = args.file
+    if os.path.lexists(path):
+        if not args.force:
+            raise UsageError(f"argument FILE: {path} exists (use --force to overwrite it)")
+        os.unlink(path)
+    keypair = Keypair.generate()
+    # O_EXCL: never write into a file someone else created between the check and here.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(keypair.secret.hex() + "\n")
+    print(keypair.public_key.hex())
+    return 0
+
+
+def load_keypair(path: str) -> Keypair:
+    """The key pair whose secret ``kadmium keygen`` wrote to ``path``."""
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {e}") from None
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        secret = b""
+    if len(secret) != 32:
+        raise argparse.ArgumentTypeError(f"{path} does not hold a secret key (64 hex digits)")
+    return Keypair.from_secret(secret)
+
+
+def public_key_hex(text: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise argparse.ArgumentTypeError(f"expected 64 hex digits, got {text!r}")
+    return key
+
+
+def _check_record_args(args: argparse.Namespace) -> None:
+    """``put``/``get``: KEY [VALUE] for plain values, or --key/--public-key
+    with no KEY; one line naming the argument otherwise."""
+    sub: argparse.ArgumentParser = args.subparser
+    args.keypair = None
+    signed = args.key_file if args.command == "put" else args.public_key
+    if args.command == "put":
+        given = [a for a in (args.key, args.value) if a is not None]
+        if signed is not None:
+            if len(given) != 1:
+                sub.error("argument VALUE: with --key, give exactly one VALUE (no KEY)")
+            if args.type is not None:
+                sub.error("argument --type: signed values are stored as UTF-8 bytes")
+            args.value, args.key = given[0], None
+            try:
+                args.keypair = load_keypair(signed)
+            except argparse.ArgumentTypeError as e:
+                sub.error(f"argument --key: {e}")
+            return
+        if len(given) != 2:
+            sub.error("the following arguments are required: KEY VALUE")
+    else:
+        if signed is not None and args.key is not None:
+            sub.error("argument KEY: not allowed with --public-key")
+        if signed is None and args.key is None:
+            sub.error("the following arguments are required: KEY (or --public-key)")
+    if args.salt and signed is None:
+        sub.error("argument --salt: only with --key (put) or --public-key (get)")
 
 
 # --- kadmium demo -----------------------------------------------------------------
@@ -397,16 +520,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--bootstrap", metavar="HOST:PORT", type=parse_address, action="append",
                        required=True, help="a node of the network (repeatable)")
         p.add_argument("--interface", help="local address to bind (default: any)")
-        p.add_argument("key")
-        p.set_defaults(run=run)
+        p.add_argument("--full-node", action="store_true",
+                       help="let other nodes add this one to their routing tables while it runs "
+                            "(default: client-only, as a one-shot command should be)")
+        p.add_argument("--salt", default="", help="salt of the signed record (default empty)")
+        p.add_argument("key", nargs="?", metavar="KEY")
+        p.set_defaults(run=run, subparser=p)
     put = sub.choices["put"]
-    put.add_argument("value")
-    put.add_argument("--type", choices=sorted(_CONVERTERS), default="str",
+    put.add_argument("value", nargs="?", metavar="VALUE")
+    put.add_argument("--type", choices=sorted(_CONVERTERS),
                      help="type the value is stored as (default str)")
-    put.set_defaults(subparser=put)
+    put.add_argument("--key", dest="key_file", metavar="FILE",
+                     help="store VALUE signed with the secret in FILE (from kadmium keygen), "
+                          "under the key's public key and --salt")
+    sub.choices["get"].add_argument("--public-key", type=public_key_hex, metavar="HEX",
+                                    help="fetch the signed value of this public key and --salt")
     put.add_argument("--ttl", type=ttl_seconds,
                      help="lifetime in seconds (default 24 hours; longer asks are capped at 7 days)")
     sub.choices["get"].add_argument("--timeout", type=positive_seconds, help="give up after SECONDS")
+
+    keygen = sub.add_parser("keygen", help="write a new ed25519 secret key to FILE (prints the public key)")
+    keygen.add_argument("file", metavar="FILE")
+    keygen.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    keygen.set_defaults(run=run_keygen)
 
     demo = sub.add_parser("demo", help="run a local network doing puts and gets, then a summary")
     demo.add_argument("--nodes", type=_number(int, 2, "an integer of at least 2"), default=32,
@@ -453,12 +589,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     configure_logging(os.environ.get("KADMIUM_LOG") or os.environ.get("RUST_LOG"))
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "put":
+    if args.command in ("put", "get"):
+        _check_record_args(args)
+    if args.command == "put" and args.keypair is None:
         try:
-            args.converted = _convert_value(args.type, args.value)
+            args.converted = _convert_value(args.type or "str", args.value)
         except argparse.ArgumentTypeError as e:
             args.subparser.error(f"argument value: {e}")
     try:
+        if args.command == "keygen":
+            return run_keygen(args)
         code: int = asyncio.run(args.run(args))
         return code
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 from kadmium import _kadmium
-from kadmium._kadmium import NoPeersError
+from kadmium._kadmium import Keypair, NoPeersError, SignedValue
 from kadmium.node import Node
 from kadmium.utils import digest
 
@@ -80,7 +80,10 @@ class DHT:
     ``requesthandler``: little-bird's UDP handler class; kadmium's protocol runs
     in Rust, so only None is accepted. Keyword-only: ``ksize`` (20), ``alpha``
     (3), ``ttl``: lifetime of the values this node puts (default 24 hours, at
-    most 7 days).
+    most 7 days), ``client_only`` (kadmium peers do not add this node to their
+    routing tables), ``strict_local_limits`` (per-IP limits also on loopback
+    and private addresses), ``data_dir`` (keep values and contacts there
+    across restarts).
 
     >>> with DHT("127.0.0.1", 0, seeds=[("127.0.0.1", 4000)]) as dht:  # doctest: +SKIP
     ...     dht["color"] = ["blue", "green"]
@@ -102,6 +105,9 @@ class DHT:
         ksize: int = 20,
         alpha: int = 3,
         ttl: Optional[float] = None,
+        client_only: bool = False,
+        strict_local_limits: bool = False,
+        data_dir: Optional[str] = None,
     ) -> None:
         if requesthandler is not None:
             raise TypeError("kadmium's protocol runs in Rust: requesthandler cannot be replaced")
@@ -111,7 +117,11 @@ class DHT:
         self.seeds: List[Tuple[str, int]] = [(str(s[0]), int(s[1])) for s in seeds or []]
         self._storage = None if storage is None else _KeyedByInt(storage)
         self._node = _kadmium.Node.bind(
-            host, port, k=ksize, alpha=alpha, node_id=node_id, default_ttl=ttl, storage=self._storage
+            host, port, k=ksize, alpha=alpha, node_id=node_id, default_ttl=ttl,
+            storage=self._storage,
+            client_only=client_only,
+            strict_local_limits=strict_local_limits,
+            data_dir=data_dir,
         )
         if self._storage is not None:
             for key, value in self._storage:
@@ -184,6 +194,35 @@ class DHT:
             self._node.store_local(dkey, value, ttl=ttl)
             return False
         return stored_remote > 0
+
+    def set_signed(
+        self,
+        keypair: Keypair,
+        value: bytes,
+        *,
+        salt: bytes = b"",
+        seq: Optional[int] = None,
+        cas: Optional[int] = None,
+        ttl: Optional[float] = None,
+    ) -> int:
+        """``Server.set_signed``, blocking: the sequence number used."""
+        return _kadmium.put_signed(self._node, keypair, value, salt=salt, seq=seq, cas=cas, ttl=ttl)
+
+    def get_signed(self, public_key: bytes, *, salt: bytes = b"") -> Optional[SignedValue]:
+        """``Server.get_signed``, blocking."""
+        return _kadmium.get_signed(self._node, public_key, salt=salt)
+
+    def delete_signed(self, keypair: Keypair, *, salt: bytes = b"") -> int:
+        """``Server.delete_signed``, blocking: the tombstone's sequence number."""
+        return _kadmium.delete_signed(self._node, keypair, salt=salt)
+
+    def set_immutable(self, value: bytes) -> bytes:
+        """``Server.set_immutable``, blocking: the 20-byte digest."""
+        return _kadmium.put_immutable(self._node, value)
+
+    def get_immutable(self, digest: bytes) -> Optional[bytes]:
+        """``Server.get_immutable``, blocking."""
+        return _kadmium.get_immutable(self._node, digest)
 
     def get(self, key: object, handler: Any = None, *, default: Any = None, timeout: Optional[float] = None) -> Any:
         """With a callable ``handler`` (little-bird): look ``key`` up on another

@@ -17,7 +17,7 @@ import random
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from kadmium import _kadmium
-from kadmium._kadmium import KadmiumError, NoPeersError, OperationTimeoutError
+from kadmium._kadmium import Keypair, KadmiumError, NoPeersError, OperationTimeoutError, SignedValue
 from kadmium.node import Node
 from kadmium.routing import ProtocolView
 from kadmium.storage import StorageView, check_storage
@@ -83,14 +83,28 @@ class Server:
         alpha: int = 3,
         node_id: Optional[bytes] = None,
         storage: Optional[object] = None,
+        *,
+        client_only: bool = False,
+        strict_local_limits: bool = False,
+        data_dir: Optional[str] = None,
     ) -> None:
         """``storage``: None (values stay in Rust; ``self.storage`` is a read-only
         view of them), or an ``IStorage`` that every value the node holds goes
-        through (see ``kadmium.storage``). ``node_id`` must be 20 bytes."""
+        through (see ``kadmium.storage``). ``node_id`` must be 20 bytes.
+
+        kadmium only: ``client_only`` makes a node that queries the network but
+        that kadmium peers do not add to their routing tables (short-lived
+        scripts); ``strict_local_limits`` applies the per-IP limits to loopback
+        and private addresses too; ``data_dir`` keeps the node's values and
+        contacts in that directory across restarts (``PersistenceError`` if it
+        is in use by another process or damaged)."""
         if self.protocol_class is not None:
             raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
         self.ksize = ksize
         self.alpha = alpha
+        self.client_only = client_only
+        self.strict_local_limits = strict_local_limits
+        self.data_dir = data_dir
         if storage is not None:
             check_storage(storage)
         self._user_storage: Any = storage
@@ -134,6 +148,9 @@ class Server:
             alpha=self.alpha,
             node_id=self.node.id,
             storage=self._user_storage,
+            client_only=self.client_only,
+            strict_local_limits=self.strict_local_limits,
+            data_dir=self.data_dir,
         )
         self.node.ip, self.node.port = self._native.local_addr
         self.transport = _Transport(self)
@@ -280,6 +297,45 @@ class Server:
             log.warning("There are no known neighbors to set key %s", dkey.hex())
             return False
         return stored_remote > 0
+
+    # --- signed and immutable records (kadmium only) ---------------------------
+
+    async def set_signed(
+        self,
+        keypair: Keypair,
+        value: bytes,
+        *,
+        salt: bytes = b"",
+        seq: Optional[int] = None,
+        cas: Optional[int] = None,
+        ttl: Optional[float] = None,
+    ) -> int:
+        """Sign ``value`` with ``keypair`` and store it under SHA-1(public key ‖
+        ``salt``); the sequence number used (``seq=None``: one more than the
+        newest found). ``cas``: fail with ``CasMismatchError`` unless the newest
+        record has that sequence number. A ``seq`` not above the newest raises
+        ``InvalidSignatureError``; ``ttl`` (seconds) is signed into the record."""
+        return await _kadmium.put_signed_async(
+            self._node(), keypair, value, salt=salt, seq=seq, cas=cas, ttl=ttl
+        )
+
+    async def get_signed(self, public_key: bytes, *, salt: bytes = b"") -> Optional[SignedValue]:
+        """The newest valid record under SHA-1(``public_key`` ‖ ``salt``), or None
+        (never stored, deleted, or expired)."""
+        return await _kadmium.get_signed_async(self._node(), public_key, salt=salt)
+
+    async def delete_signed(self, keypair: Keypair, *, salt: bytes = b"") -> int:
+        """Replace the record with a signed tombstone; the tombstone's sequence number."""
+        return await _kadmium.delete_signed_async(self._node(), keypair, salt=salt)
+
+    async def set_immutable(self, value: bytes) -> bytes:
+        """Store ``value`` under the digest of its content; that 20-byte digest."""
+        return await _kadmium.put_immutable_async(self._node(), value)
+
+    async def get_immutable(self, digest: bytes) -> Optional[bytes]:
+        """The value stored by ``set_immutable`` under ``digest`` (checked by
+        hashing), or None."""
+        return await _kadmium.get_immutable_async(self._node(), digest)
 
     # --- state -----------------------------------------------------------------
 

@@ -54,12 +54,13 @@ class VoidPhoneConfig:
     p2p: Address
     api: Optional[Address] = None
     bootstrap: List[Address] = field(default_factory=list)
+    data_dir: Optional[str] = None
 
 
 def read_config(path: str) -> VoidPhoneConfig:
     """Parse a course INI file (host names are resolved here). Raises ``ConfigError``."""
-    p2p, api, bootstrap = parse_voidphone_config(path)
-    return VoidPhoneConfig(p2p, api, list(bootstrap))
+    p2p, api, bootstrap, data_dir = parse_voidphone_config(path)
+    return VoidPhoneConfig(p2p, api, list(bootstrap), None if data_dir is None else str(data_dir))
 
 
 def default_api_address(p2p: Address) -> Address:
@@ -87,7 +88,7 @@ def _api_address(text: str) -> Address:
 def add_node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-c", "--config", metavar="FILE",
                    help="course-style INI file: [dht] p2p_address (or listen_address), "
-                        "api_address, bootstrapper (or bootstrap_node); flags override it")
+                        "api_address, bootstrapper (or bootstrap_node), data_dir; flags override it")
     api = p.add_mutually_exclusive_group()
     api.add_argument("--api", metavar="HOST:PORT", type=_api_address,
                      help="serve the VoidPhone DHT API over TCP here "
@@ -108,6 +109,8 @@ def apply_config(args: argparse.Namespace, settings: "NodeSettings") -> None:
             settings.port = conf.p2p[1]
         if not args.bootstrap:
             settings.bootstrap = list(conf.bootstrap)
+        if getattr(args, "data_dir", None) is None and conf.data_dir is not None:
+            settings.data_dir = conf.data_dir
     if getattr(args, "no_api", False):
         args.api = None
     elif getattr(args, "api", None) is None:

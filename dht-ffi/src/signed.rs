@@ -1,0 +1,579 @@
+//! Signed (mutable) and immutable records in the C ABI: the opaque
+//! `kad_keypair`, `kad_node_put_signed` / `kad_node_get_signed` /
+//! `kad_node_delete_signed`, `kad_node_put_immutable` /
+//! `kad_node_get_immutable`, with `_async` twins in the conventions of
+//! `ops.rs` (blocking calls take `timeout_ms`; async ones a callback,
+//! userdata and an optional cancel token; arguments are copied before the
+//! call returns).
+
+use std::ffi::c_void;
+use std::time::Duration;
+
+use dht_core::{Key, Keypair, Node, PublicKey, SignedPutOptions, Value};
+
+use crate::callback::{kad_get_callback, spawn_with_callback, Userdata};
+use crate::cancel::{kad_cancel_token, Cancel};
+use crate::error::{kad_result, Failure};
+use crate::key::{check_id_buffer, key_from_digest, slice, write_id};
+use crate::node::entry_from_handle;
+use crate::node::kad_node;
+use crate::runtime::block_on;
+use crate::stats::{timed, Op};
+use crate::value::kad_value;
+
+/// Length of an ed25519 secret key and of a public key, in bytes.
+pub const KAD_KEY_LEN: usize = 32;
+
+/// An ed25519 key pair: the right to publish signed records under
+/// SHA-1(public key ‖ salt). Created by kad_keypair_new or
+/// kad_keypair_from_secret, released with kad_keypair_free. Immutable, so it
+/// may be used from several threads at once.
+pub struct kad_keypair {
+    inner: Keypair,
+}
+
+/// Called once when kad_node_put_signed_async finishes. `seq` is the
+/// sequence number of the record stored (0 unless `result` is KAD_OK).
+pub type kad_seq_callback =
+    Option<unsafe extern "C-unwind" fn(userdata: *mut c_void, result: kad_result, seq: u64)>;
+
+/// Called once when kad_node_get_signed_async finishes. On KAD_OK `value` is
+/// a new kad_value (bytes) owned by the callback (release it with
+/// kad_value_free) and `seq` its sequence number; otherwise `value` is NULL
+/// and `seq` 0 (KAD_NOT_FOUND when there is no record or it was deleted).
+pub type kad_get_signed_callback = Option<
+    unsafe extern "C-unwind" fn(
+        userdata: *mut c_void,
+        result: kad_result,
+        value: *mut kad_value,
+        seq: u64,
+    ),
+>;
+
+/// Called once when kad_node_put_immutable_async finishes. On KAD_OK
+/// `digest` points to the value's KAD_ID_LEN-byte key, valid only during the
+/// call (copy it); otherwise `digest` is NULL and `digest_len` 0.
+pub type kad_digest_callback = Option<
+    unsafe extern "C-unwind" fn(
+        userdata: *mut c_void,
+        result: kad_result,
+        digest: *const u8,
+        digest_len: usize,
+    ),
+>;
+
+// ---------------------------------------------------------------- keypair --
+
+/// A new key pair from the operating system's CSPRNG. The caller owns it;
+/// release it with kad_keypair_free. Never returns NULL.
+#[no_mangle]
+pub extern "C" fn kad_keypair_new() -> *mut kad_keypair {
+    ffi_panic_boundary! {
+        Box::into_raw(Box::new(kad_keypair { inner: Keypair::generate(&mut rand::rng()) }))
+    }
+}
+
+/// The key pair of a KAD_KEY_LEN-byte ed25519 secret (as written by
+/// kad_keypair_secret). On success `*keypair_out` receives a new key pair
+/// the caller owns (release with kad_keypair_free). KAD_INVALID_ARGUMENT
+/// unless `secret_len` is KAD_KEY_LEN.
+#[no_mangle]
+pub unsafe extern "C" fn kad_keypair_from_secret(
+    secret: *const u8,
+    secret_len: usize,
+    keypair_out: *mut *mut kad_keypair,
+) -> kad_result {
+    ffi_panic_boundary! {
+        check_out!(keypair_out);
+        let bytes = try_ffi!(unsafe { fixed_key(secret, secret_len, "secret") });
+        let kp = Box::new(kad_keypair { inner: Keypair::from_secret(bytes) });
+        // SAFETY: checked non-NULL above.
+        unsafe { *keypair_out = Box::into_raw(kp) };
+        kad_result::KAD_OK
+    }
+}
+
+/// Copy the KAD_KEY_LEN-byte secret into `buf` (`buf_len` at least
+/// KAD_KEY_LEN, else KAD_BUFFER_TOO_SMALL). Keep it private: it signs records.
+#[no_mangle]
+pub unsafe extern "C" fn kad_keypair_secret(
+    keypair: *const kad_keypair,
+    buf: *mut u8,
+    buf_len: usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let kp = try_ref!(keypair);
+        unsafe { write_key(&kp.inner.secret(), buf, buf_len) }
+    }
+}
+
+/// Copy the KAD_KEY_LEN-byte public key (what readers pass to
+/// kad_node_get_signed) into `buf` (`buf_len` at least KAD_KEY_LEN).
+#[no_mangle]
+pub unsafe extern "C" fn kad_keypair_public_key(
+    keypair: *const kad_keypair,
+    buf: *mut u8,
+    buf_len: usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let kp = try_ref!(keypair);
+        unsafe { write_key(kp.inner.public_key().as_bytes(), buf, buf_len) }
+    }
+}
+
+/// Release a key pair. NULL is ignored; freeing twice is undefined behaviour.
+#[no_mangle]
+pub unsafe extern "C" fn kad_keypair_free(keypair: *mut kad_keypair) {
+    ffi_panic_boundary! {
+        if !keypair.is_null() {
+            // SAFETY: from Box::into_raw in this module; ownership ends here.
+            drop(unsafe { Box::from_raw(keypair) });
+        }
+    }
+}
+
+unsafe fn fixed_key(p: *const u8, len: usize, what: &str) -> Result<[u8; KAD_KEY_LEN], Failure> {
+    if len != KAD_KEY_LEN {
+        return Err(Failure::new(
+            kad_result::KAD_INVALID_ARGUMENT,
+            format!("{what} must be {KAD_KEY_LEN} bytes, not {len}"),
+        ));
+    }
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { slice(p, len, what)? };
+    let mut out = [0u8; KAD_KEY_LEN];
+    out.copy_from_slice(bytes);
+    Ok(out)
+}
+
+unsafe fn write_key(key: &[u8; KAD_KEY_LEN], buf: *mut u8, buf_len: usize) -> kad_result {
+    if buf.is_null() {
+        return Failure::new(kad_result::KAD_NULL_POINTER, "argument `buf` is NULL").report();
+    }
+    if buf_len < KAD_KEY_LEN {
+        return Failure::new(
+            kad_result::KAD_BUFFER_TOO_SMALL,
+            format!("buffer of {buf_len} bytes; a key needs {KAD_KEY_LEN}"),
+        )
+        .report();
+    }
+    // SAFETY: non-NULL, at least KAD_KEY_LEN writable bytes per the contract.
+    unsafe { std::ptr::copy_nonoverlapping(key.as_ptr(), buf, KAD_KEY_LEN) };
+    kad_result::KAD_OK
+}
+
+// ------------------------------------------------------------- operations --
+
+/// A signed put's arguments, copied out of C memory.
+struct SignedPut {
+    keypair: Keypair,
+    salt: Vec<u8>,
+    value: Vec<u8>,
+    options: SignedPutOptions,
+}
+
+/// `seq`/`cas` of 0 mean "not given" (sequence numbers start at 1);
+/// `ttl_secs` 0 means the node's default TTL.
+#[allow(clippy::too_many_arguments)]
+unsafe fn signed_put_args(
+    keypair: *const kad_keypair,
+    salt: *const u8,
+    salt_len: usize,
+    value: *const u8,
+    value_len: usize,
+    seq: u64,
+    cas: u64,
+    ttl_secs: u32,
+) -> Result<SignedPut, Failure> {
+    if keypair.is_null() {
+        return Err(Failure::new(
+            kad_result::KAD_NULL_POINTER,
+            "argument `keypair` is NULL",
+        ));
+    }
+    // SAFETY: non-NULL; a kad_keypair per the contract.
+    let keypair = unsafe { &*keypair }.inner.clone();
+    // SAFETY: forwarded contract.
+    let salt = unsafe { slice(salt, salt_len, "salt")? }.to_vec();
+    // SAFETY: forwarded contract.
+    let value = unsafe { slice(value, value_len, "value")? }.to_vec();
+    Ok(SignedPut {
+        keypair,
+        salt,
+        value,
+        options: SignedPutOptions {
+            seq: (seq > 0).then_some(seq),
+            cas: (cas > 0).then_some(cas),
+            ttl: (ttl_secs > 0).then(|| Duration::from_secs(u64::from(ttl_secs))),
+        },
+    })
+}
+
+async fn put_signed(node: Node, put: SignedPut) -> Result<u64, Failure> {
+    Ok(node
+        .put_signed(&put.keypair, &put.salt, &put.value, put.options)
+        .await?)
+}
+
+async fn delete_signed(node: Node, keypair: Keypair, salt: Vec<u8>) -> Result<u64, Failure> {
+    Ok(node.delete_signed(&keypair, &salt).await?)
+}
+
+async fn get_signed(node: Node, pk: PublicKey, salt: Vec<u8>) -> Result<(Value, u64), Failure> {
+    match node.get_signed(&pk, &salt).await? {
+        Some(v) => Ok((Value::Bytes(v.value), v.seq)),
+        None => Err(Failure::new(
+            kad_result::KAD_NOT_FOUND,
+            format!("no signed record for {} with this salt", pk.to_hex()),
+        )),
+    }
+}
+
+async fn put_immutable(node: Node, value: Vec<u8>) -> Result<Key, Failure> {
+    Ok(node.put_immutable(&value).await?)
+}
+
+async fn get_immutable(node: Node, key: Key) -> Result<Value, Failure> {
+    match node.get_immutable(&key).await? {
+        Some(v) => Ok(Value::Bytes(v)),
+        None => Err(Failure::new(
+            kad_result::KAD_NOT_FOUND,
+            format!("immutable value {key} not found"),
+        )),
+    }
+}
+
+unsafe fn public_key_arg(
+    pk: *const u8,
+    pk_len: usize,
+    salt: *const u8,
+    salt_len: usize,
+) -> Result<(PublicKey, Vec<u8>), Failure> {
+    // SAFETY: forwarded contract.
+    let pk = PublicKey(unsafe { fixed_key(pk, pk_len, "public key")? });
+    // SAFETY: forwarded contract.
+    let salt = unsafe { slice(salt, salt_len, "salt")? }.to_vec();
+    Ok((pk, salt))
+}
+
+/// Sign `value` (`value_len` bytes) with `keypair` and store it under
+/// SHA-1(public key ‖ `salt`) at the k closest nodes (`salt` may be NULL
+/// with `salt_len` 0). `seq` 0 takes one more than the newest record found;
+/// `cas` non-zero fails with KAD_CAS_MISMATCH unless the newest record has
+/// that sequence number; `ttl_secs` 0 is the node's default TTL (the TTL is
+/// signed into the record). On success `*seq_out` (may be NULL) receives
+/// the sequence number stored.
+///
+/// KAD_INVALID_RECORD when `seq` is not above the newest record's,
+/// KAD_VALUE_TOO_LARGE when the record does not fit a datagram, KAD_TIMEOUT
+/// after `timeout_ms` (0 = no limit). Blocking; KAD_WRONG_THREAD inside a
+/// callback. The caller keeps ownership of every argument.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn kad_node_put_signed(
+    node: *mut kad_node,
+    keypair: *const kad_keypair,
+    salt: *const u8,
+    salt_len: usize,
+    value: *const u8,
+    value_len: usize,
+    seq: u64,
+    cas: u64,
+    ttl_secs: u32,
+    timeout_ms: u32,
+    seq_out: *mut u64,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let e = try_ffi!(entry_from_handle(node));
+        // SAFETY: forwarded contract.
+        let put = try_ffi!(unsafe {
+            signed_put_args(keypair, salt, salt_len, value, value_len, seq, cas, ttl_secs)
+        });
+        let stored = try_ffi!(block_on(
+            timeout_ms,
+            timed(&e, Op::Put, put_signed(e.node.clone(), put))
+        ));
+        crate::ops::write_opt(seq_out, stored);
+        kad_result::KAD_OK
+    }
+}
+
+/// Asynchronous kad_node_put_signed: `callback` (may be NULL) is called
+/// exactly once with `userdata` on a library thread, unless this returns an
+/// error. `cancel` (may be NULL) cancels it.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn kad_node_put_signed_async(
+    node: *mut kad_node,
+    keypair: *const kad_keypair,
+    salt: *const u8,
+    salt_len: usize,
+    value: *const u8,
+    value_len: usize,
+    seq: u64,
+    cas: u64,
+    ttl_secs: u32,
+    timeout_ms: u32,
+    callback: kad_seq_callback,
+    userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let e = try_ffi!(entry_from_handle(node));
+        // SAFETY: forwarded contract.
+        let put = try_ffi!(unsafe {
+            signed_put_args(keypair, salt, salt_len, value, value_len, seq, cas, ttl_secs)
+        });
+        let ticket = try_ffi!(e.promise_callback());
+        let ud = Userdata::new(userdata);
+        try_ffi!(spawn_with_callback(
+            ticket,
+            // SAFETY: forwarded contract.
+            unsafe { Cancel::from_ptr(cancel) },
+            timeout_ms,
+            timed(&e, Op::Put, put_signed(e.node.clone(), put)),
+            move |r| {
+                let Some(cb) = callback else { return };
+                let (code, seq) = match r {
+                    Ok(seq) => (kad_result::KAD_OK, seq),
+                    Err(f) => (f.code, 0),
+                };
+                // SAFETY: the caller's C callback with its own userdata.
+                unsafe { cb(ud.get(), code, seq) };
+            }
+        ));
+        kad_result::KAD_OK
+    }
+}
+
+/// Delete the record under SHA-1(public key ‖ `salt`) by storing a signed
+/// tombstone; later gets find nothing. On success `*seq_out` (may be NULL)
+/// receives the tombstone's sequence number. Blocking, like kad_node_put_signed.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_delete_signed(
+    node: *mut kad_node,
+    keypair: *const kad_keypair,
+    salt: *const u8,
+    salt_len: usize,
+    timeout_ms: u32,
+    seq_out: *mut u64,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let e = try_ffi!(entry_from_handle(node));
+        let kp = try_ref!(keypair).inner.clone();
+        // SAFETY: forwarded contract.
+        let salt = try_ffi!(unsafe { slice(salt, salt_len, "salt") }).to_vec();
+        let seq = try_ffi!(block_on(
+            timeout_ms,
+            timed(&e, Op::Put, delete_signed(e.node.clone(), kp, salt))
+        ));
+        crate::ops::write_opt(seq_out, seq);
+        kad_result::KAD_OK
+    }
+}
+
+/// The current value under SHA-1(`public_key` ‖ `salt`) (`public_key_len`
+/// must be KAD_KEY_LEN): the newest valid record among the closest nodes'
+/// answers. On success `*value_out` receives a new bytes kad_value the
+/// caller owns (release with kad_value_free) and `*seq_out` (may be NULL)
+/// its sequence number. KAD_NOT_FOUND when there is none or it was deleted,
+/// KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn kad_node_get_signed(
+    node: *mut kad_node,
+    public_key: *const u8,
+    public_key_len: usize,
+    salt: *const u8,
+    salt_len: usize,
+    timeout_ms: u32,
+    value_out: *mut *mut kad_value,
+    seq_out: *mut u64,
+) -> kad_result {
+    ffi_panic_boundary! {
+        check_out!(value_out);
+        let e = try_ffi!(entry_from_handle(node));
+        // SAFETY: forwarded contract.
+        let (pk, salt) = try_ffi!(unsafe { public_key_arg(public_key, public_key_len, salt, salt_len) });
+        let (v, seq) = try_ffi!(block_on(
+            timeout_ms,
+            timed(&e, Op::Get, get_signed(e.node.clone(), pk, salt))
+        ));
+        // SAFETY: checked non-NULL above.
+        unsafe { *value_out = kad_value::boxed(v) };
+        crate::ops::write_opt(seq_out, seq);
+        kad_result::KAD_OK
+    }
+}
+
+/// Asynchronous kad_node_get_signed: `callback` (may be NULL: the value is
+/// then released by the library) is called exactly once with `userdata` on
+/// a library thread, and owns the kad_value it receives.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn kad_node_get_signed_async(
+    node: *mut kad_node,
+    public_key: *const u8,
+    public_key_len: usize,
+    salt: *const u8,
+    salt_len: usize,
+    timeout_ms: u32,
+    callback: kad_get_signed_callback,
+    userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let e = try_ffi!(entry_from_handle(node));
+        // SAFETY: forwarded contract.
+        let (pk, salt) = try_ffi!(unsafe { public_key_arg(public_key, public_key_len, salt, salt_len) });
+        let ticket = try_ffi!(e.promise_callback());
+        let ud = Userdata::new(userdata);
+        try_ffi!(spawn_with_callback(
+            ticket,
+            // SAFETY: forwarded contract.
+            unsafe { Cancel::from_ptr(cancel) },
+            timeout_ms,
+            timed(&e, Op::Get, get_signed(e.node.clone(), pk, salt)),
+            move |r| {
+                let Some(cb) = callback else { return };
+                match r {
+                    // SAFETY: C callback; ownership of the value passes to it.
+                    Ok((v, seq)) => unsafe { cb(ud.get(), kad_result::KAD_OK, kad_value::boxed(v), seq) },
+                    // SAFETY: C callback with its own userdata.
+                    Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null_mut(), 0) },
+                }
+            }
+        ));
+        kad_result::KAD_OK
+    }
+}
+
+/// Store `value` (`value_len` bytes) under the SHA-1 of its immutable
+/// record; on success the KAD_ID_LEN-byte key is written to `digest_out`
+/// (`digest_out_len` at least KAD_ID_LEN, checked before anything is sent).
+/// Blocking, with `timeout_ms` as kad_node_put.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_put_immutable(
+    node: *mut kad_node,
+    value: *const u8,
+    value_len: usize,
+    timeout_ms: u32,
+    digest_out: *mut u8,
+    digest_out_len: usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        try_ffi!(check_id_buffer(digest_out, digest_out_len));
+        let e = try_ffi!(entry_from_handle(node));
+        // SAFETY: forwarded contract.
+        let v = try_ffi!(unsafe { slice(value, value_len, "value") }).to_vec();
+        let key = try_ffi!(block_on(
+            timeout_ms,
+            timed(&e, Op::Put, put_immutable(e.node.clone(), v))
+        ));
+        // SAFETY: checked by check_id_buffer.
+        unsafe { write_id(&key, digest_out, digest_out_len) };
+        kad_result::KAD_OK
+    }
+}
+
+/// Asynchronous kad_node_put_immutable: the key reaches `callback` (may be
+/// NULL), called exactly once with `userdata` on a library thread.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_put_immutable_async(
+    node: *mut kad_node,
+    value: *const u8,
+    value_len: usize,
+    timeout_ms: u32,
+    callback: kad_digest_callback,
+    userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let e = try_ffi!(entry_from_handle(node));
+        // SAFETY: forwarded contract.
+        let v = try_ffi!(unsafe { slice(value, value_len, "value") }).to_vec();
+        let ticket = try_ffi!(e.promise_callback());
+        let ud = Userdata::new(userdata);
+        try_ffi!(spawn_with_callback(
+            ticket,
+            // SAFETY: forwarded contract.
+            unsafe { Cancel::from_ptr(cancel) },
+            timeout_ms,
+            timed(&e, Op::Put, put_immutable(e.node.clone(), v)),
+            move |r| {
+                let Some(cb) = callback else { return };
+                match r {
+                    // SAFETY: C callback; the digest is valid during the call.
+                    Ok(k) => unsafe { cb(ud.get(), kad_result::KAD_OK, k.as_bytes().as_ptr(), k.as_bytes().len()) },
+                    // SAFETY: C callback with its own userdata.
+                    Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null(), 0) },
+                }
+            }
+        ));
+        kad_result::KAD_OK
+    }
+}
+
+/// The immutable value under the KAD_ID_LEN-byte `digest`, checked by
+/// hashing (answers that do not match are skipped). On success `*value_out`
+/// receives a new bytes kad_value the caller owns (kad_value_free).
+/// KAD_NOT_FOUND when no node has it. Blocking.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_get_immutable(
+    node: *mut kad_node,
+    digest: *const u8,
+    digest_len: usize,
+    timeout_ms: u32,
+    value_out: *mut *mut kad_value,
+) -> kad_result {
+    ffi_panic_boundary! {
+        check_out!(value_out);
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
+        let e = try_ffi!(entry_from_handle(node));
+        let v = try_ffi!(block_on(
+            timeout_ms,
+            timed(&e, Op::Get, get_immutable(e.node.clone(), k))
+        ));
+        // SAFETY: checked non-NULL above.
+        unsafe { *value_out = kad_value::boxed(v) };
+        kad_result::KAD_OK
+    }
+}
+
+/// Asynchronous kad_node_get_immutable; see kad_node_get_async.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_get_immutable_async(
+    node: *mut kad_node,
+    digest: *const u8,
+    digest_len: usize,
+    timeout_ms: u32,
+    callback: kad_get_callback,
+    userdata: *mut c_void,
+    cancel: *const kad_cancel_token,
+) -> kad_result {
+    ffi_panic_boundary! {
+        // SAFETY: forwarded contract.
+        let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
+        let e = try_ffi!(entry_from_handle(node));
+        let ticket = try_ffi!(e.promise_callback());
+        let ud = Userdata::new(userdata);
+        try_ffi!(spawn_with_callback(
+            ticket,
+            // SAFETY: forwarded contract.
+            unsafe { Cancel::from_ptr(cancel) },
+            timeout_ms,
+            timed(&e, Op::Get, get_immutable(e.node.clone(), k)),
+            move |r| {
+                let Some(cb) = callback else { return };
+                match r {
+                    // SAFETY: C callback; ownership of the value passes to it.
+                    Ok(v) => unsafe { cb(ud.get(), kad_result::KAD_OK, kad_value::boxed(v)) },
+                    // SAFETY: C callback with its own userdata.
+                    Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null_mut()) },
+                }
+            }
+        ));
+        kad_result::KAD_OK
+    }
+}

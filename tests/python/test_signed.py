@@ -1,0 +1,158 @@
+"""Signed and immutable records, client-only nodes and strict_local_limits
+through the Python API (Server and DHT), on small local networks."""
+
+import os
+import tempfile
+import unittest
+
+import kadmium
+from kadmium import DHT, Keypair, Server
+from kadmium.voidphone import read_config
+from support import LOCAL, AsyncCase, start_kadmium
+
+
+class KeypairTest(unittest.TestCase):
+    def test_secret_round_trips_and_keys_differ(self) -> None:
+        kp = Keypair.generate()
+        self.assertEqual((len(kp.secret), len(kp.public_key)), (32, 32))
+        again = Keypair.from_secret(kp.secret)
+        self.assertEqual(again.public_key, kp.public_key)
+        self.assertNotEqual(Keypair.generate().public_key, kp.public_key)
+
+    def test_bad_secret_length_is_invalid_argument(self) -> None:
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            Keypair.from_secret(b"short")
+
+    def test_errors_are_kadmium_errors(self) -> None:
+        self.assertTrue(issubclass(kadmium.CasMismatchError, kadmium.KadmiumError))
+        self.assertTrue(issubclass(kadmium.InvalidSignatureError, kadmium.KadmiumError))
+
+
+class SignedServerTest(AsyncCase):
+    async def test_put_get_update_cas_delete_across_network(self) -> None:
+        servers = await start_kadmium(5)
+        self.track(*servers)
+        writer, reader = servers[0], servers[4]
+        kp = Keypair.generate()
+        seq = await self.bounded(writer.set_signed(kp, b"10.0.0.1:5000", salt=b"presence"))
+        self.assertEqual(seq, 1)
+        found = await self.bounded(reader.get_signed(kp.public_key, salt=b"presence"))
+        assert found is not None
+        self.assertEqual((found.value, found.seq), (b"10.0.0.1:5000", 1))
+        self.assertEqual((found.public_key, found.salt), (kp.public_key, b"presence"))
+        # another salt is another record
+        self.assertIsNone(await self.bounded(reader.get_signed(kp.public_key, salt=b"other")))
+        # update: seq=None takes one more than the newest
+        seq = await self.bounded(writer.set_signed(kp, b"10.0.0.2:5000", salt=b"presence"))
+        self.assertEqual(seq, 2)
+        found = await self.bounded(reader.get_signed(kp.public_key, salt=b"presence"))
+        assert found is not None
+        self.assertEqual((found.value, found.seq), (b"10.0.0.2:5000", 2))
+        # compare-and-swap against a stale sequence number fails, typed
+        with self.assertRaises(kadmium.CasMismatchError):
+            await self.bounded(writer.set_signed(kp, b"stale", salt=b"presence", cas=1))
+        # ... against the current one succeeds
+        seq = await self.bounded(writer.set_signed(kp, b"10.0.0.3:5000", salt=b"presence", cas=2))
+        self.assertEqual(seq, 3)
+        # an explicit seq not above the newest is refused
+        with self.assertRaises(kadmium.InvalidSignatureError):
+            await self.bounded(writer.set_signed(kp, b"old", salt=b"presence", seq=2))
+        # delete: readers find nothing afterwards
+        tomb = await self.bounded(writer.delete_signed(kp, salt=b"presence"))
+        self.assertGreater(tomb, 3)
+        self.assertIsNone(await self.bounded(reader.get_signed(kp.public_key, salt=b"presence")))
+
+    async def test_immutable_round_trip(self) -> None:
+        servers = await start_kadmium(4)
+        self.track(*servers)
+        value = os.urandom(300)
+        key = await self.bounded(servers[0].set_immutable(value))
+        self.assertEqual(len(key), 20)
+        self.assertEqual(await self.bounded(servers[3].get_immutable(key)), value)
+        self.assertIsNone(await self.bounded(servers[3].get_immutable(os.urandom(20))))
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            await self.bounded(servers[3].get_immutable(b"short"))
+
+    async def test_bad_public_key_is_invalid_argument(self) -> None:
+        (a,) = await start_kadmium(1)
+        self.track(a)
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            await self.bounded(a.get_signed(b"\x00" * 31))
+
+    async def test_client_only_node_is_in_no_routing_table(self) -> None:
+        servers = await start_kadmium(4)
+        self.track(*servers)
+        client = Server(client_only=True)
+        self.track(client)
+        await client.listen(0, LOCAL)
+        found = await self.bounded(client.bootstrap([(LOCAL, servers[0].node.port)]))
+        self.assertTrue(found)
+        # it can write and read...
+        self.assertTrue(await self.bounded(client.set("k", "v")))
+        self.assertEqual(await self.bounded(servers[2].get("k")), "v")
+        kp = Keypair.generate()
+        await self.bounded(client.set_signed(kp, b"x"))
+        got = await self.bounded(client.get_signed(kp.public_key))
+        assert got is not None
+        self.assertEqual(got.value, b"x")
+        # ... but no other node keeps it as a contact
+        for s in servers:
+            self.assertNotIn(client.node.id, {n.id for n in s.routing_table()})
+        # control: the same steps with an ordinary node do add it
+        plain = Server()
+        self.track(plain)
+        await plain.listen(0, LOCAL)
+        await self.bounded(plain.bootstrap([(LOCAL, servers[0].node.port)]))
+        self.assertTrue(await self.bounded(plain.set("k2", "v")))
+        self.assertTrue(any(plain.node.id in {n.id for n in s.routing_table()} for s in servers))
+
+    async def test_strict_local_limits_network_still_works(self) -> None:
+        servers = await start_kadmium(3, strict_local_limits=True)
+        self.track(*servers)
+        self.assertTrue(all(s.strict_local_limits for s in servers))
+        self.assertTrue(await self.bounded(servers[0].set("k", "v")))
+        self.assertEqual(await self.bounded(servers[2].get("k")), "v")
+
+
+class DataDirTest(AsyncCase):
+    async def test_data_dir_is_locked_while_in_use(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            a = Server(data_dir=os.path.join(d, "state"))
+            self.track(a)
+            await a.listen(0, LOCAL)
+            self.assertTrue(os.listdir(os.path.join(d, "state")))
+            b = Server(data_dir=os.path.join(d, "state"))
+            with self.assertRaises(kadmium.PersistenceError):
+                await b.listen(0, LOCAL)
+            a.stop()
+
+    def test_ini_data_dir_reaches_the_settings(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "config.ini")
+            with open(path, "w") as f:
+                f.write("[dht]\np2p_address = 127.0.0.1:0\ndata_dir = state\n")
+            self.assertEqual(read_config(path).data_dir, os.path.join(d, "state"))
+
+
+class SignedDHTTest(unittest.TestCase):
+    def test_blocking_twins(self) -> None:
+        with DHT(LOCAL, 0) as seed, DHT(LOCAL, 0, seeds=[seed.address]) as a, DHT(
+            LOCAL, 0, seeds=[seed.address], client_only=True, strict_local_limits=True
+        ) as b:
+            kp = Keypair.generate()
+            self.assertEqual(a.set_signed(kp, b"one"), 1)
+            got = b.get_signed(kp.public_key)
+            assert got is not None
+            self.assertEqual((got.value, got.seq), (b"one", 1))
+            with self.assertRaises(kadmium.CasMismatchError):
+                b.set_signed(kp, b"two", cas=5)
+            self.assertEqual(b.set_signed(kp, b"two", cas=1), 2)
+            a.delete_signed(kp)
+            self.assertIsNone(b.get_signed(kp.public_key))
+            key = a.set_immutable(b"blob")
+            self.assertEqual(b.get_immutable(key), b"blob")
+            self.assertNotIn(b.id, {n.id for n in seed.routing_table()})
+
+
+if __name__ == "__main__":
+    unittest.main()
