@@ -1,0 +1,94 @@
+//! Answering requests: the responder's answer, admitted under the
+//! anti-amplification budget (contact lists cut, values held for a
+//! verification ping), and the verification pings themselves.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::Protocol;
+use crate::amplification::Admit;
+use crate::contact::Contact;
+use crate::id::NodeId;
+use crate::responder;
+use crate::rpc::{Class, Outgoing, Purpose};
+use crate::wire::{self, MsgId, Request, Response};
+
+impl Protocol {
+    pub(super) fn handle_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg_id: MsgId,
+        body: &[u8],
+        request_len: usize,
+    ) {
+        let request = match wire::decode_request(body) {
+            Ok(r) => r,
+            Err(e) => return self.drop_datagram(from, &e),
+        };
+        self.counters.requests_received += 1;
+        let client_only = wire::flags_from_id(&msg_id) & wire::FLAG_CLIENT != 0;
+        if let Some(sender) = request.sender().filter(|_| !client_only) {
+            self.heard_from(now, Contact::new(sender, from));
+        }
+        let mut ctx = responder::Context {
+            own: self.id,
+            routing: self.contacts.table(),
+            records: &mut self.records,
+            quota: &mut self.quota,
+            policy: &self.policy,
+            rng: &mut self.rng,
+        };
+        let mut response = responder::answer(&mut ctx, now, from, &msg_id, request);
+        let budget = self.validation.budget(&from, request_len, now);
+        if let Response::Nodes(contacts) = &mut response {
+            // Cut a contact list to the budget rather than make it wait: the
+            // asker still progresses; a ping (counted in the budget) makes
+            // the next answers whole.
+            let encoded_len = |c: &Vec<Contact>| {
+                wire::encode_response(&msg_id, &Response::Nodes(c.clone())).len()
+            };
+            let mut answer_len = encoded_len(contacts);
+            // A cut answer always leaves room for the ping, sent or not, so
+            // answers and pings together stay within the budget.
+            let room = budget.saturating_sub(self.verification_ping_len());
+            if answer_len > budget && self.validation.start_ping(from, now) {
+                self.verify(now, from, None);
+            }
+            if answer_len > budget {
+                while answer_len > room && contacts.pop().is_some() {
+                    answer_len = encoded_len(contacts);
+                }
+            }
+        }
+        let answer = wire::encode_response(&msg_id, &response);
+        match self.validation.admit(from, request_len, answer, now) {
+            Admit::Send(answer) => self.out.send_encoded(from, answer),
+            Admit::Held { ping: true } => self.verify(now, from, None),
+            Admit::Held { ping: false } | Admit::Dropped => {}
+        }
+    }
+
+    /// Bytes of a verification ping.
+    fn verification_ping_len(&self) -> usize {
+        wire::encode_request(&[0; wire::MSG_ID_LEN], &Request::Ping { sender: self.id }).len()
+    }
+
+    /// Ping `addr` to check that it receives (and, with `peer`, that it
+    /// answers with that id).
+    pub(super) fn verify(&mut self, now: Instant, addr: SocketAddr, peer: Option<NodeId>) {
+        let ping = Request::Ping { sender: self.id };
+        let out = Outgoing {
+            to: addr,
+            peer,
+            request: &ping,
+            purpose: Purpose::Verify,
+            class: Class::Probe,
+            ttl_secs: 0,
+            flags: 0,
+        };
+        if !self.out.request(now, &mut self.rng, out) {
+            self.validation.failed(&addr, now);
+        }
+    }
+}
