@@ -88,10 +88,14 @@ fn delete(sim: &mut Simulation, node: usize, kp: &Keypair) -> u64 {
 /// no record, or the node is down).
 fn held_seqs(sim: &Simulation, key: &Key) -> Vec<Option<u64>> {
     (0..sim.len())
-        .map(|n| match sim.protocol(n).local_value(key, sim.now()) {
-            _ if !sim.is_alive(n) => None,
-            Some(Value::Bytes(b)) => SignedRecord::decode(&b).ok().map(|r| r.seq()),
-            _ => None,
+        .map(|n| {
+            match sim
+                .try_protocol(n)
+                .and_then(|p| p.local_value(key, sim.now()))
+            {
+                Some(Value::Bytes(b)) => SignedRecord::decode(&b).ok().map(|r| r.seq()),
+                _ => None,
+            }
         })
         .collect()
 }
