@@ -29,8 +29,8 @@ use crate::routing::RoutingTable;
 use crate::storage::Origin;
 
 /// Hand-over walks a node starts at most: a burst, then a steady rate.
-const HANDOVER_BURST: f64 = 32.0;
-const HANDOVER_PER_SEC: f64 = 0.5;
+const HANDOVER_BURST: f64 = 8.0;
+const HANDOVER_PER_SEC: f64 = 0.1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
