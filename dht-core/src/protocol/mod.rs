@@ -482,8 +482,10 @@ impl Protocol {
                     let contact = Contact::new(id, from);
                     if self.contacts.holds(&contact) {
                         self.heard_from(now, contact);
-                    } else if self.out.table.free(Class::Probe) > 0 {
+                    } else if !self.contacts.is_probing(&id) {
+                        // One check per contact: a lookup hears from it often.
                         self.verify(now, from, Some(id));
+                        self.contacts.probe_sent(contact);
                     }
                 }
                 rpc.peer

@@ -1,0 +1,336 @@
+//! Decoding: datagram bodies and values back into requests, responses and
+//! `Value`s. Every length is checked against the bytes actually left before
+//! anything is allocated, and nesting is bounded.
+
+use std::net::{IpAddr, SocketAddr};
+
+use rmp::Marker;
+
+use super::{Request, Response, RpcKind, WireError, MAX_CONTACTS_PER_REPLY};
+use crate::contact::Contact;
+use crate::id::NodeId;
+use crate::value::{Value, MAX_VALUE_DEPTH};
+
+/// A bounds-checked msgpack reader over a byte slice.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+/// One decoded msgpack item of the shapes this protocol uses. Containers are
+/// returned as lengths; the caller reads their items.
+enum Item<'a> {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(&'a [u8]),
+    Bin(&'a [u8]),
+    Array(usize),
+    Map(usize),
+}
+
+const MALFORMED: WireError = WireError::Malformed("invalid msgpack");
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if n > self.buf.len() {
+            return Err(WireError::Malformed("length past end of datagram"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn be(&mut self, n: usize) -> Result<u64, WireError> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    fn len(&mut self, n: usize) -> Result<usize, WireError> {
+        usize::try_from(self.be(n)?).map_err(|_| MALFORMED)
+    }
+
+    /// A container may not claim more items than bytes remain (each item takes
+    /// at least one byte), which bounds every allocation by the datagram size.
+    fn container(&self, n: usize) -> Result<usize, WireError> {
+        if n > self.buf.len() {
+            return Err(WireError::Malformed("container longer than datagram"));
+        }
+        Ok(n)
+    }
+
+    fn item(&mut self) -> Result<Item<'a>, WireError> {
+        let byte = self.take(1)?[0];
+        Ok(match Marker::from_u8(byte) {
+            Marker::Null => Item::Nil,
+            Marker::True => Item::Bool(true),
+            Marker::False => Item::Bool(false),
+            Marker::FixPos(v) => Item::Int(i64::from(v)),
+            Marker::FixNeg(v) => Item::Int(i64::from(v)),
+            Marker::U8 => Item::Int(self.be(1)? as i64),
+            Marker::U16 => Item::Int(self.be(2)? as i64),
+            Marker::U32 => Item::Int(self.be(4)? as i64),
+            Marker::U64 => {
+                let v = self.be(8)?;
+                i64::try_from(v).map(Item::Int).unwrap_or(Item::UInt(v))
+            }
+            Marker::I8 => Item::Int(i64::from(self.be(1)? as u8 as i8)),
+            Marker::I16 => Item::Int(i64::from(self.be(2)? as u16 as i16)),
+            Marker::I32 => Item::Int(i64::from(self.be(4)? as u32 as i32)),
+            Marker::I64 => Item::Int(self.be(8)? as i64),
+            Marker::F32 => Item::Float(f64::from(f32::from_bits(self.be(4)? as u32))),
+            Marker::F64 => Item::Float(f64::from_bits(self.be(8)?)),
+            Marker::FixStr(n) => Item::Str(self.take(usize::from(n))?),
+            Marker::Str8 => {
+                let n = self.len(1)?;
+                Item::Str(self.take(n)?)
+            }
+            Marker::Str16 => {
+                let n = self.len(2)?;
+                Item::Str(self.take(n)?)
+            }
+            Marker::Str32 => {
+                let n = self.len(4)?;
+                Item::Str(self.take(n)?)
+            }
+            Marker::Bin8 => {
+                let n = self.len(1)?;
+                Item::Bin(self.take(n)?)
+            }
+            Marker::Bin16 => {
+                let n = self.len(2)?;
+                Item::Bin(self.take(n)?)
+            }
+            Marker::Bin32 => {
+                let n = self.len(4)?;
+                Item::Bin(self.take(n)?)
+            }
+            Marker::FixArray(n) => Item::Array(self.container(usize::from(n))?),
+            Marker::Array16 => {
+                let n = self.len(2)?;
+                Item::Array(self.container(n)?)
+            }
+            Marker::Array32 => {
+                let n = self.len(4)?;
+                Item::Array(self.container(n)?)
+            }
+            Marker::FixMap(n) => Item::Map(self.container(usize::from(n))?),
+            Marker::Map16 => {
+                let n = self.len(2)?;
+                Item::Map(self.container(n)?)
+            }
+            Marker::Map32 => {
+                let n = self.len(4)?;
+                Item::Map(self.container(n)?)
+            }
+            // Extension types and the reserved marker never appear in this protocol.
+            _ => return Err(WireError::Malformed("unsupported msgpack type")),
+        })
+    }
+
+    fn array(&mut self) -> Result<usize, WireError> {
+        match self.item()? {
+            Item::Array(n) => Ok(n),
+            _ => Err(WireError::Malformed("expected an array")),
+        }
+    }
+
+    fn id(&mut self) -> Result<NodeId, WireError> {
+        match self.item()? {
+            Item::Bin(b) => NodeId::from_slice(b).ok_or(WireError::Malformed("id is not 20 bytes")),
+            _ => Err(WireError::Malformed("expected a 20-byte id")),
+        }
+    }
+
+    fn str(&mut self) -> Result<&'a str, WireError> {
+        match self.item()? {
+            Item::Str(s) => std::str::from_utf8(s).map_err(|_| WireError::Malformed("bad utf-8")),
+            _ => Err(WireError::Malformed("expected a string")),
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, WireError> {
+        self.value_at(0)
+    }
+
+    /// One value nested `depth` containers deep. Containers are filled by
+    /// pushing what was actually decoded (never pre-sized from a claimed
+    /// count), and each entry consumes input, so memory stays proportional
+    /// to the datagram.
+    fn value_at(&mut self, depth: usize) -> Result<Value, WireError> {
+        Ok(match self.item()? {
+            Item::Nil => Value::Nil,
+            Item::Array(_) | Item::Map(_) if depth >= MAX_VALUE_DEPTH => {
+                return Err(WireError::Malformed("value nested too deeply"));
+            }
+            Item::Array(n) => {
+                let mut items = Vec::new();
+                for _ in 0..n {
+                    items.push(self.value_at(depth + 1)?);
+                }
+                Value::List(items)
+            }
+            Item::Map(n) => {
+                // Each entry takes at least two bytes.
+                if n > self.buf.len() / 2 {
+                    return Err(WireError::Malformed("container longer than datagram"));
+                }
+                let mut entries = Vec::new();
+                for _ in 0..n {
+                    let key = self.value_at(depth + 1)?;
+                    entries.push((key, self.value_at(depth + 1)?));
+                }
+                Value::Map(entries)
+            }
+            Item::Bool(b) => Value::Bool(b),
+            Item::Int(i) => Value::Int(i),
+            Item::UInt(u) => Value::UInt(u),
+            Item::Float(f) => Value::Float(f),
+            Item::Str(s) => Value::Str(
+                String::from_utf8(s.to_vec()).map_err(|_| WireError::Malformed("bad utf-8"))?,
+            ),
+            Item::Bin(b) => Value::Bytes(b.to_vec()),
+        })
+    }
+
+    fn uint(&mut self) -> Result<u64, WireError> {
+        match self.item()? {
+            Item::Int(t) if t >= 0 => Ok(t as u64),
+            Item::UInt(t) => Ok(t),
+            _ => Err(WireError::Malformed("expected an unsigned integer")),
+        }
+    }
+
+    fn port(&mut self) -> Result<u16, WireError> {
+        match self.item()? {
+            Item::Int(p) => u16::try_from(p).map_err(|_| WireError::Malformed("bad port")),
+            _ => Err(WireError::Malformed("expected a port")),
+        }
+    }
+
+    fn end(&self) -> Result<(), WireError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::Malformed("trailing bytes"))
+        }
+    }
+}
+
+/// The inverse of [`encode_value`]: exactly one value, no trailing bytes.
+pub fn decode_value(bytes: &[u8]) -> Result<Value, WireError> {
+    let mut r = Reader::new(bytes);
+    let value = r.value()?;
+    r.end()?;
+    Ok(value)
+}
+
+pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
+    let mut r = Reader::new(body);
+    if r.array()? != 2 {
+        return Err(WireError::Malformed("request is not [name, args]"));
+    }
+    let name = r.str()?;
+    let argc = r.array()?;
+    let request = match (name, argc) {
+        ("ping", 1) => Request::Ping { sender: r.id()? },
+        ("store", 3) => Request::Store {
+            sender: r.id()?,
+            key: r.id()?,
+            value: r.value()?,
+        },
+        ("find_node", 2) => Request::FindNode {
+            sender: r.id()?,
+            target: r.id()?,
+        },
+        ("find_value", 2) => Request::FindValue {
+            sender: r.id()?,
+            key: r.id()?,
+        },
+        ("stun", 0) => Request::Stun,
+        ("ping" | "store" | "find_node" | "find_value" | "stun", _) => {
+            return Err(WireError::Malformed("wrong number of arguments"))
+        }
+        (other, _) => return Err(WireError::UnknownRpc(other.chars().take(32).collect())),
+    };
+    r.end()?;
+    Ok(request)
+}
+
+pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError> {
+    let mut r = Reader::new(body);
+    let response = match kind {
+        RpcKind::Ping => Response::Ping(r.id()?),
+        RpcKind::Store => match r.item()? {
+            Item::Bool(b) => Response::Store(b),
+            // Anything but False/None counts as stored, as Python's truthiness would.
+            Item::Nil => Response::Store(false),
+            _ => Response::Store(true),
+        },
+        RpcKind::FindNode => Response::Nodes(read_contacts(&mut r, None)?),
+        RpcKind::FindValue => match r.item()? {
+            Item::Map(n @ 1..=4) => {
+                let (mut value, mut ttl_secs) = (None, None);
+                for _ in 0..n {
+                    match r.str()? {
+                        "value" => value = Some(r.value()?),
+                        "ttl" => ttl_secs = r.uint().ok(),
+                        _ => {
+                            r.value()?; // unknown extension: skip it
+                        }
+                    }
+                }
+                let value = value.ok_or(WireError::Malformed("find_value map without 'value'"))?;
+                Response::Value { value, ttl_secs }
+            }
+            Item::Array(n) => Response::Nodes(read_contacts(&mut r, Some(n))?),
+            _ => return Err(WireError::Malformed("bad find_value reply")),
+        },
+        RpcKind::Stun => {
+            if r.array()? != 2 {
+                return Err(WireError::Malformed("bad stun reply"));
+            }
+            let ip = parse_ip(r.str()?).ok_or(WireError::Malformed("bad stun ip"))?;
+            Response::Stun(SocketAddr::new(ip, r.port()?))
+        }
+    };
+    r.end()?;
+    Ok(response)
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.parse().ok()
+}
+
+fn read_contacts(r: &mut Reader<'_>, len: Option<usize>) -> Result<Vec<Contact>, WireError> {
+    let n = match len {
+        Some(n) => n,
+        None => r.array()?,
+    };
+    if n > MAX_CONTACTS_PER_REPLY {
+        return Err(WireError::Malformed("too many contacts"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        // Python peers send tuples of 3; tolerate nothing else.
+        if r.array()? != 3 {
+            return Err(WireError::Malformed("contact is not [id, ip, port]"));
+        }
+        let id = r.id()?;
+        let ip = r.str()?;
+        let port = r.port()?;
+        // Hostnames (a Python node bootstrapped from "localhost") cannot be
+        // resolved in a sans-IO core: skip them rather than reject the reply.
+        if let (Some(ip), true) = (parse_ip(ip), port != 0) {
+            out.push(Contact::new(id, SocketAddr::new(ip, port)));
+        }
+    }
+    Ok(out)
+}
