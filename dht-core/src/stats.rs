@@ -28,6 +28,8 @@ pub struct Stats {
     pub resends_started: u64,
     /// Keys handed over to contacts that appeared.
     pub handovers_sent: u64,
+    /// Pings to close neighbours gone quiet (see churn repair).
+    pub neighbour_checks: u64,
     pub contacts: u64,
     pub values_stored: u64,
     pub stored_bytes: u64,
@@ -44,4 +46,5 @@ pub(crate) struct Counters {
     pub rpc_timeouts: u64,
     pub resends_started: u64,
     pub handovers_sent: u64,
+    pub neighbour_checks: u64,
 }

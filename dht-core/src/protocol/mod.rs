@@ -27,30 +27,33 @@ use crate::amplification::AddressValidation;
 use crate::config::Config;
 use crate::contact::Contact;
 use crate::contacts::Contacts;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::{Key, NodeId};
-use crate::ops::{Env, Operations, PutKind};
+use crate::ops::{Env, Operations};
 use crate::quota::{QuotaLimits, SourceQuota};
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::records::{Lifetimes, RecordStore};
 use crate::replication::Replication;
 use crate::responder::StorePolicy;
 use crate::routing::{Insert, IpLimits, RoutingTable};
-use crate::rpc::{Class, Outbox, PendingRpc, Purpose, RpcTable};
+use crate::rpc::{Class, Outbox, RpcTable};
 use crate::storage::{MemoryStorage, Storage, StoredValue};
 use crate::value::Value;
 use crate::wall_clock::{WallClock, VIRTUAL_EPOCH_UNIX};
-use crate::wire::{self, MsgId, Response};
+use crate::wire;
 
 pub use crate::ops::{Event, Outcome, PutReport, SignedPutReport, SignedValue};
 pub use crate::rpc::{OpId, Transmit};
 use crate::stats::Counters;
 pub use crate::stats::Stats;
 
+mod commands;
 mod maintenance;
 mod requests;
+mod responses;
 mod signed;
 
+pub use commands::PutOptions;
 pub use signed::SignedPutOptions;
 mod persistence;
 
@@ -72,15 +75,6 @@ const MAX_REPLICATION_WALKS: usize = 256;
 const MAX_AWAITING_VERIFICATION: usize = 1024;
 /// Churn repair re-sends a key at a random moment within this window.
 const REPAIR_WITHIN: Duration = Duration::from_secs(120);
-
-/// Options of a put.
-#[derive(Clone, Debug, Default)]
-pub struct PutOptions {
-    /// Expiry; `None` means `Config::default_ttl`. Capped at `Config::max_ttl`.
-    pub ttl: Option<Duration>,
-    /// How many of the closest nodes to store at; `None` or 0 means k; capped at k.
-    pub replication: Option<usize>,
-}
 
 /// One Kademlia node's protocol state.
 pub struct Protocol {
@@ -237,6 +231,7 @@ impl Protocol {
             lookup_hops: l.hops,
             resends_started: c.resends_started,
             handovers_sent: c.handovers_sent,
+            neighbour_checks: c.neighbour_checks,
             contacts: self.contacts.table().len() as u64,
             values_stored: self.records.len() as u64,
             stored_bytes: self.records.bytes() as u64,
@@ -301,92 +296,6 @@ impl Protocol {
         Some(next)
     }
 
-    // ------------------------------------------------------------ commands
-
-    /// Ping `addrs`, then look up our own id. The event carries the k closest
-    /// contacts found (empty if nobody answered).
-    pub fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr]) -> OpId {
-        let (ops, mut env) = self.split();
-        ops.bootstrap(&mut env, now, addrs)
-    }
-
-    /// Find the value under `key`: the local copy, or an iterative FIND_VALUE.
-    pub fn get(&mut self, now: Instant, key: Key) -> OpId {
-        let (ops, mut env) = self.split();
-        ops.get(&mut env, now, key)
-    }
-
-    /// Store `value` under `key` at the closest nodes; this node becomes its
-    /// publisher and re-puts it for as long as it runs. Fails at once for a
-    /// bad value or TTL, or with no known peers.
-    pub fn put(
-        &mut self,
-        now: Instant,
-        key: Key,
-        value: Value,
-        options: PutOptions,
-    ) -> Result<OpId> {
-        let ttl = self.validate_put(&value, &options)?;
-        self.check_record_rules(now, &key, &value)?;
-        if self.contacts.table().is_empty() {
-            return Err(Error::NoPeers);
-        }
-        if let Err(e) = self.records.publish(now, key, value.clone(), ttl) {
-            debug!(%key, error = %e, "publisher copy not kept");
-        }
-        let k = self.config.k;
-        let replication = options.replication.filter(|r| *r > 0).unwrap_or(k).min(k);
-        let (ops, mut env) = self.split();
-        Ok(ops.put(&mut env, now, key, value, ttl, replication, PutKind::User))
-    }
-
-    /// The TTL a put of `value` will use, or why it cannot be put.
-    fn validate_put(&self, value: &Value, options: &PutOptions) -> Result<Duration> {
-        let max = self.config.max_value_size;
-        if value.size() > max || wire::encoded_store_len(value) > MAX_UDP_PAYLOAD {
-            return Err(Error::ValueTooLarge {
-                size: value.size(),
-                max,
-            });
-        }
-        let ttl = options
-            .ttl
-            .unwrap_or(self.config.default_ttl)
-            .min(self.config.max_ttl);
-        if ttl.is_zero() {
-            return Err(Error::InvalidArgument("ttl must be positive".into()));
-        }
-        Ok(ttl)
-    }
-
-    /// Keep `value` on this node only, as its publisher: nothing is sent now.
-    /// The value reaches other nodes as they appear (the key hand-over to
-    /// new contacts) and with every republish. For a node that is alone so
-    /// far, where [`Protocol::put`] fails with [`Error::NoPeers`].
-    pub fn store_local(
-        &mut self,
-        now: Instant,
-        key: Key,
-        value: Value,
-        options: PutOptions,
-    ) -> Result<()> {
-        let ttl = self.validate_put(&value, &options)?;
-        self.check_record_rules(now, &key, &value)?;
-        self.records.publish(now, key, value, ttl)
-    }
-
-    /// Ping one address; the event carries the id that answered.
-    pub fn ping(&mut self, now: Instant, addr: SocketAddr) -> OpId {
-        let (ops, mut env) = self.split();
-        ops.ping(&mut env, now, addr)
-    }
-
-    /// Abandon an operation: no event will come for it. Replies still in
-    /// flight are used to update the routing table only.
-    pub fn cancel(&mut self, op: OpId) {
-        self.ops.cancel(op);
-    }
-
     // ------------------------------------------------------------ input
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -424,6 +333,7 @@ impl Protocol {
         }
         if now >= self.next_maintenance {
             self.refresh_stale_buckets(now);
+            self.check_neighbourhood(now);
             self.next_maintenance = now + self.config.maintenance_interval;
         }
         self.send_probes(now);
@@ -436,75 +346,6 @@ impl Protocol {
     fn drop_datagram(&mut self, from: SocketAddr, why: &dyn std::fmt::Debug) {
         self.counters.datagrams_dropped += 1;
         debug!(%from, ?why, "dropped datagram");
-    }
-
-    fn handle_response(&mut self, now: Instant, from: SocketAddr, msg_id: MsgId, body: &[u8]) {
-        let rpc = match self.out.table.complete(now, &msg_id, from) {
-            Ok(rpc) => rpc,
-            Err(why) => return self.drop_datagram(from, &why),
-        };
-        let response = match wire::decode_response(rpc.kind, body) {
-            Ok(r) => r,
-            Err(e) => {
-                self.drop_datagram(from, &e);
-                return self.rpc_failed(now, rpc);
-            }
-        };
-        self.counters.responses_received += 1;
-        // The address answered at the address we sent to: it receives.
-        for answer in self.validation.verified(from, now) {
-            self.out.send_encoded(from, answer);
-        }
-        let peer = match &response {
-            // A ping that only checked the address (of a client, perhaps)
-            // adds nobody to the table.
-            Response::Ping(id) if rpc.purpose == Purpose::Verify && rpc.peer.is_none() => {
-                let contact = Contact::new(*id, from);
-                if self.awaiting_verification.remove(id) && self.contacts.holds(&contact) {
-                    self.replication.contact_appeared(now, contact);
-                }
-                Some(*id)
-            }
-            Response::Ping(id) => {
-                // A ping answer proves the id: the contact may enter the table.
-                let contact = Contact::new(*id, from);
-                self.heard_from(now, contact);
-                if self.awaiting_verification.remove(id) {
-                    self.replication.contact_appeared(now, contact);
-                }
-                Some(*id)
-            }
-            _ => {
-                // Any other answer is credited to the id we expected, which a
-                // third party told us: refresh it only if we hold that id at
-                // that address already, else check it with a ping first.
-                if let Some(id) = rpc.peer {
-                    let contact = Contact::new(id, from);
-                    if self.contacts.holds(&contact) {
-                        self.heard_from(now, contact);
-                    } else if !self.contacts.is_probing(&id) {
-                        // One check per contact: a lookup hears from it often.
-                        self.verify(now, from, Some(id));
-                        self.contacts.probe_sent(contact);
-                    }
-                }
-                rpc.peer
-            }
-        };
-        let (ops, mut env) = self.split();
-        ops.on_reply(&mut env, now, rpc.purpose, peer, response);
-    }
-
-    /// A request got no (usable) answer.
-    fn rpc_failed(&mut self, now: Instant, rpc: PendingRpc) {
-        if rpc.purpose == Purpose::Verify {
-            self.validation.failed(&rpc.to, now);
-        }
-        if let Some(id) = rpc.peer {
-            self.contacts.missed_reply(now, Contact::new(id, rpc.to));
-        }
-        let (ops, mut env) = self.split();
-        ops.on_failure(&mut env, now, rpc.purpose, rpc.peer);
     }
 
     /// Work every input may have made possible: replication walks for
@@ -545,24 +386,13 @@ impl Protocol {
         ops.pump_starved(&mut env, now);
         self.start_due_resends(now);
     }
-
-    // ------------------------------------------------------------ contacts
-
-    /// `contact` sent us a request or answered one of ours.
-    fn heard_from(&mut self, now: Instant, contact: Contact) {
-        if !contact.is_usable() {
-            return;
-        }
-        if let Some(oldest) = self.contacts.heard_from(now, contact) {
-            self.probe(now, oldest);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::DEFAULT_MAX_VALUE_SIZE;
+    use crate::error::Error;
 
     fn lone_node() -> (Protocol, Instant) {
         let now = Instant::now();

@@ -1,0 +1,112 @@
+//! The commands a node's user gives: bootstrap, get, put, store_local,
+//! ping and cancel. Each checks its arguments, then hands the work to the
+//! operation it starts in [`crate::ops`]; refusals happen here, at once,
+//! before anything is sent.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use super::{Protocol, MAX_UDP_PAYLOAD};
+use crate::error::{Error, Result};
+use crate::id::Key;
+use crate::ops::PutKind;
+use crate::rpc::OpId;
+use crate::value::Value;
+use crate::wire;
+
+/// Options of a put.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    /// Expiry; `None` means `Config::default_ttl`. Capped at `Config::max_ttl`.
+    pub ttl: Option<Duration>,
+    /// How many of the closest nodes to store at; `None` or 0 means k; capped at k.
+    pub replication: Option<usize>,
+}
+
+impl Protocol {
+    /// Ping `addrs`, then look up our own id. The event carries the k closest
+    /// contacts found (empty if nobody answered).
+    pub fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr]) -> OpId {
+        let (ops, mut env) = self.split();
+        ops.bootstrap(&mut env, now, addrs)
+    }
+
+    /// Find the value under `key`: the local copy, or an iterative FIND_VALUE.
+    pub fn get(&mut self, now: Instant, key: Key) -> OpId {
+        let (ops, mut env) = self.split();
+        ops.get(&mut env, now, key)
+    }
+
+    /// Store `value` under `key` at the closest nodes; this node becomes its
+    /// publisher and re-puts it for as long as it runs. Fails at once for a
+    /// bad value or TTL, or with no known peers.
+    pub fn put(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Value,
+        options: PutOptions,
+    ) -> Result<OpId> {
+        let ttl = self.validate_put(&value, &options)?;
+        self.check_record_rules(now, &key, &value)?;
+        if self.contacts.table().is_empty() {
+            return Err(Error::NoPeers);
+        }
+        if let Err(e) = self.records.publish(now, key, value.clone(), ttl) {
+            debug!(%key, error = %e, "publisher copy not kept");
+        }
+        let k = self.config.k;
+        let replication = options.replication.filter(|r| *r > 0).unwrap_or(k).min(k);
+        let (ops, mut env) = self.split();
+        Ok(ops.put(&mut env, now, key, value, ttl, replication, PutKind::User))
+    }
+
+    /// The TTL a put of `value` will use, or why it cannot be put.
+    pub(super) fn validate_put(&self, value: &Value, options: &PutOptions) -> Result<Duration> {
+        let max = self.config.max_value_size;
+        if value.size() > max || wire::encoded_store_len(value) > MAX_UDP_PAYLOAD {
+            return Err(Error::ValueTooLarge {
+                size: value.size(),
+                max,
+            });
+        }
+        let ttl = options
+            .ttl
+            .unwrap_or(self.config.default_ttl)
+            .min(self.config.max_ttl);
+        if ttl.is_zero() {
+            return Err(Error::InvalidArgument("ttl must be positive".into()));
+        }
+        Ok(ttl)
+    }
+
+    /// Keep `value` on this node only, as its publisher: nothing is sent now.
+    /// The value reaches other nodes as they appear (the key hand-over to
+    /// new contacts) and with every republish. For a node that is alone so
+    /// far, where [`Protocol::put`] fails with [`Error::NoPeers`].
+    pub fn store_local(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Value,
+        options: PutOptions,
+    ) -> Result<()> {
+        let ttl = self.validate_put(&value, &options)?;
+        self.check_record_rules(now, &key, &value)?;
+        self.records.publish(now, key, value, ttl)
+    }
+
+    /// Ping one address; the event carries the id that answered.
+    pub fn ping(&mut self, now: Instant, addr: SocketAddr) -> OpId {
+        let (ops, mut env) = self.split();
+        ops.ping(&mut env, now, addr)
+    }
+
+    /// Abandon an operation: no event will come for it. Replies still in
+    /// flight are used to update the routing table only.
+    pub fn cancel(&mut self, op: OpId) {
+        self.ops.cancel(op);
+    }
+}

@@ -1,0 +1,100 @@
+//! Replies to our own RPCs, and their absence: a reply is matched to its
+//! request, credits the contact that proved itself (a ping answer proves an
+//! id; any other answer only refreshes a contact we already hold at that
+//! address, else it is checked with a ping first), and goes to the
+//! operation that asked; a missing reply counts against the contact.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::Protocol;
+use crate::contact::Contact;
+use crate::rpc::{PendingRpc, Purpose};
+use crate::wire::{self, MsgId, Response};
+
+impl Protocol {
+    pub(super) fn handle_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        msg_id: MsgId,
+        body: &[u8],
+    ) {
+        let rpc = match self.out.table.complete(now, &msg_id, from) {
+            Ok(rpc) => rpc,
+            Err(why) => return self.drop_datagram(from, &why),
+        };
+        let response = match wire::decode_response(rpc.kind, body) {
+            Ok(r) => r,
+            Err(e) => {
+                self.drop_datagram(from, &e);
+                return self.rpc_failed(now, rpc);
+            }
+        };
+        self.counters.responses_received += 1;
+        // The address answered at the address we sent to: it receives.
+        for answer in self.validation.verified(from, now) {
+            self.out.send_encoded(from, answer);
+        }
+        let peer = match &response {
+            // A ping that only checked the address (of a client, perhaps)
+            // adds nobody to the table.
+            Response::Ping(id) if rpc.purpose == Purpose::Verify && rpc.peer.is_none() => {
+                let contact = Contact::new(*id, from);
+                if self.awaiting_verification.remove(id) && self.contacts.holds(&contact) {
+                    self.replication.contact_appeared(now, contact);
+                }
+                Some(*id)
+            }
+            Response::Ping(id) => {
+                // A ping answer proves the id: the contact may enter the table.
+                let contact = Contact::new(*id, from);
+                self.heard_from(now, contact);
+                if self.awaiting_verification.remove(id) {
+                    self.replication.contact_appeared(now, contact);
+                }
+                Some(*id)
+            }
+            _ => {
+                // Any other answer is credited to the id we expected, which a
+                // third party told us: refresh it only if we hold that id at
+                // that address already, else check it with a ping first.
+                if let Some(id) = rpc.peer {
+                    let contact = Contact::new(id, from);
+                    if self.contacts.holds(&contact) {
+                        self.heard_from(now, contact);
+                    } else if !self.contacts.is_probing(&id) {
+                        // One check per contact: a lookup hears from it often.
+                        self.verify(now, from, Some(id));
+                        self.contacts.probe_sent(contact);
+                    }
+                }
+                rpc.peer
+            }
+        };
+        let (ops, mut env) = self.split();
+        ops.on_reply(&mut env, now, rpc.purpose, peer, response);
+    }
+
+    /// A request got no (usable) answer.
+    pub(super) fn rpc_failed(&mut self, now: Instant, rpc: PendingRpc) {
+        if rpc.purpose == Purpose::Verify {
+            self.validation.failed(&rpc.to, now);
+        }
+        if let Some(id) = rpc.peer {
+            self.contacts.missed_reply(now, Contact::new(id, rpc.to));
+        }
+        let (ops, mut env) = self.split();
+        ops.on_failure(&mut env, now, rpc.purpose, rpc.peer);
+    }
+
+    /// `contact` sent us a request or answered one of ours.
+    pub(super) fn heard_from(&mut self, now: Instant, contact: Contact) {
+        if !contact.is_usable() {
+            return;
+        }
+        if let Some(oldest) = self.contacts.heard_from(now, contact) {
+            self.probe(now, oldest);
+        }
+    }
+}
