@@ -151,6 +151,33 @@ test-py: py-install
 	$(PY) -m mypy --strict examples/python dht-py/python/kadmium
 	$(PY) -m mypy.stubtest kadmium
 
+# --- benchmarks: kadmium vs kademlia 2.2.3 vs OpenDHT (not part of `make test`) --
+#   make bench   installs bench/requirements.txt (OpenDHT's Python binding, matplotlib)
+#                into $(VENV) for this target only, builds the wheel, runs the three side
+#                by side, interleaved (bench/run.py: BENCH_REPS repetitions at BENCH_SIZES
+#                nodes), runs the efficiency example as often, then writes
+#                docs/bench/{runs,efficiency,summary}.json, the PNG charts, tables.md and
+#                the README's performance tables (bench/report.py).
+BENCH_REPS ?= 3
+BENCH_SIZES ?= 64,256,1000
+
+.PHONY: bench bench-setup
+
+bench-setup: $(VENV)/.bench-stamp
+
+$(VENV)/.bench-stamp: bench/requirements.txt $(VENV)/.stamp
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: py-install bench-setup
+	KADMIUM_BENCH=$(BENCH) $(PY) bench/run.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS) \
+	  --out docs/bench/runs.json
+	$(CARGO) build --release -p dht-core --example efficiency
+	rm -f docs/bench/efficiency.json
+	for i in $$(seq $(BENCH_REPS)); do \
+	  target/release/examples/efficiency --nodes 64 --ops 300 >> docs/bench/efficiency.json; done
+	$(PY) bench/report.py docs/bench/runs.json --readme README.md
+
 # --- fuzzing: cargo-fuzz targets in fuzz/ (see docs/fuzzing.md) ---------------
 #   make fuzz         run each target for FUZZ_SECONDS (nightly + cargo-fuzz)
 #   make fuzz-smoke   FUZZ_SMOKE_SECONDS of each (run by `make test`); where

@@ -1,0 +1,167 @@
+//! Datagrams per CPU-second: kadmium's put phase against a raw UDP ping-pong.
+//!
+//! The floor is two blocking sockets on 127.0.0.1 bouncing one 100-byte
+//! datagram back and forth (one `send_to` and one `recv_from` per datagram,
+//! nothing else). kadmium's figure is the put phase of the shared benchmark
+//! (N nodes in this process, `ops` puts at concurrency 32): datagrams sent by
+//! all nodes during the phase divided by the CPU time the process used in it.
+//! CPU time (user + system, `getrusage`) rather than wall time makes "per
+//! core" hold on a machine shared with other work. Also prints the ping-pong's
+//! round-trip p50, the floor of a one-hop get. One JSON object on stdout.
+//!
+//! ```text
+//! cargo run --release -p dht-core --example efficiency -- --nodes 64 --ops 300
+//! ```
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use dht_core::{Config, Node, NodeId, PutOptions, Value};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// User + system CPU time of the whole process so far.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes a plain struct that we own; zeroed is a valid value.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Two sockets, two threads, `rounds` round trips of a 100-byte datagram.
+fn ping_pong(rounds: usize) -> Result<serde_json::Value, BoxError> {
+    let a = UdpSocket::bind("127.0.0.1:0")?;
+    let b = UdpSocket::bind("127.0.0.1:0")?;
+    let (a_addr, b_addr) = (a.local_addr()?, b.local_addr()?);
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut buf = [0u8; 2048];
+        for _ in 0..rounds {
+            let (n, from) = b.recv_from(&mut buf)?;
+            b.send_to(&buf[..n], from)?;
+        }
+        Ok(())
+    });
+    let payload = [7u8; 100];
+    let mut buf = [0u8; 2048];
+    let mut rtts = Vec::with_capacity(rounds);
+    let (cpu0, wall0) = (cpu_time(), Instant::now());
+    for _ in 0..rounds {
+        let sent = Instant::now();
+        a.send_to(&payload, b_addr)?;
+        a.recv_from(&mut buf)?;
+        rtts.push(sent.elapsed());
+    }
+    let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
+    echo.join().map_err(|_| "echo thread panicked")??;
+    rtts.sort();
+    let datagrams = (2 * rounds) as f64;
+    let _ = a_addr;
+    Ok(json!({
+        "datagrams": 2 * rounds,
+        "cpu_s": cpu.as_secs_f64(),
+        "wall_s": wall.as_secs_f64(),
+        "datagrams_per_cpu_s": (datagrams / cpu.as_secs_f64()).round(),
+        "rtt_p50_us": rtts[rtts.len() / 2].as_secs_f64() * 1e6,
+    }))
+}
+
+async fn kadmium_puts(
+    nodes: usize,
+    ops: usize,
+    ksize: usize,
+) -> Result<serde_json::Value, BoxError> {
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut net = Vec::with_capacity(nodes);
+    for _ in 0..nodes {
+        let mut config = Config::default().with_bind("127.0.0.1:0".parse()?);
+        config.k = ksize;
+        net.push(Node::bind(config).await?);
+    }
+    for i in 1..nodes {
+        let seeds = [net[0].local_addr(), net[rng.random_range(0..i)].local_addr()];
+        net[i].bootstrap(&seeds).await?;
+    }
+    let sent = |net: &[Node]| net.iter().map(|n| n.stats().datagrams_sent).sum::<u64>();
+    let jobs: Vec<(usize, Vec<u8>)> = (0..ops)
+        .map(|i| (rng.random_range(0..nodes), format!("eff-{i}").into_bytes()))
+        .collect();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let (d0, cpu0, wall0) = (sent(&net), cpu_time(), Instant::now());
+    let mut tasks = Vec::with_capacity(ops);
+    for (putter, key) in jobs {
+        let node = net[putter].clone();
+        let gate = gate.clone();
+        tasks.push(tokio::spawn(async move {
+            let _slot = gate.acquire().await;
+            node.put(
+                NodeId::digest(&key),
+                Value::from(vec![1u8; 100]),
+                PutOptions::default(),
+            )
+            .await
+            .is_ok()
+        }));
+    }
+    let mut stored = 0;
+    for task in tasks {
+        stored += usize::from(task.await?);
+    }
+    let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
+    let datagrams = sent(&net) - d0;
+    for node in &net {
+        node.shutdown();
+    }
+    Ok(json!({
+        "nodes": nodes,
+        "ksize": ksize,
+        "puts": ops,
+        "stored": stored,
+        "datagrams": datagrams,
+        "cpu_s": cpu.as_secs_f64(),
+        "wall_s": wall.as_secs_f64(),
+        "datagrams_per_cpu_s": (datagrams as f64 / cpu.as_secs_f64()).round(),
+        "put_ops_s": (ops as f64 / wall.as_secs_f64()).round(),
+    }))
+}
+
+fn main() -> Result<(), BoxError> {
+    let (mut nodes, mut ops, mut ksize, mut rounds) = (64, 300, 20, 100_000);
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value: usize = it.next().ok_or(format!("{flag} needs a value"))?.parse()?;
+        match flag.as_str() {
+            "--nodes" => nodes = value,
+            "--ops" => ops = value,
+            "--ksize" => ksize = value,
+            "--rounds" => rounds = value,
+            _ => {
+                return Err(
+                    format!("unknown flag {flag}; flags: --nodes --ops --ksize --rounds").into(),
+                )
+            }
+        }
+    }
+    let floor = ping_pong(rounds)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let kadmium = runtime.block_on(kadmium_puts(nodes, ops, ksize))?;
+    let ratio = kadmium["datagrams_per_cpu_s"].as_f64().unwrap_or(0.0)
+        / floor["datagrams_per_cpu_s"]
+            .as_f64()
+            .unwrap_or(f64::INFINITY);
+    println!(
+        "{}",
+        json!({"floor_ping_pong": floor, "kadmium_put_phase": kadmium,
+               "ratio": (ratio * 1000.0).round() / 1000.0,
+               "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()})
+    );
+    Ok(())
+}
