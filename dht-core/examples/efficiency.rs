@@ -85,7 +85,10 @@ async fn kadmium_puts(
         net.push(Node::bind(config).await?);
     }
     for i in 1..nodes {
-        let seeds = [net[0].local_addr(), net[rng.random_range(0..i)].local_addr()];
+        let seeds = [
+            net[0].local_addr(),
+            net[rng.random_range(0..i)].local_addr(),
+        ];
         net[i].bootstrap(&seeds).await?;
     }
     let sent = |net: &[Node]| net.iter().map(|n| n.stats().datagrams_sent).sum::<u64>();

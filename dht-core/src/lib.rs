@@ -49,6 +49,7 @@ pub mod signed;
 pub mod sim;
 pub mod stats;
 pub mod storage;
+mod udp;
 pub mod value;
 pub mod wall_clock;
 pub mod wire;

@@ -18,13 +18,13 @@ use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats, Transmit};
 use crate::storage::{MemoryStorage, Storage};
+use crate::udp;
 use crate::value::Value;
 use crate::wire;
 
-/// Datagrams read in one go before the driver sends what they caused.
-const RECV_BATCH: usize = 64;
-/// Larger than any UDP payload, so nothing is truncated silently.
-const RECV_BUFFER: usize = 65_536;
+/// Receive batches ([`udp::BATCH`] datagrams each) read in one go before the
+/// driver sends what they caused.
+const RECV_BATCHES: usize = 4;
 /// Rejoin bootstraps through saved contacts before giving up (2 s, 4 s, ...
 /// then every 60 s: about 6 minutes in all).
 const REJOIN_ATTEMPTS: usize = 10;
@@ -407,16 +407,6 @@ fn dialable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// What to send to: an IPv6 socket reaches IPv4 peers through mapped addresses.
-fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
-    match (local.ip(), addr.ip()) {
-        (IpAddr::V6(_), IpAddr::V4(v4)) => {
-            SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port())
-        }
-        _ => addr,
-    }
-}
-
 /// The node's task: until shutdown, send what the protocol wants sent,
 /// complete finished operations, then wait for a datagram, a command or the
 /// protocol's next deadline.
@@ -427,7 +417,6 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
     let _exit = DriverExit(inner.clone());
     let socket = socket;
     let mut durable = durable;
-    let mut buf = vec![0u8; RECV_BUFFER];
     let mut outgoing = Vec::new();
     let mut finished = Vec::new();
     while !inner.shut_down.load(Ordering::SeqCst) {
@@ -456,8 +445,9 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             if d.has_work(at) {
                 // Our own requests acknowledge nothing: they go out while
                 // the disk works, so a put's lookup does not wait for it.
-                let (requests, answers) = outgoing.drain(..).partition(is_request);
-                send_all(&socket, inner.local_addr, requests).await;
+                let (mut requests, answers): (Vec<_>, Vec<_>) =
+                    outgoing.drain(..).partition(is_request);
+                udp::send_batch(&socket, inner.local_addr, &mut requests).await;
                 outgoing = answers;
                 let retrying = d.retry_at().is_some();
                 d.commit(at).await;
@@ -485,31 +475,37 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             // Unsaved: answer nobody (peers see a node that does not reply).
             outgoing.retain(is_request);
         }
-        let batch = std::mem::take(&mut outgoing);
-        outgoing = send_all(&socket, inner.local_addr, batch).await;
+        udp::send_batch(&socket, inner.local_addr, &mut outgoing).await;
         let sleep = match deadline {
             Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)),
             None => tokio::time::sleep(std::time::Duration::from_secs(3600)),
         };
         tokio::select! {
-            received = socket.recv_from(&mut buf) => {
-                let mut state = inner.lock();
-                let now = now();
-                match received {
-                    Ok((n, from)) => state.protocol.handle_datagram(now, canonical(from), &buf[..n]),
-                    Err(e) => warn!(error = %e, "recv failed"),
+            readable = socket.readable() => {
+                if let Err(e) = readable {
+                    warn!(error = %e, "socket unusable for receiving");
                 }
-                // Take what else is queued before answering, to batch work.
-                for _ in 0..RECV_BATCH {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, from)) => state.protocol.handle_datagram(now, canonical(from), &buf[..n]),
-                        Err(_) => break,
+                // The lock is taken per datagram, not per batch, so a
+                // command from another thread waits for one datagram's
+                // handling at most.
+                let now = now();
+                for _ in 0..RECV_BATCHES {
+                    let handle = |from, bytes: &[u8]| {
+                        inner.lock().protocol.handle_datagram(now, canonical(from), bytes);
+                    };
+                    match udp::recv_batch(&socket, handle) {
+                        Ok(n) if n == udp::BATCH => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            warn!(error = %e, "recv failed");
+                            break;
+                        }
                     }
                 }
                 // Under constant traffic the sleep branch may lose every race;
                 // deadlines must still fire.
                 if deadline.is_some_and(|d| d <= now) {
-                    state.protocol.handle_timeout(now);
+                    inner.lock().protocol.handle_timeout(now);
                 }
             }
             _ = sleep => inner.lock().protocol.handle_timeout(now()),
@@ -530,21 +526,6 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
 
 fn is_request(t: &Transmit) -> bool {
     t.payload.first() == Some(&wire::REQUEST)
-}
-
-/// Sends `batch`; gives back the emptied vector to reuse its allocation.
-async fn send_all(
-    socket: &UdpSocket,
-    local: SocketAddr,
-    mut batch: Vec<Transmit>,
-) -> Vec<Transmit> {
-    for t in batch.drain(..) {
-        if let Err(e) = socket.send_to(&t.payload, sendable(t.dest, local)).await {
-            // An unreachable peer shows up as an RPC timeout; nothing else to do.
-            debug!(dest = %t.dest, error = %e, "send failed");
-        }
-    }
-    batch
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

@@ -1,0 +1,309 @@
+//! Batched UDP I/O for the tokio driver ([`crate::node`]). On Linux one
+//! `sendmmsg` sends up to [`BATCH`] datagrams and one `recvmmsg` reads up to
+//! [`BATCH`] (through `nix`); elsewhere each datagram is its own `send_to` /
+//! `recv_from`. Nothing here waits while the socket has work: receiving takes
+//! what is queued, sending waits only for the socket's send buffer. The
+//! receive buffers belong to the worker thread, not to each node, so a
+//! process with thousands of nodes keeps one set per thread.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tracing::debug;
+
+use crate::rpc::Transmit;
+
+/// Datagrams per `sendmmsg`/`recvmmsg` call.
+pub(crate) const BATCH: usize = 32;
+/// Larger than any UDP payload, so nothing is truncated silently.
+const RECV_BUFFER: usize = 65_536;
+
+thread_local! {
+    /// [`BATCH`] receive buffers of [`RECV_BUFFER`] bytes, one set per thread:
+    /// a batch is received and handled without an `.await` in between, so no
+    /// other node on this thread can use them meanwhile. Only the pages a
+    /// datagram touches become resident.
+    static RECV_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads what is queued on `socket` (at most [`BATCH`] datagrams) without
+/// waiting, and calls `handle(from, payload)` for each. `Ok(0)` when nothing
+/// was queued (the socket's readiness is then cleared, so awaiting
+/// `socket.readable()` waits for the next datagram).
+pub(crate) fn recv_batch(
+    socket: &UdpSocket,
+    mut handle: impl FnMut(SocketAddr, &[u8]),
+) -> io::Result<usize> {
+    RECV_BUFFERS.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        if bufs.is_empty() {
+            *bufs = (0..BATCH).map(|_| vec![0u8; RECV_BUFFER]).collect();
+        }
+        let mut got = [(0usize, None::<SocketAddr>); BATCH];
+        let n = match socket.try_io(Interest::READABLE, || {
+            sys::recv(socket, &mut bufs[..], &mut got)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        for (buf, (len, from)) in bufs.iter().zip(got.iter()).take(n) {
+            // A datagram without a sender address (not possible on UDP) is skipped.
+            if let (Some(from), Some(payload)) = (from, buf.get(..*len)) {
+                handle(*from, payload);
+            }
+        }
+        Ok(n)
+    })
+}
+
+/// Sends every datagram of `batch` (emptying it), waiting only when the
+/// socket's send buffer is full. A datagram the system refuses (an
+/// unreachable address, say) is dropped: the peer shows up as an RPC timeout.
+pub(crate) async fn send_batch(socket: &UdpSocket, local: SocketAddr, batch: &mut Vec<Transmit>) {
+    let mut next = 0;
+    while next < batch.len() {
+        let chunk = &batch[next..batch.len().min(next + BATCH)];
+        match socket.try_io(Interest::WRITABLE, || sys::send(socket, local, chunk)) {
+            Ok(sent) => next += sent.max(1),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if let Err(e) = socket.writable().await {
+                    debug!(error = %e, "socket unusable for sending");
+                    break;
+                }
+            }
+            Err(e) => {
+                // sendmmsg reports an error only for the first datagram of a call.
+                debug!(dest = %chunk[0].dest, error = %e, "send failed");
+                next += 1;
+            }
+        }
+    }
+    batch.clear();
+}
+
+/// What to send to: an IPv6 socket reaches IPv4 peers through mapped addresses.
+pub(crate) fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
+    match (local.ip(), addr.ip()) {
+        (IpAddr::V6(_), IpAddr::V4(v4)) => {
+            SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    //! `sendmmsg`/`recvmmsg` through nix. The headers are built per call
+    //! (two small allocations): nix's `MultiHeaders` holds raw pointers, so
+    //! it cannot live in the driver's `Send` future across an `.await`.
+
+    use std::io::{self, IoSlice, IoSliceMut};
+    use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    use tokio::net::UdpSocket;
+
+    use super::{sendable, BATCH};
+    use crate::rpc::Transmit;
+
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        bufs: &mut [Vec<u8>],
+        got: &mut [(usize, Option<SocketAddr>); BATCH],
+    ) -> io::Result<usize> {
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> =
+            bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let received = recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )?;
+        let mut n = 0;
+        for (slot, msg) in got.iter_mut().zip(received) {
+            *slot = (msg.bytes, msg.address.and_then(|a| std_addr(&a)));
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub(super) fn send(
+        socket: &UdpSocket,
+        local: SocketAddr,
+        chunk: &[Transmit],
+    ) -> io::Result<usize> {
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
+        let slices: Vec<[IoSlice<'_>; 1]> =
+            chunk.iter().map(|t| [IoSlice::new(&t.payload)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = chunk
+            .iter()
+            .map(|t| Some(SockaddrStorage::from(sendable(t.dest, local))))
+            .collect();
+        let sent = sendmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            slices.iter(),
+            addrs,
+            [],
+            MsgFlags::MSG_DONTWAIT,
+        )?;
+        Ok(sent.count())
+    }
+
+    fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+        }
+        a.as_sockaddr_in6()
+            .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod sys {
+    //! One system call per datagram where batched calls are not available.
+
+    use std::io;
+    use std::net::SocketAddr;
+
+    use tokio::net::UdpSocket;
+
+    use super::{sendable, BATCH};
+    use crate::rpc::Transmit;
+
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        bufs: &mut [Vec<u8>],
+        got: &mut [(usize, Option<SocketAddr>); BATCH],
+    ) -> io::Result<usize> {
+        let mut n = 0;
+        for (buf, slot) in bufs.iter_mut().zip(got.iter_mut()) {
+            match socket.try_recv_from(buf) {
+                Ok((len, from)) => *slot = (len, Some(from)),
+                // What was read is handled; a lasting error shows up again next call.
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub(super) fn send(
+        socket: &UdpSocket,
+        local: SocketAddr,
+        chunk: &[Transmit],
+    ) -> io::Result<usize> {
+        let mut n = 0;
+        for t in chunk {
+            match socket.try_send_to(&t.payload, sendable(t.dest, local)) {
+                Ok(_) => n += 1,
+                // Report the sent ones; the failing datagram comes first next call.
+                Err(_) if n > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn receive(socket: &UdpSocket, count: usize) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut got = Vec::new();
+        while got.len() < count {
+            socket.readable().await.unwrap();
+            recv_batch(socket, |from, payload| got.push((from, payload.to_vec()))).unwrap();
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn batches_larger_than_one_call_arrive_whole_in_order_and_untruncated() {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (a_addr, b_addr, c_addr) = (
+            a.local_addr().unwrap(),
+            b.local_addr().unwrap(),
+            c.local_addr().unwrap(),
+        );
+        // 3 * BATCH + 5 datagrams to two peers, then one near the UDP maximum.
+        let count = 3 * BATCH + 5;
+        let mut batch: Vec<Transmit> = (0..count)
+            .map(|i| Transmit {
+                dest: if i % 2 == 0 { b_addr } else { c_addr },
+                payload: vec![i as u8; 1 + i],
+            })
+            .collect();
+        batch.push(Transmit {
+            dest: b_addr,
+            payload: vec![9; 60_000],
+        });
+        send_batch(&a, a_addr, &mut batch).await;
+        assert!(batch.is_empty());
+
+        let to_b = receive(&b, count.div_ceil(2) + 1).await;
+        let to_c = receive(&c, count / 2).await;
+        let expect = |parity: usize| -> Vec<(SocketAddr, Vec<u8>)> {
+            (0..count)
+                .filter(|i| i % 2 == parity)
+                .map(|i| (a_addr, vec![i as u8; 1 + i]))
+                .collect()
+        };
+        let mut b_expected = expect(0);
+        b_expected.push((a_addr, vec![9; 60_000]));
+        assert_eq!(to_b, b_expected);
+        assert_eq!(to_c, expect(1));
+    }
+
+    #[tokio::test]
+    async fn a_refused_datagram_is_dropped_and_the_rest_are_sent() {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        // An IPv6 destination cannot be reached from an IPv4 socket: the system
+        // refuses it, and the datagrams on either side of it still go out.
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let mut batch = vec![
+            Transmit {
+                dest: b_addr,
+                payload: b"first".to_vec(),
+            },
+            Transmit {
+                dest: v6,
+                payload: b"never".to_vec(),
+            },
+            Transmit {
+                dest: b_addr,
+                payload: b"last".to_vec(),
+            },
+        ];
+        send_batch(&a, a_addr, &mut batch).await;
+        let got = receive(&b, 2).await;
+        assert_eq!(
+            got,
+            vec![(a_addr, b"first".to_vec()), (a_addr, b"last".to_vec())]
+        );
+    }
+
+    #[test]
+    fn ipv4_peers_of_an_ipv6_socket_are_sent_to_mapped_addresses() {
+        let local: SocketAddr = "[::]:4000".parse().unwrap();
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        assert_eq!(
+            sendable(peer, local),
+            "[::ffff:10.0.0.1]:5000".parse().unwrap()
+        );
+        assert_eq!(sendable(peer, "0.0.0.0:1".parse().unwrap()), peer);
+    }
+}
