@@ -22,9 +22,9 @@ use crate::udp;
 use crate::value::Value;
 use crate::wire;
 
-/// Receive batches ([`udp::BATCH`] datagrams each) read in one go before the
-/// driver sends what they caused.
-const RECV_BATCHES: usize = 4;
+/// Datagrams read in one go (in batches) before the driver sends what they
+/// caused.
+const RECV_MAX: usize = 4 * udp::BATCH;
 /// Rejoin bootstraps through saved contacts before giving up (2 s, 4 s, ...
 /// then every 60 s: about 6 minutes in all).
 const REJOIN_ATTEMPTS: usize = 10;
@@ -418,6 +418,10 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
     let socket = socket;
     let mut durable = durable;
     let mut outgoing = Vec::new();
+    // Receive slots per call, following the traffic: one when a datagram
+    // comes at a time, up to udp::BATCH under load. Each slot is a 64 KiB
+    // buffer the call offers the kernel (and valgrind checks it all).
+    let mut recv_slots = 1;
     let mut finished = Vec::new();
     while !inner.shut_down.load(Ordering::SeqCst) {
         let mut deadline = {
@@ -489,13 +493,23 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
                 // command from another thread waits for one datagram's
                 // handling at most.
                 let now = now();
-                for _ in 0..RECV_BATCHES {
+                let mut read = 0;
+                while read < RECV_MAX {
                     let handle = |from, bytes: &[u8]| {
                         inner.lock().protocol.handle_datagram(now, canonical(from), bytes);
                     };
-                    match udp::recv_batch(&socket, handle) {
-                        Ok(n) if n == udp::BATCH => continue,
-                        Ok(_) => break,
+                    match udp::recv_batch(&socket, recv_slots, handle) {
+                        Ok(n) if n == recv_slots => {
+                            // A full batch: more is likely queued.
+                            read += n;
+                            recv_slots = (recv_slots * 2).min(udp::BATCH);
+                        }
+                        Ok(n) => {
+                            if n < recv_slots / 2 {
+                                recv_slots = (recv_slots / 2).max(1);
+                            }
+                            break;
+                        }
                         Err(e) => {
                             warn!(error = %e, "recv failed");
                             break;

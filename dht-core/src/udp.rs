@@ -22,29 +22,32 @@ pub(crate) const BATCH: usize = 32;
 const RECV_BUFFER: usize = 65_536;
 
 thread_local! {
-    /// [`BATCH`] receive buffers of [`RECV_BUFFER`] bytes, one set per thread:
+    /// Up to [`BATCH`] receive buffers of [`RECV_BUFFER`] bytes, one set per thread:
     /// a batch is received and handled without an `.await` in between, so no
     /// other node on this thread can use them meanwhile. Only the pages a
     /// datagram touches become resident.
     static RECV_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Reads what is queued on `socket` (at most [`BATCH`] datagrams) without
-/// waiting, and calls `handle(from, payload)` for each. `Ok(0)` when nothing
-/// was queued (the socket's readiness is then cleared, so awaiting
-/// `socket.readable()` waits for the next datagram).
+/// Reads what is queued on `socket` (at most `slots` datagrams, at most
+/// [`BATCH`]) without waiting, and calls `handle(from, payload)` for each.
+/// `Ok(0)` when nothing was queued (the socket's readiness is then cleared,
+/// so awaiting `socket.readable()` waits for the next datagram).
 pub(crate) fn recv_batch(
     socket: &UdpSocket,
+    slots: usize,
     mut handle: impl FnMut(SocketAddr, &[u8]),
 ) -> io::Result<usize> {
     RECV_BUFFERS.with(|cell| {
         let mut bufs = cell.borrow_mut();
-        if bufs.is_empty() {
-            *bufs = (0..BATCH).map(|_| vec![0u8; RECV_BUFFER]).collect();
+        let slots = slots.clamp(1, BATCH);
+        // Allocated as first needed: a thread that never sees a burst keeps one.
+        while bufs.len() < slots {
+            bufs.push(vec![0u8; RECV_BUFFER]);
         }
         let mut got = [(0usize, None::<SocketAddr>); BATCH];
         let n = match socket.try_io(Interest::READABLE, || {
-            sys::recv(socket, &mut bufs[..], &mut got)
+            sys::recv(socket, &mut bufs[..slots], &mut got)
         }) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
@@ -116,7 +119,7 @@ mod sys {
         bufs: &mut [Vec<u8>],
         got: &mut [(usize, Option<SocketAddr>); BATCH],
     ) -> io::Result<usize> {
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
         let mut slices: Vec<[IoSliceMut<'_>; 1]> =
             bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
         let received = recvmmsg(
@@ -222,7 +225,10 @@ mod tests {
         let mut got = Vec::new();
         while got.len() < count {
             socket.readable().await.unwrap();
-            recv_batch(socket, |from, payload| got.push((from, payload.to_vec()))).unwrap();
+            recv_batch(socket, BATCH, |from, payload| {
+                got.push((from, payload.to_vec()))
+            })
+            .unwrap();
         }
         got
     }
