@@ -74,6 +74,11 @@ pub struct Config {
     pub republish_interval: Duration,
     /// How often the maintenance timer runs (refresh, replicate, expire). Default 60 s.
     pub maintenance_interval: Duration,
+    /// A node holding values pings those of its k closest neighbours it has
+    /// not heard from for this long, so a holder that left is noticed and
+    /// its keys re-sent (churn repair). Shorter notices faster at the cost
+    /// of up to k pings per interval. Default 5 min.
+    pub neighbour_check_interval: Duration,
     /// Overall deadline of a get, put, ping or bootstrap; past it the
     /// operation fails with [`crate::Error::Timeout`] (a bootstrap reports
     /// the contacts found so far). Default 10 s.
@@ -143,6 +148,7 @@ impl Default for Config {
             replicate_interval: Duration::from_secs(3600),
             republish_interval: Duration::from_secs(24 * 3600),
             maintenance_interval: Duration::from_secs(60),
+            neighbour_check_interval: Duration::from_secs(300),
             operation_timeout: Duration::from_secs(10),
             max_requests_per_sec: 8192,
             max_requests_per_ip_per_sec: 1024,
@@ -234,6 +240,9 @@ impl Config {
         }
         if self.maintenance_interval.is_zero() {
             return bad("maintenance_interval must be positive");
+        }
+        if self.neighbour_check_interval.is_zero() {
+            return bad("neighbour_check_interval must be positive");
         }
         Ok(())
     }

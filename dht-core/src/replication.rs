@@ -9,8 +9,8 @@
 //!   for, from the node closest to each key (the paper's §2.5 hand-over rule,
 //!   so one node sends, not all k);
 //! - a contact **left** (evicted after missed replies; a node holding values
-//!   pings its quiet close neighbours every maintenance interval, so a
-//!   holder that left is noticed within about a minute): every key it was
+//!   pings its close neighbours gone quiet for `neighbour_check_interval`,
+//!   so a holder that left is noticed within minutes): every key it was
 //!   among the k closest for, and that we also hold as one of the k closest,
 //!   is re-sent soon, at a random moment within `repair_within` so that the
 //!   first holder to act suppresses the others (their STORE postpones the
