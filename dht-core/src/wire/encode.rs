@@ -198,7 +198,7 @@ mod tests {
             [200, 1, 20, 250],
         ]
         .into_iter()
-        .map(|o| std::net::IpAddr::from(o))
+        .map(std::net::IpAddr::from)
         .collect();
         ips.push("2001:db8::1".parse().unwrap());
         for ip in ips {
