@@ -64,6 +64,15 @@ def table(rows):
 
 
 def write_markdown(rows, command):
+    slope_text = ""
+    if len(rows) >= 2 and rows[-1]["nodes"] > rows[0]["nodes"]:
+        first, last = rows[0], rows[-1]
+        decades = math.log10(last["nodes"] / first["nodes"])
+        per_decade = (last["hops_per_lookup"] - first["hops_per_lookup"]) / decades
+        slope_text = (
+            f"Measured, hops grow by {per_decade:.2f} per tenfold growth of N "
+            f"(from N = {first['nodes']:,} to {last['nodes']:,}), where log2(N) grows by 3.32."
+        )
     text = f"""# Lookup cost against network size (simulator)
 
 Measured by `{command}` (`scripts/sim_scaling.py`): for each N, the `simulate`
@@ -80,8 +89,7 @@ The paper's prediction, ceil(log_(2^b) N) steps with b = 1, is log2(N): each
 step at least halves the XOR distance to the target. It bounds rather than
 predicts: a reply carries the k = 20 closest contacts the replying node knows,
 so a hop typically gains several bits, not one, and a get ends at the first of
-the k nodes holding the value. The measured hops grow by about one for every
-tenfold growth of N (log2(10) = 3.3 bits), well under log2(N).
+the k nodes holding the value. {slope_text}
 
 ![hops and RPCs per lookup](scaling.png)
 """
