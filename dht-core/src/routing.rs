@@ -26,8 +26,8 @@ use crate::contact::{is_local, subnet, Contact};
 use crate::id::{NodeId, ID_LEN};
 use crate::stored_contact::StoredContact;
 
-/// One routing-table entry, as handed out (the table stores it packed, see
-/// [`crate::stored_contact`]; `last_seen` is kept to the second).
+/// One routing-table entry, as handed out (the table stores it packed in the
+/// `stored_contact` module's 40 bytes; `last_seen` is kept to the second).
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub contact: Contact,
