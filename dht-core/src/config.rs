@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 8_137;
 ///     .with_rpc_timeout(Duration::from_millis(500));
 /// assert_eq!(config.alpha, 3);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// UDP address to bind (port 0 picks a free port). Default `0.0.0.0:0`.
     pub bind: SocketAddr,

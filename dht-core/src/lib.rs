@@ -49,6 +49,7 @@ pub mod signed;
 pub mod sim;
 pub mod stats;
 pub mod storage;
+mod stored_contact;
 pub mod value;
 pub mod wall_clock;
 pub mod wire;
