@@ -41,7 +41,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str =
     "usage: bench [--nodes 64,1000] [--ops 300] [--concurrency 32] [--value-size 100] \
-                     [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000] [--data-dir DIR]";
+                     [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000] [--data-dir DIR] \
+                     [--phases seq,par,signed_seq,signed_par]";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -55,6 +56,8 @@ struct Args {
     rpc_timeout_ms: u64,
     /// Persistence on: node i of an N-node run keeps its state in DIR/N-node<i>.
     data_dir: Option<std::path::PathBuf>,
+    /// The phases run, in the order of [`PHASES`] whatever order is given.
+    phases: Vec<String>,
     /// Internal: run exactly one network size in this process.
     single: bool,
 }
@@ -71,6 +74,7 @@ impl Args {
             seed: 1,
             rpc_timeout_ms: 2000,
             data_dir: None,
+            phases: PHASES.iter().map(|(name, ..)| (*name).to_owned()).collect(),
             single: false,
         };
         let mut it = std::env::args().skip(1);
@@ -100,6 +104,16 @@ impl Args {
                 "--seed" => args.seed = value.parse()?,
                 "--rpc-timeout-ms" => args.rpc_timeout_ms = value.parse()?,
                 "--data-dir" => args.data_dir = Some(value.into()),
+                "--phases" => {
+                    args.phases = value.split(',').map(|p| p.trim().to_owned()).collect();
+                    if let Some(bad) = args
+                        .phases
+                        .iter()
+                        .find(|p| !PHASES.iter().any(|(name, ..)| name == p))
+                    {
+                        return Err(format!("--phases: unknown phase {bad}\n{USAGE}").into());
+                    }
+                }
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
             }
         }
@@ -123,6 +137,7 @@ impl Args {
             ("--alpha", self.alpha.to_string()),
             ("--seed", self.seed.to_string()),
             ("--rpc-timeout-ms", self.rpc_timeout_ms.to_string()),
+            ("--phases", self.phases.join(",")),
         ];
         let mut flags: Vec<String> = pairs
             .into_iter()
@@ -207,6 +222,15 @@ fn vm_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// The phases: name, whether `--concurrency` operations run at once (else
+/// one at a time), whether puts and gets are of signed records.
+const PHASES: [(&str, bool, bool); 4] = [
+    ("seq", false, false),
+    ("par", true, false),
+    ("signed_seq", false, true),
+    ("signed_par", true, true),
+];
+
 /// One operation: key, value, node that runs it.
 #[derive(Clone)]
 struct Job {
@@ -275,13 +299,11 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
         "bootstrap_found_nobody": lonely,
     });
 
-    let phases = [
-        ("seq", 1, false),
-        ("par", args.concurrency, false),
-        ("signed_seq", 1, true),
-        ("signed_par", args.concurrency, true),
-    ];
-    for (phase, concurrency, signed) in phases {
+    for &(phase, parallel, signed) in &PHASES {
+        if !args.phases.iter().any(|p| p == phase) {
+            continue;
+        }
+        let concurrency = if parallel { args.concurrency } else { 1 };
         // The plain phases keep their keys and random draws of before.
         let suffix = match phase {
             "seq" => "",
