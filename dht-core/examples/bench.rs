@@ -23,6 +23,17 @@
 //! is acknowledged, so the figures include the fsyncs. DIR must be new or
 //! empty of earlier runs' directories (they would be loaded).
 //!
+//! With `--compare-persistence R`, each network size runs R rounds, each of
+//! one run in memory and then one with a data directory (a fresh
+//! `DIR/<N>-r<round>`, DIR from `--data-dir` or the system temp dir, removed
+//! after the run), and prints every run's put/get throughput with the median
+//! of each side and persistent/in-memory ratios of the medians:
+//!
+//! ```text
+//! cargo run --release -p dht-core --example bench -- --nodes 64 --ops 1000 \
+//!     --phases seq,par --compare-persistence 3
+//! ```
+//!
 //! Each network size runs in a child process of its own (this program with
 //! `--single`), so that the memory per node — the VmRSS growth from before the
 //! nodes were bound, divided by N — is not blurred by the previous run's heap.
@@ -42,7 +53,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const USAGE: &str =
     "usage: bench [--nodes 64,1000] [--ops 300] [--concurrency 32] [--value-size 100] \
                      [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000] [--data-dir DIR] \
-                     [--phases seq,par,signed_seq,signed_par]";
+                     [--phases seq,par,signed_seq,signed_par] [--compare-persistence ROUNDS]";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -58,6 +69,8 @@ struct Args {
     data_dir: Option<std::path::PathBuf>,
     /// The phases run, in the order of [`PHASES`] whatever order is given.
     phases: Vec<String>,
+    /// Rounds of in-memory and persistent runs side by side (0: off).
+    compare_rounds: usize,
     /// Internal: run exactly one network size in this process.
     single: bool,
 }
@@ -75,6 +88,7 @@ impl Args {
             rpc_timeout_ms: 2000,
             data_dir: None,
             phases: PHASES.iter().map(|(name, ..)| (*name).to_owned()).collect(),
+            compare_rounds: 0,
             single: false,
         };
         let mut it = std::env::args().skip(1);
@@ -104,6 +118,7 @@ impl Args {
                 "--seed" => args.seed = value.parse()?,
                 "--rpc-timeout-ms" => args.rpc_timeout_ms = value.parse()?,
                 "--data-dir" => args.data_dir = Some(value.into()),
+                "--compare-persistence" => args.compare_rounds = value.parse()?,
                 "--phases" => {
                     args.phases = value.split(',').map(|p| p.trim().to_owned()).collect();
                     if let Some(bad) = args
@@ -176,20 +191,13 @@ fn run() -> Result<(), BoxError> {
         return Ok(());
     }
 
-    let exe = std::env::current_exe()?;
+    if args.compare_rounds > 0 {
+        return compare_persistence(&args);
+    }
     let mut runs = Vec::new();
     for &nodes in &args.nodes {
         eprintln!("bench: N = {nodes} (child process)");
-        let output = Command::new(&exe)
-            .args(args.child_flags(nodes))
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()?;
-        if !output.status.success() {
-            return Err(format!("the run with N = {nodes} failed ({})", output.status).into());
-        }
-        let report: Json = serde_json::from_slice(&output.stdout)?;
-        runs.push(report);
+        runs.push(run_child(&args, nodes)?);
     }
     let report = json!({
         "impl": "kadmium (Rust API, dht-core)",
@@ -207,6 +215,111 @@ fn run() -> Result<(), BoxError> {
     });
     println!("{report}");
     Ok(())
+}
+
+/// Runs one network size in a child process of this program; its report.
+fn run_child(args: &Args, nodes: usize) -> Result<Json, BoxError> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(args.child_flags(nodes))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("the run with N = {nodes} failed ({})", output.status).into());
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// `--compare-persistence R`: R rounds per network size, each an in-memory
+/// run then a persistent one (interleaved, so a machine whose load changes
+/// during the benchmark affects both sides alike); every run's figures, the
+/// medians and the ratios of the medians.
+fn compare_persistence(args: &Args) -> Result<(), BoxError> {
+    let parent = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("kadmium-bench-{}", std::process::id())),
+    };
+    let measured: Vec<&str> = PHASES
+        .iter()
+        .map(|(name, ..)| *name)
+        .filter(|name| args.phases.iter().any(|p| p == name))
+        .collect();
+    let mut sizes = Vec::new();
+    for &nodes in &args.nodes {
+        let mut memory = Vec::new();
+        let mut persistent = Vec::new();
+        for round in 0..args.compare_rounds {
+            eprintln!("bench: N = {nodes}: round {round}, in memory");
+            let in_memory = Args {
+                data_dir: None,
+                ..args.clone()
+            };
+            memory.push(run_child(&in_memory, nodes)?);
+            let dir = parent.join(format!("{nodes}-r{round}"));
+            eprintln!(
+                "bench: N = {nodes}: round {round}, data directory {}",
+                dir.display()
+            );
+            let on_disk = Args {
+                data_dir: Some(dir.clone()),
+                ..args.clone()
+            };
+            let report = run_child(&on_disk, nodes);
+            let _ = std::fs::remove_dir_all(&dir);
+            persistent.push(report?);
+        }
+        let mut summary = json!({ "nodes": nodes });
+        for phase in &measured {
+            let mut line = json!({});
+            for figure in ["put_ops_s", "get_ops_s"] {
+                let pick = |runs: &[Json]| -> Vec<f64> {
+                    runs.iter()
+                        .filter_map(|r| r[phase][figure].as_f64())
+                        .collect()
+                };
+                let (mem, disk) = (pick(&memory), pick(&persistent));
+                let (mem_median, disk_median) = (median(&mem), median(&disk));
+                line[figure] = json!({
+                    "memory": mem,
+                    "data_dir": disk,
+                    "memory_median": mem_median,
+                    "data_dir_median": disk_median,
+                    "ratio_of_medians": round(disk_median / mem_median, 3),
+                });
+                eprintln!(
+                    "bench: N = {nodes}: {phase} {figure}: in memory {mem:?} (median {mem_median}), \
+                     data directory {disk:?} (median {disk_median}): {:.0} %",
+                    100.0 * disk_median / mem_median
+                );
+            }
+            summary[*phase] = line;
+        }
+        sizes.push(summary);
+    }
+    let _ = std::fs::remove_dir(&parent);
+    let report = json!({
+        "impl": "kadmium (Rust API, dht-core)",
+        "comparison": "in memory vs data directory, interleaved rounds",
+        "rounds": args.compare_rounds,
+        "ops": args.ops,
+        "concurrency": args.concurrency,
+        "value_size": args.value_size,
+        "data_dir_parent": parent.display().to_string(),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "sizes": sizes,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 /// VmRSS of this process in KiB (Linux); 0 where /proc is unavailable.

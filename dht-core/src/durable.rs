@@ -13,7 +13,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinHandle;
 use tracing::{error, info};
@@ -63,14 +63,21 @@ impl Durable {
     /// Locks and loads the data directory `path`, and builds the protocol
     /// from what it holds (with `storage` as its backend). Disk work runs on
     /// a blocking thread. `now` is the driver's clock, read with the wall
-    /// clock into this run's anchor.
+    /// clock into this run's anchor: the system clock, or `unix_secs_at_now`
+    /// when the caller set one (`Config::unix_time_at_start`: tests of
+    /// expiry across restarts start a node "90 s later" that way).
     pub async fn open(
         config: Config,
         storage: Box<dyn Storage>,
         path: &Path,
         now: Instant,
+        unix_secs_at_now: Option<u64>,
     ) -> Result<(Durable, Protocol)> {
-        let anchor = ClockAnchor::new(now, SystemTime::now());
+        let wall = match unix_secs_at_now {
+            Some(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+            None => SystemTime::now(),
+        };
+        let anchor = ClockAnchor::new(now, wall);
         let owned = path.to_owned();
         let opened = tokio::task::spawn_blocking(move || {
             let mut dir = DataDir::open(&owned)?;

@@ -96,13 +96,14 @@ impl Node {
     /// unwritable), and a node that saved contacts rejoins through them.
     pub async fn bind_with_storage(mut config: Config, storage: Box<dyn Storage>) -> Result<Node> {
         config.validate()?;
+        let wall_clock_set = config.unix_time_at_start;
         config.unix_time_at_start = config
             .unix_time_at_start
             .or_else(crate::node_records::system_unix_time);
         let (durable, protocol) = match &config.data_dir {
             Some(dir) => {
                 let (durable, protocol) =
-                    Durable::open(config.clone(), storage, dir, now()).await?;
+                    Durable::open(config.clone(), storage, dir, now(), wall_clock_set).await?;
                 (Some(durable), protocol)
             }
             None => (

@@ -16,7 +16,6 @@ waits on the network, so other Python threads keep running.
 
 from __future__ import annotations
 
-import random
 import threading
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
@@ -111,7 +110,8 @@ class DHT:
     ) -> None:
         if requesthandler is not None:
             raise TypeError("kadmium's protocol runs in Rust: requesthandler cannot be replaced")
-        node_id = digest(random.getrandbits(255)) if id is None else _id_bytes(id, "id")
+        # No id asked for: a random one, or with a data directory the saved one.
+        node_id = None if id is None else _id_bytes(id, "id")
         self.info = info
         self.hash_function = hash_function
         self.seeds: List[Tuple[str, int]] = [(str(s[0]), int(s[1])) for s in seeds or []]
