@@ -230,7 +230,7 @@ impl Durable {
     }
 
     fn failed(&mut self, now: Instant, e: PersistError) {
-        error!(error = %e, "could not save the node's state; it answers nobody until it can");
+        error!(error = %e, "could not save the node's state; it acknowledges nothing until it can");
         self.retry_at = Some(now + RETRY_PAUSE);
         self.last_error = Some(e);
     }
