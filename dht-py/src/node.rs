@@ -163,7 +163,7 @@ impl BindArgs {
     /// data directory, saved expiries are read against it.
     fn with_wall_clock(mut self, unix_secs: Option<f64>) -> Result<Self, KadError> {
         if let Some(t) = unix_secs {
-            if !(t.is_finite() && t >= 0.0 && t < 1e15) {
+            if !(0.0..1e15).contains(&t) {
                 return Err(KadError(Error::InvalidArgument(format!(
                     "unix_time_at_start must be a unix time in seconds (got {t})"
                 ))));
