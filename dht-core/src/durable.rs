@@ -7,7 +7,8 @@
 //! serving while it runs (group commit: what arrives meanwhile is the next
 //! transaction). Every collection gets a sequence number, so the driver can
 //! hold an acknowledgement until [`Durable::is_saved`] says the changes
-//! collected before it are on disk. A failed commit (disk full, I/O error)
+//! collected before it are on disk; [`Held`] keeps those acknowledgements
+//! (STORE answers, completed puts) meanwhile. A failed commit (disk full, I/O error)
 //! keeps its changes and is retried after [`RETRY_PAUSE`]; until it succeeds
 //! the driver acknowledges nothing, so nothing unsaved is ever acknowledged.
 
@@ -15,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
@@ -252,6 +254,82 @@ pub fn acknowledges(t: &Transmit) -> bool {
 /// also keeps the publisher's copy) to its caller: it waits for the disk.
 pub fn reports_put(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Put(_) | Outcome::SignedPut(_))
+}
+
+/// What waits for the disk: STORE answers and completed puts, each with the
+/// collection that must be saved first.
+#[derive(Default)]
+pub struct Held {
+    answers: Vec<(u64, Transmit)>,
+    puts: Vec<(u64, oneshot::Sender<Outcome>, Outcome)>,
+}
+
+impl Held {
+    /// Moves out of `outgoing` and `finished` what must wait for the
+    /// changes collected so far. While saving fails, those answers are
+    /// dropped (peers see a node that does not reply) and those puts fail.
+    pub fn hold(
+        &mut self,
+        d: &Durable,
+        outgoing: &mut Vec<Transmit>,
+        finished: &mut Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    ) {
+        if let Some(e) = d.failure() {
+            outgoing.retain(|t| !acknowledges(t));
+            for (_, outcome) in finished.iter_mut() {
+                if reports_put(outcome) {
+                    *outcome = failed_put(outcome, e);
+                }
+            }
+            return;
+        }
+        let Some(seq) = d.unsaved() else {
+            return;
+        };
+        let (wait, go): (Vec<_>, Vec<_>) = outgoing.drain(..).partition(acknowledges);
+        *outgoing = go;
+        self.answers.extend(wait.into_iter().map(|t| (seq, t)));
+        let (wait, go): (Vec<_>, Vec<_>) = finished
+            .drain(..)
+            .partition(|(_, outcome)| reports_put(outcome));
+        *finished = go;
+        self.puts
+            .extend(wait.into_iter().map(|(tx, outcome)| (seq, tx, outcome)));
+    }
+
+    /// Completes the puts whose changes are saved and returns the answers
+    /// that may go out. While saving fails, fails every held put and drops
+    /// every held answer.
+    pub fn release(&mut self, d: &Durable) -> Vec<Transmit> {
+        if let Some(e) = d.failure() {
+            self.answers.clear();
+            for (_, tx, outcome) in self.puts.drain(..) {
+                let _ = tx.send(failed_put(&outcome, e));
+            }
+            return Vec::new();
+        }
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            self.puts.drain(..).partition(|(seq, ..)| d.is_saved(*seq));
+        self.puts = waiting;
+        for (_, tx, outcome) in done {
+            let _ = tx.send(outcome);
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .answers
+            .drain(..)
+            .partition(|(seq, _)| d.is_saved(*seq));
+        self.answers = waiting;
+        ready.into_iter().map(|(_, t)| t).collect()
+    }
+}
+
+/// The outcome of a put whose changes could not be saved.
+fn failed_put(outcome: &Outcome, e: &PersistError) -> Outcome {
+    let e = Error::Persistence(duplicate(e));
+    match outcome {
+        Outcome::SignedPut(_) => Outcome::SignedPut(Err(e)),
+        _ => Outcome::Put(Err(e)),
+    }
 }
 
 fn thread_died(path: &Path, e: &tokio::task::JoinError) -> PersistError {

@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::contact::Contact;
-use crate::durable::{self, Durable};
+use crate::durable::{Durable, Held};
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats, Transmit};
@@ -518,82 +518,6 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
 async fn finish_commit(durable: &mut Option<Durable>) {
     if let Some(d) = durable {
         d.finish().await;
-    }
-}
-
-/// What waits for the disk: STORE answers and completed puts, each with the
-/// collection that must be saved first.
-#[derive(Default)]
-struct Held {
-    answers: Vec<(u64, Transmit)>,
-    puts: Vec<(u64, oneshot::Sender<Outcome>, Outcome)>,
-}
-
-impl Held {
-    /// Moves out of `outgoing` and `finished` what must wait for the
-    /// changes collected so far. While saving fails, those answers are
-    /// dropped (peers see a node that does not reply) and those puts fail.
-    fn hold(
-        &mut self,
-        d: &Durable,
-        outgoing: &mut Vec<Transmit>,
-        finished: &mut Vec<(oneshot::Sender<Outcome>, Outcome)>,
-    ) {
-        if let Some(e) = d.failure() {
-            outgoing.retain(|t| !durable::acknowledges(t));
-            for (_, outcome) in finished.iter_mut() {
-                if durable::reports_put(outcome) {
-                    *outcome = failed_put(outcome, e);
-                }
-            }
-            return;
-        }
-        let Some(seq) = d.unsaved() else {
-            return;
-        };
-        let (wait, go): (Vec<_>, Vec<_>) = outgoing.drain(..).partition(durable::acknowledges);
-        *outgoing = go;
-        self.answers.extend(wait.into_iter().map(|t| (seq, t)));
-        let (wait, go): (Vec<_>, Vec<_>) = finished
-            .drain(..)
-            .partition(|(_, outcome)| durable::reports_put(outcome));
-        *finished = go;
-        self.puts
-            .extend(wait.into_iter().map(|(tx, outcome)| (seq, tx, outcome)));
-    }
-
-    /// Completes the puts whose changes are saved and returns the answers
-    /// that may go out. While saving fails, fails every held put and drops
-    /// every held answer.
-    fn release(&mut self, d: &Durable) -> Vec<Transmit> {
-        if let Some(e) = d.failure() {
-            self.answers.clear();
-            for (_, tx, outcome) in self.puts.drain(..) {
-                let _ = tx.send(failed_put(&outcome, e));
-            }
-            return Vec::new();
-        }
-        let (done, waiting): (Vec<_>, Vec<_>) =
-            self.puts.drain(..).partition(|(seq, ..)| d.is_saved(*seq));
-        self.puts = waiting;
-        for (_, tx, outcome) in done {
-            let _ = tx.send(outcome);
-        }
-        let (ready, waiting): (Vec<_>, Vec<_>) = self
-            .answers
-            .drain(..)
-            .partition(|(seq, _)| d.is_saved(*seq));
-        self.answers = waiting;
-        ready.into_iter().map(|(_, t)| t).collect()
-    }
-}
-
-/// The outcome of a put whose changes could not be saved.
-fn failed_put(outcome: &Outcome, e: &crate::persist::PersistError) -> Outcome {
-    let e = Error::Persistence(durable::duplicate(e));
-    match outcome {
-        Outcome::SignedPut(_) => Outcome::SignedPut(Err(e)),
-        _ => Outcome::Put(Err(e)),
     }
 }
 
