@@ -81,8 +81,8 @@ class DHT:
     (3), ``ttl``: lifetime of the values this node puts (default 24 hours, at
     most 7 days), ``client_only`` (kadmium peers do not add this node to their
     routing tables), ``strict_local_limits`` (per-IP limits also on loopback
-    and private addresses), ``data_dir`` (keep values and contacts there
-    across restarts).
+    and private addresses), ``data_dir`` (keep values, contacts and, unless
+    ``id`` is given, the node id there across restarts).
 
     >>> with DHT("127.0.0.1", 0, seeds=[("127.0.0.1", 4000)]) as dht:  # doctest: +SKIP
     ...     dht["color"] = ["blue", "green"]

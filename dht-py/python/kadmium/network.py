@@ -96,8 +96,9 @@ class Server:
         that kadmium peers do not add to their routing tables (short-lived
         scripts); ``strict_local_limits`` applies the per-IP limits to loopback
         and private addresses too; ``data_dir`` keeps the node's values and
-        contacts in that directory across restarts (``PersistenceError`` if it
-        is in use by another process or damaged)."""
+        contacts in that directory across restarts, and its id unless
+        ``node_id`` is given (``PersistenceError`` if it is in use by another
+        process or damaged)."""
         if self.protocol_class is not None:
             raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
         self.ksize = ksize
