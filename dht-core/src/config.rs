@@ -105,6 +105,9 @@ pub struct Config {
     /// only link to wall-clock time, for signed records' expiry. [`crate::Node`]
     /// sets it from the system clock when `None`; the protocol alone (the
     /// simulator) then uses [`crate::wall_clock::VIRTUAL_EPOCH_UNIX`].
+    /// With a [`Config::data_dir`], a value set here is also the wall clock
+    /// the saved expiries are read against at start (instead of the system
+    /// clock): a test restarts a node "90 s later" without waiting 90 s.
     pub unix_time_at_start: Option<u64>,
     /// Directory where [`crate::Node`] keeps its id, routing contacts and
     /// records across restarts (created if missing, locked while the node
@@ -113,12 +116,14 @@ pub struct Config {
     /// [`crate::Node`]; a bare [`crate::Protocol`] and the simulator ignore
     /// it (see [`crate::Protocol::restore`]).
     ///
-    /// Durability: the driver saves the changes of each of its iterations in
-    /// one fsync'ed commit *before* it sends the datagrams of that iteration
-    /// and before it completes a `put`, so a STORE acknowledged to a peer or
-    /// a put reported to the caller survives `kill -9` or a crash. What is
-    /// lost is at most the iteration in progress (milliseconds of work none
-    /// of which was acknowledged), and the contact list is saved at most
+    /// Durability: the driver commits changes in fsync'ed transactions
+    /// while it goes on serving (one transaction for everything changed
+    /// while the previous one ran), and holds every STORE answer and every
+    /// completed `put` until the changes made before it are committed, so a
+    /// STORE acknowledged to a peer or a put reported to the caller survives
+    /// `kill -9` or a crash. What is lost is at most the changes not yet
+    /// committed (milliseconds of work, none of it acknowledged), and the
+    /// contact list is saved at most
     /// once a second (every 30 s once it holds k contacts), so a kill may
     /// lose the newest contacts. [`crate::Node::store_local`] returns before
     /// its value is saved (in the next iteration, normally within

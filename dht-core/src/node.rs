@@ -13,13 +13,12 @@ use tracing::{debug, warn};
 
 use crate::config::Config;
 use crate::contact::Contact;
-use crate::durable::{self, Durable};
+use crate::durable::{Durable, Held};
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats, Transmit};
 use crate::storage::{MemoryStorage, Storage};
 use crate::value::Value;
-use crate::wire;
 
 /// Datagrams read in one go before the driver sends what they caused.
 const RECV_BATCH: usize = 64;
@@ -69,7 +68,7 @@ struct State {
 
 /// The protocol's clock. Read from tokio so a node runs under tokio's paused
 /// test clock (`start_paused`) as well as in real time.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -97,13 +96,14 @@ impl Node {
     /// unwritable), and a node that saved contacts rejoins through them.
     pub async fn bind_with_storage(mut config: Config, storage: Box<dyn Storage>) -> Result<Node> {
         config.validate()?;
+        let wall_clock_set = config.unix_time_at_start;
         config.unix_time_at_start = config
             .unix_time_at_start
             .or_else(crate::node_records::system_unix_time);
         let (durable, protocol) = match &config.data_dir {
             Some(dir) => {
                 let (durable, protocol) =
-                    Durable::open(config.clone(), storage, dir, now()).await?;
+                    Durable::open(config.clone(), storage, dir, now(), wall_clock_set).await?;
                 (Some(durable), protocol)
             }
             None => (
@@ -418,8 +418,14 @@ fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
 }
 
 /// The node's task: until shutdown, send what the protocol wants sent,
-/// complete finished operations, then wait for a datagram, a command or the
-/// protocol's next deadline.
+/// complete finished operations, then wait for a datagram, a command, the
+/// protocol's next deadline or the end of a commit.
+///
+/// With a data directory, changes are committed while the loop goes on
+/// (group commit: one transaction for everything collected while the
+/// previous one ran). STORE answers and completed puts are held until the
+/// changes collected before them are on disk; everything else goes out at
+/// once.
 async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
     // Runs however the task ends, also when the runtime drops it mid-await;
     // declared before `socket` and `durable` so the socket is closed and the
@@ -430,6 +436,7 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut outgoing = Vec::new();
     let mut finished = Vec::new();
+    let mut held = Held::default();
     while !inner.shut_down.load(Ordering::SeqCst) {
         let mut deadline = {
             let mut state = inner.lock();
@@ -449,41 +456,17 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             }
             earliest(protocol.poll_timeout(), protocol.persist_deadline())
         };
-        // Save before acknowledging: the STOREs answered and the puts
-        // completed below are on disk once this returns (outside the lock).
         if let Some(d) = &mut durable {
-            let at = now();
-            if d.has_work(at) {
-                // Our own requests acknowledge nothing: they go out while
-                // the disk works, so a put's lookup does not wait for it.
-                let (requests, answers) = outgoing.drain(..).partition(is_request);
-                send_all(&socket, inner.local_addr, requests).await;
-                outgoing = answers;
-                let retrying = d.retry_at().is_some();
-                d.commit(at).await;
-                if retrying && d.failure().is_none() {
-                    // Saving works again: what the protocol journaled while
-                    // it did not (a put's publisher copy, say) is saved too
-                    // before anything below is acknowledged.
-                    d.collect(&mut inner.lock().protocol, now());
-                    d.commit(now()).await;
-                }
-            }
+            // Save before acknowledging: what the protocol changed up to
+            // now is collected; this iteration's acknowledgements wait for
+            // it (outside the lock, while the loop goes on).
+            d.start(now());
+            held.hold(d, &mut outgoing, &mut finished);
+            outgoing.extend(held.release(d));
             deadline = earliest(deadline, d.retry_at());
         }
-        let failure = durable.as_ref().and_then(|d| d.failure());
         for (tx, outcome) in finished.drain(..) {
-            let outcome = match (outcome, failure) {
-                (Outcome::Put(_), Some(e)) => {
-                    Outcome::Put(Err(Error::Persistence(durable::duplicate(e))))
-                }
-                (outcome, _) => outcome,
-            };
             let _ = tx.send(outcome);
-        }
-        if failure.is_some() {
-            // Unsaved: answer nobody (peers see a node that does not reply).
-            outgoing.retain(is_request);
         }
         let batch = std::mem::take(&mut outgoing);
         outgoing = send_all(&socket, inner.local_addr, batch).await;
@@ -491,6 +474,7 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)),
             None => tokio::time::sleep(std::time::Duration::from_secs(3600)),
         };
+        let committing = durable.as_ref().is_some_and(|d| d.is_committing());
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 let mut state = inner.lock();
@@ -514,22 +498,27 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             }
             _ = sleep => inner.lock().protocol.handle_timeout(now()),
             _ = inner.wake.notified() => {}
+            _ = finish_commit(&mut durable), if committing => {}
         }
     }
     if let Some(d) = &mut durable {
         // Save what the last commands changed (a store_local just before
-        // shutdown, say).
+        // shutdown, say), then complete what waited for it.
         d.collect(&mut inner.lock().protocol, now());
-        let at = now();
-        if d.has_work(at) {
-            d.commit(at).await;
+        d.flush().await;
+        let answers = held.release(d);
+        for (tx, outcome) in finished.drain(..) {
+            let _ = tx.send(outcome);
         }
+        send_all(&socket, inner.local_addr, answers).await;
     }
     debug!(id = %inner.id, "node stopped");
 }
 
-fn is_request(t: &Transmit) -> bool {
-    t.payload.first() == Some(&wire::REQUEST)
+async fn finish_commit(durable: &mut Option<Durable>) {
+    if let Some(d) = durable {
+        d.finish().await;
+    }
 }
 
 /// Sends `batch`; gives back the emptied vector to reuse its allocation.

@@ -87,6 +87,7 @@ class Node:
         client_only: bool = False,
         strict_local_limits: bool = False,
         data_dir: Optional[str] = None,
+        unix_time_at_start: Optional[float] = None,
     ) -> Node: ...
     @staticmethod
     def bind_async(
@@ -103,6 +104,7 @@ class Node:
         client_only: bool = False,
         strict_local_limits: bool = False,
         data_dir: Optional[str] = None,
+        unix_time_at_start: Optional[float] = None,
     ) -> Awaitable[Node]: ...
     @property
     def id(self) -> bytes: ...
