@@ -30,6 +30,7 @@ use crate::contacts::Contacts;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::ops::{Env, Operations, PutKind};
+use crate::public_address::PublicAddress;
 use crate::quota::{QuotaLimits, SourceQuota};
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::records::{Lifetimes, RecordStore};
@@ -103,6 +104,8 @@ pub struct Protocol {
     next_maintenance: Instant,
     next_slice: Option<Instant>,
     counters: Counters,
+    /// Our address as the peers answering us see it.
+    public_address: PublicAddress,
     /// What changed since the driver last saved; only with a data directory.
     journal: Option<crate::journal::Journal>,
 }
@@ -179,6 +182,7 @@ impl Protocol {
             next_maintenance: now + phase,
             next_slice: None,
             counters: Counters::default(),
+            public_address: PublicAddress::default(),
             journal: None,
             config,
         })
@@ -241,6 +245,7 @@ impl Protocol {
             values_stored: self.records.len() as u64,
             stored_bytes: self.records.bytes() as u64,
             pending_rpcs: self.out.table.len() as u64,
+            public_address: self.public_address.get(),
         }
     }
 
@@ -443,8 +448,13 @@ impl Protocol {
             Ok(rpc) => rpc,
             Err(why) => return self.drop_datagram(from, &why),
         };
-        let response = match wire::decode_response(rpc.kind, body) {
-            Ok(r) => r,
+        let response = match wire::decode_response_observed(rpc.kind, body) {
+            Ok((r, observed)) => {
+                if let Some(observed) = observed {
+                    self.public_address.report(now, from.ip(), observed);
+                }
+                r
+            }
             Err(e) => {
                 self.drop_datagram(from, &e);
                 return self.rpc_failed(now, rpc);

@@ -46,7 +46,7 @@ impl Protocol {
             // asker still progresses; a ping (counted in the budget) makes
             // the next answers whole.
             let encoded_len = |c: &Vec<Contact>| {
-                wire::encode_response(&msg_id, &Response::Nodes(c.clone())).len()
+                wire::encode_reply(&msg_id, &Response::Nodes(c.clone()), from).len()
             };
             let mut answer_len = encoded_len(contacts);
             // A cut answer always leaves room for the ping, sent or not, so
@@ -61,7 +61,8 @@ impl Protocol {
                 }
             }
         }
-        let answer = wire::encode_response(&msg_id, &response);
+        // Kadmium requesters also learn the address we saw them at.
+        let answer = wire::encode_reply(&msg_id, &response, from);
         match self.validation.admit(from, request_len, answer, now) {
             Admit::Send(answer) => self.out.send_encoded(from, answer),
             Admit::Held { ping: true } => self.verify(now, from, None),
