@@ -14,7 +14,8 @@
 //! bounded, and a changed address (a NAT rebinding) takes over as peers
 //! answer again.
 //! Loopback and private addresses count like any other: a node on a LAN or
-//! in a test learns its LAN or loopback address.
+//! in a test learns its LAN or loopback address; an unspecified or multicast
+//! address, from which no datagram can come, is no vote.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +41,10 @@ pub struct PublicAddress {
 impl PublicAddress {
     /// Peer `reporter` answered us and saw our requests come from `observed`.
     pub fn report(&mut self, now: Instant, reporter: IpAddr, observed: SocketAddr) {
+        // No datagram comes from these: the reporter is lying or broken.
+        if observed.ip().is_unspecified() || observed.ip().is_multicast() {
+            return;
+        }
         self.lapse_old_votes(now);
         if self.votes.len() >= MAX_VOTERS && !self.votes.contains_key(&reporter) {
             let oldest = self.votes.iter().min_by_key(|(_, (_, at))| *at);
@@ -109,6 +114,26 @@ mod tests {
         assert_eq!(p.get(), None, "repeating does not add votes");
         p.report(t, ip(2), me);
         assert_eq!(p.get(), Some(me));
+    }
+
+    #[test]
+    fn impossible_addresses_are_no_votes() {
+        let t = Instant::now();
+        let mut p = PublicAddress::default();
+        for (i, bogus) in [
+            "0.0.0.0:4000",
+            "[::]:4000",
+            "224.0.0.1:4000",
+            "[ff02::1]:4000",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            p.report(t, ip(i as u8), addr(bogus));
+            p.report(t, ip(100 + i as u8), addr(bogus));
+        }
+        assert!(p.votes.is_empty());
+        assert_eq!(p.get(), None);
     }
 
     #[test]
