@@ -36,6 +36,7 @@ mod node_records;
 pub mod ops;
 pub mod persist;
 pub mod protocol;
+pub mod public_address;
 pub mod quota;
 pub mod ratelimit;
 pub mod record_policy;

@@ -277,6 +277,12 @@ impl Node {
         self.inner.lock().protocol.stats()
     }
 
+    /// This node's address as its peers see it (its NAT's public address,
+    /// say), once at least two peer IPs agree; see [`Stats::public_address`].
+    pub fn public_address(&self) -> Option<SocketAddr> {
+        self.stats().public_address
+    }
+
     /// Ask the node to stop: the task ends, the socket closes, pending and
     /// later operations fail with [`Error::Shutdown`]. Returns at once; await
     /// [`Node::closed`] (or use [`Node::shutdown_and_wait`]) to know the

@@ -34,6 +34,9 @@ pub struct Stats {
     pub values_stored: u64,
     pub stored_bytes: u64,
     pub pending_rpcs: u64,
+    /// This node's address as its peers see it, once at least two peer IPs
+    /// agree (see [`crate::public_address`]); `None` before that.
+    pub public_address: Option<std::net::SocketAddr>,
 }
 
 /// Counters kept by the glue itself.

@@ -364,6 +364,15 @@ impl PyNode {
         (a.ip().to_string(), a.port())
     }
 
+    /// This node's address as its peers see it, once two peer IPs agree;
+    /// None before that.
+    #[getter]
+    fn public_address(&self) -> Option<(String, u16)> {
+        self.inner
+            .public_address()
+            .map(|a| (a.ip().to_string(), a.port()))
+    }
+
     #[getter]
     fn k(&self) -> usize {
         self.inner.config().k

@@ -24,8 +24,13 @@ impl Protocol {
             Ok(rpc) => rpc,
             Err(why) => return self.drop_datagram(from, &why),
         };
-        let response = match wire::decode_response(rpc.kind, body) {
-            Ok(r) => r,
+        let response = match wire::decode_response_observed(rpc.kind, body) {
+            Ok((r, observed)) => {
+                if let Some(observed) = observed {
+                    self.public_address.report(now, from.ip(), observed);
+                }
+                r
+            }
             Err(e) => {
                 self.drop_datagram(from, &e);
                 return self.rpc_failed(now, rpc);

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use rmp::Marker;
 
+use super::observed::parse_observed;
 use super::{Request, Response, RpcKind, WireError, MAX_CONTACTS_PER_REPLY};
 use crate::contact::Contact;
 use crate::id::NodeId;
@@ -264,7 +265,19 @@ pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
     Ok(request)
 }
 
+/// A response body, with or without an observed-address trailer (which is
+/// checked, then dropped; see [`decode_response_observed`]).
 pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError> {
+    decode_response_observed(kind, body).map(|(response, _)| response)
+}
+
+/// A response body and the requester's address as the responder saw it, if
+/// a kadmium responder appended it (see [`super::observed`]). Bytes after
+/// the body that are not exactly one trailer make the response malformed.
+pub fn decode_response_observed(
+    kind: RpcKind,
+    body: &[u8],
+) -> Result<(Response, Option<SocketAddr>), WireError> {
     let mut r = Reader::new(body);
     let response = match kind {
         RpcKind::Ping => Response::Ping(r.id()?),
@@ -301,8 +314,8 @@ pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError
             Response::Stun(SocketAddr::new(ip, r.port()?))
         }
     };
-    r.end()?;
-    Ok(response)
+    let observed = parse_observed(r.buf)?;
+    Ok((response, observed))
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {

@@ -1,6 +1,8 @@
 //! Encoding: requests, responses and values into rpcudp datagrams and
 //! msgpack, byte-identical to what `umsgpack` writes.
 
+use std::net::SocketAddr;
+
 use super::{MsgId, Request, Response, MSG_ID_LEN, REQUEST, RESPONSE};
 use crate::id::{NodeId, ID_LEN};
 use crate::value::Value;
@@ -115,6 +117,17 @@ fn write_ip(w: &mut Vec<u8>, ip: &std::net::IpAddr) {
             let _ = rmp::encode::write_str(w, &ip.to_string());
         }
     }
+}
+
+/// The answer to request `id` from `requester`: the response, followed by
+/// the observed-address trailer when the requester is a kadmium node (its
+/// id carries kadmium's tag). What other peers receive is unchanged.
+pub fn encode_reply(id: &MsgId, response: &Response, requester: SocketAddr) -> Vec<u8> {
+    let mut out = encode_response(id, response);
+    if let Some(observed) = super::trailer_for(id, requester) {
+        super::append_observed(&mut out, &observed);
+    }
+    out
 }
 
 fn write_id(w: &mut Vec<u8>, id: &NodeId) {

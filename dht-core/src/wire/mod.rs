@@ -13,9 +13,11 @@ use crate::value::Value;
 
 mod decode;
 mod encode;
+mod observed;
 
-pub use decode::{decode_request, decode_response, decode_value};
-pub use encode::{encode_request, encode_response, encode_value, encoded_store_len};
+pub use decode::{decode_request, decode_response, decode_response_observed, decode_value};
+pub use encode::{encode_reply, encode_request, encode_response, encode_value, encoded_store_len};
+pub use observed::{append_observed, observed_len, trailer_for, OBSERVED_TAG};
 
 pub const REQUEST: u8 = 0x00;
 pub const RESPONSE: u8 = 0x01;

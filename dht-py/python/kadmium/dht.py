@@ -158,6 +158,14 @@ class DHT:
         """The bound ``(host, port)`` (the real port when 0 was asked)."""
         return self._node.local_addr
 
+    @property
+    def public_address(self) -> Optional[Tuple[str, int]]:
+        """This node's ``(host, port)`` as its peers see it (behind a NAT, the
+        NAT's address), or None until at least two peer IPs agree on it (one
+        lying peer cannot set it). Only kadmium peers report it; loopback and
+        private addresses count like public ones."""
+        return self._node.public_address
+
     def peers(self) -> List[Dict[str, Any]]:
         """The routing table as ``{"host", "port", "id", "info"}`` dicts (``id`` an int;
         ``info`` None: kadmium's wire protocol does not carry it)."""

@@ -406,6 +406,16 @@ class Server:
         values_stored, stored_bytes, pending_rpcs)."""
         return self._node().stats()
 
+    def public_address(self) -> Optional[Tuple[str, int]]:
+        """This node's ``(host, port)`` as its peers see it (behind a NAT, the
+        NAT's address), or None until at least two peer IPs agree on it (one
+        lying peer cannot set it), and before ``listen``. Only kadmium peers
+        report it (``kademlia`` peers do not); loopback and private addresses
+        count like public ones."""
+        if self._native is None:
+            return None
+        return self._native.public_address
+
     def routing_table(self) -> List[Node]:
         """Every contact in the routing table."""
         if self._native is None:
