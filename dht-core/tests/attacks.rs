@@ -209,7 +209,10 @@ fn a_refused_store_is_answered_false_not_silence() {
     // silence; the ones kadmium cannot hold are never stored.
     let mut deep = vec![0x91; 40];
     deep.push(0xc0);
-    let cases: Vec<(&str, Result<Value, Vec<u8>>, Option<bool>)> = vec![
+    // Each case: a name, the value (or the raw msgpack of one kadmium
+    // cannot hold) and the answer expected, if only one is right.
+    type Case = (&'static str, Result<Value, Vec<u8>>, Option<bool>);
+    let cases: Vec<Case> = vec![
         (
             "too large",
             value(Value::from(vec![1u8; 4000])),
