@@ -57,6 +57,8 @@ pub fn answer<R: Rng + ?Sized>(
             let stored = accept_store(ctx, now, from, msg_id, key, value);
             Response::Store(stored)
         }
+        // A value we cannot hold: answered, never stored.
+        Request::StoreRejected { .. } => Response::Store(false),
         Request::FindNode { sender, target } => {
             Response::Nodes(neighbours(ctx.routing, ctx.policy.k, &target, from, sender))
         }

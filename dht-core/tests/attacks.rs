@@ -199,29 +199,62 @@ fn a_refused_store_is_answered_false_not_silence() {
     let mut p = Protocol::new(config, start).unwrap();
     let from = SocketAddr::new(public_ip(77), 5000);
     let sender = NodeId::random(&mut rng);
+    let value = |value: Value| Ok(value);
+    let rejected = |raw: &[u8]| Err(raw.to_vec());
     // A TTL of 0 in a kadmium id means "none given" (the default TTL), so
     // the refusals we can provoke are size, and the value types a Python
-    // `kademlia` peer's `set_digest` sends (None, a list): those must get
-    // an answer, `true` or `false`, never silence.
-    let cases: Vec<(&str, Value, Option<bool>)> = vec![
-        ("too large", Value::from(vec![1u8; 4000]), Some(false)),
-        ("nil", Value::Nil, None),
+    // `kademlia` peer's `set_digest` sends (None, a list, and values that
+    // are msgpack but not a kadmium Value: `umsgpack` packs a `datetime` as
+    // extension -1): those must get an answer, `true` or `false`, never
+    // silence; the ones kadmium cannot hold are never stored.
+    let mut deep = vec![0x91; 40];
+    deep.push(0xc0);
+    // Each case: a name, the value (or the raw msgpack of one kadmium
+    // cannot hold) and the answer expected, if only one is right.
+    type Case = (&'static str, Result<Value, Vec<u8>>, Option<bool>);
+    let cases: Vec<Case> = vec![
+        (
+            "too large",
+            value(Value::from(vec![1u8; 4000])),
+            Some(false),
+        ),
+        ("nil", value(Value::Nil), None),
         (
             "list",
-            Value::from(vec![Value::from(1i64), Value::from("x")]),
+            value(Value::from(vec![Value::from(1i64), Value::from("x")])),
             None,
         ),
+        // umsgpack.packb(datetime(2026, 1, 1, tzinfo=timezone.utc))
+        (
+            "datetime (ext -1)",
+            rejected(&[0xd6, 0xff, 0x69, 0x55, 0xb9, 0x00]),
+            Some(false),
+        ),
+        (
+            "ext 5 in a map",
+            rejected(&[0x81, 0xa1, b'k', 0xc7, 0x03, 0x05, b'a', b'b', b'c']),
+            Some(false),
+        ),
+        ("str, not utf-8", rejected(&[0xa2, 0xff, 0xfe]), Some(false)),
+        ("nested 40 deep", rejected(&deep), Some(false)),
     ];
+    let mut undecodable = 0;
     for (name, value, expected) in cases {
         let id = wire::kadmium_id(3600, rng.random());
-        let bytes = wire::encode_request(
-            &id,
-            &Request::Store {
-                sender,
-                key: NodeId::random(&mut rng),
-                value,
-            },
-        );
+        let key = NodeId::random(&mut rng);
+        let request = match value {
+            Ok(value) => Request::Store { sender, key, value },
+            Err(raw) => {
+                undecodable += 1;
+                Request::StoreRejected {
+                    sender,
+                    key,
+                    value: wire::RejectedValue { reason: "", raw },
+                }
+            }
+        };
+        let bytes = wire::encode_request(&id, &request);
+        let before = p.stats();
         p.handle_datagram(start, from, &bytes);
         let replies: Vec<Response> = drain(&mut p)
             .iter()
@@ -232,12 +265,23 @@ fn a_refused_store_is_answered_false_not_silence() {
                 wire::decode_response(wire::RpcKind::Store, packet.body).ok()
             })
             .collect();
+        let after = p.stats();
         println!("refused store ({name}): replies {replies:?}");
         assert_eq!(replies.len(), 1, "{name}: exactly one answer");
+        assert_eq!(after.datagrams_dropped, before.datagrams_dropped, "{name}");
+        assert_eq!(after.requests_received, before.requests_received + 1);
         if let Some(ok) = expected {
             assert_eq!(replies[0], Response::Store(ok), "{name}");
+            assert_eq!(p.local_value(&key, start), None, "{name}: not stored");
+            assert_eq!(after.values_stored, before.values_stored, "{name}");
         }
     }
+    let stats = p.stats();
+    println!(
+        "undecodable stores: {} answered false and counted, {} values held",
+        stats.stores_undecodable, stats.values_stored
+    );
+    assert_eq!(stats.stores_undecodable, undecodable);
 }
 
 /// Deliver `bytes` from `from`, and answer every ping the victim sends to an

@@ -573,6 +573,7 @@ impl PyNode {
             ("datagrams_sent", s.datagrams_sent),
             ("datagrams_dropped", s.datagrams_dropped),
             ("requests_received", s.requests_received),
+            ("stores_undecodable", s.stores_undecodable),
             ("responses_received", s.responses_received),
             ("rpcs_sent", s.rpcs_sent),
             ("rpc_timeouts", s.rpc_timeouts),

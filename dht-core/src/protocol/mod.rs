@@ -225,6 +225,7 @@ impl Protocol {
             requests_refused: self.limiter.refused,
             answers_withheld: self.validation.dropped,
             stores_over_quota: self.quota.refused,
+            stores_undecodable: c.stores_undecodable,
             requests_received: c.requests_received,
             responses_received: c.responses_received,
             rpcs_sent: self.out.rpcs_sent,

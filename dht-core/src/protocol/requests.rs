@@ -27,6 +27,9 @@ impl Protocol {
             Err(e) => return self.drop_datagram(from, &e),
         };
         self.counters.requests_received += 1;
+        if let Request::StoreRejected { .. } = request {
+            self.counters.stores_undecodable += 1;
+        }
         let client_only = wire::flags_from_id(&msg_id) & wire::FLAG_CLIENT != 0;
         if let Some(sender) = request.sender().filter(|_| !client_only) {
             self.heard_from(now, Contact::new(sender, from));

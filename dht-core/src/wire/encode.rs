@@ -26,6 +26,12 @@ pub fn encode_request(id: &MsgId, request: &Request) -> Vec<u8> {
             write_id(w, key);
             write_value(w, value);
         }
+        Request::StoreRejected { sender, key, value } => {
+            let _ = rmp::encode::write_array_len(w, 3);
+            write_id(w, sender);
+            write_id(w, key);
+            w.extend_from_slice(&value.raw);
+        }
         Request::FindNode {
             sender,
             target: key,
