@@ -15,6 +15,7 @@ TEST_TARGETS := lint test-rust
 TEST_TARGETS += test-ffi
 TEST_TARGETS += test-py
 TEST_TARGETS += fuzz-smoke
+TEST_TARGETS += test-sim-scale
 
 .PHONY: all demo test setup lint test-rust $(TEST_TARGETS)
 
@@ -222,3 +223,21 @@ fuzz-smoke:
 	  echo "fuzz-smoke: no nightly toolchain or cargo-fuzz; running the harnesses on stable instead"; \
 	  KADMIUM_FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) $(CARGO) test -p dht-voidphone --release --test fuzz_smoke -- --nocapture; \
 	fi
+
+# --- the simulator at scale (issue 16) ----------------------------------------
+# One network of SIM_SCALE_NODES nodes: join, 200 puts, 1,000 gets from random
+# nodes, through the full wire encode/decode path. Prints the figures (wall
+# and CPU seconds, peak RSS) as one JSON line; fails if a join failed or a get
+# missed its value (never on time: figures are printed, not asserted).
+SIM_SCALE_NODES ?= 30000
+test-sim-scale:
+	$(CARGO) build --release -p dht-core --example simulate
+	target/release/examples/simulate --nodes $(SIM_SCALE_NODES) --gets 1000 --seed 42 --require-all-found
+
+# Hops and RPCs per lookup against N, next to log2(N): docs/sim/scaling.{md,json,png}.
+.PHONY: sim-scaling
+SIM_SCALING_NODES ?= 1000,10000,100000
+sim-scaling: setup
+	$(PY) -m pip install --quiet -r scripts/requirements-bench.txt
+	$(CARGO) build --release -p dht-core --example simulate
+	$(PY) scripts/sim_scaling.py --nodes $(SIM_SCALING_NODES)

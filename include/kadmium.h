@@ -89,6 +89,12 @@
 #define KAD_ID_LEN 20
 
 /*
+ Room for the longest address kad_node_public_address writes
+ ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535") and its NUL.
+ */
+#define KAD_ADDRESS_MAX_LEN 48
+
+/*
  Most library threads that run C callbacks at once. When that many
  callbacks are running (or blocked), further callbacks wait in order for
  one of them to return; they are delayed, never lost. Host names given
@@ -829,6 +835,30 @@ kad_result kad_node_port(const struct kad_node *node,
 kad_result kad_node_id(const struct kad_node *node,
                        uint8_t *id_out,
                        size_t id_out_len);
+
+/*
+ Write the node's public address as its peers see it ("ip:port", or
+ "[ip]:port" for IPv6; behind a NAT, the NAT's address) into `addr_out`,
+ NUL-terminated, and its length without the NUL into `*written_out`
+ (`written_out` may be NULL). `addr_out_len` >= KAD_ADDRESS_MAX_LEN is
+ always enough.
+
+ kadmium peers tell a node where its requests came from in their answers
+ (Python peers do not); the address is known once at least two peer IPs
+ agree on it, so one lying peer cannot set it. Loopback and private
+ addresses count like public ones. It can change while the node runs
+ (when the NAT's mapping does). Never blocks.
+
+ KAD_NOT_FOUND while fewer than two peer IPs agree (e.g. right after
+ kad_node_new, or among Python peers only). KAD_BUFFER_TOO_SMALL if the
+ address and its NUL do not fit (the detail says how many bytes it needs);
+ nothing is written then: an address is never truncated. KAD_NULL_POINTER
+ for a NULL `addr_out`.
+ */
+kad_result kad_node_public_address(const struct kad_node *node,
+                                   char *addr_out,
+                                   size_t addr_out_len,
+                                   size_t *written_out);
 
 /*
  Join the network: ping every address in `addrs` ("host:port" strings,

@@ -1,7 +1,12 @@
 /*
  * kadmium.hpp: header-only C++17 wrapper of kadmium.h.
  *
- * - RAII handles: kadmium::config, kadmium::node, kadmium::value (move-only).
+ * - RAII handles: kadmium::config, kadmium::node, kadmium::value,
+ *   kadmium::keypair (move-only).
+ * - Signed records (node::put_signed, get_signed, delete_signed: mutable,
+ *   under a key pair and a salt) and immutable ones (node::put_immutable,
+ *   get_immutable: under the digest of their content), blocking, with
+ *   std::function handlers and as std::future, like plain puts and gets.
  * - Failures throw kadmium::error, carrying the kad_result code and the
  *   library's detail message (kad_last_error_detail). A missing key is not an
  *   error: get() returns std::nullopt.
@@ -23,6 +28,7 @@
 
 #include <kadmium.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -67,6 +73,8 @@ inline std::function<void(std::exception_ptr)> callback_exception_handler =
     };
 
 using node_id = std::array<uint8_t, KAD_ID_LEN>;
+/// An ed25519 public key (what readers of signed records need) or secret.
+using key_bytes = std::array<uint8_t, KAD_KEY_LEN>;
 
 namespace detail {
 
@@ -170,6 +178,55 @@ private:
     std::unique_ptr<kad_cancel_token, token_free> t_;
 };
 
+/// An ed25519 key pair that signs records (move-only). The library keeps the
+/// secret; secret() copies it out for storage.
+class keypair {
+public:
+    /// A new key pair from the operating system's CSPRNG.
+    keypair() : k_(kad_keypair_new()) {}
+    /// The key pair of a secret written by secret().
+    static keypair from_secret(const key_bytes &secret) {
+        kad_keypair *k = nullptr;
+        detail::check(kad_keypair_from_secret(secret.data(), secret.size(), &k), "kadmium::keypair::from_secret");
+        return keypair(k);
+    }
+    /// The secret: keep it private, it signs records.
+    key_bytes secret() const {
+        key_bytes out{};
+        detail::check(kad_keypair_secret(k_.get(), out.data(), out.size()), "kadmium::keypair::secret");
+        return out;
+    }
+    /// The public key, what node::get_signed needs to find the records.
+    key_bytes public_key() const {
+        key_bytes out{};
+        detail::check(kad_keypair_public_key(k_.get(), out.data(), out.size()), "kadmium::keypair::public_key");
+        return out;
+    }
+    const kad_keypair *get() const noexcept { return k_.get(); }
+
+private:
+    explicit keypair(kad_keypair *k) noexcept : k_(k) {}
+    struct keypair_free {
+        void operator()(kad_keypair *k) const noexcept { kad_keypair_free(k); }
+    };
+    std::unique_ptr<kad_keypair, keypair_free> k_;
+};
+
+/// How node::put_signed stores a record. seq 0: one more than the newest
+/// record found; cas non-zero: fail with KAD_CAS_MISMATCH unless the newest
+/// record has that sequence number; ttl_secs 0: the node's default TTL.
+struct signed_put_options {
+    uint64_t seq = 0;
+    uint64_t cas = 0;
+    uint32_t ttl_secs = 0;
+};
+
+/// The newest signed record found: its value (bytes) and sequence number.
+struct signed_record {
+    value val;
+    uint64_t seq;
+};
+
 /// Node settings; setters return *this and throw kadmium::error on bad values.
 class config {
 public:
@@ -202,6 +259,12 @@ private:
 
 using get_handler = std::function<void(kad_result, std::optional<value>)>;
 using count_handler = std::function<void(kad_result, size_t)>;
+/// (result, sequence number stored; 0 unless KAD_OK)
+using seq_handler = std::function<void(kad_result, uint64_t)>;
+/// (result, the record; std::nullopt unless KAD_OK)
+using signed_handler = std::function<void(kad_result, std::optional<signed_record>)>;
+/// (result, the immutable value's key; all zero unless KAD_OK)
+using digest_handler = std::function<void(kad_result, node_id)>;
 
 /// A running node (move-only). Timeouts are in milliseconds, 0 = no limit.
 class node {
@@ -325,6 +388,182 @@ public:
         return f;
     }
 
+    /// This node's address as its peers see it ("ip:port", "[ip]:port"), or
+    /// std::nullopt until at least two peer IPs agree on it.
+    std::optional<std::string> public_address() const {
+        char buf[KAD_ADDRESS_MAX_LEN];
+        size_t n = 0;
+        kad_result r = kad_node_public_address(n_, buf, sizeof buf, &n);
+        if (r == KAD_NOT_FOUND) return std::nullopt;
+        detail::check(r, "kadmium::node::public_address");
+        return std::string(buf, n);
+    }
+
+    // --- signed records: mutable, under (key pair, salt) ---------------------
+
+    /// Sign `bytes` and store it under (kp's public key, salt); returns the
+    /// sequence number stored. kadmium::error with KAD_CAS_MISMATCH or
+    /// KAD_INVALID_RECORD (seq not above the newest) when refused.
+    uint64_t put_signed(const keypair &kp, std::string_view salt, std::string_view bytes,
+                        const signed_put_options &opts = {}, uint32_t timeout_ms = 0) {
+        uint64_t seq = 0;
+        detail::check(kad_node_put_signed(n_, kp.get(), detail::bytes(salt), salt.size(), detail::bytes(bytes),
+                                          bytes.size(), opts.seq, opts.cas, opts.ttl_secs, timeout_ms, &seq),
+                      "kadmium::node::put_signed");
+        return seq;
+    }
+    /// Store a signed tombstone: later get_signed finds nothing. Returns its sequence number.
+    uint64_t delete_signed(const keypair &kp, std::string_view salt, uint32_t timeout_ms = 0) {
+        uint64_t seq = 0;
+        detail::check(kad_node_delete_signed(n_, kp.get(), detail::bytes(salt), salt.size(), timeout_ms, &seq),
+                      "kadmium::node::delete_signed");
+        return seq;
+    }
+    /// The newest valid record under (public key, salt), or std::nullopt if
+    /// there is none or it was deleted.
+    std::optional<signed_record> get_signed(const key_bytes &public_key, std::string_view salt,
+                                            uint32_t timeout_ms = 0) {
+        kad_value *v = nullptr;
+        uint64_t seq = 0;
+        kad_result r = kad_node_get_signed(n_, public_key.data(), public_key.size(), detail::bytes(salt), salt.size(),
+                                           timeout_ms, &v, &seq);
+        if (r == KAD_NOT_FOUND) return std::nullopt;
+        detail::check(r, "kadmium::node::get_signed");
+        return signed_record{value(v), seq};
+    }
+    /// `handler(result, seq)` runs once on a library thread.
+    void put_signed_async(const keypair &kp, std::string_view salt, std::string_view bytes, seq_handler handler,
+                          const signed_put_options &opts = {}, uint32_t timeout_ms = 0,
+                          const cancel_token *cancel = nullptr) {
+        auto h = std::make_unique<seq_handler>(std::move(handler));
+        detail::check(kad_node_put_signed_async(n_, kp.get(), detail::bytes(salt), salt.size(), detail::bytes(bytes),
+                                                bytes.size(), opts.seq, opts.cas, opts.ttl_secs, timeout_ms, &on_seq,
+                                                h.get(), cancel ? cancel->get() : nullptr),
+                      "kadmium::node::put_signed_async");
+        h.release();  // owned by on_seq from now on
+    }
+    /// `handler(result, record)` runs once on a library thread.
+    void get_signed_async(const key_bytes &public_key, std::string_view salt, signed_handler handler,
+                          uint32_t timeout_ms = 0, const cancel_token *cancel = nullptr) {
+        auto h = std::make_unique<signed_handler>(std::move(handler));
+        detail::check(kad_node_get_signed_async(n_, public_key.data(), public_key.size(), detail::bytes(salt),
+                                                salt.size(), timeout_ms, &on_signed, h.get(),
+                                                cancel ? cancel->get() : nullptr),
+                      "kadmium::node::get_signed_async");
+        h.release();
+    }
+    /// The sequence number stored, or the kadmium::error, through a future.
+    std::future<uint64_t> put_signed_future(const keypair &kp, std::string_view salt, std::string_view bytes,
+                                            const signed_put_options &opts = {}, uint32_t timeout_ms = 0,
+                                            const cancel_token *cancel = nullptr) {
+        auto p = std::make_shared<std::promise<uint64_t>>();
+        auto f = p->get_future();
+        put_signed_async(
+            kp, salt, bytes,
+            [p](kad_result r, uint64_t seq) {
+                if (r == KAD_OK) {
+                    p->set_value(seq);
+                } else {
+                    p->set_exception(
+                        std::make_exception_ptr(detail::make_error(r, "kadmium::node::put_signed_future")));
+                }
+            },
+            opts, timeout_ms, cancel);
+        return f;
+    }
+    /// The record (or std::nullopt), or the kadmium::error, through a future.
+    std::future<std::optional<signed_record>> get_signed_future(const key_bytes &public_key, std::string_view salt,
+                                                                uint32_t timeout_ms = 0,
+                                                                const cancel_token *cancel = nullptr) {
+        auto p = std::make_shared<std::promise<std::optional<signed_record>>>();
+        auto f = p->get_future();
+        get_signed_async(
+            public_key, salt,
+            [p](kad_result r, std::optional<signed_record> rec) {
+                if (r == KAD_OK || r == KAD_NOT_FOUND) {
+                    p->set_value(std::move(rec));
+                } else {
+                    p->set_exception(
+                        std::make_exception_ptr(detail::make_error(r, "kadmium::node::get_signed_future")));
+                }
+            },
+            timeout_ms, cancel);
+        return f;
+    }
+
+    // --- immutable records: under the digest of their content ---------------
+
+    /// Store `bytes` as an immutable record; returns its key.
+    node_id put_immutable(std::string_view bytes, uint32_t timeout_ms = 0) {
+        node_id digest{};
+        detail::check(kad_node_put_immutable(n_, detail::bytes(bytes), bytes.size(), timeout_ms, digest.data(),
+                                             digest.size()),
+                      "kadmium::node::put_immutable");
+        return digest;
+    }
+    /// The immutable value under `digest` (checked by hashing), or std::nullopt.
+    std::optional<value> get_immutable(const node_id &digest, uint32_t timeout_ms = 0) {
+        kad_value *v = nullptr;
+        kad_result r = kad_node_get_immutable(n_, digest.data(), digest.size(), timeout_ms, &v);
+        if (r == KAD_NOT_FOUND) return std::nullopt;
+        detail::check(r, "kadmium::node::get_immutable");
+        return value(v);
+    }
+    /// `handler(result, key)` runs once on a library thread.
+    void put_immutable_async(std::string_view bytes, digest_handler handler, uint32_t timeout_ms = 0,
+                             const cancel_token *cancel = nullptr) {
+        auto h = std::make_unique<digest_handler>(std::move(handler));
+        detail::check(kad_node_put_immutable_async(n_, detail::bytes(bytes), bytes.size(), timeout_ms, &on_digest,
+                                                   h.get(), cancel ? cancel->get() : nullptr),
+                      "kadmium::node::put_immutable_async");
+        h.release();
+    }
+    /// `handler(result, value)` runs once on a library thread.
+    void get_immutable_async(const node_id &digest, get_handler handler, uint32_t timeout_ms = 0,
+                             const cancel_token *cancel = nullptr) {
+        auto h = std::make_unique<get_handler>(std::move(handler));
+        detail::check(kad_node_get_immutable_async(n_, digest.data(), digest.size(), timeout_ms, &on_get, h.get(),
+                                                   cancel ? cancel->get() : nullptr),
+                      "kadmium::node::get_immutable_async");
+        h.release();
+    }
+    /// The key, or the kadmium::error, through a future.
+    std::future<node_id> put_immutable_future(std::string_view bytes, uint32_t timeout_ms = 0,
+                                              const cancel_token *cancel = nullptr) {
+        auto p = std::make_shared<std::promise<node_id>>();
+        auto f = p->get_future();
+        put_immutable_async(
+            bytes,
+            [p](kad_result r, node_id digest) {
+                if (r == KAD_OK) {
+                    p->set_value(digest);
+                } else {
+                    p->set_exception(
+                        std::make_exception_ptr(detail::make_error(r, "kadmium::node::put_immutable_future")));
+                }
+            },
+            timeout_ms, cancel);
+        return f;
+    }
+    /// The value (or std::nullopt), or the kadmium::error, through a future.
+    std::future<std::optional<value>> get_immutable_future(const node_id &digest, uint32_t timeout_ms = 0,
+                                                           const cancel_token *cancel = nullptr) {
+        auto p = std::make_shared<std::promise<std::optional<value>>>();
+        auto f = p->get_future();
+        get_immutable_async(
+            digest,
+            [p](kad_result r, std::optional<value> v) {
+                if (r == KAD_OK || r == KAD_NOT_FOUND) {
+                    p->set_value(std::move(v));
+                } else {
+                    p->set_exception(
+                        std::make_exception_ptr(detail::make_error(r, "kadmium::node::get_immutable_future")));
+                }
+            },
+            timeout_ms, cancel);
+        return f;
+    }
+
     /// Stop the node (the handle stays until destruction); the port is free on return.
     void shutdown() { detail::check(kad_node_shutdown(n_), "kadmium::node::shutdown"); }
     kad_node *get() const noexcept { return n_; }
@@ -348,6 +587,28 @@ private:
         std::unique_ptr<count_handler> h(static_cast<count_handler *>(ud));
         detail::guarded([&] {
             if (*h) (*h)(r, n);
+        });
+    }
+    static void on_seq(void *ud, kad_result r, uint64_t seq) noexcept {
+        std::unique_ptr<seq_handler> h(static_cast<seq_handler *>(ud));
+        detail::guarded([&] {
+            if (*h) (*h)(r, seq);
+        });
+    }
+    static void on_signed(void *ud, kad_result r, kad_value *v, uint64_t seq) noexcept {
+        std::unique_ptr<signed_handler> h(static_cast<signed_handler *>(ud));
+        std::optional<signed_record> rec;
+        if (v) rec.emplace(signed_record{value(v), seq});
+        detail::guarded([&] {
+            if (*h) (*h)(r, std::move(rec));
+        });
+    }
+    static void on_digest(void *ud, kad_result r, const uint8_t *digest, size_t len) noexcept {
+        std::unique_ptr<digest_handler> h(static_cast<digest_handler *>(ud));
+        node_id id{};
+        if (digest && len == id.size()) std::copy(digest, digest + len, id.begin());
+        detail::guarded([&] {
+            if (*h) (*h)(r, id);
         });
     }
 

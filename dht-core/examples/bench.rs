@@ -23,6 +23,17 @@
 //! is acknowledged, so the figures include the fsyncs. DIR must be new or
 //! empty of earlier runs' directories (they would be loaded).
 //!
+//! With `--compare-persistence R`, each network size runs R rounds, each of
+//! one run in memory and then one with a data directory (a fresh
+//! `DIR/<N>-r<round>`, DIR from `--data-dir` or the system temp dir, removed
+//! after the run), and prints every run's put/get throughput with the median
+//! of each side and persistent/in-memory ratios of the medians:
+//!
+//! ```text
+//! cargo run --release -p dht-core --example bench -- --nodes 64 --ops 1000 \
+//!     --phases seq,par --compare-persistence 3
+//! ```
+//!
 //! Each network size runs in a child process of its own (this program with
 //! `--single`), so that the memory per node — the VmRSS growth from before the
 //! nodes were bound, divided by N — is not blurred by the previous run's heap.
@@ -41,7 +52,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str =
     "usage: bench [--nodes 64,1000] [--ops 300] [--concurrency 32] [--value-size 100] \
-                     [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000] [--data-dir DIR]";
+                     [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000] [--data-dir DIR] \
+                     [--phases seq,par,signed_seq,signed_par] [--compare-persistence ROUNDS]";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -55,6 +67,10 @@ struct Args {
     rpc_timeout_ms: u64,
     /// Persistence on: node i of an N-node run keeps its state in DIR/N-node<i>.
     data_dir: Option<std::path::PathBuf>,
+    /// The phases run, in the order of [`PHASES`] whatever order is given.
+    phases: Vec<String>,
+    /// Rounds of in-memory and persistent runs side by side (0: off).
+    compare_rounds: usize,
     /// Internal: run exactly one network size in this process.
     single: bool,
 }
@@ -71,6 +87,8 @@ impl Args {
             seed: 1,
             rpc_timeout_ms: 2000,
             data_dir: None,
+            phases: PHASES.iter().map(|(name, ..)| (*name).to_owned()).collect(),
+            compare_rounds: 0,
             single: false,
         };
         let mut it = std::env::args().skip(1);
@@ -100,6 +118,17 @@ impl Args {
                 "--seed" => args.seed = value.parse()?,
                 "--rpc-timeout-ms" => args.rpc_timeout_ms = value.parse()?,
                 "--data-dir" => args.data_dir = Some(value.into()),
+                "--compare-persistence" => args.compare_rounds = value.parse()?,
+                "--phases" => {
+                    args.phases = value.split(',').map(|p| p.trim().to_owned()).collect();
+                    if let Some(bad) = args
+                        .phases
+                        .iter()
+                        .find(|p| !PHASES.iter().any(|(name, ..)| name == p))
+                    {
+                        return Err(format!("--phases: unknown phase {bad}\n{USAGE}").into());
+                    }
+                }
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}").into()),
             }
         }
@@ -123,6 +152,7 @@ impl Args {
             ("--alpha", self.alpha.to_string()),
             ("--seed", self.seed.to_string()),
             ("--rpc-timeout-ms", self.rpc_timeout_ms.to_string()),
+            ("--phases", self.phases.join(",")),
         ];
         let mut flags: Vec<String> = pairs
             .into_iter()
@@ -161,20 +191,13 @@ fn run() -> Result<(), BoxError> {
         return Ok(());
     }
 
-    let exe = std::env::current_exe()?;
+    if args.compare_rounds > 0 {
+        return compare_persistence(&args);
+    }
     let mut runs = Vec::new();
     for &nodes in &args.nodes {
         eprintln!("bench: N = {nodes} (child process)");
-        let output = Command::new(&exe)
-            .args(args.child_flags(nodes))
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()?;
-        if !output.status.success() {
-            return Err(format!("the run with N = {nodes} failed ({})", output.status).into());
-        }
-        let report: Json = serde_json::from_slice(&output.stdout)?;
-        runs.push(report);
+        runs.push(run_child(&args, nodes)?);
     }
     let report = json!({
         "impl": "kadmium (Rust API, dht-core)",
@@ -194,6 +217,111 @@ fn run() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Runs one network size in a child process of this program; its report.
+fn run_child(args: &Args, nodes: usize) -> Result<Json, BoxError> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(args.child_flags(nodes))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("the run with N = {nodes} failed ({})", output.status).into());
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// `--compare-persistence R`: R rounds per network size, each an in-memory
+/// run then a persistent one (interleaved, so a machine whose load changes
+/// during the benchmark affects both sides alike); every run's figures, the
+/// medians and the ratios of the medians.
+fn compare_persistence(args: &Args) -> Result<(), BoxError> {
+    let parent = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("kadmium-bench-{}", std::process::id())),
+    };
+    let measured: Vec<&str> = PHASES
+        .iter()
+        .map(|(name, ..)| *name)
+        .filter(|name| args.phases.iter().any(|p| p == name))
+        .collect();
+    let mut sizes = Vec::new();
+    for &nodes in &args.nodes {
+        let mut memory = Vec::new();
+        let mut persistent = Vec::new();
+        for round in 0..args.compare_rounds {
+            eprintln!("bench: N = {nodes}: round {round}, in memory");
+            let in_memory = Args {
+                data_dir: None,
+                ..args.clone()
+            };
+            memory.push(run_child(&in_memory, nodes)?);
+            let dir = parent.join(format!("{nodes}-r{round}"));
+            eprintln!(
+                "bench: N = {nodes}: round {round}, data directory {}",
+                dir.display()
+            );
+            let on_disk = Args {
+                data_dir: Some(dir.clone()),
+                ..args.clone()
+            };
+            let report = run_child(&on_disk, nodes);
+            let _ = std::fs::remove_dir_all(&dir);
+            persistent.push(report?);
+        }
+        let mut summary = json!({ "nodes": nodes });
+        for phase in &measured {
+            let mut line = json!({});
+            for figure in ["put_ops_s", "get_ops_s"] {
+                let pick = |runs: &[Json]| -> Vec<f64> {
+                    runs.iter()
+                        .filter_map(|r| r[phase][figure].as_f64())
+                        .collect()
+                };
+                let (mem, disk) = (pick(&memory), pick(&persistent));
+                let (mem_median, disk_median) = (median(&mem), median(&disk));
+                line[figure] = json!({
+                    "memory": mem,
+                    "data_dir": disk,
+                    "memory_median": mem_median,
+                    "data_dir_median": disk_median,
+                    "ratio_of_medians": round(disk_median / mem_median, 3),
+                });
+                eprintln!(
+                    "bench: N = {nodes}: {phase} {figure}: in memory {mem:?} (median {mem_median}), \
+                     data directory {disk:?} (median {disk_median}): {:.0} %",
+                    100.0 * disk_median / mem_median
+                );
+            }
+            summary[*phase] = line;
+        }
+        sizes.push(summary);
+    }
+    let _ = std::fs::remove_dir(&parent);
+    let report = json!({
+        "impl": "kadmium (Rust API, dht-core)",
+        "comparison": "in memory vs data directory, interleaved rounds",
+        "rounds": args.compare_rounds,
+        "ops": args.ops,
+        "concurrency": args.concurrency,
+        "value_size": args.value_size,
+        "data_dir_parent": parent.display().to_string(),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "sizes": sizes,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 /// VmRSS of this process in KiB (Linux); 0 where /proc is unavailable.
 fn vm_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -206,6 +334,15 @@ fn vm_rss_kb() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The phases: name, whether `--concurrency` operations run at once (else
+/// one at a time), whether puts and gets are of signed records.
+const PHASES: [(&str, bool, bool); 4] = [
+    ("seq", false, false),
+    ("par", true, false),
+    ("signed_seq", false, true),
+    ("signed_par", true, true),
+];
 
 /// One operation: key, value, node that runs it.
 #[derive(Clone)]
@@ -275,13 +412,11 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
         "bootstrap_found_nobody": lonely,
     });
 
-    let phases = [
-        ("seq", 1, false),
-        ("par", args.concurrency, false),
-        ("signed_seq", 1, true),
-        ("signed_par", args.concurrency, true),
-    ];
-    for (phase, concurrency, signed) in phases {
+    for &(phase, parallel, signed) in &PHASES {
+        if !args.phases.iter().any(|p| p == phase) {
+            continue;
+        }
+        let concurrency = if parallel { args.concurrency } else { 1 };
         // The plain phases keep their keys and random draws of before.
         let suffix = match phase {
             "seq" => "",

@@ -36,9 +36,11 @@ struct Args {
     publishers_leave_at: Option<f64>,
     ttl: Option<u64>,
     gets_per_hour: Option<usize>,
+    /// Exit with status 1 unless every join and every get succeeded.
+    require_all_found: bool,
 }
 
-const USAGE: &str = "flags: --nodes --values --seed; lookups: --gets --churn; \
+const USAGE: &str = "flags: --nodes --values --seed; lookups: --gets --churn --require-all-found; \
 lifecycle: --hours --churn-per-hour --publishers --publishers-leave-at --ttl --gets-per-hour";
 
 fn parse<T: FromStr>(flag: &str, value: &str) -> Result<T, String>
@@ -61,9 +63,14 @@ fn parse_args() -> Result<Args, String> {
         publishers_leave_at: None,
         ttl: None,
         gets_per_hour: None,
+        require_all_found: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--require-all-found" {
+            args.require_all_found = true;
+            continue;
+        }
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         let v = value.as_str();
         match flag.as_str() {
@@ -80,6 +87,9 @@ fn parse_args() -> Result<Args, String> {
             "--gets-per-hour" => args.gets_per_hour = Some(parse(&flag, v)?),
             _ => return Err(format!("unknown flag {flag} ({USAGE})")),
         }
+    }
+    if args.require_all_found && args.hours.is_some() {
+        return Err("--require-all-found applies to the lookups mode, not --hours".into());
     }
     if args.nodes < 2 {
         return Err("--nodes must be at least 2".into());
@@ -132,7 +142,14 @@ fn main() {
         None => lookups(&args),
     };
     match result {
-        Ok(line) => println!("{line}"),
+        Ok(line) => {
+            println!("{line}");
+            let all_found = line["failed_joins"] == 0 && line["found"] == line["gets"];
+            if args.require_all_found && !all_found {
+                eprintln!("simulate: --require-all-found: a join failed or a get missed its value");
+                std::process::exit(1);
+            }
+        }
         Err(e) => {
             eprintln!("simulate: {e}");
             std::process::exit(1);

@@ -11,6 +11,10 @@
 //! Waiting answers are bounded per address and in all, and dropped if the
 //! ping goes unanswered.
 //!
+//! A verified address that answered a ping also proved which node id lives
+//! there: later answers from it are credited to that id without another
+//! ping, as long as the address stays verified.
+//!
 //! Loopback and private addresses are exempt unless `strict_local` is set:
 //! a reflector needs a spoofed source, and on those ranges the attacker
 //! would already share the host or the LAN.
@@ -20,6 +24,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::contact::is_local;
+use crate::id::NodeId;
 
 /// The most an unverified address gets back, per byte it sent.
 pub const AMPLIFICATION_FACTOR: usize = 3;
@@ -35,11 +40,19 @@ const RETRY_AFTER: Duration = Duration::from_secs(300);
 const MAX_WAITING_PER_ADDR: usize = 4;
 const MAX_WAITING: usize = 1024;
 
+/// What an address proved, and when it last answered us.
+#[derive(Clone, Copy)]
+struct Verified {
+    at: Instant,
+    /// The id it answered a ping with, if it did.
+    id: Option<NodeId>,
+}
+
 #[derive(Default)]
 pub struct AddressValidation {
     /// Apply the rule to loopback and private addresses too.
     strict_local: bool,
-    verified: HashMap<SocketAddr, Instant>,
+    verified: HashMap<SocketAddr, Verified>,
     waiting: HashMap<SocketAddr, Vec<Vec<u8>>>,
     waiting_total: usize,
     /// Addresses with a verification ping in flight.
@@ -78,7 +91,24 @@ impl AddressValidation {
             || self
                 .verified
                 .get(addr)
-                .is_some_and(|at| now.saturating_duration_since(*at) < VERIFIED_FOR)
+                .is_some_and(|v| now.saturating_duration_since(v.at) < VERIFIED_FOR)
+    }
+
+    /// Whether `addr` answered a ping with `id` and has answered us within
+    /// the verified period (loopback included: this is about ids, not
+    /// amplification).
+    pub fn proves(&self, addr: &SocketAddr, id: &NodeId, now: Instant) -> bool {
+        self.verified.get(addr).is_some_and(|v| {
+            v.id.as_ref() == Some(id) && now.saturating_duration_since(v.at) < VERIFIED_FOR
+        })
+    }
+
+    /// `addr`, which just answered (see [`AddressValidation::verified`]),
+    /// answered a ping with `id`.
+    pub fn proved_id(&mut self, addr: &SocketAddr, id: NodeId) {
+        if let Some(v) = self.verified.get_mut(addr) {
+            v.id = Some(id);
+        }
     }
 
     /// The most bytes an answer to a request of `request_len` bytes from
@@ -112,12 +142,15 @@ impl AddressValidation {
         self.pinging.remove(&addr);
         if self.verified.len() >= MAX_VERIFIED && !self.verified.contains_key(&addr) {
             self.verified
-                .retain(|_, at| now.saturating_duration_since(*at) < VERIFIED_FOR);
+                .retain(|_, v| now.saturating_duration_since(v.at) < VERIFIED_FOR);
             if self.verified.len() >= MAX_VERIFIED {
                 self.verified.clear();
             }
         }
-        self.verified.insert(addr, now);
+        self.verified
+            .entry(addr)
+            .and_modify(|v| v.at = now)
+            .or_insert(Verified { at: now, id: None });
         self.take_waiting(&addr)
     }
 
@@ -211,6 +244,32 @@ mod tests {
             Admit::Send(vec![4; 900])
         );
         assert!(!v.is_verified(&real, now + VERIFIED_FOR));
+    }
+
+    #[test]
+    fn an_address_proves_only_the_id_it_answered_a_ping_with() {
+        let now = Instant::now();
+        let mut v = AddressValidation::new(false);
+        let addr: SocketAddr = "198.51.100.2:4000".parse().unwrap();
+        let (x, y) = (NodeId([1; 20]), NodeId([2; 20]));
+        // Not before it answered at all, nor for an id before a ping said it.
+        v.proved_id(&addr, x);
+        assert!(!v.proves(&addr, &x, now));
+        v.verified(addr, now);
+        assert!(!v.proves(&addr, &x, now));
+        v.proved_id(&addr, x);
+        assert!(v.proves(&addr, &x, now));
+        assert!(
+            !v.proves(&addr, &y, now),
+            "a third party's claim is not credited"
+        );
+        // Any answer keeps it fresh; a later ping with another id replaces it.
+        v.verified(addr, now + VERIFIED_FOR / 2);
+        assert!(v.proves(&addr, &x, now + VERIFIED_FOR));
+        assert!(!v.proves(&addr, &x, now + VERIFIED_FOR / 2 + VERIFIED_FOR));
+        v.proved_id(&addr, y);
+        assert!(!v.proves(&addr, &x, now + VERIFIED_FOR / 2));
+        assert!(v.proves(&addr, &y, now + VERIFIED_FOR / 2));
     }
 
     #[test]

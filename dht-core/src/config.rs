@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 8_137;
 ///     .with_rpc_timeout(Duration::from_millis(500));
 /// assert_eq!(config.alpha, 3);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// UDP address to bind (port 0 picks a free port). Default `0.0.0.0:0`.
     pub bind: SocketAddr,
@@ -74,6 +74,11 @@ pub struct Config {
     pub republish_interval: Duration,
     /// How often the maintenance timer runs (refresh, replicate, expire). Default 60 s.
     pub maintenance_interval: Duration,
+    /// A node holding values pings those of its k closest neighbours it has
+    /// not heard from for this long, so a holder that left is noticed and
+    /// its keys re-sent (churn repair). Shorter notices faster at the cost
+    /// of up to k pings per interval. Default 5 min.
+    pub neighbour_check_interval: Duration,
     /// Overall deadline of a get, put, ping or bootstrap; past it the
     /// operation fails with [`crate::Error::Timeout`] (a bootstrap reports
     /// the contacts found so far). Default 10 s.
@@ -100,6 +105,9 @@ pub struct Config {
     /// only link to wall-clock time, for signed records' expiry. [`crate::Node`]
     /// sets it from the system clock when `None`; the protocol alone (the
     /// simulator) then uses [`crate::wall_clock::VIRTUAL_EPOCH_UNIX`].
+    /// With a [`Config::data_dir`], a value set here is also the wall clock
+    /// the saved expiries are read against at start (instead of the system
+    /// clock): a test restarts a node "90 s later" without waiting 90 s.
     pub unix_time_at_start: Option<u64>,
     /// Directory where [`crate::Node`] keeps its id, routing contacts and
     /// records across restarts (created if missing, locked while the node
@@ -108,12 +116,14 @@ pub struct Config {
     /// [`crate::Node`]; a bare [`crate::Protocol`] and the simulator ignore
     /// it (see [`crate::Protocol::restore`]).
     ///
-    /// Durability: the driver saves the changes of each of its iterations in
-    /// one fsync'ed commit *before* it sends the datagrams of that iteration
-    /// and before it completes a `put`, so a STORE acknowledged to a peer or
-    /// a put reported to the caller survives `kill -9` or a crash. What is
-    /// lost is at most the iteration in progress (milliseconds of work none
-    /// of which was acknowledged), and the contact list is saved at most
+    /// Durability: the driver commits changes in fsync'ed transactions
+    /// while it goes on serving (one transaction for everything changed
+    /// while the previous one ran), and holds every STORE answer and every
+    /// completed `put` until the changes made before it are committed, so a
+    /// STORE acknowledged to a peer or a put reported to the caller survives
+    /// `kill -9` or a crash. What is lost is at most the changes not yet
+    /// committed (milliseconds of work, none of it acknowledged), and the
+    /// contact list is saved at most
     /// once a second (every 30 s once it holds k contacts), so a kill may
     /// lose the newest contacts. [`crate::Node::store_local`] returns before
     /// its value is saved (in the next iteration, normally within
@@ -143,6 +153,7 @@ impl Default for Config {
             replicate_interval: Duration::from_secs(3600),
             republish_interval: Duration::from_secs(24 * 3600),
             maintenance_interval: Duration::from_secs(60),
+            neighbour_check_interval: Duration::from_secs(300),
             operation_timeout: Duration::from_secs(10),
             max_requests_per_sec: 8192,
             max_requests_per_ip_per_sec: 1024,
@@ -234,6 +245,9 @@ impl Config {
         }
         if self.maintenance_interval.is_zero() {
             return bad("maintenance_interval must be positive");
+        }
+        if self.neighbour_check_interval.is_zero() {
+            return bad("neighbour_check_interval must be positive");
         }
         Ok(())
     }

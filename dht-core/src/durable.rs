@@ -1,37 +1,62 @@
 //! The driver's side of persistence: the open data directory, the clock
-//! anchor, and the batch of changes taken from the protocol but not yet on
-//! disk. [`Durable::open`] locks and loads the directory and builds the
-//! protocol from it; each driver iteration [`Durable::collect`]s the
-//! protocol's journal under the node lock and [`Durable::commit`]s it outside
-//! the lock, on a blocking thread, before the iteration's datagrams go out.
-//! A failed commit (disk full, I/O error) keeps its batch and is retried
-//! after [`RETRY_PAUSE`]; until it succeeds the driver sends nothing and
-//! fails puts, so nothing unsaved is ever acknowledged.
+//! anchor, and the changes taken from the protocol but not yet on disk.
+//! [`Durable::open`] locks and loads the directory and builds the protocol
+//! from it. Each driver iteration [`Durable::collect`]s the protocol's
+//! journal under the node lock; [`Durable::start`] hands everything collected
+//! to one write transaction on a blocking thread, and the driver keeps
+//! serving while it runs (group commit: what arrives meanwhile is the next
+//! transaction). Every collection gets a sequence number, so the driver can
+//! hold an acknowledgement until [`Durable::is_saved`] says the changes
+//! collected before it are on disk; [`Held`] keeps those acknowledgements
+//! (STORE answers, completed puts) meanwhile. A failed commit (disk full, I/O error)
+//! keeps its changes and is retried after [`RETRY_PAUSE`]; until it succeeds
+//! the driver acknowledges nothing, so nothing unsaved is ever acknowledged.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::node::now;
+use crate::ops::Outcome;
 use crate::persist::{Change, ClockAnchor, DataDir, PersistError};
-use crate::protocol::Protocol;
+use crate::protocol::{Protocol, Transmit};
 use crate::storage::Storage;
+use crate::wire;
 
-/// Pause between attempts to save a batch that failed to commit.
+/// Pause between attempts to save changes that failed to commit.
 pub const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// What a commit's blocking thread gives back: the directory, the changes
+/// (kept for a retry when the commit failed) and the result.
+type Committed = (DataDir, Vec<Change>, std::result::Result<(), PersistError>);
+
+/// A commit running on a blocking thread.
+struct InFlight {
+    /// The newest collection it holds.
+    seq: u64,
+    task: JoinHandle<Committed>,
+}
 
 pub struct Durable {
     path: PathBuf,
-    /// `None` only while a commit runs on a blocking thread, or after that
-    /// thread died (then every later commit fails).
+    /// `None` while a commit runs, or after its thread died (then the next
+    /// commit fails and is retried).
     dir: Option<DataDir>,
     anchor: ClockAnchor,
-    /// Taken from the protocol, not yet committed.
+    /// Taken from the protocol, not yet handed to a commit.
     batch: Vec<Change>,
-    /// Set while `batch` failed to commit: when to try again.
+    /// Number of the newest collection that took changes (0: none yet).
+    collected: u64,
+    /// Every collection up to this number is on disk.
+    saved: u64,
+    in_flight: Option<InFlight>,
+    /// Set while changes failed to commit: when to try again.
     retry_at: Option<Instant>,
     last_error: Option<PersistError>,
 }
@@ -40,14 +65,21 @@ impl Durable {
     /// Locks and loads the data directory `path`, and builds the protocol
     /// from what it holds (with `storage` as its backend). Disk work runs on
     /// a blocking thread. `now` is the driver's clock, read with the wall
-    /// clock into this run's anchor.
+    /// clock into this run's anchor: the system clock, or `unix_secs_at_now`
+    /// when the caller set one (`Config::unix_time_at_start`: tests of
+    /// expiry across restarts start a node "90 s later" that way).
     pub async fn open(
         config: Config,
         storage: Box<dyn Storage>,
         path: &Path,
         now: Instant,
+        unix_secs_at_now: Option<u64>,
     ) -> Result<(Durable, Protocol)> {
-        let anchor = ClockAnchor::new(now, SystemTime::now());
+        let wall = match unix_secs_at_now {
+            Some(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+            None => SystemTime::now(),
+        };
+        let anchor = ClockAnchor::new(now, wall);
         let owned = path.to_owned();
         let opened = tokio::task::spawn_blocking(move || {
             let mut dir = DataDir::open(&owned)?;
@@ -70,41 +102,65 @@ impl Durable {
             dir: Some(dir),
             anchor,
             batch: Vec::new(),
+            collected: 0,
+            saved: 0,
+            in_flight: None,
             retry_at: None,
             last_error: None,
         };
         Ok((durable, protocol))
     }
 
-    /// Takes the protocol's unsaved changes into the batch (under the node
-    /// lock; no I/O). While a failed batch waits for its retry, nothing more
-    /// is taken: the protocol's journal keeps one change per key meanwhile,
-    /// so memory stays bounded however long the disk stays full.
+    /// Takes the protocol's unsaved changes (under the node lock; no I/O).
+    /// While failed changes wait for their retry, nothing more is taken:
+    /// the protocol's journal keeps one change per key meanwhile, so memory
+    /// stays bounded however long the disk stays full.
     pub fn collect(&mut self, protocol: &mut Protocol, now: Instant) {
         if self.retry_at.is_none() {
+            let before = self.batch.len();
             protocol.take_persist_changes(now, &self.anchor, &mut self.batch);
+            if self.batch.len() > before {
+                self.collected += 1;
+            }
         }
     }
 
-    /// Whether [`Durable::commit`] has something to do at `now`.
+    /// What an acknowledgement made now must wait for: `None` when every
+    /// change collected so far is on disk, else the collection to be saved.
+    pub fn unsaved(&self) -> Option<u64> {
+        (self.collected > self.saved).then_some(self.collected)
+    }
+
+    /// Whether collection `seq` (from [`Durable::unsaved`]) is on disk.
+    pub fn is_saved(&self, seq: u64) -> bool {
+        seq <= self.saved
+    }
+
+    /// Whether anything collected still waits for a commit to start.
     pub fn has_work(&self, now: Instant) -> bool {
         !self.batch.is_empty() && self.retry_at.is_none_or(|t| t <= now)
     }
 
-    /// When a failed batch is tried again.
+    pub fn is_committing(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// When failed changes are tried again.
     pub fn retry_at(&self) -> Option<Instant> {
         self.retry_at
     }
 
-    /// The error of the last commit while its batch is still unsaved: the
-    /// node must not acknowledge anything meanwhile.
+    /// The error of the last commit while its changes are still unsaved:
+    /// the node must not acknowledge anything meanwhile.
     pub fn failure(&self) -> Option<&PersistError> {
         self.retry_at.and(self.last_error.as_ref())
     }
 
-    /// Commits the batch (one fsync'ed transaction) on a blocking thread.
-    pub async fn commit(&mut self, now: Instant) {
-        if self.batch.is_empty() {
+    /// Starts committing everything collected (one fsync'ed transaction on
+    /// a blocking thread), unless a commit runs already or there is nothing
+    /// to do at `now`. Returns at once; [`Durable::finish`] awaits it.
+    pub fn start(&mut self, now: Instant) {
+        if self.in_flight.is_some() || !self.has_work(now) {
             return;
         }
         let Some(mut dir) = self.dir.take() else {
@@ -115,11 +171,26 @@ impl Durable {
             return self.failed(now, e);
         };
         let batch = std::mem::take(&mut self.batch);
-        let joined = tokio::task::spawn_blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let result = dir.commit(&batch);
             (dir, batch, result)
-        })
-        .await;
+        });
+        self.in_flight = Some(InFlight {
+            seq: self.collected,
+            task,
+        });
+    }
+
+    /// Waits for the running commit, if any, and records its result.
+    /// Cancel safe: dropped before the commit ends, it can be called again.
+    pub async fn finish(&mut self) {
+        let Some(in_flight) = &mut self.in_flight else {
+            return;
+        };
+        let joined = (&mut in_flight.task).await;
+        let seq = in_flight.seq;
+        self.in_flight = None;
+        let now = now();
         match joined {
             Ok((dir, mut batch, result)) => {
                 self.dir = Some(dir);
@@ -129,17 +200,22 @@ impl Durable {
                             info!(dir = %self.path.display(), "saving works again");
                         }
                         self.last_error = None;
-                        batch.clear();
-                        self.batch = batch; // keeps its allocation
+                        self.saved = seq;
+                        if self.batch.is_empty() {
+                            batch.clear();
+                            self.batch = batch; // keeps its allocation
+                        }
                     }
                     Err(e) => {
+                        // Saved again before what was collected after it.
+                        batch.append(&mut self.batch);
                         self.batch = batch;
                         self.failed(now, e);
                     }
                 }
             }
             // The thread panicked (DataDir catches redb's panics, so this
-            // is not expected) or the runtime is shutting down: the batch
+            // is not expected) or the runtime is shutting down: the changes
             // and the directory handle are gone with it.
             Err(e) => {
                 let e = thread_died(&self.path, &e);
@@ -148,10 +224,111 @@ impl Durable {
         }
     }
 
+    /// Commits everything collected and waits for it (at shutdown).
+    pub async fn flush(&mut self) {
+        self.finish().await;
+        self.start(now());
+        self.finish().await;
+    }
+
     fn failed(&mut self, now: Instant, e: PersistError) {
-        error!(error = %e, "could not save the node's state; it answers nobody until it can");
+        error!(error = %e, "could not save the node's state; it acknowledges nothing until it can");
         self.retry_at = Some(now + RETRY_PAUSE);
         self.last_error = Some(e);
+    }
+}
+
+/// Whether the driver must hold `t` until the changes before it are saved:
+/// the answer to a STORE (a response whose body is one msgpack bool, see
+/// `wire::encode_response`) acknowledges a value. The node's own requests
+/// and its other answers (contacts, values, pings) acknowledge nothing, so
+/// they go out while the disk works.
+pub fn acknowledges(t: &Transmit) -> bool {
+    let p = &t.payload;
+    p.len() == wire::MIN_DATAGRAM
+        && p[0] == wire::RESPONSE
+        && matches!(p[wire::MIN_DATAGRAM - 1], 0xc2 | 0xc3)
+}
+
+/// Whether a finished operation reports a put (or a signed put, which
+/// also keeps the publisher's copy) to its caller: it waits for the disk.
+pub fn reports_put(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Put(_) | Outcome::SignedPut(_))
+}
+
+/// What waits for the disk: STORE answers and completed puts, each with the
+/// collection that must be saved first.
+#[derive(Default)]
+pub struct Held {
+    answers: Vec<(u64, Transmit)>,
+    puts: Vec<(u64, oneshot::Sender<Outcome>, Outcome)>,
+}
+
+impl Held {
+    /// Moves out of `outgoing` and `finished` what must wait for the
+    /// changes collected so far. While saving fails, those answers are
+    /// dropped (peers see a node that does not reply) and those puts fail.
+    pub fn hold(
+        &mut self,
+        d: &Durable,
+        outgoing: &mut Vec<Transmit>,
+        finished: &mut Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    ) {
+        if let Some(e) = d.failure() {
+            outgoing.retain(|t| !acknowledges(t));
+            for (_, outcome) in finished.iter_mut() {
+                if reports_put(outcome) {
+                    *outcome = failed_put(outcome, e);
+                }
+            }
+            return;
+        }
+        let Some(seq) = d.unsaved() else {
+            return;
+        };
+        let (wait, go): (Vec<_>, Vec<_>) = outgoing.drain(..).partition(acknowledges);
+        *outgoing = go;
+        self.answers.extend(wait.into_iter().map(|t| (seq, t)));
+        let (wait, go): (Vec<_>, Vec<_>) = finished
+            .drain(..)
+            .partition(|(_, outcome)| reports_put(outcome));
+        *finished = go;
+        self.puts
+            .extend(wait.into_iter().map(|(tx, outcome)| (seq, tx, outcome)));
+    }
+
+    /// Completes the puts whose changes are saved and returns the answers
+    /// that may go out. While saving fails, fails every held put and drops
+    /// every held answer.
+    pub fn release(&mut self, d: &Durable) -> Vec<Transmit> {
+        if let Some(e) = d.failure() {
+            self.answers.clear();
+            for (_, tx, outcome) in self.puts.drain(..) {
+                let _ = tx.send(failed_put(&outcome, e));
+            }
+            return Vec::new();
+        }
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            self.puts.drain(..).partition(|(seq, ..)| d.is_saved(*seq));
+        self.puts = waiting;
+        for (_, tx, outcome) in done {
+            let _ = tx.send(outcome);
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .answers
+            .drain(..)
+            .partition(|(seq, _)| d.is_saved(*seq));
+        self.answers = waiting;
+        ready.into_iter().map(|(_, t)| t).collect()
+    }
+}
+
+/// The outcome of a put whose changes could not be saved.
+fn failed_put(outcome: &Outcome, e: &PersistError) -> Outcome {
+    let e = Error::Persistence(duplicate(e));
+    match outcome {
+        Outcome::SignedPut(_) => Outcome::SignedPut(Err(e)),
+        _ => Outcome::Put(Err(e)),
     }
 }
 

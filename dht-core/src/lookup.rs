@@ -137,6 +137,16 @@ impl Lookup {
                 continue;
             }
             let distance = contact.id.distance(&self.target);
+            // Beyond a full list's last candidate: could only be dropped below.
+            let limit = self.k * 4;
+            if self.candidates.len() >= limit
+                && self
+                    .candidates
+                    .get(limit - 1)
+                    .is_some_and(|last| distance > last.distance)
+            {
+                continue;
+            }
             match self
                 .candidates
                 .binary_search_by_key(&distance, |c| c.distance)

@@ -8,7 +8,9 @@
 //!   split or an eviction): it gets the keys it is now among the k closest
 //!   for, from the node closest to each key (the paper's §2.5 hand-over rule,
 //!   so one node sends, not all k);
-//! - a contact **left** (evicted after missed replies): every key it was
+//! - a contact **left** (evicted after missed replies; a node holding values
+//!   pings its close neighbours gone quiet for `neighbour_check_interval`,
+//!   so a holder that left is noticed within minutes): every key it was
 //!   among the k closest for, and that we also hold as one of the k closest,
 //!   is re-sent soon, at a random moment within `repair_within` so that the
 //!   first holder to act suppresses the others (their STORE postpones the

@@ -57,6 +57,8 @@ pub fn answer<R: Rng + ?Sized>(
             let stored = accept_store(ctx, now, from, msg_id, key, value);
             Response::Store(stored)
         }
+        // A value we cannot hold: answered, never stored.
+        Request::StoreRejected { .. } => Response::Store(false),
         Request::FindNode { sender, target } => {
             Response::Nodes(neighbours(ctx.routing, ctx.policy.k, &target, from, sender))
         }
@@ -106,16 +108,18 @@ fn accept_store<R: Rng + ?Sized>(
     stored
 }
 
-/// Whether we are plausibly among the k closest nodes to `key`: among the
-/// 2k closest we know of (the slack covers what the sender knows and we do
-/// not). A node that knows fewer than 2k contacts takes everything.
+/// Whether we are plausibly among the k closest nodes to `key`: fewer than
+/// 2k of the contacts we know of are closer (the slack covers what the
+/// sender knows and we do not). A node that knows fewer than 2k contacts
+/// takes everything. Only the contacts closer than us are collected, so
+/// the check stays cheap on every STORE.
 fn responsible(routing: &RoutingTable, own: NodeId, k: usize, key: &NodeId) -> bool {
     let slack = 2 * k;
-    let closer = routing.closest(key, slack, |e| e.failures > 0);
+    let ours = own.distance(key);
+    let closer = routing.closest(key, slack, |e| {
+        e.failures > 0 || e.contact.id.distance(key) >= ours
+    });
     closer.len() < slack
-        || closer
-            .last()
-            .is_some_and(|far| own.distance(key) < far.id.distance(key))
 }
 
 fn store<R: Rng + ?Sized>(

@@ -24,8 +24,10 @@ use std::net::IpAddr;
 
 use crate::contact::{is_local, subnet, Contact};
 use crate::id::{NodeId, ID_LEN};
+use crate::stored_contact::StoredContact;
 
-/// One routing-table entry.
+/// One routing-table entry, as handed out (the table stores it packed in the
+/// `stored_contact` module's 40 bytes; `last_seen` is kept to the second).
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub contact: Contact,
@@ -40,9 +42,9 @@ struct Bucket {
     prefix: NodeId,
     depth: usize,
     /// Least recently seen first.
-    entries: Vec<Entry>,
-    /// Most recently seen last.
-    replacements: Vec<Contact>,
+    entries: Vec<StoredContact>,
+    /// Most recently seen last (their `failures` and `seen` are unused).
+    replacements: Vec<StoredContact>,
     /// Last time a lookup targeted this bucket's range (drives refresh).
     touched: Instant,
 }
@@ -53,7 +55,32 @@ impl Bucket {
     }
 
     fn position(&self, id: &NodeId) -> Option<usize> {
-        self.entries.iter().position(|e| e.contact.id == *id)
+        self.entries.iter().position(|e| e.id == *id)
+    }
+
+    /// Append an entry (the caller keeps `entries.len() < k`). The first one
+    /// reserves exactly k slots: growth by doubling would leave 32 slots for
+    /// 20 entries in every bucket of every node (a third of a simulated
+    /// node's table), and a bucket that never gets an entry costs nothing.
+    fn push_entry(&mut self, entry: StoredContact, k: usize) {
+        if self.entries.capacity() == 0 {
+            self.entries.reserve_exact(k);
+        }
+        self.entries.push(entry);
+    }
+
+    /// Append a waiting contact, dropping the oldest one past `max`; returns
+    /// the dropped one. Allocated on first use, at its final size.
+    fn push_replacement(&mut self, contact: StoredContact, max: usize) -> Option<StoredContact> {
+        if max == 0 {
+            return Some(contact);
+        }
+        let dropped = (self.replacements.len() >= max).then(|| self.replacements.remove(0));
+        if self.replacements.capacity() == 0 {
+            self.replacements.reserve_exact(max);
+        }
+        self.replacements.push(contact);
+        dropped
     }
 }
 
@@ -105,6 +132,8 @@ pub struct RoutingTable {
     max_replacements: usize,
     max_failures: u32,
     limits: IpLimits,
+    /// When the table was created: stored contacts count seconds from it.
+    epoch: Instant,
     /// Contacts (entries and replacements) per IP, where limits apply.
     per_ip: HashMap<IpAddr, usize>,
     /// Ordered by prefix, so they tile the id space from 0 to 2^160-1.
@@ -123,6 +152,7 @@ impl RoutingTable {
             max_replacements: k,
             max_failures,
             limits: IpLimits::NONE,
+            epoch: now,
             per_ip: HashMap::new(),
             buckets: vec![Bucket {
                 prefix: NodeId::default(),
@@ -175,8 +205,8 @@ impl RoutingTable {
         let same = bucket
             .entries
             .iter()
-            .map(|e| e.contact.addr.ip())
-            .chain(bucket.replacements.iter().map(|c| c.addr.ip()))
+            .chain(&bucket.replacements)
+            .map(StoredContact::ip)
             .filter(|other| subnet(other) == net)
             .count();
         same < limits.per_subnet_per_bucket
@@ -214,16 +244,26 @@ impl RoutingTable {
         self.buckets[self.bucket_index(id)].position(id).is_some()
     }
 
-    pub fn get(&self, id: &NodeId) -> Option<&Entry> {
+    /// The entry of `id`, if the table holds it (a copy: the table stores
+    /// entries packed).
+    pub fn get(&self, id: &NodeId) -> Option<Entry> {
         let b = &self.buckets[self.bucket_index(id)];
-        b.position(id).map(|p| &b.entries[p])
+        b.position(id).map(|p| self.entry(&b.entries[p]))
+    }
+
+    fn entry(&self, stored: &StoredContact) -> Entry {
+        Entry {
+            contact: stored.contact(),
+            failures: u32::from(stored.failures),
+            last_seen: stored.last_seen(self.epoch),
+        }
     }
 
     /// Every contact, bucket by bucket.
     pub fn contacts(&self) -> Vec<Contact> {
         self.buckets
             .iter()
-            .flat_map(|b| b.entries.iter().map(|e| e.contact))
+            .flat_map(|b| b.entries.iter().map(StoredContact::contact))
             .collect()
     }
 
@@ -237,32 +277,27 @@ impl RoutingTable {
             let k = self.k;
             let bucket = &mut self.buckets[index];
             if let Some(pos) = bucket.position(&contact.id) {
-                if bucket.entries[pos].contact.addr != contact.addr {
-                    let known = bucket.entries[pos].contact;
+                let known = bucket.entries[pos].contact();
+                if known.addr != contact.addr {
                     return Insert::AddressConflict { known };
                 }
-                let mut entry = bucket.entries.remove(pos);
-                entry.failures = 0;
-                entry.last_seen = now;
-                bucket.entries.push(entry);
+                bucket.entries[pos].heard_from(now, self.epoch);
+                bucket.entries[pos..].rotate_left(1);
                 return Insert::Refreshed;
             }
             let waiting = bucket.replacements.iter().position(|c| c.id == contact.id);
+            let epoch = self.epoch;
             if waiting.is_none() && !self.admits(index, &contact.addr.ip()) {
                 return Insert::Refused;
             }
             let bucket = &mut self.buckets[index];
             if let Some(pos) = waiting {
                 let old = bucket.replacements.remove(pos);
-                self.count_out(old.addr.ip());
+                self.count_out(old.ip());
             }
             let bucket = &mut self.buckets[index];
             if bucket.entries.len() < k {
-                bucket.entries.push(Entry {
-                    contact,
-                    failures: 0,
-                    last_seen: now,
-                });
+                bucket.push_entry(StoredContact::new(&contact, now, epoch), k);
                 self.count_in(contact.addr.ip());
                 return Insert::Added;
             }
@@ -270,13 +305,12 @@ impl RoutingTable {
                 self.split(index);
                 continue;
             }
-            let oldest = bucket.entries[0].contact;
-            bucket.replacements.push(contact);
-            let dropped = (bucket.replacements.len() > self.max_replacements)
-                .then(|| bucket.replacements.remove(0));
+            let oldest = bucket.entries[0].contact();
+            let waiting = StoredContact::new(&contact, now, epoch);
+            let dropped = bucket.push_replacement(waiting, self.max_replacements);
             self.count_in(contact.addr.ip());
             if let Some(dropped) = dropped {
-                self.count_out(dropped.addr.ip());
+                self.count_out(dropped.ip());
             }
             return Insert::Full { oldest };
         }
@@ -302,10 +336,10 @@ impl RoutingTable {
             touched: old.touched,
         };
         for e in old.entries {
-            if e.contact.id.bit(old.depth) {
-                high.entries.push(e)
+            if e.id.bit(old.depth) {
+                high.push_entry(e, self.k)
             } else {
-                low.entries.push(e)
+                low.push_entry(e, self.k)
             }
         }
         for c in old.replacements {
@@ -316,14 +350,14 @@ impl RoutingTable {
             };
             // A split leaves room: waiting replacements move straight in.
             if side.entries.len() < self.k {
-                side.entries.push(Entry {
-                    contact: c,
-                    failures: 0,
-                    last_seen: old.touched,
-                });
-                self.promoted.push(c);
+                self.promoted.push(c.contact());
+                let mut entry = c;
+                entry.failures = 0;
+                entry.set_seen(old.touched, self.epoch);
+                side.push_entry(entry, self.k);
             } else {
-                side.replacements.push(c);
+                // At most max_replacements came from the old cache: none drops.
+                let _ = side.push_replacement(c, self.max_replacements);
             }
         }
         self.buckets.insert(index, high);
@@ -340,26 +374,23 @@ impl RoutingTable {
         let Some(pos) = bucket.position(id) else {
             return false;
         };
-        bucket.entries[pos].failures += 1;
-        if bucket.entries[pos].failures < max {
+        let failures = &mut bucket.entries[pos].failures;
+        *failures = failures.saturating_add(1);
+        // Counts saturate at u16::MAX, and so does the limit.
+        if u32::from(*failures) < max.min(u32::from(u16::MAX)) {
             return false;
         }
-        let last_seen = bucket.entries[pos].last_seen;
         let gone = bucket.entries.remove(pos);
         let promoted = bucket.replacements.pop();
-        self.count_out(gone.contact.addr.ip());
+        self.count_out(gone.ip());
         let bucket = &mut self.buckets[index];
-        if let Some(c) = promoted {
-            self.promoted.push(c);
-            // Promoted at the least-recently-seen end: it has not answered us yet.
-            bucket.entries.insert(
-                0,
-                Entry {
-                    contact: c,
-                    failures: 0,
-                    last_seen,
-                },
-            );
+        if let Some(mut c) = promoted {
+            self.promoted.push(c.contact());
+            // Promoted at the least-recently-seen end: it has not answered
+            // us yet; it takes over the evicted entry's last-seen time.
+            c.failures = 0;
+            c.seen_as(&gone);
+            bucket.entries.insert(0, c);
         }
         true
     }
@@ -376,11 +407,11 @@ impl RoutingTable {
         let waiting = waiting.map(|pos| bucket.replacements.remove(pos));
         let entry = bucket.position(id).map(|pos| bucket.entries.remove(pos));
         if let Some(c) = waiting {
-            self.count_out(c.addr.ip());
+            self.count_out(c.ip());
         }
         match entry {
             Some(e) => {
-                self.count_out(e.contact.addr.ip());
+                self.count_out(e.ip());
                 true
             }
             None => false,
@@ -420,12 +451,17 @@ impl RoutingTable {
                 self.buckets[i]
                     .entries
                     .iter()
+                    .map(|e| self.entry(e))
                     .filter(|e| !exclude(e))
                     .map(|e| (e.contact.id.distance(target), e.contact)),
             );
         }
+        // The last bucket read may bring more than needed: keep the n nearest.
+        if found.len() > n {
+            found.select_nth_unstable_by_key(n - 1, |(d, _)| *d);
+            found.truncate(n);
+        }
         found.sort_unstable_by_key(|(d, _)| *d);
-        found.truncate(n);
         found.into_iter().map(|(_, c)| c).collect()
     }
 
@@ -596,7 +632,7 @@ mod tests {
             let same = b
                 .entries
                 .iter()
-                .filter(|e| matches!(e.contact.addr.ip(), std::net::IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113]))
+                .filter(|e| matches!(e.ip(), std::net::IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113]))
                 .count();
             assert!(same <= 2, "{same} contacts of one /24 in a bucket");
         }

@@ -14,6 +14,10 @@ pub struct Stats {
     pub answers_withheld: u64,
     /// STOREs refused because their source was over its storage quota.
     pub stores_over_quota: u64,
+    /// STOREs answered `false` because their value is not one kadmium
+    /// holds (an extension type, a string that is not UTF-8, nesting too
+    /// deep); counted in `requests_received` too, never stored.
+    pub stores_undecodable: u64,
     pub requests_received: u64,
     pub responses_received: u64,
     pub rpcs_sent: u64,
@@ -34,6 +38,9 @@ pub struct Stats {
     pub values_stored: u64,
     pub stored_bytes: u64,
     pub pending_rpcs: u64,
+    /// This node's address as its peers see it, once at least two peer IPs
+    /// agree (see [`crate::public_address`]); `None` before that.
+    pub public_address: Option<std::net::SocketAddr>,
 }
 
 /// Counters kept by the glue itself.
@@ -42,6 +49,7 @@ pub(crate) struct Counters {
     pub datagrams_received: u64,
     pub datagrams_dropped: u64,
     pub requests_received: u64,
+    pub stores_undecodable: u64,
     pub responses_received: u64,
     pub rpc_timeouts: u64,
     pub resends_started: u64,

@@ -5,7 +5,8 @@
 //! re-formed through the saved contacts alone. Also: a second process on a
 //! directory in use and a damaged data file are refused with the documented
 //! messages, and a value outlives neither its TTL nor a restart after it
-//! (under an explicit clock, not a 90-second sleep).
+//! (under an explicit clock, not a 90-second sleep). And every STORE a node
+//! acknowledged to a peer is there after a SIGKILL at a random moment.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -522,4 +523,110 @@ async fn a_node_on_a_full_disk_acknowledges_nothing_until_it_can_save() {
     );
     assert!(lost.is_empty(), "{lost:?}");
     a.shutdown_and_wait().await;
+}
+
+/// The driver's acknowledgement rule under SIGKILL: a peer sends STOREs
+/// (raw datagrams, 64 in flight) at a node process with a data directory and
+/// records every STORE answered `true`; the node is SIGKILLed at a seeded
+/// random moment while STOREs are in flight, started again on the same
+/// directory, and must hold every acknowledged value. Rounds continue on the
+/// same directory, so later rounds also kill during restart and recovery.
+#[test]
+fn every_store_acknowledged_before_a_sigkill_is_there_after_it() {
+    use dht_core::wire::{self, Request, RESPONSE};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    const ROUNDS: usize = 6;
+    const IN_FLIGHT: usize = 64;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("node");
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let sender = NodeId::digest(b"the storing peer");
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut next = 0usize;
+    for round in 0..ROUNDS {
+        let port = free_ports(1)[0];
+        let mut node = Proc::start(port, &dir, None).unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // Every value acknowledged in earlier rounds survived their kills.
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|k| !node.ask(&format!("local {k}")).starts_with("FOUND"))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} acknowledged values lost, the first: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        let kill_after = Duration::from_millis(rng.random_range(50..600));
+        let started = Instant::now();
+        let mut pending: std::collections::HashMap<[u8; 20], String> = Default::default();
+        let mut acked_this_round = 0;
+        let mut buf = [0u8; 2048];
+        while started.elapsed() < kill_after {
+            while pending.len() < IN_FLIGHT {
+                let key = format!("ack-{next}");
+                next += 1;
+                let id = wire::kadmium_id(3600, rng.random());
+                let store = Request::Store {
+                    sender,
+                    key: NodeId::digest(key.as_bytes()),
+                    value: Value::from(key.as_str()),
+                };
+                peer.send_to(&wire::encode_request(&id, &store), addr)
+                    .unwrap();
+                pending.insert(id, key);
+            }
+            // Answers: RESPONSE | msg id | msgpack true (0xc3).
+            if let Ok((n, _)) = peer.recv_from(&mut buf) {
+                if n == 22 && buf[0] == RESPONSE {
+                    let id: [u8; 20] = buf[1..21].try_into().unwrap();
+                    if let Some(key) = pending.remove(&id) {
+                        if buf[21] == 0xc3 {
+                            acknowledged.push(key);
+                            acked_this_round += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Killed with STOREs in flight; answers that arrive now count too
+        // (they were sent before the kill).
+        node.kill();
+        while let Ok((n, _)) = peer.recv_from(&mut buf) {
+            if n == 22 && buf[0] == RESPONSE && buf[21] == 0xc3 {
+                let id: [u8; 20] = buf[1..21].try_into().unwrap();
+                if let Some(key) = pending.remove(&id) {
+                    acknowledged.push(key);
+                    acked_this_round += 1;
+                }
+            }
+        }
+        println!(
+            "round {round}: killed after {kill_after:?} with {} STOREs unanswered; \
+             {acked_this_round} acknowledged this round, {} in all",
+            pending.len(),
+            acknowledged.len()
+        );
+    }
+    let mut node = Proc::start(free_ports(1)[0], &dir, None).unwrap();
+    let lost = acknowledged
+        .iter()
+        .filter(|k| !node.ask(&format!("local {k}")).starts_with("FOUND"))
+        .count();
+    println!(
+        "{} STOREs acknowledged over {ROUNDS} SIGKILLs, {lost} lost",
+        acknowledged.len()
+    );
+    assert!(
+        acknowledged.len() >= 200,
+        "too few STOREs were acknowledged to tell"
+    );
+    assert_eq!(lost, 0);
+    node.kill();
 }

@@ -8,7 +8,7 @@
 //! an entry, never while a node operation or a callback runs.
 
 use std::collections::HashMap;
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
@@ -326,5 +326,78 @@ pub unsafe extern "C" fn kad_node_id(
         // SAFETY: buffer checked above.
         unsafe { write_id(&n.id(), id_out, id_out_len) };
         kad_result::KAD_OK
+    }
+}
+
+/// Room for the longest address kad_node_public_address writes
+/// ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535") and its NUL.
+pub const KAD_ADDRESS_MAX_LEN: usize = 48;
+
+/// Write the node's public address as its peers see it ("ip:port", or
+/// "[ip]:port" for IPv6; behind a NAT, the NAT's address) into `addr_out`,
+/// NUL-terminated, and its length without the NUL into `*written_out`
+/// (`written_out` may be NULL). `addr_out_len` >= KAD_ADDRESS_MAX_LEN is
+/// always enough.
+///
+/// kadmium peers tell a node where its requests came from in their answers
+/// (Python peers do not); the address is known once at least two peer IPs
+/// agree on it, so one lying peer cannot set it. Loopback and private
+/// addresses count like public ones. It can change while the node runs
+/// (when the NAT's mapping does). Never blocks.
+///
+/// KAD_NOT_FOUND while fewer than two peer IPs agree (e.g. right after
+/// kad_node_new, or among Python peers only). KAD_BUFFER_TOO_SMALL if the
+/// address and its NUL do not fit (the detail says how many bytes it needs);
+/// nothing is written then: an address is never truncated. KAD_NULL_POINTER
+/// for a NULL `addr_out`.
+#[no_mangle]
+pub unsafe extern "C" fn kad_node_public_address(
+    node: *const kad_node,
+    addr_out: *mut c_char,
+    addr_out_len: usize,
+    written_out: *mut usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        check_out!(addr_out);
+        let n = try_ffi!(node_from_handle(node));
+        let Some(addr) = n.public_address() else {
+            return Failure::new(
+                kad_result::KAD_NOT_FOUND,
+                "public address not known yet: fewer than 2 peer IPs agree on it",
+            )
+            .report();
+        };
+        let text = addr.to_string();
+        if text.len() >= addr_out_len {
+            return Failure::new(
+                kad_result::KAD_BUFFER_TOO_SMALL,
+                format!("public address {text} needs {} bytes, got {addr_out_len}", text.len() + 1),
+            )
+            .report();
+        }
+        // SAFETY: `addr_out` holds `addr_out_len` bytes (caller's contract),
+        // more than the text and its NUL, checked above.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), addr_out.cast::<u8>(), text.len());
+            *addr_out.add(text.len()) = 0;
+        }
+        if !written_out.is_null() {
+            // SAFETY: non-NULL out-parameter provided by the caller.
+            unsafe { *written_out = text.len() };
+        }
+        kad_result::KAD_OK
+    }
+}
+
+#[cfg(test)]
+mod public_address_tests {
+    use super::KAD_ADDRESS_MAX_LEN;
+
+    #[test]
+    fn the_longest_address_fits() {
+        let longest: std::net::SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+            .parse()
+            .expect("addr");
+        assert_eq!(longest.to_string().len() + 1, KAD_ADDRESS_MAX_LEN);
     }
 }

@@ -158,6 +158,21 @@ impl BindArgs {
         self
     }
 
+    /// Testing: the unix time (seconds) the node assumes at its start
+    /// instead of the system clock's (`Config::unix_time_at_start`); with a
+    /// data directory, saved expiries are read against it.
+    fn with_wall_clock(mut self, unix_secs: Option<f64>) -> Result<Self, KadError> {
+        if let Some(t) = unix_secs {
+            if !(0.0..1e15).contains(&t) {
+                return Err(KadError(Error::InvalidArgument(format!(
+                    "unix_time_at_start must be a unix time in seconds (got {t})"
+                ))));
+            }
+            self.config.unix_time_at_start = Some(t as u64);
+        }
+        Ok(self)
+    }
+
     async fn bind(self) -> Result<PyNode, KadError> {
         let mut config = self.config;
         config.bind = resolve(&self.host, self.port, None).await?;
@@ -266,7 +281,7 @@ pub struct PyNode {
 impl PyNode {
     /// Bind a UDP socket and start the node (blocking; port 0 picks a free port).
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None, unix_time_at_start=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind(
         py: Python<'_>,
@@ -282,6 +297,7 @@ impl PyNode {
         client_only: bool,
         strict_local_limits: bool,
         data_dir: Option<std::path::PathBuf>,
+        unix_time_at_start: Option<f64>,
     ) -> PyResult<PyNode> {
         let args = BindArgs::new(
             host,
@@ -295,13 +311,14 @@ impl PyNode {
         )?
         .with_storage(storage)
         .with_modes(client_only, strict_local_limits)
-        .with_data_dir(data_dir);
+        .with_data_dir(data_dir)
+        .with_wall_clock(unix_time_at_start)?;
         block_on(py, args.bind())
     }
 
     /// `bind` as an awaitable.
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None, unix_time_at_start=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind_async(
         py: Python<'_>,
@@ -317,6 +334,7 @@ impl PyNode {
         client_only: bool,
         strict_local_limits: bool,
         data_dir: Option<std::path::PathBuf>,
+        unix_time_at_start: Option<f64>,
     ) -> PyResult<Bound<'_, PyAny>> {
         let args = BindArgs::new(
             host,
@@ -330,7 +348,8 @@ impl PyNode {
         )?
         .with_storage(storage)
         .with_modes(client_only, strict_local_limits)
-        .with_data_dir(data_dir);
+        .with_data_dir(data_dir)
+        .with_wall_clock(unix_time_at_start)?;
         awaitable(py, args.bind())
     }
 
@@ -343,6 +362,15 @@ impl PyNode {
     fn local_addr(&self) -> (String, u16) {
         let a = self.inner.local_addr();
         (a.ip().to_string(), a.port())
+    }
+
+    /// This node's address as its peers see it, once two peer IPs agree;
+    /// None before that.
+    #[getter]
+    fn public_address(&self) -> Option<(String, u16)> {
+        self.inner
+            .public_address()
+            .map(|a| (a.ip().to_string(), a.port()))
     }
 
     #[getter]
@@ -545,6 +573,7 @@ impl PyNode {
             ("datagrams_sent", s.datagrams_sent),
             ("datagrams_dropped", s.datagrams_dropped),
             ("requests_received", s.requests_received),
+            ("stores_undecodable", s.stores_undecodable),
             ("responses_received", s.responses_received),
             ("rpcs_sent", s.rpcs_sent),
             ("rpc_timeouts", s.rpc_timeouts),

@@ -185,3 +185,27 @@ fn bootstrap_stays_within_max_pending_rpcs() {
         "{pending} RPCs pending, max_pending_rpcs is 3"
     );
 }
+
+/// Inputs on which the cargo-fuzz `protocol` target once failed, minimized
+/// (`cargo fuzz tmin`), replayed through the same harness.
+#[test]
+fn protocol_inputs_the_fuzzer_broke_stay_fixed() {
+    let cases = [
+        // 2026-11-21: two pings from one address with different ids, jumps
+        // of 19, 19 and 19 days, then a ping reply (wrong id) to the probe
+        // the node had just sent: the reply freed the probe slot a suspect's
+        // re-probe (due since the second jump) was waiting for, so the next
+        // deadline was 19 days before now. Correct ("due now"; drivers run
+        // the timers at once); the harness now does so too before checking.
+        "3119dc602525252525252525252525252589555555252525252525252525c7ac252561252525252525252525252525252c25250200000000000000326d6d326d6d6d000d6d6d6d000d0a006d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d326d6d6d6d6d326d6d",
+    ];
+    for hex in cases {
+        let data: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let scenario =
+            dht_core::fuzzing::Scenario::arbitrary_take_rest(Unstructured::new(&data)).unwrap();
+        dht_core::fuzzing::protocol(scenario);
+    }
+}

@@ -115,23 +115,28 @@ timeout 300 "$build/test_lifecycle" 40
 # with every parent-thread block unreachable, which valgrind counts as leaks)
 "${VALGRIND[@]}" "$build/test_lifecycle" 3 nofork
 
-step "run: ASan + UBSan (gcc)"
+step "run: ASan + UBSan (gcc): test_ffi, test_lifecycle, test_signed"
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g)
 "$CC" -std=c11 "${WARN[@]}" "${SAN[@]}" "${KAD_CFLAGS[@]}" "$here/test_ffi.c" -o "$build/test_ffi_asan" \
     "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
 "$CC" -std=c11 "${WARN[@]}" "${SAN[@]}" "${KAD_CFLAGS[@]}" "$here/test_lifecycle.c" -o "$build/test_lifecycle_asan" \
     "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
+"$CC" -std=c11 "${WARN[@]}" "${SAN[@]}" "${KAD_CFLAGS[@]}" "$here/test_signed.c" -o "$build/test_signed_asan" \
+    "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 timeout 180 "$build/test_ffi_asan"
 timeout 180 "$build/test_lifecycle_asan" 10
+timeout 180 "$build/test_signed_asan"
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
-step "run: TSan (clang, with tests/c/tsan.supp for the uninstrumented Rust side)"
+step "run: TSan (clang, with tests/c/tsan.supp for the uninstrumented Rust side): test_ffi, test_lifecycle, test_signed"
 TSAN=(-fsanitize=thread -fno-omit-frame-pointer -g)
 clang -std=c11 "${WARN[@]}" "${TSAN[@]}" "${KAD_CFLAGS[@]}" "$here/test_ffi.c" -o "$build/test_ffi_tsan" \
     "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
 clang -std=c11 "${WARN[@]}" "${TSAN[@]}" "${KAD_CFLAGS[@]}" "$here/test_lifecycle.c" -o "$build/test_lifecycle_tsan" \
+    "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
+clang -std=c11 "${WARN[@]}" "${TSAN[@]}" "${KAD_CFLAGS[@]}" "$here/test_signed.c" -o "$build/test_signed_tsan" \
     "${KAD_LIBS[@]}" "${RPATH[@]}" -pthread
 # The installed copy of the suppression file, as a user would use it.
 export TSAN_OPTIONS="suppressions=$prefix/share/kadmium/tsan.supp halt_on_error=1 exitcode=66 die_after_fork=0"
@@ -139,6 +144,7 @@ export TSAN_OPTIONS="suppressions=$prefix/share/kadmium/tsan.supp halt_on_error=
 tsan_run() { if setarch "$(uname -m)" -R true 2>/dev/null; then timeout 240 setarch "$(uname -m)" -R "$@"; else timeout 240 "$@"; fi; }
 tsan_run "$build/test_ffi_tsan"
 tsan_run "$build/test_lifecycle_tsan" 10
+tsan_run "$build/test_signed_tsan"
 unset TSAN_OPTIONS
 
 step "run: mixed network, Python kademlia + join_node under valgrind"

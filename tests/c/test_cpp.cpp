@@ -1,6 +1,7 @@
 // test_cpp: kadmium.hpp (C++17) — RAII, exceptions with code and detail,
-// std::function handlers, std::future, exceptions thrown by handlers, and
-// ~node() waiting for outstanding callbacks. Run under valgrind by run.sh.
+// std::function handlers, std::future, exceptions thrown by handlers,
+// ~node() waiting for outstanding callbacks, signed and immutable records
+// (kadmium::keypair), the public address. Run under valgrind by run.sh.
 #include <kadmium.hpp>
 
 #include <sys/wait.h>
@@ -10,8 +11,10 @@
 #include <csignal>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <string>
 #include <thread>
+#include <utility>
 
 static int passed, failed;
 
@@ -61,6 +64,88 @@ static int exception_through_raw_callback_aborts() {
     return WIFSIGNALED(status) ? WTERMSIG(status) : -1;
 }
 
+// Signed and immutable records through the wrapper: blocking, handlers and
+// futures, the refusals as kadmium::error codes, a key pair restored from its
+// secret, and a moved-from key pair refused.
+static void signed_records(kadmium::node &writer, kadmium::node &reader) {
+    kadmium::keypair kp;
+    const kadmium::key_bytes pk = kp.public_key();
+    kadmium::keypair restored = kadmium::keypair::from_secret(kp.secret());
+    CHECK(restored.public_key() == pk && restored.secret() == kp.secret());
+    CHECK(pk != kadmium::keypair().public_key());
+
+    CHECK(!reader.get_signed(pk, "chat", 5000));
+    CHECK(writer.put_signed(kp, "chat", "addr-1", {}, 5000) == 1);
+    CHECK(writer.put_signed(restored, "chat", std::string("addr\0-2", 7), {}, 5000) == 2);
+    auto rec = reader.get_signed(pk, "chat", 5000);
+    CHECK(rec && rec->seq == 2 && rec->val.bytes() == std::string_view("addr\0-2", 7));
+    CHECK(!reader.get_signed(pk, "other salt", 5000));
+
+    kadmium::signed_put_options cas;
+    cas.cas = 1;  // the newest is 2
+    CHECK(code_of([&] { writer.put_signed(kp, "chat", "stale", cas, 5000); }) == KAD_CAS_MISMATCH);
+    kadmium::signed_put_options old;
+    old.seq = 2;
+    CHECK(code_of([&] { writer.put_signed(kp, "chat", "old", old, 5000); }) == KAD_INVALID_RECORD);
+
+    // futures and handlers
+    cas.cas = 2;
+    CHECK(writer.put_signed_future(kp, "chat", "addr-3", cas, 5000).get() == 3);
+    auto fut = reader.get_signed_future(pk, "chat", 5000).get();
+    CHECK(fut && fut->seq == 3 && fut->val.str() == "addr-3");
+    cas.cas = 1;
+    auto refused = writer.put_signed_future(kp, "chat", "x", cas, 5000);
+    CHECK(code_of([&] { refused.get(); }) == KAD_CAS_MISMATCH);
+    std::promise<std::pair<kad_result, uint64_t>> seen;
+    writer.put_signed_async(kp, "log", "entry", [&](kad_result r, uint64_t seq) { seen.set_value({r, seq}); }, {},
+                            5000);
+    auto put_result = seen.get_future().get();
+    CHECK(put_result.first == KAD_OK && put_result.second == 1);
+    std::promise<std::optional<kadmium::signed_record>> found;
+    reader.get_signed_async(pk, "log", [&](kad_result r, std::optional<kadmium::signed_record> got) {
+        found.set_value(r == KAD_OK ? std::move(got) : std::nullopt);
+    });
+    auto log = found.get_future().get();
+    CHECK(log && log->seq == 1 && log->val.str() == "entry");
+
+    // delete: readers find nothing, blocking or through a future
+    CHECK(writer.delete_signed(kp, "chat", 5000) > 3);
+    CHECK(!reader.get_signed(pk, "chat", 5000));
+    CHECK(!reader.get_signed_future(pk, "chat", 5000).get());
+
+    // immutable records
+    kadmium::node_id blob = writer.put_immutable("blob", 5000);
+    auto b = reader.get_immutable(blob, 5000);
+    CHECK(b && b->str() == "blob");
+    kadmium::node_id blob2 = writer.put_immutable_future("blob2", 5000).get();
+    CHECK(blob2 != blob);
+    auto b2 = reader.get_immutable_future(blob2, 5000).get();
+    CHECK(b2 && b2->str() == "blob2");
+    std::promise<kadmium::node_id> key3;
+    writer.put_immutable_async("blob3",
+                               [&](kad_result r, kadmium::node_id k) { key3.set_value(r == KAD_OK ? k : blob); });
+    kadmium::node_id blob3 = key3.get_future().get();
+    CHECK(blob3 != blob);
+    std::promise<std::string> got3;
+    reader.get_immutable_async(blob3, [&](kad_result r, std::optional<kadmium::value> v) {
+        got3.set_value(r == KAD_OK && v ? v->str() : std::string("<none>"));
+    });
+    CHECK(got3.get_future().get() == "blob3");
+    blob3[0] ^= 1;
+    CHECK(!reader.get_immutable(blob3, 5000));
+    CHECK(!reader.get_immutable_future(blob3, 5000).get());
+
+    // a cancelled signed get; a moved-from key pair
+    kadmium::cancel_token token;
+    token.cancel();
+    auto cancelled = reader.get_signed_future(pk, "log", 5000, &token);
+    CHECK(code_of([&] { cancelled.get(); }) == KAD_CANCELLED);
+    kadmium::keypair taken = std::move(kp);
+    CHECK(taken.public_key() == pk);
+    CHECK(code_of([&] { writer.put_signed(kp, "chat", "x", {}, 5000); }) == KAD_NULL_POINTER);
+    CHECK(code_of([&] { kp.public_key(); }) == KAD_NULL_POINTER);
+}
+
 static int run() {
     std::atomic<int> handler_exceptions{0};
     kadmium::callback_exception_handler = [&](std::exception_ptr) { handler_exceptions++; };
@@ -88,6 +173,19 @@ static int run() {
     CHECK(!a.get("missing", 5000));
     CHECK(code_of([&] { a.get("", 5000); }) == KAD_INVALID_ARGUMENT);
     CHECK(code_of([&] { a.ping("[::1]:4000"); }) == KAD_BAD_ADDRESS);
+    CHECK(!b.public_address());  // one peer IP (127.0.0.1) so far
+
+    signed_records(b, a);
+
+    // The public address, once peers on two loopback IPs agree.
+    {
+        kadmium::config at2, at3;
+        at2.bind("127.0.0.2", 0).rpc_timeout_ms(2000);
+        at3.bind("127.0.0.3", 0).rpc_timeout_ms(2000);
+        kadmium::node p2(at2), p3(at3);
+        b.bootstrap({"127.0.0.2:" + std::to_string(p2.port()), "127.0.0.3:" + std::to_string(p3.port())}, 5000);
+        CHECK(b.public_address() == std::optional<std::string>(b.loopback_address()));
+    }
 
     // futures: value, nullopt, and an error as the future's exception
     CHECK(b.put_future("f", "fv", 0, 5000).get() >= 1);

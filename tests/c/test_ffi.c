@@ -852,6 +852,66 @@ static void test_logging(void) {
     pthread_mutex_destroy(&l.mu);
 }
 
+/* A node bound to `ip` (any address of 127.0.0.0/8 is loopback on Linux). */
+static kad_node *start_node_at(const char *ip) {
+    kad_config *c = kad_config_new();
+    kad_node *n = NULL;
+    CHECK_RES(kad_config_set_bind(c, ip, 0), KAD_OK);
+    CHECK_RES(kad_config_set_rpc_timeout_ms(c, 2000), KAD_OK);
+    CHECK_RES(kad_node_new(c, &n), KAD_OK);
+    kad_config_free(c);
+    return n;
+}
+
+/* kad_node_public_address: unknown until two peer IPs agree, then the
+ * address the peers saw (here the loopback address and port it sends from). */
+static void test_public_address(void) {
+    kad_node *a = start_node_at("127.0.0.1");
+    kad_node *b = start_node_at("127.0.0.2");
+    kad_node *c = start_node_at("127.0.0.3");
+    char buf[KAD_ADDRESS_MAX_LEN], via[64], want[64];
+    size_t n = 12345;
+    uint16_t port_a = 0, port_b = 0, port_c = 0;
+    CHECK_RES(kad_node_port(a, &port_a), KAD_OK);
+    CHECK_RES(kad_node_port(b, &port_b), KAD_OK);
+    CHECK_RES(kad_node_port(c, &port_c), KAD_OK);
+
+    memset(buf, 'x', sizeof buf);
+    CHECK_RES(kad_node_public_address(a, buf, sizeof buf, &n), KAD_NOT_FOUND);
+    CHECK(strstr(detail(), "2 peer IPs") != NULL);
+    CHECK(buf[0] == 'x' && n == 12345); /* written only on success */
+
+    snprintf(via, sizeof via, "127.0.0.2:%u", (unsigned)port_b);
+    const char *via_b[] = {via};
+    CHECK_RES(kad_node_bootstrap(a, via_b, 1, TIMEOUT, NULL), KAD_OK);
+    CHECK_RES(kad_node_public_address(a, buf, sizeof buf, &n), KAD_NOT_FOUND); /* one peer IP */
+
+    char via2[64];
+    snprintf(via2, sizeof via2, "127.0.0.3:%u", (unsigned)port_c);
+    const char *via_c[] = {via2};
+    CHECK_RES(kad_node_bootstrap(a, via_c, 1, TIMEOUT, NULL), KAD_OK);
+    snprintf(want, sizeof want, "127.0.0.1:%u", (unsigned)port_a);
+    CHECK_RES(kad_node_public_address(a, buf, sizeof buf, &n), KAD_OK);
+    CHECK(strcmp(buf, want) == 0 && n == strlen(want));
+    CHECK_RES(kad_node_public_address(a, buf, sizeof buf, NULL), KAD_OK); /* written_out may be NULL */
+
+    /* Exactly the length plus the NUL fits; one byte less is refused whole. */
+    char exact[64];
+    memset(exact, 'x', sizeof exact);
+    CHECK_RES(kad_node_public_address(a, exact, strlen(want) + 1, &n), KAD_OK);
+    CHECK(strcmp(exact, want) == 0);
+    memset(exact, 'x', sizeof exact);
+    CHECK_RES(kad_node_public_address(a, exact, strlen(want), &n), KAD_BUFFER_TOO_SMALL);
+    CHECK(exact[0] == 'x' && strstr(detail(), "needs") != NULL);
+    CHECK_RES(kad_node_public_address(a, NULL, 64, &n), KAD_NULL_POINTER);
+    CHECK_RES(kad_node_public_address(NULL, buf, sizeof buf, &n), KAD_NULL_POINTER);
+
+    kad_node_free(a);
+    CHECK_RES(kad_node_public_address(a, buf, sizeof buf, &n), KAD_INVALID_HANDLE);
+    kad_node_free(b);
+    kad_node_free(c);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     test_results_and_version();
@@ -860,6 +920,7 @@ int main(void) {
     test_node_lifecycle();
     test_network();
     test_threads();
+    test_public_address();
     test_logging();
     printf("test_ffi: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

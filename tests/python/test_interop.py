@@ -1,7 +1,10 @@
 """Mixed networks: kadmium.Server and upstream kademlia.network.Server nodes in one event loop."""
 
+import datetime
 import unittest
 from typing import Any, List
+
+import umsgpack
 
 import kadmium
 from kademlia.network import Server as PyServer
@@ -68,6 +71,40 @@ class MixedNetworkTest(AsyncCase):
         self.assertEqual([n.id for n in found], [alone.node.id])
         self.assertTrue(await self.bounded(alone.set("pair", b"v")))
         self.assertEqual(await self.bounded(py.get("pair")), b"v")
+
+    async def test_upstream_store_of_a_value_kadmium_cannot_hold_is_answered(self) -> None:
+        """A value that is msgpack but not a kadmium value (umsgpack packs a datetime
+        as extension type -1) is refused with False, never silence: an unanswered
+        STORE would make the upstream node evict the kadmium node."""
+        alone = kadmium.Server()
+        self.track(alone)
+        await alone.listen(0, LOCAL)
+        py = PyServer()
+        self.track(py)
+        await py.listen(0, LOCAL)
+        await self.bounded(py.bootstrap([(LOCAL, alone.node.port)]))
+        values = [
+            datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc),
+            umsgpack.Ext(5, b"abc"),
+            [1, {"when": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)}],
+        ]
+        address = (LOCAL, alone.node.port)
+        for i, value in enumerate(values):
+            with self.subTest(value=repr(value)[:40]):
+                key = digest(f"undecodable-{i}")
+                # rpcudp's result: (True, answer) if answered, (False, None) after 5 s.
+                answer = await self.bounded(py.protocol.store(address, py.node.id, key, value))
+                self.assertEqual(answer, (True, False))
+                # Through set_digest too (it reports True whatever the answer, so what
+                # counts is that the kadmium node is still in its routing table).
+                await self.bounded(py.set_digest(key, value))
+                self.assertEqual([n.id for n in py.protocol.router.find_neighbors(py.node)], [alone.node.id])
+        stats = alone.stats()
+        self.assertEqual(stats["stores_undecodable"], 2 * len(values))
+        self.assertEqual(stats["values_stored"], 0, "nothing stored")
+        # The node still takes values it can hold from the same peer.
+        self.assertTrue(await self.bounded(py.set("after", b"ok")))
+        self.assertEqual(await self.bounded(alone.get("after")), b"ok")
 
 
 #: Values only ``set_digest`` stores (upstream's ``set`` refuses them), and

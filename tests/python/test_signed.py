@@ -126,6 +126,28 @@ class DataDirTest(AsyncCase):
                 await b.listen(0, LOCAL)
             a.stop()
 
+    async def test_a_server_keeps_its_saved_id_unless_given_one(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            state = os.path.join(d, "state")
+            ids = []
+            for node_id in (None, None, b"\x01" * 20):
+                s = Server(node_id=node_id, data_dir=state)
+                self.track(s)
+                await s.listen(0, LOCAL)
+                ids.append(s.node.id)
+                self.assertEqual(s.node.long_id, int.from_bytes(s.node.id, "big"))
+                s.stop()
+            self.assertEqual(ids[1], ids[0], "a restart with the same data_dir changed the id")
+            self.assertEqual(ids[2], b"\x01" * 20, "an id given explicitly is used")
+
+    def test_a_dht_keeps_its_saved_id(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            state = os.path.join(d, "state")
+            with kadmium.DHT(LOCAL, 0, data_dir=state) as first:
+                saved = first.id
+            with kadmium.DHT(LOCAL, 0, data_dir=state) as again:
+                self.assertEqual(again.id, saved)
+
     def test_ini_data_dir_reaches_the_settings(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "config.ini")

@@ -14,17 +14,18 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::contact::{reachable_from, Contact};
+use crate::contact::Contact;
 use crate::contacts::Contacts;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::lookup::{Lookup, LookupKind};
 use crate::records::RecordStore;
-use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose, Stage};
+use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose};
 use crate::value::Value;
-use crate::wire::{Request, Response};
+use crate::wire::Request;
 
 mod bootstrap;
+mod replies;
 mod signed;
 mod store;
 
@@ -289,109 +290,6 @@ impl Operations {
         self.drive(env, now, op);
     }
 
-    // -------------------------------------------------------------- replies
-
-    /// A reply to an RPC sent for `purpose` by `peer` (None if unknown).
-    pub fn on_reply<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        purpose: Purpose,
-        peer: Option<NodeId>,
-        response: Response,
-    ) {
-        match purpose {
-            Purpose::Lookup(op) => {
-                let (Some(lookup), Some(id)) =
-                    (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
-                else {
-                    return;
-                };
-                match response {
-                    Response::Nodes(mut contacts) => {
-                        let bind = env.bind;
-                        contacts.retain(|c| c.is_usable() && reachable_from(&bind, &c.addr));
-                        lookup.on_nodes(&id, contacts)
-                    }
-                    Response::Value { value, ttl_secs }
-                        if lookup.kind() == LookupKind::FindValue =>
-                    {
-                        lookup.on_value(&id, value, ttl_secs)
-                    }
-                    _ => lookup.on_failure(&id),
-                }
-                self.drive(env, now, op);
-            }
-            Purpose::Store(op) => {
-                let stored = matches!(response, Response::Store(true));
-                self.store_answered(env, op, peer, stored);
-            }
-            Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
-            Purpose::UserPing(op) => {
-                let outcome = match (&response, peer) {
-                    (Response::Ping(id), _) => Ok(*id),
-                    (_, Some(id)) => Ok(id),
-                    _ => Err(Error::Timeout),
-                };
-                self.ping_done(env, op, outcome);
-            }
-            Purpose::Probe | Purpose::Verify | Purpose::Unawaited => {}
-        }
-    }
-
-    /// An RPC sent for `purpose` to `peer` got no usable answer.
-    pub fn on_failure<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        purpose: Purpose,
-        peer: Option<NodeId>,
-    ) {
-        match purpose {
-            Purpose::Lookup(op) => {
-                if let (Some(lookup), Some(id)) =
-                    (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
-                {
-                    lookup.on_failure(&id);
-                    self.drive(env, now, op);
-                }
-            }
-            Purpose::Store(op) => self.store_answered(env, op, peer, false),
-            Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
-            Purpose::UserPing(op) => self.ping_done(env, op, Err(Error::Timeout)),
-            Purpose::Probe | Purpose::Verify | Purpose::Unawaited => {}
-        }
-    }
-
-    /// An RPC sent for `purpose` to `peer` is past a soft deadline: wait
-    /// less for it (its reply, if it comes, is still used).
-    pub fn on_slow<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        purpose: Purpose,
-        peer: Option<NodeId>,
-        stage: Stage,
-    ) {
-        match purpose {
-            Purpose::Lookup(op) => {
-                if let (Some(lookup), Some(id)) =
-                    (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
-                {
-                    match stage {
-                        Stage::Slow => lookup.on_slow(&id),
-                        Stage::GiveUp => lookup.on_abandoned(&id),
-                    }
-                    self.drive(env, now, op);
-                }
-            }
-            Purpose::Store(op) if stage == Stage::GiveUp => {
-                self.store_answered(env, op, peer, false)
-            }
-            _ => {}
-        }
-    }
-
     /// Drive starved operations while slots are free, user ones first.
     pub fn pump_starved<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant) {
         for class in [Class::User, Class::Maintenance] {
@@ -521,44 +419,6 @@ impl Operations {
             Operation::Refresh { .. }
             | Operation::Bootstrap { lookup: None, .. }
             | Operation::Ping => {}
-        }
-    }
-
-    /// `peer` answered operation `op`'s STORE (or is no longer waited for).
-    fn store_answered<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        op: OpId,
-        peer: Option<NodeId>,
-        stored: bool,
-    ) {
-        let Some(Operation::Put(put)) = self.ops.get_mut(&op) else {
-            return;
-        };
-        let Some(pos) = peer.and_then(|id| put.waiting.iter().position(|w| *w == id)) else {
-            return;
-        };
-        put.waiting.swap_remove(pos);
-        put.report.stored_remote += usize::from(stored);
-        if put.waiting.is_empty() {
-            if let Some(Operation::Put(put)) = self.ops.remove(&op) {
-                self.finish_put(env, op, *put);
-            }
-        }
-    }
-
-    fn finish_put<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, op: OpId, put: PutState) {
-        if put.kind == PutKind::User {
-            let outcome = match put.signed_seq {
-                Some(seq) => Outcome::SignedPut(Ok(SignedPutReport {
-                    seq,
-                    report: put.report,
-                })),
-                None => Outcome::Put(Ok(put.report)),
-            };
-            env.events.push_back(Event { op, outcome });
-        } else {
-            self.background -= 1;
         }
     }
 }

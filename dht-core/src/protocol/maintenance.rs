@@ -40,8 +40,8 @@ impl Protocol {
     }
 
     /// Ping the k contacts closest to our own id that we have not heard from
-    /// for a maintenance interval. They are the other holders of the keys we
-    /// hold, so one of them leaving is noticed within about a minute (a
+    /// for `neighbour_check_interval`. They are the other holders of the keys we
+    /// hold, so one of them leaving is noticed within minutes (a
     /// missed ping makes it a suspect, probed until evicted), and the keys
     /// it held are re-sent by [`crate::replication`] — not at the hourly
     /// bucket refresh, which under heavy churn is too late: at 85% of the
@@ -51,7 +51,7 @@ impl Protocol {
         if self.records.is_empty() {
             return;
         }
-        let Some(quiet_since) = now.checked_sub(self.config.maintenance_interval) else {
+        let Some(quiet_since) = now.checked_sub(self.config.neighbour_check_interval) else {
             return;
         };
         let table = self.contacts.table();

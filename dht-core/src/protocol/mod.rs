@@ -30,6 +30,7 @@ use crate::contacts::Contacts;
 use crate::error::Result;
 use crate::id::{Key, NodeId};
 use crate::ops::{Env, Operations};
+use crate::public_address::PublicAddress;
 use crate::quota::{QuotaLimits, SourceQuota};
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::records::{Lifetimes, RecordStore};
@@ -97,6 +98,8 @@ pub struct Protocol {
     next_maintenance: Instant,
     next_slice: Option<Instant>,
     counters: Counters,
+    /// Our address as the peers answering us see it.
+    public_address: PublicAddress,
     /// What changed since the driver last saved; only with a data directory.
     journal: Option<crate::journal::Journal>,
 }
@@ -173,6 +176,7 @@ impl Protocol {
             next_maintenance: now + phase,
             next_slice: None,
             counters: Counters::default(),
+            public_address: PublicAddress::default(),
             journal: None,
             config,
         })
@@ -221,6 +225,7 @@ impl Protocol {
             requests_refused: self.limiter.refused,
             answers_withheld: self.validation.dropped,
             stores_over_quota: self.quota.refused,
+            stores_undecodable: c.stores_undecodable,
             requests_received: c.requests_received,
             responses_received: c.responses_received,
             rpcs_sent: self.out.rpcs_sent,
@@ -236,6 +241,7 @@ impl Protocol {
             values_stored: self.records.len() as u64,
             stored_bytes: self.records.bytes() as u64,
             pending_rpcs: self.out.table.len() as u64,
+            public_address: self.public_address.get(),
         }
     }
 

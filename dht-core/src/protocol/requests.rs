@@ -27,6 +27,9 @@ impl Protocol {
             Err(e) => return self.drop_datagram(from, &e),
         };
         self.counters.requests_received += 1;
+        if let Request::StoreRejected { .. } = request {
+            self.counters.stores_undecodable += 1;
+        }
         let client_only = wire::flags_from_id(&msg_id) & wire::FLAG_CLIENT != 0;
         if let Some(sender) = request.sender().filter(|_| !client_only) {
             self.heard_from(now, Contact::new(sender, from));
@@ -41,27 +44,28 @@ impl Protocol {
         };
         let mut response = responder::answer(&mut ctx, now, from, &msg_id, request);
         let budget = self.validation.budget(&from, request_len, now);
-        if let Response::Nodes(contacts) = &mut response {
+        let mut answer = wire::encode_reply(&msg_id, &response, from);
+        if answer.len() > budget && matches!(response, Response::Nodes(_)) {
             // Cut a contact list to the budget rather than make it wait: the
             // asker still progresses; a ping (counted in the budget) makes
-            // the next answers whole.
-            let encoded_len = |c: &Vec<Contact>| {
-                wire::encode_response(&msg_id, &Response::Nodes(c.clone())).len()
-            };
-            let mut answer_len = encoded_len(contacts);
-            // A cut answer always leaves room for the ping, sent or not, so
-            // answers and pings together stay within the budget.
-            let room = budget.saturating_sub(self.verification_ping_len());
-            if answer_len > budget && self.validation.start_ping(from, now) {
+            // the next answers whole. A cut answer always leaves room for
+            // the ping, sent or not, so answers and pings together stay
+            // within the budget. (Encoded once when it fits: the common case,
+            // and always on loopback and private addresses.)
+            if self.validation.start_ping(from, now) {
                 self.verify(now, from, None);
             }
-            if answer_len > budget {
-                while answer_len > room && contacts.pop().is_some() {
-                    answer_len = encoded_len(contacts);
+            let room = budget.saturating_sub(self.verification_ping_len());
+            while answer.len() > room {
+                let Response::Nodes(contacts) = &mut response else {
+                    break;
+                };
+                if contacts.pop().is_none() {
+                    break;
                 }
+                answer = wire::encode_reply(&msg_id, &response, from);
             }
         }
-        let answer = wire::encode_response(&msg_id, &response);
         match self.validation.admit(from, request_len, answer, now) {
             Admit::Send(answer) => self.out.send_encoded(from, answer),
             Admit::Held { ping: true } => self.verify(now, from, None),

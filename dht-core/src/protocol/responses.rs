@@ -24,8 +24,13 @@ impl Protocol {
             Ok(rpc) => rpc,
             Err(why) => return self.drop_datagram(from, &why),
         };
-        let response = match wire::decode_response(rpc.kind, body) {
-            Ok(r) => r,
+        let response = match wire::decode_response_observed(rpc.kind, body) {
+            Ok((r, observed)) => {
+                if let Some(observed) = observed {
+                    self.public_address.report(now, from.ip(), observed);
+                }
+                r
+            }
             Err(e) => {
                 self.drop_datagram(from, &e);
                 return self.rpc_failed(now, rpc);
@@ -40,6 +45,7 @@ impl Protocol {
             // A ping that only checked the address (of a client, perhaps)
             // adds nobody to the table.
             Response::Ping(id) if rpc.purpose == Purpose::Verify && rpc.peer.is_none() => {
+                self.validation.proved_id(&from, *id);
                 let contact = Contact::new(*id, from);
                 if self.awaiting_verification.remove(id) && self.contacts.holds(&contact) {
                     self.replication.contact_appeared(now, contact);
@@ -48,6 +54,7 @@ impl Protocol {
             }
             Response::Ping(id) => {
                 // A ping answer proves the id: the contact may enter the table.
+                self.validation.proved_id(&from, *id);
                 let contact = Contact::new(*id, from);
                 self.heard_from(now, contact);
                 if self.awaiting_verification.remove(id) {
@@ -58,10 +65,11 @@ impl Protocol {
             _ => {
                 // Any other answer is credited to the id we expected, which a
                 // third party told us: refresh it only if we hold that id at
-                // that address already, else check it with a ping first.
+                // that address already (or the address proved that id to a
+                // ping lately), else check it with a ping first.
                 if let Some(id) = rpc.peer {
                     let contact = Contact::new(id, from);
-                    if self.contacts.holds(&contact) {
+                    if self.contacts.holds(&contact) || self.validation.proves(&from, &id, now) {
                         self.heard_from(now, contact);
                     } else if !self.contacts.is_probing(&id) {
                         // One check per contact: a lookup hears from it often.
@@ -94,7 +102,16 @@ impl Protocol {
             return;
         }
         if let Some(oldest) = self.contacts.heard_from(now, contact) {
-            self.probe(now, oldest);
+            // A probe's answer would prove `oldest` alive at most one RPC
+            // timeout ago; one heard from more recently than that needs no
+            // probe (a busy node would otherwise ping a full bucket's head
+            // for nearly every newcomer it hears from).
+            let fresh = self.contacts.table().get(&oldest.id).is_some_and(|e| {
+                now.saturating_duration_since(e.last_seen) < self.config.rpc_timeout
+            });
+            if !fresh {
+                self.probe(now, oldest);
+            }
         }
     }
 }

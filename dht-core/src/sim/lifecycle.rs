@@ -69,7 +69,7 @@ impl Simulation {
             return;
         }
         let n = &self.nodes[node];
-        let mut config = n.config.clone().with_node_id(n.id);
+        let mut config = (*n.config).clone().with_node_id(n.id);
         config.rng_seed = Some(self.rng.random());
         let Ok(protocol) = self.new_protocol(config) else {
             return;
@@ -77,7 +77,7 @@ impl Simulation {
         let n = &mut self.nodes[node];
         n.incarnation = n.incarnation.wrapping_add(1);
         n.scheduled = None;
-        n.protocol = Some(protocol);
+        n.protocol = Some(Box::new(protocol));
         self.life.restarts += 1;
         self.mark_live(node);
         self.bootstrap_from_random(node);

@@ -19,9 +19,9 @@ mod probe;
 mod queue;
 pub mod scenario;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -40,15 +40,16 @@ pub const MAX_NODES: usize = 1 << 24;
 pub use probe::GetResult;
 
 use network::Wire;
-use queue::{Action, Due, Sender};
+use queue::{Action, Queue, Sender};
 
 /// Builds the storage of every node created from now on (e.g. a
 /// deterministic or persistent backend); the default is the protocol's own.
 pub type StorageFactory = Box<dyn Fn(&Config) -> Box<dyn Storage>>;
 
 struct SimNode {
-    /// `None` once the node left: a stopped process keeps no state.
-    protocol: Option<Protocol>,
+    /// `None` once the node left: a stopped process keeps no state. Boxed so
+    /// that the node array stays small and cheap to grow.
+    protocol: Option<Box<Protocol>>,
     id: NodeId,
     addr: SocketAddr,
     /// Bumped at every restart so timers of an earlier run are ignored.
@@ -59,8 +60,9 @@ struct SimNode {
     live_slot: Option<usize>,
     /// Churn never stops it (the publishers of a scenario).
     protected: bool,
-    /// The configuration it was created with, for a restart.
-    config: Config,
+    /// The configuration it was created with, for a restart; shared by the
+    /// nodes created with the same one.
+    config: Arc<Config>,
 }
 
 /// Lookup counters summed over a network; see [`Simulation::lookup_totals`].
@@ -101,8 +103,7 @@ pub struct Simulation {
     nodes: Vec<SimNode>,
     /// Indexes of the running nodes, in no particular order.
     live: Vec<usize>,
-    queue: BinaryHeap<Reverse<Due>>,
-    seq: u64,
+    queue: Queue,
     events: HashMap<(usize, OpId), (Instant, Outcome)>,
     /// Operations the simulator started itself (bootstraps of joins and
     /// restarts): their outcomes are counted, not kept.
@@ -131,8 +132,7 @@ impl Simulation {
             wire: Wire::new(seed, latency),
             nodes: Vec::new(),
             live: Vec::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: Queue::default(),
             events: HashMap::new(),
             internal_ops: HashSet::new(),
             watched: HashSet::new(),
@@ -211,17 +211,21 @@ impl Simulation {
 
     /// Add a node without bootstrapping it; its address is virtual (nothing
     /// is sent on a real network).
-    pub fn add_node(&mut self, mut config: Config) -> Result<usize> {
+    pub fn add_node(&mut self, config: Config) -> Result<usize> {
         let index = self.nodes.len();
         if index >= MAX_NODES {
             return Err(crate::Error::InvalidArgument(format!(
                 "a simulation holds at most {MAX_NODES} nodes"
             )));
         }
-        if config.rng_seed.is_none() {
-            config.rng_seed = Some(self.rng.random());
+        // Kept as given (a restart draws a fresh seed anyway), so that nodes
+        // of one configuration share it.
+        let config = self.shared_config(config);
+        let mut seeded = (*config).clone();
+        if seeded.rng_seed.is_none() {
+            seeded.rng_seed = Some(self.rng.random());
         }
-        let protocol = self.new_protocol(config.clone())?;
+        let protocol = Box::new(self.new_protocol(seeded)?);
         let n = u32::try_from(index).unwrap_or(u32::MAX);
         let addr = SocketAddr::V4(SocketAddrV4::new(
             // One /24 per node (10.a.b.c, node = c·2¹⁶ + a·2⁸ + b), so the
@@ -288,7 +292,7 @@ impl Simulation {
 
     /// The state of `node`, or `None` if it has left.
     pub fn try_protocol(&self, node: usize) -> Option<&Protocol> {
-        self.nodes.get(node).and_then(|n| n.protocol.as_ref())
+        self.nodes.get(node).and_then(|n| n.protocol.as_deref())
     }
 
     pub fn is_alive(&self, node: usize) -> bool {
@@ -299,7 +303,7 @@ impl Simulation {
     pub fn running(&self) -> impl Iterator<Item = (usize, &Protocol)> + '_ {
         self.live
             .iter()
-            .filter_map(|&i| self.nodes[i].protocol.as_ref().map(|p| (i, p)))
+            .filter_map(|&i| self.nodes[i].protocol.as_deref().map(|p| (i, p)))
     }
 
     /// Run a command on a running node, e.g.
@@ -384,17 +388,17 @@ impl Simulation {
     /// Process the next queue entry if it is not after `end`.
     /// Returns false when nothing is left before `end`.
     fn step_until(&mut self, end: Instant) -> bool {
-        match self.queue.peek() {
-            Some(Reverse(due)) if self.instant(due.at) <= end => {}
+        match self.queue.next_at() {
+            Some(at) if self.instant(at) <= end => {}
             _ => return false,
         }
-        let Some(Reverse(due)) = self.queue.pop() else {
+        let Some((at, action)) = self.queue.pop() else {
             return false;
         };
-        let at = self.instant(due.at);
+        let at = self.instant(at);
         self.now = self.now.max(at);
         let now = self.now;
-        match due.action {
+        match action {
             Action::Deliver { from, to, payload } => {
                 let from = match from {
                     Sender::Node(i) => self.nodes[i as usize].addr,
@@ -429,13 +433,20 @@ impl Simulation {
     }
 
     fn schedule(&mut self, at: Instant, action: Action) {
-        self.seq += 1;
         let at = at.saturating_duration_since(self.start).as_nanos();
-        self.queue.push(Reverse(Due {
-            at: u64::try_from(at).unwrap_or(u64::MAX),
-            seq: self.seq,
-            action,
-        }));
+        self.queue
+            .push(u64::try_from(at).unwrap_or(u64::MAX), action);
+    }
+
+    /// `config` behind an `Arc`, shared with the previous node if it is the
+    /// same: a network of one configuration keeps one copy, not one per node.
+    fn shared_config(&self, config: Config) -> Arc<Config> {
+        // Only the last node's is compared: nodes are added in runs of one
+        // configuration, and a full search would cost O(n) per node.
+        match self.nodes.last() {
+            Some(last) if *last.config == config => Arc::clone(&last.config),
+            _ => Arc::new(config),
+        }
     }
 
     /// The instant `ns` nanoseconds after the start.

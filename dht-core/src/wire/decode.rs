@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use rmp::Marker;
 
-use super::{Request, Response, RpcKind, WireError, MAX_CONTACTS_PER_REPLY};
+use super::observed::parse_observed;
+use super::{RejectedValue, Request, Response, RpcKind, WireError, MAX_CONTACTS_PER_REPLY};
 use crate::contact::Contact;
 use crate::id::NodeId;
 use crate::value::{Value, MAX_VALUE_DEPTH};
@@ -28,6 +29,9 @@ enum Item<'a> {
     Bin(&'a [u8]),
     Array(usize),
     Map(usize),
+    /// An extension type: never a [`Value`], but well-formed msgpack that
+    /// a peer may send (`umsgpack` packs a `datetime` as extension -1).
+    Ext,
 }
 
 const MALFORMED: WireError = WireError::Malformed("invalid msgpack");
@@ -130,9 +134,50 @@ impl<'a> Reader<'a> {
                 let n = self.len(4)?;
                 Item::Map(self.container(n)?)
             }
-            // Extension types and the reserved marker never appear in this protocol.
+            Marker::FixExt1 => self.ext(1)?,
+            Marker::FixExt2 => self.ext(2)?,
+            Marker::FixExt4 => self.ext(4)?,
+            Marker::FixExt8 => self.ext(8)?,
+            Marker::FixExt16 => self.ext(16)?,
+            Marker::Ext8 => {
+                let n = self.len(1)?;
+                self.ext(n)?
+            }
+            Marker::Ext16 => {
+                let n = self.len(2)?;
+                self.ext(n)?
+            }
+            Marker::Ext32 => {
+                let n = self.len(4)?;
+                self.ext(n)?
+            }
+            // The reserved marker is not msgpack at all.
             _ => return Err(WireError::Malformed("unsupported msgpack type")),
         })
+    }
+
+    /// An extension's type byte and `n` bytes of data, skipped.
+    fn ext(&mut self, n: usize) -> Result<Item<'a>, WireError> {
+        self.take(1)?;
+        self.take(n)?;
+        Ok(Item::Ext)
+    }
+
+    /// Skip one well-formed msgpack item of any type and depth (extension
+    /// types and non-UTF-8 strings included) without recursing or
+    /// allocating: a count of the items still to skip stands in for a
+    /// stack. Every item consumes input, so this ends within the datagram.
+    fn skip(&mut self) -> Result<(), WireError> {
+        let mut left: usize = 1;
+        while left > 0 {
+            left -= 1;
+            match self.item()? {
+                Item::Array(n) => left = left.saturating_add(n),
+                Item::Map(n) => left = left.saturating_add(n.saturating_mul(2)),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn array(&mut self) -> Result<usize, WireError> {
@@ -197,7 +242,30 @@ impl<'a> Reader<'a> {
                 String::from_utf8(s.to_vec()).map_err(|_| WireError::Malformed("bad utf-8"))?,
             ),
             Item::Bin(b) => Value::Bytes(b.to_vec()),
+            Item::Ext => return Err(WireError::Malformed("extension type is not a value")),
         })
+    }
+
+    /// A STORE's value. Well-formed msgpack that is not a [`Value`] (an
+    /// extension type, a string that is not UTF-8, nesting past
+    /// [`MAX_VALUE_DEPTH`]) is returned as a [`RejectedValue`] rather than
+    /// an error, so the request is answered (`False`) instead of dropped:
+    /// rpcudp peers evict a node that leaves a STORE unanswered. Anything
+    /// that is not msgpack (truncated, a reserved marker) is still an error.
+    fn store_value(&mut self) -> Result<Result<Value, RejectedValue>, WireError> {
+        let start = self.buf;
+        let reason = match self.value() {
+            Ok(value) => return Ok(Ok(value)),
+            Err(WireError::Malformed(reason)) => reason,
+            Err(other) => return Err(other),
+        };
+        self.buf = start;
+        self.skip()?;
+        let raw = &start[..start.len() - self.buf.len()];
+        Ok(Err(RejectedValue {
+            reason,
+            raw: raw.to_vec(),
+        }))
     }
 
     fn uint(&mut self) -> Result<u64, WireError> {
@@ -241,11 +309,13 @@ pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
     let argc = r.array()?;
     let request = match (name, argc) {
         ("ping", 1) => Request::Ping { sender: r.id()? },
-        ("store", 3) => Request::Store {
-            sender: r.id()?,
-            key: r.id()?,
-            value: r.value()?,
-        },
+        ("store", 3) => {
+            let (sender, key) = (r.id()?, r.id()?);
+            match r.store_value()? {
+                Ok(value) => Request::Store { sender, key, value },
+                Err(value) => Request::StoreRejected { sender, key, value },
+            }
+        }
         ("find_node", 2) => Request::FindNode {
             sender: r.id()?,
             target: r.id()?,
@@ -264,7 +334,19 @@ pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
     Ok(request)
 }
 
+/// A response body, with or without an observed-address trailer (which is
+/// checked, then dropped; see [`decode_response_observed`]).
 pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError> {
+    decode_response_observed(kind, body).map(|(response, _)| response)
+}
+
+/// A response body and the requester's address as the responder saw it, if
+/// a kadmium responder appended it (see [`super::observed`]). Bytes after
+/// the body that are not exactly one trailer make the response malformed.
+pub fn decode_response_observed(
+    kind: RpcKind,
+    body: &[u8],
+) -> Result<(Response, Option<SocketAddr>), WireError> {
     let mut r = Reader::new(body);
     let response = match kind {
         RpcKind::Ping => Response::Ping(r.id()?),
@@ -272,6 +354,7 @@ pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError
             Item::Bool(b) => Response::Store(b),
             // Anything but False/None counts as stored, as Python's truthiness would.
             Item::Nil => Response::Store(false),
+            Item::Ext => return Err(WireError::Malformed("bad store reply")),
             _ => Response::Store(true),
         },
         RpcKind::FindNode => Response::Nodes(read_contacts(&mut r, None)?),
@@ -282,9 +365,7 @@ pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError
                     match r.str()? {
                         "value" => value = Some(r.value()?),
                         "ttl" => ttl_secs = r.uint().ok(),
-                        _ => {
-                            r.value()?; // unknown extension: skip it
-                        }
+                        _ => r.skip()?, // a field of a later version: skip it
                     }
                 }
                 let value = value.ok_or(WireError::Malformed("find_value map without 'value'"))?;
@@ -301,8 +382,8 @@ pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError
             Response::Stun(SocketAddr::new(ip, r.port()?))
         }
     };
-    r.end()?;
-    Ok(response)
+    let observed = parse_observed(r.buf)?;
+    Ok((response, observed))
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {

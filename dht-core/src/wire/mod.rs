@@ -13,9 +13,11 @@ use crate::value::Value;
 
 mod decode;
 mod encode;
+mod observed;
 
-pub use decode::{decode_request, decode_response, decode_value};
-pub use encode::{encode_request, encode_response, encode_value, encoded_store_len};
+pub use decode::{decode_request, decode_response, decode_response_observed, decode_value};
+pub use encode::{encode_reply, encode_request, encode_response, encode_value, encoded_store_len};
+pub use observed::{append_observed, observed_len, trailer_for, OBSERVED_TAG};
 
 pub const REQUEST: u8 = 0x00;
 pub const RESPONSE: u8 = 0x01;
@@ -131,6 +133,13 @@ pub enum Request {
         key: NodeId,
         value: Value,
     },
+    /// A STORE whose value is well-formed msgpack but not a [`Value`]: it
+    /// is answered `false` (never silence) and never stored.
+    StoreRejected {
+        sender: NodeId,
+        key: NodeId,
+        value: RejectedValue,
+    },
     FindNode {
         sender: NodeId,
         target: NodeId,
@@ -146,7 +155,7 @@ impl Request {
     pub fn kind(&self) -> RpcKind {
         match self {
             Request::Ping { .. } => RpcKind::Ping,
-            Request::Store { .. } => RpcKind::Store,
+            Request::Store { .. } | Request::StoreRejected { .. } => RpcKind::Store,
             Request::FindNode { .. } => RpcKind::FindNode,
             Request::FindValue { .. } => RpcKind::FindValue,
             Request::Stun => RpcKind::Stun,
@@ -157,11 +166,24 @@ impl Request {
         match self {
             Request::Ping { sender }
             | Request::Store { sender, .. }
+            | Request::StoreRejected { sender, .. }
             | Request::FindNode { sender, .. }
             | Request::FindValue { sender, .. } => Some(*sender),
             Request::Stun => None,
         }
     }
+}
+
+/// The value of a STORE that kadmium cannot hold: an extension type (what
+/// `umsgpack` makes of a `datetime`, say), a string that is not UTF-8, or
+/// nesting past [`crate::value::MAX_VALUE_DEPTH`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedValue {
+    /// Why it is not a [`Value`].
+    pub reason: &'static str,
+    /// Its msgpack encoding as received, a slice of the datagram (so the
+    /// request re-encodes to the bytes it came from).
+    pub raw: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -552,6 +574,104 @@ mod tests {
                 ttl_secs: None
             })
         );
+    }
+
+    /// A STORE body `[ "store", [id(1), id(2), <raw>] ]` around `raw`.
+    fn store_body(raw: &[u8]) -> Vec<u8> {
+        let mut body = hex("92a573746f726593c414");
+        body.extend([1; ID_LEN]);
+        body.extend([0xc4, 0x14]);
+        body.extend([2; ID_LEN]);
+        body.extend(raw);
+        body
+    }
+
+    #[test]
+    fn stores_of_values_kadmium_cannot_hold_still_decode() {
+        let mut too_deep = vec![0x91; MAX_VALUE_DEPTH + 1];
+        too_deep.push(0xc0);
+        // Far deeper than any stack: skipped by counting, not recursion.
+        let mut very_deep = vec![0x91; 60_000];
+        very_deep.push(0xc0);
+        let ext = "extension type is not a value";
+        let cases: [(&str, Vec<u8>, &str); 9] = [
+            // umsgpack 2.8.0's packb(datetime(2026, 1, 1, tzinfo=utc)):
+            // the timestamp extension (-1), 32-bit form.
+            ("timestamp", hex("d6ff6955b900"), ext),
+            ("fixext1", vec![0xd4, 0x05, 0x00], ext),
+            ("fixext16", [&[0xd8, 0x05][..], &[9; 16]].concat(), ext),
+            ("ext8", vec![0xc7, 0x03, 0x01, 1, 2, 3], ext),
+            ("ext32, empty", vec![0xc9, 0, 0, 0, 0, 0x01], ext),
+            (
+                "ext in a map in a list",
+                hex("9201" /* [1, {"k": ext}] */)
+                    .into_iter()
+                    .chain(hex("81a16bd50100ff"))
+                    .collect(),
+                ext,
+            ),
+            ("str, not utf-8", vec![0xa2, 0xff, 0xfe], "bad utf-8"),
+            ("too deep", too_deep, "value nested too deeply"),
+            ("very deep", very_deep, "value nested too deeply"),
+        ];
+        for (name, raw, reason) in cases {
+            let body = store_body(&raw);
+            let expected = Request::StoreRejected {
+                sender: id(1),
+                key: id(2),
+                value: RejectedValue {
+                    reason,
+                    raw: raw.clone(),
+                },
+            };
+            let request = decode_request(&body);
+            assert_eq!(request.as_ref(), Ok(&expected), "{name}");
+            assert_eq!(expected.kind(), RpcKind::Store);
+            assert_eq!(expected.sender(), Some(id(1)));
+            // Re-encodes to the bytes it came from.
+            assert_eq!(
+                &encode_request(&[0; MSG_ID_LEN], &expected)[21..],
+                &body[..]
+            );
+        }
+    }
+
+    #[test]
+    fn stores_that_are_not_msgpack_are_still_dropped() {
+        let mut deep_and_cut = vec![0x91; 60_000];
+        deep_and_cut.push(0x92);
+        for (name, raw) in [
+            ("ext cut short", vec![0xd4, 0x05]),
+            (
+                "ext32 claiming 4 GiB",
+                vec![0xc9, 0xff, 0xff, 0xff, 0xff, 0x01],
+            ),
+            (
+                "ext8 claiming more than is left",
+                vec![0xc7, 0x09, 0x01, 1, 2],
+            ),
+            ("reserved marker", vec![0xc1]),
+            (
+                "array claiming 2^32-1 items",
+                vec![0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0],
+            ),
+            (
+                "map claiming more than is left",
+                vec![0x83, 0xd4, 1, 0, 0xc0],
+            ),
+            ("bad utf-8, then cut", vec![0xa3, 0xff, 0xfe]),
+            ("deep, then cut", deep_and_cut),
+            ("nothing", vec![]),
+        ] {
+            assert!(decode_request(&store_body(&raw)).is_err(), "{name}");
+        }
+        // Trailing bytes after a rejected value.
+        assert!(decode_request(&store_body(&[0xd4, 0x05, 0x00, 0xc0])).is_err());
+        // Every truncation of a rejected STORE is an error, not a rejection.
+        let body = store_body(&hex("9201d50100ff"));
+        for cut in 0..body.len() {
+            assert!(decode_request(&body[..cut]).is_err(), "truncated at {cut}");
+        }
     }
 
     #[test]

@@ -87,6 +87,7 @@ class Node:
         client_only: bool = False,
         strict_local_limits: bool = False,
         data_dir: Optional[str] = None,
+        unix_time_at_start: Optional[float] = None,
     ) -> Node: ...
     @staticmethod
     def bind_async(
@@ -103,11 +104,14 @@ class Node:
         client_only: bool = False,
         strict_local_limits: bool = False,
         data_dir: Optional[str] = None,
+        unix_time_at_start: Optional[float] = None,
     ) -> Awaitable[Node]: ...
     @property
     def id(self) -> bytes: ...
     @property
     def local_addr(self) -> Tuple[str, int]: ...
+    @property
+    def public_address(self) -> Optional[Tuple[str, int]]: ...
     @property
     def k(self) -> int: ...
     @property

@@ -102,6 +102,7 @@ class NodeSettings:
     ksize: int = 20
     alpha: int = 3
     status_interval: float = 10.0
+    testing_clock_offset: Optional[float] = None
 
 
 #: A service started beside the node: ``await service(server, args)`` starts it
@@ -129,6 +130,10 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
                    help="apply the per-IP limits to loopback and private addresses too")
     p.add_argument("--status-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
                    help="seconds between status lines (default 10)")
+    p.add_argument("--testing-clock-offset", type=float, default=None, metavar="SECONDS",
+                   help="for tests only: the node's wall clock runs SECONDS ahead of the "
+                        "system's (values saved in --data-dir expire as if the node had "
+                        "been down that much longer)")
     voidphone.add_node_options(p)  # -c/--config FILE, --api HOST:PORT
 
 
@@ -142,7 +147,8 @@ class UsageError(Exception):
 
 def node_settings(args: argparse.Namespace) -> NodeSettings:
     s = NodeSettings(ksize=args.ksize, alpha=args.alpha, status_interval=args.status_interval,
-                     strict_local_limits=args.strict_local_limits, data_dir=args.data_dir)
+                     strict_local_limits=args.strict_local_limits, data_dir=args.data_dir,
+                     testing_clock_offset=args.testing_clock_offset)
     if args.host is not None:
         s.host = args.host
     if args.port is not None:
@@ -185,6 +191,8 @@ async def run_node(args: argparse.Namespace) -> int:
     settings = node_settings(args)
     server = Server(ksize=settings.ksize, alpha=settings.alpha,
                     strict_local_limits=settings.strict_local_limits, data_dir=settings.data_dir)
+    if settings.testing_clock_offset is not None:
+        server._unix_time_at_start = time.time() + settings.testing_clock_offset
     await server.listen(settings.port, settings.host)
     host, port = server.node.ip, server.node.port
     print(f"kadmium node {server.node.id.hex()} listening on {host}:{port}", flush=True)

@@ -16,7 +16,6 @@ waits on the network, so other Python threads keep running.
 
 from __future__ import annotations
 
-import random
 import threading
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
@@ -82,8 +81,8 @@ class DHT:
     (3), ``ttl``: lifetime of the values this node puts (default 24 hours, at
     most 7 days), ``client_only`` (kadmium peers do not add this node to their
     routing tables), ``strict_local_limits`` (per-IP limits also on loopback
-    and private addresses), ``data_dir`` (keep values and contacts there
-    across restarts).
+    and private addresses), ``data_dir`` (keep values, contacts and, unless
+    ``id`` is given, the node id there across restarts).
 
     >>> with DHT("127.0.0.1", 0, seeds=[("127.0.0.1", 4000)]) as dht:  # doctest: +SKIP
     ...     dht["color"] = ["blue", "green"]
@@ -111,7 +110,8 @@ class DHT:
     ) -> None:
         if requesthandler is not None:
             raise TypeError("kadmium's protocol runs in Rust: requesthandler cannot be replaced")
-        node_id = digest(random.getrandbits(255)) if id is None else _id_bytes(id, "id")
+        # No id asked for: a random one, or with a data directory the saved one.
+        node_id = None if id is None else _id_bytes(id, "id")
         self.info = info
         self.hash_function = hash_function
         self.seeds: List[Tuple[str, int]] = [(str(s[0]), int(s[1])) for s in seeds or []]
@@ -157,6 +157,14 @@ class DHT:
     def address(self) -> Tuple[str, int]:
         """The bound ``(host, port)`` (the real port when 0 was asked)."""
         return self._node.local_addr
+
+    @property
+    def public_address(self) -> Optional[Tuple[str, int]]:
+        """This node's ``(host, port)`` as its peers see it (behind a NAT, the
+        NAT's address), or None until at least two peer IPs agree on it (one
+        lying peer cannot set it). Only kadmium peers report it; loopback and
+        private addresses count like public ones."""
+        return self._node.public_address
 
     def peers(self) -> List[Dict[str, Any]]:
         """The routing table as ``{"host", "port", "id", "info"}`` dicts (``id`` an int;

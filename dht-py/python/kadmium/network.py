@@ -96,8 +96,9 @@ class Server:
         that kadmium peers do not add to their routing tables (short-lived
         scripts); ``strict_local_limits`` applies the per-IP limits to loopback
         and private addresses too; ``data_dir`` keeps the node's values and
-        contacts in that directory across restarts (``PersistenceError`` if it
-        is in use by another process or damaged)."""
+        contacts in that directory across restarts, and its id unless
+        ``node_id`` is given (``PersistenceError`` if it is in use by another
+        process or damaged)."""
         if self.protocol_class is not None:
             raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
         self.ksize = ksize
@@ -110,6 +111,14 @@ class Server:
         self._user_storage: Any = storage
         #: The values this node holds: the ``storage`` given, else a live view.
         self.storage: Any = storage if storage is not None else StorageView(self._held)
+        # With a data directory and no id asked for, the node keeps the id it
+        # saved (a new one on its first start); the random id below stands in
+        # until ``listen`` reads the real one.
+        self._id_asked = node_id is not None
+        #: Testing only: the unix time the node assumes at ``listen`` instead of
+        #: the system clock's (saved expiries are read against it); set by
+        #: ``kadmium node --testing-clock-offset``.
+        self._unix_time_at_start: Optional[float] = None
         node_id = node_id or digest(random.getrandbits(255))
         if not isinstance(node_id, bytes) or len(node_id) != 20:
             raise _kadmium.InvalidArgumentError("node_id must be 20 bytes")
@@ -146,12 +155,15 @@ class Server:
             port,
             k=self.ksize,
             alpha=self.alpha,
-            node_id=self.node.id,
+            node_id=self.node.id if self._id_asked or self.data_dir is None else None,
             storage=self._user_storage,
             client_only=self.client_only,
             strict_local_limits=self.strict_local_limits,
             data_dir=self.data_dir,
+            unix_time_at_start=self._unix_time_at_start,
         )
+        if self._native.id != self.node.id:
+            self.node = Node(self._native.id)
         self.node.ip, self.node.port = self._native.local_addr
         self.transport = _Transport(self)
         self.protocol = ProtocolView(self)
@@ -393,6 +405,16 @@ class Server:
         """The node's counters (datagrams, RPCs, lookups) and gauges (contacts,
         values_stored, stored_bytes, pending_rpcs)."""
         return self._node().stats()
+
+    def public_address(self) -> Optional[Tuple[str, int]]:
+        """This node's ``(host, port)`` as its peers see it (behind a NAT, the
+        NAT's address), or None until at least two peer IPs agree on it (one
+        lying peer cannot set it), and before ``listen``. Only kadmium peers
+        report it (``kademlia`` peers do not); loopback and private addresses
+        count like public ones."""
+        if self._native is None:
+            return None
+        return self._native.public_address
 
     def routing_table(self) -> List[Node]:
         """Every contact in the routing table."""
