@@ -244,10 +244,7 @@ impl Durable {
 /// and its other answers (contacts, values, pings) acknowledge nothing, so
 /// they go out while the disk works.
 pub fn acknowledges(t: &Transmit) -> bool {
-    let p = &t.payload;
-    p.len() == wire::MIN_DATAGRAM
-        && p[0] == wire::RESPONSE
-        && matches!(p[wire::MIN_DATAGRAM - 1], 0xc2 | 0xc3)
+    wire::is_store_answer(&t.payload)
 }
 
 /// Whether a finished operation reports a put (or a signed put, which

@@ -533,7 +533,7 @@ async fn a_node_on_a_full_disk_acknowledges_nothing_until_it_can_save() {
 /// same directory, so later rounds also kill during restart and recovery.
 #[test]
 fn every_store_acknowledged_before_a_sigkill_is_there_after_it() {
-    use dht_core::wire::{self, Request, RESPONSE};
+    use dht_core::wire::{self, Request};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -582,12 +582,10 @@ fn every_store_acknowledged_before_a_sigkill_is_there_after_it() {
                     .unwrap();
                 pending.insert(id, key);
             }
-            // Answers: RESPONSE | msg id | msgpack true (0xc3).
             if let Ok((n, _)) = peer.recv_from(&mut buf) {
-                if n == 22 && buf[0] == RESPONSE {
-                    let id: [u8; 20] = buf[1..21].try_into().unwrap();
+                if let Some((id, stored)) = store_answer(&buf[..n]) {
                     if let Some(key) = pending.remove(&id) {
-                        if buf[21] == 0xc3 {
+                        if stored {
                             acknowledged.push(key);
                             acked_this_round += 1;
                         }
@@ -599,8 +597,7 @@ fn every_store_acknowledged_before_a_sigkill_is_there_after_it() {
         // (they were sent before the kill).
         node.kill();
         while let Ok((n, _)) = peer.recv_from(&mut buf) {
-            if n == 22 && buf[0] == RESPONSE && buf[21] == 0xc3 {
-                let id: [u8; 20] = buf[1..21].try_into().unwrap();
+            if let Some((id, true)) = store_answer(&buf[..n]) {
                 if let Some(key) = pending.remove(&id) {
                     acknowledged.push(key);
                     acked_this_round += 1;
@@ -629,4 +626,18 @@ fn every_store_acknowledged_before_a_sigkill_is_there_after_it() {
     );
     assert_eq!(lost, 0);
     node.kill();
+}
+
+/// The message id and verdict of a STORE answer (kadmium peers' answers
+/// carry the observed-address trailer; the decoder checks and drops it).
+fn store_answer(datagram: &[u8]) -> Option<([u8; 20], bool)> {
+    use dht_core::wire::{self, Response, RESPONSE};
+    let packet = wire::split_packet(datagram).ok()?;
+    if packet.kind != RESPONSE {
+        return None;
+    }
+    match wire::decode_response(wire::RpcKind::Store, packet.body).ok()? {
+        Response::Store(stored) => Some((packet.id, stored)),
+        _ => None,
+    }
 }

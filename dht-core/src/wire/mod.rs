@@ -24,6 +24,19 @@ pub const RESPONSE: u8 = 0x01;
 pub const MSG_ID_LEN: usize = 20;
 /// Smallest datagram rpcudp accepts (kind, id, one byte of body).
 pub const MIN_DATAGRAM: usize = 1 + MSG_ID_LEN + 1;
+
+/// Whether `datagram` answers a STORE: a response whose body is one msgpack
+/// bool, followed by nothing or (to a kadmium requester) the observed-address
+/// trailer. A node with a data directory holds these until the value is on
+/// disk, since they acknowledge it.
+pub fn is_store_answer(datagram: &[u8]) -> bool {
+    let Some((head, rest)) = datagram.split_at_checked(MIN_DATAGRAM) else {
+        return false;
+    };
+    head.first() == Some(&RESPONSE)
+        && matches!(head.last(), Some(0xc2 | 0xc3))
+        && observed::parse_observed(rest).is_ok()
+}
 /// Most contacts decoded from one `find_node` reply; more is hostile.
 pub const MAX_CONTACTS_PER_REPLY: usize = 256;
 /// Largest request body (`msgpack([name, args])`, without kind and id) that
@@ -237,6 +250,33 @@ mod tests {
 
     fn id(b: u8) -> NodeId {
         NodeId([b; ID_LEN])
+    }
+
+    /// What a data directory's driver holds until saved must be recognised
+    /// with and without the observed-address trailer (a STORE answer with
+    /// the trailer once went out before its value was on disk).
+    #[test]
+    fn store_answers_are_recognised_with_and_without_the_trailer() {
+        let requester: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        let python_id = [7; MSG_ID_LEN];
+        let kadmium = kadmium_id(60, [9; 12]);
+        for stored in [true, false] {
+            let plain = encode_reply(&python_id, &Response::Store(stored), requester);
+            let trailed = encode_reply(&kadmium, &Response::Store(stored), requester);
+            assert!(
+                trailed.len() > plain.len(),
+                "the kadmium answer carries the trailer"
+            );
+            assert!(is_store_answer(&plain) && is_store_answer(&trailed));
+        }
+        let ping = encode_reply(&kadmium, &Response::Ping(id(1)), requester);
+        let nodes = encode_reply(&kadmium, &Response::Nodes(Vec::new()), requester);
+        let request = encode_request(&kadmium, &Request::Ping { sender: id(1) });
+        let mut junk = encode_reply(&kadmium, &Response::Store(true), requester);
+        junk.push(0);
+        for other in [ping, nodes, request, junk] {
+            assert!(!is_store_answer(&other), "{other:?}");
+        }
     }
 
     fn round_trip_request(req: Request) {
