@@ -30,9 +30,53 @@ use crate::records::RecordStore;
 use crate::routing::RoutingTable;
 use crate::storage::Origin;
 
-/// Hand-over walks a node starts at most: a burst, then a steady rate.
-const HANDOVER_BURST: f64 = 8.0;
-const HANDOVER_PER_SEC: f64 = 0.1;
+/// Walks are budgeted in held keys examined, not in walks: under heavy
+/// churn (85% of the nodes replaced every 10 minutes) contacts come and go
+/// every few seconds, which a node holding a few hundred keys can afford to
+/// walk for each; one holding 100,000 cannot, and fresh ids that answer
+/// pings (and then go silent) would otherwise buy a full walk apiece.
+/// Hand-over: about 4 full walks of 100,000 keys at once, then one per
+/// 20 s; repair (a contact left): 5 at once, then one per 10 s.
+const HANDOVER_KEYS_BURST: f64 = 400_000.0;
+const HANDOVER_KEYS_PER_SEC: f64 = 5_000.0;
+const REPAIR_KEYS_BURST: f64 = 500_000.0;
+const REPAIR_KEYS_PER_SEC: f64 = 10_000.0;
+
+/// Work a node may start: a burst, then a steady rate.
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f64,
+    burst: f64,
+    per_sec: f64,
+    at: Option<Instant>,
+}
+
+impl TokenBucket {
+    fn new(burst: f64, per_sec: f64) -> Self {
+        TokenBucket {
+            tokens: burst,
+            burst,
+            per_sec,
+            at: None,
+        }
+    }
+
+    /// Takes `cost` tokens if there are that many (a cost above the burst
+    /// needs a full bucket).
+    fn take(&mut self, now: Instant, cost: f64) -> bool {
+        let elapsed = self
+            .at
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.at = Some(now);
+        self.tokens = (self.tokens + elapsed.as_secs_f64() * self.per_sec).min(self.burst);
+        let cost = cost.min(self.burst);
+        if self.tokens < cost {
+            return false;
+        }
+        self.tokens -= cost;
+        true
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
@@ -59,11 +103,10 @@ pub struct Replication {
     walks: VecDeque<Walk>,
     max_walks: usize,
     repair_within: Duration,
-    /// Hand-over walks this node may still start: a token bucket of
-    /// `HANDOVER_BURST`, refilled at `HANDOVER_PER_SEC`, so a stream of
-    /// fresh (even verified) ids cannot make it walk its keys nonstop.
-    handover_tokens: f64,
-    tokens_at: Option<Instant>,
+    /// Walks this node may still start, so a stream of fresh (even
+    /// verified) ids cannot make it walk its keys nonstop.
+    handover_tokens: TokenBucket,
+    repair_tokens: TokenBucket,
     /// Events dropped because the queue was full (the hourly re-send still
     /// covers their keys).
     pub dropped: u64,
@@ -75,29 +118,29 @@ impl Replication {
             walks: VecDeque::new(),
             max_walks,
             repair_within,
-            handover_tokens: HANDOVER_BURST,
-            tokens_at: None,
+            handover_tokens: TokenBucket::new(HANDOVER_KEYS_BURST, HANDOVER_KEYS_PER_SEC),
+            repair_tokens: TokenBucket::new(REPAIR_KEYS_BURST, REPAIR_KEYS_PER_SEC),
             dropped: 0,
         }
     }
 
-    pub fn contact_appeared(&mut self, now: Instant, contact: Contact) {
-        let elapsed = self
-            .tokens_at
-            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        self.tokens_at = Some(now);
-        self.handover_tokens =
-            (self.handover_tokens + elapsed.as_secs_f64() * HANDOVER_PER_SEC).min(HANDOVER_BURST);
-        if self.handover_tokens < 1.0 {
+    /// `contact` entered the table; a hand-over walk reads `held_keys` keys.
+    pub fn contact_appeared(&mut self, now: Instant, contact: Contact, held_keys: usize) {
+        if !self.handover_tokens.take(now, held_keys as f64) {
             // The hourly re-send reaches it anyway.
             self.dropped += 1;
             return;
         }
-        self.handover_tokens -= 1.0;
         self.push(contact, Change::Appeared);
     }
 
-    pub fn contact_left(&mut self, contact: Contact) {
+    /// `contact` left the table; a repair walk reads `held_keys` keys.
+    pub fn contact_left(&mut self, now: Instant, contact: Contact, held_keys: usize) {
+        if !self.repair_tokens.take(now, held_keys as f64) {
+            // The hourly re-send, and the next departure's walk, cover it.
+            self.dropped += 1;
+            return;
+        }
         self.push(contact, Change::Left);
     }
 
@@ -176,6 +219,11 @@ impl Replication {
 /// The paper's hand-over rule: `newcomer` is among the k closest to `key`
 /// and we are closer to it than any other node we know.
 fn hand_over_to(view: &View<'_>, key: &Key, newcomer: &Contact) -> bool {
+    // Most keys lie in a bucket holding contacts closer than we are: no
+    // `closest()` (a sort of the bucket order) for them.
+    if view.routing.bucket_has_closer_than_own(key, &newcomer.id) {
+        return false;
+    }
     let closest = view
         .routing
         .closest(key, view.k, |e| e.contact.id == newcomer.id);

@@ -465,6 +465,21 @@ impl RoutingTable {
         found.into_iter().map(|(_, c)| c).collect()
     }
 
+    /// Whether a contact other than `except` is certainly closer to `target`
+    /// than we are, judged from the bucket covering `target` alone: unless
+    /// that bucket is our own, every contact in it shares a longer prefix
+    /// with `target` than our id does. A cheap test before [`closest`] for
+    /// callers that act only where we are the closest (the hand-over rule):
+    /// `false` means "look further", never "we are closest".
+    ///
+    /// [`closest`]: RoutingTable::closest
+    pub fn bucket_has_closer_than_own(&self, target: &NodeId, except: &NodeId) -> bool {
+        let Some(bucket) = self.buckets.get(self.bucket_index(target)) else {
+            return false;
+        };
+        !bucket.covers(&self.own) && bucket.entries.iter().any(|e| e.id != *except)
+    }
+
     /// Like [`RoutingTable::closest`], preferring contacts that answered their
     /// last RPC: ones that just missed a reply are used only when fewer than
     /// `min` others are known. A node that may have gone is neither handed to
@@ -681,6 +696,31 @@ mod tests {
         assert!(t.record_failure(&x.id));
         assert!(!t.contains(&x.id));
         assert!(t.contains(&z.id), "replacement promoted");
+    }
+
+    #[test]
+    fn a_bucket_with_closer_contacts_is_never_wrong() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let own = NodeId::random(&mut rng);
+        let mut t = RoutingTable::new(own, 8, 3, now);
+        for i in 0..400u16 {
+            t.insert(contact(NodeId::random(&mut rng), i + 1), now);
+        }
+        let all = t.contacts();
+        let mut rejected = 0;
+        for round in 0..2000usize {
+            let target = NodeId::random(&mut rng);
+            let except = all[round % all.len()].id;
+            if t.bucket_has_closer_than_own(&target, &except) {
+                rejected += 1;
+                assert!(all
+                    .iter()
+                    .any(|c| c.id != except && c.id.distance(&target) < own.distance(&target)));
+            }
+        }
+        // Most random targets lie in a far bucket with contacts.
+        assert!(rejected > 1500, "{rejected}");
     }
 
     #[test]

@@ -366,7 +366,8 @@ impl Protocol {
             }
             // Keys go only to an address that proved it receives.
             if self.validation.is_verified(&contact.addr, now) {
-                self.replication.contact_appeared(now, contact);
+                self.replication
+                    .contact_appeared(now, contact, self.records.len());
             } else if self.awaiting_verification.len() < MAX_AWAITING_VERIFICATION
                 && self.awaiting_verification.insert(contact.id)
                 && self.validation.start_ping(contact.addr, now)
@@ -382,7 +383,8 @@ impl Protocol {
             // a `closest()` per stored key: an attacker's throwaway ids
             // would otherwise buy a full walk apiece).
             if !self.records.is_empty() && self.validation.is_verified(&contact.addr, now) {
-                self.replication.contact_left(contact);
+                self.replication
+                    .contact_left(now, contact, self.records.len());
             }
         }
         if self.replication.has_work() && self.next_slice.is_none() {

@@ -48,7 +48,8 @@ impl Protocol {
                 self.validation.proved_id(&from, *id);
                 let contact = Contact::new(*id, from);
                 if self.awaiting_verification.remove(id) && self.contacts.holds(&contact) {
-                    self.replication.contact_appeared(now, contact);
+                    self.replication
+                        .contact_appeared(now, contact, self.records.len());
                 }
                 Some(*id)
             }
@@ -58,7 +59,8 @@ impl Protocol {
                 let contact = Contact::new(*id, from);
                 self.heard_from(now, contact);
                 if self.awaiting_verification.remove(id) {
-                    self.replication.contact_appeared(now, contact);
+                    self.replication
+                        .contact_appeared(now, contact, self.records.len());
                 }
                 Some(*id)
             }
