@@ -292,7 +292,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The inverse of [`encode_value`]: exactly one value, no trailing bytes.
+/// The inverse of [`encode_value`](super::encode_value): exactly one value, no trailing bytes.
 pub fn decode_value(bytes: &[u8]) -> Result<Value, WireError> {
     let mut r = Reader::new(bytes);
     let value = r.value()?;
@@ -341,7 +341,7 @@ pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError
 }
 
 /// A response body and the requester's address as the responder saw it, if
-/// a kadmium responder appended it (see [`super::observed`]). Bytes after
+/// a kadmium responder appended it (see [`super::append_observed`]). Bytes after
 /// the body that are not exactly one trailer make the response malformed.
 pub fn decode_response_observed(
     kind: RpcKind,
