@@ -14,34 +14,46 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// When a connection last became idle, shared between its task (which
-/// writes it) and the accept loop (which reads it to pick a victim).
-/// Stored as nanoseconds since the server's start; [`Activity::BUSY`] while
-/// a request is in flight.
+/// Whether a connection has requests in flight and, if not, since when it
+/// has been idle. Shared between its request tasks (which start and finish
+/// requests) and the accept loop (which reads it to pick a victim). Times
+/// are nanoseconds since the server's start.
+///
+/// A request counts as finished when its reply is ready, before the reply
+/// is queued: so once a client has read the answer to its last request the
+/// connection is already idle, however late its tasks are scheduled again.
 #[derive(Debug)]
-pub struct Activity(AtomicU64);
+pub struct Activity {
+    in_flight: AtomicU64,
+    idle_since: AtomicU64,
+}
 
 impl Activity {
-    const BUSY: u64 = u64::MAX;
-
     /// A connection opened at `since_start` and idle since then.
     pub fn idle_from(since_start: u64) -> Arc<Self> {
-        Arc::new(Activity(AtomicU64::new(since_start.min(Self::BUSY - 1))))
+        Arc::new(Activity {
+            in_flight: AtomicU64::new(0),
+            idle_since: AtomicU64::new(since_start),
+        })
     }
 
-    pub fn set_busy(&self) {
-        self.0.store(Self::BUSY, Ordering::Relaxed);
+    pub fn start_request(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn set_idle(&self, since_start: u64) {
-        self.0
-            .store(since_start.min(Self::BUSY - 1), Ordering::Relaxed);
+    /// A request ended at `since_start`. Call once per
+    /// [`Activity::start_request`].
+    pub fn finish_request(&self, since_start: u64) {
+        // fetch_max: requests finishing at once may store out of order.
+        self.idle_since.fetch_max(since_start, Ordering::AcqRel);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// Idle since (nanoseconds after the server's start), or `None` if busy.
+    /// Idle since (nanoseconds after the server's start), or `None` while a
+    /// request is in flight.
     pub fn idle_since(&self) -> Option<u64> {
-        let v = self.0.load(Ordering::Relaxed);
-        (v != Self::BUSY).then_some(v)
+        (self.in_flight.load(Ordering::Acquire) == 0)
+            .then(|| self.idle_since.load(Ordering::Acquire))
     }
 }
 
@@ -155,7 +167,7 @@ mod tests {
         assert_eq!(t.len(), 2);
         t.insert(3, ip(9), Activity::idle_from(40));
         // A busy connection is never the victim, however old.
-        acts[2].set_busy();
+        acts[2].start_request();
         assert_eq!(t.admit(ip(9)), Admission::Evict(0));
         t.insert(4, ip(9), Activity::idle_from(50));
         assert_eq!(t.admit(ip(9)), Admission::Evict(3));
@@ -166,7 +178,7 @@ mod tests {
         let mut t = ConnectionTable::new(2, 10);
         for k in 0..2u8 {
             let a = Activity::idle_from(0);
-            a.set_busy();
+            a.start_request();
             t.insert(k, ip(k), a);
         }
         assert_eq!(t.admit(ip(7)), Admission::Refuse(Refusal::Full));
@@ -184,11 +196,16 @@ mod tests {
         assert_eq!(t.admit(ip(3)), Admission::Admit);
 
         let busy = Activity::idle_from(0);
-        busy.set_busy();
+        busy.start_request();
         let mut t = ConnectionTable::new(100, 1);
         t.insert(0, ip(1), busy.clone());
         assert_eq!(t.admit(ip(1)), Admission::Refuse(Refusal::PerIpLimit));
-        busy.set_idle(99);
+        busy.start_request();
+        busy.finish_request(99);
+        // Still one request in flight.
+        assert_eq!(t.admit(ip(1)), Admission::Refuse(Refusal::PerIpLimit));
+        busy.finish_request(98); // finished earlier, recorded later
+        assert_eq!(busy.idle_since(), Some(99));
         assert_eq!(t.admit(ip(1)), Admission::Evict(0));
         assert!(t.is_empty());
     }

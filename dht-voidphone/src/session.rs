@@ -33,8 +33,34 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// One request in flight on a connection, for [`Activity`]: started when
+/// created, finished when dropped (also when its task is aborted).
+struct InFlight {
+    activity: Arc<Activity>,
+    shared: Arc<Shared>,
+}
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>, shared: &Arc<Shared>) -> Self {
+        activity.start_request();
+        InFlight {
+            activity: activity.clone(),
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.activity
+            .finish_request(self.shared.nanos_since_start());
+    }
+}
+
 /// Per-connection state shared by the reader's request handling.
 struct Connection {
+    shared: Arc<Shared>,
+    activity: Arc<Activity>,
     node: Node,
     config: Arc<ApiConfig>,
     replies: mpsc::Sender<Vec<u8>>,
@@ -64,6 +90,8 @@ pub(crate) async fn serve_connection(
     ));
     let slots = Arc::new(Semaphore::new(in_flight));
     let mut conn = Connection {
+        shared: shared.clone(),
+        activity,
         node: shared.node.clone(),
         config: config.clone(),
         replies,
@@ -92,7 +120,6 @@ pub(crate) async fn serve_connection(
             };
             completed = true;
             busy = true;
-            activity.set_busy();
             let slot = tokio::select! {
                 slot = slots.clone().acquire_owned() => match slot {
                     Ok(slot) => slot,
@@ -114,7 +141,6 @@ pub(crate) async fn serve_connection(
         if busy && conn.requests.is_empty() {
             busy = false;
             idle_since = Instant::now();
-            activity.set_idle(shared.nanos_since_start());
         }
 
         // A message under way must finish in read_timeout; with nothing in
@@ -225,6 +251,7 @@ impl Connection {
     }
 
     fn spawn_put(&mut self, put: Put, slot: OwnedSemaphorePermit) {
+        let in_flight = InFlight::start(&self.activity, &self.shared);
         let before = self.earlier_put(&put.key);
         let (done, done_rx) = watch::channel(());
         // Drop entries of PUTs that have finished (their sender is gone).
@@ -237,6 +264,7 @@ impl Connection {
         self.requests.spawn(
             async move {
                 let _slot = slot;
+                let _in_flight = in_flight;
                 let _done = done; // dropped when this PUT is over, waking waiters
                 let key = KeyDisplay(&put.key).to_string();
                 let work = async {
@@ -288,6 +316,7 @@ impl Connection {
     }
 
     fn spawn_get(&mut self, key: ApiKey, slot: OwnedSemaphorePermit) {
+        let in_flight = InFlight::start(&self.activity, &self.shared);
         let before = self.earlier_put(&key);
         let node = self.node.clone();
         let replies = self.replies.clone();
@@ -314,6 +343,8 @@ impl Connection {
                         encode_failure(&key)
                     }
                 };
+                // Idle before the client can read the reply (see Activity).
+                drop(in_flight);
                 // Err only when the writer is gone, i.e. the connection is closing.
                 let _ = replies.send(reply).await;
             }
