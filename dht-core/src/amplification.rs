@@ -19,12 +19,13 @@
 //! a reflector needs a spoofed source, and on those ranges the attacker
 //! would already share the host or the LAN.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::contact::is_local;
 use crate::id::NodeId;
+use crate::peer_key::{PeerKey, PeerKeys, PeerMap};
 
 /// The most an unverified address gets back, per byte it sent.
 pub const AMPLIFICATION_FACTOR: usize = 3;
@@ -40,27 +41,34 @@ const RETRY_AFTER: Duration = Duration::from_secs(300);
 const MAX_WAITING_PER_ADDR: usize = 4;
 const MAX_WAITING: usize = 1024;
 
-/// What an address proved, and when it last answered us.
+/// What an address proved, and when it last answered us: 16 bytes, as
+/// there is one for every peer that answered within [`VERIFIED_FOR`].
 #[derive(Clone, Copy)]
 struct Verified {
-    at: Instant,
-    /// The id it answered a ping with, if it did.
-    id: Option<NodeId>,
+    /// Whole seconds after the table's epoch (see [`AddressValidation::secs`]).
+    at: u32,
+    /// The id it answered a ping with, if it did (as a key: 8 bytes, not 20).
+    id: Option<PeerKey>,
 }
 
+/// Addresses are kept as [`PeerKey`]s: these tables hold every peer that
+/// answered us, and a `SocketAddr` is 32 bytes.
 #[derive(Default)]
 pub struct AddressValidation {
     /// Apply the rule to loopback and private addresses too.
     strict_local: bool,
-    verified: HashMap<SocketAddr, Verified>,
-    waiting: HashMap<SocketAddr, Vec<Vec<u8>>>,
+    /// When the first address was verified: entries count seconds from it.
+    epoch: Option<Instant>,
+    keys: PeerKeys,
+    verified: PeerMap<Verified>,
+    waiting: PeerMap<Vec<Vec<u8>>>,
     waiting_total: usize,
     /// Addresses with a verification ping in flight.
-    pinging: std::collections::HashSet<SocketAddr>,
+    pinging: PeerMap<()>,
     /// Addresses whose verification ping went unanswered, and when: they
     /// are not pinged again for a while (a spoofed source would otherwise
     /// draw one ping per request).
-    failed_at: HashMap<SocketAddr, Instant>,
+    failed_at: PeerMap<Instant>,
     /// Answers dropped because too many were waiting or the address never
     /// answered its ping.
     pub dropped: u64,
@@ -90,23 +98,36 @@ impl AddressValidation {
         (!self.strict_local && is_local(&addr.ip()))
             || self
                 .verified
-                .get(addr)
-                .is_some_and(|v| now.saturating_duration_since(v.at) < VERIFIED_FOR)
+                .get(&self.keys.addr(addr))
+                .is_some_and(|v| self.is_fresh(v, now))
+    }
+
+    /// Seconds from the epoch to `now` (0 before it is set).
+    fn secs(&self, now: Instant) -> u32 {
+        self.epoch.map_or(0, |epoch| {
+            u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
+        })
+    }
+
+    fn is_fresh(&self, v: &Verified, now: Instant) -> bool {
+        u64::from(self.secs(now).saturating_sub(v.at)) < VERIFIED_FOR.as_secs()
     }
 
     /// Whether `addr` answered a ping with `id` and has answered us within
     /// the verified period (loopback included: this is about ids, not
     /// amplification).
     pub fn proves(&self, addr: &SocketAddr, id: &NodeId, now: Instant) -> bool {
-        self.verified.get(addr).is_some_and(|v| {
-            v.id.as_ref() == Some(id) && now.saturating_duration_since(v.at) < VERIFIED_FOR
-        })
+        let id = self.keys.id(id);
+        self.verified
+            .get(&self.keys.addr(addr))
+            .is_some_and(|v| v.id == Some(id) && self.is_fresh(v, now))
     }
 
     /// `addr`, which just answered (see [`AddressValidation::verified`]),
     /// answered a ping with `id`.
     pub fn proved_id(&mut self, addr: &SocketAddr, id: NodeId) {
-        if let Some(v) = self.verified.get_mut(addr) {
+        let id = self.keys.id(&id);
+        if let Some(v) = self.verified.get_mut(&self.keys.addr(addr)) {
             v.id = Some(id);
         }
     }
@@ -124,44 +145,55 @@ impl AddressValidation {
     /// Whether a verification ping should go to `addr` now (none in flight,
     /// none failed lately); records that one goes.
     pub fn start_ping(&mut self, addr: SocketAddr, now: Instant) -> bool {
-        if self.pinging.len() >= MAX_WAITING && !self.pinging.contains(&addr) {
+        let key = self.keys.addr(&addr);
+        if self.pinging.len() >= MAX_WAITING && !self.pinging.contains_key(&key) {
             return false;
         }
-        if let Some(at) = self.failed_at.get(&addr) {
+        if let Some(at) = self.failed_at.get(&key) {
             if now.saturating_duration_since(*at) < RETRY_AFTER {
                 return false;
             }
-            self.failed_at.remove(&addr);
+            self.failed_at.remove(&key);
         }
-        self.pinging.insert(addr)
+        self.pinging.insert(key, ()).is_none()
     }
 
     /// `addr` answered one of our RPCs at `now`. Returns the answers that
     /// were waiting for it, to send now.
     pub fn verified(&mut self, addr: SocketAddr, now: Instant) -> Vec<Vec<u8>> {
-        self.pinging.remove(&addr);
-        if self.verified.len() >= MAX_VERIFIED && !self.verified.contains_key(&addr) {
+        let key = self.keys.addr(&addr);
+        self.pinging.remove(&key);
+        self.epoch.get_or_insert(now);
+        let at = self.secs(now);
+        if self.verified.len() >= MAX_VERIFIED && !self.verified.contains_key(&key) {
+            let fresh_for = u32::try_from(VERIFIED_FOR.as_secs()).unwrap_or(u32::MAX);
             self.verified
-                .retain(|_, v| now.saturating_duration_since(v.at) < VERIFIED_FOR);
+                .retain(|_, v| at.saturating_sub(v.at) < fresh_for);
             if self.verified.len() >= MAX_VERIFIED {
                 self.verified.clear();
             }
         }
-        self.verified
-            .entry(addr)
-            .and_modify(|v| v.at = now)
-            .or_insert(Verified { at: now, id: None });
-        self.take_waiting(&addr)
+        match self.verified.entry(key) {
+            Entry::Occupied(mut e) => e.get_mut().at = at,
+            Entry::Vacant(e) => {
+                e.insert(Verified { at, id: None });
+            }
+        }
+        if self.waiting.is_empty() {
+            return Vec::new(); // the common case: no answer was held
+        }
+        self.take_waiting(key)
     }
 
     /// The ping checking `addr` went unanswered: its answers are dropped.
     pub fn failed(&mut self, addr: &SocketAddr, now: Instant) {
-        self.pinging.remove(addr);
+        let key = self.keys.addr(addr);
+        self.pinging.remove(&key);
         if self.failed_at.len() >= MAX_VERIFIED {
             self.failed_at.clear();
         }
-        self.failed_at.insert(*addr, now);
-        let dropped = self.take_waiting(addr).len();
+        self.failed_at.insert(key, now);
+        let dropped = self.take_waiting(key).len();
         self.dropped += dropped as u64;
     }
 
@@ -178,10 +210,11 @@ impl AddressValidation {
         {
             return Admit::Send(answer);
         }
-        let queue = self.waiting.entry(to).or_default();
+        let key = self.keys.addr(&to);
+        let queue = self.waiting.entry(key).or_default();
         if queue.len() >= MAX_WAITING_PER_ADDR || self.waiting_total >= MAX_WAITING {
             if queue.is_empty() {
-                self.waiting.remove(&to);
+                self.waiting.remove(&key);
             }
             self.dropped += 1;
             return Admit::Dropped;
@@ -192,8 +225,8 @@ impl AddressValidation {
         Admit::Held { ping }
     }
 
-    fn take_waiting(&mut self, addr: &SocketAddr) -> Vec<Vec<u8>> {
-        let answers = self.waiting.remove(addr).unwrap_or_default();
+    fn take_waiting(&mut self, key: PeerKey) -> Vec<Vec<u8>> {
+        let answers = self.waiting.remove(&key).unwrap_or_default();
         self.waiting_total -= answers.len();
         answers
     }

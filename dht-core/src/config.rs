@@ -79,6 +79,14 @@ pub struct Config {
     /// its keys re-sent (churn repair). Shorter notices faster at the cost
     /// of up to k pings per interval. Default 5 min.
     pub neighbour_check_interval: Duration,
+    /// When a newcomer finds its bucket full, the bucket's least recently
+    /// seen contact is pinged (and replaced if it does not answer) only if
+    /// it has been quiet this long; otherwise the newcomer waits in the
+    /// replacement cache. BEP 5's "questionable after 15 minutes": in a
+    /// busy network nearly every contact is heard from often, and pinging
+    /// one per newcomer was most of a joining network's traffic. Dead
+    /// contacts still leave as soon as they miss replies. Default 15 min.
+    pub contact_fresh_for: Duration,
     /// Overall deadline of a get, put, ping or bootstrap; past it the
     /// operation fails with [`crate::Error::Timeout`] (a bootstrap reports
     /// the contacts found so far). Default 10 s.
@@ -154,6 +162,7 @@ impl Default for Config {
             republish_interval: Duration::from_secs(24 * 3600),
             maintenance_interval: Duration::from_secs(60),
             neighbour_check_interval: Duration::from_secs(300),
+            contact_fresh_for: Duration::from_secs(15 * 60),
             operation_timeout: Duration::from_secs(10),
             max_requests_per_sec: 8192,
             max_requests_per_ip_per_sec: 1024,

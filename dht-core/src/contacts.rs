@@ -3,8 +3,8 @@
 //!
 //! Contacts enter the table when they contact us or answer us. A full
 //! bucket keeps its long-lived contacts and pings the least recently seen one
-//! (paper §2.2) unless it was heard from within the RPC timeout (the glue
-//! decides, `protocol/responses.rs`); a contact that misses a reply becomes *suspect*: it is
+//! (paper §2.2) unless it was heard from within `Config::contact_fresh_for`
+//! (BEP 5's 15 minutes; the glue decides, `protocol/responses.rs`); a contact that misses a reply becomes *suspect*: it is
 //! neither handed to other nodes nor used as a lookup seed, and it is probed
 //! again in the background until it answers or has missed `max_failures`
 //! replies and is evicted. So dead contacts leave within a few RPC timeouts

@@ -34,6 +34,7 @@ pub mod lookup;
 pub mod node;
 mod node_records;
 pub mod ops;
+mod peer_key;
 pub mod persist;
 pub mod protocol;
 pub mod public_address;

@@ -17,9 +17,10 @@
 //! in a test learns its LAN or loopback address; an unspecified or multicast
 //! address, from which no datagram can come, is no vote.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+use crate::peer_key::{PeerKey, PeerKeys};
 
 /// Distinct peer IPs that must report the same address.
 pub const MIN_AGREEING_PEERS: usize = 2;
@@ -30,11 +31,22 @@ pub const VOTE_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// ...unless it is one of this many latest votes.
 pub const KEPT_VOTES: usize = 8;
 
+#[derive(Debug)]
+struct Vote {
+    /// The peer IP, as a key (see [`crate::peer_key`]).
+    reporter: PeerKey,
+    observed: SocketAddr,
+    at: Instant,
+}
+
 #[derive(Debug, Default)]
 pub struct PublicAddress {
-    /// Per peer IP: the address it saw us at, and when it said so.
-    votes: HashMap<IpAddr, (SocketAddr, Instant)>,
-    /// The answer, recomputed on each vote (at most [`MAX_VOTERS`] entries).
+    keys: PeerKeys,
+    /// One per peer IP, oldest first: at most [`MAX_VOTERS`], so a short
+    /// list beats a hash map (a node keeps one of these per process, and
+    /// the simulator one per node).
+    votes: Vec<Vote>,
+    /// The answer, recomputed on each vote.
     current: Option<SocketAddr>,
 }
 
@@ -46,13 +58,20 @@ impl PublicAddress {
             return;
         }
         self.lapse_old_votes(now);
-        if self.votes.len() >= MAX_VOTERS && !self.votes.contains_key(&reporter) {
-            let oldest = self.votes.iter().min_by_key(|(_, (_, at))| *at);
-            if let Some(ip) = oldest.map(|(ip, _)| *ip) {
-                self.votes.remove(&ip);
-            }
+        let reporter = self.keys.ip(&reporter);
+        if let Some(i) = self.votes.iter().position(|v| v.reporter == reporter) {
+            self.votes.remove(i);
+        } else if self.votes.len() >= MAX_VOTERS {
+            self.votes.remove(0); // the oldest vote makes room
         }
-        self.votes.insert(reporter, (observed, now));
+        if self.votes.capacity() == 0 {
+            self.votes.reserve_exact(MAX_VOTERS); // never grown past it
+        }
+        self.votes.push(Vote {
+            reporter,
+            observed,
+            at: now,
+        });
         self.current = self.tally();
     }
 
@@ -61,31 +80,34 @@ impl PublicAddress {
         self.current
     }
 
+    /// Drop votes past their lifetime, except the [`KEPT_VOTES`] latest.
     fn lapse_old_votes(&mut self, now: Instant) {
-        if self.votes.len() <= KEPT_VOTES {
-            return;
-        }
-        let mut times: Vec<Instant> = self.votes.values().map(|(_, at)| *at).collect();
-        times.sort_unstable_by(|a, b| b.cmp(a));
-        let kept_since = times[KEPT_VOTES - 1];
-        self.votes.retain(|_, (_, at)| {
-            *at >= kept_since || now.saturating_duration_since(*at) < VOTE_LIFETIME
-        });
+        let lapsed = self
+            .votes
+            .iter()
+            .take(self.votes.len().saturating_sub(KEPT_VOTES))
+            .take_while(|v| now.saturating_duration_since(v.at) >= VOTE_LIFETIME)
+            .count();
+        self.votes.drain(..lapsed);
     }
 
     fn tally(&self) -> Option<SocketAddr> {
-        // Per address: (votes, latest report).
-        let mut counts: HashMap<SocketAddr, (usize, Instant)> = HashMap::new();
-        for (addr, at) in self.votes.values() {
-            let entry = counts.entry(*addr).or_insert((0, *at));
-            entry.0 += 1;
-            entry.1 = entry.1.max(*at);
+        // Per address: votes and latest report (few distinct addresses).
+        let mut counts: Vec<(SocketAddr, usize, Instant)> = Vec::new();
+        for vote in &self.votes {
+            match counts.iter_mut().find(|(addr, ..)| *addr == vote.observed) {
+                Some((_, n, latest)) => {
+                    *n += 1;
+                    *latest = (*latest).max(vote.at);
+                }
+                None => counts.push((vote.observed, 1, vote.at)),
+            }
         }
         counts
             .into_iter()
-            .filter(|(_, (n, _))| *n >= MIN_AGREEING_PEERS)
-            .max_by_key(|(_, rank)| *rank)
-            .map(|(addr, _)| addr)
+            .filter(|(_, n, _)| *n >= MIN_AGREEING_PEERS)
+            .max_by_key(|(_, n, latest)| (*n, *latest))
+            .map(|(addr, ..)| addr)
     }
 }
 

@@ -8,9 +8,10 @@
 //! accepted until the hard `rpc_timeout`. So a dead peer costs a lookup one
 //! round trip's worth of patience, not a full RPC timeout.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::peer_key::{PeerKeys, PeerMap};
 
 /// Most peers with their own estimate; past that the table starts afresh
 /// (estimates are cheap to relearn, memory is not).
@@ -62,7 +63,9 @@ impl Estimate {
 }
 
 pub struct RttEstimator {
-    peers: HashMap<SocketAddr, Estimate>,
+    /// Per peer address, as a [`PeerKey`]: 24 bytes an entry, not 48.
+    keys: PeerKeys,
+    peers: PeerMap<Estimate>,
     global: Option<Estimate>,
     floor: Duration,
     ceiling: Duration,
@@ -72,7 +75,8 @@ impl RttEstimator {
     /// Timeouts stay within `floor..=ceiling` (the hard RPC timeout).
     pub fn new(floor: Duration, ceiling: Duration) -> Self {
         RttEstimator {
-            peers: HashMap::new(),
+            keys: PeerKeys::default(),
+            peers: PeerMap::default(),
             global: None,
             floor: floor.min(ceiling),
             ceiling,
@@ -85,18 +89,22 @@ impl RttEstimator {
             Some(g) => g.update(sample),
             None => self.global = Some(Estimate::first(sample)),
         }
-        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&peer) {
+        let key = self.keys.addr(&peer);
+        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&key) {
             self.peers.clear();
         }
         self.peers
-            .entry(peer)
+            .entry(key)
             .and_modify(|e| e.update(sample))
             .or_insert_with(|| Estimate::first(sample));
     }
 
     /// How long to wait for `peer` before trying someone else.
     pub fn timeout(&self, peer: &SocketAddr) -> Duration {
-        let estimate = self.peers.get(peer).or(self.global.as_ref());
+        let estimate = self
+            .peers
+            .get(&self.keys.addr(peer))
+            .or(self.global.as_ref());
         estimate
             .map_or(self.ceiling, Estimate::timeout)
             .clamp(self.floor, self.ceiling)

@@ -99,8 +99,11 @@ fn every_node_of_a_simulated_network_learns_its_address() {
         sim.add_node(Config::default()).unwrap();
     }
     assert_eq!(sim.join_network(20, Duration::from_secs(60)), 0);
-    // Node 0 only answered during the joins; its maintenance asks others.
-    sim.run_for(Duration::from_secs(3600));
+    // Node 0 only answered during the joins (a full bucket's head is not
+    // pinged while fresh: `Config::contact_fresh_for`); its hourly bucket
+    // refresh asks others, at the first maintenance tick past the hour.
+    let config = Config::default();
+    sim.run_for(config.refresh_interval + 2 * config.maintenance_interval);
     let (mut right, mut wrong, mut unknown) = (0, 0, 0);
     for i in 0..nodes {
         match sim.protocol(i).stats().public_address {

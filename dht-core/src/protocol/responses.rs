@@ -104,13 +104,15 @@ impl Protocol {
             return;
         }
         if let Some(oldest) = self.contacts.heard_from(now, contact) {
-            // A probe's answer would prove `oldest` alive at most one RPC
-            // timeout ago; one heard from more recently than that needs no
-            // probe (a busy node would otherwise ping a full bucket's head
-            // for nearly every newcomer it hears from).
-            let fresh = self.contacts.table().get(&oldest.id).is_some_and(|e| {
-                now.saturating_duration_since(e.last_seen) < self.config.rpc_timeout
-            });
+            // A contact heard from lately is presumed alive (see
+            // `Config::contact_fresh_for`); a probe's answer could not prove
+            // more than one RPC timeout back anyway.
+            let fresh_for = self.config.contact_fresh_for.max(self.config.rpc_timeout);
+            let fresh = self
+                .contacts
+                .table()
+                .get(&oldest.id)
+                .is_some_and(|e| now.saturating_duration_since(e.last_seen) < fresh_for);
             if !fresh {
                 self.probe(now, oldest);
             }
