@@ -51,6 +51,11 @@ struct Verified {
     id: Option<PeerKey>,
 }
 
+/// Whether an entry is still verified at `secs` after the epoch.
+fn fresh_at(v: &Verified, secs: u32) -> bool {
+    u64::from(secs.saturating_sub(v.at)) < VERIFIED_FOR.as_secs()
+}
+
 /// Addresses are kept as [`PeerKey`]s: these tables hold every peer that
 /// answered us, and a `SocketAddr` is 32 bytes.
 #[derive(Default)]
@@ -104,13 +109,12 @@ impl AddressValidation {
 
     /// Seconds from the epoch to `now` (0 before it is set).
     fn secs(&self, now: Instant) -> u32 {
-        self.epoch.map_or(0, |epoch| {
-            u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
-        })
+        self.epoch
+            .map_or(0, |epoch| crate::stored_contact::seconds_since(epoch, now))
     }
 
     fn is_fresh(&self, v: &Verified, now: Instant) -> bool {
-        u64::from(self.secs(now).saturating_sub(v.at)) < VERIFIED_FOR.as_secs()
+        fresh_at(v, self.secs(now))
     }
 
     /// Whether `addr` answered a ping with `id` and has answered us within
@@ -166,9 +170,7 @@ impl AddressValidation {
         self.epoch.get_or_insert(now);
         let at = self.secs(now);
         if self.verified.len() >= MAX_VERIFIED && !self.verified.contains_key(&key) {
-            let fresh_for = u32::try_from(VERIFIED_FOR.as_secs()).unwrap_or(u32::MAX);
-            self.verified
-                .retain(|_, v| at.saturating_sub(v.at) < fresh_for);
+            self.verified.retain(|_, v| fresh_at(v, at));
             if self.verified.len() >= MAX_VERIFIED {
                 self.verified.clear();
             }

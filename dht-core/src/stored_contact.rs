@@ -81,7 +81,8 @@ impl StoredContact {
     }
 }
 
-fn seconds_since(epoch: Instant, at: Instant) -> u32 {
+/// Whole seconds from `epoch` to `at`, saturating: compact timestamps.
+pub(crate) fn seconds_since(epoch: Instant, at: Instant) -> u32 {
     u32::try_from(at.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
 }
 
