@@ -267,11 +267,12 @@ impl RpcTable {
 
     /// Give back the memory of a burst (a join refreshes every bucket at
     /// once) when few requests remain: the table is never iterated, so its
-    /// capacity is all it keeps of the burst, ~7 KB per node of a simulated
-    /// network that would otherwise stay allocated for good.
+    /// capacity is all it keeps of the burst, 3–7 KB per node of a simulated
+    /// network that would otherwise stay allocated for good. An emptied
+    /// table frees all of it: a quiet node sends a request now and then.
     fn shrink_if_sparse(&mut self) {
         let capacity = self.pending.capacity();
-        if capacity > 32 && self.pending.len() * 8 < capacity {
+        if capacity > 0 && self.pending.len() * 4 < capacity {
             self.pending.shrink_to(self.pending.len() * 2);
         }
     }

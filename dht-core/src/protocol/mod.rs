@@ -17,6 +17,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -80,7 +81,8 @@ const REPAIR_WITHIN: Duration = Duration::from_secs(120);
 /// One Kademlia node's protocol state.
 pub struct Protocol {
     id: NodeId,
-    config: Config,
+    /// Shared by the nodes of a simulation (one copy, not 10⁵).
+    config: Arc<Config>,
     policy: StorePolicy,
     rng: StdRng,
     out: Outbox,
@@ -106,14 +108,41 @@ pub struct Protocol {
 
 impl Protocol {
     /// A node with the default in-memory storage.
-    pub fn new(config: Config, now: Instant) -> Result<Self> {
+    pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Result<Self> {
+        let config = config.into();
         let storage = MemoryStorage::new(config.max_stored_values, config.max_stored_bytes);
         Self::with_storage(config, Box::new(storage), now)
     }
 
-    pub fn with_storage(config: Config, storage: Box<dyn Storage>, now: Instant) -> Result<Self> {
+    pub fn with_storage(
+        config: impl Into<Arc<Config>>,
+        storage: Box<dyn Storage>,
+        now: Instant,
+    ) -> Result<Self> {
+        let config = config.into();
+        let rng_seed = config.rng_seed;
+        Self::build(config, rng_seed, storage, now)
+    }
+
+    /// A node of `config`, which it shares with others (the nodes of a
+    /// simulation), its randomness seeded by `rng_seed` whatever `config` says.
+    pub fn with_shared_config(
+        config: Arc<Config>,
+        rng_seed: u64,
+        storage: Box<dyn Storage>,
+        now: Instant,
+    ) -> Result<Self> {
+        Self::build(config, Some(rng_seed), storage, now)
+    }
+
+    fn build(
+        config: Arc<Config>,
+        rng_seed: Option<u64>,
+        storage: Box<dyn Storage>,
+        now: Instant,
+    ) -> Result<Self> {
         config.validate()?;
-        let mut rng = match config.rng_seed {
+        let mut rng = match rng_seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_rng(&mut rand::rng()),
         };

@@ -5,6 +5,7 @@
 //! at random (seeded) instants. Every change is an entry on the one virtual
 //! clock, so churn interleaves with datagrams and timers deterministically.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -69,9 +70,9 @@ impl Simulation {
             return;
         }
         let n = &self.nodes[node];
-        let mut config = (*n.config).clone().with_node_id(n.id);
-        config.rng_seed = Some(self.rng.random());
-        let Ok(protocol) = self.new_protocol(config) else {
+        let config = Arc::new((*n.config).clone().with_node_id(n.id));
+        let seed = self.rng.random();
+        let Ok(protocol) = self.new_protocol(&config, seed) else {
             return;
         };
         let n = &mut self.nodes[node];

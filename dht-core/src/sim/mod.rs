@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::id::NodeId;
 use crate::protocol::{Event, OpId, Outcome, Protocol};
-use crate::storage::Storage;
+use crate::storage::{MemoryStorage, Storage};
 
 pub use network::{NetStats, MAX_DATAGRAM};
 
@@ -221,11 +221,11 @@ impl Simulation {
         // Kept as given (a restart draws a fresh seed anyway), so that nodes
         // of one configuration share it.
         let config = self.shared_config(config);
-        let mut seeded = (*config).clone();
-        if seeded.rng_seed.is_none() {
-            seeded.rng_seed = Some(self.rng.random());
-        }
-        let protocol = Box::new(self.new_protocol(seeded)?);
+        let seed = match config.rng_seed {
+            Some(seed) => seed,
+            None => self.rng.random(),
+        };
+        let protocol = Box::new(self.new_protocol(&config, seed)?);
         let n = u32::try_from(index).unwrap_or(u32::MAX);
         let addr = SocketAddr::V4(SocketAddrV4::new(
             // One /24 per node (10.a.b.c, node = c·2¹⁶ + a·2⁸ + b), so the
@@ -249,14 +249,15 @@ impl Simulation {
         Ok(index)
     }
 
-    fn new_protocol(&self, config: Config) -> Result<Protocol> {
-        match &self.storage {
-            Some(make) => {
-                let storage = make(&config);
-                Protocol::with_storage(config, storage, self.now)
-            }
-            None => Protocol::new(config, self.now),
-        }
+    fn new_protocol(&self, config: &Arc<Config>, seed: u64) -> Result<Protocol> {
+        let storage = match &self.storage {
+            Some(make) => make(config),
+            None => Box::new(MemoryStorage::new(
+                config.max_stored_values,
+                config.max_stored_bytes,
+            )),
+        };
+        Protocol::with_shared_config(Arc::clone(config), seed, storage, self.now)
     }
 
     pub fn addr(&self, node: usize) -> SocketAddr {
