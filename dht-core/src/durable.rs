@@ -16,13 +16,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::node::now;
+use crate::node_commands::Waiter;
 use crate::ops::Outcome;
 use crate::persist::{Change, ClockAnchor, DataDir, PersistError};
 use crate::protocol::{Protocol, Transmit};
@@ -258,7 +258,7 @@ pub fn reports_put(outcome: &Outcome) -> bool {
 #[derive(Default)]
 pub struct Held {
     answers: Vec<(u64, Transmit)>,
-    puts: Vec<(u64, oneshot::Sender<Outcome>, Outcome)>,
+    puts: Vec<(u64, Waiter, Outcome)>,
 }
 
 impl Held {
@@ -269,7 +269,7 @@ impl Held {
         &mut self,
         d: &Durable,
         outgoing: &mut Vec<Transmit>,
-        finished: &mut Vec<(oneshot::Sender<Outcome>, Outcome)>,
+        finished: &mut Vec<(Waiter, Outcome)>,
     ) {
         if let Some(e) = d.failure() {
             outgoing.retain(|t| !acknowledges(t));
@@ -301,7 +301,7 @@ impl Held {
         if let Some(e) = d.failure() {
             self.answers.clear();
             for (_, tx, outcome) in self.puts.drain(..) {
-                let _ = tx.send(failed_put(&outcome, e));
+                let _ = tx.send(Ok(failed_put(&outcome, e)));
             }
             return Vec::new();
         }
@@ -309,7 +309,7 @@ impl Held {
             self.puts.drain(..).partition(|(seq, ..)| d.is_saved(*seq));
         self.puts = waiting;
         for (_, tx, outcome) in done {
-            let _ = tx.send(outcome);
+            let _ = tx.send(Ok(outcome));
         }
         let (ready, waiting): (Vec<_>, Vec<_>) = self
             .answers

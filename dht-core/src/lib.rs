@@ -32,6 +32,7 @@ pub mod id;
 pub(crate) mod journal;
 pub mod lookup;
 pub mod node;
+mod node_commands;
 mod node_records;
 pub mod ops;
 mod peer_key;

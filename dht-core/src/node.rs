@@ -1,14 +1,13 @@
 //! The tokio driver: one task per node moves datagrams between a UDP socket
 //! and the sans-IO [`Protocol`], and turns its events into finished futures.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, warn};
 
 use crate::config::Config;
@@ -16,6 +15,7 @@ use crate::contact::Contact;
 use crate::durable::{Durable, Held};
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
+use crate::node_commands::{Command, CommandSender, Start, Waiters};
 use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats};
 use crate::storage::{MemoryStorage, Storage};
 use crate::udp;
@@ -60,6 +60,8 @@ struct Inner {
     config: Config,
     local_addr: SocketAddr,
     state: Mutex<State>,
+    /// Async commands go to the driver this way, never through `state`'s lock.
+    commands: CommandSender,
     wake: Notify,
     shut_down: AtomicBool,
     /// Becomes true once the driver has exited and the socket is closed.
@@ -68,7 +70,6 @@ struct Inner {
 
 struct State {
     protocol: Protocol,
-    waiters: HashMap<OpId, oneshot::Sender<Outcome>>,
     /// Set by the driver, under the lock, as it exits: no waiter inserted
     /// after this could ever be completed, so commands check it under the
     /// same lock (checking `shut_down` alone races with the driver's exit).
@@ -131,20 +132,21 @@ impl Node {
         };
         let socket = bind_socket(config.bind).await?;
         let local_addr = socket.local_addr()?;
+        let (commands, command_rx) = CommandSender::new();
         let inner = Arc::new(Inner {
             id: protocol.id(),
             config,
             local_addr,
             state: Mutex::new(State {
                 protocol,
-                waiters: HashMap::new(),
                 driver_gone: false,
             }),
+            commands,
             wake: Notify::new(),
             shut_down: AtomicBool::new(false),
             closed: watch::Sender::new(false),
         });
-        tokio::spawn(drive(inner.clone(), socket, durable));
+        tokio::spawn(drive(inner.clone(), socket, durable, command_rx));
         debug!(id = %inner.id, addr = %local_addr, "node started");
         let node = Node { inner };
         if !saved_peers.is_empty() {
@@ -211,7 +213,7 @@ impl Node {
             }
         }
         let addrs = reachable;
-        match self.run(|p, now| Ok(p.bootstrap(now, &addrs))).await? {
+        match self.run(move |p, now| Ok(p.bootstrap(now, &addrs))).await? {
             Outcome::Bootstrap(contacts) => Ok(contacts),
             other => Err(unexpected(other)),
         }
@@ -219,7 +221,10 @@ impl Node {
 
     /// Store `value` under `key` at the k closest nodes.
     pub async fn put(&self, key: Key, value: Value, options: PutOptions) -> Result<PutReport> {
-        match self.run(|p, now| p.put(now, key, value, options)).await? {
+        match self
+            .run(move |p, now| p.put(now, key, value, options))
+            .await?
+        {
             Outcome::Put(result) => result,
             other => Err(unexpected(other)),
         }
@@ -240,7 +245,7 @@ impl Node {
 
     /// The value under `key`, or `None` when the network does not have it.
     pub async fn get(&self, key: Key) -> Result<Option<Value>> {
-        match self.run(|p, now| Ok(p.get(now, key))).await? {
+        match self.run(move |p, now| Ok(p.get(now, key))).await? {
             Outcome::Get(result) => result,
             other => Err(unexpected(other)),
         }
@@ -250,7 +255,7 @@ impl Node {
     pub async fn ping(&self, addr: SocketAddr) -> Result<NodeId> {
         let addr = dialable(canonical(addr));
         self.check_peer_addr(addr)?;
-        match self.run(|p, now| Ok(p.ping(now, addr))).await? {
+        match self.run(move |p, now| Ok(p.ping(now, addr))).await? {
             Outcome::Ping(result) => result,
             other => Err(unexpected(other)),
         }
@@ -327,47 +332,38 @@ impl Node {
         self.inner.shut_down.load(Ordering::SeqCst)
     }
 
-    /// Start a command and wait for its outcome. Dropping the returned future
+    /// Start a command and wait for its outcome. The command goes to the
+    /// driver through a channel (see [`crate::node_commands`]), so the
+    /// caller never waits for the node's lock. Dropping the returned future
     /// cancels the command in the protocol.
     pub(crate) async fn run(
         &self,
-        start: impl FnOnce(&mut Protocol, Instant) -> Result<OpId>,
+        start: impl FnOnce(&mut Protocol, Instant) -> Result<OpId> + Send + 'static,
     ) -> Result<Outcome> {
         if self.is_shut_down() {
             return Err(Error::Shutdown);
         }
-        let (tx, rx) = oneshot::channel();
-        let op = {
-            let mut state = self.inner.lock();
-            if state.driver_gone {
-                return Err(Error::Shutdown);
-            }
-            let op = start(&mut state.protocol, now())?;
-            state.waiters.insert(op, tx);
-            op
-        };
-        self.inner.wake.notify_one();
+        let sent = self.inner.commands.send(Box::new(start) as Start)?;
         let mut guard = CancelOnDrop {
             inner: &self.inner,
-            op: Some(op),
+            ticket: Some(sent.ticket),
         };
-        let outcome = rx.await.map_err(|_| Error::Shutdown);
-        guard.op = None;
-        outcome
+        // A dropped waiter means the driver exited before answering.
+        let outcome = sent.outcome.await.map_err(|_| Error::Shutdown);
+        guard.ticket = None;
+        outcome?
     }
 }
 
 struct CancelOnDrop<'a> {
     inner: &'a Inner,
-    op: Option<OpId>,
+    ticket: Option<u64>,
 }
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        if let Some(op) = self.op.take() {
-            let mut state = self.inner.lock();
-            state.waiters.remove(&op);
-            state.protocol.cancel(op);
+        if let Some(ticket) = self.ticket.take() {
+            self.inner.commands.cancel(ticket);
         }
     }
 }
@@ -442,13 +438,21 @@ fn dialable(addr: SocketAddr) -> SocketAddr {
 /// previous one ran). STORE answers and completed puts are held until the
 /// changes collected before them are on disk; everything else goes out at
 /// once.
-async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
+async fn drive(
+    inner: Arc<Inner>,
+    socket: UdpSocket,
+    durable: Option<Durable>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
     // Runs however the task ends, also when the runtime drops it mid-await;
     // declared before `socket` and `durable` so the socket is closed and the
     // data directory unlocked first.
     let _exit = DriverExit(inner.clone());
     let socket = socket;
     let mut durable = durable;
+    // Dropped before `_exit`: a caller still waiting gets Error::Shutdown
+    // before the node reports itself closed.
+    let mut waiters = Waiters::default();
     let mut outgoing = Vec::new();
     // Receive slots per call, following the traffic: one when a datagram
     // comes at a time, up to udp::BATCH under load. Each slot is a 64 KiB
@@ -459,15 +463,16 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
     while !inner.shut_down.load(Ordering::SeqCst) {
         let mut deadline = {
             let mut state = inner.lock();
-            let State {
-                protocol, waiters, ..
-            } = &mut *state;
+            let protocol = &mut state.protocol;
+            while let Ok(command) = commands.try_recv() {
+                waiters.handle(command, protocol, now());
+            }
             while let Some(t) = protocol.poll_transmit() {
                 outgoing.push(t);
             }
             while let Some(event) = protocol.poll_event() {
-                if let Some(tx) = waiters.remove(&event.op) {
-                    finished.push((tx, event.outcome));
+                if let Some(waiter) = waiters.take(event.op) {
+                    finished.push((waiter, event.outcome));
                 }
             }
             if let Some(d) = &mut durable {
@@ -484,8 +489,8 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             outgoing.extend(held.release(d));
             deadline = earliest(deadline, d.retry_at());
         }
-        for (tx, outcome) in finished.drain(..) {
-            let _ = tx.send(outcome);
+        for (waiter, outcome) in finished.drain(..) {
+            let _ = waiter.send(Ok(outcome));
         }
         udp::send_batch(&socket, inner.local_addr, &mut outgoing).await;
         let sleep = match deadline {
@@ -533,6 +538,10 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
             }
             _ = sleep => inner.lock().protocol.handle_timeout(now()),
             _ = inner.wake.notified() => {}
+            // Handled (with any that follow it) at the top of the loop.
+            Some(command) = commands.recv() => {
+                waiters.handle(command, &mut inner.lock().protocol, now());
+            }
             _ = finish_commit(&mut durable), if committing => {}
         }
     }
@@ -542,8 +551,8 @@ async fn drive(inner: Arc<Inner>, socket: UdpSocket, durable: Option<Durable>) {
         d.collect(&mut inner.lock().protocol, now());
         d.flush().await;
         let mut answers = held.release(d);
-        for (tx, outcome) in finished.drain(..) {
-            let _ = tx.send(outcome);
+        for (waiter, outcome) in finished.drain(..) {
+            let _ = waiter.send(Ok(outcome));
         }
         udp::send_batch(&socket, inner.local_addr, &mut answers).await;
     }
@@ -590,11 +599,50 @@ struct DriverExit(Arc<Inner>);
 impl Drop for DriverExit {
     fn drop(&mut self) {
         {
-            let mut state = self.0.lock();
-            state.driver_gone = true;
-            // Dropping the senders fails every waiting operation with Error::Shutdown.
-            state.waiters.clear();
+            // The driver's waiters are gone with its task: every waiting
+            // operation has failed with Error::Shutdown.
+            self.0.lock().driver_gone = true;
         }
         self.0.closed.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::sync::mpsc as std_mpsc;
+    use std::task::{Context, Waker};
+
+    /// While another thread holds the node's lock (as the driver does while
+    /// it handles a datagram), starting a get returns at once: the command
+    /// waits in the channel, not on the mutex, so no tokio worker blocks.
+    /// With the mutex path this test would wait for the holder to give up
+    /// (after 30 s, reported as a failure), not pass.
+    #[tokio::test]
+    async fn an_async_command_never_waits_for_the_nodes_lock() {
+        let config = Config::default().with_bind("127.0.0.1:0".parse().unwrap());
+        let node = Node::bind(config).await.unwrap();
+        let (locked_tx, locked_rx) = std_mpsc::channel();
+        let (release_tx, release_rx) = std_mpsc::channel::<()>();
+        let holder = {
+            let node = node.clone();
+            std::thread::spawn(move || {
+                let _guard = node.inner.lock();
+                locked_tx.send(()).unwrap();
+                // Released by the test; the timeout only ends a deadlock.
+                release_rx.recv_timeout(Duration::from_secs(30)).is_err()
+            })
+        };
+        locked_rx.recv().unwrap();
+        let mut get = std::pin::pin!(node.get(NodeId::digest(b"k")));
+        let first_poll = get.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        let _ = release_tx.send(());
+        let gave_up_waiting = holder.join().unwrap();
+        assert!(!gave_up_waiting, "starting the get waited for the lock");
+        assert!(first_poll.is_pending());
+        // The driver then runs the command: with no peers, nothing found.
+        assert_eq!(get.await.unwrap(), None);
+        node.shutdown_and_wait().await;
     }
 }

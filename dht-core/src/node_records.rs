@@ -43,8 +43,10 @@ impl Node {
         value: &[u8],
         options: SignedPutOptions,
     ) -> Result<u64> {
+        // The command runs in the driver task, which owns what it uses.
+        let (keypair, salt, value) = (keypair.clone(), salt.to_vec(), value.to_vec());
         let outcome = self
-            .run(|p, now| p.put_signed(now, keypair, salt, value, options))
+            .run(move |p, now| p.put_signed(now, &keypair, &salt, &value, options))
             .await?;
         match outcome {
             Outcome::SignedPut(result) => result.map(|r| r.seq),
@@ -61,8 +63,9 @@ impl Node {
         public_key: &PublicKey,
         salt: &[u8],
     ) -> Result<Option<SignedValue>> {
+        let (public_key, salt) = (*public_key, salt.to_vec());
         match self
-            .run(|p, now| p.get_signed(now, public_key, salt))
+            .run(move |p, now| p.get_signed(now, &public_key, &salt))
             .await?
         {
             Outcome::SignedGet(result) => result,
@@ -73,8 +76,9 @@ impl Node {
     /// Delete the record under SHA-1(public key ‖ `salt`) with a signed
     /// tombstone; returns the tombstone's sequence number.
     pub async fn delete_signed(&self, keypair: &Keypair, salt: &[u8]) -> Result<u64> {
+        let (keypair, salt) = (keypair.clone(), salt.to_vec());
         match self
-            .run(|p, now| p.delete_signed(now, keypair, salt))
+            .run(move |p, now| p.delete_signed(now, &keypair, &salt))
             .await?
         {
             Outcome::SignedPut(result) => result.map(|r| r.seq),
@@ -84,17 +88,18 @@ impl Node {
 
     /// Store `value` under the SHA-1 of its immutable record; returns that key.
     pub async fn put_immutable(&self, value: &[u8]) -> Result<Key> {
-        let mut key = None;
+        // The key is the record's hash: known before the put runs.
+        let (key, _) = crate::signed::immutable(value)?;
+        let value = value.to_vec();
         let outcome = self
-            .run(|p, now| {
-                let (k, op) = p.put_immutable(now, value, PutOptions::default())?;
-                key = Some(k);
-                Ok(op)
+            .run(move |p, now| {
+                p.put_immutable(now, &value, PutOptions::default())
+                    .map(|(_, op)| op)
             })
             .await?;
-        match (outcome, key) {
-            (Outcome::Put(result), Some(key)) => result.map(|_| key),
-            (other, _) => Err(unexpected(other)),
+        match outcome {
+            Outcome::Put(result) => result.map(|_| key),
+            other => Err(unexpected(other)),
         }
     }
 
@@ -102,7 +107,10 @@ impl Node {
     /// not match are skipped); `None` when no node has it.
     pub async fn get_immutable(&self, key: &Key) -> Result<Option<Vec<u8>>> {
         let key = *key;
-        match self.run(|p, now| Ok(p.get_immutable(now, key))).await? {
+        match self
+            .run(move |p, now| Ok(p.get_immutable(now, key)))
+            .await?
+        {
             Outcome::ImmutableGet(result) => result,
             other => Err(unexpected(other)),
         }
