@@ -348,8 +348,16 @@ impl Node {
             inner: &self.inner,
             ticket: Some(sent.ticket),
         };
-        // A dropped waiter means the driver exited before answering.
-        let outcome = sent.outcome.await.map_err(|_| Error::Shutdown);
+        // A dropped waiter means the driver exited before answering. A start
+        // sent while the driver exits can also stay in the channel with its
+        // waiter (tokio drains the channel as the receiver goes, and a send
+        // racing that is kept): the driver's exit answers that one.
+        let mut closed = self.inner.closed.subscribe();
+        let outcome = tokio::select! {
+            biased;
+            outcome = sent.outcome => outcome.map_err(|_| Error::Shutdown),
+            _ = closed.wait_for(|closed| *closed) => Err(Error::Shutdown),
+        };
         guard.ticket = None;
         outcome?
     }
@@ -442,7 +450,7 @@ async fn drive(
     inner: Arc<Inner>,
     socket: UdpSocket,
     durable: Option<Durable>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    commands: mpsc::UnboundedReceiver<Command>,
 ) {
     // Runs however the task ends, also when the runtime drops it mid-await;
     // declared before `socket` and `durable` so the socket is closed and the
@@ -450,8 +458,10 @@ async fn drive(
     let _exit = DriverExit(inner.clone());
     let socket = socket;
     let mut durable = durable;
-    // Dropped before `_exit`: a caller still waiting gets Error::Shutdown
-    // before the node reports itself closed.
+    // Dropped before `_exit` (parameters would be dropped after it): a
+    // caller still waiting, or whose command is still queued, gets
+    // Error::Shutdown before the node reports itself closed.
+    let mut commands = commands;
     let mut waiters = Waiters::default();
     let mut outgoing = Vec::new();
     // Receive slots per call, following the traffic: one when a datagram
