@@ -34,6 +34,7 @@ pub mod lookup;
 pub mod node;
 mod node_commands;
 mod node_records;
+mod node_socket;
 pub mod ops;
 mod peer_key;
 pub mod persist;
