@@ -77,11 +77,15 @@ pub struct PendingRpc {
     soft: [Option<Instant>; 2],
 }
 
-/// The soft deadlines still set in `soft`, with their stages.
-fn soft_deadlines(soft: [Option<Instant>; 2]) -> impl Iterator<Item = (Instant, Stage)> {
+/// The next soft deadline still set in `soft`, with its stage. Only that
+/// one is entered in the table's `soft_deadlines`; the next stage is entered
+/// when it passes. Most requests are answered before their first stage, so
+/// each costs one entry in the set, not two (the sets are a node's hottest
+/// ordered structures: every request enters and leaves them).
+fn next_soft(soft: [Option<Instant>; 2]) -> Option<(Instant, Stage)> {
     soft.into_iter()
         .zip([Stage::Slow, Stage::GiveUp])
-        .filter_map(|(at, stage)| at.map(|at| (at, stage)))
+        .find_map(|(at, stage)| at.map(|at| (at, stage)))
 }
 
 /// How far past its adaptive timeout a request is.
@@ -194,7 +198,7 @@ impl RpcTable {
             self.forget(msg_id, &old);
         }
         self.deadlines.insert((deadline, msg_id));
-        for (at, stage) in soft_deadlines(soft) {
+        if let Some((at, stage)) = next_soft(soft) {
             self.soft_deadlines.insert((at, msg_id, stage));
         }
         self.in_use[class as usize] += 1;
@@ -232,6 +236,9 @@ impl RpcTable {
             self.soft_deadlines.pop_first();
             if let Some(rpc) = self.pending.get_mut(&msg_id) {
                 rpc.soft[stage as usize] = None;
+                if let Some((next, next_stage)) = next_soft(rpc.soft) {
+                    self.soft_deadlines.insert((next, msg_id, next_stage));
+                }
                 return Some((rpc.purpose, rpc.peer, stage));
             }
         }
@@ -248,7 +255,7 @@ impl RpcTable {
             if let Some(rpc) = self.pending.remove(&msg_id) {
                 self.shrink_if_sparse();
                 self.in_use[rpc.class as usize] -= 1;
-                for (at, stage) in soft_deadlines(rpc.soft) {
+                if let Some((at, stage)) = next_soft(rpc.soft) {
                     self.soft_deadlines.remove(&(at, msg_id, stage));
                 }
                 return Some(rpc);
@@ -279,7 +286,7 @@ impl RpcTable {
 
     fn forget(&mut self, msg_id: MsgId, rpc: &PendingRpc) {
         self.deadlines.remove(&(rpc.deadline, msg_id));
-        for (at, stage) in soft_deadlines(rpc.soft) {
+        if let Some((at, stage)) = next_soft(rpc.soft) {
             self.soft_deadlines.remove(&(at, msg_id, stage));
         }
         self.in_use[rpc.class as usize] -= 1;
