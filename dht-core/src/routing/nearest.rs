@@ -25,7 +25,7 @@ impl RoutingTable {
         if n == 0 {
             return Vec::new();
         }
-        // Collected as references (24 bytes, not 72) and turned into
+        // Collected as references (32 bytes, not 72) and turned into
         // contacts only once chosen.
         let mut found: Vec<(Distance, &StoredContact)> = Vec::with_capacity(n + self.k);
         for i in self.buckets_by_distance(target) {
