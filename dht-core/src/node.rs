@@ -88,7 +88,7 @@ impl Node {
     /// Bind the socket and start the node's task on the current tokio runtime,
     /// with the default in-memory storage.
     pub async fn bind(config: Config) -> Result<Node> {
-        let storage = MemoryStorage::new(config.max_stored_values, config.max_stored_bytes);
+        let storage = MemoryStorage::for_config(&config);
         Self::bind_with_storage(config, Box::new(storage)).await
     }
 

@@ -81,6 +81,11 @@ impl MemoryStorage {
             max_bytes,
         }
     }
+
+    /// Bounded by `config`'s `max_stored_values` and `max_stored_bytes`.
+    pub fn for_config(config: &crate::config::Config) -> Self {
+        Self::new(config.max_stored_values, config.max_stored_bytes)
+    }
 }
 
 impl Storage for MemoryStorage {

@@ -110,7 +110,7 @@ impl Protocol {
     /// A node with the default in-memory storage.
     pub fn new(config: impl Into<Arc<Config>>, now: Instant) -> Result<Self> {
         let config = config.into();
-        let storage = MemoryStorage::new(config.max_stored_values, config.max_stored_bytes);
+        let storage = MemoryStorage::for_config(&config);
         Self::with_storage(config, Box::new(storage), now)
     }
 

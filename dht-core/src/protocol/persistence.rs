@@ -25,7 +25,7 @@ impl Protocol {
         anchor: &ClockAnchor,
         now: Instant,
     ) -> Result<Self> {
-        let storage = MemoryStorage::new(config.max_stored_values, config.max_stored_bytes);
+        let storage = MemoryStorage::for_config(&config);
         Self::restore_with_storage(config, Box::new(storage), snapshot, anchor, now)
     }
 

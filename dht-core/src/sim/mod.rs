@@ -252,10 +252,7 @@ impl Simulation {
     fn new_protocol(&self, config: &Arc<Config>, seed: u64) -> Result<Protocol> {
         let storage = match &self.storage {
             Some(make) => make(config),
-            None => Box::new(MemoryStorage::new(
-                config.max_stored_values,
-                config.max_stored_bytes,
-            )),
+            None => Box::new(MemoryStorage::for_config(config)),
         };
         Protocol::with_shared_config(Arc::clone(config), seed, storage, self.now)
     }
