@@ -38,9 +38,12 @@ struct Args {
     gets_per_hour: Option<usize>,
     /// Exit with status 1 unless every join and every get succeeded.
     require_all_found: bool,
+    /// Threads running the shards (the run is the same with any number).
+    threads: usize,
 }
 
-const USAGE: &str = "flags: --nodes --values --seed; lookups: --gets --churn --require-all-found; \
+const USAGE: &str =
+    "flags: --nodes --values --seed --threads; lookups: --gets --churn --require-all-found; \
 lifecycle: --hours --churn-per-hour --publishers --publishers-leave-at --ttl --gets-per-hour";
 
 fn parse<T: FromStr>(flag: &str, value: &str) -> Result<T, String>
@@ -64,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         ttl: None,
         gets_per_hour: None,
         require_all_found: false,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(2)),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         let v = value.as_str();
         match flag.as_str() {
             "--nodes" => args.nodes = parse(&flag, v)?,
+            "--threads" => args.threads = parse(&flag, v)?,
             "--values" => args.values = Some(parse(&flag, v)?),
             "--gets" => args.gets = parse(&flag, v)?,
             "--churn" => args.churn = parse(&flag, v)?,
@@ -90,6 +95,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.require_all_found && args.hours.is_some() {
         return Err("--require-all-found applies to the lookups mode, not --hours".into());
+    }
+    if !(1..=2).contains(&args.threads) {
+        return Err("--threads must be 1 or 2".into());
     }
     if args.nodes < 2 {
         return Err("--nodes must be at least 2".into());
@@ -167,10 +175,15 @@ fn peak_rss_mb() -> Option<f64> {
 
 /// CPU time this process has run, in seconds (Linux), if readable: on a
 /// shared machine wall time also counts waiting for a core.
+/// CPU time of the whole process (every thread, ended ones included).
 fn cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/schedstat").ok()?;
-    let ns: f64 = stat.split_whitespace().next()?.parse().ok()?;
-    Some((ns / 1e8).round() / 10.0)
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some((secs(usage.ru_utime) + secs(usage.ru_stime)) * 10.0).map(|t| t.round() / 10.0)
 }
 
 fn lifecycle(args: &Args, hours: u32) -> dht_core::Result<serde_json::Value> {
@@ -186,6 +199,7 @@ fn lifecycle(args: &Args, hours: u32) -> dht_core::Result<serde_json::Value> {
         publishers_leave_at: args.publishers_leave_at,
         ttl: args.ttl.map(Duration::from_secs),
         gets_per_hour: args.gets_per_hour,
+        threads: args.threads,
         ..Scenario::default()
     };
     eprintln!(
@@ -211,6 +225,7 @@ fn lifecycle(args: &Args, hours: u32) -> dht_core::Result<serde_json::Value> {
     let life = sim.lifecycle_stats();
     Ok(json!({
         "nodes": scenario.nodes,
+        "threads": args.threads,
         "values": scenario.values,
         "hours": hours,
         "churn_per_hour": scenario.churn_per_hour,
@@ -244,6 +259,7 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
     let seed = args.seed.unwrap_or(42);
     let values = args.values.unwrap_or(200);
     let mut sim = Simulation::new(seed, (Duration::from_millis(5), Duration::from_millis(50)));
+    sim.set_threads(args.threads);
     let config = Config::default().with_rpc_timeout(Duration::from_secs(1));
     for _ in 0..args.nodes {
         sim.add_node(config.clone())?;
@@ -303,6 +319,7 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
     let (rpcs_per_lookup, hops_per_lookup) = sim.lookup_totals().per_lookup_since(&before);
     Ok(json!({
         "nodes": args.nodes,
+        "threads": args.threads,
         "failed_joins": failed_joins,
         "values": values,
         "puts_ok": puts_ok,

@@ -67,29 +67,33 @@ fn thirty_percent_dead_cost_gets_and_puts_almost_nothing() {
     let (mut get_times, mut found) = (Vec::new(), 0);
     for (i, key) in keys.iter().enumerate() {
         let getter = live(&mut rng, &sim);
-        let start = sim.now();
         let op = sim.command(getter, |p, now| p.get(now, *key));
-        match sim.run_until_done(getter, op, Duration::from_secs(30)) {
+        let limit = Duration::from_secs(30);
+        let (took, outcome) = sim
+            .run_until_done_timed(getter, op, limit)
+            .map_or((limit, None), |(took, o)| (took, Some(o)));
+        match outcome {
             Some(Outcome::Get(Ok(Some(v)))) if v == Value::from(i as i64) => found += 1,
             other => println!("get {i} from {getter}: {other:?}"),
         }
-        get_times.push(sim.now() - start);
+        get_times.push(took);
     }
     let mut put_times = Vec::new();
     for i in 0..100 {
         let putter = live(&mut rng, &sim);
         let key = NodeId::digest(format!("after-{i}").as_bytes());
-        let start = sim.now();
         let op = sim
             .command(putter, |p, now| {
                 p.put(now, key, Value::from(i as i64), PutOptions::default())
             })
             .unwrap();
-        match sim.run_until_done(putter, op, Duration::from_secs(30)) {
-            Some(Outcome::Put(Ok(r))) => assert!(r.stored_remote > 0),
+        match sim.run_until_done_timed(putter, op, Duration::from_secs(30)) {
+            Some((took, Outcome::Put(Ok(r)))) => {
+                assert!(r.stored_remote > 0);
+                put_times.push(took);
+            }
             other => panic!("put {i}: {other:?}"),
         }
-        put_times.push(sim.now() - start);
     }
     println!("1,000 nodes, 300 dead: {found}/100 gets found");
     let (_, get_p99, _) = summary("get (virtual time)", get_times);
@@ -145,13 +149,12 @@ fn operations_end_at_their_deadline() {
     let b = sim.add_node(config).unwrap();
     let b_addr = sim.addr(b);
     let op = sim.command(a, |p, now| p.ping(now, b_addr));
-    let start = sim.now();
-    let out = sim.run_until_done(a, op, Duration::from_secs(60));
+    let out = sim.run_until_done_timed(a, op, Duration::from_secs(60));
     assert!(
-        matches!(out, Some(Outcome::Ping(Err(Error::Timeout)))),
+        matches!(out, Some((_, Outcome::Ping(Err(Error::Timeout))))),
         "{out:?}"
     );
-    assert_eq!(sim.now() - start, Duration::from_secs(10));
+    assert_eq!(out.map(|(took, _)| took), Some(Duration::from_secs(10)));
 }
 
 /// `bootstrap([("0.0.0.0", port)])` reaches a node on this host, as with the

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{Action, Simulation};
+use super::{ControlAction, Simulation};
 use crate::config::Config;
 use crate::error::Result;
 
@@ -31,12 +31,14 @@ impl Simulation {
     /// Stop a node without warning: it neither sends nor receives again, and
     /// its state (storage included) is gone.
     pub fn leave(&mut self, node: usize) {
-        if let Some(n) = self.nodes.get_mut(node) {
-            if n.protocol.take().is_some() {
-                n.scheduled = None;
-                self.life.leaves += 1;
-                self.mark_gone(node);
-            }
+        if node >= self.len() {
+            return;
+        }
+        let n = self.node_mut(node);
+        if n.protocol.take().is_some() {
+            n.scheduled = None;
+            self.life.leaves += 1;
+            self.mark_gone(node);
         }
     }
 
@@ -47,8 +49,8 @@ impl Simulation {
 
     /// Churn never stops this node (the publishers of a scenario).
     pub fn protect(&mut self, node: usize, protected: bool) {
-        if let Some(n) = self.nodes.get_mut(node) {
-            n.protected = protected;
+        if node < self.len() {
+            self.node_mut(node).protected = protected;
         }
     }
 
@@ -56,12 +58,12 @@ impl Simulation {
     /// the same id and address and empty storage, bootstrapping from a
     /// random running node.
     pub fn restart(&mut self, node: usize, after: Duration) {
-        if node >= self.nodes.len() {
+        if node >= self.len() {
             return;
         }
         self.leave(node);
         let node = node as u32;
-        self.schedule(self.now + after, Action::Restart { node });
+        self.schedule(self.now + after, ControlAction::Restart { node });
     }
 
     /// The scheduled part of a restart.
@@ -69,13 +71,13 @@ impl Simulation {
         if self.is_alive(node) {
             return;
         }
-        let n = &self.nodes[node];
+        let n = self.node(node);
         let config = Arc::new((*n.config).clone().with_node_id(n.id));
         let seed = self.rng.random();
         let Ok(protocol) = self.new_protocol(&config, seed) else {
             return;
         };
-        let n = &mut self.nodes[node];
+        let n = self.node_mut(node);
         n.incarnation = n.incarnation.wrapping_add(1);
         n.scheduled = None;
         n.protocol = Some(Box::new(protocol));
@@ -126,7 +128,7 @@ impl Simulation {
         self.churn.template = Some(template);
         if self.churn.rate > 0.0 {
             let epoch = self.churn.epoch;
-            self.schedule(self.now, Action::ChurnHour { epoch });
+            self.schedule(self.now, ControlAction::ChurnHour { epoch });
         }
     }
 
@@ -139,9 +141,9 @@ impl Simulation {
         self.churn.carry = owed - count;
         for _ in 0..count as u64 {
             let offset = Duration::from_nanos(self.rng.random_range(0..HOUR.as_nanos() as u64));
-            self.schedule(self.now + offset, Action::ChurnReplace { epoch });
+            self.schedule(self.now + offset, ControlAction::ChurnReplace { epoch });
         }
-        self.schedule(self.now + HOUR, Action::ChurnHour { epoch });
+        self.schedule(self.now + HOUR, ControlAction::ChurnHour { epoch });
     }
 
     pub(super) fn churn_one(&mut self, epoch: u64) {
@@ -151,7 +153,7 @@ impl Simulation {
         // Protected nodes are few: a bounded number of draws finds another.
         let victim = (0..64).find_map(|_| {
             let pick = self.random_live(None)?;
-            (!self.nodes[pick].protected).then_some(pick)
+            (!self.node(pick).protected).then_some(pick)
         });
         let Some(victim) = victim else {
             return;

@@ -1,26 +1,31 @@
 //! Many nodes on an in-memory network with virtual time.
 //!
-//! The same [`Protocol`] that runs on UDP runs here: datagrams, timer expiries
-//! and scheduled node events (restarts, churn) go into one queue ordered by
-//! virtual time, and time jumps to the next entry instead of passing. A run
-//! is a function of its seed (given storage that iterates deterministically),
-//! so a 10,000-node network, or a network that holds values and churns for a
-//! day, is a repeatable unit test.
+//! The same [`Protocol`] that runs on UDP runs here: datagrams and timer
+//! expiries go into the queues of the nodes' shards, scheduled changes
+//! (restarts, churn) into a control queue, all ordered by virtual time, and
+//! time jumps to the next entry instead of passing. The shards run windows
+//! as long as the shortest latency side by side, on one thread or two, with
+//! the same result (see `shard`). A run is a function of its seed (given
+//! storage that iterates deterministically), so a 10,000-node network, or a
+//! network that holds values and churns for a day, is a repeatable unit test.
 //!
 //! The pieces: [`network`] (per-pair latency, loss, size limit, counters),
-//! `queue` (the time-ordered entries), `lifecycle` (leave, restart, join,
-//! churn), `probe` (who holds a key, gets with their virtual latency),
-//! [`scenario`] (the hourly value-lifecycle check the `simulate` example
-//! runs) and this module (nodes, commands, stepping).
+//! `queue` (the time-ordered entries), `shard` (a share of the nodes and
+//! their entries), `lifecycle` (leave, restart, join, churn), `probe` (who
+//! holds a key, gets with their virtual latency), [`scenario`] (the hourly
+//! value-lifecycle check the `simulate` example runs) and this module
+//! (commands, windows, hand-over between shards).
 
 mod lifecycle;
 pub mod network;
 mod probe;
 mod queue;
 pub mod scenario;
+mod shard;
+mod stepping;
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +35,7 @@ use rand::{Rng, SeedableRng};
 use crate::config::Config;
 use crate::error::Result;
 use crate::id::NodeId;
-use crate::protocol::{Event, OpId, Outcome, Protocol};
+use crate::protocol::{OpId, Outcome, Protocol};
 use crate::storage::{MemoryStorage, Storage};
 
 pub use network::{NetStats, MAX_DATAGRAM};
@@ -40,29 +45,32 @@ pub const MAX_NODES: usize = 1 << 24;
 pub use probe::GetResult;
 
 use network::Wire;
-use queue::{Action, Queue, Sender};
+use queue::{Queue, Tie};
+use shard::{addr_of, Helper, Shard, SimNode, DEFAULT_SHARDS};
 
 /// Builds the storage of every node created from now on (e.g. a
 /// deterministic or persistent backend); the default is the protocol's own.
 pub type StorageFactory = Box<dyn Fn(&Config) -> Box<dyn Storage>>;
 
-struct SimNode {
-    /// `None` once the node left: a stopped process keeps no state. Boxed so
-    /// that the node array stays small and cheap to grow.
-    protocol: Option<Box<Protocol>>,
-    id: NodeId,
-    addr: SocketAddr,
-    /// Bumped at every restart so timers of an earlier run are ignored.
-    incarnation: u32,
-    /// Earliest deadline of this node already in the queue.
-    scheduled: Option<Instant>,
-    /// Where the node sits in `Simulation::live`, while it runs.
-    live_slot: Option<usize>,
-    /// Churn never stops it (the publishers of a scenario).
-    protected: bool,
-    /// The configuration it was created with, for a restart; shared by the
-    /// nodes created with the same one.
-    config: Arc<Config>,
+/// Entries a window should have (judged by the previous one) to be run on
+/// two threads: starting a thread costs about as much as running a few
+/// dozen entries.
+const PARALLEL_WINDOW_ENTRIES: usize = 64;
+
+/// What the simulation itself does at a virtual instant (the nodes' own
+/// entries are in their shards).
+enum ControlAction {
+    Restart {
+        node: u32,
+    },
+    /// Plan the churn of the hour starting now.
+    ChurnHour {
+        epoch: u64,
+    },
+    /// Replace one node by a fresh one.
+    ChurnReplace {
+        epoch: u64,
+    },
 }
 
 /// Lookup counters summed over a network; see [`Simulation::lookup_totals`].
@@ -98,19 +106,32 @@ pub struct LifecycleStats {
 pub struct Simulation {
     now: Instant,
     start: Instant,
+    /// The harness's own draws (seeds of new nodes, whom a join asks, churn
+    /// instants); the network's are hashes (see [`Wire::fate`]).
     rng: StdRng,
     wire: Wire,
-    nodes: Vec<SimNode>,
+    /// Node `i` is in `shards[i % shard_count]`.
+    shards: Vec<Shard>,
+    shard_count: usize,
+    node_count: usize,
+    /// Threads that run the shards' windows (1 or 2; never changes a run).
+    threads: usize,
+    /// The second thread, once a window ran on two.
+    helper: Option<Helper>,
+    /// Windows run on two threads so far.
+    windows_side_by_side: u64,
     /// Indexes of the running nodes, in no particular order.
     live: Vec<usize>,
-    queue: Queue,
+    control: Queue<ControlAction>,
+    /// Entries the simulation scheduled itself (control actions, forged
+    /// datagrams): the `seq` of their ties.
+    own_count: u64,
     events: HashMap<(usize, OpId), (Instant, Outcome)>,
     /// Operations the simulator started itself (bootstraps of joins and
     /// restarts): their outcomes are counted, not kept.
     internal_ops: HashSet<(usize, OpId)>,
     /// Operations `gets` waits for; each leaves the set when its outcome comes.
     watched: HashSet<(usize, OpId)>,
-    net: NetStats,
     life: LifecycleStats,
     storage: Option<StorageFactory>,
     churn: lifecycle::Churn,
@@ -119,24 +140,44 @@ pub struct Simulation {
 impl Simulation {
     /// A network whose one-way latency between two nodes is a fixed value
     /// uniform in `latency` (per pair), plus a jitter of 5% of that range.
+    /// The shortest latency must be above zero: it is how far shards may run
+    /// ahead of one another.
     pub fn new(seed: u64, latency: (Duration, Duration)) -> Self {
+        Self::with_shards(seed, latency, DEFAULT_SHARDS)
+    }
+
+    /// [`Simulation::new`] with the nodes split into `shards` (at least one):
+    /// the same run for any number, which is what this is for (tests of
+    /// that claim).
+    pub fn with_shards(seed: u64, latency: (Duration, Duration), shards: usize) -> Self {
+        let shards = shards.max(1);
         // `Instant` counts from boot: on a machine up for less than an hour,
         // `now.checked_sub(1 h)` fails and a run would depend on the uptime.
         // Starting the virtual clock a year ahead keeps every such
         // subtraction in range, so a run depends on its seed only.
         let now = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let (lo, hi) = latency;
+        let lo = lo.max(Duration::from_nanos(1));
+        let wire = Wire::new(seed, (lo, hi.max(lo)));
         Simulation {
             now,
             start: now,
             rng: StdRng::seed_from_u64(seed),
-            wire: Wire::new(seed, latency),
-            nodes: Vec::new(),
+            shards: (0..shards)
+                .map(|_| Shard::new(shards, wire.clone(), now))
+                .collect(),
+            shard_count: shards,
+            wire,
+            node_count: 0,
+            threads: 1,
+            helper: None,
+            windows_side_by_side: 0,
             live: Vec::new(),
-            queue: Queue::default(),
+            control: Queue::default(),
+            own_count: 0,
             events: HashMap::new(),
             internal_ops: HashSet::new(),
             watched: HashSet::new(),
-            net: NetStats::default(),
             life: LifecycleStats::default(),
             storage: None,
             churn: lifecycle::Churn::default(),
@@ -146,11 +187,29 @@ impl Simulation {
     /// Fraction of datagrams lost in transit (0 by default).
     pub fn set_loss(&mut self, loss: f64) {
         self.wire.set_loss(loss);
+        self.share_wire();
     }
 
     /// Largest random delay added to each datagram on top of its pair's latency.
     pub fn set_jitter(&mut self, jitter: Duration) {
         self.wire.set_jitter(jitter);
+        self.share_wire();
+    }
+
+    fn share_wire(&mut self) {
+        for shard in &mut self.shards {
+            shard.wire = self.wire.clone();
+        }
+    }
+
+    /// Run the shards on up to `threads` threads (1 by default; at most 2,
+    /// the second running one shard). The run is the same whatever the
+    /// number: only its wall-clock time changes.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.clamp(1, self.shard_count.min(2));
+        if self.threads == 1 {
+            self.helper = None;
+        }
     }
 
     /// Storage for the nodes created (or restarted) from now on.
@@ -169,11 +228,11 @@ impl Simulation {
 
     /// Nodes ever created, running or not (node indexes are `0..len`).
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.node_count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.node_count == 0
     }
 
     /// Indexes of the running nodes, in no particular order.
@@ -197,22 +256,38 @@ impl Simulation {
 
     /// Datagrams delivered so far.
     pub fn delivered(&self) -> u64 {
-        self.net.delivered
+        self.net_stats().delivered
     }
 
     /// What happened to every datagram so far.
     pub fn net_stats(&self) -> NetStats {
-        self.net
+        self.shards
+            .iter()
+            .fold(NetStats::default(), |a, s| NetStats {
+                sent: a.sent + s.net.sent,
+                delivered: a.delivered + s.net.delivered,
+                dropped_loss: a.dropped_loss + s.net.dropped_loss,
+                dropped_oversize: a.dropped_oversize + s.net.dropped_oversize,
+                dropped_unreachable: a.dropped_unreachable + s.net.dropped_unreachable,
+            })
     }
 
     pub fn lifecycle_stats(&self) -> LifecycleStats {
         self.life
     }
 
+    fn node(&self, index: usize) -> &SimNode {
+        self.shards[index % self.shard_count].node(index)
+    }
+
+    fn node_mut(&mut self, index: usize) -> &mut SimNode {
+        self.shards[index % self.shard_count].node_mut(index)
+    }
+
     /// Add a node without bootstrapping it; its address is virtual (nothing
     /// is sent on a real network).
     pub fn add_node(&mut self, config: Config) -> Result<usize> {
-        let index = self.nodes.len();
+        let index = self.node_count;
         if index >= MAX_NODES {
             return Err(crate::Error::InvalidArgument(format!(
                 "a simulation holds at most {MAX_NODES} nodes"
@@ -226,24 +301,20 @@ impl Simulation {
             None => self.rng.random(),
         };
         let protocol = Box::new(self.new_protocol(&config, seed)?);
-        let n = u32::try_from(index).unwrap_or(u32::MAX);
-        let addr = SocketAddr::V4(SocketAddrV4::new(
-            // One /24 per node (10.a.b.c, node = c·2¹⁶ + a·2⁸ + b), so the
-            // per-subnet limits see distinct hosts when a test turns on
-            // `strict_local_limits`.
-            Ipv4Addr::from(0x0a00_0000 | ((n & 0xffff) << 8) | ((n >> 16) & 0xff)),
-            4000,
-        ));
-        self.nodes.push(SimNode {
+        self.shards[index % self.shard_count].nodes.push(SimNode {
             id: protocol.id(),
             protocol: Some(protocol),
-            addr,
             incarnation: 0,
             scheduled: None,
+            scheduled_count: 0,
             live_slot: None,
             protected: false,
             config,
         });
+        self.node_count += 1;
+        for shard in &mut self.shards {
+            shard.total_nodes = self.node_count;
+        }
         self.mark_live(index);
         self.flush(index);
         Ok(index)
@@ -258,15 +329,14 @@ impl Simulation {
     }
 
     pub fn addr(&self, node: usize) -> SocketAddr {
-        self.nodes[node].addr
+        addr_of(node)
     }
 
     /// The id of `node`, also after it left.
     pub fn id(&self, node: usize) -> NodeId {
-        self.nodes[node].id
+        self.node(node).id
     }
 
-    /// The state of a running node; `None` once it left.
     /// The state of running node `node`.
     ///
     /// # Panics
@@ -290,30 +360,35 @@ impl Simulation {
 
     /// The state of `node`, or `None` if it has left.
     pub fn try_protocol(&self, node: usize) -> Option<&Protocol> {
-        self.nodes.get(node).and_then(|n| n.protocol.as_deref())
+        if node >= self.node_count {
+            return None;
+        }
+        self.node(node).protocol.as_deref()
     }
 
     pub fn is_alive(&self, node: usize) -> bool {
-        self.nodes.get(node).is_some_and(|n| n.protocol.is_some())
+        self.try_protocol(node).is_some()
     }
 
     /// Every running node with its state.
     pub fn running(&self) -> impl Iterator<Item = (usize, &Protocol)> + '_ {
         self.live
             .iter()
-            .filter_map(|&i| self.nodes[i].protocol.as_deref().map(|p| (i, p)))
+            .filter_map(|&i| self.node(i).protocol.as_deref().map(|p| (i, p)))
     }
 
     /// Run a command on a running node, e.g.
     /// `sim.try_command(3, |p, now| p.get(now, key))`; `None` if it is not running.
-    /// Run a command on `node`, or `None` if it has left.
     pub fn try_command<T>(
         &mut self,
         node: usize,
         f: impl FnOnce(&mut Protocol, Instant) -> T,
     ) -> Option<T> {
+        if node >= self.node_count {
+            return None;
+        }
         let now = self.now;
-        let out = f(self.nodes.get_mut(node)?.protocol.as_mut()?, now);
+        let out = f(self.node_mut(node).protocol.as_mut()?, now);
         self.flush(node);
         Some(out)
     }
@@ -323,27 +398,14 @@ impl Simulation {
         self.events.remove(&(node, op)).map(|(_, o)| o)
     }
 
-    /// Step until `op` on `node` finishes, or until `limit` of virtual time passed.
-    pub fn run_until_done(&mut self, node: usize, op: OpId, limit: Duration) -> Option<Outcome> {
-        let end = self.now + limit;
-        loop {
-            if let Some(outcome) = self.take_outcome(node, op) {
-                return Some(outcome);
-            }
-            if !self.step_until(end) {
-                return self.take_outcome(node, op);
-            }
-        }
-    }
-
     /// Join nodes `1..len` to the network, each bootstrapping from a random
     /// node that already joined, `batch` joins at a time. Returns the number
     /// of nodes whose bootstrap found no contact (0 in a healthy network).
     pub fn join_network(&mut self, batch: usize, limit: Duration) -> usize {
         let mut failed = 0;
         let mut joined = 1;
-        while joined < self.nodes.len() {
-            let end = (joined + batch.max(1)).min(self.nodes.len());
+        while joined < self.node_count {
+            let end = (joined + batch.max(1)).min(self.node_count);
             let mut ops = Vec::new();
             for node in joined..end {
                 let pick = self.rng.random_range(0..joined);
@@ -363,182 +425,30 @@ impl Simulation {
         failed
     }
 
-    /// Run every event up to `self.now + d`.
-    pub fn run_for(&mut self, d: Duration) {
-        let end = self.now + d;
-        while self.step_until(end) {}
-        self.now = self.now.max(end);
-    }
-
-    /// Send a datagram from any address (a node or not) to `to`, through the
-    /// network like any other: e.g. a forged request from an attacker.
-    /// Answers to an address that is not a node are counted as unreachable.
-    pub fn send_raw(&mut self, from: SocketAddr, to: usize, payload: Vec<u8>) {
-        let sender = match self.index_of(&from) {
-            Some(i) => Sender::Node(i as u32),
-            None => Sender::Raw(Box::new(from)),
-        };
-        if to < self.nodes.len() {
-            self.enqueue_datagram(sender, to, payload);
-        }
-    }
-
-    /// Process the next queue entry if it is not after `end`.
-    /// Returns false when nothing is left before `end`.
-    fn step_until(&mut self, end: Instant) -> bool {
-        match self.queue.next_at() {
-            Some(at) if self.instant(at) <= end => {}
-            _ => return false,
-        }
-        let Some((at, action)) = self.queue.pop() else {
-            return false;
-        };
-        let at = self.instant(at);
-        self.now = self.now.max(at);
-        let now = self.now;
-        match action {
-            Action::Deliver { from, to, payload } => {
-                let from = match from {
-                    Sender::Node(i) => self.nodes[i as usize].addr,
-                    Sender::Raw(addr) => *addr,
-                };
-                let to = to as usize;
-                match self.nodes[to].protocol.as_mut() {
-                    Some(p) => {
-                        self.net.delivered += 1;
-                        p.handle_datagram(now, from, &payload);
-                        self.flush(to);
-                    }
-                    None => self.net.dropped_unreachable += 1,
-                }
-            }
-            Action::Timer { node, incarnation } => {
-                let node = node as usize;
-                let n = &mut self.nodes[node];
-                if n.incarnation == incarnation && n.scheduled == Some(at) {
-                    n.scheduled = None;
-                    if let Some(p) = n.protocol.as_mut() {
-                        p.handle_timeout(now);
-                        self.flush(node);
-                    }
-                }
-            }
-            Action::Restart { node } => self.start_again(node as usize),
-            Action::ChurnHour { epoch } => self.plan_churn_hour(epoch),
-            Action::ChurnReplace { epoch } => self.churn_one(epoch),
-        }
-        true
-    }
-
-    fn schedule(&mut self, at: Instant, action: Action) {
-        let at = at.saturating_duration_since(self.start).as_nanos();
-        self.queue
-            .push(u64::try_from(at).unwrap_or(u64::MAX), action);
-    }
-
     /// `config` behind an `Arc`, shared with the previous node if it is the
     /// same: a network of one configuration keeps one copy, not one per node.
     fn shared_config(&self, config: Config) -> Arc<Config> {
         // Only the last node's is compared: nodes are added in runs of one
         // configuration, and a full search would cost O(n) per node.
-        match self.nodes.last() {
+        match self.node_count.checked_sub(1).map(|last| self.node(last)) {
             Some(last) if *last.config == config => Arc::clone(&last.config),
             _ => Arc::new(config),
         }
     }
 
-    /// The instant `ns` nanoseconds after the start.
-    fn instant(&self, ns: u64) -> Instant {
-        self.start + Duration::from_nanos(ns)
-    }
-
-    /// The node at a virtual address: the address encodes the index.
-    fn index_of(&self, addr: &SocketAddr) -> Option<usize> {
-        let SocketAddr::V4(v4) = addr else {
-            return None;
-        };
-        // The inverse of `add_node`'s 10.a.b.c with index = c·2¹⁶ + a·2⁸ + b.
-        let ip = u32::from(*v4.ip());
-        let index = (((ip & 0xff) << 16) | ((ip >> 8) & 0xffff)) as usize;
-        (ip >> 24 == 10 && v4.port() == 4000 && index < self.nodes.len()).then_some(index)
-    }
-
-    fn enqueue_datagram(&mut self, from: Sender, to: usize, payload: Vec<u8>) {
-        self.net.sent += 1;
-        if payload.len() > MAX_DATAGRAM {
-            self.net.dropped_oversize += 1;
-            return;
-        }
-        if self.wire.lost(&mut self.rng) {
-            self.net.dropped_loss += 1;
-            return;
-        }
-        let from_index = match &from {
-            Sender::Node(i) => u64::from(*i),
-            Sender::Raw(_) => u64::MAX,
-        };
-        let delay = self.wire.latency(from_index, to as u64, &mut self.rng);
-        let to = to as u32;
-        self.schedule(self.now + delay, Action::Deliver { from, to, payload });
-    }
-
-    /// Move a node's output into the network and its events into the outbox.
-    fn flush(&mut self, index: usize) {
-        while let Some(t) = self.nodes[index]
-            .protocol
-            .as_mut()
-            .and_then(|p| p.poll_transmit())
-        {
-            match self.index_of(&t.dest) {
-                Some(to) => self.enqueue_datagram(Sender::Node(index as u32), to, t.payload),
-                None => {
-                    self.net.sent += 1;
-                    self.net.dropped_unreachable += 1;
-                }
-            }
-        }
-        while let Some(Event { op, outcome }) = self.nodes[index]
-            .protocol
-            .as_mut()
-            .and_then(|p| p.poll_event())
-        {
-            if self.internal_ops.remove(&(index, op)) {
-                if !matches!(&outcome, Outcome::Bootstrap(found) if !found.is_empty()) {
-                    self.life.failed_bootstraps += 1;
-                }
-            } else {
-                self.watched.remove(&(index, op));
-                self.events.insert((index, op), (self.now, outcome));
-            }
-        }
-        let node = &mut self.nodes[index];
-        if let Some(deadline) = node.protocol.as_ref().and_then(|p| p.poll_timeout()) {
-            if node.scheduled.is_none_or(|s| deadline < s) {
-                node.scheduled = Some(deadline);
-                let incarnation = node.incarnation;
-                self.schedule(
-                    deadline,
-                    Action::Timer {
-                        node: index as u32,
-                        incarnation,
-                    },
-                );
-            }
-        }
-    }
-
     fn mark_live(&mut self, index: usize) {
-        if self.nodes[index].live_slot.is_none() {
-            self.nodes[index].live_slot = Some(self.live.len());
+        if self.node(index).live_slot.is_none() {
+            let slot = self.live.len();
+            self.node_mut(index).live_slot = Some(slot);
             self.live.push(index);
         }
     }
 
     fn mark_gone(&mut self, index: usize) {
-        if let Some(slot) = self.nodes[index].live_slot.take() {
+        if let Some(slot) = self.node_mut(index).live_slot.take() {
             self.live.swap_remove(slot);
             if let Some(&moved) = self.live.get(slot) {
-                self.nodes[moved].live_slot = Some(slot);
+                self.node_mut(moved).live_slot = Some(slot);
             }
         }
     }

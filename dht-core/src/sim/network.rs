@@ -10,9 +10,6 @@
 
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::Rng;
-
 /// Largest UDP payload over IPv4; anything longer cannot be sent.
 pub const MAX_DATAGRAM: usize = 65_507;
 
@@ -39,6 +36,7 @@ impl NetStats {
 }
 
 /// Per-pair latency, jitter and loss.
+#[derive(Clone)]
 pub(crate) struct Wire {
     seed: u64,
     base: (Duration, Duration),
@@ -71,9 +69,31 @@ impl Wire {
         };
     }
 
-    /// Whether this datagram is lost in transit.
-    pub(crate) fn lost(&self, rng: &mut StdRng) -> bool {
-        self.loss > 0.0 && rng.random::<f64>() < self.loss
+    /// What becomes of the datagram that node `from` sends to `to` as its
+    /// entry `seq` (see [`super::queue::Tie`]): lost (`None`), or its one-way
+    /// latency. The randomness is a hash of the seed, the sender and its
+    /// count, not a draw from a shared generator, so it does not depend on
+    /// which thread sends first.
+    pub(crate) fn fate(&self, from: u64, to: u64, seq: u64) -> Option<Duration> {
+        let draw =
+            mix(mix(self.seed ^ 0x6c6f_7373 ^ from.wrapping_mul(0xff51_afd7_ed55_8ccd)) ^ seq);
+        if self.loss > 0.0 && unit(draw) < self.loss {
+            return None;
+        }
+        let jitter = self.jitter.as_nanos() as u64;
+        let jitter = if jitter == 0 {
+            0
+        } else {
+            mix(draw) % (jitter + 1)
+        };
+        Some(self.base_latency(from, to) + Duration::from_nanos(jitter))
+    }
+
+    /// The shortest latency any datagram can have: nothing a node sends
+    /// reaches another node sooner, which is what lets shards run a window
+    /// of this length side by side.
+    pub(crate) fn min_latency(&self) -> Duration {
+        self.base.0
     }
 
     /// The stable part of the one-way latency between nodes `a` and `b`
@@ -88,16 +108,11 @@ impl Wire {
         let h = mix(mix(self.seed ^ x.wrapping_mul(0x9e37_79b9_7f4a_7c15)) ^ y);
         lo + Duration::from_nanos(h % (span + 1))
     }
+}
 
-    /// One datagram's one-way latency between `a` and `b`.
-    pub(crate) fn latency(&self, a: u64, b: u64, rng: &mut StdRng) -> Duration {
-        let jitter = if self.jitter.is_zero() {
-            Duration::ZERO
-        } else {
-            rng.random_range(Duration::ZERO..=self.jitter)
-        };
-        self.base_latency(a, b) + jitter
-    }
+/// A 64-bit hash as a number in [0, 1).
+fn unit(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// splitmix64's finaliser: a cheap, well-spread 64-bit hash.
@@ -111,7 +126,6 @@ fn mix(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     #[test]
     fn pair_latency_is_stable_symmetric_and_in_range() {
@@ -130,11 +144,24 @@ mod tests {
         }
         // Pairs differ from one another (not one latency for everybody).
         assert!(distinct.len() > 1000, "{}", distinct.len());
-        let mut rng = StdRng::seed_from_u64(1);
-        for _ in 0..100 {
-            let d = wire.latency(3, 4, &mut rng);
-            let base = wire.base_latency(3, 4);
-            assert!(d >= base && d <= base + wire.jitter);
-        }
+        let base = wire.base_latency(3, 4);
+        let jittered: std::collections::BTreeSet<Duration> = (0..100)
+            .map(|seq| wire.fate(3, 4, seq).unwrap())
+            .inspect(|d| assert!(*d >= base && *d <= base + wire.jitter))
+            .collect();
+        assert!(jittered.len() > 50, "{}", jittered.len());
+        assert_eq!(wire.fate(3, 4, 7), Wire::new(9, (lo, hi)).fate(3, 4, 7));
+    }
+
+    #[test]
+    fn loss_drops_about_the_fraction_asked() {
+        let mut wire = Wire::new(3, (Duration::from_millis(5), Duration::from_millis(9)));
+        wire.set_loss(0.25);
+        let lost = (0..40_000)
+            .filter(|&seq| wire.fate(1, 2, seq).is_none())
+            .count();
+        assert!((9_000..11_000).contains(&lost), "{lost}");
+        wire.set_loss(0.0);
+        assert!((0..1000).all(|seq| wire.fate(1, 2, seq).is_some()));
     }
 }

@@ -1,82 +1,59 @@
-//! The simulator's one queue: every datagram in flight, node timer, restart
-//! and churn step is an entry ordered by virtual time, ties broken by
-//! insertion order so that a run is a function of its seed.
+//! A time-ordered queue of the simulator's entries (datagrams in flight and
+//! node timers in each shard; restarts and churn steps in the control queue).
 //!
-//! The heap holds only 24-byte keys (time, sequence number, slot); the
-//! entries themselves (a datagram's payload, a timer's node) stay in a slab
-//! of slots reused through a free list. A heap operation moves keys about
-//! log₂(n) times, so keeping what it moves small is what makes popping cheap
-//! (with whole entries in the heap, `pop` was 7–8% of a 3,000-node run).
+//! Ties are broken by a [`Tie`] that the entry's *origin* assigns: the node
+//! that sent the datagram or set the timer, and that node's own running
+//! count. Nothing global decides the order, so a node's entries come out in
+//! the same order however the nodes are split into shards and whichever
+//! thread runs them: a run stays a function of its seed.
+//!
+//! The heap holds only small keys (time, tie, slot); the entries themselves
+//! (a datagram's payload, a timer's node) stay in a slab of slots reused
+//! through a free list. A heap operation moves keys about log₂(n) times, so
+//! keeping what it moves small is what makes popping cheap (with whole
+//! entries in the heap, `pop` was 7–8% of a 3,000-node run).
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::SocketAddr;
 
-/// Who sent a datagram: a node (its index), or any other address (rare: a
-/// forged datagram from a test), boxed to keep entries small.
-pub(super) enum Sender {
-    Node(u32),
-    Raw(Box<SocketAddr>),
+/// Who scheduled an entry and its count of entries scheduled so far: unique
+/// per entry, and the same in every run of one seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Tie {
+    pub(super) origin: u32,
+    pub(super) seq: u64,
 }
 
-/// Something due at a virtual instant.
-pub(super) enum Action {
-    Deliver {
-        from: Sender,
-        to: u32,
-        payload: Vec<u8>,
-    },
-    Timer {
-        node: u32,
-        incarnation: u32,
-    },
-    Restart {
-        node: u32,
-    },
-    /// Plan the churn of the hour starting now.
-    ChurnHour {
-        epoch: u64,
-    },
-    /// Replace one node by a fresh one.
-    ChurnReplace {
-        epoch: u64,
-    },
-}
-
-/// A heap key; `seq` breaks ties in insertion order, which keeps runs
-/// deterministic, and makes keys unique (so `slot` never decides).
-#[derive(PartialEq, Eq)]
+/// A heap key, ordered by time then tie (`slot` never decides: ties are
+/// unique).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     /// Nanoseconds since the simulation started.
     at: u64,
-    seq: u64,
+    tie: Tie,
     slot: u32,
 }
 
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-/// Entries ordered by (time, insertion order).
-#[derive(Default)]
-pub(super) struct Queue {
+/// Entries ordered by (time, tie).
+pub(super) struct Queue<A> {
     heap: BinaryHeap<Reverse<Key>>,
-    slots: Vec<Option<Action>>,
+    slots: Vec<Option<A>>,
     free: Vec<u32>,
-    seq: u64,
 }
 
-impl Queue {
+impl<A> Default for Queue<A> {
+    fn default() -> Self {
+        Queue {
+            heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<A> Queue<A> {
     /// Add `action`, due `at` nanoseconds after the start.
-    pub(super) fn push(&mut self, at: u64, action: Action) {
-        self.seq += 1;
+    pub(super) fn push(&mut self, at: u64, tie: Tie, action: A) {
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(action);
@@ -88,11 +65,7 @@ impl Queue {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.heap.push(Reverse(Key {
-            at,
-            seq: self.seq,
-            slot,
-        }));
+        self.heap.push(Reverse(Key { at, tie, slot }));
     }
 
     /// When the next entry is due.
@@ -101,11 +74,19 @@ impl Queue {
     }
 
     /// The next entry and when it is due.
-    pub(super) fn pop(&mut self) -> Option<(u64, Action)> {
+    pub(super) fn pop(&mut self) -> Option<(u64, A)> {
         let Reverse(key) = self.heap.pop()?;
         let action = self.slots.get_mut(key.slot as usize)?.take()?;
         self.free.push(key.slot);
         Some((key.at, action))
+    }
+
+    /// The next entry if it is due before `end` (exclusive).
+    pub(super) fn pop_before(&mut self, end: u64) -> Option<(u64, A)> {
+        match self.next_at() {
+            Some(at) if at < end => self.pop(),
+            _ => None,
+        }
     }
 }
 
@@ -113,31 +94,30 @@ impl Queue {
 mod tests {
     use super::*;
 
-    fn restart_node(action: Option<(u64, Action)>) -> Option<(u64, u32)> {
-        match action? {
-            (at, Action::Restart { node }) => Some((at, node)),
-            _ => None,
-        }
+    fn tie(origin: u32, seq: u64) -> Tie {
+        Tie { origin, seq }
     }
 
     #[test]
-    fn pops_by_time_then_insertion_order_and_reuses_slots() {
+    fn pops_by_time_then_tie_and_reuses_slots() {
         let mut q = Queue::default();
-        q.push(30, Action::Restart { node: 1 });
-        q.push(10, Action::Restart { node: 2 });
-        q.push(30, Action::Restart { node: 3 });
-        q.push(10, Action::Restart { node: 4 });
+        q.push(30, tie(2, 1), 'a');
+        q.push(10, tie(1, 9), 'b');
+        q.push(30, tie(1, 5), 'c');
+        q.push(10, tie(1, 2), 'd');
         assert_eq!(q.next_at(), Some(10));
-        assert_eq!(restart_node(q.pop()), Some((10, 2)));
-        assert_eq!(restart_node(q.pop()), Some((10, 4)));
-        // Freed slots are reused, order still by (time, insertion).
-        q.push(20, Action::Restart { node: 5 });
-        q.push(30, Action::Restart { node: 6 });
+        assert_eq!(q.pop(), Some((10, 'd')));
+        assert_eq!(q.pop(), Some((10, 'b')));
+        // Freed slots are reused; order is still by (time, tie), whatever
+        // the order of insertion.
+        q.push(20, tie(7, 0), 'e');
+        q.push(30, tie(0, 0), 'f');
         assert_eq!(q.slots.len(), 4);
-        assert_eq!(restart_node(q.pop()), Some((20, 5)));
-        assert_eq!(restart_node(q.pop()), Some((30, 1)));
-        assert_eq!(restart_node(q.pop()), Some((30, 3)));
-        assert_eq!(restart_node(q.pop()), Some((30, 6)));
+        assert_eq!(q.pop_before(20), None);
+        assert_eq!(q.pop_before(21), Some((20, 'e')));
+        assert_eq!(q.pop(), Some((30, 'f')));
+        assert_eq!(q.pop(), Some((30, 'c')));
+        assert_eq!(q.pop(), Some((30, 'a')));
         assert!(q.pop().is_none());
         assert!(q.heap.is_empty());
     }

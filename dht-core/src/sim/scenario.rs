@@ -49,6 +49,9 @@ pub struct Scenario {
     pub node_config: Config,
     /// Storage of every node; the protocol's default when `None`.
     pub storage: Option<MakeStorage>,
+    /// Threads that run the simulation (see [`Simulation::set_threads`]):
+    /// the same report whatever the number.
+    pub threads: usize,
 }
 
 impl Default for Scenario {
@@ -66,6 +69,7 @@ impl Default for Scenario {
             latency: (Duration::from_millis(5), Duration::from_millis(50)),
             node_config: Config::default().with_rpc_timeout(Duration::from_secs(1)),
             storage: None,
+            threads: 1,
         }
     }
 }
@@ -119,6 +123,7 @@ impl Scenario {
         mut progress: impl FnMut(&HourReport),
     ) -> Result<(ScenarioReport, Simulation)> {
         let mut sim = Simulation::new(self.seed, self.latency);
+        sim.set_threads(self.threads);
         if let Some(make) = self.storage {
             sim.set_storage_factory(Box::new(make));
         }

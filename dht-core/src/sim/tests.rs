@@ -174,3 +174,77 @@ fn churn_replaces_the_rate_and_spares_protected_nodes() {
     sim2.run_for(Duration::from_secs(3600));
     assert_eq!(sim2.lifecycle_stats().leaves, half);
 }
+
+/// The fingerprint of a run: datagram counts and every running node's
+/// counters, contacts and copies of a key.
+#[allow(clippy::type_complexity)]
+fn fingerprint(
+    sim: &Simulation,
+    key: &NodeId,
+) -> (NetStats, Vec<(usize, crate::Stats)>, Vec<usize>) {
+    let mut nodes: Vec<(usize, crate::Stats)> =
+        sim.running().map(|(i, p)| (i, p.stats())).collect();
+    nodes.sort_by_key(|(i, _)| *i);
+    (sim.net_stats(), nodes, sim.holders(key))
+}
+
+/// A network that joins, stores, loses datagrams, churns and restarts, its
+/// nodes split into `shards` run on `threads` threads.
+#[allow(clippy::type_complexity)]
+fn busy_run(
+    shards: usize,
+    threads: usize,
+) -> (
+    NetStats,
+    Vec<(usize, crate::Stats)>,
+    Vec<usize>,
+    Vec<GetResult>,
+    u64,
+) {
+    let latency = (Duration::from_millis(5), Duration::from_millis(40));
+    let mut sim = Simulation::with_shards(21, latency, shards);
+    sim.set_threads(threads);
+    let config = Config::default()
+        .with_k(8)
+        .with_rpc_timeout(Duration::from_millis(500));
+    for _ in 0..400 {
+        sim.add_node(config.clone()).unwrap();
+    }
+    assert_eq!(sim.join_network(100, Duration::from_secs(60)), 0);
+    sim.set_loss(0.02);
+    let key = NodeId::digest(b"same either way");
+    put(&mut sim, 3, key, Value::from("v"), None);
+    sim.churn(0.5, config);
+    sim.restart(7, Duration::from_secs(90));
+    sim.run_for(Duration::from_secs(1800));
+    let gets = sim.gets(
+        &[(11, key), (250, key), (399, NodeId::digest(b"absent"))],
+        Duration::from_secs(30),
+    );
+    let (net, nodes, holders) = fingerprint(&sim, &key);
+    (net, nodes, holders, gets, sim.windows_side_by_side)
+}
+
+#[test]
+fn shards_and_threads_never_change_a_run() {
+    let one = busy_run(1, 1);
+    let two = busy_run(2, 2);
+    // The run did something worth comparing: windows ran side by side,
+    // datagrams were lost, nodes came and went, the value is held.
+    assert_eq!(one.4, 0);
+    assert!(two.4 > 100, "{} windows on two threads", two.4);
+    assert!(one.0.delivered > 50_000, "{:?}", one.0);
+    assert!(one.0.dropped_loss > 300, "{:?}", one.0);
+    assert!(!one.2.is_empty());
+    assert!(one.3[0].found() && !one.3[2].found());
+    assert_eq!(one.0, two.0);
+    assert_eq!(one.1, two.1);
+    assert_eq!(one.2, two.2);
+    assert_eq!(one.3, two.3);
+    for other in [busy_run(2, 1), busy_run(3, 2)] {
+        assert_eq!(one.0, other.0);
+        assert_eq!(one.1, other.1);
+        assert_eq!(one.2, other.2);
+        assert_eq!(one.3, other.3);
+    }
+}
