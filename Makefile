@@ -226,9 +226,11 @@ fuzz-smoke:
 
 # --- the simulator at scale (issue 16) ----------------------------------------
 # One network of SIM_SCALE_NODES nodes: join, 200 puts, 1,000 gets from random
-# nodes, through the full wire encode/decode path. Prints the figures (wall
-# and CPU seconds, peak RSS) as one JSON line; fails if a join failed or a get
-# missed its value (never on time: figures are printed, not asserted).
+# nodes, through the full wire encode/decode path, on two threads where there
+# are two cores (the same run as on one: see dht-core/src/sim/shard.rs). Prints
+# the figures (wall and CPU seconds, peak RSS) as one JSON line; fails if a
+# join failed or a get missed its value (never on time: figures are printed,
+# not asserted).
 #
 # SIM_ENV backs glibc's heap with transparent huge pages (glibc >= 2.35; older
 # ones ignore it): a large run reads gigabytes at random, one node's state per

@@ -51,14 +51,14 @@ def run(binary, nodes, gets, seed):
 
 def table(rows):
     lines = [
-        "| N | log2(N) (paper, b = 1) | hops per lookup | RPCs per lookup | found | join + gets wall s | CPU s | peak RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| N | log2(N) (paper, b = 1) | hops per lookup | RPCs per lookup | found | join + gets wall s | threads | CPU s | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         n = r["nodes"]
         lines.append(
             f"| {n:,} | {math.log2(n):.2f} | {r['hops_per_lookup']:.2f} | {r['rpcs_per_lookup']:.2f} "
-            f"| {r['found']}/{r['gets']} | {r['total_wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']} |"
+            f"| {r['found']}/{r['gets']} | {r['total_wall_s']} | {r.get('threads', 1)} | {r['cpu_s']} | {r['peak_rss_mb']} |"
         )
     return "\n".join(lines)
 
@@ -81,7 +81,9 @@ puts 200 values and gets 1,000 of them from random nodes that do not hold
 them. Every datagram goes through the full msgpack encode/decode path.
 Hops: sequential rounds until the answer that carried the value. RPCs: the
 requests the lookup sent. Wall and CPU seconds are for the whole run (join
-included) on the 2-core development machine, shared with other work.
+included) on the 2-core development machine, shared with other work; CPU
+seconds add up both threads where the run used two (the run itself, datagram
+for datagram, is the same on one thread).
 
 {table(rows)}
 

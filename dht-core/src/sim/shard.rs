@@ -4,8 +4,9 @@
 //! Shards run side by side in windows no longer than the shortest latency
 //! of the network. Within a window a node only hears from itself (its
 //! timers): whatever another node sends in the window arrives after it ends.
-//! So each shard runs its window alone, collects what its nodes send in an
-//! outbox, and the simulation hands the outboxes over between windows. A
+//! So each shard runs its window alone, collects what its nodes send in
+//! outboxes (one per shard of destination), and the simulation hands the
+//! outboxes over between windows. A
 //! node's entries are ordered by time and by ties its senders assign (see
 //! [`super::queue`]), and a datagram's loss and jitter are a hash of its
 //! sender and count (see [`super::network::Wire::fate`]): nothing depends on
@@ -126,8 +127,14 @@ pub(super) struct Shard {
     /// Shards in the simulation.
     shards: usize,
     queue: Queue<NodeAction>,
-    /// Datagrams sent since the last hand-over, to any shard.
-    pub(super) outbox: Vec<InFlight>,
+    /// Datagrams sent since the last hand-over, by shard of destination,
+    /// with the earliest arrival in each.
+    pub(super) outboxes: Vec<(Vec<InFlight>, u64)>,
+    /// Datagrams handed over to this shard, not yet in its queue (each
+    /// shard queues its own at the start of its window, so that this work
+    /// is shared out too), and the earliest arrival among them.
+    inbox: Vec<Vec<InFlight>>,
+    inbox_first: u64,
     /// Outcomes given out since the last hand-over.
     pub(super) finished: Vec<Finished>,
     pub(super) net: NetStats,
@@ -147,7 +154,9 @@ impl Shard {
             nodes: Vec::new(),
             shards,
             queue: Queue::default(),
-            outbox: Vec::new(),
+            outboxes: (0..shards).map(|_| (Vec::new(), u64::MAX)).collect(),
+            inbox: Vec::new(),
+            inbox_first: u64::MAX,
             finished: Vec::new(),
             net: NetStats::default(),
             wire,
@@ -167,7 +176,27 @@ impl Shard {
     }
 
     pub(super) fn next_at(&self) -> Option<u64> {
-        self.queue.next_at()
+        match self.queue.next_at() {
+            Some(at) => Some(at.min(self.inbox_first)),
+            None => (self.inbox_first < u64::MAX).then_some(self.inbox_first),
+        }
+    }
+
+    /// Take datagrams for this shard, whose earliest arrival is `first`.
+    pub(super) fn hand_in(&mut self, datagrams: Vec<InFlight>, first: u64) {
+        if !datagrams.is_empty() {
+            self.inbox.push(datagrams);
+            self.inbox_first = self.inbox_first.min(first);
+        }
+    }
+
+    fn queue_inbox(&mut self) {
+        for batch in std::mem::take(&mut self.inbox) {
+            for datagram in batch {
+                self.receive(datagram);
+            }
+        }
+        self.inbox_first = u64::MAX;
     }
 
     /// Queue a datagram that arrives at one of this shard's nodes.
@@ -193,6 +222,7 @@ impl Shard {
 
     /// Run every entry due before `end` (ns, exclusive), in order.
     pub(super) fn run_until(&mut self, end: u64) {
+        self.queue_inbox();
         self.last_window_entries = 0;
         while let Some((at, action)) = self.queue.pop_before(end) {
             self.last_window_entries += 1;
@@ -250,13 +280,18 @@ impl Shard {
             }
             let tie = self.node_mut(index).next_tie(index);
             match self.wire.fate(index as u64, to as u64, tie.seq) {
-                Some(delay) => self.outbox.push(InFlight {
-                    at: now.saturating_add(delay.as_nanos() as u64),
-                    tie,
-                    from: Sender::Node(index as u32),
-                    to: to as u32,
-                    payload: t.payload,
-                }),
+                Some(delay) => {
+                    let at = now.saturating_add(delay.as_nanos() as u64);
+                    let (outbox, first) = &mut self.outboxes[to % self.shards];
+                    *first = (*first).min(at);
+                    outbox.push(InFlight {
+                        at,
+                        tie,
+                        from: Sender::Node(index as u32),
+                        to: to as u32,
+                        payload: t.payload,
+                    });
+                }
                 None => self.net.dropped_loss += 1,
             }
         }

@@ -177,19 +177,21 @@ impl Simulation {
         self.hand_over();
     }
 
-    /// Move the datagrams the shards sent into the queues of their
-    /// destinations, and the outcomes they gave out to their waiters, in an
-    /// order that does not depend on the shards (by time, then node; a
-    /// node's own outcomes keep their order).
+    /// Hand the datagrams the shards sent to the shards of their
+    /// destinations (whole outboxes: each shard queues its own), and the
+    /// outcomes they gave out to their waiters, in an order that does not
+    /// depend on the shards (by time, then node; a node's own outcomes keep
+    /// their order).
     fn hand_over(&mut self) {
         let mut finished: Vec<Finished> = Vec::new();
         let shards = self.shards.len();
-        for s in 0..shards {
-            let outbox = std::mem::take(&mut self.shards[s].outbox);
-            for datagram in outbox {
-                self.shards[datagram.to as usize % shards].receive(datagram);
+        for from in 0..shards {
+            for to in 0..shards {
+                let (datagrams, first) =
+                    std::mem::replace(&mut self.shards[from].outboxes[to], (Vec::new(), u64::MAX));
+                self.shards[to].hand_in(datagrams, first);
             }
-            finished.append(&mut self.shards[s].finished);
+            finished.append(&mut self.shards[from].finished);
         }
         finished.sort_by_key(|f| (f.at, f.node));
         for Finished {

@@ -2,7 +2,7 @@
 //! `Value`s. Every length is checked against the bytes actually left before
 //! anything is allocated, and nesting is bounded.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rmp::Marker;
 
@@ -195,8 +195,14 @@ impl<'a> Reader<'a> {
     }
 
     fn str(&mut self) -> Result<&'a str, WireError> {
+        let bytes = self.str_bytes()?;
+        std::str::from_utf8(bytes).map_err(|_| WireError::Malformed("bad utf-8"))
+    }
+
+    /// A string's bytes, not checked to be UTF-8.
+    fn str_bytes(&mut self) -> Result<&'a [u8], WireError> {
         match self.item()? {
-            Item::Str(s) => std::str::from_utf8(s).map_err(|_| WireError::Malformed("bad utf-8")),
+            Item::Str(s) => Ok(s),
             _ => Err(WireError::Malformed("expected a string")),
         }
     }
@@ -378,7 +384,7 @@ pub fn decode_response_observed(
             if r.array()? != 2 {
                 return Err(WireError::Malformed("bad stun reply"));
             }
-            let ip = parse_ip(r.str()?).ok_or(WireError::Malformed("bad stun ip"))?;
+            let ip = parse_ip(r.str_bytes()?).ok_or(WireError::Malformed("bad stun ip"))?;
             Response::Stun(SocketAddr::new(ip, r.port()?))
         }
     };
@@ -386,8 +392,38 @@ pub fn decode_response_observed(
     Ok((response, observed))
 }
 
-fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse().ok()
+/// An IP address in its text form, as Python peers send them; `None` for
+/// anything else (a hostname, not UTF-8).
+fn parse_ip(text: &[u8]) -> Option<IpAddr> {
+    match parse_dotted_quad(text) {
+        Some(v4) => Some(IpAddr::V4(v4)),
+        None => std::str::from_utf8(text).ok()?.parse().ok(),
+    }
+}
+
+/// The common case of [`parse_ip`] without the UTF-8 check and the general
+/// parser (every contact of every FIND_NODE answer carries one): exactly
+/// four decimal octets of at most 255, without leading zeros. It accepts a
+/// subset of what `Ipv4Addr::from_str` accepts, with the same result, and
+/// leaves the rest to it.
+fn parse_dotted_quad(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let digits = parts.next()?;
+        if digits.is_empty() || digits.len() > 3 || (digits.len() > 1 && digits[0] == b'0') {
+            return None;
+        }
+        let mut n: u16 = 0;
+        for &d in digits {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u16::from(d - b'0');
+        }
+        *octet = u8::try_from(n).ok()?;
+    }
+    parts.next().is_none().then(|| Ipv4Addr::from(octets))
 }
 
 fn read_contacts(r: &mut Reader<'_>, len: Option<usize>) -> Result<Vec<Contact>, WireError> {
@@ -405,7 +441,7 @@ fn read_contacts(r: &mut Reader<'_>, len: Option<usize>) -> Result<Vec<Contact>,
             return Err(WireError::Malformed("contact is not [id, ip, port]"));
         }
         let id = r.id()?;
-        let ip = r.str()?;
+        let ip = r.str_bytes()?;
         let port = r.port()?;
         // Hostnames (a Python node bootstrapped from "localhost") cannot be
         // resolved in a sans-IO core: skip them rather than reject the reply.
@@ -414,4 +450,80 @@ fn read_contacts(r: &mut Reader<'_>, len: Option<usize>) -> Result<Vec<Contact>,
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn std_parse(text: &[u8]) -> Option<IpAddr> {
+        std::str::from_utf8(text).ok()?.parse().ok()
+    }
+
+    #[test]
+    fn the_fast_ip_parser_agrees_with_std() {
+        let mut cases: Vec<Vec<u8>> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.00",
+            "1..3.4",
+            ".1.2.3",
+            "1.2.3.4.",
+            "1.2.3.-4",
+            "+1.2.3.4",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "1.2.3.1000",
+            "::1",
+            "::ffff:1.2.3.4",
+            "fe80::1%2",
+            "localhost",
+            "",
+            "9.99.199.249",
+            "10.0.1.2",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        cases.push(vec![b'1', 0xff, b'.', b'2', b'.', b'3', b'.', b'4']);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let alphabet = b"0123456789.....:ax";
+        for _ in 0..200_000 {
+            let len = rng.random_range(0..17);
+            cases.push(
+                (0..len)
+                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                    .collect(),
+            );
+        }
+        for a in 0..=300u32 {
+            for text in [
+                format!("{a}.{a}.0.1"),
+                format!("0{a}.1.1.1"),
+                format!("1.1.1.{a}"),
+            ] {
+                cases.push(text.into_bytes());
+            }
+        }
+        let mut fast_hits = 0;
+        for case in &cases {
+            assert_eq!(
+                parse_ip(case),
+                std_parse(case),
+                "{:?}",
+                String::from_utf8_lossy(case)
+            );
+            if let Some(v4) = parse_dotted_quad(case) {
+                fast_hits += 1;
+                assert_eq!(Some(IpAddr::V4(v4)), std_parse(case));
+            }
+        }
+        // The fast path is the common case, not a corner.
+        assert!(fast_hits > 600, "{fast_hits}");
+    }
 }
