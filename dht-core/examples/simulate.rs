@@ -13,6 +13,10 @@
 //!     cargo run --release -p dht-core --example simulate -- --nodes 2000 --values 1000 \
 //!         --hours 24 --churn-per-hour 0.5 --seed 1 [--publishers 10] \
 //!         [--publishers-leave-at HOURS] [--ttl SECONDS] [--gets-per-hour N]
+//!
+//! Both modes run on two threads where the machine has two cores
+//! (`--threads 1` for one); the figures are the same either way, only the
+//! wall-clock time changes.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};

@@ -16,6 +16,7 @@
 //! value-lifecycle check the `simulate` example runs) and this module
 //! (commands, windows, hand-over between shards).
 
+mod helper;
 mod lifecycle;
 pub mod network;
 mod probe;
@@ -44,9 +45,10 @@ pub use network::{NetStats, MAX_DATAGRAM};
 pub const MAX_NODES: usize = 1 << 24;
 pub use probe::GetResult;
 
+use helper::Helper;
 use network::Wire;
 use queue::{Queue, Tie};
-use shard::{addr_of, Helper, Shard, SimNode, DEFAULT_SHARDS};
+use shard::{addr_of, Shard, SimNode, DEFAULT_SHARDS};
 
 /// Builds the storage of every node created from now on (e.g. a
 /// deterministic or persistent backend); the default is the protocol's own.

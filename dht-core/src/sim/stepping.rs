@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::shard::{index_of, Finished, Helper, InFlight, Sender, Shard, RAW_ORIGIN};
+use super::helper::Helper;
+use super::shard::{index_of, Finished, InFlight, Sender, Shard, RAW_ORIGIN};
 use super::{ControlAction, Simulation, Tie, MAX_DATAGRAM, PARALLEL_WINDOW_ENTRIES};
 use crate::protocol::{OpId, Outcome};
 
