@@ -28,6 +28,10 @@ use crate::protocol::{Event, OpId, Outcome, Protocol};
 /// threads running them (see `Simulation::set_threads`) changes a run.
 pub(super) const DEFAULT_SHARDS: usize = 2;
 
+/// Emptied inbox batches a shard keeps for reuse (one per shard sending to
+/// it is enough).
+const MAX_SPARE_BATCHES: usize = 4;
+
 /// The tie origin of entries not scheduled by a node (forged datagrams).
 pub(super) const RAW_ORIGIN: u32 = u32::MAX;
 
@@ -135,6 +139,9 @@ pub(super) struct Shard {
     /// is shared out too), and the earliest arrival among them.
     inbox: Vec<Vec<InFlight>>,
     inbox_first: u64,
+    /// Emptied inbox batches, kept for the outboxes to reuse: a window
+    /// would otherwise grow every outbox from nothing again.
+    spare: Vec<Vec<InFlight>>,
     /// Outcomes given out since the last hand-over.
     pub(super) finished: Vec<Finished>,
     pub(super) net: NetStats,
@@ -157,6 +164,7 @@ impl Shard {
             outboxes: (0..shards).map(|_| (Vec::new(), u64::MAX)).collect(),
             inbox: Vec::new(),
             inbox_first: u64::MAX,
+            spare: Vec::new(),
             finished: Vec::new(),
             net: NetStats::default(),
             wire,
@@ -191,12 +199,20 @@ impl Shard {
     }
 
     fn queue_inbox(&mut self) {
-        for batch in std::mem::take(&mut self.inbox) {
-            for datagram in batch {
+        for mut batch in std::mem::take(&mut self.inbox) {
+            for datagram in batch.drain(..) {
                 self.receive(datagram);
+            }
+            if self.spare.len() < MAX_SPARE_BATCHES {
+                self.spare.push(batch);
             }
         }
         self.inbox_first = u64::MAX;
+    }
+
+    /// An empty outbox to replace one handed in here.
+    pub(super) fn take_spare(&mut self) -> Vec<InFlight> {
+        self.spare.pop().unwrap_or_default()
     }
 
     /// Queue a datagram that arrives at one of this shard's nodes.

@@ -188,8 +188,12 @@ impl Simulation {
         let shards = self.shards.len();
         for from in 0..shards {
             for to in 0..shards {
+                if self.shards[from].outboxes[to].0.is_empty() {
+                    continue;
+                }
+                let empty = (self.shards[to].take_spare(), u64::MAX);
                 let (datagrams, first) =
-                    std::mem::replace(&mut self.shards[from].outboxes[to], (Vec::new(), u64::MAX));
+                    std::mem::replace(&mut self.shards[from].outboxes[to], empty);
                 self.shards[to].hand_in(datagrams, first);
             }
             finished.append(&mut self.shards[from].finished);
