@@ -114,9 +114,8 @@ pub struct Simulation {
     /// instants); the network's are hashes (see [`Wire::fate`]).
     rng: StdRng,
     wire: Wire,
-    /// Node `i` is in `shards[i % shard_count]`.
+    /// Node `i` is in `shards[i % shards.len()]`.
     shards: Vec<Shard>,
-    shard_count: usize,
     node_count: usize,
     /// Threads that run the shards' windows (1 or 2; never changes a run).
     threads: usize,
@@ -170,7 +169,6 @@ impl Simulation {
             shards: (0..shards)
                 .map(|_| Shard::new(shards, wire.clone(), now))
                 .collect(),
-            shard_count: shards,
             wire,
             node_count: 0,
             threads: 1,
@@ -210,7 +208,7 @@ impl Simulation {
     /// the second running one shard). The run is the same whatever the
     /// number: only its wall-clock time changes.
     pub fn set_threads(&mut self, threads: usize) {
-        self.threads = threads.clamp(1, self.shard_count.min(2));
+        self.threads = threads.clamp(1, self.shards.len().min(2));
         if self.threads == 1 {
             self.helper = None;
         }
@@ -281,11 +279,12 @@ impl Simulation {
     }
 
     fn node(&self, index: usize) -> &SimNode {
-        self.shards[index % self.shard_count].node(index)
+        self.shards[index % self.shards.len()].node(index)
     }
 
     fn node_mut(&mut self, index: usize) -> &mut SimNode {
-        self.shards[index % self.shard_count].node_mut(index)
+        let n = self.shards.len();
+        self.shards[index % n].node_mut(index)
     }
 
     /// Add a node without bootstrapping it; its address is virtual (nothing
@@ -305,7 +304,8 @@ impl Simulation {
             None => self.rng.random(),
         };
         let protocol = Box::new(self.new_protocol(&config, seed)?);
-        self.shards[index % self.shard_count].nodes.push(SimNode {
+        let n = self.shards.len();
+        self.shards[index % n].nodes.push(SimNode {
             id: protocol.id(),
             protocol: Some(protocol),
             incarnation: 0,

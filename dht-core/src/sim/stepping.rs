@@ -58,7 +58,8 @@ impl Simulation {
             None => (Sender::Raw(Box::new(from)), u64::from(RAW_ORIGIN)),
         };
         let tie = self.own_tie();
-        let shard = &mut self.shards[to % self.shard_count];
+        let n = self.shards.len();
+        let shard = &mut self.shards[to % n];
         shard.net.sent += 1;
         if payload.len() > MAX_DATAGRAM {
             shard.net.dropped_oversize += 1;
@@ -69,7 +70,7 @@ impl Simulation {
             return;
         };
         let at = self.nanos(self.now).saturating_add(delay.as_nanos() as u64);
-        self.shards[to % self.shard_count].receive(InFlight {
+        self.shards[to % n].receive(InFlight {
             at,
             tie,
             from: sender,
@@ -174,7 +175,8 @@ impl Simulation {
     /// window: after a command).
     pub(super) fn flush(&mut self, index: usize) {
         let now = self.nanos(self.now);
-        self.shards[index % self.shard_count].flush(index, now);
+        let n = self.shards.len();
+        self.shards[index % n].flush(index, now);
         self.hand_over();
     }
 
