@@ -156,6 +156,15 @@ impl fmt::Display for NodeId {
 pub struct Distance(pub [u8; ID_LEN]);
 
 impl Distance {
+    /// The distance's first 64 bits: orders distances as they do, except
+    /// that two distances may share them.
+    #[inline]
+    pub fn prefix64(&self) -> u64 {
+        let mut hi = [0u8; 8];
+        hi.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(hi)
+    }
+
     /// The distance with every bit after the first `bits` cleared.
     pub fn truncated(mut self, bits: usize) -> Distance {
         let bits = bits.min(ID_LEN * 8);

@@ -65,6 +65,11 @@ pub struct Lookup {
     own: NodeId,
     /// Sorted by distance to `target`, nearest first; one entry per id.
     candidates: Vec<Candidate>,
+    /// The first 64 bits of each candidate's distance, in the same order:
+    /// the binary searches of every answer's contacts run over these 8-byte
+    /// keys instead of 80-byte candidates (one cache line holds 8 of them),
+    /// and read a candidate only when two keys tie.
+    prefixes: Vec<u64>,
     in_flight: usize,
     /// The value found and the seconds it has left, if the answer said.
     value: Option<(Value, Option<u64>)>,
@@ -93,6 +98,7 @@ impl Lookup {
             alpha,
             own,
             candidates: Vec::new(),
+            prefixes: Vec::new(),
             in_flight: 0,
             value: None,
             value_hop: 0,
@@ -131,32 +137,45 @@ impl Lookup {
         self.queries
     }
 
+    /// Where a candidate at `distance` is (`Ok`) or would go (`Err`).
+    fn search(&self, distance: &Distance) -> Result<usize, usize> {
+        let prefix = distance.prefix64();
+        let mut pos = self.prefixes.partition_point(|&p| p < prefix);
+        // Candidates sharing the 64 bits (an id can be chosen to share them
+        // with another) are told apart in full; a separate step, so that the
+        // search above never reads a candidate.
+        while self.prefixes.get(pos) == Some(&prefix) {
+            match self.candidates[pos].distance.cmp(distance) {
+                std::cmp::Ordering::Less => pos += 1,
+                std::cmp::Ordering::Equal => return Ok(pos),
+                std::cmp::Ordering::Greater => break,
+            }
+        }
+        Err(pos)
+    }
+
     fn add_candidates(&mut self, contacts: impl IntoIterator<Item = Contact>, hop: u32) {
+        // Candidates beyond the closest few k can never matter.
+        let limit = self.k * 4;
         for contact in contacts {
+            let distance = contact.id.distance(&self.target);
+            // Beyond a full list's last candidate: could only be dropped below.
+            if self.prefixes.len() >= limit
+                && self
+                    .prefixes
+                    .get(limit - 1)
+                    .is_some_and(|&last| distance.prefix64() > last)
+            {
+                continue;
+            }
             if contact.id == self.own {
                 continue;
             }
-            let distance = contact.id.distance(&self.target);
-            // Beyond a full list's last candidate: could only be dropped below.
-            let limit = self.k * 4;
-            if self.candidates.len() >= limit
-                && self
-                    .candidates
-                    .get(limit - 1)
-                    .is_some_and(|last| distance > last.distance)
-            {
-                continue;
-            }
-            match self
-                .candidates
-                .binary_search_by_key(&distance, |c| c.distance)
-            {
+            match self.search(&distance) {
                 Ok(_) => {} // already known (same id)
+                Err(pos) if pos >= limit => {}
                 Err(pos) => {
-                    // Candidates beyond the closest few k can never matter.
-                    if pos >= self.k * 4 {
-                        continue;
-                    }
+                    self.prefixes.insert(pos, distance.prefix64());
                     self.candidates.insert(
                         pos,
                         Candidate {
@@ -170,13 +189,13 @@ impl Lookup {
             }
         }
         // Keep the list bounded: drop far candidates nobody is waiting on.
-        let limit = self.k * 4;
         if self.candidates.len() > limit {
             let mut i = self.candidates.len();
             while self.candidates.len() > limit && i > 0 {
                 i -= 1;
                 if self.candidates[i].state == State::NotQueried {
                     self.candidates.remove(i);
+                    self.prefixes.remove(i);
                 }
             }
         }
@@ -203,11 +222,7 @@ impl Lookup {
 
     /// Settle an in-flight query; returns its hop, or None if it was not in flight.
     fn settle(&mut self, id: &NodeId, state: State) -> Option<u32> {
-        let distance = id.distance(&self.target);
-        let pos = self
-            .candidates
-            .binary_search_by_key(&distance, |c| c.distance)
-            .ok()?;
+        let pos = self.search(&id.distance(&self.target)).ok()?;
         let c = &mut self.candidates[pos];
         match c.state {
             State::InFlight => self.in_flight -= 1,
@@ -231,11 +246,7 @@ impl Lookup {
     }
 
     fn demote(&mut self, from: &NodeId, to: State) {
-        let distance = from.distance(&self.target);
-        if let Ok(pos) = self
-            .candidates
-            .binary_search_by_key(&distance, |c| c.distance)
-        {
+        if let Ok(pos) = self.search(&from.distance(&self.target)) {
             let c = &mut self.candidates[pos];
             match c.state {
                 State::InFlight => self.in_flight -= 1,
@@ -269,11 +280,7 @@ impl Lookup {
     }
 
     fn gathered(&mut self, from: &NodeId, value: Value, ttl: Option<u64>, enough: Sufficient) {
-        let distance = from.distance(&self.target);
-        let Ok(pos) = self
-            .candidates
-            .binary_search_by_key(&distance, |c| c.distance)
-        else {
+        let Ok(pos) = self.search(&from.distance(&self.target)) else {
             return;
         };
         let contact = self.candidates[pos].contact;
@@ -340,8 +347,9 @@ impl Lookup {
 
     /// How many candidates are closer to the target than `id`.
     pub fn closer_than(&self, id: &NodeId) -> usize {
-        let distance = id.distance(&self.target);
-        self.candidates.partition_point(|c| c.distance < distance)
+        match self.search(&id.distance(&self.target)) {
+            Ok(pos) | Err(pos) => pos,
+        }
     }
 
     pub fn value(&self) -> Option<&Value> {

@@ -15,7 +15,7 @@
 //! second (three timeouts) it stops waiting for it altogether. The request
 //! stays pending until its hard deadline, so a late reply still counts.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use rand::Rng;
 
 use crate::contact::usable_addr;
 use crate::id::NodeId;
+use crate::peer_key::MsgIdMap;
 use crate::rtt::RttEstimator;
 use crate::wire::{self, MsgId, Request, RpcKind};
 
@@ -108,7 +109,7 @@ pub enum Unmatched {
 }
 
 pub struct RpcTable {
-    pending: HashMap<MsgId, PendingRpc>,
+    pending: MsgIdMap<PendingRpc>,
     deadlines: BTreeSet<(Instant, MsgId)>,
     soft_deadlines: BTreeSet<(Instant, MsgId, Stage)>,
     in_use: [usize; CLASSES],
@@ -121,7 +122,7 @@ impl RpcTable {
     /// `timeout` is the hard deadline; soft ones are never below `floor`.
     pub fn new(max_pending: usize, timeout: Duration, floor: Duration) -> Self {
         RpcTable {
-            pending: HashMap::new(),
+            pending: MsgIdMap::default(),
             deadlines: BTreeSet::new(),
             soft_deadlines: BTreeSet::new(),
             in_use: [0; CLASSES],

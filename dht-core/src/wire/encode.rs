@@ -92,9 +92,10 @@ pub fn encode_response(id: &MsgId, response: &Response) -> Vec<u8> {
 }
 
 /// An address as the text Python's `kademlia` sends ("10.0.0.1", "::1").
-/// IPv4, the common case, is written digit by digit: `to_string()` goes
-/// through the formatting machinery and a fresh `String` per contact (11% of
-/// a 3,000-node simulation's CPU).
+/// IPv4, the common case, is written octet by octet from a table:
+/// `to_string()` goes through the formatting machinery and a fresh `String`
+/// per contact (11% of a 3,000-node simulation's CPU), and dividing each
+/// octet into digits was still 3.6% of its instructions.
 fn write_ip(w: &mut Vec<u8>, ip: &std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {
@@ -105,16 +106,9 @@ fn write_ip(w: &mut Vec<u8>, ip: &std::net::IpAddr) {
                     text[len] = b'.';
                     len += 1;
                 }
-                if octet >= 100 {
-                    text[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    text[len] = b'0' + octet / 10 % 10;
-                    len += 1;
-                }
-                text[len] = b'0' + octet % 10;
-                len += 1;
+                let (digits, n) = OCTET_TEXT[usize::from(octet)];
+                text[len..len + 3].copy_from_slice(&digits);
+                len += usize::from(n);
             }
             let _ = rmp::encode::write_str_len(w, len as u32);
             w.extend_from_slice(&text[..len]);
@@ -124,6 +118,25 @@ fn write_ip(w: &mut Vec<u8>, ip: &std::net::IpAddr) {
         }
     }
 }
+
+/// Every octet's decimal digits (padded to 3 with zeros the next write
+/// overwrites or `len` leaves out) and how many there are.
+const OCTET_TEXT: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let n = i as u8;
+        table[i] = if n >= 100 {
+            ([b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10], 3)
+        } else if n >= 10 {
+            ([b'0' + n / 10, b'0' + n % 10, 0], 2)
+        } else {
+            ([b'0' + n, 0, 0], 1)
+        };
+        i += 1;
+    }
+    table
+};
 
 /// The answer to request `id` from `requester`: the response, followed by
 /// the observed-address trailer when the requester is a kadmium node (its
@@ -209,16 +222,17 @@ mod tests {
 
     #[test]
     fn ip_text_matches_display() {
-        let mut ips: Vec<std::net::IpAddr> = [
-            [0, 0, 0, 0],
-            [255, 255, 255, 255],
-            [10, 0, 9, 10],
-            [99, 100, 101, 199],
-            [200, 1, 20, 250],
-        ]
-        .into_iter()
-        .map(std::net::IpAddr::from)
-        .collect();
+        let mut ips: Vec<std::net::IpAddr> = (0..=255u8)
+            .map(|n| [n, 255 - n, n / 2, n.wrapping_mul(7)])
+            .chain([
+                [0, 0, 0, 0],
+                [255, 255, 255, 255],
+                [10, 0, 9, 10],
+                [99, 100, 101, 199],
+                [200, 1, 20, 250],
+            ])
+            .map(std::net::IpAddr::from)
+            .collect();
         ips.push("2001:db8::1".parse().unwrap());
         for ip in ips {
             let mut w = Vec::new();
