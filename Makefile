@@ -248,3 +248,17 @@ sim-scaling: setup
 	$(PY) -m pip install --quiet -r scripts/requirements-bench.txt
 	$(CARGO) build --release -p dht-core --example simulate
 	$(SIM_ENV) $(PY) scripts/sim_scaling.py --nodes $(SIM_SCALING_NODES)
+
+# Instructions and L1 data misses of two small simulations under cachegrind:
+# a count of work that, unlike wall time on a shared machine, is the same
+# from run to run (docs/sim/performance.md, fifth round). Takes ~5 minutes.
+.PHONY: sim-cost
+sim-cost:
+	$(CARGO) build --release -p dht-core --example simulate
+	@for args in "--nodes 2000 --gets 200 --seed 42" \
+	    "--nodes 1000 --values 100 --hours 1 --churn-per-hour 0.5 --seed 1"; do \
+	  echo "simulate $$args --threads 1"; \
+	  valgrind --tool=cachegrind --cache-sim=yes --cachegrind-out-file=/dev/null \
+	    target/release/examples/simulate $$args --threads 1 2>&1 >/dev/null \
+	    | grep -E "I +refs|D1 +misses"; \
+	done
