@@ -399,6 +399,9 @@ async fn drive(
     let mut commands = commands;
     let mut waiters = Waiters::default();
     let mut outgoing = Vec::new();
+    // Payloads of the datagrams sent, handed back to the protocol to encode
+    // later ones in (under the lock it takes anyway).
+    let mut sent = Vec::new();
     // Receive slots per call, following the traffic: one when a datagram
     // comes at a time, up to udp::BATCH under load. Each slot is a 64 KiB
     // buffer the call offers the kernel (and valgrind checks it all).
@@ -409,6 +412,9 @@ async fn drive(
         let mut deadline = {
             let mut state = inner.lock();
             let protocol = &mut state.protocol;
+            for payload in sent.drain(..) {
+                protocol.recycle(payload);
+            }
             while let Ok(command) = commands.try_recv() {
                 waiters.handle(command, protocol, now());
             }
@@ -437,7 +443,7 @@ async fn drive(
         for (waiter, outcome) in finished.drain(..) {
             let _ = waiter.send(Ok(outcome));
         }
-        udp::send_batch(&socket, inner.local_addr, &mut outgoing).await;
+        udp::send_batch(&socket, inner.local_addr, &mut outgoing, &mut sent).await;
         let sleep = match deadline {
             Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)),
             None => tokio::time::sleep(std::time::Duration::from_secs(3600)),
@@ -499,7 +505,7 @@ async fn drive(
         for (waiter, outcome) in finished.drain(..) {
             let _ = waiter.send(Ok(outcome));
         }
-        udp::send_batch(&socket, inner.local_addr, &mut answers).await;
+        udp::send_batch(&socket, inner.local_addr, &mut answers, &mut Vec::new()).await;
     }
     debug!(id = %inner.id, "node stopped");
 }

@@ -294,6 +294,11 @@ impl RpcTable {
     }
 }
 
+/// Sent datagrams' buffers kept for reuse: about one driver batch.
+pub const MAX_SPARE_BUFFERS: usize = 64;
+/// The largest buffer kept for reuse: a FIND_NODE answer of k contacts fits.
+pub const MAX_SPARE_CAPACITY: usize = 2048;
+
 /// A datagram to send.
 #[derive(Debug, Clone)]
 pub struct Transmit {
@@ -306,6 +311,9 @@ pub struct Transmit {
 pub struct Outbox {
     pub table: RpcTable,
     transmits: VecDeque<Transmit>,
+    /// Buffers of datagrams already sent, given back by the driver
+    /// ([`Outbox::recycle`]) to encode later ones in.
+    spare: Vec<Vec<u8>>,
     /// Flags every request carries (client-only mode).
     request_flags: u8,
     pub datagrams_sent: u64,
@@ -329,6 +337,7 @@ impl Outbox {
         Outbox {
             table,
             transmits: VecDeque::new(),
+            spare: Vec::new(),
             request_flags,
             datagrams_sent: 0,
             rpcs_sent: 0,
@@ -349,7 +358,8 @@ impl Outbox {
             return false;
         }
         let msg_id = RpcTable::new_msg_id(rng, out.ttl_secs, out.flags | self.request_flags);
-        let payload = wire::encode_request(&msg_id, out.request);
+        let mut payload = self.buffer();
+        wire::encode_request_into(&mut payload, &msg_id, out.request);
         let kind = out.request.kind();
         self.table
             .insert(now, msg_id, out.to, out.peer, kind, out.purpose, out.class);
@@ -367,6 +377,21 @@ impl Outbox {
         self.transmits.pop_front()
     }
 
+    /// A buffer to encode a datagram in: a recycled one if there is one.
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Take back a sent datagram's buffer for a later datagram. At most
+    /// [`MAX_SPARE_BUFFERS`] are kept, and none larger than
+    /// [`MAX_SPARE_CAPACITY`] (a rare large value would otherwise stay
+    /// allocated); the others are freed.
+    pub fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE_BUFFERS && buffer.capacity() <= MAX_SPARE_CAPACITY {
+            self.spare.push(buffer);
+        }
+    }
+
     fn push(&mut self, dest: SocketAddr, payload: Vec<u8>) {
         self.datagrams_sent += 1;
         self.transmits.push_back(Transmit { dest, payload });
@@ -378,6 +403,49 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rand::SeedableRng;
+
+    /// A recycled buffer carries the next datagram, byte for byte what a
+    /// fresh one would; oversized buffers and those past the cap are freed.
+    #[test]
+    fn recycled_buffers_carry_later_datagrams() {
+        let now = Instant::now();
+        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let request = Request::FindNode {
+            sender: NodeId([1; 20]),
+            target: NodeId([2; 20]),
+        };
+        let send = |outbox: &mut Outbox| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+            let out = Outgoing {
+                to,
+                peer: None,
+                request: &request,
+                purpose: Purpose::Lookup(1),
+                class: Class::User,
+                ttl_secs: 0,
+                flags: 0,
+            };
+            assert!(outbox.request(now, &mut rng, out));
+            outbox.poll_transmit().unwrap().payload
+        };
+        let table = || RpcTable::new(16, Duration::from_secs(2), Duration::from_millis(50));
+        let fresh = send(&mut Outbox::new(table(), 0));
+
+        let mut outbox = Outbox::new(table(), 0);
+        let dirty = vec![0xee; 500];
+        let reused = dirty.as_ptr();
+        outbox.recycle(dirty);
+        let payload = send(&mut outbox);
+        assert_eq!(payload, fresh, "nothing of the buffer's old bytes is left");
+        assert_eq!(payload.as_ptr(), reused, "the recycled allocation was used");
+
+        outbox.recycle(Vec::with_capacity(MAX_SPARE_CAPACITY + 1));
+        assert!(outbox.spare.is_empty(), "a large buffer is not kept");
+        for _ in 0..MAX_SPARE_BUFFERS + 5 {
+            outbox.recycle(Vec::with_capacity(64));
+        }
+        assert_eq!(outbox.spare.len(), MAX_SPARE_BUFFERS);
+    }
 
     #[test]
     fn background_classes_cannot_take_user_slots() {

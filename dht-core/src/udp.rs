@@ -63,10 +63,16 @@ pub(crate) fn recv_batch(
     })
 }
 
-/// Sends every datagram of `batch` (emptying it), waiting only when the
-/// socket's send buffer is full. A datagram the system refuses (an
-/// unreachable address, say) is dropped: the peer shows up as an RPC timeout.
-pub(crate) async fn send_batch(socket: &UdpSocket, local: SocketAddr, batch: &mut Vec<Transmit>) {
+/// Sends every datagram of `batch` (emptying it into `sent`, the payloads
+/// for reuse), waiting only when the socket's send buffer is full. A
+/// datagram the system refuses (an unreachable address, say) is dropped: the
+/// peer shows up as an RPC timeout.
+pub(crate) async fn send_batch(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    batch: &mut Vec<Transmit>,
+    sent: &mut Vec<Vec<u8>>,
+) {
     let mut next = 0;
     while next < batch.len() {
         let chunk = &batch[next..batch.len().min(next + BATCH)];
@@ -85,7 +91,7 @@ pub(crate) async fn send_batch(socket: &UdpSocket, local: SocketAddr, batch: &mu
             }
         }
     }
-    batch.clear();
+    sent.extend(batch.drain(..).map(|t| t.payload));
 }
 
 /// What to send to: an IPv6 socket reaches IPv4 peers through mapped addresses.
@@ -255,8 +261,10 @@ mod tests {
             dest: b_addr,
             payload: vec![9; 60_000],
         });
-        send_batch(&a, a_addr, &mut batch).await;
+        let mut sent = Vec::new();
+        send_batch(&a, a_addr, &mut batch, &mut sent).await;
         assert!(batch.is_empty());
+        assert_eq!(sent.len(), count + 1, "every payload comes back for reuse");
 
         let to_b = receive(&b, count.div_ceil(2) + 1).await;
         let to_c = receive(&c, count / 2).await;
@@ -294,7 +302,7 @@ mod tests {
                 payload: b"last".to_vec(),
             },
         ];
-        send_batch(&a, a_addr, &mut batch).await;
+        send_batch(&a, a_addr, &mut batch, &mut Vec::new()).await;
         let got = receive(&b, 2).await;
         assert_eq!(
             got,

@@ -306,6 +306,13 @@ impl Protocol {
         self.out.poll_transmit()
     }
 
+    /// Give back the payload of a [`Transmit`] once it is sent: later
+    /// datagrams are encoded into it instead of a fresh allocation. Optional
+    /// (the simulator does not, to keep idle nodes small).
+    pub fn recycle(&mut self, payload: Vec<u8>) {
+        self.out.recycle(payload);
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

@@ -44,7 +44,8 @@ impl Protocol {
         };
         let mut response = responder::answer(&mut ctx, now, from, &msg_id, request);
         let budget = self.validation.budget(&from, request_len, now);
-        let mut answer = wire::encode_reply(&msg_id, &response, from);
+        let mut answer = self.out.buffer();
+        wire::encode_reply_into(&mut answer, &msg_id, &response, from);
         if answer.len() > budget && matches!(response, Response::Nodes(_)) {
             // Cut a contact list to the budget rather than make it wait: the
             // asker still progresses; a ping (counted in the budget) makes
@@ -63,7 +64,7 @@ impl Protocol {
                 if contacts.pop().is_none() {
                     break;
                 }
-                answer = wire::encode_reply(&msg_id, &response, from);
+                wire::encode_reply_into(&mut answer, &msg_id, &response, from);
             }
         }
         match self.validation.admit(from, request_len, answer, now) {

@@ -9,10 +9,18 @@ use crate::value::Value;
 
 pub fn encode_request(id: &MsgId, request: &Request) -> Vec<u8> {
     let mut out = Vec::with_capacity(96);
+    encode_request_into(&mut out, id, request);
+    out
+}
+
+/// [`encode_request`] into `out`, replacing what it held: a buffer of an
+/// earlier datagram is reused instead of a fresh one allocated.
+pub fn encode_request_into(out: &mut Vec<u8>, id: &MsgId, request: &Request) {
+    out.clear();
     out.push(REQUEST);
     out.extend_from_slice(id);
     // Writes to a Vec cannot fail; ignore the Infallible-like io results.
-    let w = &mut out;
+    let w = out;
     let _ = rmp::encode::write_array_len(w, 2);
     let _ = rmp::encode::write_str(w, request.kind().name());
     match request {
@@ -45,20 +53,26 @@ pub fn encode_request(id: &MsgId, request: &Request) -> Vec<u8> {
             let _ = rmp::encode::write_array_len(w, 0);
         }
     }
-    out
 }
 
 pub fn encode_response(id: &MsgId, response: &Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_response_into(&mut out, id, response);
+    out
+}
+
+/// [`encode_response`] into `out`, replacing what it held.
+fn encode_response_into(out: &mut Vec<u8>, id: &MsgId, response: &Response) {
+    out.clear();
     // A list of k contacts takes ~40 bytes each: sized once, not grown by
     // doubling in the loop.
-    let capacity = match response {
+    out.reserve(match response {
         Response::Nodes(contacts) => 32 + 48 * contacts.len(),
         _ => 64,
-    };
-    let mut out = Vec::with_capacity(capacity);
+    });
     out.push(RESPONSE);
     out.extend_from_slice(id);
-    let w = &mut out;
+    let w = out;
     match response {
         Response::Ping(id) => write_id(w, id),
         Response::Store(ok) => {
@@ -88,7 +102,6 @@ pub fn encode_response(id: &MsgId, response: &Response) -> Vec<u8> {
             let _ = rmp::encode::write_uint(w, u64::from(addr.port()));
         }
     }
-    out
 }
 
 /// An address as the text Python's `kademlia` sends ("10.0.0.1", "::1").
@@ -148,11 +161,22 @@ const OCTET_TEXT: [([u8; 3], u8); 256] = {
 /// the observed-address trailer when the requester is a kadmium node (its
 /// id carries kadmium's tag). What other peers receive is unchanged.
 pub fn encode_reply(id: &MsgId, response: &Response, requester: SocketAddr) -> Vec<u8> {
-    let mut out = encode_response(id, response);
-    if let Some(observed) = super::trailer_for(id, requester) {
-        super::append_observed(&mut out, &observed);
-    }
+    let mut out = Vec::new();
+    encode_reply_into(&mut out, id, response, requester);
     out
+}
+
+/// [`encode_reply`] into `out`, replacing what it held.
+pub fn encode_reply_into(
+    out: &mut Vec<u8>,
+    id: &MsgId,
+    response: &Response,
+    requester: SocketAddr,
+) {
+    encode_response_into(out, id, response);
+    if let Some(observed) = super::trailer_for(id, requester) {
+        super::append_observed(out, &observed);
+    }
 }
 
 fn write_id(w: &mut Vec<u8>, id: &NodeId) {

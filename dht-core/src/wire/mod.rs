@@ -16,7 +16,10 @@ mod encode;
 mod observed;
 
 pub use decode::{decode_request, decode_response, decode_response_observed, decode_value};
-pub use encode::{encode_reply, encode_request, encode_response, encode_value, encoded_store_len};
+pub use encode::{
+    encode_reply, encode_reply_into, encode_request, encode_request_into, encode_response,
+    encode_value, encoded_store_len,
+};
 pub use observed::{append_observed, observed_len, trailer_for, OBSERVED_TAG};
 
 pub const REQUEST: u8 = 0x00;
