@@ -36,7 +36,8 @@ impl PeerKeys {
     /// An IPv4 address is hashed as one 64-bit word (tag, address, port):
     /// hashing the `SocketAddr` itself feeds SipHash its enum tag, octets
     /// and port in separate writes, and these keys are computed a few times
-    /// for every datagram (7% of a simulation's instructions). The tag bit
+    /// for every datagram (one word instead: 1% fewer instructions in a
+    /// 2,000-node simulation, where SipHash in all took 7%). The tag bit
     /// keeps the word apart from an IPv4 `ip` key's.
     pub fn addr(&self, addr: &SocketAddr) -> PeerKey {
         match addr {
