@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::contact::Contact;
 use crate::id::NodeId;
+use crate::idle_memory::ReleaseWhenEmpty;
 use crate::routing::{Insert, RoutingTable};
 
 pub struct Contacts {
@@ -44,6 +45,13 @@ impl Contacts {
             left: Vec::new(),
             recheck_delay,
         }
+    }
+
+    /// Free the lists a burst left empty (see [`crate::idle_memory`]).
+    pub fn release_idle_memory(&mut self) {
+        self.appeared.release_if_empty();
+        self.left.release_if_empty();
+        self.recheck.release_if_empty();
     }
 
     pub fn table(&self) -> &RoutingTable {

@@ -29,6 +29,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod id;
+mod idle_memory;
 pub(crate) mod journal;
 pub mod lookup;
 pub mod node;

@@ -26,6 +26,11 @@ impl PeerKey {
     fn new(hash: u64) -> Self {
         PeerKey(NonZeroU64::new(hash).unwrap_or(NonZeroU64::MIN))
     }
+
+    /// The low 32 bits, for tables that keep a shorter fingerprint.
+    pub fn low_bits(self) -> u32 {
+        self.0.get() as u32
+    }
 }
 
 /// Turns addresses and ids into [`PeerKey`]s; each table has its own keys.

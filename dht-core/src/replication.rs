@@ -26,6 +26,7 @@ use rand::Rng;
 
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};
+use crate::idle_memory::ReleaseWhenEmpty;
 use crate::records::RecordStore;
 use crate::routing::RoutingTable;
 use crate::storage::Origin;
@@ -113,6 +114,11 @@ pub struct Replication {
 }
 
 impl Replication {
+    /// Free the queue once empty (see [`crate::idle_memory`]).
+    pub fn release_idle_memory(&mut self) {
+        self.walks.release_if_empty();
+    }
+
     pub fn new(max_walks: usize, repair_within: Duration) -> Self {
         Replication {
             walks: VecDeque::new(),

@@ -23,6 +23,7 @@ use rand::Rng;
 
 use crate::contact::usable_addr;
 use crate::id::NodeId;
+use crate::idle_memory::ReleaseWhenEmpty;
 use crate::peer_key::MsgIdMap;
 use crate::rtt::RttEstimator;
 use crate::wire::{self, MsgId, Request, RpcKind};
@@ -134,6 +135,12 @@ impl RpcTable {
 
     pub fn len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Pending RPCs the table has room for without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.pending.capacity()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -380,6 +387,15 @@ impl Outbox {
     /// A buffer to encode a datagram in: a recycled one if there is one.
     pub fn buffer(&mut self) -> Vec<u8> {
         self.spare.pop().unwrap_or_default()
+    }
+
+    /// Free the tables a burst left empty (see [`crate::idle_memory`]).
+    pub fn release_idle_memory(&mut self) {
+        self.transmits.release_if_empty();
+        self.spare.release_if_empty();
+        // (`pending` shrinks by itself as it empties: `shrink_if_sparse`.)
+        self.table.deadlines.release_if_empty();
+        self.table.soft_deadlines.release_if_empty();
     }
 
     /// Take back a sent datagram's buffer for a later datagram. At most

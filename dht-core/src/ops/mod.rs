@@ -18,6 +18,7 @@ use crate::contact::Contact;
 use crate::contacts::Contacts;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
+use crate::idle_memory::ReleaseWhenEmpty;
 use crate::lookup::{Lookup, LookupKind};
 use crate::records::RecordStore;
 use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose};
@@ -153,6 +154,20 @@ pub struct Operations {
 impl Operations {
     pub fn len(&self) -> usize {
         self.ops.len()
+    }
+
+    /// Operations the table has room for without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.ops.capacity()
+    }
+
+    /// Free the tables a burst left empty (see [`crate::idle_memory`]).
+    pub fn release_idle_memory(&mut self) {
+        self.ops.release_if_empty();
+        self.starved_user.release_if_empty();
+        self.starved_background.release_if_empty();
+        self.deadlines.release_if_empty();
     }
 
     /// Background puts (replication, republish) in progress.

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::{Protocol, MAX_BACKGROUND_PUTS, MAX_REFRESHES_PER_TICK, SLICE_KEYS, SLICE_PAUSE};
 use crate::contact::Contact;
+use crate::idle_memory::ReleaseWhenEmpty;
 use crate::ops::PutKind;
 use crate::replication;
 use crate::rpc::{Class, Outgoing, Purpose};
@@ -73,6 +74,20 @@ impl Protocol {
                 self.probe(now, contact);
             }
         }
+    }
+
+    /// Free the tables of work in flight that a burst (a join, a busy
+    /// minute) left empty: they keep their largest size otherwise (see
+    /// [`crate::idle_memory`]). Once per maintenance tick, so a busy node
+    /// does not reallocate them over and over.
+    pub(super) fn release_idle_memory(&mut self) {
+        self.out.release_idle_memory();
+        self.ops.release_idle_memory();
+        self.contacts.release_idle_memory();
+        self.validation.release_idle_memory();
+        self.replication.release_idle_memory();
+        self.events.release_if_empty();
+        self.awaiting_verification.release_if_empty();
     }
 
     pub(super) fn refresh_stale_buckets(&mut self, now: Instant) {

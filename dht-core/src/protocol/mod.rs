@@ -102,8 +102,9 @@ pub struct Protocol {
     counters: Counters,
     /// Our address as the peers answering us see it.
     public_address: PublicAddress,
-    /// What changed since the driver last saved; only with a data directory.
-    journal: Option<crate::journal::Journal>,
+    /// What changed since the driver last saved; only with a data directory
+    /// (boxed: most nodes, and every simulated one, have none).
+    journal: Option<Box<crate::journal::Journal>>,
 }
 
 impl Protocol {
@@ -374,6 +375,7 @@ impl Protocol {
             debug!(expired, "values expired");
         }
         if now >= self.next_maintenance {
+            self.release_idle_memory();
             self.refresh_stale_buckets(now);
             self.check_neighbourhood(now);
             self.next_maintenance = now + self.config.maintenance_interval;
@@ -504,5 +506,27 @@ mod tests {
         p.handle_datagram(now, from, &[0x01; 30]);
         assert_eq!(p.stats().datagrams_dropped, 2);
         assert!(p.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn tables_a_burst_left_empty_are_freed_at_the_next_maintenance_tick() {
+        let (mut p, now) = lone_node();
+        for port in 1..=50u16 {
+            p.ping(now, SocketAddr::from(([10, 0, 0, 1], port)));
+        }
+        while p.poll_transmit().is_some() {}
+        assert!(p.ops.capacity() >= 50);
+        // Nobody answers: once the pings time out the table of operations
+        // is empty, but keeps its room until the next maintenance tick.
+        // (The RPC table gives its room back by itself as it empties.)
+        let later = now + p.config.rpc_timeout + Duration::from_secs(1);
+        p.next_maintenance = later + Duration::from_secs(1);
+        p.handle_timeout(later);
+        while p.poll_event().is_some() {}
+        assert_eq!((p.out.table.len(), p.ops.len()), (0, 0));
+        // (An emptied hash map may count fewer free slots than it has.)
+        assert!(p.ops.capacity() > 0);
+        p.handle_timeout(p.next_maintenance);
+        assert_eq!((p.out.table.capacity(), p.ops.capacity()), (0, 0));
     }
 }

@@ -68,7 +68,7 @@ impl Protocol {
         }
         let mut protocol = Self::with_storage(config, restored.storage, now)?;
         protocol.import_contacts(now, &snapshot.contacts);
-        protocol.journal = Some(restored.journal);
+        protocol.journal = Some(Box::new(restored.journal));
         info!(
             id = %protocol.id,
             records = protocol.records.len(),

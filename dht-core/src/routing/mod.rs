@@ -29,7 +29,7 @@ use bucket::Bucket;
 
 use crate::contact::{is_local, subnet, Contact};
 use crate::id::{NodeId, ID_LEN};
-use crate::stored_contact::StoredContact;
+use crate::stored_contact::{seconds_since, StoredContact, V6Book};
 
 /// One routing-table entry, as handed out (the table stores it packed in the
 /// `stored_contact` module's 40 bytes; `last_seen` is kept to the second).
@@ -93,6 +93,8 @@ pub struct RoutingTable {
     epoch: Instant,
     /// Contacts (entries and replacements) per IP, where limits apply.
     per_ip: HashMap<IpAddr, usize>,
+    /// The IPv6 addresses of the contacts held (see `stored_contact`).
+    v6: V6Book,
     /// Ordered by prefix, so they tile the id space from 0 to 2^160-1.
     buckets: Vec<Bucket>,
     /// The bucket of an id sharing `c` leading bits with ours, at `c` (and
@@ -117,12 +119,13 @@ impl RoutingTable {
             limits: IpLimits::NONE,
             epoch: now,
             per_ip: HashMap::new(),
+            v6: V6Book::default(),
             buckets: vec![Bucket {
                 prefix: NodeId::default(),
                 depth: 0,
                 entries: Vec::new(),
                 replacements: Vec::new(),
-                touched: now,
+                touched: 0,
             }],
             bucket_by_prefix_len: vec![0],
             promoted: Vec::new(),
@@ -144,6 +147,12 @@ impl RoutingTable {
         if self.limits.applies_to(&ip) {
             *self.per_ip.entry(ip).or_insert(0) += 1;
         }
+    }
+
+    /// A stored contact leaves the table (an entry or a replacement).
+    fn forget(&mut self, gone: &StoredContact) {
+        self.count_out(gone.ip(&self.v6));
+        self.v6.forget(gone);
     }
 
     fn count_out(&mut self, ip: IpAddr) {
@@ -170,7 +179,7 @@ impl RoutingTable {
             .entries
             .iter()
             .chain(&bucket.replacements)
-            .map(StoredContact::ip)
+            .map(|c| c.ip(&self.v6))
             .filter(|other| subnet(other) == net)
             .count();
         same < limits.per_subnet_per_bucket
@@ -210,7 +219,7 @@ impl RoutingTable {
             let shared = if bucket.covers(&self.own) {
                 own_depth
             } else {
-                bucket.depth - 1
+                usize::from(bucket.depth) - 1
             };
             // At most 161 buckets (one per prefix length and ours).
             by_len[shared] = u8::try_from(i).unwrap_or(u8::MAX);
@@ -243,7 +252,7 @@ impl RoutingTable {
 
     fn entry(&self, stored: &StoredContact) -> Entry {
         Entry {
-            contact: stored.contact(),
+            contact: stored.contact(&self.v6),
             failures: u32::from(stored.failures),
             last_seen: stored.last_seen(self.epoch),
         }
@@ -253,7 +262,7 @@ impl RoutingTable {
     pub fn contacts(&self) -> Vec<Contact> {
         self.buckets
             .iter()
-            .flat_map(|b| b.entries.iter().map(StoredContact::contact))
+            .flat_map(|b| b.entries.iter().map(|e| e.contact(&self.v6)))
             .collect()
     }
 
@@ -267,7 +276,7 @@ impl RoutingTable {
             let k = self.k;
             let bucket = &mut self.buckets[index];
             if let Some(pos) = bucket.position(&contact.id) {
-                let known = bucket.entries[pos].contact();
+                let known = bucket.entries[pos].contact(&self.v6);
                 if known.addr != contact.addr {
                     return Insert::AddressConflict { known };
                 }
@@ -283,24 +292,25 @@ impl RoutingTable {
             let bucket = &mut self.buckets[index];
             if let Some(pos) = waiting {
                 let old = bucket.replacements.remove(pos);
-                self.count_out(old.ip());
+                self.forget(&old);
             }
             let bucket = &mut self.buckets[index];
             if bucket.entries.len() < k {
-                bucket.push_entry(StoredContact::new(&contact, now, epoch), k);
+                let entry = StoredContact::new(&contact, now, epoch, &mut self.v6);
+                bucket.push_entry(entry, k);
                 self.count_in(contact.addr.ip());
                 return Insert::Added;
             }
-            if bucket.depth < ID_LEN * 8 && bucket.covers(&self.own) {
+            if usize::from(bucket.depth) < ID_LEN * 8 && bucket.covers(&self.own) {
                 self.split(index);
                 continue;
             }
-            let oldest = bucket.entries[0].contact();
-            let waiting = StoredContact::new(&contact, now, epoch);
+            let oldest = bucket.entries[0].contact(&self.v6);
+            let waiting = StoredContact::new(&contact, now, epoch, &mut self.v6);
             let dropped = bucket.push_replacement(waiting, self.max_replacements);
             self.count_in(contact.addr.ip());
             if let Some(dropped) = dropped {
-                self.count_out(dropped.ip());
+                self.forget(&dropped);
             }
             return Insert::Full { oldest };
         }
@@ -309,8 +319,9 @@ impl RoutingTable {
     fn split(&mut self, index: usize) {
         let old = self.buckets.remove(index);
         let depth = old.depth + 1;
+        let at = usize::from(old.depth);
         let mut high_prefix = old.prefix;
-        high_prefix.0[old.depth / 8] |= 0x80 >> (old.depth % 8);
+        high_prefix.0[at / 8] |= 0x80 >> (at % 8);
         let mut low = Bucket {
             prefix: old.prefix,
             depth,
@@ -326,30 +337,32 @@ impl RoutingTable {
             touched: old.touched,
         };
         for e in old.entries {
-            if e.id.bit(old.depth) {
+            if e.id.bit(at) {
                 high.push_entry(e, self.k)
             } else {
                 low.push_entry(e, self.k)
             }
         }
         for c in old.replacements {
-            let side = if c.id.bit(old.depth) {
-                &mut high
-            } else {
-                &mut low
-            };
+            let side = if c.id.bit(at) { &mut high } else { &mut low };
             // A split leaves room: waiting replacements move straight in.
             if side.entries.len() < self.k {
-                self.promoted.push(c.contact());
+                self.promoted.push(c.contact(&self.v6));
                 let mut entry = c;
                 entry.failures = 0;
-                entry.set_seen(old.touched, self.epoch);
+                entry.set_seen_secs(old.touched);
                 side.push_entry(entry, self.k);
             } else {
                 // At most max_replacements came from the old cache: none drops.
-                let _ = side.push_replacement(c, self.max_replacements);
+                // (Never drops one: a side gets at most the old cache.)
+                if let Some(dropped) = side.push_replacement(c, self.max_replacements) {
+                    self.forget(&dropped);
+                }
             }
         }
+        // One more bucket, and room for just that: growth by doubling would
+        // leave ~15 unused 80-byte slots in a table of ~17 buckets.
+        self.buckets.reserve_exact(2);
         self.buckets.insert(index, high);
         self.buckets.insert(index, low);
         self.index_buckets();
@@ -367,16 +380,16 @@ impl RoutingTable {
         };
         let failures = &mut bucket.entries[pos].failures;
         *failures = failures.saturating_add(1);
-        // Counts saturate at u16::MAX, and so does the limit.
-        if u32::from(*failures) < max.min(u32::from(u16::MAX)) {
+        // Counts saturate at u8::MAX, and so does the limit.
+        if u32::from(*failures) < max.min(u32::from(u8::MAX)) {
             return false;
         }
         let gone = bucket.entries.remove(pos);
         let promoted = bucket.replacements.pop();
-        self.count_out(gone.ip());
+        self.forget(&gone);
         let bucket = &mut self.buckets[index];
         if let Some(mut c) = promoted {
-            self.promoted.push(c.contact());
+            self.promoted.push(c.contact(&self.v6));
             // Promoted at the least-recently-seen end: it has not answered
             // us yet; it takes over the evicted entry's last-seen time.
             c.failures = 0;
@@ -398,11 +411,11 @@ impl RoutingTable {
         let waiting = waiting.map(|pos| bucket.replacements.remove(pos));
         let entry = bucket.position(id).map(|pos| bucket.entries.remove(pos));
         if let Some(c) = waiting {
-            self.count_out(c.ip());
+            self.forget(&c);
         }
         match entry {
             Some(e) => {
-                self.count_out(e.ip());
+                self.forget(&e);
                 true
             }
             None => false,
@@ -420,7 +433,7 @@ impl RoutingTable {
     /// Mark the bucket covering `target` as used by a lookup now.
     pub fn touch(&mut self, target: &NodeId, now: Instant) {
         let i = self.bucket_index(target);
-        self.buckets[i].touched = now;
+        self.buckets[i].touched = seconds_since(self.epoch, now);
     }
 
     /// A random id in each bucket not touched since `stale_before`, to refresh.
@@ -431,8 +444,8 @@ impl RoutingTable {
     ) -> Vec<NodeId> {
         self.buckets
             .iter()
-            .filter(|b| b.touched < stale_before)
-            .map(|b| b.prefix.random_with_prefix(b.depth, rng))
+            .filter(|b| b.touched < seconds_since(self.epoch, stale_before))
+            .map(|b| b.prefix.random_with_prefix(usize::from(b.depth), rng))
             .collect()
     }
 
@@ -442,7 +455,7 @@ impl RoutingTable {
         self.buckets
             .iter()
             .filter(|b| !b.covers(&self.own))
-            .map(|b| b.prefix.random_with_prefix(b.depth, rng))
+            .map(|b| b.prefix.random_with_prefix(usize::from(b.depth), rng))
             .collect()
     }
 }
@@ -566,7 +579,7 @@ mod tests {
             let same = b
                 .entries
                 .iter()
-                .filter(|e| matches!(e.ip(), std::net::IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113]))
+                .filter(|e| matches!(e.ip(&t.v6), std::net::IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113]))
                 .count();
             assert!(same <= 2, "{same} contacts of one /24 in a bucket");
         }
@@ -668,7 +681,7 @@ mod tests {
                 .buckets_by_distance(&target)
                 .map(|i| {
                     let b = &t.buckets[i];
-                    b.prefix.distance(&target).truncated(b.depth)
+                    b.prefix.distance(&target).truncated(usize::from(b.depth))
                 })
                 .collect();
             assert_eq!(blocks.len(), t.buckets.len());
@@ -724,5 +737,69 @@ mod tests {
         for target in t.far_bucket_targets(&mut rng) {
             assert!(!t.buckets[t.bucket_index(&target)].covers(&own));
         }
+    }
+
+    #[test]
+    fn ipv6_contacts_keep_their_addresses_through_splits_evictions_and_removals() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+        let own = NodeId::random(&mut rng);
+        let mut t = RoutingTable::new(own, 4, 2, now);
+        let mut inserted: HashMap<NodeId, std::net::SocketAddr> = HashMap::new();
+        for i in 0..3000u16 {
+            let id = match i % 3 {
+                0 => own.random_with_prefix(usize::from(i % 12), &mut rng),
+                _ => NodeId::random(&mut rng),
+            };
+            let addr: std::net::SocketAddr = if rand::Rng::random_bool(&mut rng, 0.5) {
+                std::net::SocketAddrV6::new(
+                    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, i, 1),
+                    7000 + i,
+                    0,
+                    u32::from(i),
+                )
+                .into()
+            } else {
+                std::net::SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 7000 + i))
+            };
+            t.insert(Contact::new(id, addr), now);
+            inserted.insert(id, addr);
+            // Evict, and remove, some of what is held.
+            let held = t.contacts();
+            if i % 5 == 0 {
+                if let Some(c) = held.get(usize::from(i) % held.len().max(1)) {
+                    t.record_failure(&c.id);
+                    t.record_failure(&c.id);
+                }
+            }
+            if i % 7 == 0 {
+                if let Some(c) = held.last() {
+                    t.remove(&c.id);
+                }
+            }
+            let waiting: Vec<&StoredContact> =
+                t.buckets.iter().flat_map(|b| &b.replacements).collect();
+            for c in t.contacts() {
+                assert_eq!(Some(&c.addr), inserted.get(&c.id), "entry {c:?}");
+            }
+            for w in &waiting {
+                assert_eq!(Some(&w.addr(&t.v6)), inserted.get(&w.id), "replacement");
+            }
+            let v6_held = t.contacts().iter().filter(|c| c.addr.is_ipv6()).count()
+                + waiting.iter().filter(|w| w.addr(&t.v6).is_ipv6()).count();
+            assert_eq!(
+                t.v6.len(),
+                v6_held,
+                "the book holds exactly the IPv6 contacts held"
+            );
+        }
+        let waiting: usize = t.buckets.iter().map(|b| b.replacements.len()).sum();
+        println!(
+            "{} entries and {} replacements held, {} IPv6 addresses in the book",
+            t.len(),
+            waiting,
+            t.v6.len()
+        );
+        assert!(t.v6.len() > 0);
     }
 }

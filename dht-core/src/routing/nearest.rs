@@ -51,7 +51,10 @@ impl RoutingTable {
             found.truncate(n);
         }
         found.sort_unstable_by(nearer);
-        found.into_iter().map(|(_, e)| e.contact()).collect()
+        found
+            .into_iter()
+            .map(|(_, e)| e.contact(&self.v6))
+            .collect()
     }
 
     /// Bucket indexes in the order of their blocks' distance from `target`,
