@@ -37,6 +37,7 @@ mod node_commands;
 mod node_records;
 mod node_socket;
 pub mod ops;
+pub mod peer_book;
 mod peer_key;
 pub mod persist;
 pub mod protocol;

@@ -24,6 +24,7 @@ use rand::Rng;
 use crate::contact::usable_addr;
 use crate::id::NodeId;
 use crate::idle_memory::ReleaseWhenEmpty;
+use crate::peer_book::PeerBook;
 use crate::peer_key::MsgIdMap;
 use crate::rtt::RttEstimator;
 use crate::wire::{self, MsgId, Request, RpcKind};
@@ -117,6 +118,8 @@ pub struct RpcTable {
     max_pending: usize,
     timeout: Duration,
     rtt: RttEstimator,
+    /// Every address that answered: updated at each reply matched here.
+    peers: PeerBook,
 }
 
 impl RpcTable {
@@ -130,11 +133,21 @@ impl RpcTable {
             max_pending,
             timeout,
             rtt: RttEstimator::new(floor, timeout),
+            peers: PeerBook::default(),
         }
     }
 
     pub fn len(&self) -> usize {
         self.pending.len()
+    }
+
+    /// What the addresses that answered us proved (see [`PeerBook`]).
+    pub fn peers(&self) -> &PeerBook {
+        &self.peers
+    }
+
+    pub fn peers_mut(&mut self) -> &mut PeerBook {
+        &mut self.peers
     }
 
     /// Pending RPCs the table has room for without growing.
@@ -186,7 +199,7 @@ impl RpcTable {
     ) {
         let deadline = now + self.timeout;
         let soft = if matches!(purpose, Purpose::Lookup(_) | Purpose::Store(_)) {
-            let rto = self.rtt.timeout(&to);
+            let rto = self.rtt.timeout(self.peers.rtt(&to));
             [Some(now + rto), Some(now + rto * GIVE_UP_AFTER)]
         } else {
             [None, None]
@@ -227,8 +240,10 @@ impl RpcTable {
         let rpc = self.pending.remove(msg_id).ok_or(Unmatched::Unsolicited)?;
         self.forget(*msg_id, &rpc);
         self.shrink_if_sparse();
-        self.rtt
-            .observe(from, now.saturating_duration_since(rpc.sent_at));
+        let sample = now.saturating_duration_since(rpc.sent_at);
+        let rtt = &mut self.rtt;
+        self.peers
+            .answered(&from, now, |previous| rtt.observe(previous, sample));
         Ok(rpc)
     }
 

@@ -1,5 +1,6 @@
 //! Round-trip time estimates, in the style of TCP's retransmission timer
-//! (RFC 6298): a smoothed RTT and its variance per peer address, plus a
+//! (RFC 6298): a smoothed RTT and its variance per peer address, kept in
+//! the peer's record of the [`crate::peer_book::PeerBook`], plus a
 //! node-wide estimate for peers never measured.
 //!
 //! The resulting timeout (`srtt + 4 × rttvar`, clamped between a floor and
@@ -8,22 +9,14 @@
 //! accepted until the hard `rpc_timeout`. So a dead peer costs a lookup one
 //! round trip's worth of patience, not a full RPC timeout.
 
-use std::net::SocketAddr;
 use std::time::Duration;
-
-use crate::peer_key::{PeerKeys, PeerMap};
-
-/// Most peers with their own estimate; past that the table starts afresh
-/// (estimates are cheap to relearn, memory is not).
-const MAX_PEERS: usize = 4096;
 
 /// Smoothed RTT and its variance, in whole microseconds (saturating at
 /// about 71 minutes, far above any RPC timeout): 8 bytes where two
-/// `Duration`s take 32, and a node keeps one per peer it measured (in a
-/// simulation of 10⁴ nodes these maps were a fifth of all memory). The
+/// `Duration`s take 32, and a node keeps one per peer it measured. The
 /// arithmetic is done on `Duration`s; only storage is compact.
 #[derive(Clone, Copy, Debug)]
-struct Estimate {
+pub(crate) struct Estimate {
     srtt_us: u32,
     rttvar_us: u32,
 }
@@ -40,7 +33,7 @@ impl Estimate {
         }
     }
 
-    fn srtt(&self) -> Duration {
+    pub(crate) fn srtt(&self) -> Duration {
         Duration::from_micros(u64::from(self.srtt_us))
     }
 
@@ -48,7 +41,7 @@ impl Estimate {
         Duration::from_micros(u64::from(self.rttvar_us))
     }
 
-    fn first(sample: Duration) -> Self {
+    pub(crate) fn first(sample: Duration) -> Self {
         Estimate::new(sample, sample / 2)
     }
 
@@ -63,10 +56,8 @@ impl Estimate {
     }
 }
 
+/// The node-wide estimate and the bounds of every timeout.
 pub struct RttEstimator {
-    /// Per peer address, as a [`PeerKey`]: 16 bytes an entry, not 48.
-    keys: PeerKeys,
-    peers: PeerMap<Estimate>,
     global: Option<Estimate>,
     floor: Duration,
     ceiling: Duration,
@@ -76,38 +67,33 @@ impl RttEstimator {
     /// Timeouts stay within `floor..=ceiling` (the hard RPC timeout).
     pub fn new(floor: Duration, ceiling: Duration) -> Self {
         RttEstimator {
-            keys: PeerKeys::default(),
-            peers: PeerMap::default(),
             global: None,
             floor: floor.min(ceiling),
             ceiling,
         }
     }
 
-    /// A reply from `peer` came `sample` after its request.
-    pub fn observe(&mut self, peer: SocketAddr, sample: Duration) {
+    /// A reply came `sample` after its request, from a peer whose estimate
+    /// was `peer` (none before its first reply): the peer's new estimate.
+    pub(crate) fn observe(&mut self, peer: Option<Estimate>, sample: Duration) -> Estimate {
         match self.global.as_mut() {
             Some(g) => g.update(sample),
             None => self.global = Some(Estimate::first(sample)),
         }
-        let key = self.keys.addr(&peer);
-        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&key) {
-            self.peers.clear();
+        match peer {
+            Some(mut e) => {
+                e.update(sample);
+                e
+            }
+            None => Estimate::first(sample),
         }
-        self.peers
-            .entry(key)
-            .and_modify(|e| e.update(sample))
-            .or_insert_with(|| Estimate::first(sample));
     }
 
-    /// How long to wait for `peer` before trying someone else.
-    pub fn timeout(&self, peer: &SocketAddr) -> Duration {
-        let estimate = self
-            .peers
-            .get(&self.keys.addr(peer))
-            .or(self.global.as_ref());
-        estimate
-            .map_or(self.ceiling, Estimate::timeout)
+    /// How long to wait for a peer whose estimate is `peer` before trying
+    /// someone else.
+    pub(crate) fn timeout(&self, peer: Option<Estimate>) -> Duration {
+        peer.or(self.global)
+            .map_or(self.ceiling, |e| e.timeout())
             .clamp(self.floor, self.ceiling)
     }
 }
@@ -121,28 +107,24 @@ mod tests {
     fn timeouts_follow_measured_round_trips_within_bounds() {
         let ms = Duration::from_millis;
         let mut r = RttEstimator::new(ms(50), ms(2000));
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        assert_eq!(
-            r.timeout(&a),
-            ms(2000),
-            "nothing measured: the hard timeout"
-        );
+        let (mut a, mut b) = (None, None);
+        assert_eq!(r.timeout(a), ms(2000), "nothing measured: the hard timeout");
         for _ in 0..20 {
-            r.observe(a, ms(10));
+            a = Some(r.observe(a, ms(10)));
         }
-        assert_eq!(r.timeout(&a), ms(50), "a steady fast peer: the floor");
+        assert_eq!(r.timeout(a), ms(50), "a steady fast peer: the floor");
         assert_eq!(
-            r.timeout(&b),
+            r.timeout(b),
             ms(50),
             "unmeasured peers use the node-wide estimate"
         );
         for _ in 0..20 {
-            r.observe(b, ms(300));
+            b = Some(r.observe(b, ms(300)));
         }
-        let slow = r.timeout(&b);
+        let slow = r.timeout(b);
         assert!(slow >= ms(300) && slow < ms(600), "{slow:?}");
-        r.observe(b, ms(10_000));
-        assert_eq!(r.timeout(&b), ms(2000), "never past the hard timeout");
+        assert_eq!(r.timeout(a), ms(50), "each peer keeps its own estimate");
+        b = Some(r.observe(b, ms(10_000)));
+        assert_eq!(r.timeout(b), ms(2000), "never past the hard timeout");
     }
 }

@@ -403,7 +403,10 @@ impl Protocol {
                 continue;
             }
             // Keys go only to an address that proved it receives.
-            if self.validation.is_verified(&contact.addr, now) {
+            if self
+                .validation
+                .is_verified(self.out.table.peers(), &contact.addr, now)
+            {
                 self.replication
                     .contact_appeared(now, contact, self.records.len());
             } else if self.awaiting_verification.len() < MAX_AWAITING_VERIFICATION
@@ -420,7 +423,11 @@ impl Protocol {
             // know of, so its leaving needs no repair walk (each walk costs
             // a `closest()` per stored key: an attacker's throwaway ids
             // would otherwise buy a full walk apiece).
-            if !self.records.is_empty() && self.validation.is_verified(&contact.addr, now) {
+            if !self.records.is_empty()
+                && self
+                    .validation
+                    .is_verified(self.out.table.peers(), &contact.addr, now)
+            {
                 self.replication
                     .contact_left(now, contact, self.records.len());
             }

@@ -43,7 +43,9 @@ impl Protocol {
             rng: &mut self.rng,
         };
         let mut response = responder::answer(&mut ctx, now, from, &msg_id, request);
-        let budget = self.validation.budget(&from, request_len, now);
+        let budget = self
+            .validation
+            .budget(self.out.table.peers(), &from, request_len, now);
         let mut answer = self.out.buffer();
         wire::encode_reply_into(&mut answer, &msg_id, &response, from);
         if answer.len() > budget && matches!(response, Response::Nodes(_)) {
@@ -67,7 +69,8 @@ impl Protocol {
                 wire::encode_reply_into(&mut answer, &msg_id, &response, from);
             }
         }
-        match self.validation.admit(from, request_len, answer, now) {
+        let peers = self.out.table.peers();
+        match self.validation.admit(peers, from, request_len, answer, now) {
             Admit::Send(answer) => self.out.send_encoded(from, answer),
             Admit::Held { ping: true } => self.verify(now, from, None),
             Admit::Held { ping: false } | Admit::Dropped => {}

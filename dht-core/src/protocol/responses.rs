@@ -38,14 +38,14 @@ impl Protocol {
         };
         self.counters.responses_received += 1;
         // The address answered at the address we sent to: it receives.
-        for answer in self.validation.verified(from, now) {
+        for answer in self.validation.answered(&from) {
             self.out.send_encoded(from, answer);
         }
         let peer = match &response {
             // A ping that only checked the address (of a client, perhaps)
             // adds nobody to the table.
             Response::Ping(id) if rpc.purpose == Purpose::Verify && rpc.peer.is_none() => {
-                self.validation.proved_id(&from, *id);
+                self.out.table.peers_mut().proved_id(&from, id);
                 let contact = Contact::new(*id, from);
                 if self.awaiting_verification.remove(id) && self.contacts.holds(&contact) {
                     self.replication
@@ -55,7 +55,7 @@ impl Protocol {
             }
             Response::Ping(id) => {
                 // A ping answer proves the id: the contact may enter the table.
-                self.validation.proved_id(&from, *id);
+                self.out.table.peers_mut().proved_id(&from, id);
                 let contact = Contact::new(*id, from);
                 self.heard_from(now, contact);
                 if self.awaiting_verification.remove(id) {
@@ -71,7 +71,9 @@ impl Protocol {
                 // ping lately), else check it with a ping first.
                 if let Some(id) = rpc.peer {
                     let contact = Contact::new(id, from);
-                    if self.contacts.holds(&contact) || self.validation.proves(&from, &id, now) {
+                    if self.contacts.holds(&contact)
+                        || self.out.table.peers().proves(&from, &id, now)
+                    {
                         self.heard_from(now, contact);
                     } else if !self.contacts.is_probing(&id) {
                         // One check per contact: a lookup hears from it often.
