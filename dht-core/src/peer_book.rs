@@ -8,7 +8,9 @@
 //!   credited to that id without another ping;
 //! - its round-trip estimate (`rtt`).
 //!
-//! The RPC table updates a record at every reply it matches. These used to
+//! The RPC table updates a record at every reply it matches, before its
+//! body is decoded: echoing our random message id from the address we sent
+//! to proves the address receives, whatever the body says. These used to
 //! be two tables (verified addresses, round-trip estimates) holding the
 //! same addresses, a third of a simulated node's memory between them; one
 //! key and one hash lookup per reply now serve both.

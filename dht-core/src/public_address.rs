@@ -19,7 +19,7 @@
 //!
 //! Votes are 16 bytes: the reported address is an index into a short list
 //! of the distinct addresses reported (nearly always one), and the time a
-//! whole second since the first vote. A node keeps up to 32 votes, and the
+//! whole second since the first vote. A node keeps up to 64 votes, and the
 //! simulator keeps them for every node: with 56-byte votes (a `SocketAddr`
 //! and an `Instant` each) they were a tenth of a simulated node's memory.
 
@@ -30,10 +30,8 @@ use crate::peer_key::{PeerKey, PeerKeys};
 
 /// Distinct peer IPs that must report the same address.
 pub const MIN_AGREEING_PEERS: usize = 2;
-/// Peers whose votes are kept: plenty for two to agree, and few enough
-/// that a simulated node's votes (the simulator keeps them for every node)
-/// take 512 bytes.
-pub const MAX_VOTERS: usize = 32;
+/// Peers whose votes are kept.
+pub const MAX_VOTERS: usize = 64;
 /// How long a vote counts after it was cast...
 pub const VOTE_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// ...unless it is one of this many latest votes.

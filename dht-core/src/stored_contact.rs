@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 use crate::contact::Contact;
 use crate::id::NodeId;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Neither `Clone` nor `PartialEq`: an IPv6 contact's address is in its
+/// table's book, so a copy outliving the contact would lose it, and two
+/// contacts could compare equal at different addresses.
+#[derive(Debug)]
 pub(crate) struct StoredContact {
     pub(crate) id: NodeId,
     /// The IPv4 address and port; unused when `v6` is set.
