@@ -243,7 +243,7 @@ test-sim-scale:
 
 # Hops and RPCs per lookup against N, next to log2(N): docs/sim/scaling.{md,json,png}.
 .PHONY: sim-scaling
-SIM_SCALING_NODES ?= 1000,10000,30000,100000
+SIM_SCALING_NODES ?= 1000,10000,30000,100000,300000
 sim-scaling: setup
 	$(PY) -m pip install --quiet -r scripts/requirements-bench.txt
 	$(CARGO) build --release -p dht-core --example simulate

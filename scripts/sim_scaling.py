@@ -7,7 +7,7 @@ Runs `simulate` (dht-core's example: join N nodes, put 200 values, then
   scaling.md    a table of hops and RPCs per lookup next to log2(N),
   scaling.png   the same as a chart (needs matplotlib: scripts/requirements-bench.txt).
 
-    make sim-scaling                                   # N = 10^3, 10^4, 10^5
+    make sim-scaling                                   # N = 10^3 ... 3*10^5
     python3 scripts/sim_scaling.py --nodes 1000,10000  # chosen sizes
     python3 scripts/sim_scaling.py --replot            # table and chart from scaling.json
 
