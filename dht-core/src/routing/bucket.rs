@@ -14,10 +14,12 @@ pub(super) struct Bucket {
     /// Most recently seen last (their `failures` and `seen` are unused).
     pub(super) replacements: Vec<StoredContact>,
     /// Last time a lookup targeted this bucket's range (drives refresh), in
-    /// whole seconds after the table's epoch: a refresh may come up to a
-    /// second late, and with `depth` a byte a bucket takes 80 bytes, not 96
-    /// (a node has 10–17 of them).
-    pub(super) touched: u32,
+    /// nanoseconds after the table's epoch: 8 bytes where an `Instant`
+    /// takes 16, so that with `depth` a byte a bucket takes 80 bytes, not
+    /// 96 (a node has 10–17 of them). Whole seconds would fit in 4 but
+    /// save nothing here (the bucket is 8-aligned), and would move some
+    /// refreshes to a later maintenance tick.
+    pub(super) touched: u64,
 }
 
 impl Bucket {

@@ -29,7 +29,7 @@ use bucket::Bucket;
 
 use crate::contact::{is_local, subnet, Contact};
 use crate::id::{NodeId, ID_LEN};
-use crate::stored_contact::{seconds_since, StoredContact, V6Book};
+use crate::stored_contact::{StoredContact, V6Book};
 
 /// One routing-table entry, as handed out (the table stores it packed in the
 /// `stored_contact` module's 40 bytes; `last_seen` is kept to the second).
@@ -350,7 +350,7 @@ impl RoutingTable {
                 self.promoted.push(c.contact(&self.v6));
                 let mut entry = c;
                 entry.failures = 0;
-                entry.set_seen_secs(old.touched);
+                entry.set_seen_secs(seconds_since_nanos(old.touched));
                 side.push_entry(entry, self.k);
             } else {
                 // At most max_replacements came from the old cache: none drops.
@@ -433,7 +433,7 @@ impl RoutingTable {
     /// Mark the bucket covering `target` as used by a lookup now.
     pub fn touch(&mut self, target: &NodeId, now: Instant) {
         let i = self.bucket_index(target);
-        self.buckets[i].touched = seconds_since(self.epoch, now);
+        self.buckets[i].touched = nanos_since(self.epoch, now);
     }
 
     /// A random id in each bucket not touched since `stale_before`, to refresh.
@@ -444,7 +444,7 @@ impl RoutingTable {
     ) -> Vec<NodeId> {
         self.buckets
             .iter()
-            .filter(|b| b.touched < seconds_since(self.epoch, stale_before))
+            .filter(|b| b.touched < nanos_since(self.epoch, stale_before))
             .map(|b| b.prefix.random_with_prefix(usize::from(b.depth), rng))
             .collect()
     }
@@ -458,6 +458,16 @@ impl RoutingTable {
             .map(|b| b.prefix.random_with_prefix(usize::from(b.depth), rng))
             .collect()
     }
+}
+
+/// Nanoseconds from `epoch` to `at`, saturating (a bucket's refresh time).
+fn nanos_since(epoch: Instant, at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Whole seconds in `nanos`, saturating (a contact's last-seen time).
+fn seconds_since_nanos(nanos: u64) -> u32 {
+    u32::try_from(nanos / 1_000_000_000).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
