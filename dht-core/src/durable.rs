@@ -300,16 +300,16 @@ impl Held {
     pub fn release(&mut self, d: &Durable) -> Vec<Transmit> {
         if let Some(e) = d.failure() {
             self.answers.clear();
-            for (_, tx, outcome) in self.puts.drain(..) {
-                let _ = tx.send(Ok(failed_put(&outcome, e)));
+            for (_, waiter, outcome) in self.puts.drain(..) {
+                waiter.send(Ok(failed_put(&outcome, e)));
             }
             return Vec::new();
         }
         let (done, waiting): (Vec<_>, Vec<_>) =
             self.puts.drain(..).partition(|(seq, ..)| d.is_saved(*seq));
         self.puts = waiting;
-        for (_, tx, outcome) in done {
-            let _ = tx.send(Ok(outcome));
+        for (_, waiter, outcome) in done {
+            waiter.send(Ok(outcome));
         }
         let (ready, waiting): (Vec<_>, Vec<_>) = self
             .answers

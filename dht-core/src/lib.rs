@@ -33,6 +33,7 @@ mod idle_memory;
 pub(crate) mod journal;
 pub mod lookup;
 pub mod node;
+mod node_callbacks;
 mod node_commands;
 mod node_records;
 mod node_socket;
@@ -66,6 +67,7 @@ pub use contact::Contact;
 pub use error::{Error, Result};
 pub use id::{Distance, Key, NodeId, ID_LEN};
 pub use node::Node;
+pub use node_callbacks::CallTicket;
 pub use persist::{DataDir, PersistError};
 pub use protocol::{
     Event, OpId, Outcome, Protocol, PutOptions, PutReport, SignedPutOptions, SignedPutReport,

@@ -15,7 +15,7 @@ use crate::contact::Contact;
 use crate::durable::{Durable, Held};
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
-use crate::node_commands::{Command, CommandSender, Start, Waiters};
+use crate::node_commands::{Command, CommandSender, OutcomeCallback, Start, Waiters};
 use crate::node_socket::{bind_socket, canonical, dialable};
 use crate::protocol::{OpId, Outcome, Protocol, PutOptions, PutReport, Stats};
 use crate::storage::{MemoryStorage, Storage};
@@ -324,6 +324,23 @@ impl Node {
         self.inner.shut_down.load(Ordering::SeqCst)
     }
 
+    /// Start a command whose outcome goes to `done` (see
+    /// [`crate::node_callbacks`]); the ticket cancels it.
+    pub(crate) fn start_then(
+        &self,
+        start: impl FnOnce(&mut Protocol, Instant) -> Result<OpId> + Send + 'static,
+        done: OutcomeCallback,
+    ) -> u64 {
+        self.inner
+            .commands
+            .send_then(Box::new(start) as Start, done)
+    }
+
+    /// Stop the command `ticket` (started by [`Node::start_then`]).
+    pub(crate) fn cancel_ticket(&self, ticket: u64) {
+        self.inner.commands.cancel(ticket);
+    }
+
     /// Start a command and wait for its outcome. The command goes to the
     /// driver through a channel (see [`crate::node_commands`]), so the
     /// caller never waits for the node's lock. Dropping the returned future
@@ -407,6 +424,8 @@ async fn drive(
     // buffer the call offers the kernel (and valgrind checks it all).
     let mut recv_slots = 1;
     let mut finished = Vec::new();
+    // Commands the protocol refused to start, answered outside the lock.
+    let mut refused = Vec::new();
     let mut held = Held::default();
     while !inner.shut_down.load(Ordering::SeqCst) {
         let mut deadline = {
@@ -416,7 +435,7 @@ async fn drive(
                 protocol.recycle(payload);
             }
             while let Ok(command) = commands.try_recv() {
-                waiters.handle(command, protocol, now());
+                refused.extend(waiters.handle(command, protocol, now()));
             }
             while let Some(t) = protocol.poll_transmit() {
                 outgoing.push(t);
@@ -440,8 +459,11 @@ async fn drive(
             outgoing.extend(held.release(d));
             deadline = earliest(deadline, d.retry_at());
         }
+        for (waiter, error) in refused.drain(..) {
+            waiter.send(Err(error));
+        }
         for (waiter, outcome) in finished.drain(..) {
-            let _ = waiter.send(Ok(outcome));
+            waiter.send(Ok(outcome));
         }
         udp::send_batch(&socket, inner.local_addr, &mut outgoing, &mut sent).await;
         let sleep = match deadline {
@@ -491,10 +513,23 @@ async fn drive(
             _ = inner.wake.notified() => {}
             // Handled (with any that follow it) at the top of the loop.
             Some(command) = commands.recv() => {
-                waiters.handle(command, &mut inner.lock().protocol, now());
+                // (The lock is released at the end of this statement.)
+                let refusal = waiters.handle(command, &mut inner.lock().protocol, now());
+                refused.extend(refusal);
             }
             _ = finish_commit(&mut durable), if committing => {}
         }
+    }
+    // Every command still queued, or being queued by a sender that got past
+    // the closed check, fails with Error::Shutdown as `waiters` goes (`recv`
+    // only ends once no send is in flight); a queued cancel still silences
+    // its call.
+    commands.close();
+    while let Some(command) = commands.recv().await {
+        waiters.abandon(command);
+    }
+    for (waiter, error) in refused.drain(..) {
+        waiter.send(Err(error));
     }
     if let Some(d) = &mut durable {
         // Save what the last commands changed (a store_local just before
@@ -503,7 +538,7 @@ async fn drive(
         d.flush().await;
         let mut answers = held.release(d);
         for (waiter, outcome) in finished.drain(..) {
-            let _ = waiter.send(Ok(outcome));
+            waiter.send(Ok(outcome));
         }
         udp::send_batch(&socket, inner.local_addr, &mut answers, &mut Vec::new()).await;
     }

@@ -11,6 +11,13 @@
 //!
 //! Commands from one caller arrive in the order sent, so a cancellation
 //! never overtakes the start it cancels.
+//!
+//! A waiter is either a oneshot sender (the async API) or a callback (the
+//! `_then` API of [`crate::node_callbacks`], for bindings that deliver
+//! outcomes to their own event loops: no tokio task per call). A callback is
+//! answered exactly once, never under the node's lock: with the outcome,
+//! with the error that kept the command from starting, or with
+//! [`Error::Shutdown`] when the node stops first.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +32,55 @@ use crate::protocol::{OpId, Outcome, Protocol};
 pub(crate) type Start = Box<dyn FnOnce(&mut Protocol, Instant) -> Result<OpId> + Send>;
 
 /// Where an operation's outcome goes, or the error that kept it from
-/// starting. Dropped unanswered when the node stops ([`Error::Shutdown`]).
-pub(crate) type Waiter = oneshot::Sender<Result<Outcome>>;
+/// starting.
+pub(crate) enum Waiter {
+    /// An async caller; dropped unanswered when the node stops, which its
+    /// receiver reports as [`Error::Shutdown`].
+    Future(oneshot::Sender<Result<Outcome>>),
+    Callback(OutcomeCallback),
+}
+
+impl Waiter {
+    pub(crate) fn send(self, outcome: Result<Outcome>) {
+        match self {
+            // The caller may have gone; then nobody wants the outcome.
+            Waiter::Future(tx) => drop(tx.send(outcome)),
+            Waiter::Callback(done) => done.call(outcome),
+        }
+    }
+
+    /// The caller cancelled: its callback is never called.
+    fn discard(self) {
+        if let Waiter::Callback(mut done) = self {
+            done.0 = None;
+        }
+    }
+}
+
+/// A callback answered exactly once: with what [`Waiter::send`] gives it,
+/// or, dropped unanswered (the driver exited first), with
+/// [`Error::Shutdown`].
+pub(crate) struct OutcomeCallback(Option<Box<dyn FnOnce(Result<Outcome>) + Send>>);
+
+impl OutcomeCallback {
+    pub(crate) fn new(done: impl FnOnce(Result<Outcome>) + Send + 'static) -> Self {
+        OutcomeCallback(Some(Box::new(done)))
+    }
+
+    fn call(mut self, outcome: Result<Outcome>) {
+        if let Some(done) = self.0.take() {
+            done(outcome);
+        }
+    }
+}
+
+impl Drop for OutcomeCallback {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(Err(Error::Shutdown));
+        }
+    }
+}
 
 pub(crate) enum Command {
     Start {
@@ -69,10 +123,23 @@ impl CommandSender {
             .send(Command::Start {
                 ticket,
                 start,
-                waiter,
+                waiter: Waiter::Future(waiter),
             })
             .map_err(|_| Error::Shutdown)?;
         Ok(Sent { ticket, outcome })
+    }
+
+    /// Hand `start` to the driver, its outcome to go to `done`. If the
+    /// driver has exited the command is dropped here, and `done` with it:
+    /// answered with [`Error::Shutdown`], on this thread.
+    pub(crate) fn send_then(&self, start: Start, done: OutcomeCallback) -> u64 {
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        let _refused = self.tx.send(Command::Start {
+            ticket,
+            start,
+            waiter: Waiter::Callback(done),
+        });
+        ticket
     }
 
     /// Stop the command `ticket` if it still runs (a stopped driver has
@@ -87,11 +154,22 @@ impl CommandSender {
 pub(crate) struct Waiters {
     by_op: HashMap<OpId, (u64, Waiter)>,
     by_ticket: HashMap<u64, OpId>,
+    /// Commands still queued when the driver exited, never to start; their
+    /// waiters are answered [`Error::Shutdown`] as this goes.
+    abandoned: HashMap<u64, Waiter>,
 }
 
 impl Waiters {
-    /// Carry out `command` on `protocol`.
-    pub(crate) fn handle(&mut self, command: Command, protocol: &mut Protocol, now: Instant) {
+    /// Carry out `command` on `protocol`. A start the protocol refused comes
+    /// back with its error, for the caller to answer once it has let go of
+    /// the node's lock.
+    #[must_use]
+    pub(crate) fn handle(
+        &mut self,
+        command: Command,
+        protocol: &mut Protocol,
+        now: Instant,
+    ) -> Option<(Waiter, Error)> {
         match command {
             Command::Start {
                 ticket,
@@ -101,15 +179,38 @@ impl Waiters {
                 Ok(op) => {
                     self.by_op.insert(op, (ticket, waiter));
                     self.by_ticket.insert(ticket, op);
+                    None
                 }
-                Err(e) => {
-                    let _ = waiter.send(Err(e));
-                }
+                Err(e) => Some((waiter, e)),
             },
             Command::Cancel { ticket } => {
                 if let Some(op) = self.by_ticket.remove(&ticket) {
-                    self.by_op.remove(&op);
+                    if let Some((_, waiter)) = self.by_op.remove(&op) {
+                        waiter.discard();
+                    }
                     protocol.cancel(op);
+                }
+                None
+            }
+        }
+    }
+
+    /// At the driver's exit, a command that will not run: a start is
+    /// abandoned (answered [`Error::Shutdown`] when these waiters go), a
+    /// cancel still keeps its call's callback from being called.
+    pub(crate) fn abandon(&mut self, command: Command) {
+        match command {
+            Command::Start { ticket, waiter, .. } => {
+                self.abandoned.insert(ticket, waiter);
+            }
+            Command::Cancel { ticket } => {
+                let running = self.by_ticket.remove(&ticket);
+                let waiter = match running {
+                    Some(op) => self.by_op.remove(&op).map(|(_, w)| w),
+                    None => self.abandoned.remove(&ticket),
+                };
+                if let Some(waiter) = waiter {
+                    waiter.discard();
                 }
             }
         }

@@ -1,28 +1,30 @@
 //! Rust futures -> asyncio futures.
 //!
-//! Why not `pyo3_async_runtimes::tokio::future_into_py`: it resolves each
-//! future from a fresh tokio blocking thread that attaches to Python, and
-//! nothing stops such a thread at interpreter exit; one caught attaching while
-//! Python finalizes aborts the process ("PyGILState_Release: thread state must
-//! be current", pyo3-async-runtimes issue #40) — we saw it on most CLI runs.
-//! Here one delivery thread is the only non-Python thread that ever attaches;
-//! an `atexit` hook stops and joins it while the interpreter is still whole.
-//! It also batches: every completion ready at once is handed to its event loop
-//! with one GIL acquisition and one `call_soon_threadsafe`.
+//! Each event loop gets a [`Port`]: a queue of finished operations and a
+//! socket pair registered with `loop.add_reader`. A tokio thread that
+//! finishes an operation pushes it onto the queue and, when the queue was
+//! empty, writes one byte; the loop wakes, and on its own thread, holding
+//! the GIL it already has, settles every asyncio future in the queue. No
+//! other thread ever attaches to Python: an earlier bridge did it from a
+//! delivery thread, which had to win the GIL from the running loop once per
+//! batch (a tenth of a get's CPU time went to that hand-over) and had to be
+//! stopped at exit before the interpreter finalized. `pyo3_async_runtimes`
+//! resolves each future from a fresh blocking thread that attaches to
+//! Python, and one caught attaching while Python finalizes aborts the
+//! process (its issue #40).
 //!
 //! Cancelling the asyncio future aborts the tokio task, which drops (and so
 //! cancels) the Rust operation.
 
 use std::future::Future;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyCFunction, PyList, PyTuple};
-use pyo3::BoundObject;
-use tokio::task::AbortHandle;
+use pyo3::{intern, BoundObject};
 
 use crate::error::KadError;
 use crate::runtime::runtime;
@@ -30,124 +32,130 @@ use crate::runtime::runtime;
 /// Turns the finished operation's output into a Python object (under the GIL).
 type Resolve = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
 
+/// A finished operation and the asyncio future waiting for it.
 struct Completion {
-    event_loop: Py<PyAny>,
     future: Py<PyAny>,
+    /// The future's done-callback, taken off before the future is settled.
+    stop: Py<StopOnCancel>,
     resolve: Resolve,
 }
 
-enum Msg {
-    Done(Completion),
-    Stop,
+/// One event loop's finished operations, and the socket pair that wakes it.
+struct Port {
+    ready: Mutex<Vec<Completion>>,
+    /// Written by finishing operations (any thread).
+    wake: UnixDatagram,
+    /// Registered with the loop's `add_reader`.
+    woken: UnixDatagram,
 }
-
-struct Delivery {
-    tx: Sender<Msg>,
-    thread: JoinHandle<()>,
-}
-
-/// The delivery thread, started on first use; `None` once stopped at exit.
-static DELIVERY: Mutex<Option<Delivery>> = Mutex::new(None);
-static STOPPED: Mutex<bool> = Mutex::new(false);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn sender() -> Result<Sender<Msg>, KadError> {
-    let mut delivery = lock(&DELIVERY);
-    if let Some(d) = delivery.as_ref() {
-        return Ok(d.tx.clone());
+impl Port {
+    fn new() -> std::io::Result<Port> {
+        let (wake, woken) = UnixDatagram::pair()?;
+        wake.set_nonblocking(true)?;
+        woken.set_nonblocking(true)?;
+        Ok(Port {
+            ready: Mutex::new(Vec::new()),
+            wake,
+            woken,
+        })
     }
-    if *lock(&STOPPED) {
-        return Err(KadError(dht_core::Error::Shutdown));
-    }
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("kadmium-deliver".into())
-        .spawn(move || deliver_loop(rx))
-        .map_err(|e| KadError(dht_core::Error::Io(e)))?;
-    *delivery = Some(Delivery {
-        tx: tx.clone(),
-        thread,
-    });
-    Ok(tx)
-}
 
-/// Most completions handed over per GIL acquisition.
-const MAX_BATCH: usize = 1024;
-
-fn deliver_loop(rx: Receiver<Msg>) {
-    let mut stop = false;
-    while !stop {
-        let Ok(first) = rx.recv() else { return };
-        let mut batch = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Done(c) => batch.push(c),
-                Msg::Stop => stop = true,
-            }
-            if batch.len() < MAX_BATCH && !stop {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !batch.is_empty() {
-            Python::attach(|py| deliver(py, batch));
-        }
-    }
-}
-
-/// Hand each loop its results: one `call_soon_threadsafe(_resolve, [...])` per loop.
-fn deliver(py: Python<'_>, batch: Vec<Completion>) {
-    let mut per_loop: Vec<(Py<PyAny>, Vec<Bound<'_, PyAny>>)> = Vec::new();
-    for c in batch {
-        let (ok, value) = match (c.resolve)(py) {
-            Ok(v) => (true, v),
-            Err(e) => (false, e.into_value(py).into_any()),
+    /// Queue `completion` for the loop (from any thread, without the GIL).
+    fn push(&self, completion: Completion) {
+        let first = {
+            let mut ready = lock(&self.ready);
+            ready.push(completion);
+            ready.len() == 1
         };
-        let item = (c.future, ok, value).into_pyobject(py).map(Bound::into_any);
-        let Ok(item) = item else { continue };
-        match per_loop.iter_mut().find(|(l, _)| l.is(&c.event_loop)) {
-            Some((_, items)) => items.push(item),
-            None => per_loop.push((c.event_loop, vec![item])),
+        // Only the first of a batch writes: the loop takes the whole queue
+        // at once. A full socket buffer (WouldBlock) already holds a wake-up.
+        if first {
+            let _ = self.wake.send(&[1]);
         }
     }
-    let Ok(resolve) = resolve_fn(py) else { return };
-    for (event_loop, items) in per_loop {
-        let Ok(items) = PyList::new(py, items) else {
-            continue;
-        };
-        // A closed loop raises here; its awaiting tasks are gone anyway.
-        let _ = event_loop
-            .bind(py)
-            .call_method1("call_soon_threadsafe", (resolve, items));
+
+    /// Everything queued so far. Wake-ups are read *before* the queue is
+    /// taken: a completion queued after the take writes a fresh one.
+    fn take(&self) -> Vec<Completion> {
+        let mut buf = [0u8; 64];
+        loop {
+            match self.woken.recv(&mut buf) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break, // WouldBlock: drained
+            }
+        }
+        std::mem::take(&mut *lock(&self.ready))
     }
 }
 
-/// Runs on the event loop: settle every `(future, ok, value)` not already done
-/// (a cancelled future is done and stays cancelled).
-fn resolve_items(items: &Bound<'_, PyTuple>) -> PyResult<()> {
-    let list = items.get_item(0)?;
-    for item in list.try_iter()? {
-        let (future, ok, value): (Bound<'_, PyAny>, bool, Bound<'_, PyAny>) = item?.extract()?;
-        if future.call_method0("done")?.is_truthy()? {
-            continue;
+/// The loop's reader callback: settle every queued future.
+#[pyclass(frozen)]
+struct PortReader {
+    port: Arc<Port>,
+}
+
+#[pymethods]
+impl PortReader {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        for completion in self.port.take() {
+            settle(py, completion)?;
         }
-        let method = if ok { "set_result" } else { "set_exception" };
-        future.call_method1(method, (value,))?;
+        Ok(())
     }
+}
+
+/// Set the future's result or exception, unless it is already done (a
+/// cancelled future stays cancelled).
+fn settle(py: Python<'_>, completion: Completion) -> PyResult<()> {
+    let Completion {
+        future,
+        stop,
+        resolve,
+    } = completion;
+    let future = future.bind(py);
+    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
+        return Ok(());
+    }
+    // Left on, the callback would be scheduled on the loop and run only to
+    // find the future not cancelled: a few microseconds of every call.
+    future.call_method1(intern!(py, "remove_done_callback"), (stop,))?;
+    match resolve(py) {
+        Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
+        Err(e) => future.call_method1(intern!(py, "set_exception"), (e.into_value(py),))?,
+    };
     Ok(())
 }
 
-fn resolve_fn(py: Python<'_>) -> PyResult<&Bound<'_, PyCFunction>> {
-    static RESOLVE: PyOnceLock<Py<PyCFunction>> = PyOnceLock::new();
-    RESOLVE
+/// The port of `event_loop`, made and registered with it on first use. Ports
+/// live in a `WeakKeyDictionary`: one goes with its loop.
+fn port_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Port>> {
+    static PORTS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let ports = PORTS
         .get_or_try_init(py, || {
-            PyCFunction::new_closure(py, None, None, |args, _kwargs| resolve_items(args))
+            py.import("weakref")?
+                .getattr("WeakKeyDictionary")?
+                .call0()
                 .map(Bound::unbind)
-        })
-        .map(|f| f.bind(py))
+        })?
+        .bind(py);
+    let known = ports.call_method1(intern!(py, "get"), (event_loop,))?;
+    if let Ok(reader) = known.cast::<PortReader>() {
+        return Ok(reader.get().port.clone());
+    }
+    let port = Arc::new(Port::new().map_err(|e| KadError(dht_core::Error::Io(e)))?);
+    let reader = Bound::new(py, PortReader { port: port.clone() })?;
+    event_loop.call_method1(
+        intern!(py, "add_reader"),
+        (port.woken.as_raw_fd(), reader.clone()),
+    )?;
+    ports.set_item(event_loop, reader)?;
+    Ok(port)
 }
 
 fn get_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -157,20 +165,80 @@ fn get_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
         .call0()
 }
 
-/// Done-callback of the asyncio future: a cancelled future aborts the task.
+/// How to stop an operation whose asyncio future was cancelled.
+pub type Cancel = Box<dyn Fn() + Send + Sync>;
+
+/// Done-callback of the asyncio future: a cancelled future stops its
+/// operation. (`cancel` is set once the operation has started.)
 #[pyclass(frozen)]
-struct AbortOnCancel {
-    task: AbortHandle,
+struct StopOnCancel {
+    cancel: OnceLock<Cancel>,
 }
 
 #[pymethods]
-impl AbortOnCancel {
+impl StopOnCancel {
     fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        if future.call_method0("cancelled")?.is_truthy()? {
-            self.task.abort();
+        let cancelled = future.call_method0(intern!(future.py(), "cancelled"))?;
+        if let (true, Some(cancel)) = (cancelled.is_truthy()?, self.cancel.get()) {
+            cancel();
         }
         Ok(())
     }
+}
+
+/// The asyncio future of an operation started by [`awaitable_then`]: settle
+/// it once, from any thread.
+pub struct Pending {
+    port: Arc<Port>,
+    future: Py<PyAny>,
+    stop: Py<StopOnCancel>,
+}
+
+impl Pending {
+    pub fn settle<T>(self, result: Result<T, KadError>)
+    where
+        T: for<'a> IntoPyObject<'a> + Send + 'static,
+    {
+        let resolve: Resolve = Box::new(move |py| match result {
+            Ok(v) => v
+                .into_pyobject(py)
+                .map(|o| o.into_any().unbind())
+                .map_err(Into::into),
+            Err(e) => Err(e.into()),
+        });
+        self.port.push(Completion {
+            future: self.future,
+            stop: self.stop,
+            resolve,
+        });
+    }
+}
+
+/// An asyncio future of the running loop for an operation that reports its
+/// own end: `start` begins it, hands the [`Pending`] to whatever finishes
+/// it (a node's driver, with no tokio task in between), and returns how to
+/// cancel it.
+pub fn awaitable_then<'py>(
+    py: Python<'py>,
+    start: impl FnOnce(Pending) -> Cancel,
+) -> PyResult<Bound<'py, PyAny>> {
+    let event_loop = get_running_loop(py)?;
+    let future = event_loop.call_method0(intern!(py, "create_future"))?;
+    let stop = Bound::new(
+        py,
+        StopOnCancel {
+            cancel: OnceLock::new(),
+        },
+    )?;
+    future.call_method1(intern!(py, "add_done_callback"), (&stop,))?;
+    let pending = Pending {
+        port: port_of(py, &event_loop)?,
+        future: future.clone().unbind(),
+        stop: stop.clone().unbind(),
+    };
+    // Nothing can cancel the future before this returns: we hold the GIL.
+    let _ = stop.get().cancel.set(start(pending));
+    Ok(future)
 }
 
 /// Run `fut` on the shared runtime; an asyncio future of the running loop
@@ -180,55 +248,10 @@ where
     F: Future<Output = Result<T, KadError>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let event_loop = get_running_loop(py)?;
-    let future = event_loop.call_method0("create_future")?;
-    let tx = sender()?;
-    let (loop_ref, future_ref) = (event_loop.clone().unbind(), future.clone().unbind());
-    let task = runtime()?.spawn(async move {
-        let result = fut.await;
-        let resolve: Resolve = Box::new(move |py| match result {
-            Ok(v) => v
-                .into_pyobject(py)
-                .map(|o| o.into_any().unbind())
-                .map_err(Into::into),
-            Err(e) => Err(e.into()),
-        });
-        // After shutdown the receiver is gone; the result is dropped with it.
-        let _ = tx.send(Msg::Done(Completion {
-            event_loop: loop_ref,
-            future: future_ref,
-            resolve,
-        }));
-    });
-    future.call_method1(
-        "add_done_callback",
-        (AbortOnCancel {
-            task: task.abort_handle(),
-        },),
-    )?;
-    Ok(future)
-}
-
-/// Stop the delivery thread (registered with `atexit`): after this no thread
-/// but Python's own touches the interpreter, which can then finalize safely.
-#[pyfunction]
-fn _shutdown(py: Python<'_>) {
-    *lock(&STOPPED) = true;
-    let delivery = lock(&DELIVERY).take();
-    if let Some(d) = delivery {
-        let _ = d.tx.send(Msg::Stop);
-        // The thread may be waiting for the GIL we hold: let go while joining.
-        py.detach(move || {
-            let _ = d.thread.join();
-        });
-    }
-}
-
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let shutdown = wrap_pyfunction!(_shutdown, m)?;
-    m.add_function(shutdown.clone())?;
-    m.py()
-        .import("atexit")?
-        .call_method1("register", (shutdown,))?;
-    Ok(())
+    let rt = runtime()?;
+    awaitable_then(py, move |pending| {
+        let task = rt.spawn(async move { pending.settle(fut.await) });
+        let abort = task.abort_handle();
+        Box::new(move || abort.abort())
+    })
 }

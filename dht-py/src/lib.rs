@@ -22,7 +22,6 @@ fn _kadmium(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install(m.py())?;
     m.add_class::<node::PyNode>()?;
     error::register(m)?;
-    bridge::register(m)?;
     signed::register(m)?;
     voidphone::register(m)?;
     Ok(())

@@ -13,7 +13,7 @@ use dht_core::{Config, Contact, Error, Key, Node, NodeId, PutOptions, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::bridge::awaitable;
+use crate::bridge::{awaitable, awaitable_then};
 use crate::error::KadError;
 use crate::runtime::block_on;
 use crate::storage::{PythonStorage, ViewedMemory};
@@ -423,7 +423,14 @@ impl PyNode {
         ttl: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
-        awaitable(py, put_report(self.inner.clone(), key, value, options))
+        let node = self.inner.clone();
+        awaitable_then(py, move |pending| {
+            let ticket = node.put_then(key, value, options, move |report| {
+                let report = report.map(|r| (r.stored_remote, r.stored_locally, r.contacted));
+                pending.settle(report.map_err(KadError));
+            });
+            Box::new(move || node.cancel(ticket))
+        })
     }
 
     /// The value under the 20-byte `key`, or `default` (None) if not found.
@@ -456,10 +463,24 @@ impl PyNode {
         let key = key_from(&key)?;
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let default = default.unwrap_or_else(|| py.None());
-        awaitable(
-            py,
-            get_with_timeout(self.inner.clone(), key, timeout, default),
-        )
+        if timeout.is_some() {
+            return awaitable(
+                py,
+                get_with_timeout(self.inner.clone(), key, timeout, default),
+            );
+        }
+        // The common case skips the tokio task: the driver settles the future.
+        let node = self.inner.clone();
+        awaitable_then(py, move |pending| {
+            let ticket = node.get_then(key, move |found| {
+                let found = found.map(|value| Found {
+                    value: value.map(PyValue),
+                    default,
+                });
+                pending.settle(found.map_err(KadError));
+            });
+            Box::new(move || node.cancel(ticket))
+        })
     }
 
     /// The value this node itself holds under the 20-byte `key`, or

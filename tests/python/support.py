@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import unittest
-from typing import Any, List, Tuple
+from typing import Any, Callable, List, Tuple
 
 import kadmium
 from kademlia.network import Server as PyServer
@@ -106,3 +106,13 @@ class AsyncCase(unittest.IsolatedAsyncioTestCase):
 
     async def bounded(self, aw: Any, timeout: float = 30.0) -> Any:
         return await asyncio.wait_for(aw, timeout)
+
+    async def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Wait for `condition`, which other nodes' traffic makes true in its
+        own time (a node adds a peer once the peer has answered its ping);
+        fail naming `what` if it is still false after 30 s."""
+        for _ in range(3000):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        self.fail(f"never came true: {what}")

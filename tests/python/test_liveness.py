@@ -149,7 +149,10 @@ class BootstrapAfterMassDeathTest(AsyncCase):
         servers = await start_kadmium(30)
         self.track(*servers)
         survivor = servers[0]
-        self.assertEqual(len(survivor.routing_table()), 29)
+        # Each newcomer is listed once it has answered the survivor's ping,
+        # which may come after its own bootstrap returned.
+        await self.until(lambda: len(survivor.routing_table()) == 29,
+                         "the survivor lists the 29 others")
         dead = servers[1::2]
         for s in dead:
             s.stop()

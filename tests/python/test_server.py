@@ -4,8 +4,9 @@ import asyncio
 import os
 import pickle
 import tempfile
+import threading
 import unittest
-from typing import Any
+from typing import Any, Dict, List
 
 import kadmium
 from kadmium import Server
@@ -397,6 +398,74 @@ class ManyServersTest(AsyncCase):
         got = await self.bounded(asyncio.gather(
             *(servers[(i * 7 + 3) % 48].get(k) for i, k in enumerate(keys))))
         self.assertEqual(got, list(range(40)))
+
+
+class EventLoopsTest(unittest.TestCase):
+    """Results reach the loop that awaits them (kadmium settles futures from
+    a queue per event loop, read by the loop itself)."""
+
+    def test_loops_in_two_threads_each_get_their_own_results(self) -> None:
+        # One network; two threads, each with its own loop in debug mode,
+        # where settling a future from any thread but its loop's raises.
+        network = asyncio.run(start_kadmium(4))
+        results: Dict[int, List[Any]] = {}
+        errors: List[BaseException] = []
+
+        async def job(t: int) -> None:
+            keys = [f"loops-{t}-{i}" for i in range(60)]
+            stored = await asyncio.gather(
+                *(network[i % 4].set(k, f"{t}:{i}") for i, k in enumerate(keys)))
+            self.assertTrue(all(stored))
+            results[t] = await asyncio.wait_for(asyncio.gather(
+                *(network[(i + 1) % 4].get(k) for i, k in enumerate(keys))), 30)
+
+        def thread(t: int) -> None:
+            try:
+                asyncio.run(job(t), debug=True)
+            except BaseException as e:  # reported by the main thread
+                errors.append(e)
+
+        try:
+            threads = [threading.Thread(target=thread, args=(t,)) for t in range(2)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(60)
+            self.assertEqual(errors, [])
+            for t in range(2):
+                self.assertEqual(results[t], [f"{t}:{i}" for i in range(60)])
+        finally:
+            for server in network:
+                server.stop()
+
+    def test_a_loop_closed_with_a_get_in_flight_leaves_later_loops_working(self) -> None:
+        async def abandon_a_get(s: Server, port: int, dead_id: bytes) -> None:
+            await s.listen(0, LOCAL)
+            s._node().import_contacts([(dead_id, LOCAL, port)])
+            # Still waiting on the dead peer when asyncio.run cancels it.
+            asyncio.ensure_future(s.get("never"))
+            await asyncio.sleep(0.05)
+
+        async def dead_peer() -> Any:
+            dead = Server()
+            await dead.listen(0, LOCAL)
+            dead.stop()
+            return dead.node.port, dead.node.id
+
+        port, dead_id = asyncio.run(dead_peer())
+        s = Server()
+        try:
+            asyncio.run(abandon_a_get(s, port, dead_id))
+            for _ in range(3):  # fresh loops, one after the other
+                a, b = asyncio.run(start_kadmium(2))
+                try:
+                    self.assertTrue(asyncio.run(a.set("later", "fine")))
+                    self.assertEqual(asyncio.run(b.get("later")), "fine")
+                finally:
+                    a.stop()
+                    b.stop()
+        finally:
+            s.stop()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ __all__ = [
     "put_immutable_async",
     "get_immutable",
     "get_immutable_async",
-    "_shutdown",
     "ApiServer",
     "parse_voidphone_config",
     "ConfigError",
@@ -185,9 +184,6 @@ class ApiServer:
     def shutdown(self) -> None: ...
 
 def parse_voidphone_config(path: str) -> Tuple[_Address, Optional[_Address], List[_Address], Optional[Path]]: ...
-
-def _shutdown() -> None:
-    """Stop the thread that resolves asyncio futures (registered with atexit)."""
 
 @final
 class Keypair:
