@@ -277,7 +277,12 @@ class Server:
 
         ``timeout`` (seconds, kadmium only): raise ``OperationTimeoutError`` after it."""
         log.info("Looking up key %s", key)
-        return await self.get_digest(digest(key), timeout=timeout)
+        # get_digest's body, inlined: one coroutine less per call (~1 us).
+        node, dkey = self._node(), digest(key)
+        value: Value = node.local_value(dkey)
+        if value is None:
+            value = await node.get_async(dkey, timeout=timeout)
+        return value
 
     async def get_digest(self, dkey: bytes, *, timeout: Optional[float] = None) -> Value:
         """``get`` for a key that is already a 20-byte digest."""
