@@ -419,10 +419,10 @@ async fn drive(
     // Payloads of the datagrams sent, handed back to the protocol to encode
     // later ones in (under the lock it takes anyway).
     let mut sent = Vec::new();
-    // Receive slots per call, following the traffic: one when a datagram
-    // comes at a time, up to udp::BATCH under load. Each slot is a 64 KiB
+    // Receive slots per call, following the traffic: udp::MIN_SLOTS when
+    // datagrams come one at a time, up to udp::BATCH under load. Each slot is a 64 KiB
     // buffer the call offers the kernel (and valgrind checks it all).
-    let mut recv_slots = 1;
+    let mut recv_slots = udp::MIN_SLOTS;
     let mut finished = Vec::new();
     // Commands the protocol refused to start, answered outside the lock.
     let mut refused = Vec::new();
@@ -493,7 +493,7 @@ async fn drive(
                         }
                         Ok(n) => {
                             if n < recv_slots / 2 {
-                                recv_slots = (recv_slots / 2).max(1);
+                                recv_slots = (recv_slots / 2).max(udp::MIN_SLOTS);
                             }
                             break;
                         }

@@ -29,10 +29,20 @@ thread_local! {
     static RECV_BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Reads what is queued on `socket` (at most `slots` datagrams, at most
-/// [`BATCH`]) without waiting, and calls `handle(from, payload)` for each.
-/// `Ok(0)` when nothing was queued (the socket's readiness is then cleared,
-/// so awaiting `socket.readable()` waits for the next datagram).
+/// Fewest datagrams asked of one `recvmmsg`: with two, a lone datagram
+/// comes back short of the request, which shows the queue empty (see
+/// [`recv_batch`]); with one, a second call would have to find it so.
+pub(crate) const MIN_SLOTS: usize = 2;
+
+/// Reads what is queued on `socket` (at most `slots` datagrams, between
+/// [`MIN_SLOTS`] and [`BATCH`]) without waiting, and calls
+/// `handle(from, payload)` for each. When fewer than `slots` came, the queue
+/// was empty: the socket's readiness is then cleared, so awaiting
+/// `socket.readable()` waits for the next datagram. That saves the call that
+/// would only find the queue empty, one per wake-up of a node that receives
+/// a datagram at a time (most of them, in a network of many nodes). A
+/// datagram that arrived after the read is not lost: tokio clears readiness
+/// only if no readiness event came in between.
 pub(crate) fn recv_batch(
     socket: &UdpSocket,
     slots: usize,
@@ -40,19 +50,28 @@ pub(crate) fn recv_batch(
 ) -> io::Result<usize> {
     RECV_BUFFERS.with(|cell| {
         let mut bufs = cell.borrow_mut();
-        let slots = slots.clamp(1, BATCH);
-        // Allocated as first needed: a thread that never sees a burst keeps one.
+        let slots = slots.clamp(MIN_SLOTS, BATCH);
+        // Allocated as first needed: a thread that never sees a burst keeps two.
         while bufs.len() < slots {
             bufs.push(vec![0u8; RECV_BUFFER]);
         }
         let mut got = [(0usize, None::<SocketAddr>); BATCH];
-        let n = match socket.try_io(Interest::READABLE, || {
-            sys::recv(socket, &mut bufs[..slots], &mut got)
-        }) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+        let mut read = 0;
+        let outcome = socket.try_io(Interest::READABLE, || {
+            let received = sys::recv(socket, &mut bufs[..slots], &mut got)?;
+            read = received.count;
+            if received.drained {
+                // Reported as WouldBlock so that tokio clears the readiness.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
-        };
+        }
+        let n = read;
         for (buf, (len, from)) in bufs.iter().zip(got.iter()).take(n) {
             // A datagram without a sender address (not possible on UDP) is skipped.
             if let (Some(from), Some(payload)) = (from, buf.get(..*len)) {
@@ -104,6 +123,13 @@ pub(crate) fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
     }
 }
 
+/// What one read took from the socket.
+struct Received {
+    count: usize,
+    /// The socket's queue was found empty.
+    drained: bool,
+}
+
 #[cfg(target_os = "linux")]
 mod sys {
     //! `sendmmsg`/`recvmmsg` through nix. The headers are built per call
@@ -117,14 +143,18 @@ mod sys {
     use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
     use tokio::net::UdpSocket;
 
-    use super::{sendable, BATCH};
+    use super::{sendable, Received, BATCH};
     use crate::rpc::Transmit;
 
+    /// Reads up to `bufs.len()` datagrams. Fewer means the queue ran empty:
+    /// `recvmmsg` also stops early at a pending socket error, but an
+    /// unconnected UDP socket without `IP_RECVERR` (ours) is never given one.
     pub(super) fn recv(
         socket: &UdpSocket,
         bufs: &mut [Vec<u8>],
         got: &mut [(usize, Option<SocketAddr>); BATCH],
-    ) -> io::Result<usize> {
+    ) -> io::Result<Received> {
+        let asked = bufs.len();
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
         let mut slices: Vec<[IoSliceMut<'_>; 1]> =
             bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
@@ -140,7 +170,10 @@ mod sys {
             *slot = (msg.bytes, msg.address.and_then(|a| std_addr(&a)));
             n += 1;
         }
-        Ok(n)
+        Ok(Received {
+            count: n,
+            drained: n < asked,
+        })
     }
 
     pub(super) fn send(
@@ -184,25 +217,35 @@ mod sys {
 
     use tokio::net::UdpSocket;
 
-    use super::{sendable, BATCH};
+    use super::{sendable, Received, BATCH};
     use crate::rpc::Transmit;
 
     pub(super) fn recv(
         socket: &UdpSocket,
         bufs: &mut [Vec<u8>],
         got: &mut [(usize, Option<SocketAddr>); BATCH],
-    ) -> io::Result<usize> {
+    ) -> io::Result<Received> {
         let mut n = 0;
         for (buf, slot) in bufs.iter_mut().zip(got.iter_mut()) {
             match socket.try_recv_from(buf) {
                 Ok((len, from)) => *slot = (len, Some(from)),
+                // Empty: tokio clears the readiness (see `recv_batch`).
+                Err(e) if n > 0 && e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Received {
+                        count: n,
+                        drained: true,
+                    })
+                }
                 // What was read is handled; a lasting error shows up again next call.
                 Err(_) if n > 0 => break,
                 Err(e) => return Err(e),
             }
             n += 1;
         }
-        Ok(n)
+        Ok(Received {
+            count: n,
+            drained: false,
+        })
     }
 
     pub(super) fn send(
@@ -278,6 +321,34 @@ mod tests {
         b_expected.push((a_addr, vec![9; 60_000]));
         assert_eq!(to_b, b_expected);
         assert_eq!(to_c, expect(1));
+    }
+
+    /// A read that comes back short has found the queue empty: one call
+    /// clears the readiness (before, a second call had to find it empty),
+    /// and a datagram sent afterwards still wakes the socket.
+    #[tokio::test]
+    async fn a_short_read_clears_readiness_and_the_next_datagram_still_wakes() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b_addr = b.local_addr().unwrap();
+        for round in 0..3u8 {
+            a.send_to(&[round], b_addr).await.unwrap();
+            b.readable().await.unwrap();
+            let mut got = Vec::new();
+            let n = recv_batch(&b, MIN_SLOTS, |_, p| got.push(p.to_vec())).unwrap();
+            assert_eq!((n, got), (1, vec![vec![round]]));
+            let mut readable = std::pin::pin!(b.readable());
+            let poll = readable
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()));
+            assert!(
+                matches!(poll, Poll::Pending),
+                "round {round}: still marked readable after a short read"
+            );
+        }
     }
 
     #[tokio::test]
