@@ -6,9 +6,12 @@
 //! awaits the outcome, then hands it on. Here the node's driver calls `done`
 //! itself when the operation finishes, so a call is one command on the
 //! driver's channel and one call back. `done` runs exactly once (unless the
-//! call is cancelled first), on the driver's thread, never under the node's
-//! lock: it may call the node, but should return quickly, since the driver
-//! handles no datagram while it runs.
+//! call is cancelled first), never under the node's lock: on the driver's
+//! thread, where it may call the node but should return quickly (the driver
+//! handles no datagram while it runs), or, when the node has already
+//! stopped, at once on the caller's thread, inside `get_then`/`put_then`,
+//! with [`crate::Error::Shutdown`]: a caller must not hold a lock there that
+//! `done` takes.
 
 use crate::error::Result;
 use crate::id::Key;

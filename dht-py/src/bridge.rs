@@ -103,10 +103,16 @@ struct PortReader {
 #[pymethods]
 impl PortReader {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        // An exception while settling one future (a KeyboardInterrupt from
+        // a signal handler, say) must not strand the rest of the batch,
+        // already taken off the queue: settle them all, then raise the first.
+        let mut first_error = None;
         for completion in self.port.take() {
-            settle(py, completion)?;
+            if let Err(e) = settle(py, completion) {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 }
 
@@ -133,7 +139,11 @@ fn settle(py: Python<'_>, completion: Completion) -> PyResult<()> {
 }
 
 /// The port of `event_loop`, made and registered with it on first use. Ports
-/// live in a `WeakKeyDictionary`: one goes with its loop.
+/// live in a `WeakKeyDictionary`: one goes with its loop — unless the loop
+/// closed with results still queued for it, whose futures hold the loop
+/// (a fire-and-forget `put_async` finishing after `asyncio.run` returned,
+/// say). Nothing reads a closed loop's queue, so those ports are let go
+/// here, each time a new loop gets its port.
 fn port_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Port>> {
     static PORTS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let ports = PORTS
@@ -148,6 +158,7 @@ fn port_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Port>>
     if let Ok(reader) = known.cast::<PortReader>() {
         return Ok(reader.get().port.clone());
     }
+    forget_closed_loops(ports)?;
     let port = Arc::new(Port::new().map_err(|e| KadError(dht_core::Error::Io(e)))?);
     let reader = Bound::new(py, PortReader { port: port.clone() })?;
     event_loop.call_method1(
@@ -156,6 +167,32 @@ fn port_of(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Arc<Port>>
     )?;
     ports.set_item(event_loop, reader)?;
     Ok(port)
+}
+
+/// Drop the ports of closed loops and what is queued in them (see
+/// [`port_of`]). A result that comes later for one of them finds its port
+/// held by nobody else, and goes with it.
+fn forget_closed_loops(ports: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = ports.py();
+    // Collected first: the dictionary cannot change while it is iterated.
+    let items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)> = ports
+        .call_method0(intern!(py, "items"))?
+        .try_iter()?
+        .map(|item| item?.extract())
+        .collect::<PyResult<_>>()?;
+    for (event_loop, reader) in items {
+        if !event_loop
+            .call_method0(intern!(py, "is_closed"))?
+            .is_truthy()?
+        {
+            continue;
+        }
+        if let Ok(reader) = reader.cast::<PortReader>() {
+            drop(reader.get().port.take());
+        }
+        ports.del_item(&event_loop)?;
+    }
+    Ok(())
 }
 
 fn get_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {

@@ -1,11 +1,15 @@
 """kadmium.Server: every method, the error paths, and upstream behaviours users rely on."""
 
 import asyncio
+import gc
 import os
 import pickle
+import socket
+import sys
 import tempfile
 import threading
 import unittest
+import weakref
 from typing import Any, Dict, List
 
 import kadmium
@@ -466,6 +470,83 @@ class EventLoopsTest(unittest.TestCase):
                     b.stop()
         finally:
             s.stop()
+
+    def test_loops_closed_with_results_still_coming_are_freed(self) -> None:
+        # A fire-and-forget put (a future, not a task: asyncio.run does not
+        # cancel it) still running when its loop closes. Its result, queued
+        # for the closed loop, would hold the loop (future -> loop) forever.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind((LOCAL, 0))
+        s = Server()
+        try:
+            asyncio.run(s.listen(0, LOCAL))
+            s._node().import_contacts([(b"\x01" * 20, LOCAL, silent.getsockname()[1])])
+            loops: List[Any] = []
+
+            async def fire_and_forget() -> None:
+                loops.append(weakref.ref(asyncio.get_running_loop()))
+                s._node().put_async(b"k" * 20, "v")
+
+            for _ in range(4):
+                asyncio.run(fire_and_forget())
+            # Every put is answered (ShutdownError) once the node stops; a
+            # new loop's first call lets the closed loops' ports go.
+            async def stop() -> None:
+                await s._node().shutdown_async()
+
+            asyncio.run(stop())
+            gc.collect()
+            self.assertEqual([r() for r in loops], [None] * 4)
+        finally:
+            s.stop()
+            silent.close()
+
+    def test_an_exception_while_settling_one_future_settles_the_rest(self) -> None:
+        # An exception raised while the loop settles one future of a batch
+        # (as a KeyboardInterrupt from a signal handler would be) is
+        # reported, and every other future of the batch is settled still.
+        # It is raised from a trace function, at the first call_soon that
+        # kadmium's reader makes (set_result schedules the awaiting task).
+        class Injected(Exception):
+            pass
+
+        def inject(frame: Any, event: str, arg: Any) -> Any:
+            caller = frame.f_back
+            if (event == "call" and frame.f_code.co_name == "call_soon"
+                    and caller is not None and caller.f_code.co_name == "_run"
+                    and type(caller.f_locals["self"]._callback).__name__ == "PortReader"):
+                sys.settrace(None)
+                raise Injected()
+            return None
+
+        async def job() -> None:
+            a, b = await start_kadmium(2)
+            try:
+                reported: List[Any] = []
+                asyncio.get_running_loop().set_exception_handler(
+                    lambda loop, context: reported.append(context.get("exception")))
+                # Bare futures, each with a done-callback: settling one calls
+                # call_soon, and no task is left waiting on the one whose
+                # call_soon fails.
+                node = b._node()
+                gets = [node.get_async(digest(f"missing-{i}")) for i in range(300)]
+                for get in gets:
+                    get.add_done_callback(lambda _: None)
+                sys.settrace(inject)
+                try:
+                    for _ in range(3000):
+                        if all(get.done() for get in gets):
+                            break
+                        await asyncio.sleep(0.01)
+                finally:
+                    sys.settrace(None)
+                self.assertEqual(sum(get.done() for get in gets), 300)
+                self.assertEqual([type(e) for e in reported], [Injected])
+            finally:
+                a.stop()
+                b.stop()
+
+        asyncio.run(job())
 
 
 if __name__ == "__main__":
