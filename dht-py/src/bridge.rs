@@ -13,8 +13,11 @@
 //! Python, and one caught attaching while Python finalizes aborts the
 //! process (its issue #40).
 //!
-//! Cancelling the asyncio future aborts the tokio task, which drops (and so
-//! cancels) the Rust operation.
+//! Most operations run as a tokio task ([`awaitable`]); get and put are
+//! settled by the node's driver itself ([`awaitable_then`] with
+//! `Node::get_then`/`put_then`), one task fewer per call. Cancelling the
+//! asyncio future stops the operation either way: it aborts the task (which
+//! drops, and so cancels, the Rust future) or cancels the call on the node.
 
 use std::future::Future;
 use std::io::ErrorKind;
