@@ -157,6 +157,16 @@ impl Lookup {
     fn add_candidates(&mut self, contacts: impl IntoIterator<Item = Contact>, hop: u32) {
         // Candidates beyond the closest few k can never matter.
         let limit = self.k * 4;
+        let contacts = contacts.into_iter();
+        // Room for the whole answer (or the seeds) at once: grown a slot at
+        // a time, the two lists were reallocated four times on the way to k,
+        // at the start of every lookup.
+        let room = contacts
+            .size_hint()
+            .0
+            .min(limit.saturating_sub(self.candidates.len()));
+        self.candidates.reserve(room);
+        self.prefixes.reserve(room);
         for contact in contacts {
             let distance = contact.id.distance(&self.target);
             // Beyond a full list's last candidate: could only be dropped below.
