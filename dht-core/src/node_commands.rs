@@ -184,10 +184,7 @@ impl Waiters {
                 Err(e) => Some((waiter, e)),
             },
             Command::Cancel { ticket } => {
-                if let Some(op) = self.by_ticket.remove(&ticket) {
-                    if let Some((_, waiter)) = self.by_op.remove(&op) {
-                        waiter.discard();
-                    }
+                if let Some(op) = self.silence(ticket) {
                     protocol.cancel(op);
                 }
                 None
@@ -204,16 +201,23 @@ impl Waiters {
                 self.abandoned.insert(ticket, waiter);
             }
             Command::Cancel { ticket } => {
-                let running = self.by_ticket.remove(&ticket);
-                let waiter = match running {
-                    Some(op) => self.by_op.remove(&op).map(|(_, w)| w),
-                    None => self.abandoned.remove(&ticket),
-                };
-                if let Some(waiter) = waiter {
-                    waiter.discard();
-                }
+                self.silence(ticket);
             }
         }
+    }
+
+    /// Forget the waiter of the call `ticket` without answering it; the
+    /// operation it waited on, if one was running, for the caller to stop.
+    fn silence(&mut self, ticket: u64) -> Option<OpId> {
+        let running = self.by_ticket.remove(&ticket);
+        let waiter = match running {
+            Some(op) => self.by_op.remove(&op).map(|(_, w)| w),
+            None => self.abandoned.remove(&ticket),
+        };
+        if let Some(waiter) = waiter {
+            waiter.discard();
+        }
+        running
     }
 
     /// The waiter of `op`, which has finished (`None` for operations the
