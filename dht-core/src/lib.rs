@@ -23,6 +23,7 @@ pub mod amplification;
 pub mod config;
 pub mod contact;
 pub mod contacts;
+pub mod directory;
 pub(crate) mod durable;
 pub mod error;
 #[cfg(feature = "fuzzing")]
@@ -64,6 +65,7 @@ pub mod wire;
 
 pub use config::{Config, DEFAULT_MAX_VALUE_SIZE};
 pub use contact::Contact;
+pub use directory::ContactDirectory;
 pub use error::{Error, Result};
 pub use id::{Distance, Key, NodeId, ID_LEN};
 pub use node::Node;

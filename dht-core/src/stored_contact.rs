@@ -1,115 +1,251 @@
-//! A contact as the routing table stores it: 32 bytes instead of the 72 of
+//! A contact as the routing table stores it: 20 bytes instead of the 72 of
 //! a [`Contact`] with its bookkeeping (`SocketAddr` takes 32 bytes even for
 //! IPv4, an `Instant` 16).
 //!
 //! A node holds a few hundred of them, and a simulation of 10⁵–10⁶ nodes
 //! holds that many times over, so the routing table is where a simulated
-//! node's memory goes. IPv4 addresses are kept inline; IPv6 ones, rare in
-//! practice, in the table's [`V6Book`], by id (a boxed address in every
-//! contact would cost 8 bytes each, a quarter of the contact). When the
-//! contact was last heard from is kept in whole seconds since the table was
-//! created, enough for what it is used for (nothing orders by it: a bucket's
-//! order is its order of recency).
+//! node's memory goes. A stored contact keeps the first 8 bytes of its id,
+//! which order contacts by distance and tell them apart (the rest is read
+//! only on a tie), and a number saying where the rest of the id and the
+//! address are:
+//!
+//! - in the table's [`ContactDirectory`], if it has one and the contact is
+//!   in it: a simulated network numbers its nodes, so the id and address of
+//!   each are kept once for the whole network (or computed) instead of once
+//!   in every table that holds it, 12 bytes fewer a contact;
+//! - otherwise in a slot of the table's own [`ContactBook`] (19 bytes, and
+//!   an IPv6 address, rare in practice, in a map beside it by slot).
+//!
+//! When the contact was last heard from is kept in whole seconds since the
+//! table was created, enough for what it is used for (nothing orders by it:
+//! a bucket's order is its order of recency).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contact::Contact;
-use crate::id::NodeId;
+use crate::directory::ContactDirectory;
+use crate::id::{NodeId, ID_LEN};
 
-/// Neither `Clone` nor `PartialEq`: an IPv6 contact's address is in its
-/// table's book, so a copy outliving the contact would lose it, and two
-/// contacts could compare equal at different addresses.
+/// Bytes of the id kept in the contact itself.
+const HEAD: usize = 8;
+/// Set in [`StoredContact::at`] for a slot of the book's own; clear for a
+/// directory number.
+const LOCAL: u32 = 1 << 31;
+
+/// Neither `Clone` nor `PartialEq`: the rest of a contact is in its table's
+/// book, in a slot freed when the contact leaves, so a copy outliving it
+/// would read another contact's.
 #[derive(Debug)]
 pub(crate) struct StoredContact {
-    pub(crate) id: NodeId,
-    /// The IPv4 address and port; unused when `v6` is set.
-    ip4: [u8; 4],
-    port: u16,
-    /// Consecutive RPCs this contact failed to answer (saturating).
-    pub(crate) failures: u8,
-    /// The address is IPv6, kept in the table's [`V6Book`] under `id`.
-    v6: bool,
+    /// The first bytes of the id.
+    head: [u8; HEAD],
+    /// A directory number, or `LOCAL` and a slot of the book.
+    at: u32,
     /// Seconds after the table's creation it was last heard from (saturating).
     seen: u32,
+    /// Consecutive RPCs this contact failed to answer (saturating).
+    pub(crate) failures: u8,
 }
 
-/// The IPv6 addresses of the contacts a table holds (entries and
-/// replacements), by id: a table holds an id at most once.
+/// What a slot holds: the rest of the id, and the IPv4 address and port
+/// (unused when `v6` is set: the address is in [`ContactBook::v6`]).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    tail: [u8; ID_LEN - HEAD],
+    ip4: [u8; 4],
+    port: u16,
+    v6: bool,
+}
+
+/// Where a table's stored contacts keep what they do not hold themselves.
 #[derive(Debug, Default)]
-pub(crate) struct V6Book(HashMap<NodeId, SocketAddrV6>);
+pub(crate) struct ContactBook {
+    directory: Option<Arc<dyn ContactDirectory>>,
+    slots: Vec<Slot>,
+    /// Slots of contacts that left, reused first.
+    free: Vec<u32>,
+    /// The IPv6 addresses of the contacts held, by slot.
+    v6: HashMap<u32, SocketAddrV6>,
+}
 
-impl V6Book {
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Forget the address of a contact leaving the table.
-    pub(crate) fn forget(&mut self, stored: &StoredContact) {
-        if stored.v6 {
-            self.0.remove(&stored.id);
+impl ContactBook {
+    pub(crate) fn with_directory(directory: Arc<dyn ContactDirectory>) -> Self {
+        ContactBook {
+            directory: Some(directory),
+            ..ContactBook::default()
         }
     }
-}
 
-impl StoredContact {
-    /// `contact`, as stored from now on (its IPv6 address, if it has one,
-    /// goes into `book`).
-    pub(crate) fn new(
+    /// `contact`, as stored from now on, last heard from at `seen_at`.
+    pub(crate) fn store(
+        &mut self,
         contact: &Contact,
         seen_at: Instant,
         epoch: Instant,
-        book: &mut V6Book,
-    ) -> Self {
-        let (ip4, port, v6) = match contact.addr {
-            SocketAddr::V4(v4) => (v4.ip().octets(), v4.port(), false),
-            SocketAddr::V6(v6) => {
-                book.0.insert(contact.id, v6);
-                ([0; 4], 0, true)
-            }
+    ) -> StoredContact {
+        let mut head = [0; HEAD];
+        head.copy_from_slice(&contact.id.0[..HEAD]);
+        let listed = self
+            .directory
+            .as_ref()
+            .and_then(|d| d.number_of(contact))
+            .filter(|n| n & LOCAL == 0);
+        let at = match listed {
+            Some(number) => number,
+            None => LOCAL | self.take_slot(contact),
         };
         StoredContact {
-            id: contact.id,
+            head,
+            at,
+            seen: seconds_since(epoch, seen_at),
+            failures: 0,
+        }
+    }
+
+    fn take_slot(&mut self, contact: &Contact) -> u32 {
+        let mut tail = [0; ID_LEN - HEAD];
+        tail.copy_from_slice(&contact.id.0[HEAD..]);
+        let (ip4, port, v6) = match contact.addr {
+            SocketAddr::V4(v4) => (v4.ip().octets(), v4.port(), false),
+            SocketAddr::V6(_) => ([0; 4], 0, true),
+        };
+        let slot = Slot {
+            tail,
             ip4,
             port,
-            failures: 0,
             v6,
-            seen: seconds_since(epoch, seen_at),
+        };
+        let index = match self.free.pop() {
+            Some(free) => {
+                self.slots[free as usize] = slot;
+                free
+            }
+            None => {
+                // A table holds at most k entries and a few replacements per
+                // bucket, 161 buckets: far below LOCAL slots.
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        if let SocketAddr::V6(v6) = contact.addr {
+            self.v6.insert(index, v6);
+        }
+        index
+    }
+
+    /// Free what `stored`, leaving the table, kept here.
+    pub(crate) fn forget(&mut self, stored: &StoredContact) {
+        if let Some(slot) = stored.slot() {
+            self.v6.remove(&slot);
+            self.free.push(slot);
         }
     }
 
     #[inline]
-    pub(crate) fn addr(&self, book: &V6Book) -> SocketAddr {
-        if self.v6 {
-            return self.v6_addr(book);
+    pub(crate) fn contact(&self, stored: &StoredContact) -> Contact {
+        match stored.slot() {
+            None => self.listed(stored.at),
+            Some(slot) => {
+                let s = &self.slots[slot as usize];
+                Contact::new(self.id_in(stored, s), self.slot_addr(slot, s))
+            }
         }
-        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(self.ip4), self.port))
     }
 
-    /// Every IPv6 contact is in the book while the table holds it; an
-    /// unspecified address (never sent to) would show a bug, not panic.
+    #[inline]
+    pub(crate) fn id(&self, stored: &StoredContact) -> NodeId {
+        match stored.slot() {
+            None => self.listed(stored.at).id,
+            Some(slot) => self.id_in(stored, &self.slots[slot as usize]),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn addr(&self, stored: &StoredContact) -> SocketAddr {
+        match stored.slot() {
+            None => self.listed(stored.at).addr,
+            Some(slot) => self.slot_addr(slot, &self.slots[slot as usize]),
+        }
+    }
+
+    pub(crate) fn ip(&self, stored: &StoredContact) -> IpAddr {
+        self.addr(stored).ip()
+    }
+
+    /// Whether `stored` is `id`: the head decides, unless it matches.
+    #[inline]
+    pub(crate) fn is(&self, stored: &StoredContact, id: &NodeId) -> bool {
+        stored.head == id.0[..HEAD] && self.id(stored) == *id
+    }
+
+    /// Bit `i` of the id (0 is the most significant).
+    #[inline]
+    pub(crate) fn bit(&self, stored: &StoredContact, i: usize) -> bool {
+        if i < HEAD * 8 {
+            (stored.head[i / 8] >> (7 - (i % 8))) & 1 == 1
+        } else {
+            self.id(stored).bit(i)
+        }
+    }
+
+    fn id_in(&self, stored: &StoredContact, slot: &Slot) -> NodeId {
+        let mut id = [0; ID_LEN];
+        id[..HEAD].copy_from_slice(&stored.head);
+        id[HEAD..].copy_from_slice(&slot.tail);
+        NodeId(id)
+    }
+
+    fn slot_addr(&self, index: u32, slot: &Slot) -> SocketAddr {
+        if slot.v6 {
+            return self.v6_addr(index);
+        }
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(slot.ip4), slot.port))
+    }
+
     #[cold]
     #[inline(never)]
-    fn v6_addr(&self, book: &V6Book) -> SocketAddr {
-        let v6 = book.0.get(&self.id).copied();
+    fn v6_addr(&self, slot: u32) -> SocketAddr {
+        let v6 = self.v6.get(&slot).copied();
         debug_assert!(v6.is_some(), "IPv6 contact missing from the book");
         SocketAddr::V6(v6.unwrap_or(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0)))
     }
 
+    /// The contact the directory lists as `number` (only numbers it gave).
     #[inline]
-    pub(crate) fn ip(&self, book: &V6Book) -> IpAddr {
-        if self.v6 {
-            self.addr(book).ip()
-        } else {
-            IpAddr::V4(Ipv4Addr::from(self.ip4))
+    fn listed(&self, number: u32) -> Contact {
+        match &self.directory {
+            Some(d) => d.contact(number),
+            // Unreachable: numbers come only from a directory.
+            None => Contact::new(NodeId([0; ID_LEN]), SocketAddr::from(([0, 0, 0, 0], 0))),
         }
     }
 
+    /// Slots in use (entries and replacements not in the directory).
+    #[cfg(test)]
+    pub(crate) fn slots_held(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn v6_held(&self) -> usize {
+        self.v6.len()
+    }
+}
+
+impl StoredContact {
+    fn slot(&self) -> Option<u32> {
+        (self.at & LOCAL != 0).then_some(self.at & !LOCAL)
+    }
+
+    /// The first 64 bits of the id's distance to `target`.
     #[inline]
-    pub(crate) fn contact(&self, book: &V6Book) -> Contact {
-        Contact::new(self.id, self.addr(book))
+    pub(crate) fn distance_head(&self, target: &NodeId) -> u64 {
+        let mut head = [0; HEAD];
+        head.copy_from_slice(&target.0[..HEAD]);
+        u64::from_be_bytes(self.head) ^ u64::from_be_bytes(head)
     }
 
     pub(crate) fn last_seen(&self, epoch: Instant) -> Instant {
@@ -121,18 +257,15 @@ impl StoredContact {
         self.seen = seconds_since(epoch, now);
     }
 
-    /// Set the last-seen time, in seconds after the table's epoch.
     pub(crate) fn set_seen_secs(&mut self, secs: u32) {
         self.seen = secs;
     }
 
-    /// Take `other`'s last-seen time.
     pub(crate) fn seen_as(&mut self, other: &StoredContact) {
         self.seen = other.seen;
     }
 }
 
-/// Whole seconds from `epoch` to `at`, saturating: compact timestamps.
 pub(crate) fn seconds_since(epoch: Instant, at: Instant) -> u32 {
     u32::try_from(at.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
 }
@@ -141,6 +274,25 @@ pub(crate) fn seconds_since(epoch: Instant, at: Instant) -> u32 {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Lists node `n` as id `[n + 1; 20]` at 10.0.0.n:4000.
+    #[derive(Debug)]
+    struct Numbered;
+
+    impl ContactDirectory for Numbered {
+        fn number_of(&self, contact: &Contact) -> Option<u32> {
+            let SocketAddr::V4(v4) = contact.addr else {
+                return None;
+            };
+            let n = v4.ip().octets()[3];
+            (contact == &self.contact(u32::from(n))).then_some(u32::from(n))
+        }
+
+        fn contact(&self, number: u32) -> Contact {
+            let n = number as u8;
+            Contact::new(NodeId([n + 1; 20]), SocketAddr::from(([10, 0, 0, n], 4000)))
+        }
+    }
 
     #[test]
     fn round_trips_both_families_and_stays_small() {
@@ -151,27 +303,65 @@ mod tests {
             SocketAddr::V6(scoped),
             "[::ffff:1.2.3.4]:1".parse().unwrap(),
         ];
-        let mut book = V6Book::default();
+        let mut book = ContactBook::default();
         let stored: Vec<(Contact, StoredContact)> = addrs
             .iter()
             .enumerate()
             .map(|(i, addr)| {
-                let c = Contact::new(NodeId([i as u8; 20]), *addr);
-                let s =
-                    StoredContact::new(&c, epoch + Duration::from_millis(2500), epoch, &mut book);
+                let mut id = [i as u8; 20];
+                id[19] = 0xee; // a tail that differs from the head
+                let c = Contact::new(NodeId(id), *addr);
+                let s = book.store(&c, epoch + Duration::from_millis(2500), epoch);
                 (c, s)
             })
             .collect();
         for (c, s) in &stored {
-            assert_eq!(s.contact(&book), *c);
-            assert_eq!(s.ip(&book), c.addr.ip());
+            assert_eq!(book.contact(s), *c);
+            assert_eq!(book.id(s), c.id);
+            assert!(book.is(s, &c.id));
+            assert_eq!(book.ip(s), c.addr.ip());
             assert_eq!(s.last_seen(epoch), epoch + Duration::from_secs(2));
+            for bit in 0..160 {
+                assert_eq!(book.bit(s, bit), c.id.bit(bit));
+            }
         }
-        assert_eq!(book.0.len(), 2, "only IPv6 addresses go into the book");
+        assert_eq!(book.v6_held(), 2, "only IPv6 addresses go into the map");
         for (_, s) in &stored {
             book.forget(s);
         }
-        assert!(book.0.is_empty());
-        assert_eq!(std::mem::size_of::<StoredContact>(), 32);
+        assert_eq!((book.slots_held(), book.v6_held()), (0, 0));
+        assert_eq!(std::mem::size_of::<StoredContact>(), 20);
+    }
+
+    #[test]
+    fn a_listed_contact_takes_no_slot_and_anything_else_does() {
+        let epoch = Instant::now();
+        let mut book = ContactBook::with_directory(std::sync::Arc::new(Numbered));
+        let listed = Numbered.contact(7);
+        // The listed id elsewhere, and another id at the listed address.
+        let moved = Contact::new(listed.id, "10.0.0.8:4000".parse().unwrap());
+        let mut other_id = listed.id;
+        other_id.0[19] ^= 1;
+        let impostor = Contact::new(other_id, listed.addr);
+        let s = book.store(&listed, epoch, epoch);
+        assert_eq!(book.slots_held(), 0);
+        let (m, i) = (
+            book.store(&moved, epoch, epoch),
+            book.store(&impostor, epoch, epoch),
+        );
+        assert_eq!(book.slots_held(), 2);
+        for (c, s) in [(listed, &s), (moved, &m), (impostor, &i)] {
+            assert_eq!(book.contact(s), c);
+        }
+        // Same head, different tail: told apart.
+        assert!(book.is(&i, &other_id) && !book.is(&s, &other_id));
+        // A freed slot is reused, and the survivor still reads right.
+        book.forget(&m);
+        let again = Contact::new(NodeId([0x42; 20]), "192.0.2.1:9".parse().unwrap());
+        let a = book.store(&again, epoch, epoch);
+        assert_eq!(book.slots_held(), 2);
+        assert_eq!((book.contact(&a), book.contact(&i)), (again, impostor));
+        book.forget(&s);
+        assert_eq!(book.slots_held(), 2, "a listed contact frees nothing");
     }
 }

@@ -28,6 +28,7 @@ use crate::amplification::AddressValidation;
 use crate::config::Config;
 use crate::contact::Contact;
 use crate::contacts::Contacts;
+use crate::directory::Listing;
 use crate::error::Result;
 use crate::id::{Key, NodeId};
 use crate::ops::{Env, Operations};
@@ -122,18 +123,22 @@ impl Protocol {
     ) -> Result<Self> {
         let config = config.into();
         let rng_seed = config.rng_seed;
-        Self::build(config, rng_seed, storage, now)
+        Self::build(config, rng_seed, storage, now, None)
     }
 
     /// A node of `config`, which it shares with others (the nodes of a
     /// simulation), its randomness seeded by `rng_seed` whatever `config` says.
+    /// With a `listing`, its routing table keeps the contacts the directory
+    /// lists as numbers, and its id is the one listed for it (unless
+    /// `config` names one).
     pub fn with_shared_config(
         config: Arc<Config>,
         rng_seed: u64,
+        listing: Option<Listing>,
         storage: Box<dyn Storage>,
         now: Instant,
     ) -> Result<Self> {
-        Self::build(config, Some(rng_seed), storage, now)
+        Self::build(config, Some(rng_seed), storage, now, listing)
     }
 
     fn build(
@@ -141,25 +146,33 @@ impl Protocol {
         rng_seed: Option<u64>,
         storage: Box<dyn Storage>,
         now: Instant,
+        listing: Option<Listing>,
     ) -> Result<Self> {
         config.validate()?;
         let mut rng = match rng_seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_rng(&mut rand::rng()),
         };
-        let id = config.node_id.unwrap_or_else(|| NodeId::random(&mut rng));
+        let listed_id = listing.as_ref().map(|l| l.directory.contact(l.number).id);
+        let id = config
+            .node_id
+            .or(listed_id)
+            .unwrap_or_else(|| NodeId::random(&mut rng));
         let lifetimes = Lifetimes {
             replicate_interval: config.replicate_interval,
             republish_interval: config.republish_interval,
         };
         let mut records = RecordStore::new(storage, lifetimes).with_owner(id);
         records.adopt_existing(now, config.maintenance_interval, &mut rng);
-        let routing =
+        let mut routing =
             RoutingTable::new(id, config.k, config.max_failures, now).with_ip_limits(IpLimits {
                 per_subnet_per_bucket: config.max_contacts_per_subnet_per_bucket,
                 per_ip: config.max_contacts_per_ip,
                 strict_local: config.strict_local_limits,
             });
+        if let Some(listing) = listing {
+            routing = routing.with_directory(listing.directory);
+        }
         let limits = RateLimits {
             global_per_sec: config.max_requests_per_sec,
             per_ip_per_sec: config.max_requests_per_ip_per_sec,

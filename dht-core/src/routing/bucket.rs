@@ -2,7 +2,7 @@
 //! seen first, and the replacement cache of those waiting for a slot.
 
 use crate::id::NodeId;
-use crate::stored_contact::StoredContact;
+use crate::stored_contact::{ContactBook, StoredContact};
 
 #[derive(Debug)]
 pub(super) struct Bucket {
@@ -30,8 +30,8 @@ impl Bucket {
     /// Where `id` is among the entries. Searched from the most recently
     /// seen end: a contact is mostly looked up because it just wrote to us,
     /// and the peers a node talks with keep talking.
-    pub(super) fn position(&self, id: &NodeId) -> Option<usize> {
-        self.entries.iter().rposition(|e| e.id == *id)
+    pub(super) fn position(&self, id: &NodeId, book: &ContactBook) -> Option<usize> {
+        self.entries.iter().rposition(|e| book.is(e, id))
     }
 
     /// Append an entry (the caller keeps `entries.len() < k`).

@@ -16,6 +16,10 @@
 //! Local addresses are exempt unless `strict_local` is set. A known id keeps
 //! its address: a claim of it from another address is reported as a
 //! conflict for the caller to check, never applied.
+//!
+//! Contacts are stored packed (`stored_contact`); a table given a
+//! [`ContactDirectory`] (a simulated network) keeps the contacts it lists
+//! as numbers, which changes where the table keeps them, never which.
 
 use std::time::Instant;
 
@@ -28,8 +32,9 @@ mod nearest;
 use bucket::Bucket;
 
 use crate::contact::{is_local, subnet, Contact};
+use crate::directory::ContactDirectory;
 use crate::id::{NodeId, ID_LEN};
-use crate::stored_contact::{StoredContact, V6Book};
+use crate::stored_contact::{ContactBook, StoredContact};
 
 /// One routing-table entry, as handed out (the table stores it packed in the
 /// `stored_contact` module's 40 bytes; `last_seen` is kept to the second).
@@ -93,8 +98,8 @@ pub struct RoutingTable {
     epoch: Instant,
     /// Contacts (entries and replacements) per IP, where limits apply.
     per_ip: HashMap<IpAddr, usize>,
-    /// The IPv6 addresses of the contacts held (see `stored_contact`).
-    v6: V6Book,
+    /// What the stored contacts do not hold themselves (see `stored_contact`).
+    book: ContactBook,
     /// Ordered by prefix, so they tile the id space from 0 to 2^160-1.
     buckets: Vec<Bucket>,
     /// The bucket of an id sharing `c` leading bits with ours, at `c` (and
@@ -119,7 +124,7 @@ impl RoutingTable {
             limits: IpLimits::NONE,
             epoch: now,
             per_ip: HashMap::new(),
-            v6: V6Book::default(),
+            book: ContactBook::default(),
             buckets: vec![Bucket {
                 prefix: NodeId::default(),
                 depth: 0,
@@ -133,6 +138,14 @@ impl RoutingTable {
     }
 
     /// Enforce `limits` on contacts inserted from now on.
+    /// Keep the contacts `directory` lists as numbers (see
+    /// [`crate::directory`]). Given before any contact is inserted.
+    pub fn with_directory(mut self, directory: std::sync::Arc<dyn ContactDirectory>) -> Self {
+        debug_assert!(self.is_empty(), "a directory is given to an empty table");
+        self.book = ContactBook::with_directory(directory);
+        self
+    }
+
     pub fn with_ip_limits(mut self, limits: IpLimits) -> Self {
         self.limits = limits;
         self
@@ -151,8 +164,8 @@ impl RoutingTable {
 
     /// A stored contact leaves the table (an entry or a replacement).
     fn forget(&mut self, gone: &StoredContact) {
-        self.count_out(gone.ip(&self.v6));
-        self.v6.forget(gone);
+        self.count_out(self.book.ip(gone));
+        self.book.forget(gone);
     }
 
     fn count_out(&mut self, ip: IpAddr) {
@@ -179,7 +192,7 @@ impl RoutingTable {
             .entries
             .iter()
             .chain(&bucket.replacements)
-            .map(|c| c.ip(&self.v6))
+            .map(|c| self.book.ip(c))
             .filter(|other| subnet(other) == net)
             .count();
         same < limits.per_subnet_per_bucket
@@ -240,19 +253,22 @@ impl RoutingTable {
     }
 
     pub fn contains(&self, id: &NodeId) -> bool {
-        self.buckets[self.bucket_index(id)].position(id).is_some()
+        self.buckets[self.bucket_index(id)]
+            .position(id, &self.book)
+            .is_some()
     }
 
     /// The entry of `id`, if the table holds it (a copy: the table stores
     /// entries packed).
     pub fn get(&self, id: &NodeId) -> Option<Entry> {
         let b = &self.buckets[self.bucket_index(id)];
-        b.position(id).map(|p| self.entry(&b.entries[p]))
+        b.position(id, &self.book)
+            .map(|p| self.entry(&b.entries[p]))
     }
 
     fn entry(&self, stored: &StoredContact) -> Entry {
         Entry {
-            contact: stored.contact(&self.v6),
+            contact: self.book.contact(stored),
             failures: u32::from(stored.failures),
             last_seen: stored.last_seen(self.epoch),
         }
@@ -262,7 +278,7 @@ impl RoutingTable {
     pub fn contacts(&self) -> Vec<Contact> {
         self.buckets
             .iter()
-            .flat_map(|b| b.entries.iter().map(|e| e.contact(&self.v6)))
+            .flat_map(|b| b.entries.iter().map(|e| self.book.contact(e)))
             .collect()
     }
 
@@ -275,8 +291,8 @@ impl RoutingTable {
             let index = self.bucket_index(&contact.id);
             let k = self.k;
             let bucket = &mut self.buckets[index];
-            if let Some(pos) = bucket.position(&contact.id) {
-                let known = bucket.entries[pos].contact(&self.v6);
+            if let Some(pos) = bucket.position(&contact.id, &self.book) {
+                let known = self.book.contact(&bucket.entries[pos]);
                 if known.addr != contact.addr {
                     return Insert::AddressConflict { known };
                 }
@@ -284,7 +300,10 @@ impl RoutingTable {
                 bucket.entries[pos..].rotate_left(1);
                 return Insert::Refreshed;
             }
-            let waiting = bucket.replacements.iter().position(|c| c.id == contact.id);
+            let waiting = bucket
+                .replacements
+                .iter()
+                .position(|c| self.book.is(c, &contact.id));
             let epoch = self.epoch;
             if waiting.is_none() && !self.admits(index, &contact.addr.ip()) {
                 return Insert::Refused;
@@ -296,7 +315,7 @@ impl RoutingTable {
             }
             let bucket = &mut self.buckets[index];
             if bucket.entries.len() < k {
-                let entry = StoredContact::new(&contact, now, epoch, &mut self.v6);
+                let entry = self.book.store(&contact, now, epoch);
                 bucket.push_entry(entry, k);
                 self.count_in(contact.addr.ip());
                 return Insert::Added;
@@ -305,8 +324,8 @@ impl RoutingTable {
                 self.split(index);
                 continue;
             }
-            let oldest = bucket.entries[0].contact(&self.v6);
-            let waiting = StoredContact::new(&contact, now, epoch, &mut self.v6);
+            let oldest = self.book.contact(&bucket.entries[0]);
+            let waiting = self.book.store(&contact, now, epoch);
             let dropped = bucket.push_replacement(waiting, self.max_replacements);
             self.count_in(contact.addr.ip());
             if let Some(dropped) = dropped {
@@ -337,17 +356,21 @@ impl RoutingTable {
             touched: old.touched,
         };
         for e in old.entries {
-            if e.id.bit(at) {
+            if self.book.bit(&e, at) {
                 high.push_entry(e, self.k)
             } else {
                 low.push_entry(e, self.k)
             }
         }
         for c in old.replacements {
-            let side = if c.id.bit(at) { &mut high } else { &mut low };
+            let side = if self.book.bit(&c, at) {
+                &mut high
+            } else {
+                &mut low
+            };
             // A split leaves room: waiting replacements move straight in.
             if side.entries.len() < self.k {
-                self.promoted.push(c.contact(&self.v6));
+                self.promoted.push(self.book.contact(&c));
                 let mut entry = c;
                 entry.failures = 0;
                 entry.set_seen_secs(seconds_since_nanos(old.touched));
@@ -375,7 +398,7 @@ impl RoutingTable {
         let index = self.bucket_index(id);
         let max = self.max_failures;
         let bucket = &mut self.buckets[index];
-        let Some(pos) = bucket.position(id) else {
+        let Some(pos) = bucket.position(id, &self.book) else {
             return false;
         };
         let failures = &mut bucket.entries[pos].failures;
@@ -389,7 +412,7 @@ impl RoutingTable {
         self.forget(&gone);
         let bucket = &mut self.buckets[index];
         if let Some(mut c) = promoted {
-            self.promoted.push(c.contact(&self.v6));
+            self.promoted.push(self.book.contact(&c));
             // Promoted at the least-recently-seen end: it has not answered
             // us yet; it takes over the evicted entry's last-seen time.
             c.failures = 0;
@@ -407,9 +430,11 @@ impl RoutingTable {
     pub fn remove(&mut self, id: &NodeId) -> bool {
         let index = self.bucket_index(id);
         let bucket = &mut self.buckets[index];
-        let waiting = bucket.replacements.iter().position(|c| c.id == *id);
+        let waiting = bucket.replacements.iter().position(|c| self.book.is(c, id));
         let waiting = waiting.map(|pos| bucket.replacements.remove(pos));
-        let entry = bucket.position(id).map(|pos| bucket.entries.remove(pos));
+        let entry = bucket
+            .position(id, &self.book)
+            .map(|pos| bucket.entries.remove(pos));
         if let Some(c) = waiting {
             self.forget(&c);
         }
@@ -589,7 +614,7 @@ mod tests {
             let same = b
                 .entries
                 .iter()
-                .filter(|e| matches!(e.ip(&t.v6), std::net::IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113]))
+                .filter(|e| matches!(t.book.ip(e), std::net::IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113]))
                 .count();
             assert!(same <= 2, "{same} contacts of one /24 in a bucket");
         }
@@ -749,35 +774,94 @@ mod tests {
         }
     }
 
+    /// Lists a fixed set of random contacts (IPv4, like a simulation's).
+    #[derive(Debug)]
+    struct Listed(Vec<Contact>);
+
+    impl ContactDirectory for Listed {
+        fn number_of(&self, contact: &Contact) -> Option<u32> {
+            let n = self.0.iter().position(|c| c == contact)?;
+            u32::try_from(n).ok()
+        }
+
+        fn contact(&self, number: u32) -> Contact {
+            self.0[number as usize]
+        }
+    }
+
     #[test]
-    fn ipv6_contacts_keep_their_addresses_through_splits_evictions_and_removals() {
-        let now = Instant::now();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    fn contacts_keep_their_ids_and_addresses_through_splits_evictions_and_removals() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        let listed: Vec<Contact> = (0..500u16)
+            .map(|i| {
+                let addr = std::net::SocketAddr::from(([10, 200, (i >> 8) as u8, i as u8], 4000));
+                Contact::new(NodeId::random(&mut rng), addr)
+            })
+            .collect();
         let own = NodeId::random(&mut rng);
+        // One contact in four is listed; the rest IPv4 or IPv6, some near
+        // our id (so the table splits).
+        let inserts: Vec<Contact> = (0..3000u16)
+            .map(|i| {
+                let pick = rand::Rng::random_range(&mut rng, 0..4u8);
+                if pick == 0 {
+                    return listed[usize::from(i) % listed.len()];
+                }
+                let id = match i % 3 {
+                    0 => own.random_with_prefix(usize::from(i % 12), &mut rng),
+                    _ => NodeId::random(&mut rng),
+                };
+                let addr: std::net::SocketAddr = if pick % 2 == 1 {
+                    std::net::SocketAddrV6::new(
+                        std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, i, 1),
+                        7000 + i,
+                        0,
+                        u32::from(i),
+                    )
+                    .into()
+                } else {
+                    std::net::SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 7000 + i))
+                };
+                Contact::new(id, addr)
+            })
+            .collect();
+        let directory = std::sync::Arc::new(Listed(listed));
+        let unlisted = check_contacts_through_churn(own, &inserts, None);
+        let with_directory = check_contacts_through_churn(own, &inserts, Some(directory));
+        // The same operations, with or without a directory, keep the same
+        // contacts; only where they are kept differs.
+        assert_eq!(unlisted.0, with_directory.0);
+        assert!(
+            with_directory.1 < unlisted.1,
+            "listed contacts take no slot: {} slots with a directory, {} without",
+            with_directory.1,
+            unlisted.1
+        );
+    }
+
+    /// Drives `inserts` (IPv4 and IPv6, listed in `directory` or not), with
+    /// evictions and removals, through a small table, checking after each
+    /// that every contact held keeps its id and address and that the book
+    /// holds exactly what the stored contacts need. Returns the contacts
+    /// held at the end and the book's slots in use.
+    fn check_contacts_through_churn(
+        own: NodeId,
+        inserts: &[Contact],
+        directory: Option<std::sync::Arc<Listed>>,
+    ) -> (Vec<Contact>, usize) {
+        let now = Instant::now();
         let mut t = RoutingTable::new(own, 4, 2, now);
+        if let Some(d) = &directory {
+            t = t.with_directory(d.clone());
+        }
         let mut inserted: HashMap<NodeId, std::net::SocketAddr> = HashMap::new();
-        for i in 0..3000u16 {
-            let id = match i % 3 {
-                0 => own.random_with_prefix(usize::from(i % 12), &mut rng),
-                _ => NodeId::random(&mut rng),
-            };
-            let addr: std::net::SocketAddr = if rand::Rng::random_bool(&mut rng, 0.5) {
-                std::net::SocketAddrV6::new(
-                    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, i, 1),
-                    7000 + i,
-                    0,
-                    u32::from(i),
-                )
-                .into()
-            } else {
-                std::net::SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 7000 + i))
-            };
-            t.insert(Contact::new(id, addr), now);
-            inserted.insert(id, addr);
+        for (i, &contact) in inserts.iter().enumerate() {
+            t.insert(contact, now);
+            inserted.entry(contact.id).or_insert(contact.addr);
             // Evict, and remove, some of what is held.
             let held = t.contacts();
             if i % 5 == 0 {
-                if let Some(c) = held.get(usize::from(i) % held.len().max(1)) {
+                if let Some(c) = held.get(i % held.len().max(1)) {
                     t.record_failure(&c.id);
                     t.record_failure(&c.id);
                 }
@@ -787,29 +871,41 @@ mod tests {
                     t.remove(&c.id);
                 }
             }
-            let waiting: Vec<&StoredContact> =
-                t.buckets.iter().flat_map(|b| &b.replacements).collect();
+            let waiting: Vec<Contact> = t
+                .buckets
+                .iter()
+                .flat_map(|b| &b.replacements)
+                .map(|w| t.book.contact(w))
+                .collect();
             for c in t.contacts() {
                 assert_eq!(Some(&c.addr), inserted.get(&c.id), "entry {c:?}");
             }
             for w in &waiting {
-                assert_eq!(Some(&w.addr(&t.v6)), inserted.get(&w.id), "replacement");
+                assert_eq!(Some(&w.addr), inserted.get(&w.id), "replacement {w:?}");
             }
-            let v6_held = t.contacts().iter().filter(|c| c.addr.is_ipv6()).count()
-                + waiting.iter().filter(|w| w.addr(&t.v6).is_ipv6()).count();
+            let held: Vec<Contact> = t.contacts().into_iter().chain(waiting).collect();
+            let is_listed =
+                |c: &Contact| directory.as_ref().is_some_and(|d| d.number_of(c).is_some());
             assert_eq!(
-                t.v6.len(),
-                v6_held,
-                "the book holds exactly the IPv6 contacts held"
+                t.book.v6_held(),
+                held.iter().filter(|c| c.addr.is_ipv6()).count(),
+                "the book holds exactly the IPv6 addresses held"
+            );
+            assert_eq!(
+                t.book.slots_held(),
+                held.iter().filter(|c| !is_listed(c)).count(),
+                "a slot for each contact held that the directory does not list"
             );
         }
         let waiting: usize = t.buckets.iter().map(|b| b.replacements.len()).sum();
         println!(
-            "{} entries and {} replacements held, {} IPv6 addresses in the book",
+            "{} entries and {} replacements held, {} IPv6 addresses and {} slots in the book",
             t.len(),
             waiting,
-            t.v6.len()
+            t.book.v6_held(),
+            t.book.slots_held()
         );
-        assert!(t.v6.len() > 0);
+        assert!(t.book.v6_held() > 0);
+        (t.contacts(), t.book.slots_held())
     }
 }

@@ -38,12 +38,14 @@ impl RoutingTable {
                     .entries
                     .iter()
                     .filter(|e| !exclude(&self.entry(e)))
-                    .map(|e| (e.id.distance(target).prefix64(), e)),
+                    .map(|e| (e.distance_head(target), e)),
             );
         }
         let nearer = |a: &(u64, &StoredContact), b: &(u64, &StoredContact)| {
-            a.0.cmp(&b.0)
-                .then_with(|| a.1.id.distance(target).cmp(&b.1.id.distance(target)))
+            a.0.cmp(&b.0).then_with(|| {
+                let (a, b) = (self.book.id(a.1), self.book.id(b.1));
+                a.distance(target).cmp(&b.distance(target))
+            })
         };
         // The last bucket read may bring more than needed: keep the n nearest.
         if found.len() > n {
@@ -53,7 +55,7 @@ impl RoutingTable {
         found.sort_unstable_by(nearer);
         found
             .into_iter()
-            .map(|(_, e)| e.contact(&self.v6))
+            .map(|(_, e)| self.book.contact(e))
             .collect()
     }
 
@@ -100,7 +102,7 @@ impl RoutingTable {
         let Some(bucket) = self.buckets.get(self.bucket_index(target)) else {
             return false;
         };
-        !bucket.covers(&self.own) && bucket.entries.iter().any(|e| e.id != *except)
+        !bucket.covers(&self.own) && bucket.entries.iter().any(|e| !self.book.is(e, except))
     }
 
     /// Like [`RoutingTable::closest`], preferring contacts that answered their

@@ -74,7 +74,7 @@ impl Simulation {
         let n = self.node(node);
         let config = Arc::new((*n.config).clone().with_node_id(n.id));
         let seed = self.rng.random();
-        let Ok(protocol) = self.new_protocol(&config, seed) else {
+        let Ok(protocol) = self.new_protocol(&config, seed, node) else {
             return;
         };
         let n = self.node_mut(node);

@@ -19,6 +19,7 @@
 mod helper;
 mod lifecycle;
 pub mod network;
+mod numbering;
 mod probe;
 mod queue;
 pub mod scenario;
@@ -34,6 +35,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::Config;
+use crate::directory::{ContactDirectory, Listing};
 use crate::error::Result;
 use crate::id::NodeId;
 use crate::protocol::{OpId, Outcome, Protocol};
@@ -47,6 +49,7 @@ pub use probe::GetResult;
 
 use helper::Helper;
 use network::Wire;
+use numbering::Numbering;
 use queue::{Queue, Tie};
 use shard::{addr_of, Shard, SimNode, DEFAULT_SHARDS};
 
@@ -138,6 +141,8 @@ pub struct Simulation {
     life: LifecycleStats,
     storage: Option<StorageFactory>,
     churn: lifecycle::Churn,
+    /// Every node's id and address, listed by index for the routing tables.
+    numbering: Arc<Numbering>,
 }
 
 impl Simulation {
@@ -183,6 +188,7 @@ impl Simulation {
             life: LifecycleStats::default(),
             storage: None,
             churn: lifecycle::Churn::default(),
+            numbering: Arc::new(Numbering::new(seed)),
         }
     }
 
@@ -303,7 +309,7 @@ impl Simulation {
             Some(seed) => seed,
             None => self.rng.random(),
         };
-        let protocol = Box::new(self.new_protocol(&config, seed)?);
+        let protocol = Box::new(self.new_protocol(&config, seed, index)?);
         let n = self.shards.len();
         self.shards[index % n].nodes.push(SimNode {
             id: protocol.id(),
@@ -324,12 +330,19 @@ impl Simulation {
         Ok(index)
     }
 
-    fn new_protocol(&self, config: &Arc<Config>, seed: u64) -> Result<Protocol> {
+    /// Node `index`'s protocol: its id is the one listed for it unless
+    /// `config` names one.
+    fn new_protocol(&self, config: &Arc<Config>, seed: u64, index: usize) -> Result<Protocol> {
         let storage = match &self.storage {
             Some(make) => make(config),
             None => Box::new(MemoryStorage::for_config(config)),
         };
-        Protocol::with_shared_config(Arc::clone(config), seed, storage, self.now)
+        let listing = Listing {
+            directory: Arc::clone(&self.numbering) as Arc<dyn ContactDirectory>,
+            // Below MAX_NODES, so below 2²⁴.
+            number: index as u32,
+        };
+        Protocol::with_shared_config(Arc::clone(config), seed, Some(listing), storage, self.now)
     }
 
     pub fn addr(&self, node: usize) -> SocketAddr {
