@@ -10,6 +10,7 @@ Runs `simulate` (dht-core's example: join N nodes, put 200 values, then
     make sim-scaling                                   # N = 10^3 ... 3*10^5
     python3 scripts/sim_scaling.py --nodes 1000,10000  # chosen sizes
     python3 scripts/sim_scaling.py --replot            # table and chart from scaling.json
+    make sim-million                                   # adds N = 10^6 to scaling.json (~20 GB, ~45 min)
 
 What the columns compare to: the Kademlia paper (Maymounkov & Mazieres 2002,
 sections 2.3 and 4.2) bounds a lookup by ceil(log_{2^b} N) steps, each step at
@@ -75,7 +76,7 @@ def write_markdown(rows, command):
         )
     text = f"""# Lookup cost against network size (simulator)
 
-Measured by `{command}` (`scripts/sim_scaling.py`): for each N, the `simulate`
+Measured by {command} (`scripts/sim_scaling.py`): for each N, the `simulate`
 example joins N nodes (k = 20, alpha = 3, one-way latency 5-50 ms per pair),
 puts 200 values and gets 1,000 of them from random nodes that do not hold
 them. Every datagram goes through the full msgpack encode/decode path.
@@ -134,6 +135,9 @@ def main():
     parser.add_argument("--bin", default=BIN, help="the simulate binary (default: the release build)")
     parser.add_argument("--replot", action="store_true",
                         help="write the table and chart from docs/sim/scaling.json, running nothing")
+    parser.add_argument("--add", action="store_true",
+                        help="run the --nodes sizes and add them to docs/sim/scaling.json, keeping "
+                             "the sizes it holds (a size run again replaces its row)")
     args = parser.parse_args()
     os.makedirs(OUT, exist_ok=True)
     data_path = os.path.join(OUT, "scaling.json")
@@ -148,10 +152,16 @@ def main():
             sys.exit(f"sim_scaling: --nodes {args.nodes!r}: expected comma-separated integers")
         if not os.path.exists(args.bin):
             sys.exit("sim_scaling: build it first: cargo build --release -p dht-core --example simulate")
-        command = f"python3 scripts/sim_scaling.py --nodes {args.nodes} --gets {args.gets} --seed {args.seed}"
-        rows = []
+        flags = " --add" if args.add else ""
+        this = f"python3 scripts/sim_scaling.py{flags} --nodes {args.nodes} --gets {args.gets} --seed {args.seed}"
+        rows, command = [], f"`{this}`"
+        if args.add and os.path.exists(data_path):
+            with open(data_path) as f:
+                saved = json.load(f)
+            rows, command = saved["runs"], f"{saved['command']}, then `{this}`"
         for n in sizes:
-            rows.append(run(args.bin, n, args.gets, args.seed))
+            rows = [r for r in rows if r["nodes"] != n] + [run(args.bin, n, args.gets, args.seed)]
+            rows.sort(key=lambda r: r["nodes"])
             # Saved after every size: a long run stopped midway keeps the rest.
             with open(data_path, "w") as f:
                 json.dump({"command": command, "runs": rows}, f, indent=1)

@@ -39,6 +39,7 @@ mod node_commands;
 mod node_records;
 mod node_socket;
 pub mod ops;
+mod peer_array;
 pub mod peer_book;
 mod peer_key;
 pub mod persist;

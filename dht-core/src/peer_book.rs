@@ -13,22 +13,24 @@
 //! to proves the address receives, whatever the body says. These used to
 //! be two tables (verified addresses, round-trip estimates) holding the
 //! same addresses, a third of a simulated node's memory between them; one
-//! key and one hash lookup per reply now serve both.
+//! key and one lookup per reply now serve both.
 //!
 //! Addresses are kept as [`PeerKey`]s: the table holds every peer that
-//! answered within the hour, and a `SocketAddr` is 32 bytes. At most
+//! answered within the hour, and a `SocketAddr` is 32 bytes. The table is a
+//! sorted array (`peer_array`), 24 bytes a record where a hash table took
+//! ~41 with its empty slots: the largest part of a simulated node. At most
 //! [`MAX_PEERS`] are kept: past that, records older than [`ANSWERED_FOR`]
 //! are dropped, and if that is not enough the table starts afresh (a peer
 //! then proves its address again with one round trip, and its round trips
 //! are measured anew).
 
-use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use crate::id::NodeId;
-use crate::peer_key::{PeerKey, PeerKeys, PeerMap};
+use crate::peer_array::{Entry, PeerArray};
+use crate::peer_key::{PeerKey, PeerKeys};
 use crate::rtt::Estimate;
 
 /// How long an address counts as verified after it last answered us.
@@ -53,7 +55,7 @@ pub struct PeerBook {
     keys: PeerKeys,
     /// When the first answer came: records count seconds from it.
     epoch: Option<Instant>,
-    peers: PeerMap<PeerRecord>,
+    peers: PeerArray<PeerRecord>,
 }
 
 impl PeerBook {
@@ -68,15 +70,14 @@ impl PeerBook {
         let key = self.keys.addr(addr);
         self.epoch.get_or_insert(now);
         let at = self.secs(now);
-        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&key) {
-            self.peers.retain(|_, r| fresh_at(r, at));
+        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(key) {
+            self.peers.retain(|r| fresh_at(r, at));
             if self.peers.len() >= MAX_PEERS {
                 self.peers.clear();
             }
         }
         match self.peers.entry(key) {
-            Entry::Occupied(mut e) => {
-                let r = e.get_mut();
+            Entry::Occupied(r) => {
                 r.answered_at = at;
                 r.rtt = rtt(Some(r.rtt));
             }
@@ -105,7 +106,7 @@ impl PeerBook {
     /// `addr`, which just answered, answered a ping with `id`.
     pub fn proved_id(&mut self, addr: &SocketAddr, id: &NodeId) {
         let tag = id_tag(self.keys.id(id));
-        if let Some(r) = self.peers.get_mut(&self.keys.addr(addr)) {
+        if let Some(r) = self.peers.get_mut(self.keys.addr(addr)) {
             r.id = Some(tag);
         }
     }
@@ -131,7 +132,7 @@ impl PeerBook {
         if self.peers.is_empty() {
             return None; // skip hashing: a node that never sent anything
         }
-        self.peers.get(&self.keys.addr(addr))
+        self.peers.get(self.keys.addr(addr))
     }
 
     /// Seconds from the epoch to `now` (0 before it is set).

@@ -27,6 +27,16 @@ impl PeerKey {
         PeerKey(NonZeroU64::new(hash).unwrap_or(NonZeroU64::MIN))
     }
 
+    /// All 64 bits (never zero).
+    pub(crate) fn bits(self) -> u64 {
+        self.0.get()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_bits(bits: u64) -> Self {
+        PeerKey::new(bits)
+    }
+
     /// The low 32 bits, for tables that keep a shorter fingerprint.
     pub fn low_bits(self) -> u32 {
         self.0.get() as u32

@@ -25,38 +25,40 @@ impl RoutingTable {
         if n == 0 {
             return Vec::new();
         }
-        // Collected as references with the first 64 bits of their distance
-        // (16 bytes, not 72) and turned into contacts only once chosen; the
-        // sort compares those bits, and whole distances only where they tie.
-        let mut found: Vec<(u64, &StoredContact)> = Vec::with_capacity(n + self.k);
-        for i in self.buckets_by_distance(target) {
-            if found.len() >= n {
-                break;
-            }
-            found.extend(
-                self.buckets[i]
-                    .entries
-                    .iter()
-                    .filter(|e| !exclude(&self.entry(e)))
-                    .map(|e| (e.distance_head(target), e)),
-            );
-        }
+        // A bucket's entries are sorted by the first 64 bits of their
+        // distance (whole distances only where those tie), then read in that
+        // order: each read builds the contact (from the table's directory,
+        // for a listed one), and reading stops at the n-th one kept. Since
+        // buckets are visited in the order of their blocks, the first n kept
+        // are the n nearest.
         let nearer = |a: &(u64, &StoredContact), b: &(u64, &StoredContact)| {
             a.0.cmp(&b.0).then_with(|| {
                 let (a, b) = (self.book.id(a.1), self.book.id(b.1));
                 a.distance(target).cmp(&b.distance(target))
             })
         };
-        // The last bucket read may bring more than needed: keep the n nearest.
-        if found.len() > n {
-            found.select_nth_unstable_by(n - 1, nearer);
-            found.truncate(n);
+        let mut chosen = Vec::with_capacity(n);
+        let mut by_distance: Vec<(u64, &StoredContact)> = Vec::with_capacity(self.k);
+        for i in self.buckets_by_distance(target) {
+            by_distance.clear();
+            by_distance.extend(
+                self.buckets[i]
+                    .entries
+                    .iter()
+                    .map(|e| (e.distance_head(target), e)),
+            );
+            by_distance.sort_unstable_by(nearer);
+            for (_, stored) in &by_distance {
+                let entry = self.entry(stored);
+                if !exclude(&entry) {
+                    chosen.push(entry.contact);
+                    if chosen.len() == n {
+                        return chosen;
+                    }
+                }
+            }
         }
-        found.sort_unstable_by(nearer);
-        found
-            .into_iter()
-            .map(|(_, e)| self.book.contact(e))
-            .collect()
+        chosen
     }
 
     /// Bucket indexes in the order of their blocks' distance from `target`,
