@@ -108,7 +108,8 @@ pub struct Config {
     /// to loopback and private addresses too. Off by default, so local test
     /// networks of hundreds of nodes on one address keep working.
     pub strict_local_limits: bool,
-    /// Seed for the node's RNG (ids, message ids); random when `None`.
+    /// Seed for the node's RNG (ids, message ids); random when `None`. A
+    /// simulated node's id comes from the simulator's directory instead.
     pub rng_seed: Option<u64>,
     /// Unix time (seconds) at the `now` the protocol is created with: its
     /// only link to wall-clock time, for signed records' expiry. [`crate::Node`]

@@ -36,8 +36,8 @@ use crate::directory::ContactDirectory;
 use crate::id::{NodeId, ID_LEN};
 use crate::stored_contact::{ContactBook, StoredContact};
 
-/// One routing-table entry, as handed out (the table stores it packed in the
-/// `stored_contact` module's 40 bytes; `last_seen` is kept to the second).
+/// One routing-table entry, as handed out (the table stores it packed, see
+/// the `stored_contact` module; `last_seen` is kept to the second).
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub contact: Contact,
@@ -137,15 +137,26 @@ impl RoutingTable {
         }
     }
 
-    /// Enforce `limits` on contacts inserted from now on.
     /// Keep the contacts `directory` lists as numbers (see
-    /// [`crate::directory`]). Given before any contact is inserted.
-    pub fn with_directory(mut self, directory: std::sync::Arc<dyn ContactDirectory>) -> Self {
-        debug_assert!(self.is_empty(), "a directory is given to an empty table");
+    /// [`crate::directory`]). Only for a new table (the protocol gives it
+    /// when it builds one): the contacts held so far would lose their slots.
+    ///
+    /// # Panics
+    /// If the table holds contacts or replacements already.
+    pub(crate) fn with_directory(
+        mut self,
+        directory: std::sync::Arc<dyn ContactDirectory>,
+    ) -> Self {
+        let held = self
+            .buckets
+            .iter()
+            .any(|b| !b.entries.is_empty() || !b.replacements.is_empty());
+        assert!(!held, "a directory is given to an empty table");
         self.book = ContactBook::with_directory(directory);
         self
     }
 
+    /// Enforce `limits` on contacts inserted from now on.
     pub fn with_ip_limits(mut self, limits: IpLimits) -> Self {
         self.limits = limits;
         self
