@@ -12,6 +12,7 @@
 //! contacts, never which contacts it keeps.
 
 use std::fmt::Debug;
+use std::net::SocketAddr;
 
 use crate::contact::Contact;
 
@@ -25,6 +26,13 @@ pub trait ContactDirectory: Send + Sync + Debug {
 
     /// The contact listed as `number` (a number `number_of` gave).
     fn contact(&self, number: u32) -> Contact;
+
+    /// Its address alone: a table checks it for every datagram from a
+    /// contact it holds, so a directory that can should answer it without
+    /// working out the id.
+    fn addr(&self, number: u32) -> SocketAddr {
+        self.contact(number).addr
+    }
 }
 
 /// A node's place in a directory: the directory, and the number it lists

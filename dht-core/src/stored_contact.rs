@@ -167,7 +167,10 @@ impl ContactBook {
     #[inline]
     pub(crate) fn addr(&self, stored: &StoredContact) -> SocketAddr {
         match stored.slot() {
-            None => self.listed(stored.at).addr,
+            None => match &self.directory {
+                Some(d) => d.addr(stored.at),
+                None => self.listed(stored.at).addr,
+            },
             Some(slot) => self.slot_addr(slot, &self.slots[slot as usize]),
         }
     }

@@ -303,8 +303,8 @@ impl RoutingTable {
             let k = self.k;
             let bucket = &mut self.buckets[index];
             if let Some(pos) = bucket.position(&contact.id, &self.book) {
-                let known = self.book.contact(&bucket.entries[pos]);
-                if known.addr != contact.addr {
+                if self.book.addr(&bucket.entries[pos]) != contact.addr {
+                    let known = self.book.contact(&bucket.entries[pos]);
                     return Insert::AddressConflict { known };
                 }
                 bucket.entries[pos].heard_from(now, self.epoch);

@@ -62,8 +62,11 @@ impl ContactDirectory for Numbering {
     }
 
     fn contact(&self, number: u32) -> Contact {
-        let addr: SocketAddr = addr_of(number as usize);
-        Contact::new(self.id(number), addr)
+        Contact::new(self.id(number), self.addr(number))
+    }
+
+    fn addr(&self, number: u32) -> SocketAddr {
+        addr_of(number as usize)
     }
 }
 
