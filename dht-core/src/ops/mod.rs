@@ -23,7 +23,7 @@ use crate::lookup::{Lookup, LookupKind};
 use crate::records::RecordStore;
 use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose};
 use crate::value::Value;
-use crate::wire::Request;
+use crate::wire::{self, Request};
 
 mod bootstrap;
 mod replies;
@@ -480,6 +480,12 @@ pub(super) fn send<R: Rng + ?Sized>(
     purpose: Purpose,
     class: Class,
 ) -> bool {
+    // A lookup asks contacts it was told of by others: their answers name
+    // them, which spares a verification ping each (see `wire::trailers`).
+    let flags = match purpose {
+        Purpose::Lookup(_) => wire::FLAG_RESPONDER_ID,
+        _ => 0,
+    };
     let out = Outgoing {
         to,
         peer,
@@ -487,7 +493,7 @@ pub(super) fn send<R: Rng + ?Sized>(
         purpose,
         class,
         ttl_secs: 0,
-        flags: 0,
+        flags,
     };
     env.out.request(now, env.rng, out)
 }

@@ -47,7 +47,7 @@ impl Protocol {
             .validation
             .budget(self.out.table.peers(), &from, request_len, now);
         let mut answer = self.out.buffer();
-        wire::encode_reply_into(&mut answer, &msg_id, &response, from);
+        wire::encode_reply_into(&mut answer, &msg_id, &response, from, &self.id);
         if answer.len() > budget && matches!(response, Response::Nodes(_)) {
             // Cut a contact list to the budget rather than make it wait: the
             // asker still progresses; a ping (counted in the budget) makes
@@ -66,7 +66,7 @@ impl Protocol {
                 if contacts.pop().is_none() {
                     break;
                 }
-                wire::encode_reply_into(&mut answer, &msg_id, &response, from);
+                wire::encode_reply_into(&mut answer, &msg_id, &response, from, &self.id);
             }
         }
         let peers = self.out.table.peers();

@@ -24,12 +24,12 @@ impl Protocol {
             Ok(rpc) => rpc,
             Err(why) => return self.drop_datagram(from, &why),
         };
-        let response = match wire::decode_response_observed(rpc.kind, body) {
-            Ok((r, observed)) => {
-                if let Some(observed) = observed {
+        let (response, responder) = match wire::decode_response_with_trailers(rpc.kind, body) {
+            Ok((r, trailers)) => {
+                if let Some(observed) = trailers.observed {
                     self.public_address.report(now, from.ip(), observed);
                 }
-                r
+                (r, trailers.responder)
             }
             Err(e) => {
                 self.drop_datagram(from, &e);
@@ -67,11 +67,15 @@ impl Protocol {
             _ => {
                 // Any other answer is credited to the id we expected, which a
                 // third party told us: refresh it only if we hold that id at
-                // that address already (or the address proved that id to a
-                // ping lately), else check it with a ping first.
+                // that address already, or the address proved that id (to a
+                // ping lately, or by naming it in this answer's trailer),
+                // else check it with a ping first.
                 if let Some(id) = rpc.peer {
                     let contact = Contact::new(id, from);
-                    if self.contacts.holds(&contact)
+                    if responder == Some(id) {
+                        self.out.table.peers_mut().proved_id(&from, &id);
+                        self.heard_from(now, contact);
+                    } else if self.contacts.holds(&contact)
                         || self.out.table.peers().proves(&from, &id, now)
                     {
                         self.heard_from(now, contact);

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rmp::Marker;
 
-use super::observed::parse_observed;
+use super::trailers::{parse_trailers, Trailers};
 use super::{RejectedValue, Request, Response, RpcKind, WireError, MAX_CONTACTS_PER_REPLY};
 use crate::contact::Contact;
 use crate::id::{NodeId, ID_LEN};
@@ -381,19 +381,19 @@ pub fn decode_request(body: &[u8]) -> Result<Request, WireError> {
     Ok(request)
 }
 
-/// A response body, with or without an observed-address trailer (which is
-/// checked, then dropped; see [`decode_response_observed`]).
+/// A response body, with or without trailers (which are checked, then
+/// dropped; see [`decode_response_with_trailers`]).
 pub fn decode_response(kind: RpcKind, body: &[u8]) -> Result<Response, WireError> {
-    decode_response_observed(kind, body).map(|(response, _)| response)
+    decode_response_with_trailers(kind, body).map(|(response, _)| response)
 }
 
-/// A response body and the requester's address as the responder saw it, if
-/// a kadmium responder appended it (see [`super::append_observed`]). Bytes after
-/// the body that are not exactly one trailer make the response malformed.
-pub fn decode_response_observed(
+/// A response body and what its trailers say, where a kadmium responder
+/// appended them (see [`super::trailers`]). Bytes after the body that are
+/// not the trailers in order make the response malformed.
+pub fn decode_response_with_trailers(
     kind: RpcKind,
     body: &[u8],
-) -> Result<(Response, Option<SocketAddr>), WireError> {
+) -> Result<(Response, Trailers), WireError> {
     let mut r = Reader::new(body);
     let response = match kind {
         RpcKind::Ping => Response::Ping(r.id()?),
@@ -429,8 +429,8 @@ pub fn decode_response_observed(
             Response::Stun(SocketAddr::new(ip, r.port()?))
         }
     };
-    let observed = parse_observed(r.buf)?;
-    Ok((response, observed))
+    let trailers = parse_trailers(r.buf)?;
+    Ok((response, trailers))
 }
 
 /// An IP address in its text form, as Python peers send them; `None` for

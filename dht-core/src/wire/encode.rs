@@ -160,12 +160,18 @@ const OCTET_TEXT: [([u8; 3], u8); 256] = {
     table
 };
 
-/// The answer to request `id` from `requester`: the response, followed by
-/// the observed-address trailer when the requester is a kadmium node (its
-/// id carries kadmium's tag). What other peers receive is unchanged.
-pub fn encode_reply(id: &MsgId, response: &Response, requester: SocketAddr) -> Vec<u8> {
+/// The answer of `responder` to request `id` from `requester`: the
+/// response, followed by the trailers when the requester is a kadmium node
+/// (its id carries kadmium's tag): the observed address, and our id where
+/// the request asked for it. What other peers receive is unchanged.
+pub fn encode_reply(
+    id: &MsgId,
+    response: &Response,
+    requester: SocketAddr,
+    responder: &NodeId,
+) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_reply_into(&mut out, id, response, requester);
+    encode_reply_into(&mut out, id, response, requester, responder);
     out
 }
 
@@ -175,10 +181,14 @@ pub fn encode_reply_into(
     id: &MsgId,
     response: &Response,
     requester: SocketAddr,
+    responder: &NodeId,
 ) {
     encode_response_into(out, id, response);
     if let Some(observed) = super::trailer_for(id, requester) {
         super::append_observed(out, &observed);
+        if super::wants_responder(id) {
+            super::append_responder(out, responder);
+        }
     }
 }
 

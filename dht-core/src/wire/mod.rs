@@ -13,14 +13,17 @@ use crate::value::Value;
 
 mod decode;
 mod encode;
-mod observed;
+pub mod trailers;
 
-pub use decode::{decode_request, decode_response, decode_response_observed, decode_value};
+pub use decode::{decode_request, decode_response, decode_response_with_trailers, decode_value};
 pub use encode::{
     encode_reply, encode_reply_into, encode_request, encode_request_into, encode_response,
     encode_value, encoded_store_len,
 };
-pub use observed::{append_observed, observed_len, trailer_for, OBSERVED_TAG};
+pub use trailers::{
+    append_observed, append_responder, observed_len, trailer_for, wants_responder, Trailers,
+    OBSERVED_TAG, RESPONDER_TAG, RESPONDER_TRAILER_LEN,
+};
 
 pub const REQUEST: u8 = 0x00;
 pub const RESPONSE: u8 = 0x01;
@@ -29,8 +32,7 @@ pub const MSG_ID_LEN: usize = 20;
 pub const MIN_DATAGRAM: usize = 1 + MSG_ID_LEN + 1;
 
 /// Whether `datagram` answers a STORE: a response whose body is one msgpack
-/// bool, followed by nothing or (to a kadmium requester) the observed-address
-/// trailer. A node with a data directory holds these until the value is on
+/// bool, followed by nothing or (to a kadmium requester) its trailers. A node with a data directory holds these until the value is on
 /// disk, since they acknowledge it.
 pub fn is_store_answer(datagram: &[u8]) -> bool {
     let Some((head, rest)) = datagram.split_at_checked(MIN_DATAGRAM) else {
@@ -38,7 +40,7 @@ pub fn is_store_answer(datagram: &[u8]) -> bool {
     };
     head.first() == Some(&RESPONSE)
         && matches!(head.last(), Some(0xc2 | 0xc3))
-        && observed::parse_observed(rest).is_ok()
+        && trailers::parse_trailers(rest).is_ok()
 }
 /// Most contacts decoded from one `find_node` reply; more is hostile.
 pub const MAX_CONTACTS_PER_REPLY: usize = 256;
@@ -78,6 +80,12 @@ pub const FLAG_CACHED: u8 = 0x01;
 /// their routing tables, so it leaves no dead contact behind (the spirit of
 /// BEP 43's read-only flag; Python peers never see it).
 pub const FLAG_CLIENT: u8 = 0x02;
+
+/// A request carrying this flag asks a kadmium responder to name itself in
+/// its answer (the responder-id trailer, [`trailers`]), which proves the
+/// answering address holds that id without a ping of its own. Older kadmium
+/// responders ignore the flag, Python peers never see it.
+pub const FLAG_RESPONDER_ID: u8 = 0x04;
 
 /// `KADMIUM_TAG (4) | ttl_secs (u32 BE) | flags (1) | random (11)`.
 pub fn kadmium_id_flagged(ttl_secs: u32, flags: u8, random: [u8; 11]) -> MsgId {
@@ -263,19 +271,23 @@ mod tests {
         let requester: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
         let python_id = [7; MSG_ID_LEN];
         let kadmium = kadmium_id(60, [9; 12]);
+        let named = kadmium_id_flagged(60, FLAG_RESPONDER_ID, [9; 11]);
         for stored in [true, false] {
-            let plain = encode_reply(&python_id, &Response::Store(stored), requester);
-            let trailed = encode_reply(&kadmium, &Response::Store(stored), requester);
+            let plain = encode_reply(&python_id, &Response::Store(stored), requester, &id(2));
+            let trailed = encode_reply(&kadmium, &Response::Store(stored), requester, &id(2));
+            let named = encode_reply(&named, &Response::Store(stored), requester, &id(2));
             assert!(
-                trailed.len() > plain.len(),
-                "the kadmium answer carries the trailer"
+                named.len() > trailed.len() && trailed.len() > plain.len(),
+                "the kadmium answers carry their trailers"
             );
-            assert!(is_store_answer(&plain) && is_store_answer(&trailed));
+            assert!(
+                is_store_answer(&plain) && is_store_answer(&trailed) && is_store_answer(&named)
+            );
         }
-        let ping = encode_reply(&kadmium, &Response::Ping(id(1)), requester);
-        let nodes = encode_reply(&kadmium, &Response::Nodes(Vec::new()), requester);
+        let ping = encode_reply(&kadmium, &Response::Ping(id(1)), requester, &id(2));
+        let nodes = encode_reply(&kadmium, &Response::Nodes(Vec::new()), requester, &id(2));
         let request = encode_request(&kadmium, &Request::Ping { sender: id(1) });
-        let mut junk = encode_reply(&kadmium, &Response::Store(true), requester);
+        let mut junk = encode_reply(&kadmium, &Response::Store(true), requester, &id(2));
         junk.push(0);
         for other in [ping, nodes, request, junk] {
             assert!(!is_store_answer(&other), "{other:?}");

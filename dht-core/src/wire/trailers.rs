@@ -1,0 +1,287 @@
+//! The trailers of a kadmium answer: what a kadmium responder tells a
+//! kadmium requester beyond what rpcudp's format has room for.
+//!
+//! They ride *after* the msgpack body of a response, in this order, each
+//! present or not:
+//! - the observed address, `OBSERVED_TAG (4) | family (1: 4 or 6) | ip (4 or
+//!   16) | port (u16 BE)`: the source address the request came from
+//!   (appended to every answer to a kadmium request; see
+//!   [`crate::public_address`]);
+//! - the responder's id, `RESPONDER_TAG (4) | id (20)`: appended when the
+//!   request's id carries [`super::FLAG_RESPONDER_ID`]. rpcudp's answers do
+//!   not say who answered, except a ping's; a lookup learns its contacts from
+//!   third parties, so without this it pings each one that answers to learn
+//!   whether that address holds the id it was told (see
+//!   `protocol/responses.rs`). The trailer answers that in the same datagram,
+//!   with the same proof as the ping's answer: only whoever received the
+//!   request (and its random id) can answer it.
+//!
+//! A responder appends them only when the request's id carries kadmium's tag
+//! ([`super::is_kadmium_id`]), so Python peers never receive them (their ids
+//! are SHA-1 digests of random bytes: one in 2³² would start with the tag,
+//! and even then `umsgpack.unpackb` reads the body and ignores what follows
+//! it). Kadmium nodes older than the responder-id trailer never set the flag,
+//! so they never receive a trailer they would not parse. A kadmium decoder
+//! reads exactly one msgpack item as the body; the bytes left must be empty
+//! or the trailers in order, anything else is still "trailing bytes".
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use super::{flags_from_id, is_kadmium_id, MsgId, WireError, FLAG_RESPONDER_ID};
+use crate::id::{NodeId, ID_LEN};
+
+/// Starts the trailer; distinct from [`super::KADMIUM_TAG`] so that a
+/// message id can never be mistaken for one.
+pub const OBSERVED_TAG: [u8; 4] = *b"KDMa";
+const V4: u8 = 4;
+const V6: u8 = 6;
+
+/// Starts the responder-id trailer.
+pub const RESPONDER_TAG: [u8; 4] = *b"KDMi";
+/// Bytes the responder-id trailer adds to a response.
+pub const RESPONDER_TRAILER_LEN: usize = RESPONDER_TAG.len() + ID_LEN;
+
+/// What the trailers of a response said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Trailers {
+    /// The requester's address as the responder saw it.
+    pub observed: Option<SocketAddr>,
+    /// The responder's own id.
+    pub responder: Option<NodeId>,
+}
+
+/// Bytes the trailer for `addr` adds to a response.
+pub fn observed_len(addr: &SocketAddr) -> usize {
+    let ip_len = if addr.is_ipv4() { 4 } else { 16 };
+    OBSERVED_TAG.len() + 1 + ip_len + 2
+}
+
+/// Append the trailer saying `addr` to an encoded response.
+pub fn append_observed(datagram: &mut Vec<u8>, addr: &SocketAddr) {
+    datagram.extend_from_slice(&OBSERVED_TAG);
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            datagram.push(V4);
+            datagram.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            datagram.push(V6);
+            datagram.extend_from_slice(&ip.octets());
+        }
+    }
+    datagram.extend_from_slice(&addr.port().to_be_bytes());
+}
+
+/// The trailer the answer to request `msg_id` from `requester` carries:
+/// `Some(requester)` for a kadmium requester, `None` for any other.
+pub fn trailer_for(msg_id: &MsgId, requester: SocketAddr) -> Option<SocketAddr> {
+    is_kadmium_id(msg_id).then_some(requester)
+}
+
+/// Whether the answer to request `msg_id` names its responder: the requester
+/// asked for it (a kadmium requester that reads the trailer).
+pub fn wants_responder(msg_id: &MsgId) -> bool {
+    flags_from_id(msg_id) & FLAG_RESPONDER_ID != 0
+}
+
+/// Append the trailer naming `responder` to an encoded response (after the
+/// observed-address trailer, if any).
+pub fn append_responder(datagram: &mut Vec<u8>, responder: &NodeId) {
+    datagram.extend_from_slice(&RESPONDER_TAG);
+    datagram.extend_from_slice(&responder.0);
+}
+
+/// The trailers in `rest`, the bytes left after a response's msgpack body.
+pub(super) fn parse_trailers(rest: &[u8]) -> Result<Trailers, WireError> {
+    let (rest, responder) = match rest.len().checked_sub(RESPONDER_TRAILER_LEN) {
+        Some(at) if rest[at..].starts_with(&RESPONDER_TAG) => {
+            let mut id = [0u8; ID_LEN];
+            id.copy_from_slice(&rest[at + RESPONDER_TAG.len()..]);
+            (&rest[..at], Some(NodeId(id)))
+        }
+        _ => (rest, None),
+    };
+    Ok(Trailers {
+        observed: parse_observed(rest)?,
+        responder,
+    })
+}
+
+/// The address in `rest`, the bytes left after a response's msgpack body;
+/// `None` if nothing is left.
+pub(super) fn parse_observed(rest: &[u8]) -> Result<Option<SocketAddr>, WireError> {
+    const BAD: WireError = WireError::Malformed("trailing bytes");
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    let Some(body) = rest.strip_prefix(&OBSERVED_TAG) else {
+        return Err(BAD);
+    };
+    let ip = match body {
+        [V4, a, b, c, d, _, _] => IpAddr::V4(Ipv4Addr::new(*a, *b, *c, *d)),
+        [V6, tail @ ..] if tail.len() == 18 => {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&tail[..16]);
+            IpAddr::V6(Ipv6Addr::from(octets))
+        }
+        _ => return Err(BAD),
+    };
+    let port = u16::from_be_bytes([body[body.len() - 2], body[body.len() - 1]]);
+    if port == 0 {
+        return Err(WireError::Malformed("observed port 0"));
+    }
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contact::Contact;
+    use crate::id::{NodeId, ID_LEN};
+    use crate::value::Value;
+    use crate::wire::{
+        decode_response, decode_response_with_trailers, encode_reply, encode_response,
+        kadmium_id_flagged, split_packet, Response, RpcKind, FLAG_RESPONDER_ID, MSG_ID_LEN,
+    };
+
+    /// The responder's id in these tests.
+    const ME: NodeId = NodeId([0x4d; ID_LEN]);
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    fn replies() -> Vec<(RpcKind, Response)> {
+        let c = Contact::new(NodeId([5; ID_LEN]), addr("10.0.0.5:4000"));
+        vec![
+            (RpcKind::Ping, Response::Ping(NodeId([9; ID_LEN]))),
+            (RpcKind::Store, Response::Store(true)),
+            (RpcKind::FindNode, Response::Nodes(vec![c, c])),
+            (RpcKind::FindValue, Response::Nodes(vec![])),
+            (
+                RpcKind::FindValue,
+                Response::Value {
+                    value: Value::Bytes(vec![1; 300]),
+                    ttl_secs: Some(60),
+                },
+            ),
+            (RpcKind::Stun, Response::Stun(addr("10.1.2.3:4"))),
+        ]
+    }
+
+    #[test]
+    fn kadmium_requesters_get_the_trailers_and_decode_them() {
+        for flags in [0, FLAG_RESPONDER_ID] {
+            let id = kadmium_id_flagged(0, flags, [3; 11]);
+            let named = flags != 0;
+            for observed in [addr("203.0.113.7:4000"), addr("[2001:db8::1]:65535")] {
+                for (kind, response) in replies() {
+                    let bytes = encode_reply(&id, &response, observed, &ME);
+                    let plain = encode_response(&id, &response);
+                    let trailers_len =
+                        observed_len(&observed) + if named { RESPONDER_TRAILER_LEN } else { 0 };
+                    assert_eq!(bytes.len(), plain.len() + trailers_len);
+                    assert_eq!(&bytes[..plain.len()], &plain[..], "body unchanged");
+                    assert_eq!(&bytes[plain.len()..plain.len() + 4], &OBSERVED_TAG);
+                    let body = split_packet(&bytes).expect("split").body;
+                    let expected = Trailers {
+                        observed: Some(observed),
+                        responder: named.then_some(ME),
+                    };
+                    assert_eq!(
+                        decode_response_with_trailers(kind, body),
+                        Ok((response.clone(), expected))
+                    );
+                    // The plain decoder checks the trailers and drops them.
+                    assert_eq!(decode_response(kind, body), Ok(response));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn python_requesters_get_rpcudp_bytes_only() {
+        // An rpcudp id (a SHA-1 digest) does not carry kadmium's tag.
+        let python_id = [0xa7; MSG_ID_LEN];
+        for (_, response) in replies() {
+            assert_eq!(
+                encode_reply(&python_id, &response, addr("127.0.0.1:9"), &ME),
+                encode_response(&python_id, &response)
+            );
+        }
+    }
+
+    #[test]
+    fn python_replies_without_trailer_still_decode() {
+        // A Python node's ping reply, as rpcudp writes it: `bin8(20) <id>`.
+        let mut body = vec![0xc4, 0x14];
+        body.extend([4; ID_LEN]);
+        assert_eq!(
+            decode_response_with_trailers(RpcKind::Ping, &body),
+            Ok((Response::Ping(NodeId([4; ID_LEN])), Trailers::default()))
+        );
+        // `{"value": "v"}` from kademlia's rpc_find_value.
+        let body = [0x81, 0xa5, b'v', b'a', b'l', b'u', b'e', 0xa1, b'v'];
+        assert_eq!(
+            decode_response_with_trailers(RpcKind::FindValue, &body),
+            Ok((
+                Response::Value {
+                    value: Value::Str("v".into()),
+                    ttl_secs: None
+                },
+                Trailers::default()
+            ))
+        );
+    }
+
+    #[test]
+    fn bad_trailers_are_malformed() {
+        let named = kadmium_id_flagged(0, FLAG_RESPONDER_ID, [3; 11]);
+        let good = encode_reply(&named, &Response::Store(true), addr("[::1]:7"), &ME);
+        let body = &good[1 + MSG_ID_LEN..];
+        // Every cut inside the trailers is refused, but where it leaves the
+        // observed-address trailer whole; every extra byte is refused.
+        let observed_only = 1 + observed_len(&addr("[::1]:7"));
+        for cut in 2..body.len() {
+            assert_eq!(
+                decode_response_with_trailers(RpcKind::Store, &body[..cut]).is_ok(),
+                cut == observed_only,
+                "cut at {cut}"
+            );
+        }
+        let mut longer = body.to_vec();
+        longer.push(0);
+        assert!(decode_response_with_trailers(RpcKind::Store, &longer).is_err());
+        // The trailers out of order, twice the responder, a wrong tag.
+        let mut swapped = vec![0xc3];
+        append_responder(&mut swapped, &ME);
+        append_observed(&mut swapped, &addr("1.2.3.4:1"));
+        let mut twice = vec![0xc3];
+        append_responder(&mut twice, &ME);
+        append_responder(&mut twice, &ME);
+        let mut wrong_tag = body.to_vec();
+        wrong_tag[1] = b'X';
+        let mut wrong_responder_tag = body.to_vec();
+        let at = wrong_responder_tag.len() - RESPONDER_TRAILER_LEN;
+        wrong_responder_tag[at + 3] = b'X';
+        for bad in [swapped, twice, wrong_tag, wrong_responder_tag] {
+            assert!(
+                decode_response_with_trailers(RpcKind::Store, &bad).is_err(),
+                "{bad:?}"
+            );
+        }
+        // An unknown family, port 0.
+        let mut family = vec![0xc3];
+        family.extend(OBSERVED_TAG);
+        family.extend([5, 1, 2, 3, 4, 0, 9]);
+        assert!(decode_response_with_trailers(RpcKind::Store, &family).is_err());
+        let mut port0 = vec![0xc3];
+        append_observed(&mut port0, &addr("1.2.3.4:1"));
+        let n = port0.len();
+        port0[n - 1] = 0;
+        assert_eq!(
+            decode_response_with_trailers(RpcKind::Store, &port0),
+            Err(WireError::Malformed("observed port 0"))
+        );
+    }
+}
