@@ -4,7 +4,8 @@
 //! - when it last answered one of our RPCs: an address that answered at the
 //!   address we sent to receives, so for [`ANSWERED_FOR`] it is *verified*
 //!   (the anti-amplification rule, `amplification`);
-//! - the id it answered a ping with, if it did: later answers from it are
+//! - the id it proved, if it did (by answering a ping with it, or by naming
+//!   it in an answer's responder-id trailer): later answers from it are
 //!   credited to that id without another ping;
 //! - its round-trip estimate (`rtt`).
 //!
@@ -42,7 +43,7 @@ const MAX_PEERS: usize = 65_536;
 struct PeerRecord {
     /// Whole seconds after the book's epoch it last answered us.
     answered_at: u32,
-    /// The id it answered a ping with, if it did: 32 bits of the id's
+    /// The id it proved (a ping's answer, a responder-id trailer), if it did: 32 bits of the id's
     /// [`PeerKey`], 4 bytes where the key takes 8. The key is a secret of
     /// this node's, so a third party claiming another id at this address
     /// matches it by chance only, one in 2³², and each try costs a datagram.
@@ -103,7 +104,8 @@ impl PeerBook {
         self.record(addr).map(|r| r.rtt)
     }
 
-    /// `addr`, which just answered, answered a ping with `id`.
+    /// `addr`, which just answered, proved `id` (a ping's answer, a
+    /// responder-id trailer).
     pub fn proved_id(&mut self, addr: &SocketAddr, id: &NodeId) {
         let tag = id_tag(self.keys.id(id));
         if let Some(r) = self.peers.get_mut(self.keys.addr(addr)) {
@@ -111,7 +113,7 @@ impl PeerBook {
         }
     }
 
-    /// Whether `addr` answered a ping with `id` and has answered us within
+    /// Whether `addr` proved `id` and has answered us within
     /// [`ANSWERED_FOR`].
     pub fn proves(&self, addr: &SocketAddr, id: &NodeId, now: Instant) -> bool {
         let tag = id_tag(self.keys.id(id));

@@ -1,5 +1,5 @@
 //! The node's public address as its peers see it, from the observed-address
-//! trailers of their answers ([`crate::wire::decode_response_observed`]).
+//! trailers of their answers ([`crate::wire::decode_response_with_trailers`]).
 //!
 //! Each answering peer IP has one vote: the last address it reported, so a
 //! peer repeating itself (or a host answering from many ports) still counts

@@ -27,8 +27,9 @@ fn public_ip(n: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0100_0000u32 + n))
 }
 
+/// A kadmium message id asking for every trailer: the largest answers.
 fn msg_id(rng: &mut StdRng) -> wire::MsgId {
-    wire::kadmium_id(0, rng.random())
+    wire::kadmium_id_flagged(0, wire::FLAG_RESPONDER_ID, rng.random())
 }
 
 fn request(rng: &mut StdRng, req: &Request) -> Vec<u8> {

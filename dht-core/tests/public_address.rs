@@ -1,5 +1,5 @@
 //! A node learns its public address from the observed-address trailers of
-//! its peers' answers (`wire::observed`, `public_address.rs`): once two peer
+//! its peers' answers (`wire::trailers`, `public_address.rs`): once two peer
 //! IPs agree, never from a single lying peer, and not from a reply to the
 //! wrong address. Run with `--nocapture` for the figures:
 //! `cargo test -p dht-core --release --test public_address -- --nocapture`.

@@ -1,8 +1,10 @@
 //! Replies to our own RPCs, and their absence: a reply is matched to its
 //! request, credits the contact that proved itself (a ping answer proves an
-//! id; any other answer only refreshes a contact we already hold at that
-//! address, else it is checked with a ping first), and goes to the
-//! operation that asked; a missing reply counts against the contact.
+//! id, and so does an answer naming the id we expected in its responder-id
+//! trailer, where our request asked for one; any other answer only
+//! refreshes a contact we already hold at that address, else it is checked
+//! with a ping first), and goes to the operation that asked; a missing reply
+//! counts against the contact.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -29,7 +31,11 @@ impl Protocol {
                 if let Some(observed) = trailers.observed {
                     self.public_address.report(now, from.ip(), observed);
                 }
-                (r, trailers.responder)
+                // Only where our request asked for it (a lookup's).
+                let named = trailers
+                    .responder
+                    .filter(|_| wire::wants_responder(&msg_id));
+                (r, named)
             }
             Err(e) => {
                 self.drop_datagram(from, &e);

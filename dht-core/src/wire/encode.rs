@@ -184,7 +184,7 @@ pub fn encode_reply_into(
     responder: &NodeId,
 ) {
     encode_response_into(out, id, response);
-    if let Some(observed) = super::trailer_for(id, requester) {
+    if let Some(observed) = super::observed_for(id, requester) {
         super::append_observed(out, &observed);
         if super::wants_responder(id) {
             super::append_responder(out, responder);

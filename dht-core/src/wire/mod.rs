@@ -21,7 +21,7 @@ pub use encode::{
     encode_value, encoded_store_len,
 };
 pub use trailers::{
-    append_observed, append_responder, observed_len, trailer_for, wants_responder, Trailers,
+    append_observed, append_responder, observed_for, observed_len, wants_responder, Trailers,
     OBSERVED_TAG, RESPONDER_TAG, RESPONDER_TRAILER_LEN,
 };
 
@@ -32,8 +32,9 @@ pub const MSG_ID_LEN: usize = 20;
 pub const MIN_DATAGRAM: usize = 1 + MSG_ID_LEN + 1;
 
 /// Whether `datagram` answers a STORE: a response whose body is one msgpack
-/// bool, followed by nothing or (to a kadmium requester) its trailers. A node with a data directory holds these until the value is on
-/// disk, since they acknowledge it.
+/// bool, followed by nothing or (to a kadmium requester) its trailers. A
+/// node with a data directory holds these until the value is on disk, since
+/// they acknowledge it.
 pub fn is_store_answer(datagram: &[u8]) -> bool {
     let Some((head, rest)) = datagram.split_at_checked(MIN_DATAGRAM) else {
         return false;
@@ -264,10 +265,10 @@ mod tests {
     }
 
     /// What a data directory's driver holds until saved must be recognised
-    /// with and without the observed-address trailer (a STORE answer with
-    /// the trailer once went out before its value was on disk).
+    /// with and without the trailers (a STORE answer with the observed-address
+    /// trailer once went out before its value was on disk).
     #[test]
-    fn store_answers_are_recognised_with_and_without_the_trailer() {
+    fn store_answers_are_recognised_with_and_without_the_trailers() {
         let requester: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
         let python_id = [7; MSG_ID_LEN];
         let kadmium = kadmium_id(60, [9; 12]);

@@ -30,13 +30,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::{flags_from_id, is_kadmium_id, MsgId, WireError, FLAG_RESPONDER_ID};
 use crate::id::{NodeId, ID_LEN};
 
-/// Starts the trailer; distinct from [`super::KADMIUM_TAG`] so that a
+/// Starts the observed-address trailer; distinct from [`super::KADMIUM_TAG`] so that a
 /// message id can never be mistaken for one.
 pub const OBSERVED_TAG: [u8; 4] = *b"KDMa";
 const V4: u8 = 4;
 const V6: u8 = 6;
 
-/// Starts the responder-id trailer.
+/// Starts the responder-id trailer; distinct from [`super::KADMIUM_TAG`] and
+/// [`OBSERVED_TAG`].
 pub const RESPONDER_TAG: [u8; 4] = *b"KDMi";
 /// Bytes the responder-id trailer adds to a response.
 pub const RESPONDER_TRAILER_LEN: usize = RESPONDER_TAG.len() + ID_LEN;
@@ -72,9 +73,9 @@ pub fn append_observed(datagram: &mut Vec<u8>, addr: &SocketAddr) {
     datagram.extend_from_slice(&addr.port().to_be_bytes());
 }
 
-/// The trailer the answer to request `msg_id` from `requester` carries:
+/// The observed address the answer to request `msg_id` from `requester` carries:
 /// `Some(requester)` for a kadmium requester, `None` for any other.
-pub fn trailer_for(msg_id: &MsgId, requester: SocketAddr) -> Option<SocketAddr> {
+pub fn observed_for(msg_id: &MsgId, requester: SocketAddr) -> Option<SocketAddr> {
     is_kadmium_id(msg_id).then_some(requester)
 }
 
@@ -101,8 +102,13 @@ pub(super) fn parse_trailers(rest: &[u8]) -> Result<Trailers, WireError> {
         }
         _ => (rest, None),
     };
+    let observed = parse_observed(rest)?;
+    if responder.is_some() && observed.is_none() {
+        // No encoder writes one without the other.
+        return Err(WireError::Malformed("responder trailer alone"));
+    }
     Ok(Trailers {
-        observed: parse_observed(rest)?,
+        observed,
         responder,
     })
 }
@@ -257,14 +263,17 @@ mod tests {
         append_responder(&mut swapped, &ME);
         append_observed(&mut swapped, &addr("1.2.3.4:1"));
         let mut twice = vec![0xc3];
+        append_observed(&mut twice, &addr("1.2.3.4:1"));
         append_responder(&mut twice, &ME);
         append_responder(&mut twice, &ME);
+        let mut alone = vec![0xc3];
+        append_responder(&mut alone, &ME);
         let mut wrong_tag = body.to_vec();
         wrong_tag[1] = b'X';
         let mut wrong_responder_tag = body.to_vec();
         let at = wrong_responder_tag.len() - RESPONDER_TRAILER_LEN;
         wrong_responder_tag[at + 3] = b'X';
-        for bad in [swapped, twice, wrong_tag, wrong_responder_tag] {
+        for bad in [swapped, twice, alone, wrong_tag, wrong_responder_tag] {
             assert!(
                 decode_response_with_trailers(RpcKind::Store, &bad).is_err(),
                 "{bad:?}"
