@@ -78,12 +78,14 @@ impl Protocol {
                 // else check it with a ping first.
                 if let Some(id) = rpc.peer {
                     let contact = Contact::new(id, from);
-                    if responder == Some(id) {
-                        self.out.table.peers_mut().proved_id(&from, &id);
-                        self.heard_from(now, contact);
-                    } else if self.contacts.holds(&contact)
+                    if self.contacts.holds(&contact)
                         || self.out.table.peers().proves(&from, &id, now)
                     {
+                        self.heard_from(now, contact);
+                    } else if responder == Some(id) {
+                        // Recorded only when new: most lookup answers come
+                        // from contacts we hold.
+                        self.out.table.peers_mut().proved_id(&from, &id);
                         self.heard_from(now, contact);
                     } else if !self.contacts.is_probing(&id) {
                         // One check per contact: a lookup hears from it often.
