@@ -30,8 +30,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::{flags_from_id, is_kadmium_id, MsgId, WireError, FLAG_RESPONDER_ID};
 use crate::id::{NodeId, ID_LEN};
 
-/// Starts the observed-address trailer; distinct from [`super::KADMIUM_TAG`] so that a
-/// message id can never be mistaken for one.
+/// Starts the observed-address trailer; distinct from [`super::KADMIUM_TAG`]
+/// so that a message id can never be mistaken for one.
 pub const OBSERVED_TAG: [u8; 4] = *b"KDMa";
 const V4: u8 = 4;
 const V6: u8 = 6;
@@ -115,7 +115,7 @@ pub(super) fn parse_trailers(rest: &[u8]) -> Result<Trailers, WireError> {
 
 /// The address in `rest`, the bytes left after a response's msgpack body;
 /// `None` if nothing is left.
-pub(super) fn parse_observed(rest: &[u8]) -> Result<Option<SocketAddr>, WireError> {
+fn parse_observed(rest: &[u8]) -> Result<Option<SocketAddr>, WireError> {
     const BAD: WireError = WireError::Malformed("trailing bytes");
     if rest.is_empty() {
         return Ok(None);
