@@ -271,6 +271,7 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
     eprintln!("joining {} nodes...", args.nodes);
     let failed_joins = sim.join_network(100, Duration::from_secs(120));
     let join_wall = started.elapsed().as_secs_f64();
+    let join_virtual = sim.elapsed().as_secs_f64();
 
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let keys: Vec<(NodeId, Value)> = (0..values)
@@ -336,6 +337,7 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
         "max_get_virtual_ms": max_virtual.as_millis() as u64,
         "datagrams": sim.delivered(),
         "join_wall_s": (join_wall * 10.0).round() / 10.0,
+        "join_virtual_s": (join_virtual * 10.0).round() / 10.0,
         "total_wall_s": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
         "cpu_s": cpu_s(),
         "peak_rss_mb": peak_rss_mb(),
