@@ -1,4 +1,4 @@
-//! What a node learned of each peer address from its answers, one 16-byte
+//! What a node learned of each peer address from its answers, one 12-byte
 //! record per address in one table:
 //!
 //! - when it last answered one of our RPCs: an address that answered at the
@@ -18,8 +18,10 @@
 //!
 //! Addresses are kept as [`PeerKey`]s: the table holds every peer that
 //! answered within the hour, and a `SocketAddr` is 32 bytes. The table is a
-//! sorted array (`peer_array`), 24 bytes a record where a hash table took
-//! ~41 with its empty slots: the largest part of a simulated node. At most
+//! sorted array (`peer_array`), 20 bytes a record with its key, where a hash
+//! table took ~41 with its empty slots: the largest part of a simulated node
+//! (at 10⁴ nodes, 94% of its records are of contacts in its routing table,
+//! ~150 a node). At most
 //! [`MAX_PEERS`] are kept: past that, records older than [`ANSWERED_FOR`]
 //! are dropped, and if that is not enough the table starts afresh (a peer
 //! then proves its address again with one round trip, and its round trips
@@ -211,7 +213,7 @@ mod tests {
         assert_eq!(book.rtt(&addr).unwrap().srtt(), Duration::from_millis(30));
         assert!(book.answered_lately(&addr, now + ANSWERED_FOR - Duration::from_secs(1)));
         assert!(!book.answered_lately(&addr, now + ANSWERED_FOR));
-        assert_eq!(std::mem::size_of::<PeerRecord>(), 16);
+        assert_eq!(std::mem::size_of::<PeerRecord>(), 12);
     }
 
     #[test]

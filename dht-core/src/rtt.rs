@@ -11,34 +11,57 @@
 
 use std::time::Duration;
 
-/// Smoothed RTT and its variance, in whole microseconds (saturating at
-/// about 71 minutes, far above any RPC timeout): 8 bytes where two
-/// `Duration`s take 32, and a node keeps one per peer it measured. The
-/// arithmetic is done on `Duration`s; only storage is compact.
+/// Smoothed RTT and its variance, 16 bits each: 4 bytes where two
+/// `Duration`s take 32, and a node keeps one per peer it measured (the
+/// largest part of a simulated node is its peer book, whose records this
+/// keeps at 12 bytes). The arithmetic is done on `Duration`s; only storage
+/// is compact, within 1/2048 of the value (see [`pack`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Estimate {
-    srtt_us: u32,
-    rttvar_us: u32,
+    srtt: u16,
+    rttvar: u16,
 }
 
-fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+/// Mantissa bits of a packed duration; the other 5 are its exponent.
+const MANTISSA_BITS: u32 = 11;
+
+/// `d` in microseconds as `m << e` (an 11-bit `m`, a 5-bit `e`), rounded
+/// to the nearest: exact up to 2,047 µs, within 1/2048 above, saturating at
+/// `u32::MAX` µs (about 71 minutes, far above any RPC timeout).
+fn pack(d: Duration) -> u16 {
+    let us = u64::from(u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
+    let bits = 64 - us.leading_zeros();
+    let mut shift = bits.saturating_sub(MANTISSA_BITS);
+    let mut mantissa = (us + ((1u64 << shift) >> 1)) >> shift;
+    if mantissa >> MANTISSA_BITS != 0 {
+        // Rounding carried into a 12th bit.
+        shift += 1;
+        mantissa >>= 1;
+    }
+    // shift <= 22 and mantissa < 2^11: both fit their fields.
+    u16::try_from(u64::from(shift << MANTISSA_BITS) | mantissa).unwrap_or(u16::MAX)
+}
+
+fn unpack(packed: u16) -> Duration {
+    let shift = u32::from(packed >> MANTISSA_BITS);
+    let mantissa = u64::from(packed & ((1 << MANTISSA_BITS) - 1));
+    Duration::from_micros(mantissa << shift)
 }
 
 impl Estimate {
     fn new(srtt: Duration, rttvar: Duration) -> Self {
         Estimate {
-            srtt_us: micros(srtt),
-            rttvar_us: micros(rttvar),
+            srtt: pack(srtt),
+            rttvar: pack(rttvar),
         }
     }
 
     pub(crate) fn srtt(&self) -> Duration {
-        Duration::from_micros(u64::from(self.srtt_us))
+        unpack(self.srtt)
     }
 
     fn rttvar(&self) -> Duration {
-        Duration::from_micros(u64::from(self.rttvar_us))
+        unpack(self.rttvar)
     }
 
     pub(crate) fn first(sample: Duration) -> Self {
@@ -102,6 +125,31 @@ impl RttEstimator {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn packed_durations_stay_within_a_2048th() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for us in
+            (0..5000u64).chain((0..100_000).map(|_| rng.random_range(0..=u64::from(u32::MAX))))
+        {
+            let d = Duration::from_micros(us);
+            let back = unpack(pack(d)).as_micros();
+            let error = back.abs_diff(u128::from(us));
+            assert!(
+                error * 2048 <= u128::from(us),
+                "{us} µs came back as {back}"
+            );
+            if us < 2048 {
+                assert_eq!(back, u128::from(us));
+            }
+        }
+        assert_eq!(
+            unpack(pack(Duration::from_secs(86_400))).as_micros(),
+            unpack(pack(Duration::from_micros(u64::from(u32::MAX)))).as_micros()
+        );
+        assert_eq!(std::mem::size_of::<Estimate>(), 4);
+    }
 
     #[test]
     fn timeouts_follow_measured_round_trips_within_bounds() {

@@ -6,25 +6,56 @@ use crate::stored_contact::{ContactBook, StoredContact};
 
 #[derive(Debug)]
 pub(super) struct Bucket {
-    /// The bucket covers ids whose first `depth` bits equal `prefix`'s.
-    pub(super) prefix: NodeId,
+    /// The bucket covers the ids whose first `depth` bits are its prefix.
     pub(super) depth: u8,
+    /// Whether the bucket covers our own id. Its prefix then is our id's
+    /// first `depth` bits; otherwise it holds the ids that part from ours at
+    /// bit `depth - 1` (only the bucket covering our id ever splits). So the
+    /// prefix is not stored: 20 bytes less a bucket, of 10–17 a node.
+    pub(super) holds_own: bool,
     /// Least recently seen first.
     pub(super) entries: Vec<StoredContact>,
     /// Most recently seen last (their `failures` and `seen` are unused).
     pub(super) replacements: Vec<StoredContact>,
     /// Last time a lookup targeted this bucket's range (drives refresh), in
     /// nanoseconds after the table's epoch: 8 bytes where an `Instant`
-    /// takes 16, so that with `depth` a byte a bucket takes 80 bytes, not
-    /// 96 (a node has 10–17 of them). Whole seconds would fit in 4 but
-    /// save nothing here (the bucket is 8-aligned), and would move some
-    /// refreshes to a later maintenance tick.
+    /// takes 16, so that with `depth` and `holds_own` a bucket takes 64
+    /// bytes, not 72. Whole seconds would fit in 4 but save nothing here
+    /// (the bucket is 8-aligned), and would move some refreshes to a later
+    /// maintenance tick.
     pub(super) touched: u64,
 }
 
 impl Bucket {
-    pub(super) fn covers(&self, id: &NodeId) -> bool {
-        self.prefix.common_prefix_len(id) >= usize::from(self.depth)
+    /// The first `depth` bits of the ids the bucket covers, the rest zero
+    /// (`own` is the table's own id).
+    pub(super) fn prefix(&self, own: &NodeId) -> NodeId {
+        let depth = usize::from(self.depth);
+        let mut prefix = *own;
+        if !self.holds_own && depth > 0 {
+            let at = depth - 1;
+            prefix.0[at / 8] ^= 0x80 >> (at % 8);
+        }
+        for (i, byte) in prefix.0.iter_mut().enumerate() {
+            let kept = depth.saturating_sub(i * 8).min(8);
+            // The first `kept` bits of this byte (0xFF << 8 overflows a u8).
+            *byte &= !(0xFFu16 >> kept) as u8;
+        }
+        prefix
+    }
+
+    /// Whether `id` is in the bucket's block (`own` is the table's own id).
+    /// The table finds a bucket by `bucket_by_prefix_len` instead; the tests
+    /// check the two agree.
+    #[cfg(test)]
+    pub(super) fn covers(&self, id: &NodeId, own: &NodeId) -> bool {
+        let shared = own.common_prefix_len(id);
+        let depth = usize::from(self.depth);
+        if self.holds_own {
+            shared >= depth
+        } else {
+            shared + 1 == depth
+        }
     }
 
     /// Where `id` is among the entries. Searched from the most recently

@@ -136,7 +136,7 @@ impl RoutingTable {
             per_ip: HashMap::new(),
             book: ContactBook::default(),
             buckets: vec![Bucket {
-                prefix: NodeId::default(),
+                holds_own: true,
                 depth: 0,
                 entries: Vec::new(),
                 replacements: Vec::new(),
@@ -237,7 +237,7 @@ impl RoutingTable {
         debug_assert_eq!(
             index,
             self.buckets
-                .partition_point(|b| b.prefix <= *id)
+                .partition_point(|b| b.prefix(&self.own) <= *id)
                 .saturating_sub(1)
         );
         index
@@ -250,7 +250,7 @@ impl RoutingTable {
         for (i, bucket) in self.buckets.iter().enumerate() {
             // The bucket covering our id has the greatest depth; any other
             // holds the ids that part from ours at its last prefix bit.
-            let shared = if bucket.covers(&self.own) {
+            let shared = if bucket.holds_own {
                 own_depth
             } else {
                 usize::from(bucket.depth) - 1
@@ -341,7 +341,7 @@ impl RoutingTable {
                 self.count_in(contact.addr.ip());
                 return Insert::Added;
             }
-            if usize::from(bucket.depth) < ID_LEN * 8 && bucket.covers(&self.own) {
+            if usize::from(bucket.depth) < ID_LEN * 8 && bucket.holds_own {
                 self.split(index);
                 continue;
             }
@@ -360,18 +360,19 @@ impl RoutingTable {
         let old = self.buckets.remove(index);
         let depth = old.depth + 1;
         let at = usize::from(old.depth);
-        let mut high_prefix = old.prefix;
-        high_prefix.0[at / 8] |= 0x80 >> (at % 8);
+        // Only the bucket covering our id splits: our id goes to the half
+        // its bit `at` names.
+        let own_high = self.own.bit(at);
         let mut low = Bucket {
-            prefix: old.prefix,
             depth,
+            holds_own: !own_high,
             entries: Vec::new(),
             replacements: Vec::new(),
             touched: old.touched,
         };
         let mut high = Bucket {
-            prefix: high_prefix,
             depth,
+            holds_own: own_high,
             entries: Vec::new(),
             replacements: Vec::new(),
             touched: old.touched,
@@ -491,7 +492,10 @@ impl RoutingTable {
         self.buckets
             .iter()
             .filter(|b| b.touched < nanos_since(self.epoch, stale_before))
-            .map(|b| b.prefix.random_with_prefix(usize::from(b.depth), rng))
+            .map(|b| {
+                b.prefix(&self.own)
+                    .random_with_prefix(usize::from(b.depth), rng)
+            })
             .collect()
     }
 
@@ -500,8 +504,11 @@ impl RoutingTable {
     pub fn far_bucket_targets<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<NodeId> {
         self.buckets
             .iter()
-            .filter(|b| !b.covers(&self.own))
-            .map(|b| b.prefix.random_with_prefix(usize::from(b.depth), rng))
+            .filter(|b| !b.holds_own)
+            .map(|b| {
+                b.prefix(&self.own)
+                    .random_with_prefix(usize::from(b.depth), rng)
+            })
             .collect()
     }
 }
@@ -770,7 +777,9 @@ mod tests {
                 .buckets_by_distance(&target)
                 .map(|i| {
                     let b = &t.buckets[i];
-                    b.prefix.distance(&target).truncated(usize::from(b.depth))
+                    b.prefix(&own)
+                        .distance(&target)
+                        .truncated(usize::from(b.depth))
                 })
                 .collect();
             assert_eq!(blocks.len(), t.buckets.len());
@@ -815,16 +824,20 @@ mod tests {
         for i in 0..2000u16 {
             t.insert(contact(NodeId::random(&mut rng), i + 1), now);
         }
+        assert_eq!(std::mem::size_of::<Bucket>(), 64);
         for w in t.buckets.windows(2) {
-            assert!(w[0].prefix < w[1].prefix);
+            assert!(w[0].prefix(&own) < w[1].prefix(&own));
         }
         for _ in 0..200 {
             let id = NodeId::random(&mut rng);
             let b = &t.buckets[t.bucket_index(&id)];
-            assert!(b.covers(&id));
+            assert!(b.covers(&id, &own));
+            // The derived prefix says the same, and no other bucket covers it.
+            assert!(b.prefix(&own).common_prefix_len(&id) >= usize::from(b.depth));
+            assert_eq!(t.buckets.iter().filter(|b| b.covers(&id, &own)).count(), 1);
         }
         for target in t.far_bucket_targets(&mut rng) {
-            assert!(!t.buckets[t.bucket_index(&target)].covers(&own));
+            assert!(!t.buckets[t.bucket_index(&target)].covers(&own, &own));
         }
     }
 

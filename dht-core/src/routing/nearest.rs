@@ -25,7 +25,7 @@ impl RoutingTable {
         if n == 0 {
             return Vec::new();
         }
-        // A bucket's entries are sorted by the first 64 bits of their
+        // A bucket's entries are sorted by the first 56 bits of their
         // distance (whole distances only where those tie), then read in that
         // order: each read builds the contact (from the table's directory,
         // for a listed one), and reading stops at the n-th one kept. Since
@@ -104,7 +104,7 @@ impl RoutingTable {
         let Some(bucket) = self.buckets.get(self.bucket_index(target)) else {
             return false;
         };
-        !bucket.covers(&self.own) && bucket.entries.iter().any(|e| !self.book.is(e, except))
+        !bucket.holds_own && bucket.entries.iter().any(|e| !self.book.is(e, except))
     }
 
     /// Like [`RoutingTable::closest`], preferring contacts that answered their
