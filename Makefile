@@ -249,8 +249,9 @@ sim-scaling: setup
 	$(CARGO) build --release -p dht-core --example simulate
 	$(SIM_ENV) $(PY) scripts/sim_scaling.py --nodes $(SIM_SCALING_NODES)
 
-# 10^6 nodes, on demand (not in `make test`): ~20 GB of memory and ~45 minutes on
-# the 2-core machine; adds its row to docs/sim/scaling.json, .md and .png.
+# 10^6 nodes, on demand (not in `make test`): 18.2 GB of memory and 35 minutes on
+# the 2-core machine (docs/sim/performance.md); adds its row to docs/sim/scaling.json,
+# .md and .png.
 .PHONY: sim-million
 sim-million: setup
 	$(PY) -m pip install --quiet -r scripts/requirements-bench.txt

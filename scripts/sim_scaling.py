@@ -52,14 +52,16 @@ def run(binary, nodes, gets, seed):
 
 def table(rows):
     lines = [
-        "| N | log2(N) (paper, b = 1) | hops per lookup | RPCs per lookup | found | join + gets wall s | threads | CPU s | peak RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| N | log2(N) (paper, b = 1) | hops per lookup | RPCs per lookup | found | join + gets wall s | threads | CPU s | peak RSS MB | KB a node | datagrams | virtual join s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         n = r["nodes"]
+        datagrams = f"{r['datagrams']:,}" if "datagrams" in r else ""
         lines.append(
             f"| {n:,} | {math.log2(n):.2f} | {r['hops_per_lookup']:.2f} | {r['rpcs_per_lookup']:.2f} "
-            f"| {r['found']}/{r['gets']} | {r['total_wall_s']} | {r.get('threads', 1)} | {r['cpu_s']} | {r['peak_rss_mb']} |"
+            f"| {r['found']}/{r['gets']} | {r['total_wall_s']} | {r.get('threads', 1)} | {r['cpu_s']} | {r['peak_rss_mb']} "
+            f"| {r['peak_rss_mb'] * 1000 / n:.1f} | {datagrams} | {r.get('join_virtual_s', '')} |"
         )
     return "\n".join(lines)
 
@@ -84,7 +86,11 @@ Hops: sequential rounds until the answer that carried the value. RPCs: the
 requests the lookup sent. Wall and CPU seconds are for the whole run (join
 included) on the 2-core development machine, shared with other work; CPU
 seconds add up both threads where the run used two (the run itself, datagram
-for datagram, is the same on one thread).
+for datagram, is the same on one thread). Peak RSS is the process's
+(`VmHWM`); KB a node divides it by N. Datagrams: all the network delivered,
+join included. Virtual join: simulated seconds until the last node joined
+(the network grows by 100 nodes a step up to 10⁴, then by 1% of itself, at
+most 1,000; see `Simulation::join_network`).
 
 {table(rows)}
 
