@@ -429,7 +429,7 @@ impl Simulation {
     /// little to do. A step's newcomers stay a 1% minority of the nodes
     /// they join, and up to 10⁴ nodes the steps are the same as before. The
     /// cap bounds the memory of the joins in flight (each holds a lookup per
-    /// far bucket it refreshes, ~300 KB while they run).
+    /// far bucket it refreshes, ~340 KB while they run).
     pub fn join_network(&mut self, batch: usize, limit: Duration) -> usize {
         let mut failed = 0;
         let mut joined = 1;
