@@ -11,7 +11,8 @@ pub(super) struct Bucket {
     /// Whether the bucket covers our own id. Its prefix then is our id's
     /// first `depth` bits; otherwise it holds the ids that part from ours at
     /// bit `depth - 1` (only the bucket covering our id ever splits). So the
-    /// prefix is not stored: 20 bytes less a bucket, of 10–17 a node.
+    /// 20-byte prefix is not stored: a bucket takes 64 bytes instead of 80,
+    /// and a node has 10–20 of them.
     pub(super) holds_own: bool,
     /// Least recently seen first.
     pub(super) entries: Vec<StoredContact>,
