@@ -435,7 +435,7 @@ impl Simulation {
         let mut joined = 1;
         while joined < self.node_count {
             let batch = batch.max(1);
-            let step = (joined / 100).clamp(batch, 10 * batch);
+            let step = (joined / 100).clamp(batch, batch.saturating_mul(10));
             let end = (joined + step).min(self.node_count);
             let mut ops = Vec::new();
             for node in joined..end {
