@@ -618,7 +618,8 @@ kad_result kad_config_set_rpc_timeout_ms(struct kad_config *config,
                                          uint32_t timeout_ms);
 
 /*
- Consecutive missed replies after which a contact is dropped (at least 1). Default 3.
+ Consecutive missed replies after which a contact is dropped (at least 1;
+ values above 15 count as 15). Default 3.
  */
 kad_result kad_config_set_max_failures(struct kad_config *config,
                                        uint32_t max_failures);

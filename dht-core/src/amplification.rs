@@ -42,6 +42,18 @@ pub struct AddressValidation {
     /// Apply the rule to loopback and private addresses too.
     strict_local: bool,
     keys: PeerKeys,
+    /// Made when an answer first waits, dropped when the checks are over:
+    /// most nodes of a simulated network hear only from peers that answered
+    /// them, and three empty tables took 96 bytes of each.
+    checks: Option<Box<Checks>>,
+    /// Answers dropped because too many were waiting or the address never
+    /// answered its ping.
+    pub dropped: u64,
+}
+
+/// The addresses being checked, and what waits for them.
+#[derive(Default)]
+struct Checks {
     waiting: PeerMap<Vec<Vec<u8>>>,
     waiting_total: usize,
     /// Addresses with a verification ping in flight.
@@ -50,9 +62,6 @@ pub struct AddressValidation {
     /// are not pinged again for a while (a spoofed source would otherwise
     /// draw one ping per request).
     failed_at: PeerMap<Instant>,
-    /// Answers dropped because too many were waiting or the address never
-    /// answered its ping.
-    pub dropped: u64,
 }
 
 /// What to do with an answer.
@@ -77,9 +86,15 @@ impl AddressValidation {
 
     /// Free the tables a burst left empty (see [`crate::idle_memory`]).
     pub fn release_idle_memory(&mut self) {
-        self.waiting.release_if_empty();
-        self.pinging.release_if_empty();
-        self.failed_at.release_if_empty();
+        if let Some(c) = self.checks.as_deref_mut() {
+            if c.waiting.is_empty() && c.pinging.is_empty() && c.failed_at.is_empty() {
+                self.checks = None;
+            } else {
+                c.waiting.release_if_empty();
+                c.pinging.release_if_empty();
+                c.failed_at.release_if_empty();
+            }
+        }
     }
 
     /// Whether `addr` may get answers of any size: it answered us lately
@@ -108,38 +123,43 @@ impl AddressValidation {
     /// none failed lately); records that one goes.
     pub fn start_ping(&mut self, addr: SocketAddr, now: Instant) -> bool {
         let key = self.keys.addr(&addr);
-        if self.pinging.len() >= MAX_WAITING && !self.pinging.contains_key(&key) {
+        let c = self.checks.get_or_insert_with(Box::default);
+        if c.pinging.len() >= MAX_WAITING && !c.pinging.contains_key(&key) {
             return false;
         }
-        if let Some(at) = self.failed_at.get(&key) {
+        if let Some(at) = c.failed_at.get(&key) {
             if now.saturating_duration_since(*at) < RETRY_AFTER {
                 return false;
             }
-            self.failed_at.remove(&key);
+            c.failed_at.remove(&key);
         }
-        self.pinging.insert(key, ()).is_none()
+        c.pinging.insert(key, ()).is_none()
     }
 
     /// `addr` answered one of our RPCs (the [`PeerBook`] has recorded it).
     /// Returns the answers that were waiting for it, to send now.
     pub fn answered(&mut self, addr: &SocketAddr) -> Vec<Vec<u8>> {
-        if self.pinging.is_empty() && self.waiting.is_empty() {
+        let Some(c) = self.checks.as_deref_mut() else {
             return Vec::new(); // the common case: nothing was checking it
+        };
+        if c.pinging.is_empty() && c.waiting.is_empty() {
+            return Vec::new();
         }
         let key = self.keys.addr(addr);
-        self.pinging.remove(&key);
-        self.take_waiting(key)
+        c.pinging.remove(&key);
+        c.take_waiting(key)
     }
 
     /// The ping checking `addr` went unanswered: its answers are dropped.
     pub fn failed(&mut self, addr: &SocketAddr, now: Instant) {
         let key = self.keys.addr(addr);
-        self.pinging.remove(&key);
-        if self.failed_at.len() >= MAX_FAILED {
-            self.failed_at.clear();
+        let c = self.checks.get_or_insert_with(Box::default);
+        c.pinging.remove(&key);
+        if c.failed_at.len() >= MAX_FAILED {
+            c.failed_at.clear();
         }
-        self.failed_at.insert(key, now);
-        let dropped = self.take_waiting(key).len();
+        c.failed_at.insert(key, now);
+        let dropped = c.take_waiting(key).len();
         self.dropped += dropped as u64;
     }
 
@@ -158,20 +178,23 @@ impl AddressValidation {
             return Admit::Send(answer);
         }
         let key = self.keys.addr(&to);
-        let queue = self.waiting.entry(key).or_default();
-        if queue.len() >= MAX_WAITING_PER_ADDR || self.waiting_total >= MAX_WAITING {
+        let c = self.checks.get_or_insert_with(Box::default);
+        let queue = c.waiting.entry(key).or_default();
+        if queue.len() >= MAX_WAITING_PER_ADDR || c.waiting_total >= MAX_WAITING {
             if queue.is_empty() {
-                self.waiting.remove(&key);
+                c.waiting.remove(&key);
             }
             self.dropped += 1;
             return Admit::Dropped;
         }
         queue.push(answer);
-        self.waiting_total += 1;
+        c.waiting_total += 1;
         let ping = self.start_ping(to, now);
         Admit::Held { ping }
     }
+}
 
+impl Checks {
     fn take_waiting(&mut self, key: PeerKey) -> Vec<Vec<u8>> {
         if self.waiting.is_empty() {
             return Vec::new();

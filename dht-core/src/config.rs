@@ -49,8 +49,8 @@ pub struct Config {
     /// still accepted until `rpc_timeout`. Default 100 ms.
     pub min_rpc_timeout: Duration,
     /// Consecutive missed replies after which a contact is dropped from the
-    /// routing table. Default 3; values above 255 count as 255 (the table
-    /// counts misses in a byte).
+    /// routing table. Default 3; values above 15 count as 15 (the table
+    /// counts misses in 4 bits of each contact).
     pub max_failures: u32,
     /// This node's id; random when `None`.
     pub node_id: Option<NodeId>,

@@ -37,6 +37,7 @@ pub mod node;
 mod node_callbacks;
 mod node_commands;
 mod node_records;
+mod node_rng;
 mod node_socket;
 pub mod ops;
 mod peer_array;

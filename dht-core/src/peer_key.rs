@@ -27,11 +27,6 @@ impl PeerKey {
         PeerKey(NonZeroU64::new(hash).unwrap_or(NonZeroU64::MIN))
     }
 
-    /// All 64 bits (never zero).
-    pub(crate) fn bits(self) -> u64 {
-        self.0.get()
-    }
-
     #[cfg(test)]
     pub(crate) fn from_bits(bits: u64) -> Self {
         PeerKey::new(bits)
@@ -40,6 +35,12 @@ impl PeerKey {
     /// The low 32 bits, for tables that keep a shorter fingerprint.
     pub fn low_bits(self) -> u32 {
         self.0.get() as u32
+    }
+
+    /// The high 32 bits: the key as the tables that keep 4 bytes of it
+    /// hold it (the peer array, the public-address votes).
+    pub(crate) fn high_bits(self) -> u32 {
+        (self.0.get() >> 32) as u32
     }
 }
 

@@ -17,9 +17,12 @@
 //! in a test learns its LAN or loopback address; an unspecified or multicast
 //! address, from which no datagram can come, is no vote.
 //!
-//! Votes are 16 bytes: the reported address is an index into a short list
-//! of the distinct addresses reported (nearly always one), and the time a
-//! whole second since the first vote. A node keeps up to 32 votes, and the
+//! Votes are 12 bytes: the reported address is an index into a short list
+//! of the distinct addresses reported (nearly always one, so the list
+//! grows one at a time), the time a whole second since the first vote, and
+//! the voter's IP 32 bits of its [`PeerKey`](crate::peer_key::PeerKey) (two voters share a vote one
+//! time in 2³² per pair, and the key is secret, so no voter can aim at
+//! another's). A node keeps up to 32 votes, and the
 //! simulator keeps them for every node: with 56-byte votes (a `SocketAddr`
 //! and an `Instant` each) they were a tenth of a simulated node's memory,
 //! and 64 of 16 bytes were still 1.2 KB of a node of 18 KB. An attacker
@@ -29,7 +32,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use crate::peer_key::{PeerKey, PeerKeys};
+use crate::peer_key::PeerKeys;
 
 /// Distinct peer IPs that must report the same address.
 pub const MIN_AGREEING_PEERS: usize = 2;
@@ -42,8 +45,8 @@ pub const KEPT_VOTES: usize = 8;
 
 #[derive(Debug)]
 struct Vote {
-    /// The peer IP, as a key (see [`crate::peer_key`]).
-    reporter: PeerKey,
+    /// The peer IP: the high 32 bits of its key (see [`crate::peer_key`]).
+    reporter: u32,
     /// Whole seconds after the first vote (saturating).
     at: u32,
     /// Index of the reported address in [`PublicAddress::addresses`].
@@ -78,7 +81,7 @@ impl PublicAddress {
         }
         let at = self.secs(now);
         self.lapse_old_votes(at);
-        let reporter = self.keys.ip(&reporter);
+        let reporter = self.keys.ip(&reporter).high_bits();
         if let Some(i) = self.votes.iter().position(|v| v.reporter == reporter) {
             self.remove_vote(i);
         } else if self.votes.len() >= MAX_VOTERS {
@@ -113,6 +116,9 @@ impl PublicAddress {
         let index = match self.addresses.iter().position(|a| *a == addr) {
             Some(i) => i,
             None => {
+                // One at a time: nearly always one address is reported, and
+                // room for four would take 96 bytes more.
+                self.addresses.reserve_exact(1);
                 self.addresses.push(addr);
                 self.counts.push(0);
                 self.addresses.len() - 1
@@ -305,7 +311,7 @@ mod tests {
             assert!(p.addresses.len() <= MAX_VOTERS + 1, "{}", p.addresses.len());
         }
         assert_eq!(p.get(), Some(me));
-        assert_eq!(std::mem::size_of::<Vote>(), 16);
+        assert_eq!(std::mem::size_of::<Vote>(), 12);
         assert_counts_match(&p);
     }
 

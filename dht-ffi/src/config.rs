@@ -104,7 +104,8 @@ pub unsafe extern "C" fn kad_config_set_rpc_timeout_ms(
     }
 }
 
-/// Consecutive missed replies after which a contact is dropped (at least 1). Default 3.
+/// Consecutive missed replies after which a contact is dropped (at least 1;
+/// values above 15 count as 15). Default 3.
 #[no_mangle]
 pub unsafe extern "C" fn kad_config_set_max_failures(
     config: *mut kad_config,

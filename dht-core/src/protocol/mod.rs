@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::rngs::StdRng;
+use crate::node_rng::NodeRng;
 use rand::{Rng, SeedableRng};
 use tracing::{debug, trace};
 
@@ -37,7 +37,6 @@ use crate::quota::{QuotaLimits, SourceQuota};
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::records::{Lifetimes, RecordStore};
 use crate::replication::Replication;
-use crate::responder::StorePolicy;
 use crate::routing::{Insert, IpLimits, RoutingTable};
 use crate::rpc::{Class, Outbox, RpcTable};
 use crate::storage::{MemoryStorage, Storage, StoredValue};
@@ -84,8 +83,11 @@ pub struct Protocol {
     id: NodeId,
     /// Shared by the nodes of a simulation (one copy, not 10⁵).
     config: Arc<Config>,
-    policy: StorePolicy,
-    rng: StdRng,
+    /// Unix time, for signed records' expiry (the rest of the responder's
+    /// [`crate::responder::StorePolicy`] is read from `config` when a
+    /// request comes).
+    clock: WallClock,
+    rng: NodeRng,
     out: Outbox,
     contacts: Contacts,
     records: RecordStore,
@@ -150,8 +152,8 @@ impl Protocol {
     ) -> Result<Self> {
         config.validate()?;
         let mut rng = match rng_seed {
-            Some(seed) => StdRng::seed_from_u64(seed),
-            None => StdRng::from_rng(&mut rand::rng()),
+            Some(seed) => NodeRng::seed_from_u64(seed),
+            None => NodeRng::from_rng(&mut rand::rng()),
         };
         let listed_id = listing.as_ref().map(|l| l.directory.contact(l.number).id);
         let id = config
@@ -183,13 +185,7 @@ impl Protocol {
         let phase = config.maintenance_interval.mul_f64(rng.random::<f64>());
         Ok(Protocol {
             id,
-            policy: StorePolicy {
-                k: config.k,
-                max_value_size: config.max_value_size,
-                default_ttl: config.default_ttl,
-                max_ttl: config.max_ttl,
-                clock: WallClock::new(now, config.unix_time_at_start.unwrap_or(VIRTUAL_EPOCH_UNIX)),
-            },
+            clock: WallClock::new(now, config.unix_time_at_start.unwrap_or(VIRTUAL_EPOCH_UNIX)),
             rng,
             out: Outbox::new(
                 RpcTable::new(
@@ -226,7 +222,7 @@ impl Protocol {
     }
 
     /// The operations and the state they work on, borrowed apart.
-    fn split(&mut self) -> (&mut Operations, Env<'_, StdRng>) {
+    fn split(&mut self) -> (&mut Operations, Env<'_, NodeRng>) {
         let env = Env {
             own: self.id,
             k: self.config.k,
@@ -234,7 +230,7 @@ impl Protocol {
             default_ttl: self.config.default_ttl,
             op_timeout: self.config.operation_timeout,
             bind: self.config.bind,
-            clock: self.policy.clock,
+            clock: self.clock,
             out: &mut self.out,
             contacts: &mut self.contacts,
             records: &mut self.records,

@@ -9,7 +9,7 @@ use super::Protocol;
 use crate::amplification::Admit;
 use crate::contact::Contact;
 use crate::id::NodeId;
-use crate::responder;
+use crate::responder::{self, StorePolicy};
 use crate::rpc::{Class, Outgoing, Purpose};
 use crate::wire::{self, MsgId, Request, Response};
 
@@ -39,7 +39,13 @@ impl Protocol {
             routing: self.contacts.table(),
             records: &mut self.records,
             quota: &mut self.quota,
-            policy: &self.policy,
+            policy: &StorePolicy {
+                k: self.config.k,
+                max_value_size: self.config.max_value_size,
+                default_ttl: self.config.default_ttl,
+                max_ttl: self.config.max_ttl,
+                clock: self.clock,
+            },
             rng: &mut self.rng,
         };
         let mut response = responder::answer(&mut ctx, now, from, &msg_id, request);

@@ -135,7 +135,7 @@ impl Protocol {
 
     /// The unix time at `now`, as this node sees it.
     pub fn unix_time(&self, now: Instant) -> u64 {
-        self.policy.clock.unix_at(now)
+        self.clock.unix_at(now)
     }
 
     /// A local put of `value` must obey the storing node's record rules

@@ -34,7 +34,7 @@ use bucket::Bucket;
 use crate::contact::{is_local, subnet, Contact};
 use crate::directory::ContactDirectory;
 use crate::id::{NodeId, ID_LEN};
-use crate::stored_contact::{ContactBook, StoredContact};
+use crate::stored_contact::{ContactBook, StoredContact, MAX_FAILURES_COUNTED};
 
 /// Contacts waiting in one bucket's replacement cache, at most (fewer if k
 /// is smaller). A waiting contact takes the place of an entry evicted for
@@ -106,8 +106,11 @@ pub struct RoutingTable {
     limits: IpLimits,
     /// When the table was created: stored contacts count seconds from it.
     epoch: Instant,
-    /// Contacts (entries and replacements) per IP, where limits apply.
-    per_ip: HashMap<IpAddr, usize>,
+    /// Contacts (entries and replacements) per IP, where limits apply: made
+    /// at the first such contact (none in a simulation on private addresses;
+    /// an empty map takes 48 bytes).
+    #[allow(clippy::box_collection)] // 8 bytes while absent, not 48
+    per_ip: Option<Box<HashMap<IpAddr, usize>>>,
     /// What the stored contacts do not hold themselves (see `stored_contact`).
     book: ContactBook,
     /// Ordered by prefix, so they tile the id space from 0 to 2^160-1.
@@ -133,7 +136,7 @@ impl RoutingTable {
             max_failures,
             limits: IpLimits::NONE,
             epoch: now,
-            per_ip: HashMap::new(),
+            per_ip: None,
             book: ContactBook::default(),
             buckets: vec![Bucket {
                 holds_own: true,
@@ -174,12 +177,17 @@ impl RoutingTable {
 
     /// Contacts of `ip` held (entries and replacements), where limits apply.
     pub fn contacts_of_ip(&self, ip: &IpAddr) -> usize {
-        self.per_ip.get(ip).copied().unwrap_or(0)
+        self.per_ip
+            .as_deref()
+            .and_then(|counts| counts.get(ip))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn count_in(&mut self, ip: IpAddr) {
         if self.limits.applies_to(&ip) {
-            *self.per_ip.entry(ip).or_insert(0) += 1;
+            let counts = self.per_ip.get_or_insert_with(Box::default);
+            *counts.entry(ip).or_insert(0) += 1;
         }
     }
 
@@ -190,10 +198,13 @@ impl RoutingTable {
     }
 
     fn count_out(&mut self, ip: IpAddr) {
-        if let Some(n) = self.per_ip.get_mut(&ip) {
+        let Some(counts) = self.per_ip.as_deref_mut() else {
+            return;
+        };
+        if let Some(n) = counts.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                self.per_ip.remove(&ip);
+                counts.remove(&ip);
             }
         }
     }
@@ -290,7 +301,7 @@ impl RoutingTable {
     fn entry(&self, stored: &StoredContact) -> Entry {
         Entry {
             contact: self.book.contact(stored),
-            failures: u32::from(stored.failures),
+            failures: u32::from(stored.failures()),
             last_seen: stored.last_seen(self.epoch),
         }
     }
@@ -394,7 +405,7 @@ impl RoutingTable {
             if side.entries.len() < self.k {
                 self.promoted.push(self.book.contact(&c));
                 let mut entry = c;
-                entry.failures = 0;
+                entry.clear_failures();
                 entry.set_seen_secs(seconds_since_nanos(old.touched));
                 side.push_entry(entry, self.k);
             } else {
@@ -423,10 +434,9 @@ impl RoutingTable {
         let Some(pos) = bucket.position(id, &self.book) else {
             return false;
         };
-        let failures = &mut bucket.entries[pos].failures;
-        *failures = failures.saturating_add(1);
-        // Counts saturate at u8::MAX, and so does the limit.
-        if u32::from(*failures) < max.min(u32::from(u8::MAX)) {
+        let failures = bucket.entries[pos].add_failure();
+        // Counts saturate (see `stored_contact`), and so does the limit.
+        if u32::from(failures) < max.min(u32::from(MAX_FAILURES_COUNTED)) {
             return false;
         }
         let gone = bucket.entries.remove(pos);
@@ -437,7 +447,7 @@ impl RoutingTable {
             self.promoted.push(self.book.contact(&c));
             // Promoted at the least-recently-seen end: it has not answered
             // us yet; it takes over the evicted entry's last-seen time.
-            c.failures = 0;
+            c.clear_failures();
             c.seen_as(&gone);
             bucket.entries.insert(0, c);
         }
@@ -538,6 +548,22 @@ mod tests {
         let mut id = [rest; ID_LEN];
         id[0] = b;
         NodeId(id)
+    }
+
+    /// Misses are counted up to 15 (4 bits of a stored contact), and a
+    /// larger `max_failures` counts as 15: the contact still goes.
+    #[test]
+    fn a_limit_past_the_counted_failures_evicts_at_the_count() {
+        let now = Instant::now();
+        let mut t = RoutingTable::new(NodeId([0; ID_LEN]), 4, 200, now);
+        let a = contact(id_with_first_byte(0x80, 1), 1);
+        t.insert(a, now);
+        for miss in 1..u32::from(MAX_FAILURES_COUNTED) {
+            assert!(!t.record_failure(&a.id), "evicted after {miss}");
+            assert_eq!(t.get(&a.id).unwrap().failures, miss);
+        }
+        assert!(t.record_failure(&a.id));
+        assert!(!t.contains(&a.id));
     }
 
     #[test]
