@@ -249,7 +249,7 @@ sim-scaling: setup
 	$(CARGO) build --release -p dht-core --example simulate
 	$(SIM_ENV) $(PY) scripts/sim_scaling.py --nodes $(SIM_SCALING_NODES)
 
-# 10^6 nodes, on demand (not in `make test`): 18.2 GB of memory and 35 minutes on
+# 10^6 nodes, on demand (not in `make test`): 14.5 GB of memory and 42 minutes on
 # the 2-core machine (docs/sim/performance.md); adds its row to docs/sim/scaling.json,
 # .md and .png.
 .PHONY: sim-million

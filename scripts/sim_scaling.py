@@ -10,7 +10,7 @@ Runs `simulate` (dht-core's example: join N nodes, put 200 values, then
     make sim-scaling                                   # N = 10^3 ... 3*10^5
     python3 scripts/sim_scaling.py --nodes 1000,10000  # chosen sizes
     python3 scripts/sim_scaling.py --replot            # table and chart from scaling.json
-    make sim-million                                   # adds N = 10^6 to scaling.json (~20 GB, ~45 min)
+    make sim-million                                   # adds N = 10^6 to scaling.json (~15 GB, ~42 min)
 
 What the columns compare to: the Kademlia paper (Maymounkov & Mazieres 2002,
 sections 2.3 and 4.2) bounds a lookup by ceil(log_{2^b} N) steps, each step at

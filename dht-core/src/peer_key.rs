@@ -8,7 +8,9 @@
 //! memory. A [`PeerKey`] is 8 bytes; being the output of a SipHash keyed
 //! with per-table random keys, it is hashed no further ([`PeerMap`] uses it
 //! as is) and a remote host can neither predict it (no hash flooding) nor
-//! make two addresses share one except by chance (2⁻⁶⁴ per pair).
+//! make two addresses share one except by chance (2⁻⁶⁴ per pair; the peer
+//! array and the public-address votes keep 32 of its bits, 2⁻³² per pair:
+//! see `peer_array`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};

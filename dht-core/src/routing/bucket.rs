@@ -16,7 +16,8 @@ pub(super) struct Bucket {
     pub(super) holds_own: bool,
     /// Least recently seen first.
     pub(super) entries: Vec<StoredContact>,
-    /// Most recently seen last (their `failures` and `seen` are unused).
+    /// Most recently seen last (their failures and last-seen time are
+    /// unused).
     pub(super) replacements: Vec<StoredContact>,
     /// Last time a lookup targeted this bucket's range (drives refresh), in
     /// nanoseconds after the table's epoch: 8 bytes where an `Instant`

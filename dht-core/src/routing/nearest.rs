@@ -25,7 +25,7 @@ impl RoutingTable {
         if n == 0 {
             return Vec::new();
         }
-        // A bucket's entries are sorted by the first 56 bits of their
+        // A bucket's entries are sorted by the first 32 bits of their
         // distance (whole distances only where those tie), then read in that
         // order: each read builds the contact (from the table's directory,
         // for a listed one), and reading stops at the n-th one kept. Since
