@@ -88,21 +88,21 @@ impl<V> PeerArray<V> {
     }
 
     pub(crate) fn get(&self, key: PeerKey) -> Option<&V> {
-        let at = self.search(short(key)).ok()?;
+        let at = self.search(key.high_bits()).ok()?;
         self.values.get(at)
     }
 
     pub(crate) fn get_mut(&mut self, key: PeerKey) -> Option<&mut V> {
-        let at = self.search(short(key)).ok()?;
+        let at = self.search(key.high_bits()).ok()?;
         self.values.get_mut(at)
     }
 
     pub(crate) fn contains_key(&self, key: PeerKey) -> bool {
-        self.search(short(key)).is_ok()
+        self.search(key.high_bits()).is_ok()
     }
 
     pub(crate) fn entry(&mut self, key: PeerKey) -> Entry<'_, V> {
-        let key = short(key);
+        let key = key.high_bits();
         match self.search(key) {
             Ok(at) => Entry::Occupied(&mut self.values[at]),
             Err(at) => Entry::Vacant(Vacant {
@@ -160,11 +160,6 @@ impl<V> PeerArray<V> {
             .map(|i| lo + i)
             .map_err(|i| lo + i)
     }
-}
-
-/// The part of `key` the array keeps.
-fn short(key: PeerKey) -> u32 {
-    key.high_bits()
 }
 
 #[cfg(test)]
