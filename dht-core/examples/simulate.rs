@@ -308,7 +308,8 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
     }
 
     let before = sim.lookup_totals();
-    let (mut tried, mut found, mut max_virtual) = (0usize, 0usize, Duration::ZERO);
+    let (mut tried, mut found) = (0usize, 0usize);
+    let mut latencies = Vec::with_capacity(args.gets);
     while tried < args.gets {
         let (key, value) = &keys[rng.random_range(0..keys.len())];
         let getter = rng.random_range(0..args.nodes);
@@ -319,8 +320,15 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
         tried += 1;
         let got = sim.get_from(getter, *key, Duration::from_secs(60));
         found += usize::from(got.value.as_ref() == Some(value));
-        max_virtual = max_virtual.max(got.latency);
+        latencies.push(got.latency);
     }
+    latencies.sort_unstable();
+    let virtual_ms = |at: f64| {
+        let i = ((latencies.len() as f64 - 1.0) * at).round() as usize;
+        latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let mean_ms = latencies.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e3
+        / latencies.len().max(1) as f64;
     let (rpcs_per_lookup, hops_per_lookup) = sim.lookup_totals().per_lookup_since(&before);
     Ok(json!({
         "nodes": args.nodes,
@@ -334,7 +342,12 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
         "success_rate": (found as f64 / tried.max(1) as f64 * 1e4).round() / 1e4,
         "rpcs_per_lookup": (rpcs_per_lookup * 100.0).round() / 100.0,
         "hops_per_lookup": (hops_per_lookup * 100.0).round() / 100.0,
-        "max_get_virtual_ms": max_virtual.as_millis() as u64,
+        "get_virtual_ms": {
+            "mean": (mean_ms * 10.0).round() / 10.0,
+            "p50": (virtual_ms(0.5) * 10.0).round() / 10.0,
+            "p99": (virtual_ms(0.99) * 10.0).round() / 10.0,
+            "max": (virtual_ms(1.0) * 10.0).round() / 10.0,
+        },
         "datagrams": sim.delivered(),
         "join_wall_s": (join_wall * 10.0).round() / 10.0,
         "join_virtual_s": (join_virtual * 10.0).round() / 10.0,

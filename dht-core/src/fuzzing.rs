@@ -180,9 +180,18 @@ impl RequestChoice {
 pub enum ResponseChoice {
     Ping(IdChoice),
     Store(bool),
+    /// A STORE answer with the nodes trailer (to a STORE that asked).
+    StoreWithNodes(bool, Vec<(IdChoice, AddrChoice)>),
     Nodes(Vec<(IdChoice, AddrChoice)>),
     Value(ValueChoice, Option<u64>),
     Stun(AddrChoice),
+}
+
+fn contacts(nodes: Vec<(IdChoice, AddrChoice)>) -> Vec<Contact> {
+    nodes
+        .into_iter()
+        .map(|(id, addr)| Contact::new(id.id(), addr.addr()))
+        .collect()
 }
 
 impl ResponseChoice {
@@ -190,12 +199,10 @@ impl ResponseChoice {
         match self {
             ResponseChoice::Ping(id) => Response::Ping(id.id()),
             ResponseChoice::Store(ok) => Response::Store(ok),
-            ResponseChoice::Nodes(nodes) => Response::Nodes(
-                nodes
-                    .into_iter()
-                    .map(|(id, addr)| Contact::new(id.id(), addr.addr()))
-                    .collect(),
-            ),
+            ResponseChoice::StoreWithNodes(ok, nodes) => {
+                Response::StoreWithNodes(ok, contacts(nodes))
+            }
+            ResponseChoice::Nodes(nodes) => Response::Nodes(contacts(nodes)),
             ResponseChoice::Value(value, ttl_secs) => Response::Value {
                 value: value.value(),
                 ttl_secs,
@@ -225,6 +232,8 @@ pub enum Action {
         rpc: u16,
         spoof: Option<u8>,
         response: ResponseChoice,
+        /// With the trailers a kadmium responder appends, or bare (rpcudp's).
+        trailers: bool,
     },
     /// Time passes (up to ~65 s), then the node's timers run.
     Advance {
@@ -342,13 +351,23 @@ impl Harness {
                 rpc,
                 spoof,
                 response,
+                trailers,
             } => {
                 if self.sent.is_empty() {
                     return;
                 }
                 let sent = &self.sent[usize::from(rpc) % self.sent.len()];
                 let from = spoof.map_or(sent.to, peer_addr);
-                let bytes = wire::encode_response(&sent.id, &response.response());
+                let response = response.response();
+                let bytes = if trailers {
+                    // Our requests carry kadmium ids: the observed address,
+                    // a STORE answer's nodes, and a responder id where
+                    // asked (here not the id the request went to).
+                    let responder = NodeId::digest(&rpc.to_be_bytes());
+                    wire::encode_reply(&sent.id, &response, peer_addr(2), &responder)
+                } else {
+                    wire::encode_response(&sent.id, &response)
+                };
                 // The response's kind is chosen freely: mismatches are tried too.
                 self.deliver(from, &bytes);
             }

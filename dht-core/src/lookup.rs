@@ -83,6 +83,10 @@ pub struct Lookup {
     /// one is [`Sufficient`]); every answer is kept in `answers`.
     gather: Option<Sufficient>,
     answers: Vec<(Contact, Value)>,
+    /// An answer from one of the k closest candidates named none closer
+    /// than the k-th: the candidates now at the front are (very likely)
+    /// the nodes the lookup will end with. See [`Lookup::converged`].
+    converged: bool,
 }
 
 impl Lookup {
@@ -108,9 +112,33 @@ impl Lookup {
             queries: 0,
             gather: None,
             answers: Vec::new(),
+            converged: false,
         };
         lookup.add_candidates(seeds, 1);
         lookup
+    }
+
+    /// Whether the lookup has converged: an answer from one of its k
+    /// closest live candidates named nobody closer than the k-th of them.
+    /// From then on the candidates it still asks are, as a rule, among the
+    /// nodes it will end with, so a put may send them its STORE as the
+    /// query (see `ops/store.rs`). It stays set.
+    pub fn converged(&self) -> bool {
+        self.converged
+    }
+
+    /// Index just past the k-th candidate not written off (or the end).
+    fn window_end(&self) -> usize {
+        let mut live = 0;
+        for (i, c) in self.candidates.iter().enumerate() {
+            if !c.state.written_off() {
+                live += 1;
+                if live == self.k {
+                    return i + 1;
+                }
+            }
+        }
+        self.candidates.len()
     }
 
     /// Make this FIND_VALUE lookup gather the values of the k closest nodes
@@ -158,7 +186,9 @@ impl Lookup {
         Err(pos)
     }
 
-    fn add_candidates(&mut self, contacts: impl IntoIterator<Item = Contact>, hop: u32) {
+    /// Add `contacts` learned at `hop`; returns the nearest position at
+    /// which one was inserted (`usize::MAX` if none was).
+    fn add_candidates(&mut self, contacts: impl IntoIterator<Item = Contact>, hop: u32) -> usize {
         // Candidates beyond the closest few k can never matter.
         let limit = self.k * 4;
         let contacts = contacts.into_iter();
@@ -171,6 +201,7 @@ impl Lookup {
             .min(limit.saturating_sub(self.candidates.len()));
         self.candidates.reserve(room);
         self.prefixes.reserve(room);
+        let mut nearest = usize::MAX;
         for contact in contacts {
             let distance = contact.id.distance(&self.target);
             // Beyond a full list's last candidate: could only be dropped below.
@@ -189,6 +220,7 @@ impl Lookup {
                 Ok(_) => {} // already known (same id)
                 Err(pos) if pos >= limit => {}
                 Err(pos) => {
+                    nearest = nearest.min(pos);
                     self.prefixes.insert(pos, distance.prefix64());
                     self.candidates.insert(
                         pos,
@@ -212,25 +244,33 @@ impl Lookup {
                 }
             }
         }
+        nearest
     }
 
     /// The next contact to query, if a slot is free and the lookup needs one.
     /// The caller sends the RPC and later reports `on_response`/`on_failure`.
     pub fn next_query(&mut self) -> Option<Contact> {
+        self.next_query_ranked().map(|(contact, _)| contact)
+    }
+
+    /// [`Lookup::next_query`], with the contact's rank among the candidates
+    /// the lookup still counts on (0 for the closest).
+    pub fn next_query_ranked(&mut self) -> Option<(Contact, usize)> {
         if self.is_done() || self.in_flight >= self.alpha {
             return None;
         }
         let k = self.k;
-        let candidate = self
+        let (rank, candidate) = self
             .candidates
             .iter_mut()
             .filter(|c| !c.state.settled_or_waiting())
             .take(k)
-            .find(|c| c.state == State::NotQueried)?;
+            .enumerate()
+            .find(|(_, c)| c.state == State::NotQueried)?;
         candidate.state = State::InFlight;
         self.in_flight += 1;
         self.queries += 1;
-        Some(candidate.contact)
+        Some((candidate.contact, rank))
     }
 
     /// Settle an in-flight query; returns its hop, or None if it was not in flight.
@@ -272,8 +312,13 @@ impl Lookup {
 
     /// `from` answered with closer contacts (FIND_NODE, or FIND_VALUE without a value).
     pub fn on_nodes(&mut self, from: &NodeId, contacts: Vec<Contact>) {
+        let Ok(pos) = self.search(&from.distance(&self.target)) else {
+            return;
+        };
+        let window = self.window_end();
         if let Some(hop) = self.settle(from, State::Responded) {
-            self.add_candidates(contacts, hop + 1);
+            let nearest_new = self.add_candidates(contacts, hop + 1);
+            self.converged |= pos < window && nearest_new >= window;
         }
     }
 
@@ -542,6 +587,43 @@ mod tests {
         assert!(l.is_done());
         assert_eq!(l.value(), Some(&Value::Int(5)));
         assert_eq!(l.answers().len(), 2);
+    }
+
+    #[test]
+    fn converges_when_one_of_the_k_closest_names_nobody_closer() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let own = NodeId::random(&mut rng);
+        let target = NodeId::random(&mut rng);
+        // Contacts at known distances: a target with its last byte changed.
+        let at = |byte: u8, port: u16| {
+            let mut id = target;
+            id.0[0] ^= byte;
+            c(id, port)
+        };
+        let (near, mid, far, farther) = (at(0x01, 1), at(0x10, 2), at(0x40, 3), at(0x80, 4));
+        let mut l = Lookup::new(
+            target,
+            LookupKind::FindNode,
+            own,
+            2,
+            3,
+            vec![mid, far, farther],
+        );
+        assert!(!l.converged());
+        let asked: Vec<Contact> = std::iter::from_fn(|| l.next_query()).collect();
+        assert_eq!(asked, vec![mid, far], "the k = 2 closest");
+        // One of the 2 closest naming a closer node: no.
+        l.on_nodes(&mid.id, vec![near, farther]);
+        assert!(!l.converged(), "mid named a closer node");
+        // One that is no longer among the 2 closest naming nobody new: no.
+        l.on_nodes(&far.id, vec![mid]);
+        assert!(!l.converged(), "near pushed far out of the 2 closest");
+        // The closest naming only nodes already known: yes.
+        assert_eq!(l.next_query_ranked(), Some((near, 0)));
+        l.on_nodes(&near.id, vec![mid, far]);
+        assert!(l.converged());
+        assert!(l.is_done());
+        assert_eq!(l.closest_responded(), vec![near, mid]);
     }
 
     #[test]

@@ -53,9 +53,14 @@ pub fn answer<R: Rng + ?Sized>(
 ) -> Response {
     match request {
         Request::Ping { .. } => Response::Ping(ctx.own),
-        Request::Store { key, value, .. } => {
+        Request::Store { sender, key, value } => {
             let stored = accept_store(ctx, now, from, msg_id, key, value);
-            Response::Store(stored)
+            if wire::wants_closer_nodes(msg_id) {
+                let closer = neighbours(ctx.routing, ctx.policy.k, &key, from, sender);
+                Response::StoreWithNodes(stored, closer)
+            } else {
+                Response::Store(stored)
+            }
         }
         // A value we cannot hold: answered, never stored.
         Request::StoreRejected { .. } => Response::Store(false),

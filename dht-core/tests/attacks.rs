@@ -27,9 +27,11 @@ fn public_ip(n: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0100_0000u32 + n))
 }
 
-/// A kadmium message id asking for every trailer: the largest answers.
+/// A kadmium message id asking for every trailer: the largest answers (a
+/// STORE's lists the victim's closest contacts to the key).
 fn msg_id(rng: &mut StdRng) -> wire::MsgId {
-    wire::kadmium_id_flagged(0, wire::FLAG_RESPONDER_ID, rng.random())
+    let flags = wire::FLAG_RESPONDER_ID | wire::FLAG_CLOSER_NODES;
+    wire::kadmium_id_flagged(0, flags, rng.random())
 }
 
 fn request(rng: &mut StdRng, req: &Request) -> Vec<u8> {
@@ -125,6 +127,14 @@ fn reflection_to_a_spoofed_address_is_at_most_three_times() {
             Box::new(|r: &mut StdRng| Request::FindNode {
                 sender: NodeId::random(r),
                 target: NodeId::random(r),
+            }),
+        ),
+        (
+            "store(1 B) asking nodes",
+            Box::new(|r: &mut StdRng| Request::Store {
+                sender: NodeId::random(r),
+                key: NodeId::random(r),
+                value: Value::from(vec![1u8]),
             }),
         ),
         (

@@ -289,6 +289,7 @@ impl Operations {
             kind,
             lookup: Some(lookup),
             waiting: Vec::new(),
+            stored_along: Vec::new(),
             report: PutReport::default(),
             signed_seq: None,
         };
@@ -358,8 +359,15 @@ impl Operations {
                 return self.lookup_done(env, now, op);
             }
         }
-        let Some(lookup) = operation.lookup_mut() else {
-            return;
+        let (lookup, mut along) = match operation {
+            Operation::Put(put) => match put.lookup_storing() {
+                Some((lookup, along)) => (lookup, Some(along)),
+                None => return,
+            },
+            other => match other.lookup_mut() {
+                Some(lookup) => (lookup, None),
+                None => return,
+            },
         };
         let mut failed = Vec::new();
         let mut starved = false;
@@ -368,29 +376,47 @@ impl Operations {
                 starved = !lookup.is_done();
                 break;
             }
-            let Some(contact) = lookup.next_query() else {
+            let Some((contact, rank)) = lookup.next_query_ranked() else {
                 break;
             };
-            let request = match lookup.kind() {
-                LookupKind::FindNode => Request::FindNode {
-                    sender: env.own,
-                    target: lookup.target(),
-                },
-                LookupKind::FindValue => Request::FindValue {
-                    sender: env.own,
-                    key: lookup.target(),
-                },
-            };
             let purpose = Purpose::Lookup(op);
-            if !send(
-                env,
-                now,
-                contact.addr,
-                Some(contact.id),
-                &request,
-                purpose,
-                class,
-            ) {
+            let store = along
+                .as_ref()
+                .and_then(|along| along.request(lookup, rank, env.own));
+            let sent = match (store, along.as_mut()) {
+                (Some(store), Some(along)) => {
+                    let flags = wire::FLAG_RESPONDER_ID | wire::FLAG_CLOSER_NODES;
+                    let out = Outgoing {
+                        to: contact.addr,
+                        peer: Some(contact.id),
+                        request: &store,
+                        purpose,
+                        class,
+                        ttl_secs: along.ttl_secs,
+                        flags,
+                    };
+                    let sent = env.out.request(now, env.rng, out);
+                    if sent {
+                        along.sent(contact.id);
+                    }
+                    sent
+                }
+                _ => {
+                    let request = match lookup.kind() {
+                        LookupKind::FindNode => Request::FindNode {
+                            sender: env.own,
+                            target: lookup.target(),
+                        },
+                        LookupKind::FindValue => Request::FindValue {
+                            sender: env.own,
+                            key: lookup.target(),
+                        },
+                    };
+                    let to = contact.addr;
+                    send(env, now, to, Some(contact.id), &request, purpose, class)
+                }
+            };
+            if !sent {
                 failed.push(contact.id);
             } else if env.contacts.is_suspect(&contact.id) {
                 // It already missed a reply: ask, but do not wait for it.

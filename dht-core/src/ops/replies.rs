@@ -28,16 +28,29 @@ impl Operations {
     ) {
         match purpose {
             Purpose::Lookup(op) => {
-                let (Some(lookup), Some(id)) =
-                    (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
-                else {
+                let Some(operation) = self.ops.get_mut(&op) else {
+                    return;
+                };
+                // A put's lookup may have asked with its STORE (`store.rs`).
+                if let (
+                    Operation::Put(put),
+                    Response::Store(stored) | Response::StoreWithNodes(stored, _),
+                ) = (&mut *operation, &response)
+                {
+                    put.report.stored_remote += usize::from(*stored);
+                }
+                let (Some(lookup), Some(id)) = (operation.lookup_mut(), peer) else {
                     return;
                 };
                 match response {
-                    Response::Nodes(mut contacts) => {
+                    Response::Nodes(mut contacts) | Response::StoreWithNodes(_, mut contacts) => {
                         let bind = env.bind;
                         contacts.retain(|c| c.is_usable() && reachable_from(&bind, &c.addr));
                         lookup.on_nodes(&id, contacts)
+                    }
+                    // A Python peer answers a STORE without contacts.
+                    Response::Store(_) if lookup.kind() == LookupKind::FindNode => {
+                        lookup.on_nodes(&id, Vec::new())
                     }
                     Response::Value { value, ttl_secs }
                         if lookup.kind() == LookupKind::FindValue =>

@@ -173,6 +173,7 @@ impl Operations {
                         kind: PutKind::User,
                         lookup: None,
                         waiting: Vec::new(),
+                        stored_along: Vec::new(),
                         report: PutReport::default(),
                         signed_seq: Some(seq),
                     };

@@ -1,5 +1,18 @@
 //! The storing half of operations: a put's STOREs to the k closest nodes it
 //! found, and the cached copy a get leaves behind.
+//!
+//! A put's lookup must hear from each of the k closest nodes before it ends,
+//! and then it STOREs to them: two RPCs to each, 80 datagrams a put in a
+//! network of 64. Once the lookup has converged (an answer from one of the k
+//! closest named nobody closer: [`Lookup::converged`]), it asks the rest of
+//! them with the STORE itself, flagged [`wire::FLAG_CLOSER_NODES`]: a kadmium
+//! peer stores the value and lists its closest contacts in the answer, which
+//! the lookup takes as that node's FIND_NODE answer, and it gets no second
+//! STORE. A Python peer answers the STORE alone; the lookup counts it as
+//! answered, without contacts, which a converged lookup can spare. A node
+//! asked this way that closer nodes later push out of the k closest keeps a
+//! copy it would not otherwise have been sent: one near the key, which its
+//! own STORE check (`responder::responsible`) accepted.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +32,9 @@ pub struct PutReport {
     pub stored_remote: usize,
     /// This node is among the closest to the key and keeps a copy for the network.
     pub stored_locally: bool,
-    /// Nodes a STORE was sent to.
+    /// Nodes a STORE was sent to: the k closest the lookup found, and any
+    /// node its lookup asked with the STORE that closer nodes then pushed
+    /// out of them (see the module docs; rarely more than k).
     pub contacted: usize,
 }
 
@@ -46,10 +61,80 @@ pub(super) struct PutState {
     /// Nodes whose STORE answer the put still waits for (a node past its
     /// soft deadline is no longer waited for; a late ack is not counted).
     pub waiting: Vec<NodeId>,
+    /// Nodes its lookup asked with the STORE itself (see the module docs):
+    /// the STOREs after the lookup skip them.
+    pub stored_along: Vec<NodeId>,
     pub report: PutReport,
     /// Set for a signed put or delete: the record's sequence number, and
     /// the event is [`super::Outcome::SignedPut`].
     pub signed_seq: Option<u64>,
+}
+
+impl PutState {
+    pub fn class(&self) -> Class {
+        if self.kind == PutKind::User {
+            Class::User
+        } else {
+            Class::Maintenance
+        }
+    }
+
+    /// Its lookup, and what that lookup needs to send STOREs as queries;
+    /// `None` once the lookup is done.
+    pub fn lookup_storing(&mut self) -> Option<(&mut Lookup, StoreAlong<'_>)> {
+        let PutState {
+            key,
+            value,
+            ttl,
+            replication,
+            lookup,
+            stored_along,
+            signed_seq,
+            ..
+        } = self;
+        let along = StoreAlong {
+            key: *key,
+            value,
+            ttl_secs: u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX),
+            replication: if signed_seq.is_some() {
+                0
+            } else {
+                *replication
+            },
+            stored_along,
+        };
+        Some((lookup.as_mut()?, along))
+    }
+}
+
+/// What a put's lookup needs to send its STORE as the query (see the
+/// module docs).
+pub(super) struct StoreAlong<'a> {
+    key: Key,
+    value: &'a Value,
+    /// The lifetime the STORE carries.
+    pub ttl_secs: u32,
+    /// How many of the closest get the value (0: none this way).
+    replication: usize,
+    stored_along: &'a mut Vec<NodeId>,
+}
+
+impl StoreAlong<'_> {
+    /// The STORE to send the candidate of `rank` (0 for the closest), if
+    /// it goes to it: the lookup has converged, and the candidate is among
+    /// those the value goes to.
+    pub fn request(&self, lookup: &Lookup, rank: usize, own: NodeId) -> Option<Request> {
+        (lookup.converged() && rank < self.replication).then(|| Request::Store {
+            sender: own,
+            key: self.key,
+            value: self.value.clone(),
+        })
+    }
+
+    /// A STORE went to `id` as its lookup query.
+    pub fn sent(&mut self, id: NodeId) {
+        self.stored_along.push(id);
+    }
 }
 
 /// The lookup of `put` is done: send its STOREs to the closest nodes found.
@@ -69,13 +154,15 @@ pub(super) fn send_stores<R: Rng + ?Sized>(
             || targets
                 .last()
                 .is_some_and(|far| own_distance < far.id.distance(&put.key)));
-    put.report.contacted = targets.len();
+    put.report.contacted = targets.len()
+        + put
+            .stored_along
+            .iter()
+            .filter(|id| !targets.iter().any(|t| t.id == **id))
+            .count();
+    targets.retain(|t| !put.stored_along.contains(&t.id));
     let ttl_secs = u32::try_from(put.ttl.as_secs().max(1)).unwrap_or(u32::MAX);
-    let class = if put.kind == PutKind::User {
-        Class::User
-    } else {
-        Class::Maintenance
-    };
+    let class = put.class();
     let store = Request::Store {
         sender: env.own,
         key: put.key,

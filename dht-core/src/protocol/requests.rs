@@ -54,7 +54,7 @@ impl Protocol {
             .budget(self.out.table.peers(), &from, request_len, now);
         let mut answer = self.out.buffer();
         wire::encode_reply_into(&mut answer, &msg_id, &response, from, &self.id);
-        if answer.len() > budget && matches!(response, Response::Nodes(_)) {
+        if answer.len() > budget && contact_list(&mut response).is_some() {
             // Cut a contact list to the budget rather than make it wait: the
             // asker still progresses; a ping (counted in the budget) makes
             // the next answers whole. A cut answer always leaves room for
@@ -66,7 +66,7 @@ impl Protocol {
             }
             let room = budget.saturating_sub(self.verification_ping_len());
             while answer.len() > room {
-                let Response::Nodes(contacts) = &mut response else {
+                let Some(contacts) = contact_list(&mut response) else {
                     break;
                 };
                 if contacts.pop().is_none() {
@@ -104,5 +104,14 @@ impl Protocol {
         if !self.out.request(now, &mut self.rng, out) {
             self.validation.failed(&addr, now);
         }
+    }
+}
+
+/// The contact list an answer carries, if any: the one the anti-amplification
+/// budget may cut.
+fn contact_list(response: &mut Response) -> Option<&mut Vec<Contact>> {
+    match response {
+        Response::Nodes(contacts) | Response::StoreWithNodes(_, contacts) => Some(contacts),
+        _ => None,
     }
 }

@@ -429,7 +429,19 @@ pub fn decode_response_with_trailers(
             Response::Stun(SocketAddr::new(ip, r.port()?))
         }
     };
-    let trailers = parse_trailers(r.buf)?;
+    let (trailers, nodes) = parse_trailers(r.buf)?;
+    let response = match (nodes, response) {
+        (None, response) => response,
+        (Some(list), Response::Store(stored)) => {
+            let mut r = Reader::new(list);
+            let contacts = read_contacts(&mut r, None)?;
+            if !r.buf.is_empty() {
+                return Err(WireError::Malformed("trailing bytes after nodes trailer"));
+            }
+            Response::StoreWithNodes(stored, contacts)
+        }
+        (Some(_), _) => return Err(WireError::Malformed("nodes trailer on a non-STORE answer")),
+    };
     Ok((response, trailers))
 }
 

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use super::{MsgId, Request, Response, MSG_ID_LEN, REQUEST, RESPONSE};
+use crate::contact::Contact;
 use crate::id::{NodeId, ID_LEN};
 use crate::value::Value;
 
@@ -70,7 +71,9 @@ fn encode_response_into(out: &mut Vec<u8>, id: &MsgId, response: &Response) {
     // A list of k contacts takes ~40 bytes each: sized once, not grown by
     // doubling in the loop.
     out.reserve(match response {
-        Response::Nodes(contacts) => 32 + 48 * contacts.len(),
+        Response::Nodes(contacts) | Response::StoreWithNodes(_, contacts) => {
+            64 + 48 * contacts.len()
+        }
         _ => 64,
     });
     out.push(RESPONSE);
@@ -78,18 +81,10 @@ fn encode_response_into(out: &mut Vec<u8>, id: &MsgId, response: &Response) {
     let w = out;
     match response {
         Response::Ping(id) => write_id(w, id),
-        Response::Store(ok) => {
+        Response::Store(ok) | Response::StoreWithNodes(ok, _) => {
             let _ = rmp::encode::write_bool(w, *ok);
         }
-        Response::Nodes(contacts) => {
-            let _ = rmp::encode::write_array_len(w, contacts.len() as u32);
-            for c in contacts {
-                let _ = rmp::encode::write_array_len(w, 3);
-                write_id(w, &c.id);
-                write_ip(w, &c.addr.ip());
-                let _ = rmp::encode::write_uint(w, u64::from(c.addr.port()));
-            }
-        }
+        Response::Nodes(contacts) => write_contacts(w, contacts),
         Response::Value { value, ttl_secs } => {
             let _ = rmp::encode::write_map_len(w, if ttl_secs.is_some() { 2 } else { 1 });
             let _ = rmp::encode::write_str(w, "value");
@@ -186,9 +181,24 @@ pub fn encode_reply_into(
     encode_response_into(out, id, response);
     if let Some(observed) = super::observed_for(id, requester) {
         super::append_observed(out, &observed);
+        if let Response::StoreWithNodes(_, contacts) = response {
+            out.extend_from_slice(&super::NODES_TAG);
+            write_contacts(out, contacts);
+        }
         if super::wants_responder(id) {
             super::append_responder(out, responder);
         }
+    }
+}
+
+/// A contact list as rpcudp's `find_node` answers carry it: `[[id, ip, port], ...]`.
+fn write_contacts(w: &mut Vec<u8>, contacts: &[Contact]) {
+    let _ = rmp::encode::write_array_len(w, contacts.len() as u32);
+    for c in contacts {
+        let _ = rmp::encode::write_array_len(w, 3);
+        write_id(w, &c.id);
+        write_ip(w, &c.addr.ip());
+        let _ = rmp::encode::write_uint(w, u64::from(c.addr.port()));
     }
 }
 

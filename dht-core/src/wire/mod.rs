@@ -21,8 +21,8 @@ pub use encode::{
     encode_value, encoded_store_len,
 };
 pub use trailers::{
-    append_observed, append_responder, observed_for, observed_len, wants_responder, Trailers,
-    OBSERVED_TAG, RESPONDER_TAG, RESPONDER_TRAILER_LEN,
+    append_observed, append_responder, observed_for, observed_len, wants_closer_nodes,
+    wants_responder, Trailers, NODES_TAG, OBSERVED_TAG, RESPONDER_TAG, RESPONDER_TRAILER_LEN,
 };
 
 pub const REQUEST: u8 = 0x00;
@@ -32,7 +32,8 @@ pub const MSG_ID_LEN: usize = 20;
 pub const MIN_DATAGRAM: usize = 1 + MSG_ID_LEN + 1;
 
 /// Whether `datagram` answers a STORE: a response whose body is one msgpack
-/// bool, followed by nothing or (to a kadmium requester) its trailers. A
+/// bool, followed by nothing or (to a kadmium requester) its trailers (the
+/// nodes trailer's list is not decoded here). A
 /// node with a data directory holds these until the value is on disk, since
 /// they acknowledge it.
 pub fn is_store_answer(datagram: &[u8]) -> bool {
@@ -50,7 +51,7 @@ pub const MAX_CONTACTS_PER_REPLY: usize = 256;
 /// Python peer cannot store or cache a value whose STORE would exceed it.
 pub const RPCUDP_MAX_REQUEST_BODY: usize = 8192;
 
-/// Kadmium's message ids are `KADMIUM_TAG (4) | ttl_secs (u32 BE) | random (12)`.
+/// Kadmium's message ids are `KADMIUM_TAG (4) | ttl_secs (u32 BE) | flags (1) | random (11)`.
 ///
 /// rpcudp treats the 20-byte id as opaque and only echoes it, so this is how a
 /// STORE carries its expiry to kadmium peers without changing the request
@@ -87,6 +88,13 @@ pub const FLAG_CLIENT: u8 = 0x02;
 /// answering address holds that id without a ping of its own. Older kadmium
 /// responders ignore the flag, Python peers never see it.
 pub const FLAG_RESPONDER_ID: u8 = 0x04;
+
+/// A STORE carrying this flag asks a kadmium responder to append the
+/// contacts it knows closest to the key (the nodes trailer, [`trailers`]),
+/// as its answer to a FIND_NODE for the key would list them: one RPC both
+/// stores the value and serves as a lookup query (see `ops/store.rs`).
+/// Python peers never see it, and answer the STORE alone.
+pub const FLAG_CLOSER_NODES: u8 = 0x08;
 
 /// `KADMIUM_TAG (4) | ttl_secs (u32 BE) | flags (1) | random (11)`.
 pub fn kadmium_id_flagged(ttl_secs: u32, flags: u8, random: [u8; 11]) -> MsgId {
@@ -215,6 +223,10 @@ pub struct RejectedValue {
 pub enum Response {
     Ping(NodeId),
     Store(bool),
+    /// A kadmium peer's answer to a STORE flagged [`FLAG_CLOSER_NODES`]: its
+    /// rpcudp body is the bool of [`Response::Store`], and the contacts
+    /// closest to the key ride in the nodes trailer.
+    StoreWithNodes(bool, Vec<Contact>),
     /// A `find_node` reply, or a `find_value` reply without the value. Entries
     /// whose address is not an IP literal (Python peers may hold hostnames)
     /// are skipped.

@@ -16,6 +16,11 @@
 //!   with the same proof as the ping's answer: only whoever received the
 //!   request (and its random id) can answer it.
 //!
+//! Between the two, on the answer to a STORE whose id carries
+//! [`super::FLAG_CLOSER_NODES`] only, the nodes trailer: `NODES_TAG (4) |
+//! msgpack contact list`, the list a FIND_NODE for the key would get, in the
+//! same encoding. The STORE then also serves as a lookup query.
+//!
 //! A responder appends them only when the request's id carries kadmium's tag
 //! ([`super::is_kadmium_id`]), so Python peers never receive them (their ids
 //! are SHA-1 digests of random bytes: one in 2³² would start with the tag,
@@ -27,7 +32,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::{flags_from_id, is_kadmium_id, MsgId, WireError, FLAG_RESPONDER_ID};
+use super::{flags_from_id, is_kadmium_id, MsgId, WireError, FLAG_CLOSER_NODES, FLAG_RESPONDER_ID};
 use crate::id::{NodeId, ID_LEN};
 
 /// Starts the observed-address trailer; distinct from [`super::KADMIUM_TAG`]
@@ -39,6 +44,9 @@ const V6: u8 = 6;
 /// Starts the responder-id trailer; distinct from [`super::KADMIUM_TAG`] and
 /// [`OBSERVED_TAG`].
 pub const RESPONDER_TAG: [u8; 4] = *b"KDMi";
+/// Starts the nodes trailer of a STORE answer; distinct from the other tags.
+pub const NODES_TAG: [u8; 4] = *b"KDMn";
+
 /// Bytes the responder-id trailer adds to a response.
 pub const RESPONDER_TRAILER_LEN: usize = RESPONDER_TAG.len() + ID_LEN;
 
@@ -85,6 +93,12 @@ pub fn wants_responder(msg_id: &MsgId) -> bool {
     flags_from_id(msg_id) & FLAG_RESPONDER_ID != 0
 }
 
+/// Whether the answer to request `msg_id` (a STORE) lists the responder's
+/// contacts closest to the key in the nodes trailer.
+pub fn wants_closer_nodes(msg_id: &MsgId) -> bool {
+    flags_from_id(msg_id) & FLAG_CLOSER_NODES != 0
+}
+
 /// Append the trailer naming `responder` to an encoded response (after the
 /// observed-address trailer, if any).
 pub fn append_responder(datagram: &mut Vec<u8>, responder: &NodeId) {
@@ -92,8 +106,9 @@ pub fn append_responder(datagram: &mut Vec<u8>, responder: &NodeId) {
     datagram.extend_from_slice(&responder.0);
 }
 
-/// The trailers in `rest`, the bytes left after a response's msgpack body.
-pub(super) fn parse_trailers(rest: &[u8]) -> Result<Trailers, WireError> {
+/// The trailers in `rest`, the bytes left after a response's msgpack body,
+/// and the nodes trailer's contact list, still encoded, if there is one.
+pub(super) fn parse_trailers(rest: &[u8]) -> Result<(Trailers, Option<&[u8]>), WireError> {
     let (rest, responder) = match rest.len().checked_sub(RESPONDER_TRAILER_LEN) {
         Some(at) if rest[at..].starts_with(&RESPONDER_TAG) => {
             let mut id = [0u8; ID_LEN];
@@ -102,41 +117,52 @@ pub(super) fn parse_trailers(rest: &[u8]) -> Result<Trailers, WireError> {
         }
         _ => (rest, None),
     };
-    let observed = parse_observed(rest)?;
+    let (observed, rest) = parse_observed(rest)?;
     if responder.is_some() && observed.is_none() {
         // No encoder writes one without the other.
         return Err(WireError::Malformed("responder trailer alone"));
     }
-    Ok(Trailers {
+    let nodes = match rest {
+        [] => None,
+        _ => Some(
+            rest.strip_prefix(&NODES_TAG)
+                .ok_or(WireError::Malformed("trailing bytes"))?,
+        ),
+    };
+    let trailers = Trailers {
         observed,
         responder,
-    })
+    };
+    Ok((trailers, nodes))
 }
 
-/// The address in `rest`, the bytes left after a response's msgpack body;
-/// `None` if nothing is left.
-fn parse_observed(rest: &[u8]) -> Result<Option<SocketAddr>, WireError> {
+/// The address at the start of `rest`, the bytes left after a response's
+/// msgpack body (`None` if nothing is left), and the bytes after it.
+fn parse_observed(rest: &[u8]) -> Result<(Option<SocketAddr>, &[u8]), WireError> {
     const BAD: WireError = WireError::Malformed("trailing bytes");
     if rest.is_empty() {
-        return Ok(None);
+        return Ok((None, rest));
     }
     let Some(body) = rest.strip_prefix(&OBSERVED_TAG) else {
         return Err(BAD);
     };
-    let ip = match body {
-        [V4, a, b, c, d, _, _] => IpAddr::V4(Ipv4Addr::new(*a, *b, *c, *d)),
-        [V6, tail @ ..] if tail.len() == 18 => {
+    let (ip, tail) = match body {
+        [V4, a, b, c, d, tail @ ..] => (IpAddr::V4(Ipv4Addr::new(*a, *b, *c, *d)), tail),
+        [V6, tail @ ..] if tail.len() >= 16 => {
             let mut octets = [0u8; 16];
             octets.copy_from_slice(&tail[..16]);
-            IpAddr::V6(Ipv6Addr::from(octets))
+            (IpAddr::V6(Ipv6Addr::from(octets)), &tail[16..])
         }
         _ => return Err(BAD),
     };
-    let port = u16::from_be_bytes([body[body.len() - 2], body[body.len() - 1]]);
+    let [hi, lo, after @ ..] = tail else {
+        return Err(BAD);
+    };
+    let port = u16::from_be_bytes([*hi, *lo]);
     if port == 0 {
         return Err(WireError::Malformed("observed port 0"));
     }
-    Ok(Some(SocketAddr::new(ip, port)))
+    Ok((Some(SocketAddr::new(ip, port)), after))
 }
 
 #[cfg(test)]
@@ -147,7 +173,8 @@ mod tests {
     use crate::value::Value;
     use crate::wire::{
         decode_response, decode_response_with_trailers, encode_reply, encode_response,
-        kadmium_id_flagged, split_packet, Response, RpcKind, FLAG_RESPONDER_ID, MSG_ID_LEN,
+        is_store_answer, kadmium_id_flagged, split_packet, Response, RpcKind, FLAG_CLOSER_NODES,
+        FLAG_RESPONDER_ID, MSG_ID_LEN,
     };
 
     /// The responder's id in these tests.
@@ -202,6 +229,90 @@ mod tests {
                     assert_eq!(decode_response(kind, body), Ok(response));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_store_asking_for_nodes_gets_them_after_the_rpcudp_body() {
+        let c = Contact::new(NodeId([5; ID_LEN]), addr("10.0.0.5:4000"));
+        let d = Contact::new(NodeId([6; ID_LEN]), addr("[2001:db8::6]:4001"));
+        for flags in [FLAG_CLOSER_NODES, FLAG_CLOSER_NODES | FLAG_RESPONDER_ID] {
+            let id = kadmium_id_flagged(60, flags, [3; 11]);
+            for observed in [addr("203.0.113.7:4000"), addr("[2001:db8::1]:65535")] {
+                for (stored, nodes) in [(true, vec![c, d]), (false, vec![d]), (true, vec![])] {
+                    let response = Response::StoreWithNodes(stored, nodes);
+                    let bytes = encode_reply(&id, &response, observed, &ME);
+                    // The rpcudp body is the bool a STORE answer carries.
+                    let plain = encode_response(&id, &Response::Store(stored));
+                    assert_eq!(&bytes[..plain.len()], &plain[..]);
+                    assert!(is_store_answer(&bytes));
+                    let body = split_packet(&bytes).expect("split").body;
+                    let expected = Trailers {
+                        observed: Some(observed),
+                        responder: (flags & FLAG_RESPONDER_ID != 0).then_some(ME),
+                    };
+                    assert_eq!(
+                        decode_response_with_trailers(RpcKind::Store, body),
+                        Ok((response.clone(), expected))
+                    );
+                }
+            }
+        }
+        // A requester without kadmium's tag gets the bool alone.
+        let python_id = [0xa7; MSG_ID_LEN];
+        let answer = Response::StoreWithNodes(true, vec![c]);
+        assert_eq!(
+            encode_reply(&python_id, &answer, addr("127.0.0.1:9"), &ME),
+            encode_response(&python_id, &Response::Store(true))
+        );
+    }
+
+    #[test]
+    fn bad_nodes_trailers_are_malformed() {
+        let c = Contact::new(NodeId([5; ID_LEN]), addr("10.0.0.5:4000"));
+        let flags = FLAG_CLOSER_NODES | FLAG_RESPONDER_ID;
+        let id = kadmium_id_flagged(60, flags, [3; 11]);
+        let observed = addr("203.0.113.7:4000");
+        let good = encode_reply(
+            &id,
+            &Response::StoreWithNodes(true, vec![c, c]),
+            observed,
+            &ME,
+        );
+        let body = &good[1 + MSG_ID_LEN..];
+        // Whole trailers only: the observed address alone, or with the
+        // nodes, or all three.
+        let observed_end = 1 + observed_len(&observed);
+        let nodes_end = body.len() - RESPONDER_TRAILER_LEN;
+        for cut in 2..body.len() {
+            assert_eq!(
+                decode_response_with_trailers(RpcKind::Store, &body[..cut]).is_ok(),
+                cut == observed_end || cut == nodes_end,
+                "cut at {cut}"
+            );
+        }
+        // Junk between the list and the responder, a list that is not one.
+        let mut junk = body[..nodes_end].to_vec();
+        junk.push(0xc0);
+        append_responder(&mut junk, &ME);
+        let mut not_a_list = body[..observed_end].to_vec();
+        not_a_list.extend(NODES_TAG);
+        not_a_list.push(0xc3);
+        // On an answer that is not a STORE's.
+        let mut on_find_node =
+            encode_response(&id, &Response::Nodes(vec![c]))[1 + MSG_ID_LEN..].to_vec();
+        append_observed(&mut on_find_node, &observed);
+        on_find_node.extend(NODES_TAG);
+        on_find_node.push(0x90);
+        for (kind, bad) in [
+            (RpcKind::Store, junk),
+            (RpcKind::Store, not_a_list),
+            (RpcKind::FindNode, on_find_node),
+        ] {
+            assert!(
+                decode_response_with_trailers(kind, &bad).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
