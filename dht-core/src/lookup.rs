@@ -119,7 +119,8 @@ impl Lookup {
     }
 
     /// Whether the lookup has converged: an answer from one of its k
-    /// closest live candidates named nobody closer than the k-th of them.
+    /// closest live candidates named one of them and nobody closer than
+    /// the k-th.
     /// From then on the candidates it still asks are, as a rule, among the
     /// nodes it will end with, so a put may send them its STORE as the
     /// query (see `ops/store.rs`). It stays set.
@@ -186,9 +187,14 @@ impl Lookup {
         Err(pos)
     }
 
-    /// Add `contacts` learned at `hop`; returns the nearest position at
-    /// which one was inserted (`usize::MAX` if none was).
-    fn add_candidates(&mut self, contacts: impl IntoIterator<Item = Contact>, hop: u32) -> usize {
+    /// Add `contacts` learned at `hop`. Returns the nearest positions at
+    /// which one was inserted and at which one was already a candidate
+    /// (`usize::MAX` where none was).
+    fn add_candidates(
+        &mut self,
+        contacts: impl IntoIterator<Item = Contact>,
+        hop: u32,
+    ) -> (usize, usize) {
         // Candidates beyond the closest few k can never matter.
         let limit = self.k * 4;
         let contacts = contacts.into_iter();
@@ -201,7 +207,7 @@ impl Lookup {
             .min(limit.saturating_sub(self.candidates.len()));
         self.candidates.reserve(room);
         self.prefixes.reserve(room);
-        let mut nearest = usize::MAX;
+        let (mut nearest, mut nearest_known) = (usize::MAX, usize::MAX);
         for contact in contacts {
             let distance = contact.id.distance(&self.target);
             // Beyond a full list's last candidate: could only be dropped below.
@@ -217,7 +223,7 @@ impl Lookup {
                 continue;
             }
             match self.search(&distance) {
-                Ok(_) => {} // already known (same id)
+                Ok(pos) => nearest_known = nearest_known.min(pos), // same id
                 Err(pos) if pos >= limit => {}
                 Err(pos) => {
                     nearest = nearest.min(pos);
@@ -244,7 +250,7 @@ impl Lookup {
                 }
             }
         }
-        nearest
+        (nearest, nearest_known)
     }
 
     /// The next contact to query, if a slot is free and the lookup needs one.
@@ -254,23 +260,33 @@ impl Lookup {
     }
 
     /// [`Lookup::next_query`], with the contact's rank among the candidates
-    /// the lookup still counts on (0 for the closest).
+    /// not written off (0 for the closest): the order the lookup's result
+    /// will have, slow candidates included.
     pub fn next_query_ranked(&mut self) -> Option<(Contact, usize)> {
         if self.is_done() || self.in_flight >= self.alpha {
             return None;
         }
-        let k = self.k;
-        let (rank, candidate) = self
-            .candidates
-            .iter_mut()
-            .filter(|c| !c.state.settled_or_waiting())
-            .take(k)
-            .enumerate()
-            .find(|(_, c)| c.state == State::NotQueried)?;
-        candidate.state = State::InFlight;
-        self.in_flight += 1;
-        self.queries += 1;
-        Some((candidate.contact, rank))
+        let (mut rank, mut eligible) = (0, 0);
+        for candidate in &mut self.candidates {
+            if candidate.state.written_off() {
+                continue;
+            }
+            if !candidate.state.settled_or_waiting() {
+                // Only the k closest that take a slot may be asked.
+                if eligible == self.k {
+                    return None;
+                }
+                eligible += 1;
+                if candidate.state == State::NotQueried {
+                    candidate.state = State::InFlight;
+                    self.in_flight += 1;
+                    self.queries += 1;
+                    return Some((candidate.contact, rank));
+                }
+            }
+            rank += 1;
+        }
+        None
     }
 
     /// Settle an in-flight query; returns its hop, or None if it was not in flight.
@@ -317,9 +333,19 @@ impl Lookup {
         };
         let window = self.window_end();
         if let Some(hop) = self.settle(from, State::Responded) {
-            let nearest_new = self.add_candidates(contacts, hop + 1);
-            self.converged |= pos < window && nearest_new >= window;
+            let (nearest_new, nearest_known) = self.add_candidates(contacts, hop + 1);
+            // It must confirm the window (name one of its candidates) too:
+            // an empty answer, or one whose contacts were all unusable,
+            // says nothing of it.
+            self.converged |= pos < window && nearest_new >= window && nearest_known < window;
         }
+    }
+
+    /// `from`, asked with a put's STORE, answered without contacts (a
+    /// Python peer, or an older kadmium): ask it again, as a FIND_NODE
+    /// (see `ops/store.rs`), so that the lookup still hears its contacts.
+    pub fn ask_again(&mut self, from: &NodeId) {
+        self.settle(from, State::NotQueried);
     }
 
     /// `from` answered a FIND_VALUE with the value.
@@ -594,7 +620,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         let own = NodeId::random(&mut rng);
         let target = NodeId::random(&mut rng);
-        // Contacts at known distances: a target with its last byte changed.
+        // Contacts at known distances: the target with bits of its first byte flipped.
         let at = |byte: u8, port: u16| {
             let mut id = target;
             id.0[0] ^= byte;
@@ -624,6 +650,18 @@ mod tests {
         assert!(l.converged());
         assert!(l.is_done());
         assert_eq!(l.closest_responded(), vec![near, mid]);
+
+        // An answer that names nobody (or only unusable contacts, filtered
+        // before) says nothing of the window: no.
+        let mut l = Lookup::new(target, LookupKind::FindNode, own, 2, 3, vec![mid, far]);
+        let first = l.next_query().unwrap();
+        l.on_nodes(&first.id, vec![]);
+        assert!(!l.converged());
+        // A STORE answered without contacts: asked again.
+        let second = l.next_query().unwrap();
+        l.ask_again(&second.id);
+        assert_eq!(l.next_query(), Some(second));
+        assert_eq!(l.in_flight(), 1);
     }
 
     #[test]

@@ -63,7 +63,14 @@ pub fn answer<R: Rng + ?Sized>(
             }
         }
         // A value we cannot hold: answered, never stored.
-        Request::StoreRejected { .. } => Response::Store(false),
+        Request::StoreRejected { sender, key, .. } => {
+            if wire::wants_closer_nodes(msg_id) {
+                let closer = neighbours(ctx.routing, ctx.policy.k, &key, from, sender);
+                Response::StoreWithNodes(false, closer)
+            } else {
+                Response::Store(false)
+            }
+        }
         Request::FindNode { sender, target } => {
             Response::Nodes(neighbours(ctx.routing, ctx.policy.k, &target, from, sender))
         }

@@ -6,10 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use dht_core::sim::Simulation;
-use dht_core::{Config, NodeId, Outcome, PutOptions, Value};
+use dht_core::wire::{self, Request, Response};
+use dht_core::{Config, Contact, NodeId, Outcome, Protocol, PutOptions, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -92,4 +95,121 @@ fn a_put_stores_on_the_k_closest_in_fewer_datagrams() {
             "{nodes} nodes: {outside:.2} extra copies a put"
         );
     }
+}
+
+/// Port 4000 of a public address numbered `n`.
+fn peer_addr(n: u32) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0200_0000u32 + n)), 4000)
+}
+
+/// A put among 30 peers, every other one answering as a Python peer does
+/// (rpcudp's bare answers, no trailers): a Python peer asked with the STORE
+/// answers `True` alone, and is asked again with FIND_NODE, so the lookup
+/// still hears its contacts; every one of the k closest gets the value
+/// once, and the report counts each acknowledgement once.
+#[test]
+fn python_peers_asked_with_the_store_are_asked_again_with_find_node() {
+    let start = Instant::now();
+    let config = Config::default()
+        .with_strict_local_limits(true)
+        .with_rng_seed(3);
+    let mut p = Protocol::new(config, start).unwrap();
+    let me = peer_addr(0);
+    let peers: Vec<Contact> = (1..=30u32)
+        .map(|n| Contact::new(NodeId::digest(&n.to_be_bytes()), peer_addr(n)))
+        .collect();
+    // Odd-numbered peers are Python nodes.
+    let python = |c: &Contact| match c.addr.ip() {
+        IpAddr::V4(ip) => u32::from(ip) % 2 == 1,
+        IpAddr::V6(_) => false,
+    };
+    p.import_contacts(start, &peers);
+    let key = NodeId::digest(b"mixed put");
+    let mut by_distance = peers.clone();
+    by_distance.sort_by_key(|c| c.id.distance(&key));
+    let closest: Vec<Contact> = by_distance[..K].to_vec();
+    // Each peer knows every other, and answers with the k closest to the key.
+    let answer_for = |asker: &Contact| -> Vec<Contact> {
+        by_distance
+            .iter()
+            .filter(|c| c.id != asker.id)
+            .take(K)
+            .copied()
+            .collect()
+    };
+
+    let op = p
+        .put(
+            start,
+            key,
+            Value::from(vec![5u8; 100]),
+            PutOptions::default(),
+        )
+        .unwrap();
+    let mut asked: HashMap<NodeId, Vec<&'static str>> = HashMap::new();
+    let mut now = start;
+    let report = loop {
+        while let Some(t) = p.poll_transmit() {
+            let packet = wire::split_packet(&t.payload).unwrap();
+            assert_eq!(packet.kind, wire::REQUEST);
+            let peer = *peers.iter().find(|c| c.addr == t.dest).unwrap();
+            let request = wire::decode_request(packet.body).unwrap();
+            let response = match &request {
+                Request::Ping { .. } => Response::Ping(peer.id),
+                Request::FindNode { .. } => Response::Nodes(answer_for(&peer)),
+                Request::Store { .. } if wire::wants_closer_nodes(&packet.id) => {
+                    Response::StoreWithNodes(true, answer_for(&peer))
+                }
+                Request::Store { .. } => Response::Store(true),
+                other => panic!("unexpected {other:?}"),
+            };
+            let kind = match request {
+                Request::Store { .. } if wire::wants_closer_nodes(&packet.id) => "store+nodes",
+                other => other.kind().name(),
+            };
+            asked.entry(peer.id).or_default().push(kind);
+            let reply = if python(&peer) {
+                wire::encode_response(&packet.id, &response)
+            } else {
+                wire::encode_reply(&packet.id, &response, me, &peer.id)
+            };
+            p.handle_datagram(now, peer.addr, &reply);
+        }
+        if let Some(event) = p.poll_event() {
+            assert_eq!(event.op, op);
+            match event.outcome {
+                Outcome::Put(Ok(report)) => break report,
+                other => panic!("{other:?}"),
+            }
+        }
+        now += Duration::from_millis(1);
+        p.handle_timeout(now);
+    };
+    let stores = |id: &NodeId| {
+        asked.get(id).map_or(0, |kinds| {
+            kinds.iter().filter(|k| k.starts_with("store")).count()
+        })
+    };
+    for c in &closest {
+        let kinds = &asked[&c.id];
+        println!(
+            "{} peer {}: {kinds:?}",
+            if python(c) { "python " } else { "kadmium" },
+            c.addr
+        );
+        assert_eq!(stores(&c.id), 1, "{}: {kinds:?}", c.addr);
+        if python(c) && kinds.contains(&"store+nodes") {
+            assert!(kinds.contains(&"find_node"), "{}: {kinds:?}", c.addr);
+        }
+    }
+    let sent: usize = peers.iter().map(|c| stores(&c.id)).sum();
+    println!("mixed put: {report:?}, {sent} STOREs sent");
+    assert_eq!(report.contacted, sent);
+    assert_eq!(report.stored_remote, sent);
+    assert!(
+        peers
+            .iter()
+            .any(|c| python(c) && asked.get(&c.id).is_some_and(|k| k.contains(&"store+nodes"))),
+        "some Python peer was asked with the STORE"
+    );
 }

@@ -382,7 +382,7 @@ impl Operations {
             let purpose = Purpose::Lookup(op);
             let store = along
                 .as_ref()
-                .and_then(|along| along.request(lookup, rank, env.own));
+                .and_then(|along| along.request(lookup, &contact.id, rank, env.own));
             let sent = match (store, along.as_mut()) {
                 (Some(store), Some(along)) => {
                     let flags = wire::FLAG_RESPONDER_ID | wire::FLAG_CLOSER_NODES;

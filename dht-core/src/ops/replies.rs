@@ -37,7 +37,11 @@ impl Operations {
                     Response::Store(stored) | Response::StoreWithNodes(stored, _),
                 ) = (&mut *operation, &response)
                 {
-                    put.report.stored_remote += usize::from(*stored);
+                    if put.lookup.is_none() {
+                        // The lookup ended first: waited for as a STORE.
+                        return self.store_answered(env, op, peer, *stored);
+                    }
+                    put.along_settled(peer, *stored);
                 }
                 let (Some(lookup), Some(id)) = (operation.lookup_mut(), peer) else {
                     return;
@@ -48,9 +52,10 @@ impl Operations {
                         contacts.retain(|c| c.is_usable() && reachable_from(&bind, &c.addr));
                         lookup.on_nodes(&id, contacts)
                     }
-                    // A Python peer answers a STORE without contacts.
+                    // A Python peer (or an older kadmium) answers a STORE
+                    // without contacts: ask it again, with FIND_NODE.
                     Response::Store(_) if lookup.kind() == LookupKind::FindNode => {
-                        lookup.on_nodes(&id, Vec::new())
+                        lookup.ask_again(&id)
                     }
                     Response::Value { value, ttl_secs }
                         if lookup.kind() == LookupKind::FindValue =>
@@ -62,7 +67,10 @@ impl Operations {
                 self.drive(env, now, op);
             }
             Purpose::Store(op) => {
-                let stored = matches!(response, Response::Store(true));
+                let stored = matches!(
+                    response,
+                    Response::Store(true) | Response::StoreWithNodes(true, _)
+                );
                 self.store_answered(env, op, peer, stored);
             }
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
@@ -88,6 +96,10 @@ impl Operations {
     ) {
         match purpose {
             Purpose::Lookup(op) => {
+                if self.lookup_ended_first(op) {
+                    return self.store_answered(env, op, peer, false);
+                }
+                self.along_settled(op, peer, false);
                 if let (Some(lookup), Some(id)) =
                     (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
                 {
@@ -113,7 +125,15 @@ impl Operations {
         stage: Stage,
     ) {
         match purpose {
+            // Past the lookup: one of its STOREs, given up like the others.
+            Purpose::Lookup(op) if stage == Stage::GiveUp && self.lookup_ended_first(op) => {
+                self.store_answered(env, op, peer, false)
+            }
             Purpose::Lookup(op) => {
+                if stage == Stage::GiveUp {
+                    // Not waited for when the lookup ends (a late ack still counts).
+                    self.along_settled(op, peer, false);
+                }
                 if let (Some(lookup), Some(id)) =
                     (self.ops.get_mut(&op).and_then(Operation::lookup_mut), peer)
                 {
@@ -129,6 +149,20 @@ impl Operations {
             }
             _ => {}
         }
+    }
+
+    /// A STORE that put `op`'s lookup sent as a query to `peer` (if it
+    /// sent one) was answered, `stored` or not, or is no longer waited for.
+    fn along_settled(&mut self, op: OpId, peer: Option<NodeId>, stored: bool) {
+        if let Some(Operation::Put(put)) = self.ops.get_mut(&op) {
+            put.along_settled(peer, stored);
+        }
+    }
+
+    /// Whether `op` is a put past its lookup: a lookup RPC of its that is
+    /// still out is one of the STOREs its lookup sent as queries.
+    fn lookup_ended_first(&self, op: OpId) -> bool {
+        matches!(self.ops.get(&op), Some(Operation::Put(put)) if put.lookup.is_none())
     }
 
     /// `peer` answered operation `op`'s STORE (or is no longer waited for).

@@ -61,9 +61,10 @@ pub(super) struct PutState {
     /// Nodes whose STORE answer the put still waits for (a node past its
     /// soft deadline is no longer waited for; a late ack is not counted).
     pub waiting: Vec<NodeId>,
-    /// Nodes its lookup asked with the STORE itself (see the module docs):
-    /// the STOREs after the lookup skip them.
-    pub stored_along: Vec<NodeId>,
+    /// Nodes its lookup asked with the STORE itself (see the module docs),
+    /// and whether each has answered: the STOREs after the lookup skip
+    /// them, and the put waits for those still unanswered as for its own.
+    pub stored_along: Vec<(NodeId, bool)>,
     pub report: PutReport,
     /// Set for a signed put or delete: the record's sequence number, and
     /// the event is [`super::Outcome::SignedPut`].
@@ -71,6 +72,19 @@ pub(super) struct PutState {
 }
 
 impl PutState {
+    /// The STORE its lookup sent `peer` as a query (if it sent one) was
+    /// answered, `stored` or not, or is no longer waited for.
+    pub fn along_settled(&mut self, peer: Option<NodeId>, stored: bool) {
+        if let Some(entry) = self
+            .stored_along
+            .iter_mut()
+            .find(|(id, _)| Some(*id) == peer)
+        {
+            entry.1 = true;
+        }
+        self.report.stored_remote += usize::from(stored);
+    }
+
     pub fn class(&self) -> Class {
         if self.kind == PutKind::User {
             Class::User
@@ -116,15 +130,25 @@ pub(super) struct StoreAlong<'a> {
     pub ttl_secs: u32,
     /// How many of the closest get the value (0: none this way).
     replication: usize,
-    stored_along: &'a mut Vec<NodeId>,
+    stored_along: &'a mut Vec<(NodeId, bool)>,
 }
 
 impl StoreAlong<'_> {
-    /// The STORE to send the candidate of `rank` (0 for the closest), if
-    /// it goes to it: the lookup has converged, and the candidate is among
-    /// those the value goes to.
-    pub fn request(&self, lookup: &Lookup, rank: usize, own: NodeId) -> Option<Request> {
-        (lookup.converged() && rank < self.replication).then(|| Request::Store {
+    /// The STORE to send `to`, the candidate of `rank` (0 for the
+    /// closest), if it goes to it: the lookup has converged, the candidate
+    /// is among those the value goes to, and it was not sent one already
+    /// (one that answered without contacts is asked again with FIND_NODE).
+    pub fn request(
+        &self,
+        lookup: &Lookup,
+        to: &NodeId,
+        rank: usize,
+        own: NodeId,
+    ) -> Option<Request> {
+        let ask = lookup.converged()
+            && rank < self.replication
+            && !self.stored_along.iter().any(|(id, _)| id == to);
+        ask.then(|| Request::Store {
             sender: own,
             key: self.key,
             value: self.value.clone(),
@@ -133,7 +157,7 @@ impl StoreAlong<'_> {
 
     /// A STORE went to `id` as its lookup query.
     pub fn sent(&mut self, id: NodeId) {
-        self.stored_along.push(id);
+        self.stored_along.push((id, false));
     }
 }
 
@@ -158,9 +182,12 @@ pub(super) fn send_stores<R: Rng + ?Sized>(
         + put
             .stored_along
             .iter()
-            .filter(|id| !targets.iter().any(|t| t.id == **id))
+            .filter(|(id, _)| !targets.iter().any(|t| t.id == *id))
             .count();
-    targets.retain(|t| !put.stored_along.contains(&t.id));
+    targets.retain(|t| !put.stored_along.iter().any(|(id, _)| *id == t.id));
+    // The lookup's own STOREs still in flight are waited for like these.
+    let unanswered = put.stored_along.iter().filter(|(_, answered)| !answered);
+    put.waiting.extend(unanswered.map(|(id, _)| *id));
     let ttl_secs = u32::try_from(put.ttl.as_secs().max(1)).unwrap_or(u32::MAX);
     let class = put.class();
     let store = Request::Store {

@@ -181,7 +181,10 @@ pub fn encode_reply_into(
     encode_response_into(out, id, response);
     if let Some(observed) = super::observed_for(id, requester) {
         super::append_observed(out, &observed);
-        if let Response::StoreWithNodes(_, contacts) = response {
+        // Only with the responder id after it (`wants_closer_nodes`).
+        if let (Response::StoreWithNodes(_, contacts), true) =
+            (response, super::wants_responder(id))
+        {
             out.extend_from_slice(&super::NODES_TAG);
             write_contacts(out, contacts);
         }

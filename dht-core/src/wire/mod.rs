@@ -56,7 +56,7 @@ pub const RPCUDP_MAX_REQUEST_BODY: usize = 8192;
 /// rpcudp treats the 20-byte id as opaque and only echoes it, so this is how a
 /// STORE carries its expiry to kadmium peers without changing the request
 /// that Python peers parse (`store(nodeid, key, value)`, exactly 3 arguments:
-/// a 4th would make them drop it). 96 random bits still keep ids unique.
+/// a 4th would make them drop it). 88 random bits still keep ids unique.
 pub const KADMIUM_TAG: [u8; 4] = *b"KDM\x01";
 
 pub type MsgId = [u8; MSG_ID_LEN];
@@ -89,8 +89,9 @@ pub const FLAG_CLIENT: u8 = 0x02;
 /// responders ignore the flag, Python peers never see it.
 pub const FLAG_RESPONDER_ID: u8 = 0x04;
 
-/// A STORE carrying this flag asks a kadmium responder to append the
-/// contacts it knows closest to the key (the nodes trailer, [`trailers`]),
+/// A STORE carrying this flag and [`FLAG_RESPONDER_ID`] asks a kadmium
+/// responder to append the contacts it knows closest to the key (the nodes
+/// trailer, [`trailers`]),
 /// as its answer to a FIND_NODE for the key would list them: one RPC both
 /// stores the value and serves as a lookup query (see `ops/store.rs`).
 /// Python peers never see it, and answer the STORE alone.

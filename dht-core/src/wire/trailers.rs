@@ -17,9 +17,10 @@
 //!   request (and its random id) can answer it.
 //!
 //! Between the two, on the answer to a STORE whose id carries
-//! [`super::FLAG_CLOSER_NODES`] only, the nodes trailer: `NODES_TAG (4) |
-//! msgpack contact list`, the list a FIND_NODE for the key would get, in the
-//! same encoding. The STORE then also serves as a lookup query.
+//! [`super::FLAG_CLOSER_NODES`] (and the responder-id flag) only, the nodes
+//! trailer: `NODES_TAG (4) | msgpack contact list`, the list a FIND_NODE for
+//! the key would get, in the same encoding. The STORE then also serves as a
+//! lookup query.
 //!
 //! A responder appends them only when the request's id carries kadmium's tag
 //! ([`super::is_kadmium_id`]), so Python peers never receive them (their ids
@@ -94,9 +95,12 @@ pub fn wants_responder(msg_id: &MsgId) -> bool {
 }
 
 /// Whether the answer to request `msg_id` (a STORE) lists the responder's
-/// contacts closest to the key in the nodes trailer.
+/// contacts closest to the key in the nodes trailer: it asks for that and
+/// for the responder's id, which then ends the answer, so that the decoder
+/// finds the end of the list by its tag rather than by the list's bytes.
 pub fn wants_closer_nodes(msg_id: &MsgId) -> bool {
-    flags_from_id(msg_id) & FLAG_CLOSER_NODES != 0
+    let both = FLAG_CLOSER_NODES | FLAG_RESPONDER_ID;
+    flags_from_id(msg_id) & both == both
 }
 
 /// Append the trailer naming `responder` to an encoded response (after the
@@ -129,6 +133,10 @@ pub(super) fn parse_trailers(rest: &[u8]) -> Result<(Trailers, Option<&[u8]>), W
                 .ok_or(WireError::Malformed("trailing bytes"))?,
         ),
     };
+    if nodes.is_some() && responder.is_none() {
+        // See `wants_closer_nodes`.
+        return Err(WireError::Malformed("nodes trailer without responder"));
+    }
     let trailers = Trailers {
         observed,
         responder,
@@ -236,8 +244,8 @@ mod tests {
     fn a_store_asking_for_nodes_gets_them_after_the_rpcudp_body() {
         let c = Contact::new(NodeId([5; ID_LEN]), addr("10.0.0.5:4000"));
         let d = Contact::new(NodeId([6; ID_LEN]), addr("[2001:db8::6]:4001"));
-        for flags in [FLAG_CLOSER_NODES, FLAG_CLOSER_NODES | FLAG_RESPONDER_ID] {
-            let id = kadmium_id_flagged(60, flags, [3; 11]);
+        {
+            let id = kadmium_id_flagged(60, FLAG_CLOSER_NODES | FLAG_RESPONDER_ID, [3; 11]);
             for observed in [addr("203.0.113.7:4000"), addr("[2001:db8::1]:65535")] {
                 for (stored, nodes) in [(true, vec![c, d]), (false, vec![d]), (true, vec![])] {
                     let response = Response::StoreWithNodes(stored, nodes);
@@ -249,7 +257,7 @@ mod tests {
                     let body = split_packet(&bytes).expect("split").body;
                     let expected = Trailers {
                         observed: Some(observed),
-                        responder: (flags & FLAG_RESPONDER_ID != 0).then_some(ME),
+                        responder: Some(ME),
                     };
                     assert_eq!(
                         decode_response_with_trailers(RpcKind::Store, body),
@@ -264,6 +272,15 @@ mod tests {
         assert_eq!(
             encode_reply(&python_id, &answer, addr("127.0.0.1:9"), &ME),
             encode_response(&python_id, &Response::Store(true))
+        );
+        // Without the responder-id flag, nor does a kadmium requester.
+        let unnamed = kadmium_id_flagged(60, FLAG_CLOSER_NODES, [3; 11]);
+        assert!(!wants_closer_nodes(&unnamed));
+        let bytes = encode_reply(&unnamed, &answer, addr("127.0.0.1:9"), &ME);
+        let body = split_packet(&bytes).expect("split").body;
+        assert_eq!(
+            decode_response(RpcKind::Store, body),
+            Ok(Response::Store(true))
         );
     }
 
@@ -280,14 +297,14 @@ mod tests {
             &ME,
         );
         let body = &good[1 + MSG_ID_LEN..];
-        // Whole trailers only: the observed address alone, or with the
-        // nodes, or all three.
+        // Whole trailers only: the observed address alone, or all three
+        // (the nodes never without the responder id).
         let observed_end = 1 + observed_len(&observed);
         let nodes_end = body.len() - RESPONDER_TRAILER_LEN;
         for cut in 2..body.len() {
             assert_eq!(
                 decode_response_with_trailers(RpcKind::Store, &body[..cut]).is_ok(),
-                cut == observed_end || cut == nodes_end,
+                cut == observed_end,
                 "cut at {cut}"
             );
         }
