@@ -159,7 +159,7 @@ test-py: py-install
 #                nodes), runs the efficiency example as often, then writes
 #                docs/bench/{runs,efficiency,summary}.json, the PNG charts, tables.md and
 #                the README's performance tables (bench/report.py).
-BENCH_REPS ?= 3
+BENCH_REPS ?= 5
 BENCH_SIZES ?= 64,256,1000
 
 .PHONY: bench bench-setup

@@ -165,8 +165,10 @@ def charts(summary):
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
         for ax, (figure, title) in zip(axes, panels):
             bars(ax, figure, title, log=name != "memory")
-        axes[0].legend(fontsize=7)
-        fig.tight_layout()
+        # One legend under the panels, where it hides no bar.
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8)
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
         fig.savefig(os.path.join(OUT, f"{name}.png"), dpi=80)
         plt.close(fig)
 
