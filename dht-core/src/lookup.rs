@@ -83,9 +83,7 @@ pub struct Lookup {
     /// one is [`Sufficient`]); every answer is kept in `answers`.
     gather: Option<Sufficient>,
     answers: Vec<(Contact, Value)>,
-    /// An answer from one of the k closest candidates named none closer
-    /// than the k-th: the candidates now at the front are (very likely)
-    /// the nodes the lookup will end with. See [`Lookup::converged`].
+    /// See [`Lookup::converged`].
     converged: bool,
 }
 
@@ -118,12 +116,12 @@ impl Lookup {
         lookup
     }
 
-    /// Whether the lookup has converged: an answer from one of its k
-    /// closest live candidates named one of them and nobody closer than
-    /// the k-th.
-    /// From then on the candidates it still asks are, as a rule, among the
-    /// nodes it will end with, so a put may send them its STORE as the
-    /// query (see `ops/store.rs`). It stays set.
+    /// Whether this FIND_NODE lookup has converged: an answer from one of
+    /// its k closest live candidates named one of them and nobody closer
+    /// than the k-th. From then on the candidates it still asks are, as a
+    /// rule, among the nodes it will end with, so a put may send them its
+    /// STORE as the query (see `ops/store.rs`). It stays set. (Not tracked
+    /// for FIND_VALUE, which nothing asks about.)
     pub fn converged(&self) -> bool {
         self.converged
     }
@@ -328,16 +326,16 @@ impl Lookup {
 
     /// `from` answered with closer contacts (FIND_NODE, or FIND_VALUE without a value).
     pub fn on_nodes(&mut self, from: &NodeId, contacts: Vec<Contact>) {
-        let Ok(pos) = self.search(&from.distance(&self.target)) else {
-            return;
-        };
-        let window = self.window_end();
+        let watch = (self.kind == LookupKind::FindNode && !self.converged)
+            .then(|| (self.search(&from.distance(&self.target)), self.window_end()));
         if let Some(hop) = self.settle(from, State::Responded) {
             let (nearest_new, nearest_known) = self.add_candidates(contacts, hop + 1);
-            // It must confirm the window (name one of its candidates) too:
-            // an empty answer, or one whose contacts were all unusable,
-            // says nothing of it.
-            self.converged |= pos < window && nearest_new >= window && nearest_known < window;
+            if let Some((Ok(pos), window)) = watch {
+                // It must confirm the window (name one of its candidates)
+                // too: an empty answer, or one whose contacts were all
+                // unusable, says nothing of it.
+                self.converged = pos < window && nearest_new >= window && nearest_known < window;
+            }
         }
     }
 
