@@ -85,6 +85,9 @@ pub struct Lookup {
     answers: Vec<(Contact, Value)>,
     /// See [`Lookup::converged`].
     converged: bool,
+    /// Once converged, ask every candidate left at once (a put's lookup:
+    /// see [`Lookup::all_at_once_when_converged`]).
+    wide_when_converged: bool,
 }
 
 impl Lookup {
@@ -111,6 +114,7 @@ impl Lookup {
             gather: None,
             answers: Vec::new(),
             converged: false,
+            wide_when_converged: false,
         };
         lookup.add_candidates(seeds, 1);
         lookup
@@ -146,6 +150,16 @@ impl Lookup {
     /// or as soon as an answer is `sufficient`.
     pub fn gathering(mut self, sufficient: Sufficient) -> Self {
         self.gather = Some(sufficient);
+        self
+    }
+
+    /// Once converged, let every candidate still to ask be asked at once
+    /// rather than α at a time. A put's lookup sends them its STORE (see
+    /// `ops/store.rs`), which a peer with a data directory answers only
+    /// once the value is on disk: α at a time, the put waited for k / α
+    /// commits in a row where its STOREs after the lookup waited for one.
+    pub fn all_at_once_when_converged(mut self) -> Self {
+        self.wide_when_converged = true;
         self
     }
 
@@ -261,7 +275,12 @@ impl Lookup {
     /// not written off (0 for the closest): the order the lookup's result
     /// will have, slow candidates included.
     pub fn next_query_ranked(&mut self) -> Option<(Contact, usize)> {
-        if self.is_done() || self.in_flight >= self.alpha {
+        let window = if self.converged && self.wide_when_converged {
+            self.k
+        } else {
+            self.alpha
+        };
+        if self.is_done() || self.in_flight >= window {
             return None;
         }
         let (mut rank, mut eligible) = (0, 0);
@@ -660,6 +679,38 @@ mod tests {
         l.ask_again(&second.id);
         assert_eq!(l.next_query(), Some(second));
         assert_eq!(l.in_flight(), 1);
+    }
+
+    #[test]
+    fn a_put_lookup_asks_every_candidate_left_at_once_when_converged() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6);
+        let own = NodeId::random(&mut rng);
+        let target = NodeId::random(&mut rng);
+        let seeds: Vec<Contact> = (0..6).map(|i| c(NodeId::random(&mut rng), i + 1)).collect();
+        let mut by_distance = seeds.clone();
+        by_distance.sort_by_key(|s| s.id.distance(&target));
+        for wide in [false, true] {
+            // k = 4, α = 1.
+            let lookup = Lookup::new(target, LookupKind::FindNode, own, 4, 1, seeds.clone());
+            let mut l = if wide {
+                lookup.all_at_once_when_converged()
+            } else {
+                lookup
+            };
+            let first = l.next_query().unwrap();
+            assert_eq!(first, by_distance[0]);
+            assert_eq!(l.next_query(), None, "α = 1");
+            // It names the second closest, already a candidate: converged.
+            l.on_nodes(&first.id, vec![by_distance[1]]);
+            assert!(l.converged());
+            let asked: Vec<Contact> = std::iter::from_fn(|| l.next_query()).collect();
+            let expected = if wide {
+                &by_distance[1..4]
+            } else {
+                &by_distance[1..2]
+            };
+            assert_eq!(asked, expected, "wide: {wide}");
+        }
     }
 
     #[test]

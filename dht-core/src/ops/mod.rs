@@ -280,7 +280,9 @@ impl Operations {
             self.background += 1;
             self.new_op()
         };
-        let lookup = self.new_lookup(env, now, key, LookupKind::FindNode);
+        let lookup = self
+            .new_lookup(env, now, key, LookupKind::FindNode)
+            .all_at_once_when_converged();
         let put = PutState {
             key,
             value,

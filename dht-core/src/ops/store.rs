@@ -4,15 +4,18 @@
 //! A put's lookup must hear from each of the k closest nodes before it ends,
 //! and then it STOREs to them: two RPCs to each, 80 datagrams a put in a
 //! network of 64. Once the lookup has converged (an answer from one of the k
-//! closest named nobody closer: [`Lookup::converged`]), it asks the rest of
-//! them with the STORE itself, flagged [`wire::FLAG_CLOSER_NODES`]: a kadmium
-//! peer stores the value and lists its closest contacts in the answer, which
-//! the lookup takes as that node's FIND_NODE answer, and it gets no second
-//! STORE. A Python peer answers the STORE alone; the lookup counts it as
-//! answered, without contacts, which a converged lookup can spare. A node
-//! asked this way that closer nodes later push out of the k closest keeps a
-//! copy it would not otherwise have been sent: one near the key, which its
-//! own STORE check (`responder::responsible`) accepted.
+//! closest named one of them and nobody closer: [`Lookup::converged`]), it
+//! asks the rest of them with the STORE itself, flagged
+//! [`wire::FLAG_CLOSER_NODES`]: a kadmium peer stores the value and lists its
+//! closest contacts in the answer, which the lookup takes as that node's
+//! FIND_NODE answer, and it gets no second STORE. It asks them all at once,
+//! not α at a time: a peer with a data directory answers a STORE only once
+//! the value is on disk, and the put must not wait for those commits in a
+//! row. A Python peer (or an older kadmium) answers the STORE alone; it is
+//! then asked with FIND_NODE too, so the lookup still hears its contacts. A
+//! node asked this way that closer nodes later push out of the k closest
+//! keeps a copy it would not otherwise have been sent: one near the key,
+//! which its own STORE check (`responder::responsible`) accepted.
 
 use std::time::{Duration, Instant};
 
@@ -32,9 +35,9 @@ pub struct PutReport {
     pub stored_remote: usize,
     /// This node is among the closest to the key and keeps a copy for the network.
     pub stored_locally: bool,
-    /// Nodes a STORE was sent to: the k closest the lookup found, and any
-    /// node its lookup asked with the STORE that closer nodes then pushed
-    /// out of them (see the module docs; rarely more than k).
+    /// Nodes a STORE was sent to, of the closest the lookup found (its
+    /// STORE may also have reached a node that closer ones then pushed out
+    /// of them: see the module docs; that copy is not counted here).
     pub contacted: usize,
 }
 
@@ -62,27 +65,40 @@ pub(super) struct PutState {
     /// soft deadline is no longer waited for; a late ack is not counted).
     pub waiting: Vec<NodeId>,
     /// Nodes its lookup asked with the STORE itself (see the module docs),
-    /// and whether each has answered: the STOREs after the lookup skip
-    /// them, and the put waits for those still unanswered as for its own.
-    pub stored_along: Vec<(NodeId, bool)>,
+    /// and what came of it: the STOREs after the lookup skip them; those
+    /// among the closest it ends with count in the report, and the put
+    /// waits for those of them still unanswered as for its own.
+    pub stored_along: Vec<(NodeId, Along)>,
     pub report: PutReport,
     /// Set for a signed put or delete: the record's sequence number, and
     /// the event is [`super::Outcome::SignedPut`].
     pub signed_seq: Option<u64>,
 }
 
+/// What came of a STORE a put's lookup sent as its query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Along {
+    Pending,
+    Stored,
+    /// Refused, failed, or no longer waited for.
+    Settled,
+}
+
 impl PutState {
     /// The STORE its lookup sent `peer` as a query (if it sent one) was
     /// answered, `stored` or not, or is no longer waited for.
     pub fn along_settled(&mut self, peer: Option<NodeId>, stored: bool) {
-        if let Some(entry) = self
+        let entry = self
             .stored_along
             .iter_mut()
-            .find(|(id, _)| Some(*id) == peer)
-        {
-            entry.1 = true;
+            .find(|(id, _)| Some(*id) == peer);
+        if let Some((_, state @ Along::Pending)) = entry {
+            *state = if stored {
+                Along::Stored
+            } else {
+                Along::Settled
+            };
         }
-        self.report.stored_remote += usize::from(stored);
     }
 
     pub fn class(&self) -> Class {
@@ -130,7 +146,7 @@ pub(super) struct StoreAlong<'a> {
     pub ttl_secs: u32,
     /// How many of the closest get the value (0: none this way).
     replication: usize,
-    stored_along: &'a mut Vec<(NodeId, bool)>,
+    stored_along: &'a mut Vec<(NodeId, Along)>,
 }
 
 impl StoreAlong<'_> {
@@ -157,7 +173,7 @@ impl StoreAlong<'_> {
 
     /// A STORE went to `id` as its lookup query.
     pub fn sent(&mut self, id: NodeId) {
-        self.stored_along.push((id, false));
+        self.stored_along.push((id, Along::Pending));
     }
 }
 
@@ -178,16 +194,19 @@ pub(super) fn send_stores<R: Rng + ?Sized>(
             || targets
                 .last()
                 .is_some_and(|far| own_distance < far.id.distance(&put.key)));
-    put.report.contacted = targets.len()
-        + put
-            .stored_along
-            .iter()
-            .filter(|(id, _)| !targets.iter().any(|t| t.id == *id))
-            .count();
+    put.report.contacted = targets.len();
+    // The lookup's own STOREs to these count (or are waited for) like the
+    // rest; those to nodes pushed out of them left a copy, not counted.
+    for (id, state) in &put.stored_along {
+        if targets.iter().any(|t| t.id == *id) {
+            match state {
+                Along::Stored => put.report.stored_remote += 1,
+                Along::Pending => put.waiting.push(*id),
+                Along::Settled => {}
+            }
+        }
+    }
     targets.retain(|t| !put.stored_along.iter().any(|(id, _)| *id == t.id));
-    // The lookup's own STOREs still in flight are waited for like these.
-    let unanswered = put.stored_along.iter().filter(|(_, answered)| !answered);
-    put.waiting.extend(unanswered.map(|(id, _)| *id));
     let ttl_secs = u32::try_from(put.ttl.as_secs().max(1)).unwrap_or(u32::MAX);
     let class = put.class();
     let store = Request::Store {
