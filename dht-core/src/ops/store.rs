@@ -80,7 +80,7 @@ pub(super) struct PutState {
 pub(super) enum Along {
     Pending,
     Stored,
-    /// Refused, failed, or no longer waited for.
+    /// Refused, failed, or no longer waited for (a late ack upgrades it).
     Settled,
 }
 
@@ -92,11 +92,12 @@ impl PutState {
             .stored_along
             .iter_mut()
             .find(|(id, _)| Some(*id) == peer);
-        if let Some((_, state @ Along::Pending)) = entry {
-            *state = if stored {
-                Along::Stored
-            } else {
-                Along::Settled
+        if let Some((_, state)) = entry {
+            // A late ack still counts (the RPC ends once: never twice).
+            *state = match (*state, stored) {
+                (Along::Pending | Along::Settled, true) => Along::Stored,
+                (Along::Pending, false) => Along::Settled,
+                (state, _) => state,
             };
         }
     }
@@ -269,4 +270,49 @@ pub(super) fn cache_copy<R: Rng + ?Sized>(
         flags: wire::FLAG_CACHED,
     };
     env.out.request(now, env.rng, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_ack_of_a_lookup_store_still_counts_and_nothing_undoes_one() {
+        let mut put = PutState {
+            key: Key::digest(b"k"),
+            value: Value::Int(1),
+            ttl: Duration::from_secs(60),
+            replication: 20,
+            kind: PutKind::User,
+            lookup: None,
+            waiting: Vec::new(),
+            stored_along: Vec::new(),
+            report: PutReport::default(),
+            signed_seq: None,
+        };
+        let (late, kept, refused) = (
+            NodeId::digest(b"a"),
+            NodeId::digest(b"b"),
+            NodeId::digest(b"c"),
+        );
+        for id in [late, kept, refused] {
+            put.stored_along.push((id, Along::Pending));
+        }
+        // Given up on, then its ack comes: stored.
+        put.along_settled(Some(late), false);
+        put.along_settled(Some(late), true);
+        // Acked, then its later FIND_NODE (a Python peer) fails: still stored.
+        put.along_settled(Some(kept), true);
+        put.along_settled(Some(kept), false);
+        put.along_settled(Some(refused), false);
+        put.along_settled(None, true);
+        assert_eq!(
+            put.stored_along,
+            vec![
+                (late, Along::Stored),
+                (kept, Along::Stored),
+                (refused, Along::Settled)
+            ]
+        );
+    }
 }
