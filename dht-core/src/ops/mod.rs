@@ -382,42 +382,30 @@ impl Operations {
                 break;
             };
             let purpose = Purpose::Lookup(op);
-            let store = along
-                .as_ref()
-                .and_then(|along| along.request(lookup, &contact.id, rank, env.own));
-            let sent = match (store, along.as_mut()) {
-                (Some(store), Some(along)) => {
-                    let flags = wire::FLAG_RESPONDER_ID | wire::FLAG_CLOSER_NODES;
-                    let out = Outgoing {
-                        to: contact.addr,
-                        peer: Some(contact.id),
-                        request: &store,
-                        purpose,
-                        class,
-                        ttl_secs: along.ttl_secs,
-                        flags,
-                    };
-                    let sent = env.out.request(now, env.rng, out);
-                    if sent {
-                        along.sent(contact.id);
-                    }
-                    sent
-                }
-                _ => {
-                    let request = match lookup.kind() {
-                        LookupKind::FindNode => Request::FindNode {
-                            sender: env.own,
-                            target: lookup.target(),
-                        },
-                        LookupKind::FindValue => Request::FindValue {
-                            sender: env.own,
-                            key: lookup.target(),
-                        },
-                    };
-                    let to = contact.addr;
-                    send(env, now, to, Some(contact.id), &request, purpose, class)
-                }
-            };
+            let along_sent = along
+                .as_mut()
+                .and_then(|along| along.try_send(env, now, lookup, contact, rank, purpose, class));
+            let sent = along_sent.unwrap_or_else(|| {
+                let request = match lookup.kind() {
+                    LookupKind::FindNode => Request::FindNode {
+                        sender: env.own,
+                        target: lookup.target(),
+                    },
+                    LookupKind::FindValue => Request::FindValue {
+                        sender: env.own,
+                        key: lookup.target(),
+                    },
+                };
+                send(
+                    env,
+                    now,
+                    contact.addr,
+                    Some(contact.id),
+                    &request,
+                    purpose,
+                    class,
+                )
+            });
             if !sent {
                 failed.push(contact.id);
             } else if env.contacts.is_suspect(&contact.id) {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use super::Env;
+use crate::contact::Contact;
 use crate::id::{Key, NodeId};
 use crate::lookup::Lookup;
 use crate::rpc::{Class, OpId, Outgoing, Purpose};
@@ -110,13 +111,18 @@ impl PutState {
         }
     }
 
+    /// The lifetime its STOREs carry.
+    fn ttl_secs(&self) -> u32 {
+        u32::try_from(self.ttl.as_secs().max(1)).unwrap_or(u32::MAX)
+    }
+
     /// Its lookup, and what that lookup needs to send STOREs as queries;
     /// `None` once the lookup is done.
     pub fn lookup_storing(&mut self) -> Option<(&mut Lookup, StoreAlong<'_>)> {
+        let ttl_secs = self.ttl_secs();
         let PutState {
             key,
             value,
-            ttl,
             replication,
             lookup,
             stored_along,
@@ -126,13 +132,14 @@ impl PutState {
         let along = StoreAlong {
             key: *key,
             value,
-            ttl_secs: u32::try_from(ttl.as_secs().max(1)).unwrap_or(u32::MAX),
+            ttl_secs,
             replication: if signed_seq.is_some() {
                 0
             } else {
                 *replication
             },
             stored_along,
+            store: None,
         };
         Some((lookup.as_mut()?, along))
     }
@@ -144,37 +151,57 @@ pub(super) struct StoreAlong<'a> {
     key: Key,
     value: &'a Value,
     /// The lifetime the STORE carries.
-    pub ttl_secs: u32,
+    ttl_secs: u32,
     /// How many of the closest get the value (0: none this way).
     replication: usize,
     stored_along: &'a mut Vec<(NodeId, Along)>,
+    /// The STORE, built once for all the queries of one drive of the lookup
+    /// (a converged lookup sends them all at once).
+    store: Option<Request>,
 }
 
 impl StoreAlong<'_> {
-    /// The STORE to send `to`, the candidate of `rank` (0 for the
-    /// closest), if it goes to it: the lookup has converged, the candidate
-    /// is among those the value goes to, and it was not sent one already
-    /// (one that answered without contacts is asked again with FIND_NODE).
-    pub fn request(
-        &self,
+    /// Send `to`, the candidate of `rank` (0 for the closest), the put's
+    /// STORE as its lookup query, if it goes to it: the lookup has
+    /// converged, the candidate is among those the value goes to, and it
+    /// was not sent one already (one that answered without contacts is
+    /// asked again with FIND_NODE). `None` if not; else whether it went out.
+    #[allow(clippy::too_many_arguments)]
+    pub fn try_send<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
         lookup: &Lookup,
-        to: &NodeId,
+        to: Contact,
         rank: usize,
-        own: NodeId,
-    ) -> Option<Request> {
+        purpose: Purpose,
+        class: Class,
+    ) -> Option<bool> {
         let ask = lookup.converged()
             && rank < self.replication
-            && !self.stored_along.iter().any(|(id, _)| id == to);
-        ask.then(|| Request::Store {
-            sender: own,
+            && !self.stored_along.iter().any(|(id, _)| *id == to.id);
+        if !ask {
+            return None;
+        }
+        let store = self.store.get_or_insert_with(|| Request::Store {
+            sender: env.own,
             key: self.key,
             value: self.value.clone(),
-        })
-    }
-
-    /// A STORE went to `id` as its lookup query.
-    pub fn sent(&mut self, id: NodeId) {
-        self.stored_along.push((id, Along::Pending));
+        });
+        let out = Outgoing {
+            to: to.addr,
+            peer: Some(to.id),
+            request: store,
+            purpose,
+            class,
+            ttl_secs: self.ttl_secs,
+            flags: wire::FLAG_RESPONDER_ID | wire::FLAG_CLOSER_NODES,
+        };
+        let sent = env.out.request(now, env.rng, out);
+        if sent {
+            self.stored_along.push((to.id, Along::Pending));
+        }
+        Some(sent)
     }
 }
 
@@ -208,7 +235,7 @@ pub(super) fn send_stores<R: Rng + ?Sized>(
         }
     }
     targets.retain(|t| !put.stored_along.iter().any(|(id, _)| *id == t.id));
-    let ttl_secs = u32::try_from(put.ttl.as_secs().max(1)).unwrap_or(u32::MAX);
+    let ttl_secs = put.ttl_secs();
     let class = put.class();
     let store = Request::Store {
         sender: env.own,
