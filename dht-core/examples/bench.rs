@@ -460,6 +460,7 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
             })
             .await?;
         let put_wall = started.elapsed().as_secs_f64();
+        let counted = GetCounters::sum(&nodes);
         let started = Instant::now();
         let get_results =
             run_concurrently(&nodes, gets, concurrency, move |node, job| async move {
@@ -473,6 +474,7 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
             })
             .await?;
         let get_wall = started.elapsed().as_secs_f64();
+        let get_counters = GetCounters::sum(&nodes).since(&counted);
 
         let put_ok = put_results.iter().filter(|(ok, _)| *ok).count();
         let get_found = get_results.iter().filter(|(ok, _)| *ok).count();
@@ -492,6 +494,13 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
             "put_p99_ms": round(percentile(&put_lat, 0.99) * 1e3, 3),
             "get_p50_ms": round(percentile(&get_lat, 0.50) * 1e3, 3),
             "get_p99_ms": round(percentile(&get_lat, 0.99) * 1e3, 3),
+            // RPCs of the lookups that completed during the gets (any
+            // maintenance lookup included; a get answered from a local
+            // copy sends none) per get, and the gets that asked one
+            // likely holder alone first (see `ops/get.rs`).
+            "get_rpcs_per_get": round(get_counters.rpcs as f64 / args.ops as f64, 2),
+            "gets_asking_one_first": get_counters.asking_one_first,
+            "gets_answered_by_first": get_counters.answered_by_first,
         });
     }
 
@@ -581,4 +590,33 @@ fn percentile(samples: &[f64], q: f64) -> f64 {
 fn round(x: f64, digits: i32) -> f64 {
     let scale = 10f64.powi(digits);
     (x * scale).round() / scale
+}
+
+/// Get counters summed over every node (see `Stats`).
+#[derive(Default)]
+struct GetCounters {
+    rpcs: u64,
+    asking_one_first: u64,
+    answered_by_first: u64,
+}
+
+impl GetCounters {
+    fn sum(nodes: &[Node]) -> Self {
+        nodes.iter().fold(GetCounters::default(), |acc, node| {
+            let s = node.stats();
+            GetCounters {
+                rpcs: acc.rpcs + s.lookup_rpcs,
+                asking_one_first: acc.asking_one_first + s.gets_asking_one_first,
+                answered_by_first: acc.answered_by_first + s.gets_answered_by_first,
+            }
+        })
+    }
+
+    fn since(&self, earlier: &Self) -> Self {
+        GetCounters {
+            rpcs: self.rpcs - earlier.rpcs,
+            asking_one_first: self.asking_one_first - earlier.asking_one_first,
+            answered_by_first: self.answered_by_first - earlier.answered_by_first,
+        }
+    }
 }

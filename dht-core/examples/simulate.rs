@@ -329,7 +329,8 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
     };
     let mean_ms = latencies.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e3
         / latencies.len().max(1) as f64;
-    let (rpcs_per_lookup, hops_per_lookup) = sim.lookup_totals().per_lookup_since(&before);
+    let after = sim.lookup_totals();
+    let (rpcs_per_lookup, hops_per_lookup) = after.per_lookup_since(&before);
     Ok(json!({
         "nodes": args.nodes,
         "threads": args.threads,
@@ -342,6 +343,9 @@ fn lookups(args: &Args) -> dht_core::Result<serde_json::Value> {
         "success_rate": (found as f64 / tried.max(1) as f64 * 1e4).round() / 1e4,
         "rpcs_per_lookup": (rpcs_per_lookup * 100.0).round() / 100.0,
         "hops_per_lookup": (hops_per_lookup * 100.0).round() / 100.0,
+        "gets_asking_one_first": after.gets_asking_one_first - before.gets_asking_one_first,
+        "gets_answered_by_first": after.gets_answered_by_first - before.gets_answered_by_first,
+        "gets_widened_late": after.gets_widened_late - before.gets_widened_late,
         "get_virtual_ms": {
             "mean": (mean_ms * 10.0).round() / 10.0,
             "p50": (virtual_ms(0.5) * 10.0).round() / 10.0,

@@ -88,6 +88,9 @@ pub struct Lookup {
     /// Once converged, ask every candidate left at once (a put's lookup:
     /// see [`Lookup::all_at_once_when_converged`]).
     wide_when_converged: bool,
+    /// The candidate asked alone until its query settles (see
+    /// [`Lookup::ask_first`]).
+    first: Option<NodeId>,
 }
 
 impl Lookup {
@@ -115,6 +118,7 @@ impl Lookup {
             answers: Vec::new(),
             converged: false,
             wide_when_converged: false,
+            first: None,
         };
         lookup.add_candidates(seeds, 1);
         lookup
@@ -161,6 +165,58 @@ impl Lookup {
     pub fn all_at_once_when_converged(mut self) -> Self {
         self.wide_when_converged = true;
         self
+    }
+
+    /// Ask the candidate `first` alone, and the others α at a time only
+    /// once it has answered without the value, failed, gone slow, or the
+    /// lookup is told to [`Lookup::widen`]: for a get whose candidate very
+    /// likely holds the value (see `ops/get.rs`), one RPC where α would
+    /// all come back with it.
+    pub fn ask_first(mut self, first: NodeId) -> Self {
+        self.first = Some(first);
+        self
+    }
+
+    /// Stop asking the candidate given to [`Lookup::ask_first`] alone.
+    pub fn widen(&mut self) {
+        self.first = None;
+    }
+
+    /// Whether the lookup still asks one candidate alone.
+    pub fn asking_first(&self) -> bool {
+        self.first.is_some()
+    }
+
+    /// The candidates whose distance to the target starts with at most
+    /// `prefix` (see [`Distance::prefix64`]), nearest first.
+    pub fn candidates_within(&self, prefix: u64) -> impl Iterator<Item = &Contact> {
+        let end = self.prefixes.partition_point(|&p| p <= prefix);
+        self.candidates[..end].iter().map(|c| &c.contact)
+    }
+
+    /// The next query of a lookup asking `first` alone: it, once.
+    fn query_first(&mut self, first: NodeId) -> Option<(Contact, usize)> {
+        if self.in_flight > 0 || self.is_done() {
+            return None;
+        }
+        let Ok(pos) = self.search(&first.distance(&self.target)) else {
+            // Not a candidate (it never is, as the caller chose it from them).
+            self.first = None;
+            return self.next_query_ranked();
+        };
+        let candidate = &mut self.candidates[pos];
+        if candidate.state != State::NotQueried {
+            self.first = None;
+            return self.next_query_ranked();
+        }
+        candidate.state = State::InFlight;
+        self.in_flight += 1;
+        self.queries += 1;
+        let rank = self.candidates[..pos]
+            .iter()
+            .filter(|c| !c.state.written_off())
+            .count();
+        Some((self.candidates[pos].contact, rank))
     }
 
     /// The values gathered so far, with the node that sent each.
@@ -275,6 +331,9 @@ impl Lookup {
     /// not written off (0 for the closest): the order the lookup's result
     /// will have, slow candidates included.
     pub fn next_query_ranked(&mut self) -> Option<(Contact, usize)> {
+        if let Some(first) = self.first {
+            return self.query_first(first);
+        }
         let window = if self.converged && self.wide_when_converged {
             self.k
         } else {
@@ -316,7 +375,9 @@ impl Lookup {
             _ => return None,
         }
         c.state = state;
-        Some(c.hop)
+        let hop = c.hop;
+        self.first_settled(id);
+        Some(hop)
     }
 
     /// `from` has not answered within its adaptive timeout: free its slot
@@ -340,6 +401,15 @@ impl Lookup {
                 _ => return,
             }
             c.state = to;
+            self.first_settled(from);
+        }
+    }
+
+    /// `id`'s query settled (or stopped being waited for): if it was the
+    /// lone first one, the others may be asked.
+    fn first_settled(&mut self, id: &NodeId) {
+        if self.first == Some(*id) {
+            self.first = None;
         }
     }
 
@@ -591,6 +661,55 @@ mod tests {
         );
         assert_eq!(l.in_flight(), 0);
         assert_eq!(l.closest_responded(), vec![a]);
+    }
+
+    #[test]
+    fn a_lookup_asking_one_first_waits_for_it_alone_then_widens() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let own = NodeId::random(&mut rng);
+        let target = NodeId::random(&mut rng);
+        let mut seeds: Vec<Contact> = (0..6).map(|i| c(NodeId::random(&mut rng), i + 1)).collect();
+        seeds.sort_by_key(|s| s.id.distance(&target));
+        let new = || Lookup::new(target, LookupKind::FindValue, own, 20, 3, seeds.clone());
+
+        // The chosen one (not the nearest) alone, with its rank; then the
+        // others α at a time once it answers without the value.
+        let mut l = new().ask_first(seeds[2].id);
+        assert!(l.asking_first());
+        assert_eq!(l.next_query_ranked(), Some((seeds[2], 2)));
+        assert_eq!(l.next_query(), None, "the first is asked alone");
+        l.on_nodes(&seeds[2].id, vec![]);
+        assert!(!l.asking_first());
+        let next: Vec<NodeId> = std::iter::from_fn(|| l.next_query())
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(next, vec![seeds[0].id, seeds[1].id, seeds[3].id]);
+
+        // Answered with the value: one query in all.
+        let mut l = new().ask_first(seeds[0].id);
+        let first = l.next_query().unwrap();
+        l.on_value(&first.id, Value::Int(1), None);
+        assert!(l.is_done());
+        assert_eq!(l.queries(), 1);
+
+        // Late (told to widen): two more go out, the first still takes
+        // its slot. Slow or failed: three, the first no longer does.
+        for end in ["widen", "slow", "failure"] {
+            let mut l = new().ask_first(seeds[0].id);
+            let first = l.next_query().unwrap();
+            match end {
+                "widen" => l.widen(),
+                "slow" => l.on_slow(&first.id),
+                _ => l.on_failure(&first.id),
+            }
+            let more = std::iter::from_fn(|| l.next_query()).count();
+            let expected = if end == "widen" { 2 } else { 3 };
+            assert_eq!(more, expected, "{end}");
+        }
+
+        // A first choice that is not a candidate: the lookup asks as usual.
+        let mut l = new().ask_first(NodeId::random(&mut rng));
+        assert_eq!(std::iter::from_fn(|| l.next_query()).count(), 3);
     }
 
     #[test]

@@ -146,6 +146,12 @@ impl RpcTable {
         &self.peers
     }
 
+    /// `addr`'s smoothed round trip, and when an answer from it is later
+    /// than usual (see [`RttEstimator::late_after`]).
+    pub fn round_trip(&self, addr: &SocketAddr) -> Option<(Duration, Duration)> {
+        self.rtt.late_after(self.peers.rtt(addr))
+    }
+
     pub fn peers_mut(&mut self) -> &mut PeerBook {
         &mut self.peers
     }

@@ -112,6 +112,16 @@ impl RttEstimator {
         }
     }
 
+    /// A peer's smoothed round trip, and when its answer is later than
+    /// usual: its timeout without the floor (the floor guards against
+    /// spurious timeouts; asking someone else too, then, costs only
+    /// datagrams). From the node-wide estimate for a peer never measured
+    /// (`peer` None); None before any answer at all.
+    pub(crate) fn late_after(&self, peer: Option<Estimate>) -> Option<(Duration, Duration)> {
+        peer.or(self.global)
+            .map(|e| (e.srtt(), e.timeout().min(self.ceiling)))
+    }
+
     /// How long to wait for a peer whose estimate is `peer` before trying
     /// someone else.
     pub(crate) fn timeout(&self, peer: Option<Estimate>) -> Duration {

@@ -28,6 +28,15 @@ pub struct Stats {
     pub lookup_rpcs: u64,
     /// Sum of the hops of completed lookups (see `Lookup::hops`).
     pub lookup_hops: u64,
+    /// Gets that asked one likely holder alone first, those of them it
+    /// answered with the value, and those that asked others too because
+    /// its answer was late (see `ops/get.rs`).
+    pub gets_asking_one_first: u64,
+    pub gets_answered_by_first: u64,
+    pub gets_widened_late: u64,
+    /// Gets waiting for the answer of their lone first query now (each
+    /// holds a timer until it answers or the get widens or ends).
+    pub gets_awaiting_lone_first: u64,
     /// Values re-sent by replication and republishing.
     pub resends_started: u64,
     /// Keys handed over to contacts that appeared.

@@ -26,6 +26,7 @@ use crate::value::Value;
 use crate::wire::{self, Request};
 
 mod bootstrap;
+mod get;
 mod replies;
 mod signed;
 mod store;
@@ -65,6 +66,8 @@ enum Operation {
     },
     Get {
         lookup: Lookup,
+        /// Set if it asks one likely holder alone first (see `get.rs`).
+        lone_first: Option<get::LoneFirst>,
     },
     Put(Box<PutState>),
     Ping,
@@ -82,7 +85,7 @@ impl Operation {
     fn lookup_mut(&mut self) -> Option<&mut Lookup> {
         match self {
             Operation::Bootstrap { lookup, .. } => lookup.as_mut(),
-            Operation::Get { lookup } | Operation::Refresh { lookup, .. } => Some(lookup),
+            Operation::Get { lookup, .. } | Operation::Refresh { lookup, .. } => Some(lookup),
             Operation::Put(put) => put.lookup.as_mut(),
             Operation::Record(record) => Some(&mut record.lookup),
             Operation::Ping => None,
@@ -107,6 +110,12 @@ pub struct LookupCounters {
     pub hops: u64,
     /// STOREs sent by signed gets to bring stale holders up to date.
     pub read_repairs: u64,
+    /// Gets that asked one likely holder alone first (see `get.rs`), those
+    /// of them it answered with the value, and those that widened because
+    /// its answer was late.
+    pub gets_asking_one_first: u64,
+    pub gets_answered_by_first: u64,
+    pub gets_widened_late: u64,
 }
 
 /// The node state operations use, borrowed from the protocol per call.
@@ -148,6 +157,10 @@ pub struct Operations {
     background: usize,
     /// Overall deadlines of user operations.
     deadlines: BTreeSet<(Instant, OpId)>,
+    /// See `get.rs`.
+    reach: get::Reach,
+    /// When gets asking one candidate first widen to α, by deadline.
+    late_firsts: BTreeSet<(Instant, OpId)>,
     pub counters: LookupCounters,
 }
 
@@ -168,6 +181,7 @@ impl Operations {
         self.starved_user.release_if_empty();
         self.starved_background.release_if_empty();
         self.deadlines.release_if_empty();
+        self.late_firsts.release_if_empty();
     }
 
     /// Background puts (replication, republish) in progress.
@@ -194,11 +208,17 @@ impl Operations {
 
     /// When [`Operations::expire`] has work next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let deadline = self.deadlines.first().map(|(t, _)| *t);
+        match (deadline, self.next_late_first()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// End the user operations whose deadline passed: gets, puts and pings
     /// fail with [`Error::Timeout`]; a bootstrap reports what it found.
+    /// Then widen the gets whose lone first query is late (see `get.rs`):
+    /// after, so that a get past its deadline sends nothing more.
     pub fn expire<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant) {
         while let Some(&(at, op)) = self.deadlines.first() {
             if at > now {
@@ -210,7 +230,10 @@ impl Operations {
                 Some(Operation::Bootstrap { lookup, .. }) => {
                     Outcome::Bootstrap(lookup.map(|l| l.closest_responded()).unwrap_or_default())
                 }
-                Some(Operation::Get { .. }) => Outcome::Get(Err(Error::Timeout)),
+                Some(Operation::Get { lone_first, .. }) => {
+                    self.forget_lone_first(op, lone_first);
+                    Outcome::Get(Err(Error::Timeout))
+                }
                 Some(Operation::Put(put)) if put.signed_seq.is_some() => {
                     Outcome::SignedPut(Err(Error::Timeout))
                 }
@@ -224,6 +247,7 @@ impl Operations {
             };
             env.events.push_back(Event { op, outcome });
         }
+        self.widen_late_gets(env, now);
     }
 
     pub(super) fn new_lookup<R: Rng + ?Sized>(
@@ -241,27 +265,14 @@ impl Operations {
 
     /// Abandon an operation: no event will come for it.
     pub fn cancel(&mut self, op: OpId) {
-        if let Some(Operation::Put(put)) = self.ops.remove(&op) {
-            if put.kind != PutKind::User {
-                self.background -= 1;
-            }
+        match self.ops.remove(&op) {
+            Some(Operation::Put(put)) if put.kind != PutKind::User => self.background -= 1,
+            Some(Operation::Get { lone_first, .. }) => self.forget_lone_first(op, lone_first),
+            _ => {}
         }
     }
 
     // -------------------------------------------------------------- starting
-
-    pub fn get<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, key: Key) -> OpId {
-        let op = self.new_user_op(env, now);
-        if let Some(item) = env.records.get(&key, now) {
-            let outcome = Outcome::Get(Ok(Some(item.value)));
-            env.events.push_back(Event { op, outcome });
-            return op;
-        }
-        let lookup = self.new_lookup(env, now, key, LookupKind::FindValue);
-        self.ops.insert(op, Operation::Get { lookup });
-        self.drive(env, now, op);
-        op
-    }
 
     #[allow(clippy::too_many_arguments)]
     pub fn put<R: Rng + ?Sized>(
@@ -416,6 +427,10 @@ impl Operations {
         for id in &failed {
             lookup.on_failure(id);
         }
+        let done = lookup.is_done();
+        if class == Class::User {
+            self.track_lone_first(op, now);
+        }
         if starved {
             match class {
                 Class::User => self.starved_user.push_back(op),
@@ -425,7 +440,7 @@ impl Operations {
         if !failed.is_empty() {
             return self.drive(env, now, op);
         }
-        if lookup.is_done() {
+        if done {
             self.lookup_done(env, now, op);
         }
     }
@@ -460,7 +475,12 @@ impl Operations {
                     }
                 }
             }
-            Operation::Get { mut lookup } => {
+            Operation::Get {
+                mut lookup,
+                lone_first,
+            } => {
+                self.counters.count_get(&lookup, lone_first);
+                self.forget_lone_first(op, lone_first);
                 let found = lookup.take_value();
                 if let Some((value, ttl_secs)) = &found {
                     store::cache_copy(env, now, &lookup, value, *ttl_secs);

@@ -567,6 +567,20 @@ mod tests {
     }
 
     #[test]
+    fn own_reach_is_the_distance_to_our_kth_closest_contact() {
+        let now = Instant::now();
+        let own = NodeId([0; ID_LEN]);
+        let mut t = RoutingTable::new(own, 3, 3, now);
+        assert_eq!(t.own_reach(), u64::MAX, "nobody known");
+        for (i, first) in [0x40u8, 0x10, 0x80, 0x20].into_iter().enumerate() {
+            t.insert(contact(id_with_first_byte(first, 1), 10 + i as u16), now);
+        }
+        // The third closest of 0x10.., 0x20.., 0x40.., 0x80..
+        let third = id_with_first_byte(0x40, 1).distance(&own).prefix64();
+        assert_eq!(t.own_reach(), third);
+    }
+
+    #[test]
     fn own_id_never_stored_and_refresh_moves_to_tail() {
         let now = Instant::now();
         let own = NodeId([0; ID_LEN]);

@@ -61,6 +61,19 @@ impl RoutingTable {
         chosen
     }
 
+    /// The first 64 bits of the distance from our id to our k-th closest
+    /// contact (all ones if we know fewer than k). The buckets around our
+    /// id are the table's fullest, so this is the radius holding k nodes
+    /// at the network's density: at a like density any id has its k
+    /// closest nodes within about this distance.
+    pub fn own_reach(&self) -> u64 {
+        let closest = self.closest(&self.own, self.k, |_| false);
+        match self.k.checked_sub(1).and_then(|last| closest.get(last)) {
+            Some(kth) => kth.id.distance(&self.own).prefix64(),
+            None => u64::MAX,
+        }
+    }
+
     /// Bucket indexes in the order of their blocks' distance from `target`,
     /// nearest first, derived from the bits of `target` and our id (no
     /// sorting, no allocation: it runs for every FIND_NODE answered).

@@ -86,6 +86,12 @@ pub struct LookupTotals {
     pub lookups: u64,
     pub rpcs: u64,
     pub hops: u64,
+    /// Gets that asked one likely holder first, those it answered, and
+    /// those that widened because it was late (see
+    /// `Stats::gets_asking_one_first`).
+    pub gets_asking_one_first: u64,
+    pub gets_answered_by_first: u64,
+    pub gets_widened_late: u64,
 }
 
 impl LookupTotals {
@@ -258,6 +264,9 @@ impl Simulation {
                 lookups: acc.lookups + s.lookups_completed,
                 rpcs: acc.rpcs + s.lookup_rpcs,
                 hops: acc.hops + s.lookup_hops,
+                gets_asking_one_first: acc.gets_asking_one_first + s.gets_asking_one_first,
+                gets_answered_by_first: acc.gets_answered_by_first + s.gets_answered_by_first,
+                gets_widened_late: acc.gets_widened_late + s.gets_widened_late,
             }
         })
     }

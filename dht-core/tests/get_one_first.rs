@@ -1,0 +1,162 @@
+//! A get asks one likely holder alone first (`ops/get.rs`): in a network
+//! whose tables know nearly everyone it costs about one RPC instead of α,
+//! and when that holder has died unnoticed the get widens to α once its
+//! answer is late — about a round trip, not the adaptive timeout's floor.
+//! Run with `--nocapture` to see the figures.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use dht_core::sim::Simulation;
+use dht_core::{Config, NodeId, Outcome, PutOptions, Value};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A joined network of `nodes` with `values` stored from random nodes; the
+/// keys, and the value stored under each.
+fn network_with_values(
+    nodes: usize,
+    values: usize,
+    config: &Config,
+    seed: u64,
+) -> (Simulation, Vec<(NodeId, Value)>) {
+    let mut sim = Simulation::new(seed, (Duration::from_millis(5), Duration::from_millis(50)));
+    for _ in 0..nodes {
+        sim.add_node(config.clone()).unwrap();
+    }
+    assert_eq!(sim.join_network(100, Duration::from_secs(120)), 0);
+    sim.run_for(Duration::from_secs(30));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut stored = Vec::new();
+    for i in 0..values {
+        let key = NodeId::digest(format!("one-first-{seed}-{i}").as_bytes());
+        let value = Value::from(format!("value {i}").into_bytes());
+        let putter = rng.random_range(0..nodes);
+        let op = sim
+            .try_command(putter, |p, now| {
+                p.put(now, key, value.clone(), PutOptions::default())
+            })
+            .unwrap()
+            .unwrap();
+        match sim.run_until_done(putter, op, Duration::from_secs(60)) {
+            Some(Outcome::Put(Ok(report))) => assert!(report.stored_remote > 0, "put {i}"),
+            other => panic!("put {i}: {other:?}"),
+        }
+        stored.push((key, value));
+    }
+    (sim, stored)
+}
+
+/// What the gets of [`gets_from_non_holders`] did.
+struct Gets {
+    /// RPCs of the lookups completed meanwhile, per get.
+    rpcs: f64,
+    asking_one_first: u64,
+    answered_by_first: u64,
+    widened_late: u64,
+    slowest: Duration,
+}
+
+/// `gets` gets from random running nodes holding no copy of their key,
+/// after checking every value was found and that no node still keeps a
+/// timer for a get's lone first query.
+fn gets_from_non_holders(
+    sim: &mut Simulation,
+    stored: &[(NodeId, Value)],
+    gets: usize,
+    seed: u64,
+) -> Gets {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let before = sim.lookup_totals();
+    let mut slowest = Duration::ZERO;
+    let mut done = 0;
+    while done < gets {
+        let (key, value) = &stored[rng.random_range(0..stored.len())];
+        let getter = rng.random_range(0..sim.len());
+        match sim.try_protocol(getter) {
+            Some(p) if p.local_value(key, sim.now()).is_none() => {}
+            _ => continue,
+        }
+        let got = sim.get_from(getter, *key, Duration::from_secs(60));
+        assert_eq!(got.value.as_ref(), Some(value), "get {done} from {getter}");
+        slowest = slowest.max(got.latency);
+        done += 1;
+    }
+    let awaiting: u64 = sim
+        .running()
+        .map(|(_, p)| p.stats().gets_awaiting_lone_first)
+        .sum();
+    assert_eq!(
+        awaiting, 0,
+        "timers of lone first queries outlived their gets"
+    );
+    let after = sim.lookup_totals();
+    let (rpcs, _) = after.per_lookup_since(&before);
+    Gets {
+        rpcs,
+        asking_one_first: after.gets_asking_one_first - before.gets_asking_one_first,
+        answered_by_first: after.gets_answered_by_first - before.gets_answered_by_first,
+        widened_late: after.gets_widened_late - before.gets_widened_late,
+        slowest,
+    }
+}
+
+#[test]
+fn a_get_in_a_small_network_costs_about_one_rpc() {
+    let config = Config::default().with_rpc_timeout(Duration::from_secs(1));
+    let (mut sim, stored) = network_with_values(64, 40, &config, 7);
+    let g = gets_from_non_holders(&mut sim, &stored, 200, 7);
+    println!(
+        "one first: 64 nodes, 200 gets: {:.2} RPCs a get, {} asked one first, {} answered \
+         by it, slowest {:?}",
+        g.rpcs, g.asking_one_first, g.answered_by_first, g.slowest
+    );
+    // Asking α = 3 at once, every get sent at least 3.
+    assert!(g.rpcs < 1.5, "{:.2} RPCs a get", g.rpcs);
+    assert!(
+        g.asking_one_first >= 190,
+        "{} of 200 asked one first",
+        g.asking_one_first
+    );
+    assert!(
+        g.answered_by_first * 100 >= g.asking_one_first * 95,
+        "{} of {} found at the first",
+        g.answered_by_first,
+        g.asking_one_first
+    );
+}
+
+#[test]
+fn a_dead_first_choice_costs_about_a_round_trip_not_a_timeout() {
+    // Soft timeouts never below 2 s: a get waiting for a dead peer's
+    // timeout would take that long; the slowest link's round trip is 0.1 s.
+    let mut config = Config::default().with_rpc_timeout(Duration::from_secs(5));
+    config.min_rpc_timeout = Duration::from_secs(2);
+    let (mut sim, stored) = network_with_values(64, 40, &config, 11);
+    // A quarter of the nodes go without a word; nobody notices before the gets.
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut gone = 0;
+    while gone < 16 {
+        let victim = rng.random_range(0..64);
+        if sim.is_alive(victim) {
+            sim.kill(victim);
+            gone += 1;
+        }
+    }
+    let g = gets_from_non_holders(&mut sim, &stored, 200, 11);
+    println!(
+        "one first, a quarter dead: 64 nodes, 200 gets: {:.2} RPCs a get, {} asked one \
+         first, {} widened when it was late, slowest {:?}",
+        g.rpcs, g.asking_one_first, g.widened_late, g.slowest
+    );
+    assert!(
+        g.widened_late > 0,
+        "no first choice was dead: the test tests nothing"
+    );
+    assert!(
+        g.slowest < Duration::from_secs(1),
+        "a get took {:?}: it waited for a timeout",
+        g.slowest
+    );
+}
