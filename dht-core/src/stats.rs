@@ -28,9 +28,9 @@ pub struct Stats {
     pub lookup_rpcs: u64,
     /// Sum of the hops of completed lookups (see `Lookup::hops`).
     pub lookup_hops: u64,
-    /// Gets that asked one likely holder alone first, those of them it
-    /// answered with the value, and those that asked others too because
-    /// its answer was late (see `ops/get.rs`).
+    /// Gets that asked one likely holder alone first, those of them that
+    /// found the value with that one query, and those that asked others
+    /// too because its answer was late (see `ops/get.rs`).
     pub gets_asking_one_first: u64,
     pub gets_answered_by_first: u64,
     pub gets_widened_late: u64,

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use dht_core::sim::Simulation;
-use dht_core::{Config, NodeId, Outcome, PutOptions, Value};
+use dht_core::{Config, Contact, NodeId, Outcome, PutOptions, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -158,5 +158,64 @@ fn a_dead_first_choice_costs_about_a_round_trip_not_a_timeout() {
         g.slowest < Duration::from_secs(1),
         "a get took {:?}: it waited for a timeout",
         g.slowest
+    );
+}
+
+/// A get cancelled, or past its deadline, while its lone first query is
+/// awaited leaves no timer behind (the node would wake for it).
+#[test]
+fn a_cancelled_or_expired_get_leaves_no_timer() {
+    let config = Config::default().with_rpc_timeout(Duration::from_secs(1));
+    let (mut sim, _) = network_with_values(64, 0, &config, 13);
+    // A node whose gets end 3 ms after they start, long before any answer
+    // (links take 5-50 ms each way), knowing the whole network.
+    let hasty = sim
+        .add_node(
+            config
+                .clone()
+                .with_operation_timeout(Duration::from_millis(3)),
+        )
+        .unwrap();
+    let everyone: Vec<Contact> = (0..64)
+        .map(|n| Contact::new(sim.id(n), sim.addr(n)))
+        .collect();
+    sim.command(hasty, |p, now| p.import_contacts(now, &everyone));
+    let awaiting = |sim: &Simulation| sim.protocol(hasty).stats().gets_awaiting_lone_first;
+    // Its first gets measure round trips (late answers still count).
+    for i in 0..3 {
+        let key = NodeId::digest(format!("warm-up {i}").as_bytes());
+        sim.command(hasty, |p, now| p.get(now, key));
+        sim.run_for(Duration::from_secs(1));
+    }
+    let asked_before = sim.protocol(hasty).stats().gets_asking_one_first;
+
+    let (mut cancelled, mut expired) = (0, 0);
+    for i in 0..20 {
+        let key = NodeId::digest(format!("hasty {i}").as_bytes());
+        let op = sim.command(hasty, |p, now| p.get(now, key));
+        if awaiting(&sim) == 0 {
+            continue; // no likely holder for this key: nothing to check
+        }
+        assert_eq!(awaiting(&sim), 1);
+        if i % 2 == 0 {
+            sim.command(hasty, |p, _| p.cancel(op));
+            cancelled += 1;
+        } else {
+            // Past the get's deadline, before its first query is late.
+            sim.run_for(Duration::from_millis(4));
+            assert!(matches!(
+                sim.take_outcome(hasty, op),
+                Some(Outcome::Get(Err(dht_core::Error::Timeout)))
+            ));
+            expired += 1;
+        }
+        assert_eq!(awaiting(&sim), 0, "get {i}: its timer outlived it");
+        sim.run_for(Duration::from_secs(1));
+    }
+    let asked = sim.protocol(hasty).stats().gets_asking_one_first - asked_before;
+    println!("one first: {cancelled} gets cancelled and {expired} expired while their lone first query was awaited ({asked} asked one first)");
+    assert!(
+        cancelled > 0 && expired > 0,
+        "{cancelled} cancelled, {expired} expired"
     );
 }

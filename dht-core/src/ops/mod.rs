@@ -111,8 +111,8 @@ pub struct LookupCounters {
     /// STOREs sent by signed gets to bring stale holders up to date.
     pub read_repairs: u64,
     /// Gets that asked one likely holder alone first (see `get.rs`), those
-    /// of them it answered with the value, and those that widened because
-    /// its answer was late.
+    /// of them that found the value with that one query, and those that
+    /// widened because its answer was late.
     pub gets_asking_one_first: u64,
     pub gets_answered_by_first: u64,
     pub gets_widened_late: u64,
@@ -218,7 +218,7 @@ impl Operations {
     /// End the user operations whose deadline passed: gets, puts and pings
     /// fail with [`Error::Timeout`]; a bootstrap reports what it found.
     /// Then widen the gets whose lone first query is late (see `get.rs`):
-    /// after, so that a get past its deadline sends nothing more.
+    /// after, so that lateness never widens a get past its deadline.
     pub fn expire<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant) {
         while let Some(&(at, op)) = self.deadlines.first() {
             if at > now {
