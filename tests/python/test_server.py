@@ -121,6 +121,28 @@ class BasicsTest(AsyncCase):
         self.assertEqual(stats["contacts"], 1)
 
 
+    async def test_gets_ask_one_likely_holder_first(self) -> None:
+        # k = 3 among 8 nodes: a getter holding no copy finds a holder in
+        # its table, asks it alone, and its counters say so.
+        servers = await start_kadmium(8, ksize=3)
+        self.track(*servers)
+        keys = [f"one-first-{i}" for i in range(12)]
+        for key in keys:
+            self.assertTrue(await self.bounded(servers[0].set(key, key)))
+        network_gets = 0
+        for key in keys:
+            for s in servers:
+                if s._node().local_value(digest(key)) is None:
+                    self.assertEqual(await self.bounded(s.get(key)), key)
+                    network_gets += 1
+        self.assertGreater(network_gets, 0)
+        total = {name: sum(s.stats()[name] for s in servers)
+                 for name in ("gets_asking_one_first", "gets_answered_by_first", "gets_widened_late")}
+        self.assertGreater(total["gets_asking_one_first"], network_gets // 2, total)
+        self.assertGreater(total["gets_answered_by_first"], network_gets // 2, total)
+        self.assertLessEqual(total["gets_answered_by_first"], total["gets_asking_one_first"])
+
+
 class ErrorPathsTest(AsyncCase):
     async def test_set_rejects_non_exact_types(self) -> None:
         a, b = await start_kadmium(2)
