@@ -363,6 +363,7 @@ impl Operations {
             return;
         };
         let class = operation.class();
+        let is_get = matches!(operation, Operation::Get { .. });
         if let Operation::Refresh {
             lookup,
             until_bucket_full: true,
@@ -428,7 +429,7 @@ impl Operations {
             lookup.on_failure(id);
         }
         let done = lookup.is_done();
-        if class == Class::User {
+        if is_get {
             self.track_lone_first(op, now);
         }
         if starved {
