@@ -21,6 +21,7 @@ use crate::id::{Key, NodeId};
 use crate::idle_memory::ReleaseWhenEmpty;
 use crate::lookup::{Lookup, LookupKind};
 use crate::records::RecordStore;
+use crate::routing::FarTarget;
 use crate::rpc::{Class, OpId, Outbox, Outgoing, Purpose};
 use crate::value::Value;
 use crate::wire::{self, Request};
@@ -73,9 +74,12 @@ enum Operation {
     Ping,
     Refresh {
         lookup: Lookup,
-        /// Stop as soon as the target's bucket holds k contacts (a joining
-        /// node filling its table) rather than converging on the target.
-        until_bucket_full: bool,
+        /// A joining node filling its far buckets: stop as soon as the
+        /// target's part of its bucket holds its share of k contacts
+        /// (see `routing/far.rs`) rather than converging on the target.
+        /// With the parts of the same bucket still to refresh, one after
+        /// another (last first).
+        filling: Option<(FarTarget, Vec<FarTarget>)>,
     },
     /// A signed get, put or delete, or an immutable get.
     Record(Box<signed::RecordOp>),
@@ -313,7 +317,7 @@ impl Operations {
 
     /// Look up a random id in a stale bucket, to keep it populated.
     pub fn refresh<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, target: NodeId) {
-        self.start_refresh(env, now, target, false);
+        self.start_refresh(env, now, target, None);
     }
 
     fn start_refresh<R: Rng + ?Sized>(
@@ -321,19 +325,32 @@ impl Operations {
         env: &mut Env<'_, R>,
         now: Instant,
         target: NodeId,
-        until_bucket_full: bool,
+        filling: Option<(FarTarget, Vec<FarTarget>)>,
     ) {
         if env.seeds(&target).is_empty() {
             return;
         }
         let op = self.new_op();
         let lookup = self.new_lookup(env, now, target, LookupKind::FindNode);
-        let refresh = Operation::Refresh {
-            lookup,
-            until_bucket_full,
-        };
+        let refresh = Operation::Refresh { lookup, filling };
         self.ops.insert(op, refresh);
         self.drive(env, now, op);
+    }
+
+    /// Refresh the next of a far bucket's parts (the last of `parts`) whose
+    /// share is not yet full: one at a time, so that a joining node holds
+    /// one filling lookup per bucket, not one per part.
+    fn refresh_next_part<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        mut parts: Vec<FarTarget>,
+    ) {
+        while let Some(far) = parts.pop() {
+            if !env.contacts.table().far_share_is_full(&far) {
+                return self.start_refresh(env, now, far.target, Some((far, parts)));
+            }
+        }
     }
 
     /// Drive starved operations while slots are free, user ones first.
@@ -365,11 +382,11 @@ impl Operations {
         let class = operation.class();
         let is_get = matches!(operation, Operation::Get { .. });
         if let Operation::Refresh {
-            lookup,
-            until_bucket_full: true,
+            filling: Some((far, _)),
+            ..
         } = operation
         {
-            if env.contacts.table().bucket_is_full(&lookup.target()) {
+            if env.contacts.table().far_share_is_full(far) {
                 return self.lookup_done(env, now, op);
             }
         }
@@ -469,11 +486,10 @@ impl Operations {
                 // bucket already full is not refreshed (3% fewer datagrams
                 // in a 10^4-node join). The nodes it skips learn of us when
                 // we next query them.
-                let targets = env.contacts.table().far_bucket_targets(env.rng);
-                for target in targets {
-                    if !env.contacts.table().bucket_is_full(&target) {
-                        self.start_refresh(env, now, target, true);
-                    }
+                let buckets = env.contacts.table().far_bucket_targets(env.rng);
+                for mut parts in buckets {
+                    parts.reverse();
+                    self.refresh_next_part(env, now, parts);
                 }
             }
             Operation::Get {
@@ -501,6 +517,10 @@ impl Operations {
                 }
             }
             Operation::Record(record) => self.record_lookup_done(env, now, op, *record),
+            Operation::Refresh {
+                filling: Some((_, rest)),
+                ..
+            } => self.refresh_next_part(env, now, rest),
             Operation::Refresh { .. }
             | Operation::Bootstrap { lookup: None, .. }
             | Operation::Ping => {}

@@ -27,9 +27,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 mod bucket;
+mod far;
 mod nearest;
 
 use bucket::Bucket;
+pub use far::FarTarget;
 
 use crate::contact::{is_local, subnet, Contact};
 use crate::directory::ContactDirectory;
@@ -508,19 +510,6 @@ impl RoutingTable {
             })
             .collect()
     }
-
-    /// A random id in every bucket except our own: the refresh a newly joined
-    /// node does "for all buckets further away than its closest neighbour".
-    pub fn far_bucket_targets<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> Vec<NodeId> {
-        self.buckets
-            .iter()
-            .filter(|b| !b.holds_own)
-            .map(|b| {
-                b.prefix(&self.own)
-                    .random_with_prefix(usize::from(b.depth), rng)
-            })
-            .collect()
-    }
 }
 
 /// Nanoseconds from `epoch` to `at`, saturating (a bucket's refresh time).
@@ -876,8 +865,8 @@ mod tests {
             assert!(b.prefix(&own).common_prefix_len(&id) >= usize::from(b.depth));
             assert_eq!(t.buckets.iter().filter(|b| b.covers(&id, &own)).count(), 1);
         }
-        for target in t.far_bucket_targets(&mut rng) {
-            assert!(!t.buckets[t.bucket_index(&target)].covers(&own, &own));
+        for far in t.far_bucket_targets(&mut rng).into_iter().flatten() {
+            assert!(!t.buckets[t.bucket_index(&far.target)].covers(&own, &own));
         }
     }
 

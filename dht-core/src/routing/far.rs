@@ -1,0 +1,204 @@
+//! Where a joining node looks to fill its far buckets.
+//!
+//! A node that joined refreshes every bucket further away than its closest
+//! neighbour, and each refresh stops once its bucket holds k contacts. The
+//! contacts it gets are the nodes that answer it, and those are the nodes
+//! nearest the refresh's target: one random target filled a far bucket
+//! with k nodes bunched in one corner of the half (or quarter...) of the id
+//! space it covers. A later lookup for a key elsewhere in that bucket found
+//! no contact near the key and took an extra hop (at 256 nodes, a third of
+//! the gets could not ask a likely holder first for that reason; see
+//! `ops/get.rs`).
+//!
+//! So a bucket expected to hold many more than k nodes is refreshed from
+//! 2 or 4 targets spread over its range, one in each half or quarter, each
+//! refresh stopping once its part of the bucket holds its share of k. The
+//! expectation comes from the density around our own id: our k-th closest
+//! contact is at distance r, so a bucket spanning s ids holds about k·s/r.
+//!
+//! A bucket's parts are refreshed one after another, not at once: four
+//! filling lookups at once per bucket (each holding up to 4k candidates)
+//! raised a 10^4-node simulation's peak memory by half; in turn, it stays
+//! where it was. Measured with `simulate --nodes 10000 --gets 2000 --seed
+//! 42`: mean get latency 103.6 → 90.5 ms, p99 210 → 183 ms, RPCs a get
+//! 6.38 → 5.69, for 23% more datagrams in the run (the joins').
+
+use rand::Rng;
+
+use super::RoutingTable;
+use crate::id::{NodeId, ID_LEN};
+
+/// At most 2^this parts a far bucket is refreshed in.
+const MAX_SHARE_BITS: u32 = 2;
+
+/// One refresh of a joining node: where it looks, and when it may stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FarTarget {
+    pub target: NodeId,
+    /// The bucket is refreshed in 2^`share_bits` parts; this refresh stops
+    /// once the part holding `target` holds k / 2^`share_bits` contacts,
+    /// or the whole bucket holds k.
+    pub share_bits: u8,
+}
+
+impl RoutingTable {
+    /// The refreshes a newly joined node does "for all buckets further away
+    /// than its closest neighbour": every bucket but our own, each spread
+    /// over its range as its expected population allows (see the module
+    /// doc).
+    pub fn far_bucket_targets<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<Vec<FarTarget>> {
+        // Ids per node around us, as 2^64 · (the first 64 bits of the
+        // distance to our k-th closest contact) / k.
+        let ids_per_node = self.own_reach().max(1) as f64 / self.k as f64;
+        let mut targets = Vec::new();
+        for bucket in self.buckets.iter().filter(|b| !b.holds_own) {
+            let depth = usize::from(bucket.depth);
+            // The bucket spans 2^-depth of the id space: 2^(64 - depth)
+            // in the units of `ids_per_node`.
+            let expected = 2f64.powi(64 - i32::from(bucket.depth)) / ids_per_node;
+            let mut bits = 0;
+            while bits < MAX_SHARE_BITS && expected >= (self.k << (bits + 1)) as f64 {
+                bits += 1;
+            }
+            let prefix = bucket.prefix(&self.own);
+            let mut parts = Vec::new();
+            for part in 0..1u32 << bits {
+                let mut target = prefix.random_with_prefix(depth, rng);
+                for b in 0..bits {
+                    let bit = (part >> (bits - 1 - b)) & 1 == 1;
+                    set_bit(&mut target, depth + b as usize, bit);
+                }
+                parts.push(FarTarget {
+                    target,
+                    share_bits: bits as u8,
+                });
+            }
+            targets.push(parts);
+        }
+        targets
+    }
+
+    /// Whether a joining node's refresh of `far` may stop: the part of
+    /// its bucket holding its target holds k / 2^`share_bits` contacts,
+    /// or the bucket is full.
+    pub fn far_share_is_full(&self, far: &FarTarget) -> bool {
+        let Some(bucket) = self.buckets.get(self.bucket_index(&far.target)) else {
+            return false;
+        };
+        if bucket.entries.len() >= self.k {
+            return true;
+        }
+        let (from, bits) = (usize::from(bucket.depth), usize::from(far.share_bits));
+        let in_part = |id: &NodeId| (from..from + bits).all(|i| id.bit(i) == far.target.bit(i));
+        let held = bucket
+            .entries
+            .iter()
+            .filter(|e| in_part(&self.book.id(e)))
+            .count();
+        held >= self.k >> bits
+    }
+}
+
+fn set_bit(id: &mut NodeId, i: usize, value: bool) {
+    if i >= ID_LEN * 8 {
+        return;
+    }
+    let (byte, mask) = (i / 8, 0x80u8 >> (i % 8));
+    if value {
+        id.0[byte] |= mask;
+    } else {
+        id.0[byte] &= !mask;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::contact::Contact;
+    use rand::SeedableRng;
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    fn id(first: u8, second: u8) -> NodeId {
+        let mut id = [0x11; ID_LEN];
+        (id[0], id[1]) = (first, second);
+        NodeId(id)
+    }
+
+    /// A k = 4 table of node 0 whose 4 closest contacts are very close (a
+    /// dense network, where the far half holds far more than 4k nodes),
+    /// and one contact in the far half's last quarter (bits 111).
+    fn dense_table() -> RoutingTable {
+        let now = Instant::now();
+        let mut t = RoutingTable::new(NodeId([0; ID_LEN]), 4, 3, now);
+        for (i, second) in [1u8, 2, 3, 4].into_iter().enumerate() {
+            let addr = SocketAddr::from(([10, 0, 0, 1 + i as u8], 4000));
+            t.insert(Contact::new(id(0, second), addr), now);
+        }
+        t.insert(
+            Contact::new(id(0xe0, 0), SocketAddr::from(([10, 0, 0, 9], 4000))),
+            now,
+        );
+        assert!(t.bucket_count() > 1);
+        t
+    }
+
+    #[test]
+    fn a_crowded_far_bucket_is_refreshed_in_quarters_a_sparse_one_whole() {
+        let t = dense_table();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let targets: Vec<FarTarget> = t
+            .far_bucket_targets(&mut rng)
+            .into_iter()
+            .flatten()
+            .collect();
+        // The half starting with bit 1: four targets, one in each quarter.
+        let far_half: Vec<&FarTarget> = targets.iter().filter(|f| f.target.bit(0)).collect();
+        assert_eq!(far_half.len(), 4);
+        let mut quarters: Vec<(bool, bool)> = far_half
+            .iter()
+            .map(|f| (f.target.bit(1), f.target.bit(2)))
+            .collect();
+        quarters.sort_unstable();
+        quarters.dedup();
+        assert_eq!(quarters.len(), 4, "{quarters:?}");
+        assert!(far_half.iter().all(|f| f.share_bits == 2));
+        // A table that knows fewer than k: nothing says the network is
+        // large, so each bucket is refreshed whole.
+        let mut sparse = RoutingTable::new(NodeId([0; ID_LEN]), 4, 3, Instant::now());
+        let addr = SocketAddr::from(([10, 0, 0, 9], 4000));
+        sparse.insert(Contact::new(id(0x80, 0), addr), Instant::now());
+        let targets: Vec<FarTarget> = sparse
+            .far_bucket_targets(&mut rng)
+            .into_iter()
+            .flatten()
+            .collect();
+        assert!(targets.iter().all(|f| f.share_bits == 0), "{targets:?}");
+    }
+
+    #[test]
+    fn a_refresh_of_a_quarter_stops_once_its_quarter_holds_its_share() {
+        let mut t = dense_table();
+        let now = Instant::now();
+        let far = |first: u8| FarTarget {
+            target: id(first, 0x55),
+            share_bits: 2,
+        };
+        // k = 4: one contact fills a quarter's share.
+        assert!(!t.far_share_is_full(&far(0x80)));
+        t.insert(
+            Contact::new(id(0x81, 7), SocketAddr::from(([10, 0, 1, 1], 4000))),
+            now,
+        );
+        assert!(t.far_share_is_full(&far(0x80)), "quarter 100 holds one");
+        assert!(!t.far_share_is_full(&far(0xa0)), "quarter 101 holds none");
+        // A full bucket ends every refresh in it.
+        for (i, first) in [0x82u8, 0x83].into_iter().enumerate() {
+            let addr = SocketAddr::from(([10, 0, 2, 1 + i as u8], 4000));
+            t.insert(Contact::new(id(first, 7), addr), now);
+        }
+        assert!(t.far_share_is_full(&far(0xa0)));
+        assert!(t.far_share_is_full(&far(0xe0)));
+    }
+}
