@@ -7,6 +7,10 @@ Writes docs/bench/summary.json (the median of every figure over the repetitions,
 implementation and network size), docs/bench/{throughput,latency,memory}.png, and
 docs/bench/tables.md; with --readme, replaces the text between the README's
 `<!-- bench:begin -->` and `<!-- bench:end -->` markers with those tables.
+
+A ratio is the ratio of the two medians, followed by the lowest and highest ratio of the two
+implementations' runs within one repetition (`rep`): those runs are minutes apart at most, so
+the range shows how far this machine's drift moves the ratio.
 """
 import argparse
 import json
@@ -73,11 +77,32 @@ def ratio(a, b):
     return "–" if not a or not b else f"{a / b:.1f}×"
 
 
-def tables(summary, meta):
+def rep_ratio(runs, nodes, figure, top, bottom):
+    """`ratio` of the medians of `figure`, with the range of the per-repetition ratios."""
+    path = FIGURES[figure]
+    by_rep = {}
+    for run in runs:
+        if run["nodes"] == nodes and run["label"] in (top, bottom) and "rep" in run:
+            by_rep.setdefault(run["rep"], {})[run["label"]] = dig(run, path)
+    per_rep = [r[top] / r[bottom] for r in by_rep.values() if r.get(top) and r.get(bottom)]
+
+    def median_of(label):
+        values = [dig(r, path) for r in runs if r["nodes"] == nodes and r["label"] == label]
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    text = ratio(median_of(top), median_of(bottom))
+    if len(per_rep) > 1:
+        text += f" ({min(per_rep):.1f}–{max(per_rep):.1f})"
+    return text
+
+
+def tables(summary, meta, runs):
     sizes = sorted({row["nodes"] for row in summary})
     by = {(row["label"], row["nodes"]): row for row in summary}
     reps = max(row["runs"] for row in summary)
-    lines = [f"Median of {reps} interleaved run(s) per figure; {meta}.", ""]
+    lines = [f"Median of {reps} interleaved run(s) per figure; {meta}. In brackets after a "
+             "ratio: its lowest and highest value within one repetition.", ""]
     lines.append("| nodes | implementation | put ops/s (p50 / p99 ms) | get ops/s (p50 / p99 ms) | "
                  "network-only get ops/s (p50 / p99 ms) | CPU ms per put / per network get | "
                  "memory per node | gets answered locally |")
@@ -101,12 +126,12 @@ def tables(summary, meta):
     for n in sizes:
         k, k8, py, od = (by.get((x, n), {}) for x in ("kadmium", "kadmium-k8", "kademlia", "opendht"))
         lines.append(
-            f"| {n} | {ratio(k.get('put_ops_s'), py.get('put_ops_s'))} | "
-            f"{ratio(k.get('get_ops_s'), py.get('get_ops_s'))} | "
-            f"{ratio(k.get('put_ops_s'), od.get('put_ops_s'))} / "
-            f"{ratio(k8.get('put_ops_s'), od.get('put_ops_s'))} | "
-            f"{ratio(k.get('netget_ops_s'), od.get('netget_ops_s'))} / "
-            f"{ratio(k8.get('netget_ops_s'), od.get('netget_ops_s'))} | "
+            f"| {n} | {rep_ratio(runs, n, 'put_ops_s', 'kadmium', 'kademlia')} | "
+            f"{rep_ratio(runs, n, 'get_ops_s', 'kadmium', 'kademlia')} | "
+            f"{rep_ratio(runs, n, 'put_ops_s', 'kadmium', 'opendht')} / "
+            f"{rep_ratio(runs, n, 'put_ops_s', 'kadmium-k8', 'opendht')} | "
+            f"{rep_ratio(runs, n, 'netget_ops_s', 'kadmium', 'opendht')} / "
+            f"{rep_ratio(runs, n, 'netget_ops_s', 'kadmium-k8', 'opendht')} | "
             f"{ratio(od.get('put_cpu_ms'), k.get('put_cpu_ms'))} less | "
             f"{ms(k.get('netget_p99_ms'))} / {ms(od.get('netget_p99_ms'))} | "
             f"{num(k.get('mem_per_node_kb'))} / {num(od.get('mem_per_node_kb'))} KB |")
@@ -187,7 +212,7 @@ def main():
             f"{m['started']}, 1-minute load average {min(loads):.1f}–{max(loads):.1f} during the runs")
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump({"machine": m, "summary": summary}, f, indent=1)
-    text = tables(summary, meta)
+    text = tables(summary, meta, data["runs"])
     text += efficiency(os.path.join(os.path.dirname(os.path.abspath(args.runs)), "efficiency.json"))
     with open(os.path.join(OUT, "tables.md"), "w") as f:
         f.write(text)
