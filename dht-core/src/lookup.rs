@@ -124,6 +124,12 @@ impl Lookup {
         lookup
     }
 
+    /// Keep one query in flight at a time, not α.
+    pub fn one_at_a_time(mut self) -> Self {
+        self.alpha = 1;
+        self
+    }
+
     /// Whether this FIND_NODE lookup has converged: an answer from one of
     /// its k closest live candidates named one of them and nobody closer
     /// than the k-th. From then on the candidates it still asks are, as a

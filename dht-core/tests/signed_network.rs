@@ -484,12 +484,14 @@ fn immutable_values_round_trip_and_are_checked() {
 
 #[test]
 fn immutable_get_skips_forged_answers_and_goes_on() {
-    // Over seeds 1-40, about 6% of the readers below miss both copies (the
+    // Over seeds 1-40, 8-9% of the readers below miss both copies (the
     // forged holders around the key answer with a value, not contacts, so a
     // reader may never learn of the real ones); the seed is one where all
     // ten find it. It changes whenever the simulation's message sequence
-    // does, not only when the check under test breaks.
-    let mut sim = network(3);
+    // does, not only when the check under test breaks (seed 3 until far
+    // buckets were filled one query at a time: 36 misses in 400 before, 31
+    // after).
+    let mut sim = network(2);
     let payload = b"the real thing";
     // Stored at the two closest nodes only (and at the publisher): a lookup
     // finds the exact closest nodes with high probability, not certainty, so

@@ -331,7 +331,13 @@ impl Operations {
             return;
         }
         let op = self.new_op();
-        let lookup = self.new_lookup(env, now, target, LookupKind::FindNode);
+        let mut lookup = self.new_lookup(env, now, target, LookupKind::FindNode);
+        if filling.is_some() {
+            // Every answerer joins the table: one at a time, the part stops
+            // at its first answerers instead of α bunched near the target
+            // (see `routing/far.rs`).
+            lookup = lookup.one_at_a_time();
+        }
         let refresh = Operation::Refresh { lookup, filling };
         self.ops.insert(op, refresh);
         self.drive(env, now, op);
