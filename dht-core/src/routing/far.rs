@@ -1,8 +1,8 @@
 //! Where a joining node looks to fill its far buckets.
 //!
 //! A node that joined refreshes every bucket further away than its closest
-//! neighbour, and each refresh stops once its bucket holds k contacts. The
-//! contacts it gets are the nodes that answer it, and those are the nodes
+//! neighbour, and each refresh stopped once its bucket held k contacts. The
+//! contacts it got were the nodes that answered it, and those are the nodes
 //! nearest the refresh's target: one random target filled a far bucket
 //! with k nodes bunched in one corner of the half (or quarter...) of the id
 //! space it covers. A later lookup for a key elsewhere in that bucket found
@@ -28,7 +28,7 @@
 //! Measured with `simulate --nodes 10000 --gets 2000 --seed 42` against the
 //! single random target: mean get latency 103.6 → 83.1 ms, p99 210 → 157
 //! ms, RPCs a lookup 6.38 → 5.12, datagrams in the run 3,517,982 →
-//! 3,516,376, peak RSS 126.6 → 118.6 MB. (Up to 4 parts with α at a time:
+//! 3,516,376, peak RSS 126.4 → 118.6 MB. (Up to 4 parts with α at a time:
 //! 90.5 ms for 23% more datagrams; up to 16 parts one at a time: 81.7 ms
 //! for 14% more.)
 
