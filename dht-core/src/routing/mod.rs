@@ -481,14 +481,6 @@ impl RoutingTable {
         }
     }
 
-    /// Whether the bucket covering `target` holds k contacts: a lookup
-    /// meant to populate it has nothing left to add.
-    pub fn bucket_is_full(&self, target: &NodeId) -> bool {
-        self.buckets
-            .get(self.bucket_index(target))
-            .is_some_and(|b| b.entries.len() >= self.k)
-    }
-
     /// Mark the bucket covering `target` as used by a lookup now.
     pub fn touch(&mut self, target: &NodeId, now: Instant) {
         let i = self.bucket_index(target);
