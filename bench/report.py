@@ -77,21 +77,16 @@ def ratio(a, b):
     return "–" if not a or not b else f"{a / b:.1f}×"
 
 
-def rep_ratio(runs, nodes, figure, top, bottom):
-    """`ratio` of the medians of `figure`, with the range of the per-repetition ratios."""
+def rep_ratio(runs, by, nodes, figure, top, bottom):
+    """`ratio` of the medians of `figure` (from the summary rows `by`), with the range of the
+    per-repetition ratios."""
     path = FIGURES[figure]
     by_rep = {}
     for run in runs:
         if run["nodes"] == nodes and run["label"] in (top, bottom) and "rep" in run:
             by_rep.setdefault(run["rep"], {})[run["label"]] = dig(run, path)
     per_rep = [r[top] / r[bottom] for r in by_rep.values() if r.get(top) and r.get(bottom)]
-
-    def median_of(label):
-        values = [dig(r, path) for r in runs if r["nodes"] == nodes and r["label"] == label]
-        values = [v for v in values if v is not None]
-        return statistics.median(values) if values else None
-
-    text = ratio(median_of(top), median_of(bottom))
+    text = ratio(by.get((top, nodes), {}).get(figure), by.get((bottom, nodes), {}).get(figure))
     if len(per_rep) > 1:
         text += f" ({min(per_rep):.1f}–{max(per_rep):.1f})"
     return text
@@ -126,12 +121,12 @@ def tables(summary, meta, runs):
     for n in sizes:
         k, k8, py, od = (by.get((x, n), {}) for x in ("kadmium", "kadmium-k8", "kademlia", "opendht"))
         lines.append(
-            f"| {n} | {rep_ratio(runs, n, 'put_ops_s', 'kadmium', 'kademlia')} | "
-            f"{rep_ratio(runs, n, 'get_ops_s', 'kadmium', 'kademlia')} | "
-            f"{rep_ratio(runs, n, 'put_ops_s', 'kadmium', 'opendht')} / "
-            f"{rep_ratio(runs, n, 'put_ops_s', 'kadmium-k8', 'opendht')} | "
-            f"{rep_ratio(runs, n, 'netget_ops_s', 'kadmium', 'opendht')} / "
-            f"{rep_ratio(runs, n, 'netget_ops_s', 'kadmium-k8', 'opendht')} | "
+            f"| {n} | {rep_ratio(runs, by, n, 'put_ops_s', 'kadmium', 'kademlia')} | "
+            f"{rep_ratio(runs, by, n, 'get_ops_s', 'kadmium', 'kademlia')} | "
+            f"{rep_ratio(runs, by, n, 'put_ops_s', 'kadmium', 'opendht')} / "
+            f"{rep_ratio(runs, by, n, 'put_ops_s', 'kadmium-k8', 'opendht')} | "
+            f"{rep_ratio(runs, by, n, 'netget_ops_s', 'kadmium', 'opendht')} / "
+            f"{rep_ratio(runs, by, n, 'netget_ops_s', 'kadmium-k8', 'opendht')} | "
             f"{ratio(od.get('put_cpu_ms'), k.get('put_cpu_ms'))} less | "
             f"{ms(k.get('netget_p99_ms'))} / {ms(od.get('netget_p99_ms'))} | "
             f"{num(k.get('mem_per_node_kb'))} / {num(od.get('mem_per_node_kb'))} KB |")
