@@ -144,7 +144,7 @@ impl ContactBook {
                 free
             }
             None => {
-                // A table holds at most k entries and a few replacements per
+                // A table holds at most 4k entries and a few replacements per
                 // bucket, 161 buckets: far below LOCAL slots.
                 self.slots.push(slot);
                 (self.slots.len() - 1) as u32

@@ -95,12 +95,14 @@ fn a_joined_nodes_far_half_spans_all_its_quarters() {
     // nodes nearest that target, often all in one quarter: 3.02 quarters
     // on average, and a key's holder known for 46.2% of keys (27.8% in the
     // far half). From up to 4 parts, α queries at a time: 3.45 quarters,
-    // 50.9% (32.7%). From up to 8 parts, one query at a time (now): 3.67,
+    // 50.9% (32.7%). From up to 8 parts, one query at a time: 3.67,
     // 59.7% (43.5%). Spread uniformly, k = 20 contacts among the ~500 nodes
-    // of the far half would know a holder of ~56% of its keys.
+    // of the far half would know a holder of ~56% of its keys. With the
+    // three furthest buckets holding 4k, 2k and 2k contacts as the node
+    // hears from them (now): 3.72, 68.7% (53.4%).
     assert!(covered > 3.5, "{covered:.2} of 4 quarters");
     assert!(
-        known > 0.55,
+        known > 0.64,
         "a holder known for {:.1}% of keys",
         known * 100.0
     );

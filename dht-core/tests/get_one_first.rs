@@ -56,6 +56,8 @@ struct Gets {
     answered_by_first: u64,
     widened_late: u64,
     slowest: Duration,
+    /// Gets that took over a second.
+    over_a_second: usize,
 }
 
 /// `gets` gets from random running nodes holding no copy of their key,
@@ -70,6 +72,7 @@ fn gets_from_non_holders(
     let mut rng = StdRng::seed_from_u64(seed);
     let before = sim.lookup_totals();
     let mut slowest = Duration::ZERO;
+    let mut over_a_second = 0;
     let mut done = 0;
     while done < gets {
         let (key, value) = &stored[rng.random_range(0..stored.len())];
@@ -81,6 +84,7 @@ fn gets_from_non_holders(
         let got = sim.get_from(getter, *key, Duration::from_secs(60));
         assert_eq!(got.value.as_ref(), Some(value), "get {done} from {getter}");
         slowest = slowest.max(got.latency);
+        over_a_second += usize::from(got.latency > Duration::from_secs(1));
         done += 1;
     }
     let awaiting: u64 = sim
@@ -99,6 +103,7 @@ fn gets_from_non_holders(
         answered_by_first: after.gets_answered_by_first - before.gets_answered_by_first,
         widened_late: after.gets_widened_late - before.gets_widened_late,
         slowest,
+        over_a_second,
     }
 }
 
@@ -147,17 +152,25 @@ fn a_dead_first_choice_costs_about_a_round_trip_not_a_timeout() {
     let g = gets_from_non_holders(&mut sim, &stored, 200, 11);
     println!(
         "one first, a quarter dead: 64 nodes, 200 gets: {:.2} RPCs a get, {} asked one \
-         first, {} widened when it was late, slowest {:?}",
-        g.rpcs, g.asking_one_first, g.widened_late, g.slowest
+         first, {} widened when it was late, {} took over a second, slowest {:?}",
+        g.rpcs, g.asking_one_first, g.widened_late, g.over_a_second, g.slowest
     );
     assert!(
-        g.widened_late > 0,
-        "no first choice was dead: the test tests nothing"
+        g.widened_late >= 20,
+        "{} first choices were dead: the test tests little",
+        g.widened_late
     );
+    // Every get whose first choice was dead would wait for its 2 s soft
+    // timeout if lateness did not widen it. A few gets still do: those
+    // whose α queries, once widened, all went to dead nodes (a lookup
+    // waits for the floored soft timeout then): 0 to 6 of 200 over seeds
+    // 1 to 16, as many as before the far buckets held more than k.
     assert!(
-        g.slowest < Duration::from_secs(1),
-        "a get took {:?}: it waited for a timeout",
-        g.slowest
+        g.over_a_second * 4 < g.widened_late as usize,
+        "{} gets took over a second, {} were widened: gets waited for their \
+         first choice's timeout",
+        g.over_a_second,
+        g.widened_late
     );
 }
 

@@ -40,6 +40,14 @@ use crate::id::{NodeId, ID_LEN};
 /// At most 2^this parts a far bucket is refreshed in.
 const MAX_SHARE_BITS: u32 = 3;
 
+/// At most this many refreshes a join adds by splitting buckets into parts:
+/// 7 for each of the 20 furthest buckets, which a network needs only past
+/// k · 2^20 nodes. The expectation of a bucket's population comes from
+/// contacts near our id, which anyone can make up: without this bound,
+/// k made-up ids next to ours would have every bucket, down to the 160th,
+/// refreshed in 8 parts.
+const MAX_EXTRA_PARTS: u32 = 7 * 20;
+
 /// One refresh of a joining node: where it looks, and when it may stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FarTarget {
@@ -59,21 +67,31 @@ impl RoutingTable {
         // Ids per node around us, as 2^64 · (the first 64 bits of the
         // distance to our k-th closest contact) / k.
         let ids_per_node = self.own_reach().max(1) as f64 / self.k as f64;
-        let mut targets = Vec::new();
-        for bucket in self.buckets.iter().filter(|b| !b.holds_own) {
-            let depth = usize::from(bucket.depth);
-            // The bucket spans 2^-depth of the id space: 2^(64 - depth)
-            // in the units of `ids_per_node`.
-            let expected = 2f64.powi(64 - i32::from(bucket.depth)) / ids_per_node;
+        // How many parts for the bucket at each depth, the furthest first
+        // while MAX_EXTRA_PARTS lasts (the other buckets are one per depth).
+        let mut bits_at_depth = vec![0u32; ID_LEN * 8 + 1];
+        let mut extra_parts_left = MAX_EXTRA_PARTS;
+        for (depth, bits_here) in bits_at_depth.iter_mut().enumerate().skip(1) {
+            // The bucket at `depth` spans 2^-depth of the id space:
+            // 2^(64 - depth) in the units of `ids_per_node`.
+            let expected = 2f64.powi(64 - depth as i32) / ids_per_node;
             // Each part's share, k >> bits, must stay at least one contact
             // (a small k splits less).
             let mut bits = 0;
             while bits < MAX_SHARE_BITS
                 && self.k >> (bits + 1) >= 1
                 && expected >= (self.k << (bits + 1)) as f64
+                && (2 << bits) - 1 <= extra_parts_left
             {
                 bits += 1;
             }
+            extra_parts_left -= (1 << bits) - 1;
+            *bits_here = bits;
+        }
+        let mut targets = Vec::new();
+        for bucket in self.buckets.iter().filter(|b| !b.holds_own) {
+            let depth = usize::from(bucket.depth);
+            let bits = bits_at_depth.get(depth).copied().unwrap_or(0);
             let prefix = bucket.prefix(&self.own);
             let mut parts = Vec::new();
             for part in 0..1u32 << bits {
@@ -190,6 +208,43 @@ mod tests {
             .flatten()
             .collect();
         assert!(targets.iter().all(|f| f.share_bits == 0), "{targets:?}");
+    }
+
+    /// The attack: k made-up ids right next to ours make the network look
+    /// dense beyond measure, and every bucket look crowded.
+    #[test]
+    fn made_up_neighbours_add_a_bounded_number_of_refreshes() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let own = NodeId([0; ID_LEN]);
+        let k = 20;
+        let mut t = RoutingTable::new(own, k, 3, now);
+        for i in 0..2000u16 {
+            let addr = SocketAddr::from(([10, 2, (i >> 8) as u8, i as u8], 4000));
+            t.insert(Contact::new(NodeId::random(&mut rng), addr), now);
+        }
+        for i in 0..2 * k as u8 {
+            // Ids sharing 150 bits with ours: the table splits 150 deep.
+            let mut near = own.random_with_prefix(150, &mut rng);
+            near.0[ID_LEN - 1] = i;
+            t.insert(
+                Contact::new(near, SocketAddr::from(([10, 1, 0, i], 4000))),
+                now,
+            );
+        }
+        let buckets = t.far_bucket_targets(&mut rng);
+        let parts: usize = buckets.iter().map(Vec::len).sum();
+        println!("{} far buckets, {parts} join refreshes", buckets.len());
+        assert!(
+            buckets.len() > 100,
+            "the table split {} deep",
+            buckets.len()
+        );
+        assert_eq!(parts, buckets.len() + MAX_EXTRA_PARTS as usize);
+        // The 20 furthest buckets got the parts.
+        let mut by_depth = buckets;
+        by_depth.sort_by_key(|parts| parts[0].target.common_prefix_len(&own));
+        assert!(by_depth[..20].iter().all(|parts| parts.len() == 8));
     }
 
     #[test]
