@@ -156,8 +156,9 @@ test-py: py-install
 #   make bench   installs bench/requirements.txt (OpenDHT's Python binding, matplotlib)
 #                into $(VENV) for this target only, builds the wheel, runs the three side
 #                by side, interleaved (bench/run.py: BENCH_REPS repetitions at BENCH_SIZES
-#                nodes), runs the efficiency example as often, then writes
-#                docs/bench/{runs,efficiency,summary}.json, the PNG charts, tables.md and
+#                nodes), runs the efficiency example and the native sequential gets
+#                (bench example, 1,000 nodes) as often, then writes docs/bench/
+#                {runs,efficiency,native_seq,summary}.json, the PNG charts, tables.md and
 #                the README's performance tables (bench/report.py).
 BENCH_REPS ?= 5
 BENCH_SIZES ?= 64,256,1000
@@ -177,6 +178,10 @@ bench: py-install bench-setup
 	rm -f docs/bench/efficiency.json
 	for i in $$(seq $(BENCH_REPS)); do \
 	  target/release/examples/efficiency --nodes 64 --ops 300 >> docs/bench/efficiency.json; done
+	$(CARGO) build --release -p dht-core --example bench
+	rm -f docs/bench/native_seq.json
+	for i in $$(seq $(BENCH_REPS)); do \
+	  target/release/examples/bench --nodes 1000 --ops 300 --phases seq >> docs/bench/native_seq.json; done
 	$(PY) bench/report.py docs/bench/runs.json --readme README.md
 
 # --- fuzzing: cargo-fuzz targets in fuzz/ (see docs/fuzzing.md) ---------------

@@ -156,6 +156,32 @@ def efficiency(path):
             f"{med('floor_ping_pong', 'rtt_p50_us'):.1f} µs.\n")
 
 
+def native_seq(path):
+    """The bench example's sequential runs at 1,000 nodes (one JSON report a line): get p50
+    against the loopback round trip measured in the same process just before."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        runs = [json.loads(line)["runs"][0] for line in f if line.strip()]
+    runs = [r for r in runs if "floor_ping_pong" in r and "seq" in r]
+    if not runs:
+        return ""
+
+    def med(*keys):
+        return statistics.median(dig(r, keys) for r in runs)
+
+    ratios = sorted(r["seq"]["get_p50_per_floor_rtt"] for r in runs)
+    answered = sorted(r["seq"]["gets_answered_by_first"] for r in runs)
+    return (f"\nSequential native gets (median of {len(runs)}; `bench` example, {runs[0]['nodes']} "
+            f"nodes, 300 gets one at a time through the Rust API): get p50 "
+            f"{med('seq', 'get_p50_ms') * 1e3:.1f} µs, p99 {med('seq', 'get_p99_ms') * 1e3:.0f} µs, "
+            f"{med('seq', 'get_rpcs_per_get'):.2f} RPCs a get, {answered[0]}–{answered[-1]} of 300 "
+            f"answered by the one likely holder asked first; the loopback round trip measured in "
+            f"the same process just before: p50 {med('floor_ping_pong', 'rtt_p50_us'):.1f} µs. "
+            f"Get p50 in round trips: **{statistics.median(ratios):.2f}×** "
+            f"(runs {ratios[0]:.2f}–{ratios[-1]:.2f}).\n")
+
+
 def charts(summary):
     import matplotlib
     matplotlib.use("Agg")
@@ -208,7 +234,9 @@ def main():
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump({"machine": m, "summary": summary}, f, indent=1)
     text = tables(summary, meta, data["runs"])
-    text += efficiency(os.path.join(os.path.dirname(os.path.abspath(args.runs)), "efficiency.json"))
+    here = os.path.dirname(os.path.abspath(args.runs))
+    text += efficiency(os.path.join(here, "efficiency.json"))
+    text += native_seq(os.path.join(here, "native_seq.json"))
     with open(os.path.join(OUT, "tables.md"), "w") as f:
         f.write(text)
     charts(summary)

@@ -34,6 +34,13 @@
 //!     --phases seq,par --compare-persistence 3
 //! ```
 //!
+//! Before its phases, each network's process measures the loopback round
+//! trip (`--floor-rounds` round trips of a 100-byte datagram between two
+//! blocking sockets, as the `efficiency` example does), and each phase
+//! reports its get p50 in those round trips (`get_p50_per_floor_rtt`): the
+//! floor moves with the machine's load within minutes, so it is measured
+//! next to the gets it is compared with.
+//!
 //! Each network size runs in a child process of its own (this program with
 //! `--single`), so that the memory per node — the VmRSS growth from before the
 //! nodes were bound, divided by N — is not blurred by the previous run's heap.
@@ -50,10 +57,14 @@ use serde_json::{json, Value as Json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+#[path = "common/floor.rs"]
+mod floor;
+
 const USAGE: &str =
     "usage: bench [--nodes 64,1000] [--ops 300] [--concurrency 32] [--value-size 100] \
                      [--ksize 20] [--alpha 3] [--seed 1] [--rpc-timeout-ms 2000] [--data-dir DIR] \
-                     [--phases seq,par,signed_seq,signed_par] [--compare-persistence ROUNDS]";
+                     [--phases seq,par,signed_seq,signed_par] [--compare-persistence ROUNDS] \
+                     [--floor-rounds 20000]";
 
 #[derive(Clone, Debug)]
 struct Args {
@@ -71,8 +82,21 @@ struct Args {
     phases: Vec<String>,
     /// Rounds of in-memory and persistent runs side by side (0: off).
     compare_rounds: usize,
+    /// Round trips of the loopback ping-pong measured in each network's
+    /// process just before its phases (0: none).
+    floor_rounds: usize,
     /// Internal: run exactly one network size in this process.
     single: bool,
+}
+
+/// `value` of `flag`, or an error naming the flag.
+fn parse<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, BoxError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| format!("{flag}: {value:?}: {e}").into())
 }
 
 impl Args {
@@ -89,6 +113,7 @@ impl Args {
             data_dir: None,
             phases: PHASES.iter().map(|(name, ..)| (*name).to_owned()).collect(),
             compare_rounds: 0,
+            floor_rounds: 20_000,
             single: false,
         };
         let mut it = std::env::args().skip(1);
@@ -107,18 +132,19 @@ impl Args {
                 "--nodes" => {
                     args.nodes = value
                         .split(',')
-                        .map(|n| n.trim().parse())
+                        .map(|n| parse(&flag, n.trim()))
                         .collect::<Result<_, _>>()?;
                 }
-                "--ops" => args.ops = value.parse()?,
-                "--concurrency" => args.concurrency = value.parse()?,
-                "--value-size" => args.value_size = value.parse()?,
-                "--ksize" => args.ksize = value.parse()?,
-                "--alpha" => args.alpha = value.parse()?,
-                "--seed" => args.seed = value.parse()?,
-                "--rpc-timeout-ms" => args.rpc_timeout_ms = value.parse()?,
+                "--ops" => args.ops = parse(&flag, &value)?,
+                "--concurrency" => args.concurrency = parse(&flag, &value)?,
+                "--value-size" => args.value_size = parse(&flag, &value)?,
+                "--ksize" => args.ksize = parse(&flag, &value)?,
+                "--alpha" => args.alpha = parse(&flag, &value)?,
+                "--seed" => args.seed = parse(&flag, &value)?,
+                "--rpc-timeout-ms" => args.rpc_timeout_ms = parse(&flag, &value)?,
                 "--data-dir" => args.data_dir = Some(value.into()),
-                "--compare-persistence" => args.compare_rounds = value.parse()?,
+                "--compare-persistence" => args.compare_rounds = parse(&flag, &value)?,
+                "--floor-rounds" => args.floor_rounds = parse(&flag, &value)?,
                 "--phases" => {
                     args.phases = value.split(',').map(|p| p.trim().to_owned()).collect();
                     if let Some(bad) = args
@@ -153,6 +179,7 @@ impl Args {
             ("--seed", self.seed.to_string()),
             ("--rpc-timeout-ms", self.rpc_timeout_ms.to_string()),
             ("--phases", self.phases.join(",")),
+            ("--floor-rounds", self.floor_rounds.to_string()),
         ];
         let mut flags: Vec<String> = pairs
             .into_iter()
@@ -411,6 +438,16 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
         "bootstrap_ms_per_node": round(bootstrap_s * 1e3 / (n - 1) as f64, 3),
         "bootstrap_found_nobody": lonely,
     });
+    // The loopback round trip, measured here and now: the floor of a
+    // one-hop get, which moves with the machine's load within minutes.
+    let floor_rtt_us = if args.floor_rounds > 0 {
+        let rounds = args.floor_rounds;
+        let floor = tokio::task::spawn_blocking(move || floor::ping_pong(rounds)).await??;
+        report["floor_ping_pong"] = floor.clone();
+        floor["rtt_p50_us"].as_f64()
+    } else {
+        None
+    };
 
     for &(phase, parallel, signed) in &PHASES {
         if !args.phases.iter().any(|p| p == phase) {
@@ -502,6 +539,10 @@ async fn run_network(args: &Args, n: usize) -> Result<Json, BoxError> {
             "gets_asking_one_first": get_counters.asking_one_first,
             "gets_answered_by_first": get_counters.answered_by_first,
         });
+        if let Some(rtt_us) = floor_rtt_us {
+            let get_p50_us = percentile(&get_lat, 0.50) * 1e6;
+            report[phase]["get_p50_per_floor_rtt"] = json!(round(get_p50_us / rtt_us, 2));
+        }
     }
 
     let rss_end = vm_rss_kb();

@@ -13,8 +13,7 @@
 //! cargo run --release -p dht-core --example efficiency -- --nodes 64 --ops 300
 //! ```
 
-use std::net::UdpSocket;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dht_core::{Config, Node, NodeId, PutOptions, Value};
 use rand::rngs::StdRng;
@@ -23,54 +22,9 @@ use serde_json::json;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// User + system CPU time of the whole process so far.
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes a plain struct that we own; zeroed is a valid value.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
-
-/// Two sockets, two threads, `rounds` round trips of a 100-byte datagram.
-fn ping_pong(rounds: usize) -> Result<serde_json::Value, BoxError> {
-    let a = UdpSocket::bind("127.0.0.1:0")?;
-    let b = UdpSocket::bind("127.0.0.1:0")?;
-    let (a_addr, b_addr) = (a.local_addr()?, b.local_addr()?);
-    let echo = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut buf = [0u8; 2048];
-        for _ in 0..rounds {
-            let (n, from) = b.recv_from(&mut buf)?;
-            b.send_to(&buf[..n], from)?;
-        }
-        Ok(())
-    });
-    let payload = [7u8; 100];
-    let mut buf = [0u8; 2048];
-    let mut rtts = Vec::with_capacity(rounds);
-    let (cpu0, wall0) = (cpu_time(), Instant::now());
-    for _ in 0..rounds {
-        let sent = Instant::now();
-        a.send_to(&payload, b_addr)?;
-        a.recv_from(&mut buf)?;
-        rtts.push(sent.elapsed());
-    }
-    let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
-    echo.join().map_err(|_| "echo thread panicked")??;
-    rtts.sort();
-    let datagrams = (2 * rounds) as f64;
-    let _ = a_addr;
-    Ok(json!({
-        "datagrams": 2 * rounds,
-        "cpu_s": cpu.as_secs_f64(),
-        "wall_s": wall.as_secs_f64(),
-        "datagrams_per_cpu_s": (datagrams / cpu.as_secs_f64()).round(),
-        "rtt_p50_us": rtts[rtts.len() / 2].as_secs_f64() * 1e6,
-    }))
-}
+#[path = "common/floor.rs"]
+mod floor;
+use floor::{cpu_time, ping_pong};
 
 async fn kadmium_puts(
     nodes: usize,

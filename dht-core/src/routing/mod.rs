@@ -60,8 +60,9 @@ pub const REPLACEMENTS_PER_BUCKET: usize = 4;
 /// contacts a node hears from (a joining node still fills k, `far.rs`), so
 /// it costs no datagrams and grows with the traffic. Measured against k
 /// everywhere (`bench --nodes 1000 --ops 300 --phases seq`): gets answered
-/// by the one likely holder asked first 144–148 → 186–197 of 300, RPCs a
-/// get 3.1 → 2.4–2.55; at 256 nodes 194–199 → 264–265, RPCs 1.9 → 1.1;
+/// by the one likely holder asked first 142–154 → 186–193 of 300, RPCs a
+/// get 3.0–3.15 → 2.37–2.55; at 256 nodes 194–199 → 264–265, RPCs 1.9 →
+/// 1.1;
 /// `simulate --nodes 10000 --gets 2000 --seed 42`: RPCs a lookup 5.12 →
 /// 4.90, datagrams +0.8%, peak RSS +3%. Widths 8, 4, 2 gained little more
 /// (at 10^3 simulated nodes 2.31 RPCs a lookup against 2.32).
