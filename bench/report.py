@@ -162,8 +162,9 @@ def native_seq(path):
     if not os.path.exists(path):
         return ""
     with open(path) as f:
-        runs = [json.loads(line)["runs"][0] for line in f if line.strip()]
-    runs = [r for r in runs if "floor_ping_pong" in r and "seq" in r]
+        reports = [json.loads(line) for line in f if line.strip()]
+    ops = reports[0]["ops"] if reports else 0
+    runs = [r for report in reports for r in report["runs"] if "floor_ping_pong" in r and "seq" in r]
     if not runs:
         return ""
 
@@ -173,9 +174,9 @@ def native_seq(path):
     ratios = sorted(r["seq"]["get_p50_per_floor_rtt"] for r in runs)
     answered = sorted(r["seq"]["gets_answered_by_first"] for r in runs)
     return (f"\nSequential native gets (median of {len(runs)}; `bench` example, {runs[0]['nodes']} "
-            f"nodes, 300 gets one at a time through the Rust API): get p50 "
+            f"nodes, {ops} gets one at a time through the Rust API): get p50 "
             f"{med('seq', 'get_p50_ms') * 1e3:.1f} µs, p99 {med('seq', 'get_p99_ms') * 1e3:.0f} µs, "
-            f"{med('seq', 'get_rpcs_per_get'):.2f} RPCs a get, {answered[0]}–{answered[-1]} of 300 "
+            f"{med('seq', 'get_rpcs_per_get'):.2f} RPCs a get, {answered[0]}–{answered[-1]} of {ops} "
             f"answered by the one likely holder asked first; the loopback round trip measured in "
             f"the same process just before: p50 {med('floor_ping_pong', 'rtt_p50_us'):.1f} µs. "
             f"Get p50 in round trips: **{statistics.median(ratios):.2f}×** "

@@ -600,7 +600,8 @@ kad_result kad_config_set_bind(struct kad_config *config,
                                uint16_t port);
 
 /*
- Bucket size and replication factor k, 1 to 1000. Default 20.
+ Replication factor and bucket size k, 1 to 1000 (the three furthest
+ buckets hold 4k, 2k and 2k contacts). Default 20.
  */
 kad_result kad_config_set_k(struct kad_config *config,
                             size_t k);

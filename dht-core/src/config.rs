@@ -38,7 +38,8 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 8_137;
 pub struct Config {
     /// UDP address to bind (port 0 picks a free port). Default `0.0.0.0:0`.
     pub bind: SocketAddr,
-    /// Bucket size and replication factor k. Default 20.
+    /// Replication factor and bucket size k (the three furthest buckets
+    /// hold 4k, 2k and 2k contacts). Default 20.
     pub k: usize,
     /// Lookup parallelism α. Default 3.
     pub alpha: usize,

@@ -144,8 +144,8 @@ impl ContactBook {
                 free
             }
             None => {
-                // A table holds at most 4k entries and a few replacements per
-                // bucket, 161 buckets: far below LOCAL slots.
+                // A table holds at most 4k entries and a few replacements in
+                // a bucket, 161 buckets: far below LOCAL slots.
                 self.slots.push(slot);
                 (self.slots.len() - 1) as u32
             }

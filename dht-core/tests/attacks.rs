@@ -435,7 +435,11 @@ fn a_hundred_thousand_crafted_ids_leave_the_table_bounded() {
     }
     let (contacts, buckets) = (p.routing().len(), p.routing().bucket_count());
     println!("crafted ids: {attempts} ids -> {contacts} contacts in {buckets} buckets");
-    assert!(contacts <= 160 * 20 && buckets <= 161, "table bounded");
+    // 161 buckets of k = 20, the three furthest 4k, 2k and 2k.
+    assert!(
+        contacts <= (158 + 8) * 20 && buckets <= 161,
+        "table bounded"
+    );
 
     // FIND_NODE cost, from a verified asker. A wall-clock figure: printed,
     // and asserted only against 10x the 50 µs so a busy CI machine

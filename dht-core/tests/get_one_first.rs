@@ -166,7 +166,7 @@ fn a_dead_first_choice_costs_about_a_round_trip_not_a_timeout() {
     // waits for the floored soft timeout then): 0 to 6 of 200 over seeds
     // 1 to 16, as many as before the far buckets held more than k.
     assert!(
-        g.over_a_second * 4 < g.widened_late as usize,
+        g.over_a_second <= 10 && g.over_a_second * 4 < g.widened_late as usize,
         "{} gets took over a second, {} were widened: gets waited for their \
          first choice's timeout",
         g.over_a_second,

@@ -68,7 +68,8 @@ pub unsafe extern "C" fn kad_config_set_bind(
     }
 }
 
-/// Bucket size and replication factor k, 1 to 1000. Default 20.
+/// Replication factor and bucket size k, 1 to 1000 (the three furthest
+/// buckets hold 4k, 2k and 2k contacts). Default 20.
 #[no_mangle]
 pub unsafe extern "C" fn kad_config_set_k(config: *mut kad_config, k: usize) -> kad_result {
     ffi_panic_boundary! {

@@ -322,16 +322,15 @@ impl Operations {
         self.start_refresh(env, now, target, None);
     }
 
-    /// Start a refresh lookup; false if there is nobody to ask.
     fn start_refresh<R: Rng + ?Sized>(
         &mut self,
         env: &mut Env<'_, R>,
         now: Instant,
         target: NodeId,
         filling: Option<(FarTarget, Vec<FarTarget>)>,
-    ) -> bool {
+    ) {
         if env.seeds(&target).is_empty() {
-            return false;
+            return;
         }
         let op = self.new_op();
         let mut lookup = self.new_lookup(env, now, target, LookupKind::FindNode);
@@ -347,7 +346,6 @@ impl Operations {
         let refresh = Operation::Refresh { lookup, filling };
         self.ops.insert(op, refresh);
         self.drive(env, now, op);
-        true
     }
 
     /// Refresh the next of a far bucket's parts (the last of `parts`) whose
@@ -360,12 +358,8 @@ impl Operations {
         mut parts: Vec<FarTarget>,
     ) {
         while let Some(far) = parts.pop() {
-            if env.contacts.table().far_share_is_full(&far) {
-                continue;
-            }
-            // Cloned: a part nobody can be asked about leaves the others.
-            if self.start_refresh(env, now, far.target, Some((far, parts.clone()))) {
-                return;
+            if !env.contacts.table().far_share_is_full(&far) {
+                return self.start_refresh(env, now, far.target, Some((far, parts)));
             }
         }
     }

@@ -67,9 +67,10 @@ impl Bucket {
         self.entries.iter().rposition(|e| book.is(e, id))
     }
 
-    /// Append an entry (the caller keeps `entries.len() < k`).
-    pub(super) fn push_entry(&mut self, entry: StoredContact, k: usize) {
-        grow_towards(&mut self.entries, k);
+    /// Append an entry (the caller keeps `entries.len()` below the
+    /// bucket's capacity, `max`).
+    pub(super) fn push_entry(&mut self, entry: StoredContact, max: usize) {
+        grow_towards(&mut self.entries, max);
         self.entries.push(entry);
     }
 

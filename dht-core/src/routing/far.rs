@@ -41,10 +41,11 @@ use crate::id::{NodeId, ID_LEN};
 const MAX_SHARE_BITS: u32 = 3;
 
 /// At most this many refreshes a join adds by splitting buckets into parts:
-/// 7 for each of the 20 furthest buckets, which a network needs only past
-/// k · 2^20 nodes. The expectation of a bucket's population comes from
-/// contacts near our id, which anyone can make up: without this bound,
-/// k made-up ids next to ours would have every bucket, down to the 160th,
+/// 7 for each of the 20 furthest buckets, which an honest network fills
+/// only past about k · 2^23 nodes. The expectation of a bucket's
+/// population comes from contacts near our id, which anyone can make up:
+/// without this bound, k made-up ids next to ours would have every bucket
+/// down to the 61st or so (as deep as `own_reach`'s 64 bits can tell)
 /// refreshed in 8 parts.
 const MAX_EXTRA_PARTS: u32 = 7 * 20;
 
@@ -210,8 +211,9 @@ mod tests {
         assert!(targets.iter().all(|f| f.share_bits == 0), "{targets:?}");
     }
 
-    /// The attack: k made-up ids right next to ours make the network look
-    /// dense beyond measure, and every bucket look crowded.
+    /// The attack: made-up ids right next to ours (2k of them, to split the
+    /// table deep) make the network look dense beyond measure, and every
+    /// bucket look crowded.
     #[test]
     fn made_up_neighbours_add_a_bounded_number_of_refreshes() {
         let now = Instant::now();

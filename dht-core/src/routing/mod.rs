@@ -881,6 +881,12 @@ mod tests {
             assert_eq!(t.closest(&target, 8, |_| false), expected);
             expected.truncate(3);
             assert_eq!(t.closest(&target, 3, |_| false), expected);
+            // Leaving out half the contacts reads past a bucket's nearest.
+            let odd_port = |c: &Contact| c.addr.port() % 2 == 1;
+            let mut expected: Vec<Contact> = all.iter().filter(|c| !odd_port(c)).copied().collect();
+            expected.sort_by_key(|c| c.id.distance(&target));
+            expected.truncate(8);
+            assert_eq!(t.closest(&target, 8, |e| odd_port(&e.contact)), expected);
         }
         let ex = all[0];
         assert!(!t

@@ -38,7 +38,7 @@ impl RoutingTable {
             })
         };
         let mut chosen = Vec::with_capacity(n);
-        let mut by_distance: Vec<(u64, &StoredContact)> = Vec::with_capacity(self.k);
+        let mut by_distance: Vec<(u64, &StoredContact)> = Vec::new();
         for i in self.buckets_by_distance(target) {
             by_distance.clear();
             by_distance.extend(
@@ -47,9 +47,20 @@ impl RoutingTable {
                     .iter()
                     .map(|e| (e.distance_head(target), e)),
             );
-            by_distance.sort_unstable_by(nearer);
-            for (_, stored) in &by_distance {
-                let entry = self.entry(stored);
+            // Only the nearest of those still wanted are sorted at first
+            // (the rest if some are left out): a far bucket holds up to 4k,
+            // and an answer wants k.
+            let mut sorted = (n - chosen.len()).min(by_distance.len());
+            if sorted < by_distance.len() {
+                by_distance.select_nth_unstable_by(sorted, nearer);
+            }
+            by_distance[..sorted].sort_unstable_by(nearer);
+            for j in 0..by_distance.len() {
+                if j == sorted {
+                    by_distance[j..].sort_unstable_by(nearer);
+                    sorted = by_distance.len();
+                }
+                let entry = self.entry(by_distance[j].1);
                 if !exclude(&entry) {
                     chosen.push(entry.contact);
                     if chosen.len() == n {

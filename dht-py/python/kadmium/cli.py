@@ -121,7 +121,7 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
                    nargs="?", const=CONFIGURED_BOOTSTRAPPER, default=[],
                    help="a node to join through (repeatable); without a value, the "
                         "bootstrapper of the config file (-c)")
-    p.add_argument("--ksize", type=positive_int, default=20, help="bucket size k (default 20)")
+    p.add_argument("--ksize", type=positive_int, default=20, help="replication factor and bucket size k (default 20)")
     p.add_argument("--alpha", type=positive_int, default=3, help="lookup parallelism (default 3)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="keep the node's values and contacts in DIR across restarts "
