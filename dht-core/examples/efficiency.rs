@@ -2,7 +2,10 @@
 //!
 //! The floor is two blocking sockets on 127.0.0.1 bouncing one 100-byte
 //! datagram back and forth (one `send_to` and one `recv_from` per datagram,
-//! nothing else). kadmium's figure is the put phase of the shared benchmark
+//! nothing else), on two threads (`ratio`, the floor the issue named) and on
+//! one (`ratio_one_thread`: no wake-ups, the kernel's cost alone, a floor
+//! that holds still where the machine's wake-ups are slow; see
+//! `common/floor.rs`). kadmium's figure is the put phase of the shared benchmark
 //! (N nodes in this process, `ops` puts at concurrency 32): datagrams sent by
 //! all nodes during the phase divided by the CPU time the process used in it.
 //! CPU time (user + system, `getrusage`) rather than wall time makes "per
@@ -24,7 +27,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[path = "common/floor.rs"]
 mod floor;
-use floor::{cpu_time, ping_pong};
+use floor::{cpu_time, one_thread_ping_pong, ping_pong};
 
 async fn kadmium_puts(
     nodes: usize,
@@ -106,18 +109,23 @@ fn main() -> Result<(), BoxError> {
         }
     }
     let floor = ping_pong(rounds)?;
+    let floor_one_thread = one_thread_ping_pong(rounds)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let kadmium = runtime.block_on(kadmium_puts(nodes, ops, ksize))?;
-    let ratio = kadmium["datagrams_per_cpu_s"].as_f64().unwrap_or(0.0)
-        / floor["datagrams_per_cpu_s"]
-            .as_f64()
-            .unwrap_or(f64::INFINITY);
+    let ratio_to = |floor: &serde_json::Value| {
+        let ratio = kadmium["datagrams_per_cpu_s"].as_f64().unwrap_or(0.0)
+            / floor["datagrams_per_cpu_s"]
+                .as_f64()
+                .unwrap_or(f64::INFINITY);
+        (ratio * 1000.0).round() / 1000.0
+    };
     println!(
         "{}",
-        json!({"floor_ping_pong": floor, "kadmium_put_phase": kadmium,
-               "ratio": (ratio * 1000.0).round() / 1000.0,
+        json!({"floor_ping_pong": floor, "floor_one_thread": floor_one_thread,
+               "kadmium_put_phase": kadmium,
+               "ratio": ratio_to(&floor), "ratio_one_thread": ratio_to(&floor_one_thread),
                "loadavg": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()})
     );
     Ok(())
