@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import unittest
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import kadmium
 from kademlia.network import Server as PyServer
@@ -44,9 +44,14 @@ def upstream_port(server: PyServer) -> int:
     return port
 
 
-async def start_kadmium(n: int, **kwargs: Any) -> List[kadmium.Server]:
-    """n kadmium servers on 127.0.0.1, each bootstrapped from the first."""
-    servers = [kadmium.Server(**kwargs) for _ in range(n)]
+async def start_kadmium(n: int, node_ids: Optional[List[bytes]] = None,
+                        **kwargs: Any) -> List[kadmium.Server]:
+    """n kadmium servers on 127.0.0.1, each bootstrapped from the first; with
+    `node_ids`, the i-th server gets the i-th id (else a random one)."""
+    ids: List[Optional[bytes]] = list(node_ids) if node_ids is not None else [None] * n
+    if len(ids) != n:
+        raise ValueError(f"start_kadmium: {len(ids)} node ids for {n} servers")
+    servers = [kadmium.Server(node_id=node_id, **kwargs) for node_id in ids]
     for s in servers:
         await s.listen(0, LOCAL)
     for s in servers[1:]:

@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import hashlib
 import os
 import pickle
 import socket
@@ -123,8 +124,12 @@ class BasicsTest(AsyncCase):
 
     async def test_gets_ask_one_likely_holder_first(self) -> None:
         # k = 3 among 8 nodes: a getter holding no copy finds a holder in
-        # its table, asks it alone, and its counters say so.
-        servers = await start_kadmium(8, ksize=3)
+        # its table, asks it alone, and its counters say so. Fixed ids: with
+        # random ones, how many getters see a likely holder moves from run to
+        # run (27-44 of some 46 network gets answered by the first asked in
+        # twelve runs; with these ids 39-42 of 47-48).
+        ids = [hashlib.sha1(f"one-first-node-{i}".encode()).digest() for i in range(8)]
+        servers = await start_kadmium(8, node_ids=ids, ksize=3)
         self.track(*servers)
         keys = [f"one-first-{i}" for i in range(12)]
         for key in keys:
@@ -138,8 +143,8 @@ class BasicsTest(AsyncCase):
         self.assertGreater(network_gets, 0)
         total = {name: sum(s.stats()[name] for s in servers)
                  for name in ("gets_asking_one_first", "gets_answered_by_first", "gets_widened_late")}
-        self.assertGreater(total["gets_asking_one_first"], network_gets // 2, total)
-        self.assertGreater(total["gets_answered_by_first"], network_gets // 2, total)
+        self.assertGreater(total["gets_asking_one_first"], network_gets * 2 // 3, total)
+        self.assertGreater(total["gets_answered_by_first"], network_gets * 2 // 3, total)
         self.assertLessEqual(total["gets_answered_by_first"], total["gets_asking_one_first"])
 
 
