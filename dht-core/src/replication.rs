@@ -28,7 +28,7 @@ use crate::contact::Contact;
 use crate::id::{Key, NodeId};
 use crate::idle_memory::ReleaseWhenEmpty;
 use crate::records::RecordStore;
-use crate::routing::RoutingTable;
+use crate::routing::{Counting, RoutingTable};
 use crate::storage::Origin;
 
 /// Walks are budgeted in held keys examined, not in walks: under heavy
@@ -230,17 +230,16 @@ fn hand_over_to(view: &View<'_>, key: &Key, newcomer: &Contact) -> bool {
     if view.routing.bucket_has_closer_than_own(key, &newcomer.id) {
         return false;
     }
-    let closest = view
-        .routing
-        .closest(key, view.k, |e| e.contact.id == newcomer.id);
-    let newcomer_close = closest.len() < view.k
-        || closest
-            .last()
-            .is_some_and(|far| newcomer.id.distance(key) < far.id.distance(key));
-    let we_are_closest = closest
-        .first()
-        .is_none_or(|near| view.own.distance(key) < near.id.distance(key));
-    newcomer_close && we_are_closest
+    let others = Counting {
+        live_only: false,
+        except: Some(&newcomer.id),
+    };
+    let closer_than = |id: &NodeId, limit| {
+        view.routing
+            .count_closer(key, &id.distance(key), limit, others)
+    };
+    // Fewer than k others closer than the newcomer, none closer than us.
+    closer_than(&view.own, 1) == 0 && closer_than(&newcomer.id, view.k) < view.k
 }
 
 /// `gone` was among the k closest to `key`, and so are we: one copy fewer

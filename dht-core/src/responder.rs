@@ -15,7 +15,7 @@ use crate::id::NodeId;
 use crate::quota::SourceQuota;
 use crate::record_policy::{self, Verdict};
 use crate::records::{IncomingStore, RecordStore};
-use crate::routing::RoutingTable;
+use crate::routing::{Counting, RoutingTable};
 use crate::value::Value;
 use crate::wall_clock::WallClock;
 use crate::wire::{self, MsgId, Request, Response};
@@ -123,15 +123,15 @@ fn accept_store<R: Rng + ?Sized>(
 /// Whether we are plausibly among the k closest nodes to `key`: fewer than
 /// 2k of the contacts we know of are closer (the slack covers what the
 /// sender knows and we do not). A node that knows fewer than 2k contacts
-/// takes everything. Only the contacts closer than us are collected, so
-/// the check stays cheap on every STORE.
+/// takes everything. The closer contacts are only counted (suspects left
+/// out), so the check stays cheap on every STORE.
 fn responsible(routing: &RoutingTable, own: NodeId, k: usize, key: &NodeId) -> bool {
     let slack = 2 * k;
-    let ours = own.distance(key);
-    let closer = routing.closest(key, slack, |e| {
-        e.failures > 0 || e.contact.id.distance(key) >= ours
-    });
-    closer.len() < slack
+    let live = Counting {
+        live_only: true,
+        except: None,
+    };
+    routing.count_closer(key, &own.distance(key), slack, live) < slack
 }
 
 fn store<R: Rng + ?Sized>(

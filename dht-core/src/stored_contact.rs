@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::contact::Contact;
 use crate::directory::ContactDirectory;
-use crate::id::{NodeId, ID_LEN};
+use crate::id::{Distance, NodeId, ID_LEN};
 
 /// Bytes of the id kept in the contact itself (with the fields beside it,
 /// 12 bytes in all).
@@ -273,6 +273,14 @@ impl StoredContact {
         ours[..HEAD].copy_from_slice(&self.head);
         theirs[..HEAD].copy_from_slice(&target.0[..HEAD]);
         u64::from_be_bytes(ours) ^ u64::from_be_bytes(theirs)
+    }
+
+    /// `distance` cut to what [`StoredContact::distance_head`] gives, to
+    /// compare the two.
+    pub(crate) fn head_of(distance: &Distance) -> u64 {
+        let mut head = [0; 8];
+        head[..HEAD].copy_from_slice(&distance.0[..HEAD]);
+        u64::from_be_bytes(head)
     }
 
     pub(crate) fn last_seen(&self, epoch: Instant) -> Instant {

@@ -33,6 +33,7 @@ mod nearest;
 
 use bucket::Bucket;
 pub use far::FarTarget;
+pub use nearest::Counting;
 
 use crate::contact::{is_local, subnet, Contact};
 use crate::directory::ContactDirectory;
@@ -909,6 +910,75 @@ mod tests {
         assert_eq!(
             t.closest_responsive(&target, 8, 2, only_two),
             vec![nearest[0], nearest[1]]
+        );
+    }
+
+    /// `count_closer` against a count over every contact, on targets and
+    /// distances that tie the 32-bit id heads the table orders by.
+    #[test]
+    fn count_closer_counts_what_a_full_scan_counts() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let own = NodeId::random(&mut rng);
+        let mut t = RoutingTable::new(own, 8, 3, now);
+        let mut all: Vec<Contact> = Vec::new();
+        for i in 0..600u16 {
+            // Every fourth shares 40 bits with an earlier one: equal heads.
+            let id = match all.get(usize::from(i) / 2) {
+                Some(c) if i % 4 == 0 => c.id.random_with_prefix(40, &mut rng),
+                _ => NodeId::random(&mut rng),
+            };
+            if t.insert(contact(id, i + 1), now) == Insert::Added {
+                all.push(contact(id, i + 1));
+            }
+        }
+        let suspects: Vec<NodeId> = all.iter().step_by(5).map(|c| c.id).collect();
+        for id in &suspects {
+            t.record_failure(id);
+        }
+        let (mut counted, mut stopped_at_limit) = (0, 0);
+        for round in 0..400 {
+            let near = all[round % all.len()].id;
+            let target = match round % 3 {
+                0 => near,
+                1 => near.random_with_prefix(36, &mut rng),
+                _ => NodeId::random(&mut rng),
+            };
+            let from = match round % 4 {
+                0 => own,
+                1 => all[(round * 7) % all.len()].id,
+                2 => target.random_with_prefix(34, &mut rng),
+                _ => NodeId::random(&mut rng),
+            };
+            let distance = from.distance(&target);
+            let except = all[(round * 13) % all.len()].id;
+            for live_only in [false, true] {
+                for except in [None, Some(&except)] {
+                    let full = all
+                        .iter()
+                        .filter(|c| c.id.distance(&target) < distance)
+                        .filter(|c| !(live_only && suspects.contains(&c.id)))
+                        .filter(|c| except != Some(&c.id))
+                        .count();
+                    let counting = Counting { live_only, except };
+                    for limit in [1, 8, 40, usize::MAX] {
+                        let got = t.count_closer(&target, &distance, limit, counting);
+                        assert_eq!(got, full.min(limit), "round {round}, limit {limit}");
+                        counted += got;
+                        stopped_at_limit += usize::from(full > limit);
+                    }
+                }
+            }
+        }
+        // The cases are not all trivial: some counts run into their limit,
+        // and most find something to count.
+        assert!(
+            stopped_at_limit > 500 && counted > 20_000,
+            "{stopped_at_limit} {counted}"
+        );
+        assert_eq!(
+            t.count_closer(&own, &own.distance(&own), 8, Counting::default()),
+            0
         );
     }
 

@@ -1,11 +1,23 @@
-//! Which known contacts are nearest a target: the answer to every
-//! FIND_NODE, the seeds of every lookup, the responsibility check of every
-//! STORE.
+//! Which known contacts are nearest a target (the answer to every
+//! FIND_NODE, the seeds of every lookup), and how many are nearer it than
+//! a given distance (the responsibility check of every STORE, the
+//! hand-over check of replication).
+
+use std::cmp::Ordering;
 
 use super::{Entry, RoutingTable};
 use crate::contact::Contact;
-use crate::id::NodeId;
+use crate::id::{Distance, NodeId};
 use crate::stored_contact::StoredContact;
+
+/// Which contacts [`RoutingTable::count_closer`] counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counting<'a> {
+    /// Leave out contacts that missed their last reply.
+    pub live_only: bool,
+    /// Leave out the contact with this id.
+    pub except: Option<&'a NodeId>,
+}
 
 impl RoutingTable {
     /// The `n` known contacts closest to `target`, nearest first, leaving out
@@ -70,6 +82,56 @@ impl RoutingTable {
             }
         }
         chosen
+    }
+
+    /// How many known contacts are strictly closer to `target` than
+    /// `distance`, counting up to `limit` (reached: at least that many).
+    /// The question behind "are we among the closest?" on every STORE and
+    /// every hand-over check; [`closest`] answers it too, but builds and
+    /// sorts every contact it reads, and a node among the k closest reads
+    /// its whole table that way, since fewer than the wanted number are
+    /// closer. Here each contact costs one comparison of its stored id head
+    /// (the whole id only on a tie), nothing is sorted, and reading stops
+    /// after the first bucket holding a contact at `distance` or beyond:
+    /// every block visited after it lies wholly further out.
+    ///
+    /// [`closest`]: RoutingTable::closest
+    pub fn count_closer(
+        &self,
+        target: &NodeId,
+        distance: &Distance,
+        limit: usize,
+        counting: Counting<'_>,
+    ) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        let distance_head = StoredContact::head_of(distance);
+        let mut count = 0;
+        for i in self.buckets_by_distance(target) {
+            let mut reached_beyond = false;
+            for e in &self.buckets[i].entries {
+                let closer = match e.distance_head(target).cmp(&distance_head) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    Ordering::Equal => self.book.id(e).distance(target) < *distance,
+                };
+                let left_out = (counting.live_only && e.failures() > 0)
+                    || counting.except.is_some_and(|id| self.book.is(e, id));
+                if !closer {
+                    reached_beyond = true;
+                } else if !left_out {
+                    count += 1;
+                    if count == limit {
+                        return count;
+                    }
+                }
+            }
+            if reached_beyond {
+                break;
+            }
+        }
+        count
     }
 
     /// The first 64 bits of the distance from our id to our k-th closest
