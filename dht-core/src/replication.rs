@@ -195,20 +195,23 @@ impl Replication {
                     Some(next) => walk.next = next,
                     None => finished = true,
                 }
-                let Some(item) = records.get(key, now) else {
-                    continue;
+                // Only live copies we hold for the network are handed on
+                // or repaired (not cached ones). Reading one clones its
+                // value, so the hand-over rule, which rules out most keys
+                // from the table alone, is asked first.
+                let held = |records: &RecordStore| {
+                    records
+                        .get(key, now)
+                        .is_some_and(|item| item.origin != Origin::Cached)
                 };
-                if item.origin == Origin::Cached {
-                    continue;
-                }
                 match walk.change {
                     Change::Appeared => {
-                        if hand_over_to(view, key, &walk.contact) {
+                        if hand_over_to(view, key, &walk.contact) && held(records) {
                             sends.push((walk.contact, *key));
                         }
                     }
                     Change::Left => {
-                        if repair_needed(view, key, &walk.contact) {
+                        if held(records) && repair_needed(view, key, &walk.contact) {
                             records.resend_soon(now, *key, self.repair_within, rng);
                         }
                     }
