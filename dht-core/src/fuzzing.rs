@@ -61,10 +61,17 @@ pub fn datagram(data: &[u8]) {
 /// msgpack framing.
 pub fn sample_datagram(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
     let id: MsgId = u.arbitrary()?;
-    Ok(if u.arbitrary()? {
-        wire::encode_request(&id, &RequestChoice::arbitrary(u)?.request())
-    } else {
-        wire::encode_response(&id, &ResponseChoice::arbitrary(u)?.response())
+    Ok(match u.int_in_range(0..=2u8)? {
+        0 => wire::encode_request(&id, &RequestChoice::arbitrary(u)?.request()),
+        1 => wire::encode_response(&id, &ResponseChoice::arbitrary(u)?.response()),
+        _ => {
+            // An answer to a kadmium request with any flags: the trailers
+            // after the body, a STORE answer's nodes in either form.
+            let id = wire::kadmium_id_flagged(u.arbitrary()?, u.arbitrary()?, u.arbitrary()?);
+            let response = ResponseChoice::arbitrary(u)?.response();
+            let requester = AddrChoice::arbitrary(u)?.addr();
+            wire::encode_reply(&id, &response, requester, &IdChoice::arbitrary(u)?.id())
+        }
     })
 }
 

@@ -195,7 +195,7 @@ impl StoreAlong<'_> {
             purpose,
             class,
             ttl_secs: self.ttl_secs,
-            flags: wire::FLAG_RESPONDER_ID | wire::FLAG_CLOSER_NODES,
+            flags: wire::FLAG_RESPONDER_ID | wire::FLAG_CLOSER_NODES | wire::FLAG_COMPACT_NODES,
         };
         let sent = env.out.request(now, env.rng, out);
         if sent {

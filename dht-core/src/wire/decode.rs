@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use rmp::Marker;
 
-use super::trailers::{parse_trailers, Trailers};
+use super::compact;
+use super::trailers::{parse_trailers, NodesList, Trailers};
 use super::{RejectedValue, Request, Response, RpcKind, WireError, MAX_CONTACTS_PER_REPLY};
 use crate::contact::Contact;
 use crate::id::{NodeId, ID_LEN};
@@ -432,13 +433,16 @@ pub fn decode_response_with_trailers(
     let (trailers, nodes) = parse_trailers(r.buf)?;
     let response = match (nodes, response) {
         (None, response) => response,
-        (Some(list), Response::Store(stored)) => {
+        (Some(NodesList::Msgpack(list)), Response::Store(stored)) => {
             let mut r = Reader::new(list);
             let contacts = read_contacts(&mut r, None)?;
             if !r.buf.is_empty() {
                 return Err(WireError::Malformed("trailing bytes after nodes trailer"));
             }
             Response::StoreWithNodes(stored, contacts)
+        }
+        (Some(NodesList::Compact(list)), Response::Store(stored)) => {
+            Response::StoreWithNodes(stored, compact::read_contacts(list)?)
         }
         (Some(_), _) => return Err(WireError::Malformed("nodes trailer on a non-STORE answer")),
     };

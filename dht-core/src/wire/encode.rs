@@ -185,8 +185,13 @@ pub fn encode_reply_into(
         if let (Response::StoreWithNodes(_, contacts), true) =
             (response, super::wants_responder(id))
         {
-            out.extend_from_slice(&super::NODES_TAG);
-            write_contacts(out, contacts);
+            if super::wants_compact_nodes(id) {
+                out.extend_from_slice(&super::COMPACT_NODES_TAG);
+                super::compact::write_contacts(out, contacts);
+            } else {
+                out.extend_from_slice(&super::NODES_TAG);
+                write_contacts(out, contacts);
+            }
         }
         if super::wants_responder(id) {
             super::append_responder(out, responder);

@@ -11,6 +11,7 @@ use crate::contact::Contact;
 use crate::id::NodeId;
 use crate::value::Value;
 
+mod compact;
 mod decode;
 mod encode;
 pub mod trailers;
@@ -22,7 +23,8 @@ pub use encode::{
 };
 pub use trailers::{
     append_observed, append_responder, observed_for, observed_len, wants_closer_nodes,
-    wants_responder, Trailers, NODES_TAG, OBSERVED_TAG, RESPONDER_TAG, RESPONDER_TRAILER_LEN,
+    wants_compact_nodes, wants_responder, Trailers, COMPACT_NODES_TAG, NODES_TAG, OBSERVED_TAG,
+    RESPONDER_TAG, RESPONDER_TRAILER_LEN,
 };
 
 pub const REQUEST: u8 = 0x00;
@@ -96,6 +98,13 @@ pub const FLAG_RESPONDER_ID: u8 = 0x04;
 /// stores the value and serves as a lookup query (see `ops/store.rs`).
 /// Python peers never see it, and answer the STORE alone.
 pub const FLAG_CLOSER_NODES: u8 = 0x08;
+
+/// With [`FLAG_CLOSER_NODES`]: send the nodes trailer's contacts in the
+/// compact form (fixed-width binary, `compact.rs`) instead of rpcudp's
+/// msgpack list, whose text IP addresses cost a formatting and a parse per
+/// contact. Kadmium responders older than this flag ignore it and send the
+/// msgpack list, which is still read.
+pub const FLAG_COMPACT_NODES: u8 = 0x10;
 
 /// `KADMIUM_TAG (4) | ttl_secs (u32 BE) | flags (1) | random (11)`.
 pub fn kadmium_id_flagged(ttl_secs: u32, flags: u8, random: [u8; 11]) -> MsgId {

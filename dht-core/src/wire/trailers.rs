@@ -18,9 +18,12 @@
 //!
 //! Between the two, on the answer to a STORE whose id carries
 //! [`super::FLAG_CLOSER_NODES`] (and the responder-id flag) only, the nodes
-//! trailer: `NODES_TAG (4) | msgpack contact list`, the list a FIND_NODE for
-//! the key would get, in the same encoding. The STORE then also serves as a
-//! lookup query.
+//! trailer: the list a FIND_NODE for the key would get, so that the STORE
+//! also serves as a lookup query. It is `COMPACT_NODES_TAG (4) | compact
+//! contact list` (see `compact.rs`) where the id also carries
+//! [`super::FLAG_COMPACT_NODES`], else `NODES_TAG (4) | msgpack contact
+//! list`, in a FIND_NODE answer's encoding (what kadmium requesters older
+//! than the compact form asked for, and responders older than it send).
 //!
 //! A responder appends them only when the request's id carries kadmium's tag
 //! ([`super::is_kadmium_id`]), so Python peers never receive them (their ids
@@ -31,22 +34,25 @@
 //! reads exactly one msgpack item as the body; the bytes left must be empty
 //! or the trailers in order, anything else is still "trailing bytes".
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
-use super::{flags_from_id, is_kadmium_id, MsgId, WireError, FLAG_CLOSER_NODES, FLAG_RESPONDER_ID};
+use super::{
+    compact, flags_from_id, is_kadmium_id, MsgId, WireError, FLAG_CLOSER_NODES, FLAG_COMPACT_NODES,
+    FLAG_RESPONDER_ID,
+};
 use crate::id::{NodeId, ID_LEN};
 
 /// Starts the observed-address trailer; distinct from [`super::KADMIUM_TAG`]
 /// so that a message id can never be mistaken for one.
 pub const OBSERVED_TAG: [u8; 4] = *b"KDMa";
-const V4: u8 = 4;
-const V6: u8 = 6;
 
 /// Starts the responder-id trailer; distinct from [`super::KADMIUM_TAG`] and
 /// [`OBSERVED_TAG`].
 pub const RESPONDER_TAG: [u8; 4] = *b"KDMi";
 /// Starts the nodes trailer of a STORE answer; distinct from the other tags.
 pub const NODES_TAG: [u8; 4] = *b"KDMn";
+/// Starts the nodes trailer in its compact form; distinct from the other tags.
+pub const COMPACT_NODES_TAG: [u8; 4] = *b"KDMc";
 
 /// Bytes the responder-id trailer adds to a response.
 pub const RESPONDER_TRAILER_LEN: usize = RESPONDER_TAG.len() + ID_LEN;
@@ -69,17 +75,7 @@ pub fn observed_len(addr: &SocketAddr) -> usize {
 /// Append the trailer saying `addr` to an encoded response.
 pub fn append_observed(datagram: &mut Vec<u8>, addr: &SocketAddr) {
     datagram.extend_from_slice(&OBSERVED_TAG);
-    match addr.ip() {
-        IpAddr::V4(ip) => {
-            datagram.push(V4);
-            datagram.extend_from_slice(&ip.octets());
-        }
-        IpAddr::V6(ip) => {
-            datagram.push(V6);
-            datagram.extend_from_slice(&ip.octets());
-        }
-    }
-    datagram.extend_from_slice(&addr.port().to_be_bytes());
+    compact::write_addr(datagram, addr);
 }
 
 /// The observed address the answer to request `msg_id` from `requester` carries:
@@ -103,6 +99,12 @@ pub fn wants_closer_nodes(msg_id: &MsgId) -> bool {
     flags_from_id(msg_id) & both == both
 }
 
+/// Whether the nodes trailer of the answer to `msg_id` takes the compact
+/// form: the requester asked for the trailer and for that form.
+pub fn wants_compact_nodes(msg_id: &MsgId) -> bool {
+    wants_closer_nodes(msg_id) && flags_from_id(msg_id) & FLAG_COMPACT_NODES != 0
+}
+
 /// Append the trailer naming `responder` to an encoded response (after the
 /// observed-address trailer, if any).
 pub fn append_responder(datagram: &mut Vec<u8>, responder: &NodeId) {
@@ -110,9 +112,16 @@ pub fn append_responder(datagram: &mut Vec<u8>, responder: &NodeId) {
     datagram.extend_from_slice(&responder.0);
 }
 
+/// A nodes trailer's contact list, still encoded, in one of its two forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NodesList<'a> {
+    Msgpack(&'a [u8]),
+    Compact(&'a [u8]),
+}
+
 /// The trailers in `rest`, the bytes left after a response's msgpack body,
-/// and the nodes trailer's contact list, still encoded, if there is one.
-pub(super) fn parse_trailers(rest: &[u8]) -> Result<(Trailers, Option<&[u8]>), WireError> {
+/// and the nodes trailer's contact list, if there is one.
+pub(super) fn parse_trailers(rest: &[u8]) -> Result<(Trailers, Option<NodesList<'_>>), WireError> {
     let (rest, responder) = match rest.len().checked_sub(RESPONDER_TRAILER_LEN) {
         Some(at) if rest[at..].starts_with(&RESPONDER_TAG) => {
             let mut id = [0u8; ID_LEN];
@@ -126,12 +135,14 @@ pub(super) fn parse_trailers(rest: &[u8]) -> Result<(Trailers, Option<&[u8]>), W
         // No encoder writes one without the other.
         return Err(WireError::Malformed("responder trailer alone"));
     }
-    let nodes = match rest {
-        [] => None,
-        _ => Some(
-            rest.strip_prefix(&NODES_TAG)
-                .ok_or(WireError::Malformed("trailing bytes"))?,
-        ),
+    let nodes = if rest.is_empty() {
+        None
+    } else if let Some(list) = rest.strip_prefix(&NODES_TAG) {
+        Some(NodesList::Msgpack(list))
+    } else if let Some(list) = rest.strip_prefix(&COMPACT_NODES_TAG) {
+        Some(NodesList::Compact(list))
+    } else {
+        return Err(WireError::Malformed("trailing bytes"));
     };
     if nodes.is_some() && responder.is_none() {
         // See `wants_closer_nodes`.
@@ -154,23 +165,11 @@ fn parse_observed(rest: &[u8]) -> Result<(Option<SocketAddr>, &[u8]), WireError>
     let Some(body) = rest.strip_prefix(&OBSERVED_TAG) else {
         return Err(BAD);
     };
-    let (ip, tail) = match body {
-        [V4, a, b, c, d, tail @ ..] => (IpAddr::V4(Ipv4Addr::new(*a, *b, *c, *d)), tail),
-        [V6, tail @ ..] if tail.len() >= 16 => {
-            let mut octets = [0u8; 16];
-            octets.copy_from_slice(&tail[..16]);
-            (IpAddr::V6(Ipv6Addr::from(octets)), &tail[16..])
-        }
-        _ => return Err(BAD),
-    };
-    let [hi, lo, after @ ..] = tail else {
-        return Err(BAD);
-    };
-    let port = u16::from_be_bytes([*hi, *lo]);
-    if port == 0 {
+    let (addr, after) = compact::read_addr(body).ok_or(BAD)?;
+    if addr.port() == 0 {
         return Err(WireError::Malformed("observed port 0"));
     }
-    Ok((Some(SocketAddr::new(ip, port)), after))
+    Ok((Some(addr), after))
 }
 
 #[cfg(test)]
@@ -182,7 +181,7 @@ mod tests {
     use crate::wire::{
         decode_response, decode_response_with_trailers, encode_reply, encode_response,
         is_store_answer, kadmium_id_flagged, split_packet, Response, RpcKind, FLAG_CLOSER_NODES,
-        FLAG_RESPONDER_ID, MSG_ID_LEN,
+        FLAG_COMPACT_NODES, FLAG_RESPONDER_ID, MSG_ID_LEN,
     };
 
     /// The responder's id in these tests.
@@ -244,8 +243,10 @@ mod tests {
     fn a_store_asking_for_nodes_gets_them_after_the_rpcudp_body() {
         let c = Contact::new(NodeId([5; ID_LEN]), addr("10.0.0.5:4000"));
         let d = Contact::new(NodeId([6; ID_LEN]), addr("[2001:db8::6]:4001"));
-        {
-            let id = kadmium_id_flagged(60, FLAG_CLOSER_NODES | FLAG_RESPONDER_ID, [3; 11]);
+        // Msgpack (older kadmium requesters) and compact: read back alike.
+        for (compact, tag) in [(0, NODES_TAG), (FLAG_COMPACT_NODES, COMPACT_NODES_TAG)] {
+            let id =
+                kadmium_id_flagged(60, FLAG_CLOSER_NODES | FLAG_RESPONDER_ID | compact, [3; 11]);
             for observed in [addr("203.0.113.7:4000"), addr("[2001:db8::1]:65535")] {
                 for (stored, nodes) in [(true, vec![c, d]), (false, vec![d]), (true, vec![])] {
                     let response = Response::StoreWithNodes(stored, nodes);
@@ -253,6 +254,8 @@ mod tests {
                     // The rpcudp body is the bool a STORE answer carries.
                     let plain = encode_response(&id, &Response::Store(stored));
                     assert_eq!(&bytes[..plain.len()], &plain[..]);
+                    let nodes_at = plain.len() + observed_len(&observed);
+                    assert_eq!(&bytes[nodes_at..nodes_at + 4], &tag);
                     assert!(is_store_answer(&bytes));
                     let body = split_packet(&bytes).expect("split").body;
                     let expected = Trailers {
@@ -274,8 +277,9 @@ mod tests {
             encode_response(&python_id, &Response::Store(true))
         );
         // Without the responder-id flag, nor does a kadmium requester.
-        let unnamed = kadmium_id_flagged(60, FLAG_CLOSER_NODES, [3; 11]);
+        let unnamed = kadmium_id_flagged(60, FLAG_CLOSER_NODES | FLAG_COMPACT_NODES, [3; 11]);
         assert!(!wants_closer_nodes(&unnamed));
+        assert!(!wants_compact_nodes(&unnamed));
         let bytes = encode_reply(&unnamed, &answer, addr("127.0.0.1:9"), &ME);
         let body = split_packet(&bytes).expect("split").body;
         assert_eq!(
@@ -326,6 +330,47 @@ mod tests {
             (RpcKind::Store, not_a_list),
             (RpcKind::FindNode, on_find_node),
         ] {
+            assert!(
+                decode_response_with_trailers(kind, &bad).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_compact_nodes_trailers_are_malformed() {
+        let c = Contact::new(NodeId([5; ID_LEN]), addr("10.0.0.5:4000"));
+        let flags = FLAG_CLOSER_NODES | FLAG_RESPONDER_ID | FLAG_COMPACT_NODES;
+        let id = kadmium_id_flagged(60, flags, [3; 11]);
+        let observed = addr("203.0.113.7:4000");
+        let answer = Response::StoreWithNodes(true, vec![c, c]);
+        let good = encode_reply(&id, &answer, observed, &ME);
+        let body = &good[1 + MSG_ID_LEN..];
+        assert_eq!(
+            decode_response(RpcKind::Store, body),
+            Ok(answer),
+            "the whole answer reads"
+        );
+        let observed_end = 1 + observed_len(&observed);
+        for cut in 2..body.len() {
+            assert_eq!(
+                decode_response_with_trailers(RpcKind::Store, &body[..cut]).is_ok(),
+                cut == observed_end,
+                "cut at {cut}"
+            );
+        }
+        // A stray byte after the list (read as a contact of family 0xc0).
+        let nodes_end = body.len() - RESPONDER_TRAILER_LEN;
+        let mut junk = body[..nodes_end].to_vec();
+        junk.push(0xc0);
+        append_responder(&mut junk, &ME);
+        // On an answer that is not a STORE's.
+        let mut on_find_node =
+            encode_response(&id, &Response::Nodes(vec![c]))[1 + MSG_ID_LEN..].to_vec();
+        append_observed(&mut on_find_node, &observed);
+        on_find_node.extend(COMPACT_NODES_TAG);
+        append_responder(&mut on_find_node, &ME);
+        for (kind, bad) in [(RpcKind::Store, junk), (RpcKind::FindNode, on_find_node)] {
             assert!(
                 decode_response_with_trailers(kind, &bad).is_err(),
                 "{bad:?}"
