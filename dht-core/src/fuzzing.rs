@@ -60,10 +60,15 @@ pub fn datagram(data: &[u8]) {
 /// stand-in for the fuzzer mutates, since random bytes rarely get past the
 /// msgpack framing.
 pub fn sample_datagram(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
-    let id: MsgId = u.arbitrary()?;
     Ok(match u.int_in_range(0..=2u8)? {
-        0 => wire::encode_request(&id, &RequestChoice::arbitrary(u)?.request()),
-        1 => wire::encode_response(&id, &ResponseChoice::arbitrary(u)?.response()),
+        0 => {
+            let id: MsgId = u.arbitrary()?;
+            wire::encode_request(&id, &RequestChoice::arbitrary(u)?.request())
+        }
+        1 => {
+            let id: MsgId = u.arbitrary()?;
+            wire::encode_response(&id, &ResponseChoice::arbitrary(u)?.response())
+        }
         _ => {
             // An answer to a kadmium request with any flags: the trailers
             // after the body, a STORE answer's nodes in either form.

@@ -228,11 +228,6 @@ impl Replication {
 /// The paper's hand-over rule: `newcomer` is among the k closest to `key`
 /// and we are closer to it than any other node we know.
 fn hand_over_to(view: &View<'_>, key: &Key, newcomer: &Contact) -> bool {
-    // Most keys lie in a bucket holding contacts closer than we are: no
-    // `closest()` (a sort of the bucket order) for them.
-    if view.routing.bucket_has_closer_than_own(key, &newcomer.id) {
-        return false;
-    }
     let others = Counting {
         live_only: false,
         except: Some(&newcomer.id),
@@ -241,7 +236,8 @@ fn hand_over_to(view: &View<'_>, key: &Key, newcomer: &Contact) -> bool {
         view.routing
             .count_closer(key, &id.distance(key), limit, others)
     };
-    // Fewer than k others closer than the newcomer, none closer than us.
+    // None closer than us (most keys: the first contact read in the bucket
+    // covering the key says so), fewer than k closer than the newcomer.
     closer_than(&view.own, 1) == 0 && closer_than(&newcomer.id, view.k) < view.k
 }
 

@@ -116,11 +116,13 @@ impl RoutingTable {
                     Ordering::Greater => false,
                     Ordering::Equal => self.book.id(e).distance(target) < *distance,
                 };
-                let left_out = (counting.live_only && e.failures() > 0)
-                    || counting.except.is_some_and(|id| self.book.is(e, id));
                 if !closer {
                     reached_beyond = true;
-                } else if !left_out {
+                    continue;
+                }
+                let left_out = (counting.live_only && e.failures() > 0)
+                    || counting.except.is_some_and(|id| self.book.is(e, id));
+                if !left_out {
                     count += 1;
                     if count == limit {
                         return count;
@@ -176,21 +178,6 @@ impl RoutingTable {
             .chain(past.rev().filter(move |&j| !differs(j)))
             .chain((0..parted).rev())
             .map(bucket)
-    }
-
-    /// Whether a contact other than `except` is certainly closer to `target`
-    /// than we are, judged from the bucket covering `target` alone: unless
-    /// that bucket is our own, every contact in it shares a longer prefix
-    /// with `target` than our id does. A cheap test before [`closest`] for
-    /// callers that act only where we are the closest (the hand-over rule):
-    /// `false` means "look further", never "we are closest".
-    ///
-    /// [`closest`]: RoutingTable::closest
-    pub fn bucket_has_closer_than_own(&self, target: &NodeId, except: &NodeId) -> bool {
-        let Some(bucket) = self.buckets.get(self.bucket_index(target)) else {
-            return false;
-        };
-        !bucket.holds_own && bucket.entries.iter().any(|e| !self.book.is(e, except))
     }
 
     /// Like [`RoutingTable::closest`], preferring contacts that answered their

@@ -359,8 +359,27 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        // A stray byte after the list (read as a contact of family 0xc0).
+        // The list cut anywhere, the responder trailer after it: only
+        // whole contacts read.
         let nodes_end = body.len() - RESPONDER_TRAILER_LEN;
+        let list_start = observed_end + COMPACT_NODES_TAG.len();
+        let contact_len = 1 + 4 + 2 + ID_LEN;
+        for cut in list_start..nodes_end {
+            let mut cut_list = body[..cut].to_vec();
+            append_responder(&mut cut_list, &ME);
+            let contacts = (cut - list_start) / contact_len;
+            let expected = if (cut - list_start) % contact_len == 0 {
+                Ok(Response::StoreWithNodes(true, vec![c; contacts]))
+            } else {
+                Err(WireError::Malformed("bad compact contact"))
+            };
+            assert_eq!(
+                decode_response(RpcKind::Store, &cut_list),
+                expected,
+                "cut at {cut}"
+            );
+        }
+        // A stray byte after the list (read as a contact of family 0xc0).
         let mut junk = body[..nodes_end].to_vec();
         junk.push(0xc0);
         append_responder(&mut junk, &ME);
@@ -370,10 +389,17 @@ mod tests {
         append_observed(&mut on_find_node, &observed);
         on_find_node.extend(COMPACT_NODES_TAG);
         append_responder(&mut on_find_node, &ME);
-        for (kind, bad) in [(RpcKind::Store, junk), (RpcKind::FindNode, on_find_node)] {
-            assert!(
-                decode_response_with_trailers(kind, &bad).is_err(),
-                "{bad:?}"
+        for (kind, bad, why) in [
+            (RpcKind::Store, junk, "bad compact contact"),
+            (
+                RpcKind::FindNode,
+                on_find_node,
+                "nodes trailer on a non-STORE answer",
+            ),
+        ] {
+            assert_eq!(
+                decode_response_with_trailers(kind, &bad),
+                Err(WireError::Malformed(why))
             );
         }
     }
