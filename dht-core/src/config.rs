@@ -21,6 +21,8 @@ use crate::id::NodeId;
 ///
 /// [`Value::size`]: crate::Value::size
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 8_137;
+/// The largest k (replication factor and bucket size) a node may run with.
+pub const MAX_K: usize = 1000;
 
 /// Settings of one node. `Config::default()` gives the documented defaults;
 /// the `with_*` methods change one field each.
@@ -234,7 +236,7 @@ impl Config {
     /// Check the settings for values the protocol cannot run with.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: &str| Err(crate::Error::InvalidArgument(m.to_owned()));
-        if self.k == 0 || self.k > 1000 {
+        if self.k == 0 || self.k > MAX_K {
             return bad("k must be between 1 and 1000");
         }
         if self.alpha == 0 || self.alpha > 100 {

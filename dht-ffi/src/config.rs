@@ -74,7 +74,7 @@ pub unsafe extern "C" fn kad_config_set_bind(
 pub unsafe extern "C" fn kad_config_set_k(config: *mut kad_config, k: usize) -> kad_result {
     ffi_panic_boundary! {
         let config = try_mut!(config);
-        try_ffi!(in_range("k", k, 1, 1000));
+        try_ffi!(in_range("k", k, 1, dht_core::config::MAX_K));
         config.inner.k = k;
         kad_result::KAD_OK
     }

@@ -46,8 +46,11 @@ pub fn is_store_answer(datagram: &[u8]) -> bool {
         && matches!(head.last(), Some(0xc2 | 0xc3))
         && trailers::parse_trailers(rest).is_ok()
 }
-/// Most contacts decoded from one `find_node` reply; more is hostile.
-pub const MAX_CONTACTS_PER_REPLY: usize = 256;
+/// Most contacts decoded from one contact list: the largest k a node may
+/// run with ([`crate::config::MAX_K`]), whose answers list k contacts;
+/// more is hostile. (It was 256 while k could be set up to 1,000, and a
+/// kadmium node rejected the answers of a peer running with k > 256.)
+pub const MAX_CONTACTS_PER_REPLY: usize = crate::config::MAX_K;
 /// Largest request body (`msgpack([name, args])`, without kind and id) that
 /// rpcudp 5.0.1 sends: its callers raise `MalformedMessage` above this, so a
 /// Python peer cannot store or cache a value whose STORE would exceed it.
@@ -426,6 +429,43 @@ mod tests {
             decode_response(RpcKind::FindNode, &body),
             Ok(Response::Nodes(vec![]))
         );
+    }
+
+    /// A peer running with the largest k answers with k contacts, in
+    /// either list form; one more is refused.
+    #[test]
+    fn answers_at_the_largest_k_decode() {
+        let id = kadmium_id_flagged(
+            0,
+            FLAG_RESPONDER_ID | FLAG_CLOSER_NODES | FLAG_COMPACT_NODES,
+            [1; 11],
+        );
+        let max_k = crate::config::MAX_K;
+        let contacts: Vec<Contact> = (0..=max_k as u32)
+            .map(|i| {
+                let mut raw = [0u8; ID_LEN];
+                raw[..4].copy_from_slice(&i.to_be_bytes());
+                Contact::new(NodeId(raw), SocketAddr::from(([10, 0, 0, 1], 4000)))
+            })
+            .collect();
+        let (most, one_more) = (&contacts[..max_k], &contacts[..]);
+        let find_node = |list: &[Contact]| {
+            let bytes = encode_response(&id, &Response::Nodes(list.to_vec()));
+            decode_response(RpcKind::FindNode, split_packet(&bytes).expect("split").body)
+        };
+        assert_eq!(find_node(most), Ok(Response::Nodes(most.to_vec())));
+        assert!(find_node(one_more).is_err());
+        let answer = Response::StoreWithNodes(true, most.to_vec());
+        let bytes = encode_reply(
+            &id,
+            &answer,
+            "10.0.0.2:9".parse().expect("addr"),
+            &NodeId([2; ID_LEN]),
+        );
+        // It fits one UDP datagram (65,507 bytes over IPv4).
+        assert!(bytes.len() <= 65_507, "{}", bytes.len());
+        let body = split_packet(&bytes).expect("split").body;
+        assert_eq!(decode_response(RpcKind::Store, body), Ok(answer));
     }
 
     #[test]
