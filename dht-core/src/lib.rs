@@ -49,6 +49,7 @@ pub mod public_address;
 pub mod quota;
 pub mod ratelimit;
 pub mod record_policy;
+mod record_schedule;
 pub mod records;
 pub mod replication;
 pub mod responder;

@@ -1,7 +1,7 @@
 //! How long a value lives and who re-sends it: the one place that decides.
 //!
 //! [`RecordStore`] wraps the storage backend and keeps two due-time queues
-//! beside it, so no timer ever scans every key:
+//! beside it ([`crate::record_schedule`]), so no timer ever scans every key:
 //!
 //! - **Expiry.** A value is served until its `expires_at` and removed then. A
 //!   STORE never moves a held copy's expiry earlier: a stale replica, a cached
@@ -22,13 +22,13 @@
 //! resend_soon`]); [`crate::replication`] decides when.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use crate::error::{Error, Result};
-use crate::id::{Distance, Key, NodeId};
+use crate::id::{Key, NodeId};
+use crate::record_schedule::{EvictionRank, Schedule};
 use crate::storage::{Origin, Storage, StoredValue};
 use crate::value::Value;
 
@@ -73,73 +73,18 @@ pub struct IncomingStore {
     pub cached: bool,
 }
 
-/// One due time per key, ordered by time.
-#[derive(Default)]
-struct DueQueue {
-    order: BTreeSet<(Instant, Key)>,
-    at: HashMap<Key, Instant>,
-}
-
-impl DueQueue {
-    fn set(&mut self, key: Key, at: Instant) {
-        if let Some(old) = self.at.insert(key, at) {
-            self.order.remove(&(old, key));
-        }
-        self.order.insert((at, key));
-    }
-
-    fn get(&self, key: &Key) -> Option<Instant> {
-        self.at.get(key).copied()
-    }
-
-    fn remove(&mut self, key: &Key) {
-        if let Some(old) = self.at.remove(key) {
-            self.order.remove(&(old, *key));
-        }
-    }
-
-    fn first(&self) -> Option<Instant> {
-        self.order.first().map(|(t, _)| *t)
-    }
-
-    /// The earliest key due by `now`, taken out of the queue.
-    fn pop_due(&mut self, now: Instant) -> Option<Key> {
-        let &(at, key) = self.order.first()?;
-        if at > now {
-            return None;
-        }
-        self.order.pop_first();
-        self.at.remove(&key);
-        Some(key)
-    }
-}
-
-/// Where a value stands when room must be made: lower goes first. Cached
-/// copies before replicas, and among each the keys farthest from us first;
-/// the node's own published values are never evicted.
-type EvictionRank = (u8, Reverse<Distance>);
-
 pub struct RecordStore {
     storage: Box<dyn Storage>,
     lifetimes: Lifetimes,
-    /// Made at the first value (see [`Schedule`]).
+    /// When each value expires and is due to be sent again, and which goes
+    /// first when room must be made. Boxed, and made when the first value
+    /// arrives: most nodes of a large simulated network never hold one, and
+    /// it was 216 of the 2,368 bytes of its every node.
     schedule: Option<Box<Schedule>>,
     /// This node's id, which eviction measures distances from.
     own: NodeId,
     /// Keys removed (expired or evicted) since the last `take_removed`.
     removed: Vec<Key>,
-}
-
-/// When each value expires and is due to be sent again, and which goes
-/// first when room must be made. Boxed, and made when the first value
-/// arrives: most nodes of a large simulated network never hold one, and
-/// these were 216 of the 2,368 bytes of its every node.
-#[derive(Default)]
-struct Schedule {
-    expiries: DueQueue,
-    resends: DueQueue,
-    eviction: BTreeSet<(EvictionRank, Key)>,
-    eviction_rank: HashMap<Key, EvictionRank>,
 }
 
 impl RecordStore {
@@ -180,25 +125,10 @@ impl RecordStore {
         self.schedule.get_or_insert_with(Box::default)
     }
 
-    fn set_rank(&mut self, key: Key, rank: Option<EvictionRank>) {
-        let schedule = self.schedule();
-        if let Some(old) = schedule.eviction_rank.remove(&key) {
-            schedule.eviction.remove(&(old, key));
-        }
-        if let Some(rank) = rank {
-            schedule.eviction_rank.insert(key, rank);
-            schedule.eviction.insert((rank, key));
-        }
-    }
-
     /// Drop everything about `key` (its value already left the backend).
     fn forget(&mut self, key: &Key) {
         if let Some(schedule) = self.schedule.as_deref_mut() {
-            schedule.expiries.remove(key);
-            schedule.resends.remove(key);
-            if let Some(old) = schedule.eviction_rank.remove(key) {
-                schedule.eviction.remove(&(old, *key));
-            }
+            schedule.forget(key);
         }
         self.removed.push(*key);
     }
@@ -207,8 +137,8 @@ impl RecordStore {
     /// the node's own value, which outranks everything). Returns whether a
     /// value went.
     fn evict_below(&mut self, key: &Key, incoming: Option<EvictionRank>) -> bool {
-        let first = self.schedule.as_ref().and_then(|s| s.eviction.first());
-        let Some(&(rank, victim)) = first else {
+        let first = self.schedule.as_ref().and_then(|s| s.lowest_ranked());
+        let Some((rank, victim)) = first else {
             return false;
         };
         if victim == *key || incoming.is_some_and(|r| rank >= r) {
@@ -231,12 +161,11 @@ impl RecordStore {
             };
             for key in keys {
                 if let Some(item) = self.storage.get(&key) {
-                    self.schedule().expiries.set(key, item.expires_at);
                     let rank = self.rank(&key, item.origin);
-                    self.set_rank(key, rank);
+                    self.schedule().kept(key, item.expires_at, rank);
                     if item.origin != Origin::Cached {
                         let at = now + spread.mul_f64(rng.random::<f64>());
-                        self.schedule().resends.set(key, at);
+                        self.schedule().resend_at(key, at);
                     }
                 }
             }
@@ -279,7 +208,7 @@ impl RecordStore {
         };
         self.put(key, item)?;
         let period = republish_period(ttl, &self.lifetimes);
-        self.schedule().resends.set(key, now + period);
+        self.schedule().resend_at(key, now + period);
         Ok(())
     }
 
@@ -332,7 +261,7 @@ impl RecordStore {
             // would only repeat them. Spread the holders' next turns.
             let jitter = rng.random_range(0.9..=1.0);
             let at = now + self.lifetimes.replicate_interval.mul_f64(jitter);
-            self.schedule().resends.set(key, at);
+            self.schedule().resend_at(key, at);
         }
         true
     }
@@ -373,7 +302,7 @@ impl RecordStore {
         if origin == Origin::Held && !cached {
             let jitter = rng.random_range(0.9..=1.0);
             let at = now + self.lifetimes.replicate_interval.mul_f64(jitter);
-            self.schedule().resends.set(key, at);
+            self.schedule().resend_at(key, at);
         }
         true
     }
@@ -388,10 +317,10 @@ impl RecordStore {
         rng: &mut R,
     ) -> bool {
         let at = now + within.mul_f64(rng.random::<f64>());
-        let due = self.schedule.as_ref().and_then(|s| s.resends.get(&key));
+        let due = self.schedule.as_ref().and_then(|s| s.resend_due(&key));
         match due {
             Some(due) if due > at => {
-                self.schedule().resends.set(key, at);
+                self.schedule().resend_at(key, at);
                 true
             }
             _ => false,
@@ -400,12 +329,12 @@ impl RecordStore {
 
     /// When [`RecordStore::expire`] has work next.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.schedule.as_ref()?.expiries.first()
+        self.schedule.as_ref()?.first_expiry()
     }
 
     /// When [`RecordStore::pop_due`] has work next.
     pub fn next_resend(&self) -> Option<Instant> {
-        self.schedule.as_ref()?.resends.first()
+        self.schedule.as_ref()?.first_resend()
     }
 
     /// Remove what expired by `now`; returns how many values went.
@@ -414,7 +343,7 @@ impl RecordStore {
         while let Some(key) = self
             .schedule
             .as_deref_mut()
-            .and_then(|s| s.expiries.pop_due(now))
+            .and_then(|s| s.pop_expired(now))
         {
             if self.storage.remove(&key).is_some() {
                 self.forget(&key);
@@ -428,7 +357,7 @@ impl RecordStore {
     /// its next turn.
     pub fn pop_due(&mut self, now: Instant) -> Option<Resend> {
         loop {
-            let key = self.schedule.as_deref_mut()?.resends.pop_due(now)?;
+            let key = self.schedule.as_deref_mut()?.pop_resend(now)?;
             let Some(mut item) = self.get(&key, now) else {
                 continue;
             };
@@ -436,7 +365,7 @@ impl RecordStore {
                 Origin::Cached => continue,
                 Origin::Held => {
                     let next = now + self.lifetimes.replicate_interval;
-                    self.schedule().resends.set(key, next);
+                    self.schedule().resend_at(key, next);
                     Resend {
                         key,
                         ttl: item.expires_at.saturating_duration_since(now),
@@ -451,7 +380,7 @@ impl RecordStore {
                     // Re-inserting an existing key cannot exceed the limits.
                     let _ = self.put(key, item);
                     let period = republish_period(ttl, &self.lifetimes);
-                    self.schedule().resends.set(key, now + period);
+                    self.schedule().resend_at(key, now + period);
                     Resend {
                         key,
                         value,
@@ -484,8 +413,7 @@ impl RecordStore {
                 Err(e) => return Err(e),
             }
         }
-        self.schedule().expiries.set(key, expires_at);
-        self.set_rank(key, rank);
+        self.schedule().kept(key, expires_at, rank);
         Ok(())
     }
 }

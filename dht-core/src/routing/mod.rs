@@ -888,37 +888,92 @@ mod tests {
         );
     }
 
-    /// `count_closer` against a count over every contact, on targets and
-    /// distances that tie the 32-bit id heads the table orders by.
-    #[test]
-    fn count_closer_counts_what_a_full_scan_counts() {
+    /// A table (k = 8) of up to 600 contacts, every fourth of which shares
+    /// its first 40 bits with an earlier one: ids whose 32-bit heads, the
+    /// table's first ordering, tie. Returns the table and its contacts.
+    fn table_with_tied_heads(rng: &mut rand::rngs::StdRng) -> (RoutingTable, Vec<Contact>) {
         let now = Instant::now();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
-        let own = NodeId::random(&mut rng);
-        let mut t = RoutingTable::new(own, 8, 3, now);
+        let mut t = RoutingTable::new(NodeId::random(rng), 8, 3, now);
         let mut all: Vec<Contact> = Vec::new();
         for i in 0..600u16 {
-            // Every fourth shares 40 bits with an earlier one: equal heads.
             let id = match all.get(usize::from(i) / 2) {
-                Some(c) if i % 4 == 0 => c.id.random_with_prefix(40, &mut rng),
-                _ => NodeId::random(&mut rng),
+                Some(c) if i % 4 == 0 => c.id.random_with_prefix(40, rng),
+                _ => NodeId::random(rng),
             };
             if t.insert(contact(id, i + 1), now) == Insert::Added {
                 all.push(contact(id, i + 1));
             }
         }
+        (t, all)
+    }
+
+    /// A target for round `round` of a test over `all`: one of their ids,
+    /// an id sharing 36 bits with one, or any id, in turn.
+    fn target_for_round(round: usize, all: &[Contact], rng: &mut rand::rngs::StdRng) -> NodeId {
+        let near = all[round % all.len()].id;
+        match round % 3 {
+            0 => near,
+            1 => near.random_with_prefix(36, rng),
+            _ => NodeId::random(rng),
+        }
+    }
+
+    /// `closest` against a full sort, where many ids share their first 40
+    /// bits: the 32-bit heads it orders by first then tie, inside the
+    /// nearest few and across the cut between those and the rest.
+    #[test]
+    fn closest_is_exact_where_id_heads_tie() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let (t, all) = table_with_tied_heads(&mut rng);
+        let mut ties_among_nearest = 0;
+        for round in 0..400 {
+            let target = target_for_round(round, &all, &mut rng);
+            let left_out = |c: &Contact| c.addr.port() % 3 == 0;
+            for n in [1, 2, 3, 8, 20] {
+                let mut expected = all.clone();
+                expected.sort_by_key(|c| c.id.distance(&target));
+                let mut kept: Vec<Contact> =
+                    expected.iter().filter(|c| !left_out(c)).copied().collect();
+                expected.truncate(n);
+                kept.truncate(n);
+                let heads = |cs: &[Contact]| {
+                    cs.windows(2)
+                        .filter(|w| {
+                            w[0].id.distance(&target).0[..4] == w[1].id.distance(&target).0[..4]
+                        })
+                        .count()
+                };
+                ties_among_nearest += heads(&expected);
+                assert_eq!(
+                    t.closest(&target, n, |_| false),
+                    expected,
+                    "round {round}, n {n}"
+                );
+                assert_eq!(
+                    t.closest(&target, n, |e| left_out(&e.contact)),
+                    kept,
+                    "round {round}, n {n}"
+                );
+            }
+        }
+        // The ties the test is about do occur among the answers.
+        assert!(ties_among_nearest > 100, "{ties_among_nearest}");
+    }
+
+    /// `count_closer` against a count over every contact, on targets and
+    /// distances that tie the 32-bit id heads the table orders by.
+    #[test]
+    fn count_closer_counts_what_a_full_scan_counts() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let (mut t, all) = table_with_tied_heads(&mut rng);
+        let own = t.own;
         let suspects: Vec<NodeId> = all.iter().step_by(5).map(|c| c.id).collect();
         for id in &suspects {
             t.record_failure(id);
         }
         let (mut counted, mut stopped_at_limit) = (0, 0);
         for round in 0..400 {
-            let near = all[round % all.len()].id;
-            let target = match round % 3 {
-                0 => near,
-                1 => near.random_with_prefix(36, &mut rng),
-                _ => NodeId::random(&mut rng),
-            };
+            let target = target_for_round(round, &all, &mut rng);
             let from = match round % 4 {
                 0 => own,
                 1 => all[(round * 7) % all.len()].id,

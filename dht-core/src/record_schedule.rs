@@ -1,0 +1,201 @@
+//! When each held value expires, when it is next re-sent, and which value
+//! goes first when room must be made: the bookkeeping [`crate::records`]
+//! keeps beside the storage backend.
+//!
+//! One map entry per key holds all three, so a STORE hashes its key (chosen
+//! by the peer, hence SipHash) once rather than once per queue; three
+//! ordered sets give the earliest expiry, the earliest re-send and the
+//! lowest-ranked value without scanning. A set is touched only where its
+//! time or rank changes: a repeated STORE of a held key moves neither its
+//! rank nor, as a rule, its expiry.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use crate::id::{Distance, Key};
+
+/// Where a value stands when room must be made: lower goes first. Cached
+/// copies before replicas, and among each the keys farthest from us first;
+/// the node's own published values are never evicted (they have none).
+pub type EvictionRank = (u8, Reverse<Distance>);
+
+/// What is scheduled for one key.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slots {
+    expires_at: Option<Instant>,
+    resend_at: Option<Instant>,
+    rank: Option<EvictionRank>,
+}
+
+impl Slots {
+    fn is_empty(&self) -> bool {
+        self.expires_at.is_none() && self.resend_at.is_none() && self.rank.is_none()
+    }
+}
+
+#[derive(Default)]
+pub struct Schedule {
+    slots: HashMap<Key, Slots>,
+    expiries: BTreeSet<(Instant, Key)>,
+    resends: BTreeSet<(Instant, Key)>,
+    eviction: BTreeSet<(EvictionRank, Key)>,
+}
+
+/// Move `key` in `order` from `old` to `new` (either may be absent).
+fn reorder<T: Ord + Copy>(
+    order: &mut BTreeSet<(T, Key)>,
+    key: Key,
+    old: Option<T>,
+    new: Option<T>,
+) {
+    if old == new {
+        return;
+    }
+    if let Some(old) = old {
+        order.remove(&(old, key));
+    }
+    if let Some(new) = new {
+        order.insert((new, key));
+    }
+}
+
+impl Schedule {
+    /// `key` is held until `expires_at` and ranked `rank` for eviction
+    /// (`None`: never evicted).
+    pub fn kept(&mut self, key: Key, expires_at: Instant, rank: Option<EvictionRank>) {
+        let slots = self.slots.entry(key).or_default();
+        let (old_expiry, old_rank) = (slots.expires_at, slots.rank);
+        slots.expires_at = Some(expires_at);
+        slots.rank = rank;
+        reorder(&mut self.expiries, key, old_expiry, Some(expires_at));
+        reorder(&mut self.eviction, key, old_rank, rank);
+    }
+
+    /// Re-send `key` at `at` (instead of whenever it was due).
+    pub fn resend_at(&mut self, key: Key, at: Instant) {
+        let slots = self.slots.entry(key).or_default();
+        let old = slots.resend_at.replace(at);
+        reorder(&mut self.resends, key, old, Some(at));
+    }
+
+    /// When `key` is due to be re-sent, if it is.
+    pub fn resend_due(&self, key: &Key) -> Option<Instant> {
+        self.slots.get(key)?.resend_at
+    }
+
+    /// Drop everything about `key`.
+    pub fn forget(&mut self, key: &Key) {
+        if let Some(slots) = self.slots.remove(key) {
+            reorder(&mut self.expiries, *key, slots.expires_at, None);
+            reorder(&mut self.resends, *key, slots.resend_at, None);
+            reorder(&mut self.eviction, *key, slots.rank, None);
+        }
+    }
+
+    pub fn first_expiry(&self) -> Option<Instant> {
+        self.expiries.first().map(|(at, _)| *at)
+    }
+
+    pub fn first_resend(&self) -> Option<Instant> {
+        self.resends.first().map(|(at, _)| *at)
+    }
+
+    /// The lowest-ranked key and its rank (the next to evict).
+    pub fn lowest_ranked(&self) -> Option<(EvictionRank, Key)> {
+        self.eviction.first().copied()
+    }
+
+    /// The earliest key expired by `now`, its expiry taken off.
+    pub fn pop_expired(&mut self, now: Instant) -> Option<Key> {
+        let key = pop_due(&mut self.expiries, now)?;
+        self.clear(&key, |slots| slots.expires_at = None);
+        Some(key)
+    }
+
+    /// The earliest key due to be re-sent by `now`, its re-send taken off.
+    pub fn pop_resend(&mut self, now: Instant) -> Option<Key> {
+        let key = pop_due(&mut self.resends, now)?;
+        self.clear(&key, |slots| slots.resend_at = None);
+        Some(key)
+    }
+
+    /// Apply `clear` to `key`'s slots, and drop them once nothing is left.
+    fn clear(&mut self, key: &Key, clear: impl FnOnce(&mut Slots)) {
+        if let Some(slots) = self.slots.get_mut(key) {
+            clear(slots);
+            if slots.is_empty() {
+                self.slots.remove(key);
+            }
+        }
+    }
+}
+
+fn pop_due(order: &mut BTreeSet<(Instant, Key)>, now: Instant) -> Option<Key> {
+    let &(at, key) = order.first()?;
+    if at > now {
+        return None;
+    }
+    order.pop_first();
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn key(b: u8) -> Key {
+        crate::id::NodeId([b; 20])
+    }
+
+    fn rank(b: u8) -> Option<EvictionRank> {
+        Some((1, Reverse(Distance([b; 20]))))
+    }
+
+    #[test]
+    fn each_order_follows_the_latest_time_or_rank() {
+        let mut s = Schedule::default();
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        s.kept(key(1), at(30), rank(1));
+        s.kept(key(2), at(20), rank(9));
+        s.kept(key(1), at(10), rank(5)); // moved earlier, ranked higher
+        s.resend_at(key(2), at(5));
+        s.resend_at(key(1), at(7));
+        s.resend_at(key(2), at(8)); // moved later
+        assert_eq!(s.first_expiry(), Some(at(10)));
+        assert_eq!(s.first_resend(), Some(at(7)));
+        // The farther key goes first.
+        assert_eq!(s.lowest_ranked(), Some((rank(9).unwrap(), key(2))));
+        assert_eq!(s.resend_due(&key(2)), Some(at(8)));
+
+        assert_eq!(s.pop_resend(at(6)), None);
+        assert_eq!(s.pop_resend(at(9)), Some(key(1)));
+        assert_eq!(s.pop_resend(at(9)), Some(key(2)));
+        assert_eq!(s.resend_due(&key(1)), None);
+        assert_eq!(s.pop_expired(at(15)), Some(key(1)));
+        assert_eq!(s.pop_expired(at(15)), None);
+        s.forget(&key(2));
+        // Key 1 is still ranked: only forgetting it removes that.
+        assert_eq!(s.lowest_ranked(), Some((rank(5).unwrap(), key(1))));
+        s.forget(&key(1));
+        assert_eq!(
+            (s.first_expiry(), s.first_resend(), s.lowest_ranked()),
+            (None, None, None)
+        );
+        assert!(s.slots.is_empty());
+    }
+
+    #[test]
+    fn a_key_with_nothing_left_scheduled_leaves_no_entry() {
+        let mut s = Schedule::default();
+        let t0 = Instant::now();
+        s.kept(key(3), t0, None); // the publisher's own value: no rank
+        s.resend_at(key(3), t0);
+        assert_eq!(s.pop_expired(t0), Some(key(3)));
+        assert_eq!(s.slots.len(), 1);
+        assert_eq!(s.pop_resend(t0), Some(key(3)));
+        assert!(s.slots.is_empty());
+    }
+}
