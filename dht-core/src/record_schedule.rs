@@ -93,10 +93,12 @@ impl Schedule {
         }
     }
 
+    /// When the next value expires.
     pub fn first_expiry(&self) -> Option<Instant> {
         self.expiries.first().map(|(at, _)| *at)
     }
 
+    /// When the next value is due to be re-sent.
     pub fn first_resend(&self) -> Option<Instant> {
         self.resends.first().map(|(at, _)| *at)
     }
@@ -131,6 +133,7 @@ impl Schedule {
     }
 }
 
+/// Take the earliest key of `order` if it is due by `now`.
 fn pop_due(order: &mut BTreeSet<(Instant, Key)>, now: Instant) -> Option<Key> {
     let &(at, key) = order.first()?;
     if at > now {
@@ -184,6 +187,25 @@ mod tests {
             (s.first_expiry(), s.first_resend(), s.lowest_ranked()),
             (None, None, None)
         );
+        assert!(s.slots.is_empty());
+    }
+
+    #[test]
+    fn forgetting_or_unranking_a_key_takes_it_out_of_every_order() {
+        let mut s = Schedule::default();
+        let t0 = Instant::now();
+        s.kept(key(1), t0, rank(1));
+        s.resend_at(key(1), t0);
+        s.kept(key(2), t0, rank(2));
+        // Held for a peer, then published by this node's user: no rank.
+        s.kept(key(2), t0, None);
+        assert_eq!(s.lowest_ranked(), Some((rank(1).unwrap(), key(1))));
+        // Forgotten with its re-send and expiry still pending.
+        s.forget(&key(1));
+        assert_eq!(s.lowest_ranked(), None);
+        assert_eq!(s.pop_resend(t0), None);
+        assert_eq!(s.pop_expired(t0), Some(key(2)));
+        assert_eq!(s.pop_expired(t0), None);
         assert!(s.slots.is_empty());
     }
 

@@ -48,10 +48,7 @@ impl RoutingTable {
         // buckets are visited in the order of their blocks, the first n kept
         // are the n nearest.
         let mut chosen = Vec::with_capacity(n);
-        // Room for the largest bucket up front: grown bucket by bucket, it
-        // was reallocated on most calls.
-        let largest = self.buckets.iter().map(|b| b.entries.len()).max();
-        let mut order: Vec<u64> = Vec::with_capacity(largest.unwrap_or(0));
+        let mut order: Vec<u64> = Vec::new();
         for i in self.buckets_by_distance(target) {
             let entries = &self.buckets[i].entries;
             order.clear();
