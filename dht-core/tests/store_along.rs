@@ -82,7 +82,7 @@ fn puts_in(nodes: usize, puts: usize, seed: u64) -> (f64, f64) {
 
 #[test]
 fn a_put_stores_on_the_k_closest_in_fewer_datagrams() {
-    for (nodes, puts) in [(64, 100), (500, 100)] {
+    for (nodes, puts) in [(64, 100), (500, 100), (1000, 100)] {
         let (per_put, outside) = puts_in(nodes, puts, nodes as u64);
         // A lookup that hears from the k closest and then STOREs to them
         // takes 2 datagrams per node asked and 2 per STORE: 4k at least.
@@ -106,7 +106,10 @@ fn peer_addr(n: u32) -> SocketAddr {
 /// (rpcudp's bare answers, no trailers): a Python peer asked with the STORE
 /// answers `True` alone, and is asked again with FIND_NODE, so the lookup
 /// still hears its contacts; every one of the k closest gets the value
-/// once, and the report counts each of their acknowledgements once.
+/// once, and the report counts each of their acknowledgements once. Only
+/// the first three STOREs the lookup sends ask for contacts; the rest only
+/// store, and their answers, Python or kadmium, settle the query: no
+/// FIND_NODE follows them.
 #[test]
 fn python_peers_asked_with_the_store_are_asked_again_with_find_node() {
     let start = Instant::now();
@@ -165,6 +168,9 @@ fn python_peers_asked_with_the_store_are_asked_again_with_find_node() {
             };
             let kind = match request {
                 Request::Store { .. } if wire::wants_closer_nodes(&packet.id) => "store+nodes",
+                // The lookup's own STORE (it names its responder), not the
+                // STOREs sent once the lookup is done.
+                Request::Store { .. } if wire::wants_responder(&packet.id) => "store-along",
                 other => other.kind().name(),
             };
             asked.entry(peer.id).or_default().push(kind);
@@ -200,6 +206,19 @@ fn python_peers_asked_with_the_store_are_asked_again_with_find_node() {
         assert_eq!(stores(&c.id), 1, "{}: {kinds:?}", c.addr);
         if python(c) && kinds.contains(&"store+nodes") {
             assert!(kinds.contains(&"find_node"), "{}: {kinds:?}", c.addr);
+        }
+    }
+    let asked_as = |kind: &str| asked.values().filter(|kinds| kinds.contains(&kind)).count();
+    assert!(
+        (1..=3).contains(&asked_as("store+nodes")),
+        "{}",
+        asked_as("store+nodes")
+    );
+    assert!(asked_as("store-along") > 0);
+    // (A Python peer is pinged after: its answer does not name it.)
+    for kinds in asked.values() {
+        if kinds.contains(&"store-along") {
+            assert!(!kinds.contains(&"find_node"), "{kinds:?}");
         }
     }
     let sent: usize = peers.iter().map(|c| stores(&c.id)).sum();

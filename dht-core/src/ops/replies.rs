@@ -32,6 +32,7 @@ impl Operations {
                     return;
                 };
                 // A put's lookup may have asked with its STORE (`store.rs`).
+                let mut unlisted = false;
                 if let (
                     Operation::Put(put),
                     Response::Store(stored) | Response::StoreWithNodes(stored, _),
@@ -41,7 +42,7 @@ impl Operations {
                         // The lookup ended first: waited for as a STORE.
                         return self.store_answered(env, op, peer, *stored);
                     }
-                    put.along_settled(peer, *stored);
+                    unlisted = put.along_settled(peer, *stored) == Some(true);
                 }
                 let (Some(lookup), Some(id)) = (operation.lookup_mut(), peer) else {
                     return;
@@ -52,6 +53,8 @@ impl Operations {
                         contacts.retain(|c| c.is_usable() && reachable_from(&bind, &c.addr));
                         lookup.on_nodes(&id, contacts)
                     }
+                    // Asked to store only: it has answered the lookup.
+                    Response::Store(_) if unlisted => lookup.on_nodes(&id, Vec::new()),
                     // A Python peer (or an older kadmium) answers a STORE
                     // without contacts: ask it again, with FIND_NODE.
                     Response::Store(_) if lookup.kind() == LookupKind::FindNode => {
