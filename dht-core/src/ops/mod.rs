@@ -550,9 +550,10 @@ pub(super) fn send<R: Rng + ?Sized>(
     class: Class,
 ) -> bool {
     // A lookup asks contacts it was told of by others: their answers name
-    // them, which spares a verification ping each (see `wire::trailers`).
+    // them, which spares a verification ping each (see `wire::trailers`),
+    // and list contacts in the compact form.
     let flags = match purpose {
-        Purpose::Lookup(_) => wire::FLAG_RESPONDER_ID,
+        Purpose::Lookup(_) => wire::FLAG_RESPONDER_ID | wire::FLAG_COMPACT_NODES,
         _ => 0,
     };
     let out = Outgoing {

@@ -444,7 +444,11 @@ pub fn decode_response_with_trailers(
         (Some(NodesList::Compact(list)), Response::Store(stored)) => {
             Response::StoreWithNodes(stored, compact::read_contacts(list)?)
         }
-        (Some(_), _) => return Err(WireError::Malformed("nodes trailer on a non-STORE answer")),
+        // A FIND answer in the compact form (`trailers::wants_compact_list`).
+        (Some(NodesList::Compact(list)), Response::Nodes(body)) if body.is_empty() => {
+            Response::Nodes(compact::read_contacts(list)?)
+        }
+        (Some(_), _) => return Err(WireError::Malformed("nodes trailer on this answer")),
     };
     Ok((response, trailers))
 }

@@ -178,7 +178,17 @@ pub fn encode_reply_into(
     requester: SocketAddr,
     responder: &NodeId,
 ) {
-    encode_response_into(out, id, response);
+    // A kadmium requester's FIND answer may take its contacts compact, in
+    // the nodes trailer, with an empty list for the body.
+    let compact_list = match response {
+        Response::Nodes(contacts) if super::wants_compact_list(id) => Some(contacts),
+        _ => None,
+    };
+    if compact_list.is_some() {
+        encode_response_into(out, id, &Response::Nodes(Vec::new()));
+    } else {
+        encode_response_into(out, id, response);
+    }
     if let Some(observed) = super::observed_for(id, requester) {
         super::append_observed(out, &observed);
         // Only with the responder id after it (`wants_closer_nodes`).
@@ -192,6 +202,10 @@ pub fn encode_reply_into(
                 out.extend_from_slice(&super::NODES_TAG);
                 write_contacts(out, contacts);
             }
+        }
+        if let Some(contacts) = compact_list {
+            out.extend_from_slice(&super::COMPACT_NODES_TAG);
+            super::compact::write_contacts(out, contacts);
         }
         if super::wants_responder(id) {
             super::append_responder(out, responder);

@@ -23,8 +23,8 @@ pub use encode::{
 };
 pub use trailers::{
     append_observed, append_responder, observed_for, observed_len, wants_closer_nodes,
-    wants_compact_nodes, wants_responder, Trailers, COMPACT_NODES_TAG, NODES_TAG, OBSERVED_TAG,
-    RESPONDER_TAG, RESPONDER_TRAILER_LEN,
+    wants_compact_list, wants_compact_nodes, wants_responder, Trailers, COMPACT_NODES_TAG,
+    NODES_TAG, OBSERVED_TAG, RESPONDER_TAG, RESPONDER_TRAILER_LEN,
 };
 
 pub const REQUEST: u8 = 0x00;
@@ -102,11 +102,15 @@ pub const FLAG_RESPONDER_ID: u8 = 0x04;
 /// Python peers never see it, and answer the STORE alone.
 pub const FLAG_CLOSER_NODES: u8 = 0x08;
 
-/// With [`FLAG_CLOSER_NODES`]: send the nodes trailer's contacts in the
-/// compact form (fixed-width binary, `compact.rs`) instead of rpcudp's
-/// msgpack list, whose text IP addresses cost a formatting and a parse per
-/// contact. Kadmium responders older than this flag ignore it and send the
-/// msgpack list, which is still read.
+/// With [`FLAG_RESPONDER_ID`]: send contacts in the compact form
+/// (fixed-width binary, `compact.rs`) instead of rpcudp's msgpack list,
+/// whose text IP addresses cost a formatting and a parse per contact: the
+/// nodes trailer of a STORE answer (with [`FLAG_CLOSER_NODES`]), and the
+/// list of a FIND_NODE or FIND_VALUE answer, which then has an empty list
+/// for its body and the contacts in the nodes trailer (see [`trailers`]).
+/// Kadmium responders older than this flag ignore it and send msgpack
+/// lists; those older than its use on FIND requests do so there. Both are
+/// still read.
 pub const FLAG_COMPACT_NODES: u8 = 0x10;
 
 /// `KADMIUM_TAG (4) | ttl_secs (u32 BE) | flags (1) | random (11)`.

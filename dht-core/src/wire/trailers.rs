@@ -24,6 +24,10 @@
 //! [`super::FLAG_COMPACT_NODES`], else `NODES_TAG (4) | msgpack contact
 //! list`, in a FIND_NODE answer's encoding (what kadmium requesters older
 //! than the compact form asked for, and responders older than it send).
+//! A FIND_NODE or FIND_VALUE answer that lists contacts carries them in the
+//! compact nodes trailer too, and an empty list as its body, where the
+//! request's id carries [`super::FLAG_COMPACT_NODES`] and the responder-id
+//! flag ([`wants_compact_list`]).
 //!
 //! A responder appends them only when the request's id carries kadmium's tag
 //! ([`super::is_kadmium_id`]), so Python peers never receive them (their ids
@@ -103,6 +107,15 @@ pub fn wants_closer_nodes(msg_id: &MsgId) -> bool {
 /// form: the requester asked for the trailer and for that form.
 pub fn wants_compact_nodes(msg_id: &MsgId) -> bool {
     wants_closer_nodes(msg_id) && flags_from_id(msg_id) & FLAG_COMPACT_NODES != 0
+}
+
+/// Whether a FIND_NODE or FIND_VALUE answer to `msg_id` that lists contacts
+/// sends them in the compact nodes trailer (its body an empty list): the
+/// requester asked for the compact form and for the responder's id, which
+/// ends the answer (see [`wants_closer_nodes`]).
+pub fn wants_compact_list(msg_id: &MsgId) -> bool {
+    let both = FLAG_COMPACT_NODES | FLAG_RESPONDER_ID;
+    flags_from_id(msg_id) & both == both
 }
 
 /// Append the trailer naming `responder` to an encoded response (after the
@@ -383,25 +396,89 @@ mod tests {
         let mut junk = body[..nodes_end].to_vec();
         junk.push(0xc0);
         append_responder(&mut junk, &ME);
-        // On an answer that is not a STORE's.
-        let mut on_find_node =
-            encode_response(&id, &Response::Nodes(vec![c]))[1 + MSG_ID_LEN..].to_vec();
-        append_observed(&mut on_find_node, &observed);
-        on_find_node.extend(COMPACT_NODES_TAG);
-        append_responder(&mut on_find_node, &ME);
+        // On a FIND_NODE answer whose body lists contacts too, and on a
+        // ping's answer.
+        let with_trailer = |response: &Response| {
+            let mut bad = encode_response(&id, response)[1 + MSG_ID_LEN..].to_vec();
+            append_observed(&mut bad, &observed);
+            bad.extend(COMPACT_NODES_TAG);
+            append_responder(&mut bad, &ME);
+            bad
+        };
+        let on_listing_find_node = with_trailer(&Response::Nodes(vec![c]));
+        let on_ping = with_trailer(&Response::Ping(ME));
         for (kind, bad, why) in [
             (RpcKind::Store, junk, "bad compact contact"),
             (
                 RpcKind::FindNode,
-                on_find_node,
-                "nodes trailer on a non-STORE answer",
+                on_listing_find_node,
+                "nodes trailer on this answer",
             ),
+            (RpcKind::Ping, on_ping, "nodes trailer on this answer"),
         ] {
             assert_eq!(
                 decode_response_with_trailers(kind, &bad),
                 Err(WireError::Malformed(why))
             );
         }
+    }
+
+    /// A FIND_NODE or FIND_VALUE answer listing contacts takes the compact
+    /// form where the request asked for it and for the responder's id: an
+    /// empty list for the body, the contacts in the nodes trailer. Asked
+    /// otherwise, it is rpcudp's list, as older responders always send.
+    #[test]
+    fn find_answers_list_compact_contacts_when_asked() {
+        let observed = addr("203.0.113.5:4000");
+        let contacts: Vec<Contact> = (0..20u8)
+            .map(|i| Contact::new(NodeId([i; ID_LEN]), addr("198.51.100.7:4001")))
+            .collect();
+        let answer = Response::Nodes(contacts.clone());
+        let compact = kadmium_id_flagged(0, FLAG_RESPONDER_ID | FLAG_COMPACT_NODES, [3; 11]);
+        let older = kadmium_id_flagged(0, FLAG_RESPONDER_ID, [3; 11]);
+        for kind in [RpcKind::FindNode, RpcKind::FindValue] {
+            let new_form = encode_reply(&compact, &answer, observed, &ME);
+            let old_form = encode_reply(&older, &answer, observed, &ME);
+            for datagram in [&new_form, &old_form] {
+                let body = &datagram[1 + MSG_ID_LEN..];
+                assert_eq!(
+                    decode_response_with_trailers(kind, body),
+                    Ok((
+                        answer.clone(),
+                        Trailers {
+                            observed: Some(observed),
+                            responder: Some(ME),
+                        }
+                    ))
+                );
+            }
+            // The body is an empty list (0x90), then the observed trailer.
+            assert_eq!(new_form[1 + MSG_ID_LEN], 0x90);
+            assert!(new_form[1 + MSG_ID_LEN + 1..].starts_with(&OBSERVED_TAG));
+            assert!(
+                new_form.len() < old_form.len() * 4 / 5,
+                "{} {}",
+                new_form.len(),
+                old_form.len()
+            );
+            // An empty answer stays empty either way.
+            let none = encode_reply(&compact, &Response::Nodes(Vec::new()), observed, &ME);
+            assert_eq!(
+                decode_response(kind, &none[1 + MSG_ID_LEN..]),
+                Ok(Response::Nodes(Vec::new()))
+            );
+        }
+        // Only the compact trailer stands in for a FIND answer's list.
+        let mut msgpack_trailer =
+            encode_response(&compact, &Response::Nodes(Vec::new()))[1 + MSG_ID_LEN..].to_vec();
+        append_observed(&mut msgpack_trailer, &observed);
+        msgpack_trailer.extend(NODES_TAG);
+        msgpack_trailer.push(0x90);
+        append_responder(&mut msgpack_trailer, &ME);
+        assert_eq!(
+            decode_response(RpcKind::FindNode, &msgpack_trailer),
+            Err(WireError::Malformed("nodes trailer on this answer"))
+        );
     }
 
     #[test]
