@@ -157,6 +157,10 @@ fn python_peers_asked_with_the_store_are_asked_again_with_find_node() {
             assert_eq!(packet.kind, wire::REQUEST);
             let peer = *peers.iter().find(|c| c.addr == t.dest).unwrap();
             let request = wire::decode_request(packet.body).unwrap();
+            if let Request::FindNode { .. } = request {
+                // Answered in the compact form by kadmium peers.
+                assert!(wire::wants_compact_list(&packet.id));
+            }
             let response = match &request {
                 Request::Ping { .. } => Response::Ping(peer.id),
                 Request::FindNode { .. } => Response::Nodes(answer_for(&peer)),

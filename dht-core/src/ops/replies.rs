@@ -53,8 +53,10 @@ impl Operations {
                         contacts.retain(|c| c.is_usable() && reachable_from(&bind, &c.addr));
                         lookup.on_nodes(&id, contacts)
                     }
-                    // Asked to store only: it has answered the lookup.
-                    Response::Store(_) if unlisted => lookup.on_nodes(&id, Vec::new()),
+                    // Asked to store only, and stored: it has answered the
+                    // lookup. One that refused (it knows 2k nodes nearer
+                    // the key) is asked for them below.
+                    Response::Store(true) if unlisted => lookup.on_nodes(&id, Vec::new()),
                     // A Python peer (or an older kadmium) answers a STORE
                     // without contacts: ask it again, with FIND_NODE.
                     Response::Store(_) if lookup.kind() == LookupKind::FindNode => {

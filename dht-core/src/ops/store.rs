@@ -5,15 +5,17 @@
 //! and then it STOREs to them: two RPCs to each, 80 datagrams a put in a
 //! network of 64. Once the lookup has converged (an answer from one of the k
 //! closest named one of them and nobody closer: [`Lookup::converged`]), it
-//! asks the rest of them with the STORE itself, flagged
+//! asks the rest of them with the STORE itself, and that node gets no second
+//! STORE. It asks them all at once, not α at a time: a peer with a data
+//! directory answers a STORE only once the value is on disk, and the put
+//! must not wait for those commits in a row. The first [`LISTS_ALONG`] of
+//! these STOREs (to the nearest nodes not yet asked) are flagged
 //! [`wire::FLAG_CLOSER_NODES`]: a kadmium peer stores the value and lists its
 //! closest contacts in the answer, which the lookup takes as that node's
-//! FIND_NODE answer, and it gets no second STORE. It asks them all at once,
-//! not α at a time: a peer with a data directory answers a STORE only once
-//! the value is on disk, and the put must not wait for those commits in a
-//! row. A Python peer (or an older kadmium) answers the STORE alone; it is
-//! then asked with FIND_NODE too, so the lookup still hears its contacts. A
-//! node asked this way that closer nodes later push out of the k closest
+//! FIND_NODE answer; a Python peer (or an older kadmium) answers the STORE
+//! alone, and is then asked with FIND_NODE too, so the lookup still hears
+//! its contacts. The others only store: their acceptance settles the query.
+//! A node asked this way that closer nodes later push out of the k closest
 //! keeps a copy it would not otherwise have been sent: one near the key,
 //! which its own STORE check (`responder::responsible`) accepted.
 
@@ -105,8 +107,6 @@ pub(super) enum Along {
 }
 
 impl PutState {
-    /// The STORE its lookup sent `peer` as a query (if it sent one) was
-    /// answered, `stored` or not, or is no longer waited for.
     /// The STORE the lookup sent `peer` was answered (`stored`: accepted)
     /// or settled otherwise. Returns whether that STORE asked for no
     /// contacts (`None`: the lookup sent `peer` no STORE).
@@ -185,8 +185,10 @@ impl StoreAlong<'_> {
     /// Send `to`, the candidate of `rank` (0 for the closest), the put's
     /// STORE as its lookup query, if it goes to it: the lookup has
     /// converged, the candidate is among those the value goes to, and it
-    /// was not sent one already (one that answered without contacts is
-    /// asked again with FIND_NODE). `None` if not; else whether it went out.
+    /// was not sent one already (one that was asked for contacts and
+    /// answered without them is asked again with FIND_NODE). It asks for
+    /// contacts while fewer than [`LISTS_ALONG`] of the STOREs that did are
+    /// waited for or answered. `None` if not; else whether it went out.
     #[allow(clippy::too_many_arguments)]
     pub fn try_send<R: Rng + ?Sized>(
         &mut self,
@@ -209,7 +211,13 @@ impl StoreAlong<'_> {
             key: self.key,
             value: self.value.clone(),
         });
-        let listed = self.stored_along.iter().filter(|sent| sent.listed).count() < LISTS_ALONG;
+        // One that failed or went unanswered listed nothing: another asks.
+        let listing = self
+            .stored_along
+            .iter()
+            .filter(|sent| sent.listed && sent.state != Along::Settled)
+            .count();
+        let listed = listing < LISTS_ALONG;
         let flags = if listed {
             wire::FLAG_RESPONDER_ID | wire::FLAG_CLOSER_NODES | wire::FLAG_COMPACT_NODES
         } else {
@@ -357,7 +365,8 @@ mod tests {
             put.stored_along.push(SentAlong {
                 id,
                 state: Along::Pending,
-                listed: true,
+                // The refused one was asked to store only.
+                listed: id != refused,
             });
         }
         // Given up on, then its ack comes: stored.
@@ -366,8 +375,10 @@ mod tests {
         // Acked, then its later FIND_NODE (a Python peer) fails: still stored.
         put.along_settled(Some(kept), true);
         put.along_settled(Some(kept), false);
-        put.along_settled(Some(refused), false);
-        put.along_settled(None, true);
+        // Whether the STORE asked for no contacts.
+        assert_eq!(put.along_settled(Some(refused), false), Some(true));
+        assert_eq!(put.along_settled(Some(kept), true), Some(false));
+        assert_eq!(put.along_settled(None, true), None);
         let states: Vec<_> = put.stored_along.iter().map(|s| (s.id, s.state)).collect();
         assert_eq!(
             states,

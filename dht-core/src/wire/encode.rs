@@ -178,10 +178,14 @@ pub fn encode_reply_into(
     requester: SocketAddr,
     responder: &NodeId,
 ) {
+    let observed = super::observed_for(id, requester);
     // A kadmium requester's FIND answer may take its contacts compact, in
-    // the nodes trailer, with an empty list for the body.
+    // the nodes trailer (which only follows the observed address), with an
+    // empty list for the body.
     let compact_list = match response {
-        Response::Nodes(contacts) if super::wants_compact_list(id) => Some(contacts),
+        Response::Nodes(contacts) if observed.is_some() && super::wants_compact_list(id) => {
+            Some(contacts)
+        }
         _ => None,
     };
     if compact_list.is_some() {
@@ -189,7 +193,7 @@ pub fn encode_reply_into(
     } else {
         encode_response_into(out, id, response);
     }
-    if let Some(observed) = super::observed_for(id, requester) {
+    if let Some(observed) = observed {
         super::append_observed(out, &observed);
         // Only with the responder id after it (`wants_closer_nodes`).
         if let (Response::StoreWithNodes(_, contacts), true) =

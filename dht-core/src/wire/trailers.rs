@@ -17,7 +17,7 @@
 //!   request (and its random id) can answer it.
 //!
 //! Between the two, on the answer to a STORE whose id carries
-//! [`super::FLAG_CLOSER_NODES`] (and the responder-id flag) only, the nodes
+//! [`super::FLAG_CLOSER_NODES`] (and the responder-id flag), the nodes
 //! trailer: the list a FIND_NODE for the key would get, so that the STORE
 //! also serves as a lookup query. It is `COMPACT_NODES_TAG (4) | compact
 //! contact list` (see `compact.rs`) where the id also carries
@@ -53,9 +53,11 @@ pub const OBSERVED_TAG: [u8; 4] = *b"KDMa";
 /// Starts the responder-id trailer; distinct from [`super::KADMIUM_TAG`] and
 /// [`OBSERVED_TAG`].
 pub const RESPONDER_TAG: [u8; 4] = *b"KDMi";
-/// Starts the nodes trailer of a STORE answer; distinct from the other tags.
+/// Starts the nodes trailer of a STORE answer (msgpack form); distinct from
+/// the other tags.
 pub const NODES_TAG: [u8; 4] = *b"KDMn";
-/// Starts the nodes trailer in its compact form; distinct from the other tags.
+/// Starts the nodes trailer in its compact form, on a STORE answer or a
+/// FIND answer (see [`wants_compact_list`]); distinct from the other tags.
 pub const COMPACT_NODES_TAG: [u8; 4] = *b"KDMc";
 
 /// Bytes the responder-id trailer adds to a response.
