@@ -305,57 +305,62 @@ fn churn_loses_no_value_whose_publisher_runs() {
 /// (R = 5.1 per hour), scaled down from 2,000 nodes for CI. Before close
 /// holders were checked every maintenance interval, a dead holder was
 /// noticed only after 3 missed replies, which nobody sent it: this run lost
-/// values within the first hour (18 of 100 at 300 nodes in 2 h).
+/// values within the first hour (18 of 100 at 300 nodes in 2 h). Four
+/// seeds: no value may be lost in any, and the gets missed are counted over
+/// all four, since one seed's 77 gets allow a single miss and which get
+/// misses moves with any change to the protocol's traffic.
 #[test]
 fn heavy_churn_loses_no_value_whose_publisher_runs() {
-    let scenario = Scenario {
-        nodes: 150,
-        values: 50,
-        hours: 2,
-        churn_per_hour: 5.1,
-        seed: 3,
-        gets_per_hour: Some(25),
-        ..Scenario::default()
-    };
-    let (report, sim) = scenario
-        .run(|h| {
-            println!(
-                "hour {}: min_copies {:?} found {}/{} lost {}",
-                h.hour, h.min_copies, h.gets_found, h.gets, h.lost
-            )
-        })
-        .unwrap();
-    println!(
-        "churn 5.1/h, 150 nodes, 50 values, 2 h: values_lost {} min_copies {:?} gets {}/{} \
-         joins {} datagrams {}",
-        report.values_lost,
-        report.min_copies,
-        report.gets_found,
-        report.gets,
-        sim.lifecycle_stats().joins,
-        sim.net_stats().delivered,
-    );
-    assert_eq!(report.puts_ok, 50);
-    let joins = sim.lifecycle_stats().joins;
-    assert!(
-        joins >= 2 * 700,
-        "5.1 × 150 nodes replaced per hour: {joins} joins"
-    );
-    assert_eq!(
-        report.values_lost,
-        0,
-        "lost per hour: {:?}",
-        report.hours.iter().map(|h| h.lost).collect::<Vec<_>>()
-    );
+    let (mut gets, mut missed) = (0, 0);
+    for seed in 1..=4 {
+        let scenario = Scenario {
+            nodes: 150,
+            values: 50,
+            hours: 2,
+            churn_per_hour: 5.1,
+            seed,
+            gets_per_hour: Some(25),
+            ..Scenario::default()
+        };
+        let (report, sim) = scenario
+            .run(|h| {
+                println!(
+                    "seed {seed}, hour {}: min_copies {:?} found {}/{} lost {}",
+                    h.hour, h.min_copies, h.gets_found, h.gets, h.lost
+                )
+            })
+            .unwrap();
+        println!(
+            "churn 5.1/h, 150 nodes, 50 values, 2 h, seed {seed}: values_lost {} min_copies {:?} \
+             gets {}/{} joins {} datagrams {}",
+            report.values_lost,
+            report.min_copies,
+            report.gets_found,
+            report.gets,
+            sim.lifecycle_stats().joins,
+            sim.net_stats().delivered,
+        );
+        assert_eq!(report.puts_ok, 50);
+        let joins = sim.lifecycle_stats().joins;
+        assert!(
+            joins >= 2 * 700,
+            "5.1 × 150 nodes replaced per hour: {joins} joins"
+        );
+        assert_eq!(
+            report.values_lost,
+            0,
+            "seed {seed}, lost per hour: {:?}",
+            report.hours.iter().map(|h| h.lost).collect::<Vec<_>>()
+        );
+        gets += report.gets;
+        missed += report.gets - report.gets_found;
+    }
     // With 85% of the nodes replaced every 10 minutes, a get may now and then
     // miss on its first try (found on the final check's retry, so not lost):
-    // over seeds 1–8, 1 miss in 600 gets. At most 1 in 50 here.
-    let missed = report.gets - report.gets_found;
-    assert!(
-        missed * 50 <= report.gets,
-        "{missed} of {} gets missed",
-        report.gets
-    );
+    // over seeds 1–12, 3 misses in 901 gets before the round that sent
+    // fewer contact lists along a put, 4 in 904 after. At most 1 in 50 here.
+    println!("heavy churn, seeds 1-4: {missed} of {gets} gets missed");
+    assert!(missed * 50 <= gets, "{missed} of {gets} gets missed");
 }
 
 // ------------------------------------------------------------ same seed, same run
