@@ -211,7 +211,8 @@ impl StoreAlong<'_> {
             key: self.key,
             value: self.value.clone(),
         });
-        // One that failed or went unanswered listed nothing: another asks.
+        // A listing STORE that failed, went unanswered or was refused no
+        // longer counts: another asks (at worst one list more than needed).
         let listing = self
             .stored_along
             .iter()
