@@ -84,16 +84,16 @@ $(CBINDGEN):
 	$(CARGO) install cbindgen --version $(CBINDGEN_VERSION) --locked --root $(abspath target/tools)
 
 ffi-lib:
-	$(CARGO) build --release -p dht-ffi
+	$(CARGO) build --profile dist -p dht-ffi
 
 # What install copies: the stripped shared library with a debuglink to its
 # separate debug info, and the repacked static library.
 ffi-dist: ffi-lib
 	@mkdir -p $(FFI_STAGE)
-	objcopy --only-keep-debug target/release/libkadmium.so $(FFI_STAGE)/$(FFI_SO).debug
-	strip --strip-unneeded -o $(FFI_STAGE)/$(FFI_SO) target/release/libkadmium.so
+	objcopy --only-keep-debug target/dist/libkadmium.so $(FFI_STAGE)/$(FFI_SO).debug
+	strip --strip-unneeded -o $(FFI_STAGE)/$(FFI_SO) target/dist/libkadmium.so
 	cd $(FFI_STAGE) && objcopy --add-gnu-debuglink=$(FFI_SO).debug $(FFI_SO)
-	dht-ffi/pack-static.sh target/release/libkadmium.a $(FFI_STAGE)/libkadmium.a
+	dht-ffi/pack-static.sh target/dist/libkadmium.a $(FFI_STAGE)/libkadmium.a
 
 ffi-header: $(CBINDGEN)
 	$(CBINDGEN_RUN) --output include/kadmium.h
@@ -133,7 +133,7 @@ test-ffi: setup ffi-header-check
 	tests/c/run.sh $(FFI_TEST_PREFIX) target/ffi/build
 
 # --- dht-py: the `kadmium` Python package (wheel built by maturin) ------------
-#   make py-install   build the release wheel and install it into $(VENV)
+#   make py-install   build the wheel (Cargo profile `dist`) and install it into $(VENV)
 # test-py: the unittest suite (tests/python, including a small run of the shared
 # benchmark with every get found), mypy --strict over the examples and the
 # package, and stubtest (the hand-written _kadmium.pyi matches the module).
@@ -144,7 +144,7 @@ BENCH ?= $(abspath ../shared/bench/dht_bench.py)
 
 py-install: setup
 	rm -f $(PY_WHEELS)/kadmium-*.whl
-	$(PY) -m maturin build --release --out $(PY_WHEELS)
+	$(PY) -m maturin build --out $(PY_WHEELS)
 	$(PY) -m pip install --quiet --force-reinstall --no-deps $(PY_WHEELS)/kadmium-*.whl
 
 test-py: py-install
@@ -174,14 +174,13 @@ $(VENV)/.bench-stamp: bench/requirements.txt $(VENV)/.stamp
 bench: py-install bench-setup
 	KADMIUM_BENCH=$(BENCH) $(PY) bench/run.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS) \
 	  --out docs/bench/runs.json
-	$(CARGO) build --release -p dht-core --example efficiency
+	$(CARGO) build --profile dist -p dht-core --example efficiency --example bench
 	rm -f docs/bench/efficiency.json
 	for i in $$(seq $(BENCH_REPS)); do \
-	  target/release/examples/efficiency --nodes 64 --ops 300 >> docs/bench/efficiency.json; done
-	$(CARGO) build --release -p dht-core --example bench
+	  target/dist/examples/efficiency --nodes 64 --ops 300 >> docs/bench/efficiency.json; done
 	rm -f docs/bench/native_seq.json
 	for i in $$(seq $(BENCH_REPS)); do \
-	  target/release/examples/bench --nodes 1000 --ops 300 --phases seq >> docs/bench/native_seq.json; done
+	  target/dist/examples/bench --nodes 1000 --ops 300 --phases seq >> docs/bench/native_seq.json; done
 	$(PY) bench/report.py docs/bench/runs.json --readme README.md
 
 # --- fuzzing: cargo-fuzz targets in fuzz/ (see docs/fuzzing.md) ---------------

@@ -54,6 +54,10 @@ impl Storage for JournalingStorage {
         self.inner.get(key)
     }
 
+    fn inspect(&self, key: &Key, f: &mut dyn FnMut(Option<&StoredValue>)) {
+        self.inner.inspect(key, f);
+    }
+
     fn put(&mut self, key: Key, value: StoredValue) -> Result<()> {
         self.inner.put(key, value.clone())?;
         lock(&self.changes).latest.insert(key, Some(value));

@@ -23,6 +23,7 @@ pub mod amplification;
 pub mod config;
 pub mod contact;
 pub mod contacts;
+mod deadline_queue;
 pub mod directory;
 pub(crate) mod durable;
 pub mod error;

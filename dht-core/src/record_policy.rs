@@ -15,7 +15,7 @@ use rand::Rng;
 use tracing::debug;
 
 use crate::id::Key;
-use crate::records::{IncomingStore, RecordStore};
+use crate::records::{HeldCopy, IncomingStore, RecordStore};
 use crate::signed::{store_decision_for_values, value_bytes, SignedRecord, StoreDecision};
 use crate::value::Value;
 use crate::wall_clock::WallClock;
@@ -24,8 +24,9 @@ use crate::wall_clock::WallClock;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
     /// Neither value is a record: the plain value rules apply (to the
-    /// value handed back).
-    Plain(Value),
+    /// value handed back, over the copy held, if any:
+    /// [`RecordStore::accept_store_over`]).
+    Plain(Value, Option<HeldCopy>),
     /// A record decision; the STORE's answer.
     Record(bool),
 }
@@ -43,12 +44,21 @@ pub fn store_record<R: Rng + ?Sized>(
     store: IncomingStore,
     rng: &mut R,
 ) -> Verdict {
-    let held = records.get(&key, now);
     let now_unix = clock.unix_at(now);
-    let decision =
-        store_decision_for_values(&key, held.as_ref().map(|h| &h.value), &value, now_unix);
+    // Decided on the held value where it lies: a plain STORE copies nothing.
+    let held = records.peek(&key, now, |held| {
+        let decision = store_decision_for_values(&key, Some(&held.value), &value, now_unix);
+        (decision, HeldCopy::of(held))
+    });
+    let (decision, held) = match held {
+        Some((decision, copy)) => (decision, Some(copy)),
+        None => (
+            store_decision_for_values(&key, None, &value, now_unix),
+            None,
+        ),
+    };
     let expires_at = match decision {
-        StoreDecision::NotARecord => return Verdict::Plain(value),
+        StoreDecision::NotARecord => return Verdict::Plain(value, held),
         StoreDecision::Reject(why) => {
             debug!(%key, %why, "record refused");
             return Verdict::Record(false);
@@ -208,7 +218,10 @@ mod tests {
             store,
             &mut h.rng,
         );
-        assert_eq!(verdict, Verdict::Plain(Value::from("x")));
+        assert!(
+            matches!(&verdict, Verdict::Plain(v, _) if *v == Value::from("x")),
+            "{verdict:?}"
+        );
     }
 
     #[test]

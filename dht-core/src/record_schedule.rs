@@ -62,12 +62,23 @@ fn reorder<T: Ord + Copy>(
 
 impl Schedule {
     /// `key` is held until `expires_at` and ranked `rank` for eviction
-    /// (`None`: never evicted).
-    pub fn kept(&mut self, key: Key, expires_at: Instant, rank: Option<EvictionRank>) {
+    /// (`None`: never evicted); with `resend_at`, it is next re-sent then
+    /// (`None`: whenever it was due). One call, one hash of the key.
+    pub fn kept(
+        &mut self,
+        key: Key,
+        expires_at: Instant,
+        rank: Option<EvictionRank>,
+        resend_at: Option<Instant>,
+    ) {
         let slots = self.slots.entry(key).or_default();
-        let (old_expiry, old_rank) = (slots.expires_at, slots.rank);
+        let (old_expiry, old_rank, old_resend) = (slots.expires_at, slots.rank, slots.resend_at);
         slots.expires_at = Some(expires_at);
         slots.rank = rank;
+        if resend_at.is_some() {
+            slots.resend_at = resend_at;
+            reorder(&mut self.resends, key, old_resend, resend_at);
+        }
         reorder(&mut self.expiries, key, old_expiry, Some(expires_at));
         reorder(&mut self.eviction, key, old_rank, rank);
     }
@@ -161,9 +172,9 @@ mod tests {
         let mut s = Schedule::default();
         let t0 = Instant::now();
         let at = |secs| t0 + Duration::from_secs(secs);
-        s.kept(key(1), at(30), rank(1));
-        s.kept(key(2), at(20), rank(9));
-        s.kept(key(1), at(10), rank(5)); // moved earlier, ranked higher
+        s.kept(key(1), at(30), rank(1), None);
+        s.kept(key(2), at(20), rank(9), None);
+        s.kept(key(1), at(10), rank(5), None); // moved earlier, ranked higher
         s.resend_at(key(2), at(5));
         s.resend_at(key(1), at(7));
         s.resend_at(key(2), at(8)); // moved later
@@ -194,11 +205,11 @@ mod tests {
     fn forgetting_or_unranking_a_key_takes_it_out_of_every_order() {
         let mut s = Schedule::default();
         let t0 = Instant::now();
-        s.kept(key(1), t0, rank(1));
+        s.kept(key(1), t0, rank(1), None);
         s.resend_at(key(1), t0);
-        s.kept(key(2), t0, rank(2));
+        s.kept(key(2), t0, rank(2), None);
         // Held for a peer, then published by this node's user: no rank.
-        s.kept(key(2), t0, None);
+        s.kept(key(2), t0, None, None);
         assert_eq!(s.lowest_ranked(), Some((rank(1).unwrap(), key(1))));
         // Forgotten with its re-send and expiry still pending.
         s.forget(&key(1));
@@ -213,11 +224,29 @@ mod tests {
     fn a_key_with_nothing_left_scheduled_leaves_no_entry() {
         let mut s = Schedule::default();
         let t0 = Instant::now();
-        s.kept(key(3), t0, None); // the publisher's own value: no rank
+        s.kept(key(3), t0, None, None); // the publisher's own value: no rank
         s.resend_at(key(3), t0);
         assert_eq!(s.pop_expired(t0), Some(key(3)));
         assert_eq!(s.slots.len(), 1);
         assert_eq!(s.pop_resend(t0), Some(key(3)));
         assert!(s.slots.is_empty());
+    }
+
+    #[test]
+    fn keeping_a_key_moves_its_resend_only_when_given_one() {
+        let mut s = Schedule::default();
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        s.kept(key(1), at(100), rank(1), Some(at(50)));
+        assert_eq!(s.resend_due(&key(1)), Some(at(50)));
+        // Kept again (a repeated STORE) without a re-send time: unchanged.
+        s.kept(key(1), at(200), rank(1), None);
+        assert_eq!(s.resend_due(&key(1)), Some(at(50)));
+        // With one: moved, and only the new time is queued.
+        s.kept(key(1), at(200), rank(1), Some(at(70)));
+        assert_eq!(s.pop_resend(at(60)), None);
+        assert_eq!(s.pop_resend(at(70)), Some(key(1)));
+        assert_eq!(s.pop_resend(at(1000)), None);
+        assert_eq!(s.first_expiry(), Some(at(200)));
     }
 }

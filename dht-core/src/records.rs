@@ -66,6 +66,23 @@ pub struct Resend {
     pub republish: bool,
 }
 
+/// What the STORE rules need of a copy already held: when it lapses and
+/// why it is held (not the value, which a backend would have to copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldCopy {
+    pub expires_at: Instant,
+    pub origin: Origin,
+}
+
+impl HeldCopy {
+    pub fn of(item: &StoredValue) -> Self {
+        HeldCopy {
+            expires_at: item.expires_at,
+            origin: item.origin,
+        }
+    }
+}
+
 /// What a STORE from a peer asks for.
 #[derive(Clone, Copy, Debug)]
 pub struct IncomingStore {
@@ -164,11 +181,9 @@ impl RecordStore {
             for key in keys {
                 if let Some(item) = self.storage.get(&key) {
                     let rank = self.rank(&key, item.origin);
-                    self.schedule().kept(key, item.expires_at, rank);
-                    if item.origin != Origin::Cached {
-                        let at = now + spread.mul_f64(rng.random::<f64>());
-                        self.schedule().resend_at(key, at);
-                    }
+                    let resend = (item.origin != Origin::Cached)
+                        .then(|| now + spread.mul_f64(rng.random::<f64>()));
+                    self.schedule().kept(key, item.expires_at, rank, resend);
                 }
             }
             match last.successor() {
@@ -195,6 +210,28 @@ impl RecordStore {
         self.storage.get(key).filter(|v| v.is_live(now))
     }
 
+    /// `f` of the live value under `key`, without copying the value (see
+    /// [`Storage::inspect`]); None when nothing live is held.
+    pub fn peek<T>(&self, key: &Key, now: Instant, f: impl FnOnce(&StoredValue) -> T) -> Option<T> {
+        let (mut f, mut out) = (Some(f), None);
+        self.storage.inspect(key, &mut |held| {
+            if let (Some(held), Some(f)) = (held.filter(|v| v.is_live(now)), f.take()) {
+                out = Some(f(held));
+            }
+        });
+        out
+    }
+
+    /// Whether a live value is held under `key`.
+    pub fn holds(&self, key: &Key, now: Instant) -> bool {
+        self.peek(key, now, |_| ()).is_some()
+    }
+
+    /// What the STORE rules need of the live copy held under `key`.
+    pub fn held_copy(&self, key: &Key, now: Instant) -> Option<HeldCopy> {
+        self.peek(key, now, HeldCopy::of)
+    }
+
     /// Up to `limit` held keys from `start` on, ascending (for bounded walks).
     pub fn keys_from(&self, start: &Key, limit: usize) -> Vec<Key> {
         self.storage.keys_from(start, limit)
@@ -208,10 +245,8 @@ impl RecordStore {
             expires_at: now + ttl,
             origin: Origin::Published { ttl },
         };
-        self.put(key, item)?;
         let period = republish_period(ttl, &self.lifetimes);
-        self.schedule().resend_at(key, now + period);
-        Ok(())
+        self.put(key, item, Some(now + period))
     }
 
     /// A peer's STORE. Returns whether the node now holds the key.
@@ -223,23 +258,33 @@ impl RecordStore {
         store: IncomingStore,
         rng: &mut R,
     ) -> bool {
+        let held = self.held_copy(&key, now);
+        self.accept_store_over(now, key, value, store, held, rng)
+    }
+
+    /// [`RecordStore::accept_store`] where the caller has already looked
+    /// up what is `held` (the record rules do, for every STORE): one search
+    /// of the backend fewer.
+    pub fn accept_store_over<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Value,
+        store: IncomingStore,
+        held: Option<HeldCopy>,
+        rng: &mut R,
+    ) -> bool {
         let offered_expiry = now + store.ttl;
-        let existing = self.get(&key, now);
-        let item = match existing {
+        let item = match held.map(|h| (h.expires_at, h.origin)) {
             // The publisher's copy is its user's: a peer cannot replace it.
-            Some(
-                own @ StoredValue {
-                    origin: Origin::Published { .. },
-                    ..
-                },
-            ) => own,
-            Some(old) => StoredValue {
+            Some((_, Origin::Published { .. })) => return true,
+            Some((old_expiry, old_origin)) => StoredValue {
                 // Plain values are last-writer-wins, as in the Python package.
                 value,
                 // ...but no STORE makes a held copy expire earlier.
-                expires_at: old.expires_at.max(offered_expiry),
+                expires_at: old_expiry.max(offered_expiry),
                 origin: if store.cached {
-                    old.origin
+                    old_origin
                 } else {
                     Origin::Held
                 },
@@ -254,18 +299,18 @@ impl RecordStore {
                 },
             },
         };
-        let origin = item.origin;
-        if self.put(key, item).is_err() {
-            return false;
-        }
-        if origin == Origin::Held && !store.cached {
-            // Somebody just replicated it to us: re-sending it this interval
-            // would only repeat them. Spread the holders' next turns.
-            let jitter = rng.random_range(0.9..=1.0);
-            let at = now + self.lifetimes.replicate_interval.mul_f64(jitter);
-            self.schedule().resend_at(key, at);
-        }
-        true
+        // Somebody just replicated it to us: re-sending it this interval
+        // would only repeat them. Spread the holders' next turns.
+        let resend =
+            (item.origin == Origin::Held && !store.cached).then(|| self.replica_resend(now, rng));
+        self.put(key, item, resend).is_ok()
+    }
+
+    /// When a replica just received is next re-sent: one replicate
+    /// interval on, less up to a tenth, so the holders take turns.
+    fn replica_resend<R: Rng + ?Sized>(&self, now: Instant, rng: &mut R) -> Instant {
+        let jitter = rng.random_range(0.9..=1.0);
+        now + self.lifetimes.replicate_interval.mul_f64(jitter)
     }
 
     /// A verified signed or immutable record (see
@@ -283,13 +328,14 @@ impl RecordStore {
         cached: bool,
         rng: &mut R,
     ) -> bool {
-        let origin = match self.get(&key, now) {
+        let held = self.peek(&key, now, |old| (old.value == value, old.origin));
+        let origin = match held {
             // The same record again: a replica upgrades a cached copy.
-            Some(old) if old.value == value => match old.origin {
+            Some((true, old_origin)) => match old_origin {
                 Origin::Cached if !cached => Origin::Held,
                 other => other,
             },
-            Some(old) if cached && old.origin == Origin::Cached => Origin::Cached,
+            Some((false, Origin::Cached)) if cached => Origin::Cached,
             None if cached => Origin::Cached,
             _ => Origin::Held,
         };
@@ -298,15 +344,8 @@ impl RecordStore {
             expires_at,
             origin,
         };
-        if self.put(key, item).is_err() {
-            return false;
-        }
-        if origin == Origin::Held && !cached {
-            let jitter = rng.random_range(0.9..=1.0);
-            let at = now + self.lifetimes.replicate_interval.mul_f64(jitter);
-            self.schedule().resend_at(key, at);
-        }
-        true
+        let resend = (origin == Origin::Held && !cached).then(|| self.replica_resend(now, rng));
+        self.put(key, item, resend).is_ok()
     }
 
     /// Re-send the held key `key` within `within` (churn repair), unless it
@@ -379,10 +418,9 @@ impl RecordStore {
                     // The publisher's copy lives as long as the publisher.
                     item.expires_at = now + ttl;
                     let value = item.value.clone();
-                    // Re-inserting an existing key cannot exceed the limits.
-                    let _ = self.put(key, item);
                     let period = republish_period(ttl, &self.lifetimes);
-                    self.schedule().resend_at(key, now + period);
+                    // Re-inserting an existing key cannot exceed the limits.
+                    let _ = self.put(key, item, Some(now + period));
                     Resend {
                         key,
                         value,
@@ -399,7 +437,9 @@ impl RecordStore {
 
     /// Store `item`, making room when full by evicting values ranked below
     /// it (at most a few: one value never clears out the store).
-    fn put(&mut self, key: Key, item: StoredValue) -> Result<()> {
+    /// `resend_at`, if given, moves the key's next re-send there (in the
+    /// same schedule update).
+    fn put(&mut self, key: Key, item: StoredValue, resend_at: Option<Instant>) -> Result<()> {
         let expires_at = item.expires_at;
         let rank = self.rank(&key, item.origin);
         let mut evicted = 0;
@@ -415,7 +455,7 @@ impl RecordStore {
                 Err(e) => return Err(e),
             }
         }
-        self.schedule().kept(key, expires_at, rank);
+        self.schedule().kept(key, expires_at, rank, resend_at);
         Ok(())
     }
 }

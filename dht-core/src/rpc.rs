@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::contact::usable_addr;
+use crate::deadline_queue::DeadlineQueue;
 use crate::id::NodeId;
 use crate::idle_memory::ReleaseWhenEmpty;
 use crate::peer_book::PeerBook;
@@ -112,7 +113,8 @@ pub enum Unmatched {
 
 pub struct RpcTable {
     pending: MsgIdMap<PendingRpc>,
-    deadlines: BTreeSet<(Instant, MsgId)>,
+    /// Hard deadlines, in the order they fall due (see [`DeadlineQueue`]).
+    deadlines: DeadlineQueue<MsgId>,
     soft_deadlines: BTreeSet<(Instant, MsgId, Stage)>,
     in_use: [usize; CLASSES],
     max_pending: usize,
@@ -127,7 +129,7 @@ impl RpcTable {
     pub fn new(max_pending: usize, timeout: Duration, floor: Duration) -> Self {
         RpcTable {
             pending: MsgIdMap::default(),
-            deadlines: BTreeSet::new(),
+            deadlines: DeadlineQueue::default(),
             soft_deadlines: BTreeSet::new(),
             in_use: [0; CLASSES],
             max_pending,
@@ -224,7 +226,7 @@ impl RpcTable {
             // 88 random bits: a collision is a bug elsewhere, not a reason to leak a slot.
             self.forget(msg_id, &old);
         }
-        self.deadlines.insert((deadline, msg_id));
+        self.deadlines.push(deadline, msg_id);
         if let Some((at, stage)) = next_soft(soft) {
             self.soft_deadlines.insert((at, msg_id, stage));
         }
@@ -276,24 +278,28 @@ impl RpcTable {
     /// A request whose deadline passed by `now`, taken out of the table.
     pub fn pop_expired(&mut self, now: Instant) -> Option<PendingRpc> {
         loop {
-            let &(deadline, msg_id) = self.deadlines.first()?;
-            if deadline > now {
-                return None;
+            let (deadline, msg_id) = self.deadlines.pop_due(now)?;
+            // An entry of an answered request (or of an earlier use of the id).
+            if self
+                .pending
+                .get(&msg_id)
+                .is_none_or(|rpc| rpc.deadline != deadline)
+            {
+                continue;
             }
-            self.deadlines.pop_first();
-            if let Some(rpc) = self.pending.remove(&msg_id) {
-                self.shrink_if_sparse();
-                self.in_use[rpc.class as usize] -= 1;
-                if let Some((at, stage)) = next_soft(rpc.soft) {
-                    self.soft_deadlines.remove(&(at, msg_id, stage));
-                }
-                return Some(rpc);
+            let rpc = self.pending.remove(&msg_id)?;
+            self.in_use[rpc.class as usize] -= 1;
+            if let Some((at, stage)) = next_soft(rpc.soft) {
+                self.soft_deadlines.remove(&(at, msg_id, stage));
             }
+            self.tidy_deadlines();
+            self.shrink_if_sparse();
+            return Some(rpc);
         }
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        let hard = self.deadlines.first().map(|(t, _)| *t);
+        let hard = self.deadlines.first();
         let soft = self.soft_deadlines.first().map(|(t, _, _)| *t);
         match (hard, soft) {
             (Some(h), Some(s)) => Some(h.min(s)),
@@ -313,12 +319,23 @@ impl RpcTable {
         }
     }
 
+    /// `msg_id`, already out of `pending`, leaves the other tables.
     fn forget(&mut self, msg_id: MsgId, rpc: &PendingRpc) {
-        self.deadlines.remove(&(rpc.deadline, msg_id));
         if let Some((at, stage)) = next_soft(rpc.soft) {
             self.soft_deadlines.remove(&(at, msg_id, stage));
         }
         self.in_use[rpc.class as usize] -= 1;
+        self.tidy_deadlines();
+    }
+
+    /// Drop hard deadlines of requests no longer pending (see
+    /// [`DeadlineQueue::tidy`]): a pending request with that id and deadline
+    /// makes an entry live.
+    fn tidy_deadlines(&mut self) {
+        let pending = &self.pending;
+        self.deadlines.tidy(pending.len(), |at, msg_id| {
+            pending.get(msg_id).is_some_and(|rpc| rpc.deadline == at)
+        });
     }
 }
 

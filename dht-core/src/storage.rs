@@ -6,6 +6,7 @@
 //! and never scans it on a timer. Backends iterate keys in ascending order, so
 //! that simulations holding values are repeatable.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,13 @@ impl StoredValue {
 pub trait Storage: Send {
     /// The value under `key`, expired or not (the caller checks expiry).
     fn get(&self, key: &Key) -> Option<StoredValue>;
+    /// Calls `f` once with the value under `key` (expired or not), borrowed
+    /// where the backend can lend it. Every STORE looks at what is held
+    /// under its key two or three times and keeps none of it, and `get`
+    /// copies the value each time. The default copies through `get`.
+    fn inspect(&self, key: &Key, f: &mut dyn FnMut(Option<&StoredValue>)) {
+        f(self.get(key).as_ref());
+    }
     /// Insert or replace. Fails with [`Error::StorageFull`] past the limits;
     /// replacing an existing key never counts against the value limit.
     fn put(&mut self, key: Key, value: StoredValue) -> Result<()>;
@@ -93,15 +101,32 @@ impl Storage for MemoryStorage {
         self.items.get(key).cloned()
     }
 
+    fn inspect(&self, key: &Key, f: &mut dyn FnMut(Option<&StoredValue>)) {
+        f(self.items.get(key));
+    }
+
     fn put(&mut self, key: Key, value: StoredValue) -> Result<()> {
-        let old = self.items.get(&key).map(|v| v.value.size());
-        let new_bytes = self.bytes - old.unwrap_or(0) + value.value.size();
-        let new_len = self.items.len() + usize::from(old.is_none());
-        if new_len > self.max_values || new_bytes > self.max_bytes {
-            return Err(Error::StorageFull);
+        // One search of the map, not two (a STORE's hottest path).
+        let (len, added) = (self.items.len(), value.value.size());
+        let fits = |len: usize, bytes: usize| len <= self.max_values && bytes <= self.max_bytes;
+        match self.items.entry(key) {
+            Entry::Occupied(mut held) => {
+                let bytes = self.bytes - held.get().value.size() + added;
+                if !fits(len, bytes) {
+                    return Err(Error::StorageFull);
+                }
+                self.bytes = bytes;
+                held.insert(value);
+            }
+            Entry::Vacant(slot) => {
+                let bytes = self.bytes + added;
+                if !fits(len + 1, bytes) {
+                    return Err(Error::StorageFull);
+                }
+                self.bytes = bytes;
+                slot.insert(value);
+            }
         }
-        self.bytes = new_bytes;
-        self.items.insert(key, value);
         Ok(())
     }
 

@@ -132,10 +132,17 @@ struct Received {
 
 #[cfg(target_os = "linux")]
 mod sys {
-    //! `sendmmsg`/`recvmmsg` through nix. The headers are built per call
-    //! (two small allocations): nix's `MultiHeaders` holds raw pointers, so
-    //! it cannot live in the driver's `Send` future across an `.await`.
+    //! `sendmmsg`/`recvmmsg` through nix. A send's message headers and
+    //! destination addresses are kept per thread and reused (built per call
+    //! they were four allocations a send). nix's `MultiHeaders` holds raw
+    //! pointers, so it cannot live in the driver's `Send` future; a call
+    //! never spans an `.await`, so the thread's set is free whenever one
+    //! starts. A receive builds its headers per call: the kernel shortens
+    //! each header's address length to the sender's, and nix resets it
+    //! only in a new set, so reused headers would cut an IPv6 sender's
+    //! address after an IPv4 one's.
 
+    use std::cell::RefCell;
     use std::io::{self, IoSlice, IoSliceMut};
     use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::AsRawFd;
@@ -146,22 +153,40 @@ mod sys {
     use super::{sendable, Received, BATCH};
     use crate::rpc::Transmit;
 
-    /// Reads up to `bufs.len()` datagrams. Fewer means the queue ran empty:
-    /// `recvmmsg` also stops early at a pending socket error, but an
-    /// unconnected UDP socket without `IP_RECVERR` (ours) is never given one.
+    struct SendScratch {
+        headers: MultiHeaders<SockaddrStorage>,
+        /// One per datagram of the call; emptied (not freed) after it.
+        addrs: Vec<Option<SockaddrStorage>>,
+    }
+
+    thread_local! {
+        static SEND_SCRATCH: RefCell<SendScratch> = RefCell::new(SendScratch {
+            headers: MultiHeaders::preallocate(BATCH, None),
+            addrs: Vec::with_capacity(BATCH),
+        });
+    }
+
+    /// Reads up to `bufs.len()` (at most [`BATCH`]) datagrams. Fewer means
+    /// the queue ran empty: `recvmmsg` also stops early at a pending socket
+    /// error, but an unconnected UDP socket without `IP_RECVERR` (ours) is
+    /// never given one.
     pub(super) fn recv(
         socket: &UdpSocket,
         bufs: &mut [Vec<u8>],
         got: &mut [(usize, Option<SocketAddr>); BATCH],
     ) -> io::Result<Received> {
-        let asked = bufs.len();
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
-        let mut slices: Vec<[IoSliceMut<'_>; 1]> =
-            bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let asked = bufs.len().min(BATCH);
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(asked, None);
+        let mut rest = bufs.iter_mut();
+        let mut slices: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
+            [IoSliceMut::new(
+                rest.next().map_or(&mut [][..], |b| b.as_mut_slice()),
+            )]
+        });
         let received = recvmmsg(
             socket.as_raw_fd(),
             &mut headers,
-            slices.iter_mut(),
+            slices[..asked].iter_mut(),
             MsgFlags::MSG_DONTWAIT,
             None,
         )?;
@@ -176,27 +201,33 @@ mod sys {
         })
     }
 
+    /// Sends `chunk` (at most [`BATCH`] datagrams); how many went.
     pub(super) fn send(
         socket: &UdpSocket,
         local: SocketAddr,
         chunk: &[Transmit],
     ) -> io::Result<usize> {
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
-        let slices: Vec<[IoSlice<'_>; 1]> =
-            chunk.iter().map(|t| [IoSlice::new(&t.payload)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = chunk
-            .iter()
-            .map(|t| Some(SockaddrStorage::from(sendable(t.dest, local))))
-            .collect();
-        let sent = sendmmsg(
-            socket.as_raw_fd(),
-            &mut headers,
-            slices.iter(),
-            addrs,
-            [],
-            MsgFlags::MSG_DONTWAIT,
-        )?;
-        Ok(sent.count())
+        let chunk = &chunk[..chunk.len().min(BATCH)];
+        let slices: [[IoSlice<'_>; 1]; BATCH] =
+            std::array::from_fn(|i| [IoSlice::new(chunk.get(i).map_or(&[][..], |t| &t.payload))]);
+        SEND_SCRATCH.with(|cell| {
+            let scratch = &mut *cell.borrow_mut();
+            scratch.addrs.clear();
+            scratch.addrs.extend(
+                chunk
+                    .iter()
+                    .map(|t| Some(SockaddrStorage::from(sendable(t.dest, local)))),
+            );
+            let sent = sendmmsg(
+                socket.as_raw_fd(),
+                &mut scratch.headers,
+                slices[..chunk.len()].iter(),
+                &scratch.addrs,
+                [],
+                MsgFlags::MSG_DONTWAIT,
+            )?;
+            Ok(sent.count())
+        })
     }
 
     fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
@@ -379,6 +410,56 @@ mod tests {
             got,
             vec![(a_addr, b"first".to_vec()), (a_addr, b"last".to_vec())]
         );
+    }
+
+    /// One thread receives and sends for an IPv4 socket and a dual-stack
+    /// one in turn (as a worker thread does for the nodes it drives):
+    /// whatever a call keeps for the next must not shorten or mix up the
+    /// peers' addresses (16 bytes for IPv4, 28 for IPv6).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dual_stack_socket_keeps_ipv4_and_ipv6_senders_apart() {
+        let Ok(dual) = UdpSocket::bind("[::]:0").await else {
+            return; // no IPv6 on this machine
+        };
+        let port = dual.local_addr().unwrap().port();
+        let v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let v6 = UdpSocket::bind("[::1]:0").await.unwrap();
+        let (v4_addr, v6_addr) = (v4.local_addr().unwrap(), v6.local_addr().unwrap());
+        let mapped = SocketAddr::new(
+            match v4_addr.ip() {
+                IpAddr::V4(ip) => IpAddr::V6(ip.to_ipv6_mapped()),
+                other => other,
+            },
+            v4_addr.port(),
+        );
+        let other_v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let other_v4_addr = other_v4.local_addr().unwrap();
+        for round in 0..3u8 {
+            other_v4.send_to(&[round], v4_addr).await.unwrap();
+            assert_eq!(receive(&v4, 1).await, vec![(other_v4_addr, vec![round])]);
+            v4.send_to(&[round], ("127.0.0.1", port)).await.unwrap();
+            assert_eq!(receive(&dual, 1).await, vec![(mapped, vec![round])]);
+            v6.send_to(&[round, 6], ("::1", port)).await.unwrap();
+            assert_eq!(receive(&dual, 1).await, vec![(v6_addr, vec![round, 6])]);
+            // And back: one batch to both.
+            let local = dual.local_addr().unwrap();
+            let mut batch = vec![
+                Transmit {
+                    dest: v6_addr,
+                    payload: vec![round, 66],
+                },
+                Transmit {
+                    dest: v4_addr,
+                    payload: vec![round, 4],
+                },
+            ];
+            send_batch(&dual, local, &mut batch, &mut Vec::new()).await;
+            let mut buf = [0u8; 8];
+            let (n, _) = v6.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &[round, 66]);
+            let (n, _) = v4.recv_from(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &[round, 4]);
+        }
     }
 
     #[test]

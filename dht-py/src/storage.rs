@@ -82,6 +82,10 @@ impl Storage for ViewedMemory {
         lock(&self.0).values.get(key)
     }
 
+    fn inspect(&self, key: &Key, f: &mut dyn FnMut(Option<&StoredValue>)) {
+        lock(&self.0).values.inspect(key, f);
+    }
+
     fn put(&mut self, key: Key, value: StoredValue) -> Result<()> {
         let mut m = lock(&self.0);
         // Like upstream's ForgetfulStorage: the time of the last store,
