@@ -247,7 +247,6 @@ impl RpcTable {
         }
         let rpc = self.pending.remove(msg_id).ok_or(Unmatched::Unsolicited)?;
         self.forget(*msg_id, &rpc);
-        self.shrink_if_sparse();
         let sample = now.saturating_duration_since(rpc.sent_at);
         let rtt = &mut self.rtt;
         self.peers
@@ -293,7 +292,6 @@ impl RpcTable {
                 self.soft_deadlines.remove(&(at, msg_id, stage));
             }
             self.tidy_deadlines();
-            self.shrink_if_sparse();
             return Some(rpc);
         }
     }
@@ -312,6 +310,10 @@ impl RpcTable {
     /// capacity is all it keeps of the burst, 3–7 KB per node of a simulated
     /// network that would otherwise stay allocated for good. An emptied
     /// table frees all of it: a quiet node sends a request now and then.
+    /// Called at maintenance ticks, not as requests end: a put takes a
+    /// node's table from empty to 20-odd requests and back, and shrinking
+    /// each time it emptied rehashed it as often as it grew again (a
+    /// rehash for two of every three datagrams of a put simulation).
     fn shrink_if_sparse(&mut self) {
         let capacity = self.pending.capacity();
         if capacity > 0 && self.pending.len() * 4 < capacity {
@@ -431,7 +433,7 @@ impl Outbox {
     pub fn release_idle_memory(&mut self) {
         self.transmits.release_if_empty();
         self.spare.release_if_empty();
-        // (`pending` shrinks by itself as it empties: `shrink_if_sparse`.)
+        self.table.shrink_if_sparse();
         self.table.deadlines.release_if_empty();
         self.table.soft_deadlines.release_if_empty();
     }
