@@ -3,11 +3,17 @@
 //! keeps beside the storage backend.
 //!
 //! One map entry per key holds all three, so a STORE hashes its key (chosen
-//! by the peer, hence SipHash) once rather than once per queue; three
-//! ordered sets give the earliest expiry, the earliest re-send and the
+//! by the peer, hence SipHash) once rather than once per queue; ordered
+//! sets give the earliest expiry, the earliest re-send and the
 //! lowest-ranked value without scanning. A set is touched only where its
 //! time or rank changes: a repeated STORE of a held key moves neither its
 //! rank nor, as a rule, its expiry.
+//!
+//! The eviction order is built only when first asked for, which is when
+//! the store is full: most nodes never fill theirs, and kept up from the
+//! start it cost every new key a third ordered insert (and its memory).
+//! Once built it is kept up, so a full node (one being flooded, say) finds
+//! its lowest-ranked value as cheaply as before.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -39,7 +45,8 @@ pub struct Schedule {
     slots: HashMap<Key, Slots>,
     expiries: BTreeSet<(Instant, Key)>,
     resends: BTreeSet<(Instant, Key)>,
-    eviction: BTreeSet<(EvictionRank, Key)>,
+    /// None until [`Schedule::lowest_ranked`] is first called.
+    eviction: Option<BTreeSet<(EvictionRank, Key)>>,
 }
 
 /// Move `key` in `order` from `old` to `new` (either may be absent).
@@ -80,7 +87,9 @@ impl Schedule {
             reorder(&mut self.resends, key, old_resend, resend_at);
         }
         reorder(&mut self.expiries, key, old_expiry, Some(expires_at));
-        reorder(&mut self.eviction, key, old_rank, rank);
+        if let Some(eviction) = &mut self.eviction {
+            reorder(eviction, key, old_rank, rank);
+        }
     }
 
     /// Re-send `key` at `at` (instead of whenever it was due).
@@ -100,7 +109,9 @@ impl Schedule {
         if let Some(slots) = self.slots.remove(key) {
             reorder(&mut self.expiries, *key, slots.expires_at, None);
             reorder(&mut self.resends, *key, slots.resend_at, None);
-            reorder(&mut self.eviction, *key, slots.rank, None);
+            if let Some(eviction) = &mut self.eviction {
+                reorder(eviction, *key, slots.rank, None);
+            }
         }
     }
 
@@ -115,8 +126,15 @@ impl Schedule {
     }
 
     /// The lowest-ranked key and its rank (the next to evict).
-    pub fn lowest_ranked(&self) -> Option<(EvictionRank, Key)> {
-        self.eviction.first().copied()
+    pub fn lowest_ranked(&mut self) -> Option<(EvictionRank, Key)> {
+        let slots = &self.slots;
+        let eviction = self.eviction.get_or_insert_with(|| {
+            slots
+                .iter()
+                .filter_map(|(key, slots)| slots.rank.map(|rank| (rank, *key)))
+                .collect()
+        });
+        eviction.first().copied()
     }
 
     /// The earliest key expired by `now`, its expiry taken off.
@@ -248,5 +266,32 @@ mod tests {
         assert_eq!(s.pop_resend(at(70)), Some(key(1)));
         assert_eq!(s.pop_resend(at(1000)), None);
         assert_eq!(s.first_expiry(), Some(at(200)));
+    }
+
+    /// The eviction order is built at the first question and kept up after:
+    /// either way it is the order of the latest ranks.
+    #[test]
+    fn the_eviction_order_built_late_is_the_one_kept_up() {
+        let t0 = Instant::now();
+        let mut late = Schedule::default();
+        let mut early = Schedule::default();
+        let _ = early.lowest_ranked(); // built now, kept up from here
+        for s in [&mut late, &mut early] {
+            for b in 1..=20u8 {
+                s.kept(key(b), t0, rank(b.wrapping_mul(37)), None);
+            }
+            s.kept(key(3), t0, rank(1), None); // re-ranked
+            s.kept(key(4), t0, None, None); // published here: never evicted
+            s.forget(&key(5));
+        }
+        assert!(late.eviction.is_none());
+        assert_eq!(late.lowest_ranked(), early.lowest_ranked());
+        assert_eq!(late.eviction, early.eviction);
+        // Kept up once built.
+        late.kept(key(30), t0, rank(255), None); // the farthest yet
+        assert_eq!(late.lowest_ranked(), Some((rank(255).unwrap(), key(30))));
+        let order = late.eviction.as_ref().unwrap();
+        assert_eq!(order.len(), 19);
+        assert!(!order.iter().any(|(_, k)| *k == key(4) || *k == key(5)));
     }
 }

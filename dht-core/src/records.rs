@@ -156,7 +156,7 @@ impl RecordStore {
     /// the node's own value, which outranks everything). Returns whether a
     /// value went.
     fn evict_below(&mut self, key: &Key, incoming: Option<EvictionRank>) -> bool {
-        let first = self.schedule.as_ref().and_then(|s| s.lowest_ranked());
+        let first = self.schedule.as_deref_mut().and_then(|s| s.lowest_ranked());
         let Some((rank, victim)) = first else {
             return false;
         };
@@ -645,5 +645,62 @@ mod tests {
         }
         println!("100,000 held values: {due} due within one replicate interval");
         assert_eq!(due, 100_000);
+    }
+
+    /// A full store makes room for a STORE by evicting what ranks lowest:
+    /// cached copies first, then the replicas farthest from this node; the
+    /// node's own published values never; and nothing for a value that
+    /// ranks below all it holds. (The eviction order is first built here,
+    /// when the store fills: see `record_schedule`.)
+    #[test]
+    fn a_full_store_evicts_cached_copies_then_the_farthest_replicas() {
+        let lifetimes = Lifetimes {
+            replicate_interval: HOUR,
+            republish_interval: 24 * HOUR,
+        };
+        let own = NodeId([0; 20]);
+        let storage = Box::new(MemoryStorage::new(4, 1 << 20));
+        let mut s = RecordStore::new(storage, lifetimes).with_owner(own);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let now = Instant::now();
+        // Distance from our all-zero id is the key itself.
+        let key = |first: u8| {
+            let mut k = [0u8; 20];
+            k[0] = first;
+            NodeId(k)
+        };
+        let cached = IncomingStore {
+            ttl: HOUR,
+            cached: true,
+        };
+        s.publish(now, key(0xff), Value::from("mine"), HOUR)
+            .unwrap();
+        assert!(s.accept_store(now, key(0x10), Value::from("a"), replica(HOUR), &mut rng));
+        assert!(s.accept_store(now, key(0x90), Value::from("b"), replica(HOUR), &mut rng));
+        assert!(s.accept_store(now, key(0x01), Value::from("c"), cached, &mut rng));
+        let held = |s: &RecordStore| -> Vec<u8> {
+            let mut keys: Vec<u8> = s
+                .keys_from(&Key::default(), 10)
+                .iter()
+                .map(|k| k.0[0])
+                .collect();
+            keys.sort_unstable();
+            keys
+        };
+        assert_eq!(held(&s), vec![0x01, 0x10, 0x90, 0xff]);
+        // Full: the cached copy goes first, though it is the nearest.
+        assert!(s.accept_store(now, key(0x20), Value::from("d"), replica(HOUR), &mut rng));
+        assert_eq!(held(&s), vec![0x10, 0x20, 0x90, 0xff]);
+        // Then the farthest replica (our own value, farther still, stays).
+        assert!(s.accept_store(now, key(0x30), Value::from("e"), replica(HOUR), &mut rng));
+        assert_eq!(held(&s), vec![0x10, 0x20, 0x30, 0xff]);
+        // A replica farther than every one held is refused; a cached copy too.
+        assert!(!s.accept_store(now, key(0x80), Value::from("f"), replica(HOUR), &mut rng));
+        assert!(!s.accept_store(now, key(0x02), Value::from("g"), cached, &mut rng));
+        assert_eq!(held(&s), vec![0x10, 0x20, 0x30, 0xff]);
+        assert_eq!(
+            s.take_removed().iter().map(|k| k.0[0]).collect::<Vec<_>>(),
+            vec![0x01, 0x90]
+        );
     }
 }
