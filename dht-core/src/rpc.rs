@@ -345,6 +345,9 @@ impl RpcTable {
 pub const MAX_SPARE_BUFFERS: usize = 64;
 /// The largest buffer kept for reuse: a FIND_NODE answer of k contacts fits.
 pub const MAX_SPARE_CAPACITY: usize = 2048;
+/// Room every encode buffer starts with: a STORE of a 100-byte value, and
+/// a FIND answer of k contacts in the fixed-width form, fit.
+const MIN_BUFFER: usize = 640;
 
 /// A datagram to send.
 #[derive(Debug, Clone)]
@@ -424,9 +427,15 @@ impl Outbox {
         self.transmits.pop_front()
     }
 
-    /// A buffer to encode a datagram in: a recycled one if there is one.
+    /// A buffer to encode a datagram in: a recycled one if there is one,
+    /// with room for [`MIN_BUFFER`] bytes either way. (Grown byte by byte
+    /// from empty, a fresh buffer was reallocated five times on its way to
+    /// a STORE's size; a recycled STORE answer's, twice more for a
+    /// FIND answer.)
     pub fn buffer(&mut self) -> Vec<u8> {
-        self.spare.pop().unwrap_or_default()
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.reserve(MIN_BUFFER);
+        buffer
     }
 
     /// Free the tables a burst left empty (see [`crate::idle_memory`]).
@@ -488,7 +497,8 @@ mod tests {
         let fresh = send(&mut Outbox::new(table(), 0));
 
         let mut outbox = Outbox::new(table(), 0);
-        let dirty = vec![0xee; 500];
+        // (At least MIN_BUFFER long: a smaller one is grown first.)
+        let dirty = vec![0xee; MIN_BUFFER];
         let reused = dirty.as_ptr();
         outbox.recycle(dirty);
         let payload = send(&mut outbox);
