@@ -434,6 +434,8 @@ impl Outbox {
     /// FIND answer.)
     pub fn buffer(&mut self) -> Vec<u8> {
         let mut buffer = self.spare.pop().unwrap_or_default();
+        // (A recycled buffer still holds its datagram: room counts from empty.)
+        buffer.clear();
         buffer.reserve(MIN_BUFFER);
         buffer
     }
