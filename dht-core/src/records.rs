@@ -277,7 +277,14 @@ impl RecordStore {
         let offered_expiry = now + store.ttl;
         let item = match held.map(|h| (h.expires_at, h.origin)) {
             // The publisher's copy is its user's: a peer cannot replace it.
-            Some((_, Origin::Published { .. })) => return true,
+            // It is written again as it is, as before `accept_store_over`
+            // (a Python storage object sees the write: a ForgetfulStorage
+            // counts its age from it). Rare: a copy is read only here.
+            Some((_, Origin::Published { .. })) => {
+                return self
+                    .get(&key, now)
+                    .is_some_and(|own| self.put(key, own, None).is_ok());
+            }
             Some((old_expiry, old_origin)) => StoredValue {
                 // Plain values are last-writer-wins, as in the Python package.
                 value,
@@ -300,7 +307,9 @@ impl RecordStore {
             },
         };
         // Somebody just replicated it to us: re-sending it this interval
-        // would only repeat them. Spread the holders' next turns.
+        // would only repeat them. Spread the holders' next turns. (Drawn
+        // before the put, which then schedules it in the same update: a
+        // STORE a full store refuses also draws it.)
         let resend =
             (item.origin == Origin::Held && !store.cached).then(|| self.replica_resend(now, rng));
         self.put(key, item, resend).is_ok()

@@ -84,8 +84,8 @@ pub struct PendingRpc {
 /// The next soft deadline still set in `soft`, with its stage. Only that
 /// one is entered in the table's `soft_deadlines`; the next stage is entered
 /// when it passes. Most requests are answered before their first stage, so
-/// each costs one entry in the set, not two (the sets are a node's hottest
-/// ordered structures: every request enters and leaves them).
+/// each costs one entry in the set, not two (the set is a node's hottest
+/// ordered structure: most requests enter and leave it).
 fn next_soft(soft: [Option<Instant>; 2]) -> Option<(Instant, Stage)> {
     soft.into_iter()
         .zip([Stage::Slow, Stage::GiveUp])
@@ -346,7 +346,8 @@ pub const MAX_SPARE_BUFFERS: usize = 64;
 /// The largest buffer kept for reuse: a FIND_NODE answer of k contacts fits.
 pub const MAX_SPARE_CAPACITY: usize = 2048;
 /// Room every encode buffer starts with: a STORE of a 100-byte value, and
-/// a FIND answer of k contacts in the fixed-width form, fit.
+/// a FIND answer of k IPv4 contacts in the fixed-width form, fit (k IPv6
+/// contacts take 780 bytes: that buffer grows once, and is kept).
 const MIN_BUFFER: usize = 640;
 
 /// A datagram to send.

@@ -155,7 +155,7 @@ mod sys {
 
     struct SendScratch {
         headers: MultiHeaders<SockaddrStorage>,
-        /// One per datagram of the call; emptied (not freed) after it.
+        /// One per datagram of a call; emptied (not freed) as the next starts.
         addrs: Vec<Option<SockaddrStorage>>,
     }
 
@@ -418,12 +418,27 @@ mod tests {
     /// peers' addresses (16 bytes for IPv4, 28 for IPv6).
     #[tokio::test(flavor = "current_thread")]
     async fn a_dual_stack_socket_keeps_ipv4_and_ipv6_senders_apart() {
-        let Ok(dual) = UdpSocket::bind("[::]:0").await else {
+        use std::time::Duration;
+        // Dual-stack whatever `net.ipv6.bindv6only` says, as a node's is.
+        let dual = || -> io::Result<UdpSocket> {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+            socket.set_only_v6(false)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&SocketAddr::from(([0u16; 8], 0)).into())?;
+            UdpSocket::from_std(socket.into())
+        };
+        let (Ok(dual), Ok(v6)) = (dual(), UdpSocket::bind("[::1]:0").await) else {
             return; // no IPv6 on this machine
         };
+        // A lost datagram fails the test rather than hanging it.
+        async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+            tokio::time::timeout(Duration::from_secs(10), f)
+                .await
+                .expect("a datagram was lost")
+        }
         let port = dual.local_addr().unwrap().port();
         let v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let v6 = UdpSocket::bind("[::1]:0").await.unwrap();
         let (v4_addr, v6_addr) = (v4.local_addr().unwrap(), v6.local_addr().unwrap());
         let mapped = SocketAddr::new(
             match v4_addr.ip() {
@@ -436,11 +451,17 @@ mod tests {
         let other_v4_addr = other_v4.local_addr().unwrap();
         for round in 0..3u8 {
             other_v4.send_to(&[round], v4_addr).await.unwrap();
-            assert_eq!(receive(&v4, 1).await, vec![(other_v4_addr, vec![round])]);
+            assert_eq!(
+                within(receive(&v4, 1)).await,
+                vec![(other_v4_addr, vec![round])]
+            );
             v4.send_to(&[round], ("127.0.0.1", port)).await.unwrap();
-            assert_eq!(receive(&dual, 1).await, vec![(mapped, vec![round])]);
+            assert_eq!(within(receive(&dual, 1)).await, vec![(mapped, vec![round])]);
             v6.send_to(&[round, 6], ("::1", port)).await.unwrap();
-            assert_eq!(receive(&dual, 1).await, vec![(v6_addr, vec![round, 6])]);
+            assert_eq!(
+                within(receive(&dual, 1)).await,
+                vec![(v6_addr, vec![round, 6])]
+            );
             // And back: one batch to both.
             let local = dual.local_addr().unwrap();
             let mut batch = vec![
@@ -455,9 +476,9 @@ mod tests {
             ];
             send_batch(&dual, local, &mut batch, &mut Vec::new()).await;
             let mut buf = [0u8; 8];
-            let (n, _) = v6.recv_from(&mut buf).await.unwrap();
+            let (n, _) = within(v6.recv_from(&mut buf)).await.unwrap();
             assert_eq!(&buf[..n], &[round, 66]);
-            let (n, _) = v4.recv_from(&mut buf).await.unwrap();
+            let (n, _) = within(v4.recv_from(&mut buf)).await.unwrap();
             assert_eq!(&buf[..n], &[round, 4]);
         }
     }
