@@ -16,7 +16,10 @@ use tracing::debug;
 
 use crate::id::Key;
 use crate::records::{HeldCopy, IncomingStore, RecordStore};
-use crate::signed::{store_decision_for_values, value_bytes, SignedRecord, StoreDecision};
+use crate::signed::{
+    is_immutable_record, is_signed_record, store_decision_for_values, value_bytes, SignedRecord,
+    StoreDecision,
+};
 use crate::value::Value;
 use crate::wall_clock::WallClock;
 
@@ -45,16 +48,26 @@ pub fn store_record<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Verdict {
     let now_unix = clock.unix_at(now);
-    // Decided on the held value where it lies: a plain STORE copies nothing.
+    // A plain value over a plain value (or nothing) is decided where the
+    // held value lies, copying nothing. Where a record is involved the held
+    // value is copied and decided on outside: a backend lends it under its
+    // lock (the Python package's, which Python reads), and deciding checks
+    // signatures.
+    let incoming_plain = !is_record_bytes(value_bytes(&value));
     let held = records.peek(&key, now, |held| {
-        let decision = store_decision_for_values(&key, Some(&held.value), &value, now_unix);
-        (decision, HeldCopy::of(held))
+        let copy = HeldCopy::of(held);
+        let plain = incoming_plain && !is_record_bytes(value_bytes(&held.value));
+        (copy, (!plain).then(|| held.value.clone()))
     });
-    let (decision, held) = match held {
-        Some((decision, copy)) => (decision, Some(copy)),
+    let (held, decision) = match held {
+        Some((copy, None)) => (Some(copy), StoreDecision::NotARecord),
+        Some((copy, Some(held_value))) => (
+            Some(copy),
+            store_decision_for_values(&key, Some(&held_value), &value, now_unix),
+        ),
         None => (
-            store_decision_for_values(&key, None, &value, now_unix),
             None,
+            store_decision_for_values(&key, None, &value, now_unix),
         ),
     };
     let expires_at = match decision {
@@ -74,6 +87,12 @@ pub fn store_record<R: Rng + ?Sized>(
         StoreDecision::Accept { expires_unix: None } => now + store.ttl,
     };
     Verdict::Record(records.keep_record(now, key, value, expires_at, store.cached, rng))
+}
+
+/// Whether `bytes` carry a record magic (signed or immutable): such bytes
+/// are never a plain value (see [`crate::signed::store_decision`]).
+fn is_record_bytes(bytes: &[u8]) -> bool {
+    is_signed_record(bytes) || is_immutable_record(bytes)
 }
 
 /// When a signed record's copy here lapses: at its own expiry, a value
