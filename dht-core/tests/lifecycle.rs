@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::sim::scenario::Scenario;
+use dht_core::sim::scenario::{Scenario, ScenarioReport};
 use dht_core::sim::Simulation;
 use dht_core::wire::{self, Request};
 use dht_core::{Config, Key, NodeId, Outcome, PutOptions, Value};
@@ -252,6 +252,29 @@ fn remote_store_does_not_change_the_publishers_copy() {
 /// seconds of CPU; the full size is `simulate --nodes 2000 --values 1000
 /// --hours 24 --churn-per-hour 0.5 --seed 1`. 24 virtual hours, so a value
 /// of the default TTL has to outlive its first expiry.
+/// Run `scenario`, printing each hour's figures and a summary, both headed
+/// `label`.
+fn run_reported(label: &str, scenario: &Scenario) -> (ScenarioReport, Simulation) {
+    let (report, sim) = scenario
+        .run(|h| {
+            println!(
+                "{label}, hour {:>2}: min_copies {:?} found {}/{} lost {}",
+                h.hour, h.min_copies, h.gets_found, h.gets, h.lost
+            )
+        })
+        .unwrap();
+    println!(
+        "{label}: values_lost {} min_copies {:?} gets {}/{} joins {} datagrams {}",
+        report.values_lost,
+        report.min_copies,
+        report.gets_found,
+        report.gets,
+        sim.lifecycle_stats().joins,
+        sim.net_stats().delivered,
+    );
+    (report, sim)
+}
+
 fn churn_scenario(seed: u64) -> Scenario {
     Scenario {
         nodes: 150,
@@ -267,25 +290,11 @@ fn churn_scenario(seed: u64) -> Scenario {
 #[test]
 fn churn_loses_no_value_whose_publisher_runs() {
     let started = Instant::now();
-    let (report, sim) = churn_scenario(5)
-        .run(|h| {
-            println!(
-                "hour {:>2}: min_copies {:?} found {}/{} lost {}",
-                h.hour, h.min_copies, h.gets_found, h.gets, h.lost
-            )
-        })
-        .unwrap();
-    println!(
-        "churn 0.5/h, 150 nodes, 50 values, 24 h: values_lost {} min_copies {:?} gets {}/{} \
-         joins {} datagrams {} wall {:.1}s",
-        report.values_lost,
-        report.min_copies,
-        report.gets_found,
-        report.gets,
-        sim.lifecycle_stats().joins,
-        sim.net_stats().delivered,
-        started.elapsed().as_secs_f64()
+    let (report, sim) = run_reported(
+        "churn 0.5/h, 150 nodes, 50 values, 24 h",
+        &churn_scenario(5),
     );
+    println!("wall {:.1}s", started.elapsed().as_secs_f64());
     assert_eq!(report.failed_joins, 0);
     assert_eq!(report.puts_ok, 50);
     let joins = sim.lifecycle_stats().joins;
@@ -322,24 +331,8 @@ fn heavy_churn_loses_no_value_whose_publisher_runs() {
             gets_per_hour: Some(25),
             ..Scenario::default()
         };
-        let (report, sim) = scenario
-            .run(|h| {
-                println!(
-                    "seed {seed}, hour {}: min_copies {:?} found {}/{} lost {}",
-                    h.hour, h.min_copies, h.gets_found, h.gets, h.lost
-                )
-            })
-            .unwrap();
-        println!(
-            "churn 5.1/h, 150 nodes, 50 values, 2 h, seed {seed}: values_lost {} min_copies {:?} \
-             gets {}/{} joins {} datagrams {}",
-            report.values_lost,
-            report.min_copies,
-            report.gets_found,
-            report.gets,
-            sim.lifecycle_stats().joins,
-            sim.net_stats().delivered,
-        );
+        let label = format!("churn 5.1/h, 150 nodes, 50 values, 2 h, seed {seed}");
+        let (report, sim) = run_reported(&label, &scenario);
         assert_eq!(report.puts_ok, 50);
         let joins = sim.lifecycle_stats().joins;
         assert!(
