@@ -57,6 +57,9 @@ use serde_json::{json, Value as Json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+// Allocate as the Python module does (mimalloc; see dht-alloc).
+use dht_alloc as _;
+
 #[path = "common/floor.rs"]
 mod floor;
 

@@ -25,6 +25,9 @@ use serde_json::json;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+// Allocate as the Python module does (mimalloc; see dht-alloc).
+use dht_alloc as _;
+
 #[path = "common/floor.rs"]
 mod floor;
 use floor::{cpu_time, one_thread_ping_pong, ping_pong};

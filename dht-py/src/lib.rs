@@ -14,6 +14,9 @@ mod voidphone;
 
 use pyo3::prelude::*;
 
+// The module's allocator (linked for its `#[global_allocator]`).
+use dht_alloc as _;
+
 /// The module's contents, one registration per line.
 #[pymodule]
 fn _kadmium(m: &Bound<'_, PyModule>) -> PyResult<()> {
