@@ -62,6 +62,7 @@ pub mod sim;
 pub mod stats;
 pub mod storage;
 mod stored_contact;
+mod timeline;
 mod udp;
 pub mod value;
 pub mod wall_clock;

@@ -3,11 +3,12 @@
 //! keeps beside the storage backend.
 //!
 //! One map entry per key holds all three, so a STORE hashes its key (chosen
-//! by the peer, hence SipHash) once rather than once per queue; ordered
-//! sets give the earliest expiry, the earliest re-send and the
-//! lowest-ranked value without scanning. A set is touched only where its
-//! time or rank changes: a repeated STORE of a held key moves neither its
-//! rank nor, as a rule, its expiry.
+//! by the peer, hence SipHash) once rather than once per queue. Two
+//! timelines (heaps, see [`crate::timeline`]) give the earliest
+//! expiry and the earliest re-send, an ordered set the lowest-ranked value,
+//! without scanning. Each is touched only where its time or rank changes: a
+//! repeated STORE of a held key moves neither its rank nor, as a rule, its
+//! expiry.
 //!
 //! The eviction order is built only when first asked for, which is when
 //! the store is full: most nodes never fill theirs, and kept up from the
@@ -20,6 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use crate::id::{Distance, Key};
+use crate::timeline::{Reading, Timeline};
 
 /// Where a value stands when room must be made: lower goes first. Cached
 /// copies before replicas, and among each the keys farthest from us first;
@@ -40,13 +42,45 @@ impl Slots {
     }
 }
 
-#[derive(Default)]
 pub struct Schedule {
     slots: HashMap<Key, Slots>,
-    expiries: BTreeSet<(Instant, Key)>,
-    resends: BTreeSet<(Instant, Key)>,
+    expiries: Timeline<HashMap<Key, Slots>, Key>,
+    resends: Timeline<HashMap<Key, Slots>, Key>,
     /// None until [`Schedule::lowest_ranked`] is first called.
     eviction: Option<BTreeSet<(EvictionRank, Key)>>,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            slots: HashMap::new(),
+            expiries: Timeline::new(Reading {
+                time_of: |slots, key| slots.get(key)?.expires_at,
+                all: |slots| times(slots, |s| s.expires_at),
+            }),
+            resends: Timeline::new(Reading {
+                time_of: |slots, key| slots.get(key)?.resend_at,
+                all: |slots| times(slots, |s| s.resend_at),
+            }),
+            eviction: None,
+        }
+    }
+}
+
+/// `key` at `at`, if it has a time.
+fn at_key(at: Option<Instant>, key: Key) -> Option<(Instant, Key)> {
+    Some((at?, key))
+}
+
+/// Every key with a time in `slots`, read by `time_of`, and the time.
+fn times(
+    slots: &HashMap<Key, Slots>,
+    time_of: fn(&Slots) -> Option<Instant>,
+) -> Vec<(Instant, Key)> {
+    slots
+        .iter()
+        .filter_map(|(key, s)| Some((time_of(s)?, *key)))
+        .collect()
 }
 
 /// Move `key` in `order` from `old` to `new` (either may be absent).
@@ -84,9 +118,14 @@ impl Schedule {
         slots.rank = rank;
         if resend_at.is_some() {
             slots.resend_at = resend_at;
-            reorder(&mut self.resends, key, old_resend, resend_at);
+            self.resends
+                .moved(&self.slots, at_key(old_resend, key), at_key(resend_at, key));
         }
-        reorder(&mut self.expiries, key, old_expiry, Some(expires_at));
+        self.expiries.moved(
+            &self.slots,
+            at_key(old_expiry, key),
+            Some((expires_at, key)),
+        );
         if let Some(eviction) = &mut self.eviction {
             reorder(eviction, key, old_rank, rank);
         }
@@ -96,7 +135,8 @@ impl Schedule {
     pub fn resend_at(&mut self, key: Key, at: Instant) {
         let slots = self.slots.entry(key).or_default();
         let old = slots.resend_at.replace(at);
-        reorder(&mut self.resends, key, old, Some(at));
+        self.resends
+            .moved(&self.slots, at_key(old, key), Some((at, key)));
     }
 
     /// When `key` is due to be re-sent, if it is.
@@ -107,8 +147,10 @@ impl Schedule {
     /// Drop everything about `key`.
     pub fn forget(&mut self, key: &Key) {
         if let Some(slots) = self.slots.remove(key) {
-            reorder(&mut self.expiries, *key, slots.expires_at, None);
-            reorder(&mut self.resends, *key, slots.resend_at, None);
+            self.expiries
+                .moved(&self.slots, at_key(slots.expires_at, *key), None);
+            self.resends
+                .moved(&self.slots, at_key(slots.resend_at, *key), None);
             if let Some(eviction) = &mut self.eviction {
                 reorder(eviction, *key, slots.rank, None);
             }
@@ -117,12 +159,12 @@ impl Schedule {
 
     /// When the next value expires.
     pub fn first_expiry(&self) -> Option<Instant> {
-        self.expiries.first().map(|(at, _)| *at)
+        self.expiries.first()
     }
 
     /// When the next value is due to be re-sent.
     pub fn first_resend(&self) -> Option<Instant> {
-        self.resends.first().map(|(at, _)| *at)
+        self.resends.first()
     }
 
     /// The lowest-ranked key and its rank (the next to evict).
@@ -139,15 +181,17 @@ impl Schedule {
 
     /// The earliest key expired by `now`, its expiry taken off.
     pub fn pop_expired(&mut self, now: Instant) -> Option<Key> {
-        let key = pop_due(&mut self.expiries, now)?;
+        let (_, key) = self.expiries.pop_due(now)?;
         self.clear(&key, |slots| slots.expires_at = None);
+        self.expiries.drop_stale_top(&self.slots);
         Some(key)
     }
 
     /// The earliest key due to be re-sent by `now`, its re-send taken off.
     pub fn pop_resend(&mut self, now: Instant) -> Option<Key> {
-        let key = pop_due(&mut self.resends, now)?;
+        let (_, key) = self.resends.pop_due(now)?;
         self.clear(&key, |slots| slots.resend_at = None);
+        self.resends.drop_stale_top(&self.slots);
         Some(key)
     }
 
@@ -160,16 +204,6 @@ impl Schedule {
             }
         }
     }
-}
-
-/// Take the earliest key of `order` if it is due by `now`.
-fn pop_due(order: &mut BTreeSet<(Instant, Key)>, now: Instant) -> Option<Key> {
-    let &(at, key) = order.first()?;
-    if at > now {
-        return None;
-    }
-    order.pop_first();
-    Some(key)
 }
 
 #[cfg(test)]

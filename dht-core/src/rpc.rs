@@ -15,7 +15,7 @@
 //! second (three timeouts) it stops waiting for it altogether. The request
 //! stays pending until its hard deadline, so a late reply still counts.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use crate::idle_memory::ReleaseWhenEmpty;
 use crate::peer_book::PeerBook;
 use crate::peer_key::MsgIdMap;
 use crate::rtt::RttEstimator;
+use crate::timeline::{Reading, Timeline};
 use crate::wire::{self, MsgId, Request, RpcKind};
 
 /// Identifies a command until its [`crate::Event`] comes out.
@@ -84,12 +85,17 @@ pub struct PendingRpc {
 /// The next soft deadline still set in `soft`, with its stage. Only that
 /// one is entered in the table's `soft_deadlines`; the next stage is entered
 /// when it passes. Most requests are answered before their first stage, so
-/// each costs one entry in the set, not two (the set is a node's hottest
-/// ordered structure: most requests enter and leave it).
+/// each costs one entry, not two.
 fn next_soft(soft: [Option<Instant>; 2]) -> Option<(Instant, Stage)> {
     soft.into_iter()
         .zip([Stage::Slow, Stage::GiveUp])
         .find_map(|(at, stage)| at.map(|at| (at, stage)))
+}
+
+/// The request's entry in the table's `soft_deadlines`, if it has one.
+fn soft_entry(msg_id: MsgId, soft: [Option<Instant>; 2]) -> Option<(Instant, (MsgId, Stage))> {
+    let (at, stage) = next_soft(soft)?;
+    Some((at, (msg_id, stage)))
 }
 
 /// How far past its adaptive timeout a request is.
@@ -115,7 +121,9 @@ pub struct RpcTable {
     pending: MsgIdMap<PendingRpc>,
     /// Hard deadlines, in the order they fall due (see [`DeadlineQueue`]).
     deadlines: DeadlineQueue<MsgId>,
-    soft_deadlines: BTreeSet<(Instant, MsgId, Stage)>,
+    /// Each pending request's next soft deadline (see [`Timeline`]: an
+    /// answered request's entry is dropped when it reaches the top).
+    soft_deadlines: Timeline<MsgIdMap<PendingRpc>, (MsgId, Stage)>,
     in_use: [usize; CLASSES],
     max_pending: usize,
     timeout: Duration,
@@ -130,7 +138,18 @@ impl RpcTable {
         RpcTable {
             pending: MsgIdMap::default(),
             deadlines: DeadlineQueue::default(),
-            soft_deadlines: BTreeSet::new(),
+            soft_deadlines: Timeline::new(Reading {
+                time_of: |pending, (msg_id, stage)| pending.get(msg_id)?.soft[*stage as usize],
+                all: |pending| {
+                    pending
+                        .iter()
+                        .filter_map(|(msg_id, rpc)| {
+                            let (at, stage) = next_soft(rpc.soft)?;
+                            Some((at, (*msg_id, stage)))
+                        })
+                        .collect()
+                },
+            }),
             in_use: [0; CLASSES],
             max_pending,
             timeout,
@@ -227,9 +246,8 @@ impl RpcTable {
             self.forget(msg_id, &old);
         }
         self.deadlines.push(deadline, msg_id);
-        if let Some((at, stage)) = next_soft(soft) {
-            self.soft_deadlines.insert((at, msg_id, stage));
-        }
+        self.soft_deadlines
+            .moved(&self.pending, None, soft_entry(msg_id, soft));
         self.in_use[class as usize] += 1;
     }
 
@@ -259,18 +277,17 @@ impl RpcTable {
     /// hard deadline.
     pub fn pop_slow(&mut self, now: Instant) -> Option<(Purpose, Option<NodeId>, Stage)> {
         loop {
-            let &(at, msg_id, stage) = self.soft_deadlines.first()?;
-            if at > now {
-                return None;
-            }
-            self.soft_deadlines.pop_first();
-            if let Some(rpc) = self.pending.get_mut(&msg_id) {
-                rpc.soft[stage as usize] = None;
-                if let Some((next, next_stage)) = next_soft(rpc.soft) {
-                    self.soft_deadlines.insert((next, msg_id, next_stage));
-                }
-                return Some((rpc.purpose, rpc.peer, stage));
-            }
+            let (_, (msg_id, stage)) = self.soft_deadlines.pop_due(now)?;
+            // (The top is a pending request's, unless this table has a bug.)
+            let Some(rpc) = self.pending.get_mut(&msg_id) else {
+                self.soft_deadlines.drop_stale_top(&self.pending);
+                continue;
+            };
+            rpc.soft[stage as usize] = None;
+            let (next, slow) = (soft_entry(msg_id, rpc.soft), (rpc.purpose, rpc.peer, stage));
+            self.soft_deadlines.moved(&self.pending, None, next);
+            self.soft_deadlines.drop_stale_top(&self.pending);
+            return Some(slow);
         }
     }
 
@@ -288,9 +305,8 @@ impl RpcTable {
             }
             let rpc = self.pending.remove(&msg_id)?;
             self.in_use[rpc.class as usize] -= 1;
-            if let Some((at, stage)) = next_soft(rpc.soft) {
-                self.soft_deadlines.remove(&(at, msg_id, stage));
-            }
+            self.soft_deadlines
+                .moved(&self.pending, soft_entry(msg_id, rpc.soft), None);
             self.tidy_deadlines();
             return Some(rpc);
         }
@@ -298,7 +314,7 @@ impl RpcTable {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         let hard = self.deadlines.first();
-        let soft = self.soft_deadlines.first().map(|(t, _, _)| *t);
+        let soft = self.soft_deadlines.first();
         match (hard, soft) {
             (Some(h), Some(s)) => Some(h.min(s)),
             (h, s) => h.or(s),
@@ -323,9 +339,8 @@ impl RpcTable {
 
     /// `msg_id`, already out of `pending`, leaves the other tables.
     fn forget(&mut self, msg_id: MsgId, rpc: &PendingRpc) {
-        if let Some((at, stage)) = next_soft(rpc.soft) {
-            self.soft_deadlines.remove(&(at, msg_id, stage));
-        }
+        self.soft_deadlines
+            .moved(&self.pending, soft_entry(msg_id, rpc.soft), None);
         self.in_use[rpc.class as usize] -= 1;
         self.tidy_deadlines();
     }
