@@ -7,18 +7,28 @@
 //!
 //! Why not the C library's malloc: a node's driver moves between tokio's
 //! worker threads, so memory allocated on one thread is often freed on
-//! another. glibc then takes the other thread's arena lock, and its per-thread
-//! arenas grow a page at a time, one `mprotect` each. In
+//! another. glibc then takes the other thread's arena lock, and its
+//! per-thread arenas grow a page at a time, one `mprotect` each. In
 //! `efficiency --nodes 64 --ops 2000` that was about 10,000 `futex` and
 //! 4,200 `mprotect` calls and 7,600 page faults, against 1,700, 13 and 190
-//! with mimalloc (`perf stat -e 'syscalls:sys_enter_*'`), and the shared
-//! benchmark's puts took 10% less CPU (see the README's performance section).
+//! with mimalloc (`perf stat -e 'syscalls:sys_enter_*'`); the shared
+//! benchmark's puts took about 5% less CPU (the README's performance
+//! section has the figures).
 //!
-//! One option is changed from mimalloc's defaults: arenas are committed as
-//! they are used, not up front. Memory of an eagerly committed arena is given
-//! back with `MADV_FREE`, which leaves it resident until the system runs
-//! short: `bench/workload.py`'s memory per node nearly doubled (482 against
-//! 255 KB at 64 nodes); committed on use it is about 300 KB.
+//! One option differs from mimalloc's defaults: arenas are committed as
+//! they are used, not up front. mimalloc advises an eagerly committed arena
+//! for transparent huge pages (`MADV_HUGEPAGE`), so each 2 MiB region the
+//! process touches becomes resident whole: `bench/workload.py`'s memory per
+//! node nearly doubled (482 against 255 KB at 64 nodes). Committed on use it
+//! is about 300 KB, as with huge pages off (`MIMALLOC_ALLOW_THP=0`: 288 KB);
+//! mimalloc's own switch for that, `allow_thp`, turns them off for the whole
+//! process (`prctl`), Python's memory included. The option is only a
+//! default: `MIMALLOC_ARENA_EAGER_COMMIT` in the environment still wins.
+//!
+//! The module is loaded with `dlopen`, so mimalloc's thread-locals use the
+//! local-dynamic model (`local_dynamic_tls`, `Cargo.toml`): the initial-exec
+//! model takes from glibc's small static-TLS reserve, which other extension
+//! modules may have used up.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -31,49 +41,23 @@ mod configure {
     // by Cargo.lock). The crate's own binding of it sits behind a feature
     // whose extra dependency is not worth one call.
     extern "C" {
-        pub(crate) fn mi_option_set(option: c_int, value: c_long);
-        #[cfg(test)]
-        pub(crate) fn mi_option_get(option: c_int) -> c_long;
-        #[cfg(test)]
-        pub(crate) fn mi_version() -> c_int;
+        fn mi_option_set_default(option: c_int, value: c_long);
     }
 
-    /// `mi_option_arena_eager_commit` in mimalloc 3's `mi_option_e` (the
-    /// options are numbered differently in mimalloc 2).
-    pub(crate) const ARENA_EAGER_COMMIT: c_int = 4;
+    /// `mi_option_arena_eager_commit` in mimalloc 3's `mi_option_e`
+    /// (`tests/options.rs` checks it by name).
+    const ARENA_EAGER_COMMIT: c_int = 4;
 
     /// Runs when the program or shared object is loaded, before any Rust
-    /// code and so before mimalloc reserves its first arena, which is what
-    /// the option governs. (`MIMALLOC_VERBOSE=1` lists the options in force:
-    /// `arena_eager_commit: 0`.)
+    /// code allocates, and so before mimalloc reserves its first arena,
+    /// which is when it reads the option.
     extern "C" fn commit_arenas_on_use() {
-        // SAFETY: mi_option_set stores the value in mimalloc's option
-        // table (range-checked); it has no other precondition.
-        unsafe { mi_option_set(ARENA_EAGER_COMMIT, 0) }
+        // SAFETY: mi_option_set_default stores the value in mimalloc's
+        // option table (range-checked); it has no other precondition.
+        unsafe { mi_option_set_default(ARENA_EAGER_COMMIT, 0) }
     }
 
     #[used]
     #[link_section = ".init_array"]
     static AT_LOAD: extern "C" fn() = commit_arenas_on_use;
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::configure::*;
-
-    /// The option's number is mimalloc 3's: a Cargo.lock update to another
-    /// major version fails here rather than setting some other option.
-    #[test]
-    fn the_linked_mimalloc_numbers_its_options_as_version_3_does() {
-        // SAFETY: mi_version reads a constant.
-        let version = unsafe { mi_version() };
-        assert_eq!(version / 10_000, 3, "mimalloc {version}");
-    }
-
-    /// The constructor ran before this test's code: arenas commit on use.
-    #[test]
-    fn arenas_are_committed_on_use_from_the_start() {
-        // SAFETY: mi_option_get reads mimalloc's option table.
-        assert_eq!(unsafe { mi_option_get(ARENA_EAGER_COMMIT) }, 0);
-    }
 }

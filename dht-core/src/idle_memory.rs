@@ -1,8 +1,7 @@
 //! Giving back what a burst left behind.
 //!
 //! A `HashMap`, `HashSet`, `Vec` or `VecDeque` keeps its largest size when
-//! emptied, and a `BTreeSet` its root node (456 bytes for the RPC table's
-//! soft deadlines). A node's tables of work in flight (pending RPCs, operations,
+//! emptied, and a `BTreeSet` its root node. A node's tables of work in flight (pending RPCs, operations,
 //! datagrams waiting to go out) fill in bursts, above all while it joins,
 //! and are empty most of the time after: in a simulation of 10⁴ nodes that
 //! were idle after joining, the capacity they kept was ~3.7 KB of a node's

@@ -42,45 +42,52 @@ impl Slots {
     }
 }
 
+#[derive(Default)]
 pub struct Schedule {
     slots: HashMap<Key, Slots>,
-    expiries: Timeline<HashMap<Key, Slots>, Key>,
-    resends: Timeline<HashMap<Key, Slots>, Key>,
+    expiries: Timeline<Expiries>,
+    resends: Timeline<Resends>,
     /// None until [`Schedule::lowest_ranked`] is first called.
     eviction: Option<BTreeSet<(EvictionRank, Key)>>,
 }
 
-impl Default for Schedule {
-    fn default() -> Self {
-        Schedule {
-            slots: HashMap::new(),
-            expiries: Timeline::new(Reading {
-                time_of: |slots, key| slots.get(key)?.expires_at,
-                all: |slots| times(slots, |s| s.expires_at),
-            }),
-            resends: Timeline::new(Reading {
-                time_of: |slots, key| slots.get(key)?.resend_at,
-                all: |slots| times(slots, |s| s.resend_at),
-            }),
-            eviction: None,
+/// A timeline's view of the slots: their re-send times if `RESEND`, else
+/// their expiries.
+struct SlotTimes<const RESEND: bool>;
+
+type Expiries = SlotTimes<false>;
+type Resends = SlotTimes<true>;
+
+impl<const RESEND: bool> SlotTimes<RESEND> {
+    fn of(slots: &Slots) -> Option<Instant> {
+        if RESEND {
+            slots.resend_at
+        } else {
+            slots.expires_at
         }
+    }
+}
+
+impl<const RESEND: bool> Reading for SlotTimes<RESEND> {
+    type Table = HashMap<Key, Slots>;
+    type Key = Key;
+    fn time_of(slots: &Self::Table, key: &Key) -> Option<Instant> {
+        slots.get(key).and_then(Self::of)
+    }
+    fn all(slots: &Self::Table) -> Vec<(Instant, Key)> {
+        slots
+            .iter()
+            .filter_map(|(key, s)| Some((Self::of(s)?, *key)))
+            .collect()
+    }
+    fn len(slots: &Self::Table) -> usize {
+        slots.len()
     }
 }
 
 /// `key` at `at`, if it has a time.
 fn at_key(at: Option<Instant>, key: Key) -> Option<(Instant, Key)> {
     Some((at?, key))
-}
-
-/// Every key with a time in `slots`, read by `time_of`, and the time.
-fn times(
-    slots: &HashMap<Key, Slots>,
-    time_of: fn(&Slots) -> Option<Instant>,
-) -> Vec<(Instant, Key)> {
-    slots
-        .iter()
-        .filter_map(|(key, s)| Some((time_of(s)?, *key)))
-        .collect()
 }
 
 /// Move `key` in `order` from `old` to `new` (either may be absent).
@@ -167,6 +174,12 @@ impl Schedule {
         self.resends.first()
     }
 
+    /// Give back the room a burst of keys left in the time orders.
+    pub fn release_idle_memory(&mut self) {
+        self.expiries.release_idle_memory();
+        self.resends.release_idle_memory();
+    }
+
     /// The lowest-ranked key and its rank (the next to evict).
     pub fn lowest_ranked(&mut self) -> Option<(EvictionRank, Key)> {
         let slots = &self.slots;
@@ -181,7 +194,7 @@ impl Schedule {
 
     /// The earliest key expired by `now`, its expiry taken off.
     pub fn pop_expired(&mut self, now: Instant) -> Option<Key> {
-        let (_, key) = self.expiries.pop_due(now)?;
+        let (_, key) = self.expiries.pop_due(&self.slots, now)?;
         self.clear(&key, |slots| slots.expires_at = None);
         self.expiries.drop_stale_top(&self.slots);
         Some(key)
@@ -189,7 +202,7 @@ impl Schedule {
 
     /// The earliest key due to be re-sent by `now`, its re-send taken off.
     pub fn pop_resend(&mut self, now: Instant) -> Option<Key> {
-        let (_, key) = self.resends.pop_due(now)?;
+        let (_, key) = self.resends.pop_due(&self.slots, now)?;
         self.clear(&key, |slots| slots.resend_at = None);
         self.resends.drop_stale_top(&self.slots);
         Some(key)

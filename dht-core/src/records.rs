@@ -139,6 +139,14 @@ impl RecordStore {
         Some((class, Reverse(self.own.distance(key))))
     }
 
+    /// Give back the room a burst of keys left in the schedule's time
+    /// orders (see [`crate::idle_memory`]).
+    pub fn release_idle_memory(&mut self) {
+        if let Some(schedule) = self.schedule.as_deref_mut() {
+            schedule.release_idle_memory();
+        }
+    }
+
     /// The schedule, made if there is none yet (a value is arriving).
     fn schedule(&mut self) -> &mut Schedule {
         self.schedule.get_or_insert_with(Box::default)

@@ -98,6 +98,26 @@ fn soft_entry(msg_id: MsgId, soft: [Option<Instant>; 2]) -> Option<(Instant, (Ms
     Some((at, (msg_id, stage)))
 }
 
+/// The soft-deadline timeline's view of the pending requests.
+struct SoftDeadlines;
+
+impl Reading for SoftDeadlines {
+    type Table = MsgIdMap<PendingRpc>;
+    type Key = (MsgId, Stage);
+    fn time_of(pending: &Self::Table, (msg_id, stage): &Self::Key) -> Option<Instant> {
+        pending.get(msg_id)?.soft[*stage as usize]
+    }
+    fn all(pending: &Self::Table) -> Vec<(Instant, Self::Key)> {
+        pending
+            .iter()
+            .filter_map(|(msg_id, rpc)| soft_entry(*msg_id, rpc.soft))
+            .collect()
+    }
+    fn len(pending: &Self::Table) -> usize {
+        pending.len()
+    }
+}
+
 /// How far past its adaptive timeout a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
@@ -123,7 +143,7 @@ pub struct RpcTable {
     deadlines: DeadlineQueue<MsgId>,
     /// Each pending request's next soft deadline (see [`Timeline`]: an
     /// answered request's entry is dropped when it reaches the top).
-    soft_deadlines: Timeline<MsgIdMap<PendingRpc>, (MsgId, Stage)>,
+    soft_deadlines: Timeline<SoftDeadlines>,
     in_use: [usize; CLASSES],
     max_pending: usize,
     timeout: Duration,
@@ -138,18 +158,7 @@ impl RpcTable {
         RpcTable {
             pending: MsgIdMap::default(),
             deadlines: DeadlineQueue::default(),
-            soft_deadlines: Timeline::new(Reading {
-                time_of: |pending, (msg_id, stage)| pending.get(msg_id)?.soft[*stage as usize],
-                all: |pending| {
-                    pending
-                        .iter()
-                        .filter_map(|(msg_id, rpc)| {
-                            let (at, stage) = next_soft(rpc.soft)?;
-                            Some((at, (*msg_id, stage)))
-                        })
-                        .collect()
-                },
-            }),
+            soft_deadlines: Timeline::default(),
             in_use: [0; CLASSES],
             max_pending,
             timeout,
@@ -241,13 +250,16 @@ impl RpcTable {
             deadline,
             soft,
         };
-        if let Some(old) = self.pending.insert(msg_id, rpc) {
-            // 88 random bits: a collision is a bug elsewhere, not a reason to leak a slot.
-            self.forget(msg_id, &old);
+        let old = self.pending.insert(msg_id, rpc);
+        // 88 random bits: a collision is a bug elsewhere, not a reason to
+        // leak a slot. (One move from the old request's entry to the new.)
+        let old_soft = old.as_ref().and_then(|old| soft_entry(msg_id, old.soft));
+        self.soft_deadlines
+            .moved(&self.pending, old_soft, soft_entry(msg_id, soft));
+        if let Some(old) = old {
+            self.in_use[old.class as usize] -= 1;
         }
         self.deadlines.push(deadline, msg_id);
-        self.soft_deadlines
-            .moved(&self.pending, None, soft_entry(msg_id, soft));
         self.in_use[class as usize] += 1;
     }
 
@@ -276,19 +288,14 @@ impl RpcTable {
     /// caller waits less for it, though a reply is still accepted until the
     /// hard deadline.
     pub fn pop_slow(&mut self, now: Instant) -> Option<(Purpose, Option<NodeId>, Stage)> {
-        loop {
-            let (_, (msg_id, stage)) = self.soft_deadlines.pop_due(now)?;
-            // (The top is a pending request's, unless this table has a bug.)
-            let Some(rpc) = self.pending.get_mut(&msg_id) else {
-                self.soft_deadlines.drop_stale_top(&self.pending);
-                continue;
-            };
-            rpc.soft[stage as usize] = None;
-            let (next, slow) = (soft_entry(msg_id, rpc.soft), (rpc.purpose, rpc.peer, stage));
-            self.soft_deadlines.moved(&self.pending, None, next);
-            self.soft_deadlines.drop_stale_top(&self.pending);
-            return Some(slow);
-        }
+        // A current entry: its request is pending.
+        let (_, (msg_id, stage)) = self.soft_deadlines.pop_due(&self.pending, now)?;
+        let rpc = self.pending.get_mut(&msg_id)?;
+        rpc.soft[stage as usize] = None;
+        let (next, slow) = (soft_entry(msg_id, rpc.soft), (rpc.purpose, rpc.peer, stage));
+        self.soft_deadlines.moved(&self.pending, None, next);
+        self.soft_deadlines.drop_stale_top(&self.pending);
+        Some(slow)
     }
 
     /// A request whose deadline passed by `now`, taken out of the table.
@@ -462,7 +469,7 @@ impl Outbox {
         self.spare.release_if_empty();
         self.table.shrink_if_sparse();
         self.table.deadlines.release_if_empty();
-        self.table.soft_deadlines.release_if_empty();
+        self.table.soft_deadlines.release_idle_memory();
     }
 
     /// Take back a sent datagram's buffer for a later datagram. At most

@@ -4,52 +4,63 @@
 //!
 //! A binary heap with lazy deletion. When an entry's time moves (or it
 //! goes), the new time is pushed and the old entry stays in the heap until
-//! it reaches the top, where it is recognised as stale (the owner's table,
-//! `M`, holds each entry's current time) and dropped. An ordered set did the
-//! same job with a search of 36-byte keys to take the old time out and
-//! another to put the new one in: for the record schedule, on every STORE
-//! of a new key, 4% of a put simulation's instructions; in a real node's
-//! profile the set's inserts were the costliest function in user space
-//! (tree nodes scattered over the heap miss the cache).
+//! it reaches the top, where it is recognised as stale (the owner's table
+//! holds each entry's current time, read through [`Reading`]) and dropped.
+//! An ordered set did the same job with a search of 36-byte keys to take
+//! the old time out and another to put the new one in: for the record
+//! schedule, on every STORE of a new key, 4% of a put simulation's
+//! instructions; in a real node's profile the set's inserts were the
+//! costliest function in user space (tree nodes scattered over the heap
+//! miss the cache).
 //!
 //! The top is always current, so [`Timeline::first`] is exact: the only
 //! entry an update can make stale is the moved one's old entry, which is
-//! dropped at once when it is the top. Stale entries below the top are
-//! bounded: once they outnumber the current ones (by [`REBUILD_SLACK`]),
-//! the heap is rebuilt from the owner's table. A peer that makes a node take
-//! and drop entries over and over therefore cannot grow it without bound.
+//! dropped at once when it is the top, and [`Timeline::pop_due`] drops
+//! stale entries before it looks. Stale entries below the top are bounded:
+//! at each move, once they outnumber both the current entries and the
+//! owner's table by [`REBUILD_SLACK`], the heap is rebuilt from the table
+//! (a scan of it, paid for by at least as many moves). A peer that makes a
+//! node take and drop entries over and over therefore cannot grow the heap
+//! beyond about twice the table.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::marker::PhantomData;
 use std::time::Instant;
 
 /// Stale entries, beyond the current ones, that trigger a rebuild.
 const REBUILD_SLACK: usize = 64;
 
-/// How a timeline reads its owner's table `M` for entries keyed `K`.
-pub(crate) struct Reading<M, K> {
+/// How a timeline reads its owner's table.
+pub(crate) trait Reading {
+    type Table;
+    type Key: Ord + Copy;
     /// The entry's current time, if it has one.
-    pub time_of: fn(&M, &K) -> Option<Instant>,
+    fn time_of(table: &Self::Table, key: &Self::Key) -> Option<Instant>;
     /// Every entry that has a time, with it (to rebuild the heap).
-    pub all: fn(&M) -> Vec<(Instant, K)>,
+    fn all(table: &Self::Table) -> Vec<(Instant, Self::Key)>;
+    /// The table's size: what reading it all costs.
+    fn len(table: &Self::Table) -> usize;
 }
 
-pub(crate) struct Timeline<M, K> {
-    heap: BinaryHeap<Reverse<(Instant, K)>>,
+pub(crate) struct Timeline<R: Reading> {
+    heap: BinaryHeap<Reverse<(Instant, R::Key)>>,
     /// Entries with a time: the heap's current entries.
     current: usize,
-    reading: Reading<M, K>,
+    reading: PhantomData<R>,
 }
 
-impl<M, K: Ord + Copy> Timeline<M, K> {
-    pub fn new(reading: Reading<M, K>) -> Self {
+impl<R: Reading> Default for Timeline<R> {
+    fn default() -> Self {
         Timeline {
             heap: BinaryHeap::new(),
             current: 0,
-            reading,
+            reading: PhantomData,
         }
     }
+}
 
+impl<R: Reading> Timeline<R> {
     /// The earliest current time.
     pub fn first(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse((at, _))| *at)
@@ -57,7 +68,12 @@ impl<M, K: Ord + Copy> Timeline<M, K> {
 
     /// An entry went from `old` to `new` (either absent); `table` already
     /// holds `new`.
-    pub fn moved(&mut self, table: &M, old: Option<(Instant, K)>, new: Option<(Instant, K)>) {
+    pub fn moved(
+        &mut self,
+        table: &R::Table,
+        old: Option<(Instant, R::Key)>,
+        new: Option<(Instant, R::Key)>,
+    ) {
         if old == new {
             return;
         }
@@ -73,16 +89,18 @@ impl<M, K: Ord + Copy> Timeline<M, K> {
                 self.drop_stale_top(table);
             }
         }
-        if self.heap.len() > 2 * self.current + REBUILD_SLACK {
-            self.heap = (self.reading.all)(table).into_iter().map(Reverse).collect();
+        let stale = self.heap.len().saturating_sub(self.current);
+        if stale > self.current.max(R::len(table)) + REBUILD_SLACK {
+            self.heap = R::all(table).into_iter().map(Reverse).collect();
             self.current = self.heap.len();
         }
     }
 
-    /// Take out the earliest entry if its time is due by `now`. The caller
-    /// clears or moves that time in its table, then calls
-    /// [`Timeline::drop_stale_top`] (or [`Timeline::moved`] from `None`).
-    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, K)> {
+    /// Take out the earliest current entry if its time is due by `now`.
+    /// The caller then clears or moves that time in its table and calls
+    /// [`Timeline::drop_stale_top`], so that [`Timeline::first`] is exact.
+    pub fn pop_due(&mut self, table: &R::Table, now: Instant) -> Option<(Instant, R::Key)> {
+        self.drop_stale_top(table);
         let &Reverse((at, key)) = self.heap.peek()?;
         if at > now {
             return None;
@@ -93,9 +111,9 @@ impl<M, K: Ord + Copy> Timeline<M, K> {
     }
 
     /// Drop stale entries from the top until a current one is there.
-    pub fn drop_stale_top(&mut self, table: &M) {
+    pub fn drop_stale_top(&mut self, table: &R::Table) {
         while let Some(&Reverse((at, key))) = self.heap.peek() {
-            if (self.reading.time_of)(table, &key) == Some(at) {
+            if R::time_of(table, &key) == Some(at) {
                 break;
             }
             self.heap.pop();
@@ -108,11 +126,11 @@ impl<M, K: Ord + Copy> Timeline<M, K> {
         self.heap.len()
     }
 
-    /// Give back the heap's memory once it is empty (see
+    /// Give back the room a burst left once the heap is mostly empty (see
     /// [`crate::idle_memory`]).
-    pub fn release_if_empty(&mut self) {
-        if self.heap.is_empty() {
-            self.heap = BinaryHeap::new();
+    pub fn release_idle_memory(&mut self) {
+        if self.heap.len() * 4 < self.heap.capacity() {
+            self.heap.shrink_to(self.heap.len() * 2);
         }
     }
 }
@@ -132,19 +150,32 @@ mod tests {
     }
 
     /// A stand-in for an owner: each key's one time.
+    struct Times;
+
+    impl Reading for Times {
+        type Table = HashMap<Key, Instant>;
+        type Key = Key;
+        fn time_of(slots: &Self::Table, k: &Key) -> Option<Instant> {
+            slots.get(k).copied()
+        }
+        fn all(slots: &Self::Table) -> Vec<(Instant, Key)> {
+            slots.iter().map(|(k, at)| (*at, *k)).collect()
+        }
+        fn len(slots: &Self::Table) -> usize {
+            slots.len()
+        }
+    }
+
     struct Model {
         slots: HashMap<Key, Instant>,
-        timeline: Timeline<HashMap<Key, Instant>, Key>,
+        timeline: Timeline<Times>,
     }
 
     impl Model {
         fn new() -> Self {
             Model {
                 slots: HashMap::new(),
-                timeline: Timeline::new(Reading {
-                    time_of: |slots, k| slots.get(k).copied(),
-                    all: |slots| slots.iter().map(|(k, at)| (*at, *k)).collect(),
-                }),
+                timeline: Timeline::default(),
             }
         }
 
@@ -158,7 +189,7 @@ mod tests {
         }
 
         fn pop(&mut self, now: Instant) -> Option<Key> {
-            let (_, k) = self.timeline.pop_due(now)?;
+            let (_, k) = self.timeline.pop_due(&self.slots, now)?;
             self.slots.remove(&k);
             self.timeline.drop_stale_top(&self.slots);
             Some(k)

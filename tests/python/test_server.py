@@ -6,6 +6,7 @@ import hashlib
 import os
 import pickle
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -412,6 +413,27 @@ class LifecycleTest(AsyncCase):
             self.assertEqual(d.address[1], port)
             d.close()
             self.assertTrue(d._node.is_closed)
+
+    def test_the_interpreter_exits_cleanly_with_puts_in_flight(self) -> None:
+        # The runtime's threads outlive the interpreter and keep allocating
+        # (with mimalloc, see dht-alloc) while the process exits: a crash or
+        # hang there would show as a non-zero exit or a timeout.
+        script = (
+            "import asyncio, random\n"
+            "from kadmium import Server\n"
+            "async def main():\n"
+            "    nodes = [Server(ksize=8) for _ in range(16)]\n"
+            "    for s in nodes: await s.listen(0, '127.0.0.1')\n"
+            "    for s in nodes[1:]: await s.bootstrap([('127.0.0.1', nodes[0].node.port)])\n"
+            "    for i in range(1000):\n"
+            "        asyncio.ensure_future(random.choice(nodes).set(f'k{i}', 'v' * 50))\n"
+            "    await asyncio.sleep(random.random() * 0.03)\n"
+            "asyncio.run(main())\n"
+        )
+        for round in range(8):
+            run = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                 text=True, timeout=60)
+            self.assertEqual(run.returncode, 0, f"round {round}: {run.stderr[-2000:]}")
 
 
 class ManyServersTest(AsyncCase):

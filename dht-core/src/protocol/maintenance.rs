@@ -86,6 +86,7 @@ impl Protocol {
         self.contacts.release_idle_memory();
         self.validation.release_idle_memory();
         self.replication.release_idle_memory();
+        self.records.release_idle_memory();
         self.events.release_if_empty();
         self.awaiting_verification.release_if_empty();
     }
