@@ -100,6 +100,11 @@ impl<R: Reading> Timeline<R> {
     /// The caller then clears or moves that time in its table and calls
     /// [`Timeline::drop_stale_top`], so that [`Timeline::first`] is exact.
     pub fn pop_due(&mut self, table: &R::Table, now: Instant) -> Option<(Instant, R::Key)> {
+        // Callers ask at every timer; the table is read only when
+        // something is due.
+        if self.first()? > now {
+            return None;
+        }
         self.drop_stale_top(table);
         let &Reverse((at, key)) = self.heap.peek()?;
         if at > now {
