@@ -97,7 +97,7 @@ pub struct RecordStore {
     /// When each value expires and is due to be sent again, and which goes
     /// first when room must be made. Boxed, and made when the first value
     /// arrives: most nodes of a large simulated network never hold one (it
-    /// is 120 bytes; unboxed, its earlier form was 216 of the 2,368 bytes
+    /// is 144 bytes; unboxed, its earlier form was 216 of the 2,368 bytes
     /// of every node).
     schedule: Option<Box<Schedule>>,
     /// This node's id, which eviction measures distances from.
