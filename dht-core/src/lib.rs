@@ -37,6 +37,7 @@ pub mod lookup;
 pub mod node;
 mod node_callbacks;
 mod node_commands;
+mod node_driver;
 mod node_records;
 mod node_rng;
 mod node_socket;
