@@ -2,6 +2,7 @@
 //! Everything Pythonic (Server, DHT, digest, CLI) lives in `python/kadmium`;
 //! this crate only wraps `dht_core::Node` and maps its errors.
 
+mod args;
 mod bridge;
 mod error;
 mod logging;

@@ -9,21 +9,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dht_core::{Config, Contact, Error, Key, Node, NodeId, PutOptions, Value};
+use dht_core::{Contact, Error, Key, Node, PutOptions, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::args::{key_from, put_options, resolve, resolve_all, seconds, BindArgs};
 use crate::bridge::{awaitable, awaitable_then};
 use crate::error::KadError;
 use crate::runtime::block_on;
-use crate::storage::{PythonStorage, ViewedMemory};
+use crate::storage::ViewedMemory;
 use crate::value::{value_from_py, PyValue};
 
 /// A contact as Python sees it: `(id, ip, port)`, the order of
 /// `tuple(kademlia.node.Node)`.
 type PyContact = (Vec<u8>, String, u16);
-/// Longest RPC timeout accepted (longer asks are capped to it).
-const MAX_RPC_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Longest `shutdown` waits for the node's task to close its socket (it
 /// takes microseconds; the bound only keeps a wedged runtime from hanging
 /// Python).
@@ -39,171 +38,6 @@ fn contact_to_py(c: &Contact) -> PyContact {
         c.addr.ip().to_string(),
         c.addr.port(),
     )
-}
-
-fn key_from(key: &[u8]) -> Result<Key, KadError> {
-    NodeId::from_slice(key).ok_or_else(|| {
-        KadError(Error::InvalidArgument(format!(
-            "keys and node ids are 20 bytes (got {})",
-            key.len()
-        )))
-    })
-}
-
-/// A positive number of seconds. Values too large for a `Duration` (1e20,
-/// inf) saturate: every such setting is capped further on (a TTL at
-/// `Config::max_ttl`; a timeout that long never fires).
-fn seconds(what: &str, secs: f64) -> Result<Duration, KadError> {
-    if secs.is_nan() || secs <= 0.0 {
-        return Err(KadError(Error::InvalidArgument(format!(
-            "{what} must be a positive number of seconds (got {secs})"
-        ))));
-    }
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(KadError(Error::InvalidArgument(format!(
-            "{what} must be at least a nanosecond (got {secs})"
-        )))),
-        Err(_) => Ok(Duration::MAX),
-    }
-}
-
-/// Resolve `host:port`, preferring the address family of `like` (a node bound
-/// to 127.0.0.1 cannot reach ::1 even if "localhost" resolves there first).
-async fn resolve(host: &str, port: u16, like: Option<SocketAddr>) -> Result<SocketAddr, KadError> {
-    let bad = || KadError(Error::BadAddress(format!("{host}:{port}")));
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|_| bad())?
-        .collect();
-    let preferred = like.and_then(|l| addrs.iter().find(|a| a.is_ipv4() == l.is_ipv4()));
-    preferred.or(addrs.first()).copied().ok_or_else(bad)
-}
-
-async fn resolve_all(
-    addrs: Vec<(String, u16)>,
-    like: SocketAddr,
-) -> Result<Vec<SocketAddr>, KadError> {
-    let mut out = Vec::with_capacity(addrs.len());
-    for (host, port) in addrs {
-        out.push(resolve(&host, port, Some(like)).await?);
-    }
-    Ok(out)
-}
-
-/// Everything `bind` needs, owned, so it can cross into the runtime.
-struct BindArgs {
-    host: String,
-    port: u16,
-    config: Config,
-    /// A Python `IStorage` to keep values in; the default storage otherwise.
-    storage: Option<Py<PyAny>>,
-}
-
-impl BindArgs {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        host: String,
-        port: u16,
-        k: usize,
-        alpha: usize,
-        node_id: Option<Vec<u8>>,
-        rpc_timeout: Option<f64>,
-        max_value_size: Option<usize>,
-        default_ttl: Option<f64>,
-    ) -> Result<Self, KadError> {
-        let mut config = Config {
-            k,
-            alpha,
-            ..Config::default()
-        };
-        if let Some(id) = node_id {
-            config.node_id = Some(key_from(&id)?);
-        }
-        if let Some(t) = rpc_timeout {
-            // Deadlines are `now + rpc_timeout`: keep it far from overflowing.
-            config.rpc_timeout = seconds("rpc_timeout", t)?.min(MAX_RPC_TIMEOUT);
-        }
-        if let Some(m) = max_value_size {
-            config.max_value_size = m;
-        }
-        if let Some(t) = default_ttl {
-            config.default_ttl = seconds("default_ttl", t)?.min(config.max_ttl);
-        }
-        Ok(BindArgs {
-            host,
-            port,
-            config,
-            storage: None,
-        })
-    }
-
-    fn with_storage(mut self, storage: Option<Py<PyAny>>) -> Self {
-        self.storage = storage;
-        self
-    }
-
-    /// `client_only`: kadmium peers do not add this node to their routing
-    /// tables (short-lived scripts and CLI runs); `strict_local_limits`: the per-IP request limit
-    /// also applies to loopback and private addresses.
-    fn with_modes(mut self, client_only: bool, strict_local_limits: bool) -> Self {
-        self.config.client_only = client_only;
-        self.config.strict_local_limits = strict_local_limits;
-        self
-    }
-
-    /// Keep the node's values and contacts in `dir` across restarts.
-    fn with_data_dir(mut self, dir: Option<std::path::PathBuf>) -> Self {
-        self.config.data_dir = dir;
-        self
-    }
-
-    /// Testing: the unix time (seconds) the node assumes at its start
-    /// instead of the system clock's (`Config::unix_time_at_start`); with a
-    /// data directory, saved expiries are read against it.
-    fn with_wall_clock(mut self, unix_secs: Option<f64>) -> Result<Self, KadError> {
-        if let Some(t) = unix_secs {
-            if !(0.0..1e15).contains(&t) {
-                return Err(KadError(Error::InvalidArgument(format!(
-                    "unix_time_at_start must be a unix time in seconds (got {t})"
-                ))));
-            }
-            self.config.unix_time_at_start = Some(t as u64);
-        }
-        Ok(self)
-    }
-
-    async fn bind(self) -> Result<PyNode, KadError> {
-        let mut config = self.config;
-        config.bind = resolve(&self.host, self.port, None).await?;
-        let (max_values, max_bytes) = (config.max_stored_values, config.max_stored_bytes);
-        let (inner, memory) = match self.storage {
-            Some(object) => {
-                let storage =
-                    Python::attach(|py| PythonStorage::new(py, object, max_values, max_bytes));
-                (
-                    Node::bind_with_storage(config, Box::new(storage)).await?,
-                    None,
-                )
-            }
-            None => {
-                let memory = ViewedMemory::new(max_values, max_bytes);
-                let storage = Box::new(memory.clone());
-                (
-                    Node::bind_with_storage(config, storage).await?,
-                    Some(memory),
-                )
-            }
-        };
-        Ok(PyNode { inner, memory })
-    }
-}
-
-fn put_options(ttl: Option<f64>) -> Result<PutOptions, KadError> {
-    Ok(PutOptions {
-        ttl: ttl.map(|t| seconds("ttl", t)).transpose()?,
-        ..PutOptions::default()
-    })
 }
 
 /// A lookup's result for Python: the value, or the caller's `default` when
@@ -269,6 +103,12 @@ async fn ping(node: Node, host: String, port: u16) -> Result<Vec<u8>, KadError> 
     Ok(node.ping(addr).await?.as_bytes().to_vec())
 }
 
+/// Start the node `args` describe.
+async fn bind_node(args: BindArgs) -> Result<PyNode, KadError> {
+    let (inner, memory) = args.bind().await?;
+    Ok(PyNode { inner, memory })
+}
+
 #[pyclass(frozen, name = "Node", module = "kadmium._kadmium")]
 pub struct PyNode {
     pub(crate) inner: Node,
@@ -313,7 +153,7 @@ impl PyNode {
         .with_modes(client_only, strict_local_limits)
         .with_data_dir(data_dir)
         .with_wall_clock(unix_time_at_start)?;
-        block_on(py, args.bind())
+        block_on(py, bind_node(args))
     }
 
     /// `bind` as an awaitable.
@@ -350,7 +190,7 @@ impl PyNode {
         .with_modes(client_only, strict_local_limits)
         .with_data_dir(data_dir)
         .with_wall_clock(unix_time_at_start)?;
-        awaitable(py, args.bind())
+        awaitable(py, bind_node(args))
     }
 
     #[getter]

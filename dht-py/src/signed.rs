@@ -5,11 +5,10 @@
 //! module functions taking the node rather than `Node` methods so that
 //! `node.rs` keeps one job (the node's lifecycle and plain values).
 
-use std::time::Duration;
-
 use dht_core::{Error, Key, Keypair, NodeId, PublicKey, SignedPutOptions, SignedValue};
 use pyo3::prelude::*;
 
+use crate::args::seconds;
 use crate::bridge::awaitable;
 use crate::error::KadError;
 use crate::node::PyNode;
@@ -128,16 +127,8 @@ fn options(
     cas: Option<u64>,
     ttl: Option<f64>,
 ) -> Result<SignedPutOptions, KadError> {
-    let ttl = match ttl {
-        None => None,
-        Some(t) if t.is_nan() || t <= 0.0 => {
-            return Err(invalid(format!(
-                "ttl must be a positive number of seconds (got {t})"
-            )))
-        }
-        // Too large for a Duration: saturate; the node caps it at max_ttl.
-        Some(t) => Some(Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)),
-    };
+    // Too large for a Duration saturates; the node caps it at max_ttl.
+    let ttl = ttl.map(|t| seconds("ttl", t)).transpose()?;
     Ok(SignedPutOptions { seq, cas, ttl })
 }
 

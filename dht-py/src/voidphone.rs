@@ -5,13 +5,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use dht_core::{Error, Node};
 use dht_voidphone::{ApiConfig, ApiError, ApiServer, NodeSettings};
 use pyo3::create_exception;
 use pyo3::prelude::*;
 
+use crate::args::seconds;
 use crate::bridge::awaitable;
 use crate::error::{KadError, KadmiumError};
 use crate::node::PyNode;
@@ -46,15 +46,6 @@ fn api_error(e: ApiError) -> KadError {
     }
 }
 
-fn positive_seconds(what: &str, secs: f64) -> Result<Duration, KadError> {
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(KadError(Error::InvalidArgument(format!(
-            "{what} must be a positive number of seconds (got {secs})"
-        )))),
-    }
-}
-
 /// Everything `start` needs, owned, so it can cross into the runtime.
 struct StartArgs {
     node: Node,
@@ -79,10 +70,10 @@ impl StartArgs {
             ..ApiConfig::default()
         };
         if let Some(t) = max_ttl {
-            config.max_ttl = Some(positive_seconds("max_ttl", t)?);
+            config.max_ttl = Some(seconds("max_ttl", t)?);
         }
         if let Some(t) = request_timeout {
-            config.request_timeout = positive_seconds("request_timeout", t)?;
+            config.request_timeout = seconds("request_timeout", t)?;
         }
         Ok(StartArgs {
             node: node.get().inner.clone(),
