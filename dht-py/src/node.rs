@@ -17,7 +17,7 @@ use crate::args::{key_from, put_options, resolve, resolve_all, seconds, BindArgs
 use crate::bridge::{awaitable, awaitable_then};
 use crate::error::KadError;
 use crate::runtime::block_on;
-use crate::storage::ViewedMemory;
+use crate::storage::{in_storage_call, refuse_reentry, ViewedMemory};
 use crate::value::{value_from_py, PyValue};
 
 /// A contact as Python sees it: `(id, ip, port)`, the order of
@@ -207,10 +207,12 @@ impl PyNode {
     /// This node's address as its peers see it, once two peer IPs agree;
     /// None before that.
     #[getter]
-    fn public_address(&self) -> Option<(String, u16)> {
-        self.inner
-            .public_address()
-            .map(|a| (a.ip().to_string(), a.port()))
+    fn public_address(&self, py: Python<'_>) -> PyResult<Option<(String, u16)>> {
+        refuse_reentry()?;
+        let node = self.inner.clone();
+        // Off the GIL: it reads the node's counters under the node's lock.
+        let addr = py.detach(move || node.public_address());
+        Ok(addr.map(|a| (a.ip().to_string(), a.port())))
     }
 
     #[getter]
@@ -335,6 +337,7 @@ impl PyNode {
     ) -> PyResult<Py<PyAny>> {
         let key = key_from(&key)?;
         let node = self.inner.clone();
+        refuse_reentry()?;
         let value = py.detach(move || node.local_value(&key));
         let found = Found {
             value: value.map(PyValue),
@@ -355,6 +358,7 @@ impl PyNode {
     ) -> PyResult<()> {
         let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
         let node = self.inner.clone();
+        refuse_reentry()?;
         py.detach(move || node.store_local(key, value, options))
             .map_err(|e| KadError(e).into())
     }
@@ -393,15 +397,17 @@ impl PyNode {
     }
 
     /// The whole routing table.
-    fn contacts(&self, py: Python<'_>) -> Vec<PyContact> {
+    fn contacts(&self, py: Python<'_>) -> PyResult<Vec<PyContact>> {
+        refuse_reentry()?;
         let node = self.inner.clone();
-        py.detach(move || node.contacts().iter().map(contact_to_py).collect())
+        Ok(py.detach(move || node.contacts().iter().map(contact_to_py).collect()))
     }
 
     /// The `n` contacts nearest to our own id.
-    fn closest_contacts(&self, py: Python<'_>, n: usize) -> Vec<PyContact> {
+    fn closest_contacts(&self, py: Python<'_>, n: usize) -> PyResult<Vec<PyContact>> {
+        refuse_reentry()?;
         let node = self.inner.clone();
-        py.detach(move || node.closest_contacts(n).iter().map(contact_to_py).collect())
+        Ok(py.detach(move || node.closest_contacts(n).iter().map(contact_to_py).collect()))
     }
 
     /// Add `(id, ip, port)` contacts to the table; how many were new.
@@ -421,12 +427,14 @@ impl PyNode {
             });
         }
         let node = self.inner.clone();
+        refuse_reentry()?;
         Ok(py.detach(move || node.import_contacts(&parsed)))
     }
 
     /// Counters and gauges of the node, by name.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let node = self.inner.clone();
+        refuse_reentry()?;
         let s = py.detach(move || node.stats());
         let d = PyDict::new(py);
         for (name, v) in [
@@ -460,7 +468,7 @@ impl PyNode {
     #[pyo3(signature = (wait=true))]
     fn shutdown(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
         self.inner.shutdown();
-        if !wait || tokio::runtime::Handle::try_current().is_ok() {
+        if !wait || tokio::runtime::Handle::try_current().is_ok() || in_storage_call() {
             return Ok(());
         }
         let rt = crate::runtime::runtime()?;

@@ -1,6 +1,10 @@
 """kadmium.storage: the IStorage interface, ForgetfulStorage, user storage honoured by
 Server, and the read-only views of server.storage and server.protocol.router."""
 
+import pickle
+import subprocess
+import sys
+import threading
 import unittest
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -26,6 +30,44 @@ class ForgetfulStorageTest(unittest.TestCase):
         self.assertRaises(KeyError, ours.__getitem__, b"missing")
         self.assertEqual(ours.iter_older_than(0), theirs.iter_older_than(0))
         self.assertEqual(ours.iter_older_than(3600), [])
+
+    def test_safe_to_read_while_another_thread_stores(self) -> None:
+        # A node stores into its storage from kadmium's threads while the program may
+        # iterate it on its own; thread switches are forced as often as Python allows.
+        s = ForgetfulStorage(ttl=3600)
+        for i in range(2000):
+            s[str(i).encode()] = i
+        stop, errors = threading.Event(), []
+
+        def store() -> None:
+            i = 0
+            while not stop.is_set():
+                s[str(i % 4000).encode()] = i
+                i += 1
+
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        writer = threading.Thread(target=store)
+        writer.start()
+        try:
+            for _ in range(100):
+                try:
+                    list(s), s.iter_older_than(0), repr(s)
+                except RuntimeError as e:  # "OrderedDict mutated during iteration"
+                    errors.append(e)
+        finally:
+            stop.set()
+            writer.join()
+            sys.setswitchinterval(interval)
+        self.assertEqual(errors, [])
+
+    def test_pickles(self) -> None:
+        s = ForgetfulStorage(ttl=60)
+        s[b"k"] = [1, "two"]
+        copy = pickle.loads(pickle.dumps(s))
+        self.assertEqual(list(copy), [(b"k", [1, "two"])])
+        copy[b"k2"] = 2  # with a lock of its own
+        self.assertEqual(len(list(copy)), 2)
 
     def test_values_expire(self) -> None:
         s = ForgetfulStorage(ttl=60)
@@ -85,6 +127,50 @@ class MyForgetful(ForgetfulStorage):
         super().__setitem__(key, value)
 
 
+# A storage whose methods call its own server: once from the node's driver (a STORE
+# arriving), once from the event loop (server.get reading the local copy).
+REENTRANT_STORAGE_SCRIPT = """
+import asyncio
+import kadmium
+from kadmium.storage import ForgetfulStorage
+from kadmium.utils import digest
+
+class Looking(ForgetfulStorage):
+    server = None
+
+    def look(self, method, call):
+        try:
+            call()
+        except RuntimeError as e:
+            print("refused:", method, call.__name__, flush=True)
+            print("message:", e, flush=True)
+
+    def __setitem__(self, key, value):
+        self.look("__setitem__", self.server.bootstrappable_neighbors)
+        super().__setitem__(key, value)
+
+    def get(self, key, default=None):
+        self.look("get", self.server.stats)
+        return super().get(key, default)
+
+async def main():
+    seed = kadmium.Server()
+    await seed.listen(0, "127.0.0.1")
+    storage = Looking()
+    holder = kadmium.Server(storage=storage)
+    storage.server = holder
+    await holder.listen(0, "127.0.0.1")
+    await holder.bootstrap([("127.0.0.1", seed.node.port)])
+    print("set:", await seed.set("k", "v"), flush=True)
+    print("held:", ForgetfulStorage.get(storage, digest("k")), flush=True)
+    print("got:", await holder.get("k"), flush=True)
+    seed.stop()
+    holder.stop()
+
+asyncio.run(main())
+"""
+
+
 class UserStorageTest(AsyncCase):
     async def test_every_stored_value_goes_through_the_user_storage(self) -> None:
         for storage in (Recording(), MyForgetful(), upstream.ForgetfulStorage()):
@@ -126,6 +212,25 @@ class UserStorageTest(AsyncCase):
         # The holder no longer has it, and nobody else does.
         self.assertIsNone(await self.bounded(holder.get("short")))
         self.assertEqual(holder.stats()["values_stored"], 1)  # expiry metadata until the timer runs
+
+    def test_a_storage_calling_its_server_gets_an_error_not_a_hang(self) -> None:
+        # The node holds its lock while it calls the storage, so a storage method that
+        # calls back into the node would wait for that lock on the thread holding it.
+        # It runs in a child process: a hang there fails the test instead of wedging it.
+        script = REENTRANT_STORAGE_SCRIPT
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(run.returncode, 0, run.stderr[-3000:])
+        lines = run.stdout.splitlines()
+        self.assertIn("set: True", lines)
+        self.assertIn("held: v", lines)
+        self.assertIn("got: v", lines)
+        errors = [line for line in lines if line.startswith("refused:")]
+        # Both ways into the storage were refused: the driver's store, the loop's read.
+        self.assertIn("refused: __setitem__ bootstrappable_neighbors", errors)
+        self.assertIn("refused: get stats", errors)
+        self.assertTrue(all("cannot call a kadmium node" in e for e in
+                            run.stdout.split("message: ")[1:]), run.stdout)
 
     async def test_values_already_in_the_storage_are_held(self) -> None:
         storage = Recording()

@@ -15,10 +15,11 @@ read-only ``StorageView`` of them, with upstream's reading methods.
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 
 class IStorage(ABC):
@@ -48,20 +49,39 @@ class IStorage(ABC):
 class ForgetfulStorage(IStorage):
     """Values forgotten ``ttl`` seconds (default one week, as upstream) after they were
     last set. As a ``Server`` storage it bounds how long the node keeps what it holds;
-    each value still expires at its own TTL (default 24 hours) if that comes first."""
+    each value still expires at its own TTL (default 24 hours) if that comes first.
+
+    Safe to use from several threads: a node calls its storage from kadmium's own
+    threads while the program may be iterating it on the event loop's."""
 
     def __init__(self, ttl: float = 604800) -> None:
         self.data: "OrderedDict[bytes, Tuple[float, Any]]" = OrderedDict()
         self.ttl = ttl
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]  # a lock cannot be pickled; the copy gets its own
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __setitem__(self, key: bytes, value: Any) -> None:
-        # Re-inserting moves the key to the end, keeping the dict in age order.
-        self.data.pop(key, None)
-        self.data[key] = (time.monotonic(), value)
-        self.cull()
+        with self._lock:
+            # Re-inserting moves the key to the end, keeping the dict in age order.
+            self.data.pop(key, None)
+            self.data[key] = (time.monotonic(), value)
+            self._cull()
 
     def cull(self) -> None:
-        """Drop expired values (they are at the front: the dict is in age order)."""
+        """Drop expired values."""
+        with self._lock:
+            self._cull()
+
+    def _cull(self) -> None:
+        # Expired values are at the front: the dict is in age order.
         deadline = time.monotonic() - self.ttl
         while self.data:
             key, (born, _) = next(iter(self.data.items()))
@@ -70,30 +90,35 @@ class ForgetfulStorage(IStorage):
             del self.data[key]
 
     def get(self, key: bytes, default: Any = None) -> Any:
-        self.cull()
-        entry = self.data.get(key)
+        with self._lock:
+            self._cull()
+            entry = self.data.get(key)
         return default if entry is None else entry[1]
 
     def __getitem__(self, key: bytes) -> Any:
-        self.cull()
-        return self.data[key][1]
+        with self._lock:
+            self._cull()
+            return self.data[key][1]
 
     def __repr__(self) -> str:
-        self.cull()
-        return repr(self.data)
+        with self._lock:
+            self._cull()
+            return repr(self.data)
 
     def iter_older_than(self, seconds_old: float) -> List[Tuple[bytes, Any]]:
         deadline = time.monotonic() - seconds_old
         out = []
-        for key, (born, value) in self.data.items():
-            if born > deadline:
-                break
-            out.append((key, value))
+        with self._lock:
+            for key, (born, value) in self.data.items():
+                if born > deadline:
+                    break
+                out.append((key, value))
         return out
 
     def __iter__(self) -> Iterator[Tuple[bytes, Any]]:
-        self.cull()
-        return iter([(key, value) for key, (_, value) in self.data.items()])
+        with self._lock:
+            self._cull()
+            return iter([(key, value) for key, (_, value) in self.data.items()])
 
 
 class StorageView:
