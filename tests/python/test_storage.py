@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import unittest
+from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Tuple
 
 from kademlia import storage as upstream
@@ -285,10 +286,24 @@ class ViewsTest(AsyncCase):
         self.assertEqual(buckets[-1].range[1], 2**160 - 1)
         for left, right in zip(buckets, buckets[1:]):
             self.assertEqual(left.range[1] + 1, right.range[0])
-        self.assertEqual({n.id for b in buckets for n in b.nodes}, contacts)
-        for b in buckets:
-            for n in b.nodes:
+        # As upstream's KBucket: nodes is an OrderedDict of the contacts by id.
+        self.assertEqual({i for b in buckets for i in b.nodes}, contacts)
+        for index, b in enumerate(buckets):
+            self.assertIsInstance(b.nodes, OrderedDict)
+            self.assertEqual(b.get_nodes(), list(b.nodes.values()))
+            for i, n in b.nodes.items():
+                self.assertEqual(n.id, i)
+                self.assertIs(b[i], n)
                 self.assertTrue(b.has_in_range(n))
+                self.assertFalse(b.is_new_node(n))
+                self.assertFalse(router.is_new_node(n))
+                self.assertEqual(router.get_bucket_for(n), index)
+            if len(b):
+                self.assertIs(b.head(), b.get_nodes()[0])
+                # Every contact shares the bucket's prefix of our id, and no longer one.
+                self.assertGreaterEqual(b.depth(), 160 - (b.range[1] - b.range[0]).bit_length())
+        self.assertIsNone(buckets[0][b"\xff" * 20])
+        self.assertTrue(router.is_new_node(PyNode(b"\x01" * 20)))
         self.assertTrue(any(b.has_in_range(s.node) for b in buckets))
         # find_neighbors: nearest first, k, exclude, never the node asked about.
         target = servers[3].node
@@ -308,7 +323,7 @@ class ViewsTest(AsyncCase):
         self.track(late)
         await late.listen(0, LOCAL)
         await late.bootstrap([(LOCAL, s.node.port)])
-        self.assertIn(late.node.id, {n.id for b in router.buckets for n in b.nodes})
+        self.assertIn(late.node.id, {i for b in router.buckets for i in b.nodes})
 
 
 if __name__ == "__main__":

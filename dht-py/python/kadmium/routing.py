@@ -11,6 +11,7 @@ may split a far bucket further (the relaxed rule of the Kademlia paper), so
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from kadmium.node import Node
@@ -22,21 +23,39 @@ ID_BITS = 160
 
 
 class BucketView:
-    """One k-bucket: ``range`` is ``(lowest id, highest id)`` as ints, ``nodes`` its contacts."""
+    """One k-bucket, as upstream's ``KBucket`` reads: ``range`` is ``(lowest id, highest
+    id)`` as ints, ``nodes`` an ``OrderedDict`` of its contacts by id (bytes)."""
 
     def __init__(self, rng: Tuple[int, int], nodes: List[Node], ksize: int) -> None:
         self.range = rng
-        self.nodes = nodes
+        self.nodes: "OrderedDict[bytes, Node]" = OrderedDict((n.id, n) for n in nodes)
         self.ksize = ksize
 
     def get_nodes(self) -> List[Node]:
-        return list(self.nodes)
+        return list(self.nodes.values())
 
     def has_in_range(self, node: Node) -> bool:
         return self.range[0] <= node.long_id <= self.range[1]
 
     def is_new_node(self, node: Node) -> bool:
-        return all(n.id != node.id for n in self.nodes)
+        return node.id not in self.nodes
+
+    def head(self) -> Node:
+        """The first contact (``IndexError`` when the bucket is empty, as upstream)."""
+        return self.get_nodes()[0]
+
+    def depth(self) -> int:
+        """Length of the id prefix all its contacts share (upstream's ``depth``)."""
+        ids = [n.long_id for n in self.nodes.values()]
+        if not ids:
+            return 0
+        differing = 0
+        for long_id in ids:
+            differing |= long_id ^ ids[0]
+        return ID_BITS - differing.bit_length()
+
+    def __getitem__(self, node_id: bytes) -> Optional[Node]:
+        return self.nodes.get(node_id)
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -86,6 +105,17 @@ class RoutingView:
         lo = (own >> width) << width
         buckets.append(BucketView((lo, lo + (1 << width) - 1), [], self.ksize))
         return sorted(buckets, key=lambda b: b.range[0])
+
+    def get_bucket_for(self, node: Node) -> int:
+        """Index in ``buckets`` of the bucket whose range holds ``node``."""
+        for index, bucket in enumerate(self.buckets):
+            if node.long_id <= bucket.range[1]:
+                return index
+        raise ValueError("node id outside the 160-bit id space")
+
+    def is_new_node(self, node: Node) -> bool:
+        """Whether ``node`` is not among the contacts."""
+        return all(c.id != node.id for c in self._contacts())
 
     def find_neighbors(
         self, node: Node, k: Optional[int] = None, exclude: Optional[Node] = None
