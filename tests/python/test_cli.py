@@ -10,7 +10,7 @@ import time
 import unittest
 from typing import List
 
-from kadmium.cli import build_parser, parse_address
+from kadmium.cli import _convert_value, build_parser, parse_address
 
 PY = sys.executable
 
@@ -37,6 +37,14 @@ class ParsingTest(unittest.TestCase):
         self.assertEqual(args.bootstrap, [("1.2.3.4", 5), ("h", 6)])
         args = build_parser().parse_args(["put", "--bootstrap", "h:1", "k", "v", "--type", "int"])
         self.assertEqual((args.key, args.value, args.type), ("k", "v", "int"))
+
+    def test_bool_values_are_yes_or_no_words(self) -> None:
+        for word, value in (("1", True), ("True", True), ("yes", True), ("on", True),
+                            ("0", False), ("false", False), ("No", False), ("off", False)):
+            self.assertIs(_convert_value("bool", word), value, word)
+        for bad in ("ture", "", "2", "y"):
+            with self.assertRaisesRegex(argparse.ArgumentTypeError, "not a valid bool"):
+                _convert_value("bool", bad)
 
 
 class CommandsTest(unittest.TestCase):
@@ -102,7 +110,13 @@ class CommandsTest(unittest.TestCase):
             (["demo", "--concurrency", "0"], "argument --concurrency: expected a positive integer"),
             (["demo", "--nodes", "1"], "argument --nodes: expected an integer of at least 2"),
             (["node", "--status-interval", "0"], "argument --status-interval: expected a positive"),
-            (["node", "--ksize", "0"], "argument --ksize: expected a positive integer"),
+            (["node", "--ksize", "0"], "argument --ksize: expected an integer from 1 to 1000"),
+            (["node", "--ksize", "5000"], "argument --ksize: expected an integer from 1 to 1000"),
+            (["node", "--alpha", "1000"], "argument --alpha: expected an integer from 1 to 100"),
+            (["put", "--bootstrap", "127.0.0.1:9", "--type", "bool", "k", "ture"],
+             "argument value: not a valid bool: 'ture'"),
+            (["put", "--bootstrap", "127.0.0.1:9"], "the following arguments are required"),
+            (["nosuchcommand"], "argument COMMAND: invalid choice"),
             (["get", "--bootstrap", "127.0.0.1:9", "--timeout", "-1", "k"], "argument --timeout"),
             (["put", "--bootstrap", "127.0.0.1:9", "--ttl", "0", "k", "v"], "argument --ttl"),
             (["put", "--bootstrap", "127.0.0.1:9", "--ttl", "nan", "k", "v"], "argument --ttl"),
@@ -112,6 +126,7 @@ class CommandsTest(unittest.TestCase):
                 run = kadmium(*argv, timeout=30)  # a hang fails here
                 self.assertEqual(run.returncode, 2, run.stderr)
                 self.assertIn(message, run.stderr)
+                self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
                 self.assertNotIn("Traceback", run.stderr)
 
     def test_runtime_errors_are_one_line(self) -> None:

@@ -51,15 +51,16 @@ def port_number(text: str) -> int:
     return int(text)
 
 
-def _number(kind: Callable[[str], Any], minimum: float, what: str) -> Callable[[str], Any]:
-    """An argparse type: ``kind(text)``, at least ``minimum`` (finite)."""
+def _number(kind: Callable[[str], Any], minimum: float, what: str,
+            maximum: float = float("inf")) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)``, at least ``minimum``, at most ``maximum`` (finite)."""
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not value >= minimum or value != value or value in (float("inf"),):
+        if not minimum <= value <= maximum or value in (float("inf"),):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
@@ -121,8 +122,11 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
                    nargs="?", const=CONFIGURED_BOOTSTRAPPER, default=[],
                    help="a node to join through (repeatable); without a value, the "
                         "bootstrapper of the config file (-c)")
-    p.add_argument("--ksize", type=positive_int, default=20, help="replication factor and bucket size k (default 20)")
-    p.add_argument("--alpha", type=positive_int, default=3, help="lookup parallelism (default 3)")
+    # The node's own limits (dht-core's Config::validate), checked here to name the flag.
+    p.add_argument("--ksize", type=_number(int, 1, "an integer from 1 to 1000", 1000), default=20,
+                   help="replication factor and bucket size k (default 20)")
+    p.add_argument("--alpha", type=_number(int, 1, "an integer from 1 to 100", 100), default=3,
+                   help="lookup parallelism (default 3)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="keep the node's values and contacts in DIR across restarts "
                         "(default: the config file's data_dir, else nothing is kept)")
@@ -228,11 +232,23 @@ async def run_node(args: argparse.Namespace) -> int:
 
 # --- kadmium put / get ----------------------------------------------------------
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _parse_bool(text: str) -> bool:
+    """A yes/no word; anything else is refused rather than read as False."""
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ValueError(text)
+
+
 _CONVERTERS: Dict[str, Callable[[str], ValueType]] = {
     "str": str,
     "int": int,
     "float": float,
-    "bool": lambda s: s.lower() in ("1", "true", "yes", "on"),
+    "bool": _parse_bool,
     "bytes": lambda s: s.encode("utf8"),
 }
 
@@ -252,7 +268,8 @@ def _convert_value(type_name: str, text: str) -> ValueType:
     try:
         return _CONVERTERS[type_name](text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a valid {type_name}: {text!r}") from None
+        hint = f" (one of {', '.join(_TRUE + _FALSE)})" if type_name == "bool" else ""
+        raise argparse.ArgumentTypeError(f"not a valid {type_name}: {text!r}{hint}") from None
 
 
 async def run_put(args: argparse.Namespace) -> int:
@@ -513,8 +530,16 @@ async def run_demo(args: argparse.Namespace) -> int:
 # --- entry point ---------------------------------------------------------------------
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line naming the argument, without argparse's usage block
+    (``--help`` still shows it). Subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> Any:  # argparse's NoReturn, loosened for subclasses
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kadmium", description="kadmium: a Kademlia DHT in Rust")
+    parser = _OneLineParser(prog="kadmium", description="kadmium: a Kademlia DHT in Rust")
     parser.add_argument("--version", action="version", version=f"kadmium {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
