@@ -250,14 +250,52 @@ class ErrorPathsTest(AsyncCase):
             await Server().listen(a.node.port, LOCAL)
 
     async def test_bad_node_id_and_protocol_class(self) -> None:
-        with self.assertRaises(kadmium.InvalidArgumentError):
+        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "160-bit id .got 4 bytes"):
             Server(node_id=b"1234")
+        with self.assertRaisesRegex(TypeError, "node_id must be 20 bytes .got str"):
+            Server(node_id="x" * 20)  # type: ignore[arg-type]
+        # Any bytes-like id of 20 bytes is taken.
+        self.assertEqual(Server(node_id=bytearray(20)).node.id, bytes(20))  # type: ignore[arg-type]
 
         class Husk(Server):
             protocol_class = object
 
         with self.assertRaises(TypeError):
             Husk()
+
+    async def test_bad_arguments_name_themselves(self) -> None:
+        # Checked where they are given, each error naming the argument.
+        for kwargs, error, message in (
+            ({"ksize": -1}, kadmium.InvalidArgumentError, "ksize must be from 1 to 1000 .got -1"),
+            ({"ksize": 5000}, kadmium.InvalidArgumentError, "ksize must be from 1 to 1000"),
+            ({"ksize": 1.5}, TypeError, "ksize must be an int .got float"),
+            ({"alpha": 0}, kadmium.InvalidArgumentError, "alpha must be from 1 to 100 .got 0"),
+            ({"alpha": True}, TypeError, "alpha must be an int .got bool"),
+        ):
+            with self.subTest(kwargs=kwargs), self.assertRaisesRegex(error, message):
+                Server(**kwargs)
+        s = Server()
+        self.track(s)
+        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "port must be from 0 to 65535 .got 70000"):
+            await s.listen(70000, LOCAL)
+        with self.assertRaisesRegex(TypeError, "port must be an int .got float"):
+            await s.listen(1.5, LOCAL)  # type: ignore[arg-type]
+        # As upstream (asyncio takes them): a digit string, and None for any free port.
+        await s.listen("0", LOCAL)  # type: ignore[arg-type]
+        s.stop()
+        await s.listen(None, LOCAL)  # type: ignore[arg-type]
+        self.assertGreater(s.node.port, 0)
+        with self.assertRaisesRegex(TypeError, "dkey must be a 20-byte digest, bytes .got str"):
+            await s.get_digest("k" * 20)  # type: ignore[arg-type]
+        with self.assertRaisesRegex(TypeError, "dkey must be a 20-byte digest"):
+            await s.set_digest("k" * 20, "v")  # type: ignore[arg-type]
+        for bad in [(LOCAL,)], [LOCAL], [(LOCAL, 1, 2)]:
+            with self.subTest(addrs=bad), self.assertRaisesRegex(TypeError, "pairs"):
+                await s.bootstrap(bad)  # type: ignore[arg-type]
+        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "port must be from 0"):
+            await s.bootstrap([(LOCAL, 70000)])
+        with self.assertRaisesRegex(TypeError, "pairs"):
+            await s.bootstrap_node((LOCAL,))  # type: ignore[arg-type]
 
     async def test_methods_need_listen(self) -> None:
         s = Server()

@@ -43,6 +43,44 @@ MIN_REFRESH_INTERVAL = 1.0
 _VALUE_TYPES = (int, float, bool, str, bytes)
 
 
+def _check_count(name: str, value: object, most: int) -> int:
+    """``value`` as an int from 1 to ``most`` (the node's own limits), or an error naming it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int (got {type(value).__name__})")
+    if not 1 <= value <= most:
+        raise _kadmium.InvalidArgumentError(f"{name} must be from 1 to {most} (got {value})")
+    return value
+
+
+def _check_port(port: object) -> int:
+    """A port as upstream's ``listen`` takes it (asyncio accepts a digit string, and None
+    for any free port): an int from 0 to 65535, or an error naming it."""
+    if port is None:
+        return 0
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int (got {type(port).__name__})")
+    if not 0 <= port <= 65535:
+        raise _kadmium.InvalidArgumentError(f"port must be from 0 to 65535 (got {port})")
+    return port
+
+
+def _check_digest(dkey: object) -> bytes:
+    """A 20-byte key digest (bytes-like), or an error naming what came instead."""
+    if not isinstance(dkey, (bytes, bytearray, memoryview)):
+        raise TypeError(f"dkey must be a 20-byte digest, bytes (got {type(dkey).__name__}); "
+                        f"get/set hash other keys")
+    return bytes(dkey)
+
+
+def _address_pair(addr: object) -> Tuple[str, int]:
+    """One ``(host, port)`` of ``bootstrap``, or an error naming it."""
+    if isinstance(addr, (str, bytes)) or not isinstance(addr, Sequence) or len(addr) != 2:
+        raise TypeError(f"bootstrap addresses are (host, port) pairs (got {addr!r})")
+    return str(addr[0]), _check_port(addr[1])
+
+
 def check_dht_value_type(value: object) -> bool:
     """Whether ``value`` may be stored: its type is exactly int, float, bool, str or bytes."""
     return type(value) in _VALUE_TYPES
@@ -101,8 +139,8 @@ class Server:
         process or damaged)."""
         if self.protocol_class is not None:
             raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
-        self.ksize = ksize
-        self.alpha = alpha
+        self.ksize = _check_count("ksize", ksize, 1000)
+        self.alpha = _check_count("alpha", alpha, 100)
         self.client_only = client_only
         self.strict_local_limits = strict_local_limits
         self.data_dir = data_dir
@@ -120,8 +158,13 @@ class Server:
         #: ``kadmium node --testing-clock-offset``.
         self._unix_time_at_start: Optional[float] = None
         node_id = node_id or digest(random.getrandbits(255))
-        if not isinstance(node_id, bytes) or len(node_id) != 20:
-            raise _kadmium.InvalidArgumentError("node_id must be 20 bytes")
+        if not isinstance(node_id, (bytes, bytearray, memoryview)):
+            raise TypeError(f"node_id must be 20 bytes (got {type(node_id).__name__})")
+        node_id = bytes(node_id)
+        if len(node_id) != 20:
+            # Upstream takes ids of any length; the wire format carries 160-bit ones.
+            raise _kadmium.InvalidArgumentError(
+                f"node_id must be 20 bytes, a 160-bit id (got {len(node_id)} bytes)")
         self.node = Node(node_id)
         self.transport: Optional[_Transport] = None
         #: A read-only view shaped like upstream's KademliaProtocol (``.router``),
@@ -150,6 +193,7 @@ class Server:
         ``transport.get_extra_info("sockname")``) and start refreshing the table."""
         if self._native is not None and not self._native.is_shut_down:
             raise KadmiumError("the server is already listening")
+        port = _check_port(port)
         self._native = await _kadmium.Node.bind_async(
             interface,
             port,
@@ -256,14 +300,14 @@ class Server:
         """Join through the given ``(host, port)`` pairs; the k closest nodes found,
         or ``[]`` if nobody answered. Raises ``BadAddressError`` for an address
         that cannot be resolved."""
-        pairs = [(str(a[0]), int(a[1])) for a in addrs]
+        pairs = [_address_pair(a) for a in addrs]
         log.debug("Attempting to bootstrap node with %i initial contacts", len(pairs))
         found = await self._node().bootstrap_async(pairs)
         return [Node(node_id, ip, port) for node_id, ip, port in found]
 
     async def bootstrap_node(self, addr: Sequence[Any]) -> Optional[Node]:
         """Ping one ``(host, port)``: its ``Node``, or None if it does not answer."""
-        host, port = str(addr[0]), int(addr[1])
+        host, port = _address_pair(addr)
         try:
             node_id = await self._node().ping_async(host, port)
         except OperationTimeoutError:
@@ -286,7 +330,7 @@ class Server:
 
     async def get_digest(self, dkey: bytes, *, timeout: Optional[float] = None) -> Value:
         """``get`` for a key that is already a 20-byte digest."""
-        node = self._node()
+        dkey, node = _check_digest(dkey), self._node()
         # Like upstream: a value this node holds is returned without network traffic.
         value: Value = node.local_value(dkey)
         if value is None:
@@ -308,6 +352,7 @@ class Server:
         value is not type-checked here: anything msgpack can carry is stored
         (None, lists, tuples, dicts; tuples come back as lists); other types
         raise ``TypeError``."""
+        dkey = _check_digest(dkey)
         try:
             stored_remote, _, _ = await self._node().put_async(dkey, value, ttl=ttl)
         except NoPeersError:
