@@ -76,6 +76,8 @@ pub(crate) struct BindArgs {
     config: Config,
     /// A Python `IStorage` to keep values in; the default storage otherwise.
     storage: Option<Py<PyAny>>,
+    /// The default storage of a stopped node, to go on with what it held.
+    memory: Option<ViewedMemory>,
 }
 
 impl BindArgs {
@@ -113,12 +115,26 @@ impl BindArgs {
             port,
             config,
             storage: None,
+            memory: None,
         })
     }
 
     pub(crate) fn with_storage(mut self, storage: Option<Py<PyAny>>) -> Self {
         self.storage = storage;
         self
+    }
+
+    /// Go on with the values `memory` (a stopped node's default storage)
+    /// holds, each with the expiry it had. Not with a data directory, whose
+    /// values come from disk.
+    pub(crate) fn with_memory(mut self, memory: Option<ViewedMemory>) -> Result<Self, KadError> {
+        if memory.is_some() && self.config.data_dir.is_some() {
+            return Err(KadError(Error::InvalidArgument(
+                "values_of cannot be combined with data_dir (its values come from disk)".into(),
+            )));
+        }
+        self.memory = memory;
+        Ok(self)
     }
 
     /// `client_only`: kadmium peers do not add this node to their routing
@@ -165,7 +181,9 @@ impl BindArgs {
                 )
             }
             None => {
-                let memory = ViewedMemory::new(max_values, max_bytes);
+                let memory = self
+                    .memory
+                    .unwrap_or_else(|| ViewedMemory::new(max_values, max_bytes));
                 let storage = Box::new(memory.clone());
                 (
                     Node::bind_with_storage(config, storage).await?,

@@ -117,11 +117,24 @@ pub struct PyNode {
     memory: Option<ViewedMemory>,
 }
 
+impl PyNode {
+    /// The default storage of this node, once it is stopped (None when a
+    /// Python storage object held its values).
+    fn stopped_memory(&self) -> Result<Option<ViewedMemory>, KadError> {
+        if !self.inner.is_shut_down() {
+            return Err(KadError(Error::InvalidArgument(
+                "values_of must be a node that was shut down".into(),
+            )));
+        }
+        Ok(self.memory.clone())
+    }
+}
+
 #[pymethods]
 impl PyNode {
     /// Bind a UDP socket and start the node (blocking; port 0 picks a free port).
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None, unix_time_at_start=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None, unix_time_at_start=None, values_of=None))]
     #[allow(clippy::too_many_arguments)]
     fn bind(
         py: Python<'_>,
@@ -138,6 +151,7 @@ impl PyNode {
         strict_local_limits: bool,
         data_dir: Option<std::path::PathBuf>,
         unix_time_at_start: Option<f64>,
+        values_of: Option<PyRef<'_, PyNode>>,
     ) -> PyResult<PyNode> {
         let args = BindArgs::new(
             host,
@@ -152,16 +166,17 @@ impl PyNode {
         .with_storage(storage)
         .with_modes(client_only, strict_local_limits)
         .with_data_dir(data_dir)
-        .with_wall_clock(unix_time_at_start)?;
+        .with_wall_clock(unix_time_at_start)?
+        .with_memory(values_of.map(|n| n.stopped_memory()).transpose()?.flatten())?;
         block_on(py, bind_node(args))
     }
 
     /// `bind` as an awaitable.
     #[staticmethod]
-    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None, unix_time_at_start=None))]
+    #[pyo3(signature = (host="0.0.0.0".to_string(), port=0, *, k=20, alpha=3, node_id=None, rpc_timeout=None, max_value_size=None, default_ttl=None, storage=None, client_only=false, strict_local_limits=false, data_dir=None, unix_time_at_start=None, values_of=None))]
     #[allow(clippy::too_many_arguments)]
-    fn bind_async(
-        py: Python<'_>,
+    fn bind_async<'py>(
+        py: Python<'py>,
         host: String,
         port: u16,
         k: usize,
@@ -175,7 +190,8 @@ impl PyNode {
         strict_local_limits: bool,
         data_dir: Option<std::path::PathBuf>,
         unix_time_at_start: Option<f64>,
-    ) -> PyResult<Bound<'_, PyAny>> {
+        values_of: Option<PyRef<'py, PyNode>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let args = BindArgs::new(
             host,
             port,
@@ -189,7 +205,8 @@ impl PyNode {
         .with_storage(storage)
         .with_modes(client_only, strict_local_limits)
         .with_data_dir(data_dir)
-        .with_wall_clock(unix_time_at_start)?;
+        .with_wall_clock(unix_time_at_start)?
+        .with_memory(values_of.map(|n| n.stopped_memory()).transpose()?.flatten())?;
         awaitable(py, bind_node(args))
     }
 

@@ -263,6 +263,28 @@ class ErrorPathsTest(AsyncCase):
         with self.assertRaises(TypeError):
             Husk()
 
+    async def test_listening_again_after_stop_keeps_the_values(self) -> None:
+        # Upstream's storage belongs to the Server, so stop() then listen() keeps it.
+        seed = await start_kadmium(1)
+        s = Server()
+        self.track(*seed, s)
+        await s.listen(0, LOCAL)
+        await s.bootstrap([(LOCAL, seed[0].node.port)])
+        self.assertTrue(await self.bounded(seed[0].set("kept", "v", ttl=600)))
+        self.assertTrue(await self.bounded(s.set("mine", 1)))
+        held = dict((k, v) for k, v in s.storage)
+        self.assertEqual(held, {digest("kept"): "v", digest("mine"): 1})
+        s.stop()
+        await s.listen(0, LOCAL)
+        self.assertEqual(dict((k, v) for k, v in s.storage), held)
+        self.assertEqual(s._node().local_value(digest("kept")), "v")
+        self.assertEqual(s.stats()["values_stored"], 2)
+        # Only a stopped node's values can be taken over.
+        other = await start_kadmium(1)
+        self.track(*other)
+        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "shut down"):
+            await kadmium._kadmium.Node.bind_async(LOCAL, 0, values_of=other[0]._node())
+
     async def test_bad_arguments_name_themselves(self) -> None:
         # Checked where they are given, each error naming the argument.
         for kwargs, error, message in (

@@ -87,6 +87,7 @@ class Node:
         strict_local_limits: bool = False,
         data_dir: Optional[str] = None,
         unix_time_at_start: Optional[float] = None,
+        values_of: Optional[Node] = None,
     ) -> Node: ...
     @staticmethod
     def bind_async(
@@ -104,6 +105,7 @@ class Node:
         strict_local_limits: bool = False,
         data_dir: Optional[str] = None,
         unix_time_at_start: Optional[float] = None,
+        values_of: Optional[Node] = None,
     ) -> Awaitable[Node]: ...
     @property
     def id(self) -> bytes: ...

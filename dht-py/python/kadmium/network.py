@@ -194,6 +194,9 @@ class Server:
         if self._native is not None and not self._native.is_shut_down:
             raise KadmiumError("the server is already listening")
         port = _check_port(port)
+        # Listening again after stop(): as upstream, whose storage belongs to the
+        # Server, the values held so far stay held (each with its own expiry).
+        previous = self._native if self._user_storage is None and self.data_dir is None else None
         self._native = await _kadmium.Node.bind_async(
             interface,
             port,
@@ -205,6 +208,7 @@ class Server:
             strict_local_limits=self.strict_local_limits,
             data_dir=self.data_dir,
             unix_time_at_start=self._unix_time_at_start,
+            values_of=previous,
         )
         if self._native.id != self.node.id:
             self.node = Node(self._native.id)
