@@ -4,6 +4,8 @@
 //! `BadAddress` for a host that does not resolve.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dht_core::{Config, Error, Key, Node, NodeId, PutOptions};
@@ -77,7 +79,41 @@ pub(crate) struct BindArgs {
     /// A Python `IStorage` to keep values in; the default storage otherwise.
     storage: Option<Py<PyAny>>,
     /// The default storage of a stopped node, to go on with what it held.
-    memory: Option<ViewedMemory>,
+    memory: Option<TakenMemory>,
+}
+
+/// A stopped node's default storage, taken for the node being bound: no
+/// other bind can take it meanwhile, and it is given back (can be taken
+/// again) if this bind fails.
+pub(crate) struct TakenMemory {
+    memory: ViewedMemory,
+    /// The stopped node's mark that its storage was taken.
+    taken: Arc<AtomicBool>,
+    /// Set once the new node runs on it: the mark then stays.
+    kept: bool,
+}
+
+impl TakenMemory {
+    pub(crate) fn take(memory: ViewedMemory, taken: &Arc<AtomicBool>) -> Result<Self, KadError> {
+        if taken.swap(true, Ordering::SeqCst) {
+            return Err(KadError(Error::InvalidArgument(
+                "values_of: that node's values were already passed on to another node".into(),
+            )));
+        }
+        Ok(TakenMemory {
+            memory,
+            taken: taken.clone(),
+            kept: false,
+        })
+    }
+}
+
+impl Drop for TakenMemory {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.taken.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
 impl BindArgs {
@@ -127,7 +163,7 @@ impl BindArgs {
     /// Go on with the values `memory` (a stopped node's default storage)
     /// holds, each with the expiry it had. Not with a data directory, whose
     /// values come from disk.
-    pub(crate) fn with_memory(mut self, memory: Option<ViewedMemory>) -> Result<Self, KadError> {
+    pub(crate) fn with_memory(mut self, memory: Option<TakenMemory>) -> Result<Self, KadError> {
         if memory.is_some() && self.config.data_dir.is_some() {
             return Err(KadError(Error::InvalidArgument(
                 "values_of cannot be combined with data_dir (its values come from disk)".into(),
@@ -181,14 +217,16 @@ impl BindArgs {
                 )
             }
             None => {
-                let memory = self
-                    .memory
-                    .unwrap_or_else(|| ViewedMemory::new(max_values, max_bytes));
-                let storage = Box::new(memory.clone());
-                (
-                    Node::bind_with_storage(config, storage).await?,
-                    Some(memory),
-                )
+                let mut taken = self.memory;
+                let memory = match &taken {
+                    Some(t) => t.memory.clone(),
+                    None => ViewedMemory::new(max_values, max_bytes),
+                };
+                let node = Node::bind_with_storage(config, Box::new(memory.clone())).await?;
+                if let Some(t) = &mut taken {
+                    t.kept = true;
+                }
+                (node, Some(memory))
             }
         };
         Ok((inner, memory))

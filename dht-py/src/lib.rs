@@ -7,6 +7,7 @@ mod bridge;
 mod error;
 mod logging;
 mod node;
+mod reentry;
 mod runtime;
 mod signed;
 mod storage;

@@ -14,10 +14,14 @@
 //!
 //! Records are dropped rather than logged while the interpreter shuts down:
 //! attaching a runtime thread to a finalizing interpreter aborts the process.
+//! A node may log while it holds its lock, so handlers run in a callback
+//! scope (`reentry.rs`): one that calls a node gets an error, not a deadlock.
 
 use log::{LevelFilter, Log, Metadata, Record};
 use pyo3::prelude::*;
 use pyo3_log::{Caching, Logger};
+
+use crate::reentry::CallbackScope;
 
 /// Parent of every Python logger kadmium's Rust code logs to.
 pub const LOGGER_PREFIX: &str = "kademlia.kadmium";
@@ -31,7 +35,10 @@ impl Log for Bridge {
 
     fn log(&self, record: &Record<'_>) {
         if self.0.enabled(record.metadata()) {
-            let _ = Python::try_attach(|_| self.0.log(record));
+            let _ = Python::try_attach(|_| {
+                let _scope = CallbackScope::enter();
+                self.0.log(record)
+            });
         }
     }
 

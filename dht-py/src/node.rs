@@ -7,17 +7,20 @@
 //! already hashed (20 bytes): hashing is `kadmium.utils.digest`'s job.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dht_core::{Contact, Error, Key, Node, PutOptions, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::{key_from, put_options, resolve, resolve_all, seconds, BindArgs};
+use crate::args::{key_from, put_options, resolve, resolve_all, seconds, BindArgs, TakenMemory};
 use crate::bridge::{awaitable, awaitable_then};
 use crate::error::KadError;
+use crate::reentry::{in_callback, refuse_reentry};
 use crate::runtime::block_on;
-use crate::storage::{in_storage_call, refuse_reentry, ViewedMemory};
+use crate::storage::ViewedMemory;
 use crate::value::{value_from_py, PyValue};
 
 /// A contact as Python sees it: `(id, ip, port)`, the order of
@@ -106,7 +109,11 @@ async fn ping(node: Node, host: String, port: u16) -> Result<Vec<u8>, KadError> 
 /// Start the node `args` describe.
 async fn bind_node(args: BindArgs) -> Result<PyNode, KadError> {
     let (inner, memory) = args.bind().await?;
-    Ok(PyNode { inner, memory })
+    Ok(PyNode {
+        inner,
+        memory,
+        values_passed_on: Arc::default(),
+    })
 }
 
 #[pyclass(frozen, name = "Node", module = "kadmium._kadmium")]
@@ -115,18 +122,25 @@ pub struct PyNode {
     /// The default storage, for Python's read-only views; None when values
     /// live in a Python storage object (which is then the view).
     memory: Option<ViewedMemory>,
+    /// Set once a node bound with `values_of` this one took over `memory`.
+    values_passed_on: Arc<AtomicBool>,
 }
 
 impl PyNode {
-    /// The default storage of this node, once it is stopped (None when a
-    /// Python storage object held its values).
-    fn stopped_memory(&self) -> Result<Option<ViewedMemory>, KadError> {
-        if !self.inner.is_shut_down() {
+    /// This node's default storage, for a node that goes on with its values:
+    /// once this one has closed (its task gone, nothing else touches the
+    /// storage), and to one node only. None when a Python storage object
+    /// held its values.
+    fn take_memory(&self) -> Result<Option<TakenMemory>, KadError> {
+        if !self.inner.is_closed() {
             return Err(KadError(Error::InvalidArgument(
-                "values_of must be a node that was shut down".into(),
+                "values_of must be a node that has stopped".into(),
             )));
         }
-        Ok(self.memory.clone())
+        self.memory
+            .clone()
+            .map(|m| TakenMemory::take(m, &self.values_passed_on))
+            .transpose()
     }
 }
 
@@ -167,7 +181,7 @@ impl PyNode {
         .with_modes(client_only, strict_local_limits)
         .with_data_dir(data_dir)
         .with_wall_clock(unix_time_at_start)?
-        .with_memory(values_of.map(|n| n.stopped_memory()).transpose()?.flatten())?;
+        .with_memory(values_of.map(|n| n.take_memory()).transpose()?.flatten())?;
         block_on(py, bind_node(args))
     }
 
@@ -206,7 +220,7 @@ impl PyNode {
         .with_modes(client_only, strict_local_limits)
         .with_data_dir(data_dir)
         .with_wall_clock(unix_time_at_start)?
-        .with_memory(values_of.map(|n| n.stopped_memory()).transpose()?.flatten())?;
+        .with_memory(values_of.map(|n| n.take_memory()).transpose()?.flatten())?;
         awaitable(py, bind_node(args))
     }
 
@@ -485,7 +499,7 @@ impl PyNode {
     #[pyo3(signature = (wait=true))]
     fn shutdown(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
         self.inner.shutdown();
-        if !wait || tokio::runtime::Handle::try_current().is_ok() || in_storage_call() {
+        if !wait || tokio::runtime::Handle::try_current().is_ok() || in_callback() {
             return Ok(());
         }
         let rt = crate::runtime::runtime()?;

@@ -37,7 +37,7 @@ where
     F: Future<Output = Result<T, KadError>> + Send,
     T: Send,
 {
-    crate::storage::refuse_reentry()?;
+    crate::reentry::refuse_reentry()?;
     let rt = runtime()?;
     let mut fut = Box::pin(fut);
     loop {

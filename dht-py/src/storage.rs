@@ -16,19 +16,18 @@
 //! the node's lock while attached: every `PyNode` method that takes it runs
 //! under `py.detach`. Nor may the storage object's own methods call into a
 //! node: the thread running them may be the one holding the lock, and would
-//! wait for itself. [`refuse_reentry`] turns that into an exception.
+//! wait for itself (see `reentry.rs`, which turns that into an exception).
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use dht_core::{Error, Key, MemoryStorage, Origin, Result, Storage, StoredValue, Value};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tracing::warn;
 
+use crate::reentry::CallbackScope;
 use crate::value::{value_from_py, PyValue};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,50 +119,6 @@ impl Storage for ViewedMemory {
     }
 }
 
-thread_local! {
-    /// Whether this thread is inside a method of a Python storage object.
-    static IN_STORAGE_CALL: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Clears [`IN_STORAGE_CALL`] again when the storage call ends, however it ends.
-struct StorageCall {
-    outer: bool,
-}
-
-impl StorageCall {
-    fn enter() -> StorageCall {
-        StorageCall {
-            outer: IN_STORAGE_CALL.with(|c| c.replace(true)),
-        }
-    }
-}
-
-impl Drop for StorageCall {
-    fn drop(&mut self) {
-        IN_STORAGE_CALL.with(|c| c.set(self.outer));
-    }
-}
-
-/// Whether the caller runs inside a storage object's method (called by a
-/// node that holds its lock meanwhile).
-pub fn in_storage_call() -> bool {
-    IN_STORAGE_CALL.with(Cell::get)
-}
-
-/// `RuntimeError` when called from inside a storage object's method: a node
-/// call there could wait for the very lock its caller holds, and hang the
-/// process (upstream's storage runs on the event loop, where such a call
-/// works; here it is refused rather than left to deadlock).
-pub fn refuse_reentry() -> PyResult<()> {
-    if in_storage_call() {
-        return Err(PyRuntimeError::new_err(
-            "a storage object's methods cannot call a kadmium node: \
-             the node waits for the storage call to return",
-        ));
-    }
-    Ok(())
-}
-
 /// What Rust keeps about a value held in a Python storage object.
 #[derive(Clone)]
 struct Meta {
@@ -210,7 +165,7 @@ impl PythonStorage {
     /// (a node still running then acts as if it held nothing).
     fn with_python<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
         Python::try_attach(|py| {
-            let _call = StorageCall::enter();
+            let _scope = CallbackScope::enter();
             f(py)
         })
     }

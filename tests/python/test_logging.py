@@ -113,6 +113,53 @@ class ScriptTest(unittest.TestCase):
         self.assertIn("kademlia.kadmium.dht_core.protocol DEBUG dropped datagram", out.stdout)
         self.assertIn("kademlia.kadmium.network INFO Node", out.stdout)
 
+    def test_a_handler_calling_the_node_gets_an_error_not_a_hang(self) -> None:
+        # The node logs "dropped datagram" while it holds its lock; a handler that
+        # calls the node from there would wait for that lock on the thread holding
+        # it. In a child process: a hang there fails the test instead of wedging it.
+        script = textwrap.dedent(
+            """
+            import asyncio, logging, socket
+            from kadmium import Server
+
+            class Looking(logging.Handler):
+                server = None
+                def emit(self, record):
+                    if "dropped datagram" not in record.getMessage():
+                        return
+                    try:
+                        self.server.stats()
+                        print("stats answered", flush=True)
+                    except RuntimeError as e:
+                        print("refused:", e, flush=True)
+
+            async def main():
+                server = Server()
+                handler = Looking()
+                handler.server = server
+                log = logging.getLogger("kademlia")
+                log.addHandler(handler)
+                log.setLevel(logging.DEBUG)
+                await server.listen(0, "127.0.0.1")
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(b"garbage" * 5, ("127.0.0.1", server.node.port))
+                while server.stats()["datagrams_dropped"] == 0:
+                    await asyncio.sleep(0.01)
+                print("dropped:", server.stats()["datagrams_dropped"], flush=True)
+                server.stop()
+
+            asyncio.run(main())
+            """
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+            env={k: v for k, v in os.environ.items() if k not in ("RUST_LOG", "KADMIUM_LOG")},
+        )
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("refused: a storage object's methods and logging handlers cannot call "
+                      "a kadmium node", out.stdout)
+        self.assertIn("dropped: 1", out.stdout)
+
     def test_kadmium_log_env_for_cli_users(self) -> None:
         env = dict(os.environ, KADMIUM_LOG="debug")
         out = subprocess.run(

@@ -279,11 +279,31 @@ class ErrorPathsTest(AsyncCase):
         self.assertEqual(dict((k, v) for k, v in s.storage), held)
         self.assertEqual(s._node().local_value(digest("kept")), "v")
         self.assertEqual(s.stats()["values_stored"], 2)
-        # Only a stopped node's values can be taken over.
+        # Only a stopped node's values can be taken over, and by one node only; a bind
+        # that fails leaves them to be taken by the next.
         other = await start_kadmium(1)
         self.track(*other)
-        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "shut down"):
-            await kadmium._kadmium.Node.bind_async(LOCAL, 0, values_of=other[0]._node())
+        bind = kadmium._kadmium.Node.bind_async
+        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "has stopped"):
+            await bind(LOCAL, 0, values_of=other[0]._node())
+        old = s._node()
+        s.stop()
+        with self.assertRaises(kadmium.NetworkError):
+            await bind(LOCAL, other[0].node.port, values_of=old)  # port in use
+        taker = await bind(LOCAL, 0, values_of=old)
+        self.assertEqual(taker.local_value(digest("kept")), "v")
+        with self.assertRaisesRegex(kadmium.InvalidArgumentError, "already passed on"):
+            await bind(LOCAL, 0, values_of=old)
+        taker.shutdown()
+        # Two listens at once: the second is refused, not left running unseen.
+        fresh = Server()
+        self.track(fresh)
+        outcomes = await asyncio.gather(fresh.listen(0, LOCAL), fresh.listen(0, LOCAL),
+                                        return_exceptions=True)
+        refused = [o for o in outcomes if isinstance(o, kadmium.KadmiumError)]
+        self.assertEqual(len(refused), 1, outcomes)
+        self.assertIn("already listening", str(refused[0]))
+        self.assertIn(None, outcomes)
 
     async def test_bad_arguments_name_themselves(self) -> None:
         # Checked where they are given, each error naming the argument.
@@ -293,9 +313,12 @@ class ErrorPathsTest(AsyncCase):
             ({"ksize": 1.5}, TypeError, "ksize must be an int .got float"),
             ({"alpha": 0}, kadmium.InvalidArgumentError, "alpha must be from 1 to 100 .got 0"),
             ({"alpha": True}, TypeError, "alpha must be an int .got bool"),
+            ({"alpha": "3"}, TypeError, "alpha must be an int .got str"),
         ):
             with self.subTest(kwargs=kwargs), self.assertRaisesRegex(error, message):
                 Server(**kwargs)
+        # Integer types other than int (numpy's, say) are taken.
+        self.assertEqual((Server(ksize=Index(8), alpha=Index(2)).ksize), 8)
         s = Server()
         self.track(s)
         with self.assertRaisesRegex(kadmium.InvalidArgumentError, "port must be from 0 to 65535 .got 70000"):
@@ -311,9 +334,11 @@ class ErrorPathsTest(AsyncCase):
             await s.get_digest("k" * 20)  # type: ignore[arg-type]
         with self.assertRaisesRegex(TypeError, "dkey must be a 20-byte digest"):
             await s.set_digest("k" * 20, "v")  # type: ignore[arg-type]
-        for bad in [(LOCAL,)], [LOCAL], [(LOCAL, 1, 2)]:
+        for bad in [(LOCAL,)], [LOCAL], [5]:
             with self.subTest(addrs=bad), self.assertRaisesRegex(TypeError, "pairs"):
                 await s.bootstrap(bad)  # type: ignore[arg-type]
+        # An IPv6 socket address's further items are ignored; any integer type is a port.
+        self.assertEqual(await self.bounded(s.bootstrap([(LOCAL, Index(9), 0, 0)])), [])
         with self.assertRaisesRegex(kadmium.InvalidArgumentError, "port must be from 0"):
             await s.bootstrap([(LOCAL, 70000)])
         with self.assertRaisesRegex(TypeError, "pairs"):
@@ -494,6 +519,16 @@ class LifecycleTest(AsyncCase):
             run = subprocess.run([sys.executable, "-c", script], capture_output=True,
                                  text=True, timeout=60)
             self.assertEqual(run.returncode, 0, f"round {round}: {run.stderr[-2000:]}")
+
+
+class Index:
+    """An integer type that is not int (as numpy's are)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
 
 
 class ManyServersTest(AsyncCase):

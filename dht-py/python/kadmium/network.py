@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import operator
 import pickle
 import random
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
@@ -43,13 +44,22 @@ MIN_REFRESH_INTERVAL = 1.0
 _VALUE_TYPES = (int, float, bool, str, bytes)
 
 
+def _integer(name: str, value: object) -> int:
+    """``value`` as an int: any integer type (numpy's too), not a bool or a float."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int (got bool)")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int (got {type(value).__name__})") from None
+
+
 def _check_count(name: str, value: object, most: int) -> int:
     """``value`` as an int from 1 to ``most`` (the node's own limits), or an error naming it."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int (got {type(value).__name__})")
-    if not 1 <= value <= most:
-        raise _kadmium.InvalidArgumentError(f"{name} must be from 1 to {most} (got {value})")
-    return value
+    number = _integer(name, value)
+    if not 1 <= number <= most:
+        raise _kadmium.InvalidArgumentError(f"{name} must be from 1 to {most} (got {number})")
+    return number
 
 
 def _check_port(port: object) -> int:
@@ -57,13 +67,10 @@ def _check_port(port: object) -> int:
     for any free port): an int from 0 to 65535, or an error naming it."""
     if port is None:
         return 0
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int (got {type(port).__name__})")
-    if not 0 <= port <= 65535:
-        raise _kadmium.InvalidArgumentError(f"port must be from 0 to 65535 (got {port})")
-    return port
+    number = int(port) if isinstance(port, str) and port.isdigit() else _integer("port", port)
+    if not 0 <= number <= 65535:
+        raise _kadmium.InvalidArgumentError(f"port must be from 0 to 65535 (got {number})")
+    return number
 
 
 def _check_digest(dkey: object) -> bytes:
@@ -75,8 +82,9 @@ def _check_digest(dkey: object) -> bytes:
 
 
 def _address_pair(addr: object) -> Tuple[str, int]:
-    """One ``(host, port)`` of ``bootstrap``, or an error naming it."""
-    if isinstance(addr, (str, bytes)) or not isinstance(addr, Sequence) or len(addr) != 2:
+    """One ``(host, port)`` of ``bootstrap`` (further items, as in an IPv6 socket
+    address ``(host, port, flowinfo, scope_id)``, are ignored), or an error naming it."""
+    if isinstance(addr, (str, bytes)) or not isinstance(addr, Sequence) or len(addr) < 2:
         raise TypeError(f"bootstrap addresses are (host, port) pairs (got {addr!r})")
     return str(addr[0]), _check_port(addr[1])
 
@@ -173,6 +181,8 @@ class Server:
         self.refresh_loop: Optional[asyncio.TimerHandle] = None
         self.save_state_loop: Optional[asyncio.TimerHandle] = None
         self._native: Optional[_kadmium.Node] = None
+        #: Set while ``listen`` binds, so a second concurrent ``listen`` is refused.
+        self._binding = False
         self._refresh_task: Optional["asyncio.Future[None]"] = None
 
     def __repr__(self) -> str:
@@ -191,9 +201,18 @@ class Server:
     async def listen(self, port: int, interface: str = "0.0.0.0") -> None:
         """Bind ``interface:port`` (UDP; port 0 picks a free one, see
         ``transport.get_extra_info("sockname")``) and start refreshing the table."""
-        if self._native is not None and not self._native.is_shut_down:
+        if self._binding or (self._native is not None and not self._native.is_shut_down):
             raise KadmiumError("the server is already listening")
         port = _check_port(port)
+        self._binding = True
+        try:
+            await self._bind(port, interface)
+        finally:
+            self._binding = False
+        log.info("Node %s listening on %s:%i", self.node.id.hex(), interface, self.node.port)
+        self.refresh_table()
+
+    async def _bind(self, port: int, interface: str) -> None:
         # Listening again after stop(): as upstream, whose storage belongs to the
         # Server, the values held so far stay held (each with its own expiry).
         previous = self._native if self._user_storage is None and self.data_dir is None else None
@@ -216,8 +235,6 @@ class Server:
         self.transport = _Transport(self)
         self.protocol = ProtocolView(self)
         self._adopt_stored_values()
-        log.info("Node %s listening on %s:%i", self.node.id.hex(), interface, self.node.port)
-        self.refresh_table()
 
     def _adopt_stored_values(self) -> None:
         """Values already in a user's storage object are held by the node (with

@@ -106,12 +106,13 @@ class RoutingView:
         buckets.append(BucketView((lo, lo + (1 << width) - 1), [], self.ksize))
         return sorted(buckets, key=lambda b: b.range[0])
 
-    def get_bucket_for(self, node: Node) -> int:
-        """Index in ``buckets`` of the bucket whose range holds ``node``."""
+    def get_bucket_for(self, node: Node) -> Optional[int]:
+        """Index in ``buckets`` of the bucket whose range holds ``node`` (ranges are
+        inclusive here); None for an id outside the 160-bit space, as upstream."""
         for index, bucket in enumerate(self.buckets):
             if node.long_id <= bucket.range[1]:
                 return index
-        raise ValueError("node id outside the 160-bit id space")
+        return None
 
     def is_new_node(self, node: Node) -> bool:
         """Whether ``node`` is not among the contacts."""

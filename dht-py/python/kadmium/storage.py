@@ -68,41 +68,40 @@ class ForgetfulStorage(IStorage):
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
+    # Each method calls ``cull`` first, as upstream's do (a subclass may
+    # override it), outside the lock, which ``cull`` takes itself.
+
     def __setitem__(self, key: bytes, value: Any) -> None:
         with self._lock:
             # Re-inserting moves the key to the end, keeping the dict in age order.
             self.data.pop(key, None)
             self.data[key] = (time.monotonic(), value)
-            self._cull()
+        self.cull()
 
     def cull(self) -> None:
-        """Drop expired values."""
+        """Drop expired values (they are at the front: the dict is in age order)."""
         with self._lock:
-            self._cull()
-
-    def _cull(self) -> None:
-        # Expired values are at the front: the dict is in age order.
-        deadline = time.monotonic() - self.ttl
-        while self.data:
-            key, (born, _) = next(iter(self.data.items()))
-            if born > deadline:
-                break
-            del self.data[key]
+            deadline = time.monotonic() - self.ttl
+            while self.data:
+                key, (born, _) = next(iter(self.data.items()))
+                if born > deadline:
+                    break
+                del self.data[key]
 
     def get(self, key: bytes, default: Any = None) -> Any:
+        self.cull()
         with self._lock:
-            self._cull()
             entry = self.data.get(key)
         return default if entry is None else entry[1]
 
     def __getitem__(self, key: bytes) -> Any:
+        self.cull()
         with self._lock:
-            self._cull()
             return self.data[key][1]
 
     def __repr__(self) -> str:
+        self.cull()
         with self._lock:
-            self._cull()
             return repr(self.data)
 
     def iter_older_than(self, seconds_old: float) -> List[Tuple[bytes, Any]]:
@@ -116,8 +115,8 @@ class ForgetfulStorage(IStorage):
         return out
 
     def __iter__(self) -> Iterator[Tuple[bytes, Any]]:
+        self.cull()
         with self._lock:
-            self._cull()
             return iter([(key, value) for key, (_, value) in self.data.items()])
 
 
