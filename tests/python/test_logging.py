@@ -80,6 +80,14 @@ class LoggingBridgeTest(AsyncCase):
         self.assertIn("kademlia.kadmium.network", {r.name for r in self.handler.records})
 
 
+def run_script(script: str) -> "subprocess.CompletedProcess[str]":
+    """Run ``script`` in a child interpreter without the log variables of ours."""
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in ("RUST_LOG", "KADMIUM_LOG")},
+    )
+
+
 class ScriptTest(unittest.TestCase):
     def test_a_script_configuring_kademlia_logging_sees_kadmium(self) -> None:
         # What upstream's examples do: a handler and DEBUG on "kademlia".
@@ -105,10 +113,7 @@ class ScriptTest(unittest.TestCase):
             asyncio.run(main())
             """
         )
-        out = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-            env={k: v for k, v in os.environ.items() if k not in ("RUST_LOG", "KADMIUM_LOG")},
-        )
+        out = run_script(script)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("kademlia.kadmium.dht_core.protocol DEBUG dropped datagram", out.stdout)
         self.assertIn("kademlia.kadmium.network INFO Node", out.stdout)
@@ -151,10 +156,7 @@ class ScriptTest(unittest.TestCase):
             asyncio.run(main())
             """
         )
-        out = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-            env={k: v for k, v in os.environ.items() if k not in ("RUST_LOG", "KADMIUM_LOG")},
-        )
+        out = run_script(script)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("refused: a storage object's methods and logging handlers cannot call "
                       "a kadmium node", out.stdout)
