@@ -89,6 +89,10 @@ pub enum ProtocolError {
     EmptyPut,
     #[error("{name} (type {msg_type}) is sent by the DHT, not by clients")]
     UnexpectedDirection { name: &'static str, msg_type: u16 },
+    /// A PUT has no reply, so closing the connection is the only way to say
+    /// the value will not be stored.
+    #[error("PUT value of {size} bytes is over the node's limit of {max} bytes")]
+    ValueOverLimit { size: usize, max: usize },
 }
 
 /// Why a message cannot be encoded.

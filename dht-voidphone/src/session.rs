@@ -233,7 +233,16 @@ impl Connection {
         slot: OwnedSemaphorePermit,
     ) -> Result<(), ProtocolError> {
         match message {
-            Message::Put(put) => self.spawn_put(put, slot),
+            Message::Put(put) => {
+                let max = self.node.config().max_value_size;
+                if put.value.len() > max {
+                    return Err(ProtocolError::ValueOverLimit {
+                        size: put.value.len(),
+                        max,
+                    });
+                }
+                self.spawn_put(put, slot)
+            }
             Message::Get { key } => self.spawn_get(key, slot),
             other => {
                 let msg_type = other.msg_type();

@@ -369,6 +369,12 @@ async fn malformed_messages_close_only_that_connection() {
         ("empty PUT", with_body(40, PUT, 36)),
         ("SUCCESS sent by a client", with_body(40, SUCCESS, 36)),
         ("FAILURE sent by a client", with_body(36, FAILURE, 32)),
+        // A PUT has no reply: a value the node would refuse must not vanish
+        // silently (the default limit, 8,137 bytes, is what Python peers carry).
+        (
+            "PUT over the node's value limit",
+            put_msg(60, 0, &key_of("too big"), &[1u8; 8_138]),
+        ),
     ];
     for (why, bytes) in cases {
         let mut bad = connect(net.api()).await;

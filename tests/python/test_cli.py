@@ -113,6 +113,8 @@ class CommandsTest(unittest.TestCase):
             (["node", "--ksize", "0"], "argument --ksize: expected an integer from 1 to 1000"),
             (["node", "--ksize", "5000"], "argument --ksize: expected an integer from 1 to 1000"),
             (["node", "--alpha", "1000"], "argument --alpha: expected an integer from 1 to 100"),
+            (["node", "--max-value-size", "70000"],
+             "argument --max-value-size: expected a byte count from 1 to 65400"),
             (["put", "--bootstrap", "127.0.0.1:9", "--type", "bool", "k", "ture"],
              "argument value: not a valid bool: 'ture'"),
             (["put", "--bootstrap", "127.0.0.1:9"], "the following arguments are required"),

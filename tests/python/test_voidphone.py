@@ -270,6 +270,25 @@ class NodeServesApiTest(unittest.TestCase):
         self.assertEqual(code, 0, err)
         self.assertNotIn("warning", err)  # loopback: nothing to warn about
 
+    def test_a_put_over_the_value_limit_closes_its_connection(self) -> None:
+        # A PUT has no reply: one the node would refuse closes the connection
+        # rather than vanish. --max-value-size raises the limit (kadmium networks).
+        p2p = free_p2p_port_with_api_port()
+        node = RunningNode("-a", LOCAL, "-p", str(p2p), "--max-value-size", "20000")
+        try:
+            node.wait_for(rf"VoidPhone DHT API listening on 127\.0\.0\.1:{p2p + 1000}\b")
+            key, value = b"b" * 32, bytes(range(256)) * 60  # 15,360 bytes: over the default
+            with connect(p2p + 1000) as c:
+                c.sendall(put_msg(key, value) + get_msg(key))
+                self.assertEqual(read_reply(c), (SUCCESS, key, value))
+            with connect(p2p + 1000) as c:
+                c.sendall(put_msg(b"c" * 32, bytes(20001)))
+                self.assertTrue(is_closed(c))
+        finally:
+            code, err = node.stop()
+        self.assertEqual(code, 0, err)
+        self.assertIn("PUT value of 20001 bytes is over the node's limit of 20000 bytes", err)
+
     def test_no_api_and_the_non_loopback_warning(self) -> None:
         node = RunningNode("-a", LOCAL, "-p", "0", "--no-api", "--status-interval", "0.2")
         try:

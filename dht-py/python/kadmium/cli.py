@@ -69,6 +69,9 @@ def _number(kind: Callable[[str], Any], minimum: float, what: str,
 
 
 positive_int = _number(int, 1, "a positive integer")
+#: Largest value one UDP datagram carries with a STORE around it (65,422 bytes
+#: between kadmium nodes), rounded down.
+MAX_DATAGRAM_VALUE = 65_400
 positive_seconds = _number(float, 1e-3, "a positive number of seconds")
 
 
@@ -104,6 +107,7 @@ class NodeSettings:
     alpha: int = 3
     status_interval: float = 10.0
     testing_clock_offset: Optional[float] = None
+    max_value_size: Optional[int] = None
 
 
 #: A service started beside the node: ``await service(server, args)`` starts it
@@ -127,6 +131,11 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
                    help="replication factor and bucket size k (default 20)")
     p.add_argument("--alpha", type=_number(int, 1, "an integer from 1 to 100", 100), default=3,
                    help="lookup parallelism (default 3)")
+    p.add_argument("--max-value-size", metavar="BYTES",
+                   type=_number(int, 1, "a byte count from 1 to 65400", MAX_DATAGRAM_VALUE),
+                   help="largest value stored (default 8137, what Python kademlia peers carry; "
+                        f"up to {MAX_DATAGRAM_VALUE} on networks of kadmium nodes only). "
+                        "A VoidPhone API PUT over it closes its connection")
     p.add_argument("--data-dir", metavar="DIR",
                    help="keep the node's values and contacts in DIR across restarts "
                         "(default: the config file's data_dir, else nothing is kept)")
@@ -152,7 +161,8 @@ class UsageError(Exception):
 def node_settings(args: argparse.Namespace) -> NodeSettings:
     s = NodeSettings(ksize=args.ksize, alpha=args.alpha, status_interval=args.status_interval,
                      strict_local_limits=args.strict_local_limits, data_dir=args.data_dir,
-                     testing_clock_offset=args.testing_clock_offset)
+                     testing_clock_offset=args.testing_clock_offset,
+                     max_value_size=args.max_value_size)
     if args.host is not None:
         s.host = args.host
     if args.port is not None:
@@ -194,7 +204,8 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 async def run_node(args: argparse.Namespace) -> int:
     settings = node_settings(args)
     server = Server(ksize=settings.ksize, alpha=settings.alpha,
-                    strict_local_limits=settings.strict_local_limits, data_dir=settings.data_dir)
+                    strict_local_limits=settings.strict_local_limits, data_dir=settings.data_dir,
+                    max_value_size=settings.max_value_size)
     if settings.testing_clock_offset is not None:
         server._unix_time_at_start = time.time() + settings.testing_clock_offset
     await server.listen(settings.port, settings.host)

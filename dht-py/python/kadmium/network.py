@@ -133,6 +133,7 @@ class Server:
         client_only: bool = False,
         strict_local_limits: bool = False,
         data_dir: Optional[str] = None,
+        max_value_size: Optional[int] = None,
     ) -> None:
         """``storage``: None (values stay in Rust; ``self.storage`` is a read-only
         view of them), or an ``IStorage`` that every value the node holds goes
@@ -144,7 +145,9 @@ class Server:
         and private addresses too; ``data_dir`` keeps the node's values and
         contacts in that directory across restarts, and its id unless
         ``node_id`` is given (``PersistenceError`` if it is in use by another
-        process or damaged)."""
+        process or damaged); ``max_value_size`` is the largest value the node
+        stores, in bytes (default 8,137, what Python peers can carry; raise it
+        only on networks of kadmium nodes, up to about 65,400)."""
         if self.protocol_class is not None:
             raise TypeError("kadmium.Server runs its protocol in Rust: protocol_class cannot be overridden")
         self.ksize = _check_count("ksize", ksize, 1000)
@@ -152,6 +155,8 @@ class Server:
         self.client_only = client_only
         self.strict_local_limits = strict_local_limits
         self.data_dir = data_dir
+        self.max_value_size = (None if max_value_size is None
+                               else _check_count("max_value_size", max_value_size, 1 << 32))
         if storage is not None:
             check_storage(storage)
         self._user_storage: Any = storage
@@ -227,6 +232,7 @@ class Server:
             strict_local_limits=self.strict_local_limits,
             data_dir=self.data_dir,
             unix_time_at_start=self._unix_time_at_start,
+            max_value_size=self.max_value_size,
             values_of=previous,
         )
         if self._native.id != self.node.id:
