@@ -175,7 +175,7 @@ enum kad_result
   KAD_VALUE_TOO_LARGE = 7,
   /*
    An address could not be parsed or resolved, or can never be reached
-   from this node (port 0, 0.0.0.0, another IP family).
+   from this node (port 0, another IP family). 0.0.0.0 means this host.
    */
   KAD_BAD_ADDRESS = 8,
   /*
@@ -471,7 +471,10 @@ typedef struct kad_value kad_value;
  id=... addr=..."); both NUL-terminated and valid only during the call.
  Runs on the thread that logged, often a library worker thread, possibly
  on several threads at once: it must be quick and must not block; kadmium
- calls that wait return KAD_WRONG_THREAD there.
+ calls that wait, and those that read a node's state (kad_node_stats,
+ kad_node_public_address, kad_node_export_routing_table,
+ kad_node_import_routing_table), return KAD_WRONG_THREAD there: the node
+ may be logging while it holds that state.
  */
 typedef void (*kad_log_callback)(void *userdata,
                                  kad_log_level level,
@@ -634,8 +637,10 @@ kad_result kad_config_set_node_id(struct kad_config *config,
                                   size_t id_len);
 
 /*
- Largest value put accepts, in bytes (at least 1). Default 65000, which is
- also about the most one UDP datagram can carry.
+ Largest value put accepts, in bytes: from 1 to 65400. Default 8137, the
+ most a Python kademlia peer can carry; raise it on networks of kadmium
+ nodes only, up to 65400, about the most one UDP datagram carries with the
+ STORE around the value (65422 measured). KAD_INVALID_ARGUMENT outside.
  */
 kad_result kad_config_set_max_value_size(struct kad_config *config,
                                          size_t max_value_size);
@@ -718,7 +723,7 @@ const char *kad_result_str(uint32_t result);
 
 /*
  Copy the detail message of the last failure of a kadmium function on the
- calling thread (for example "value too large: 70000 bytes (maximum 65000)")
+ calling thread (for example "value too large: 9000 bytes (maximum 8137)")
  into `buf`, NUL-terminated and truncated to `buf_len`; `*written_out`
  (may be NULL) receives its length without the NUL. The detail is empty if
  nothing failed on this thread yet; successful calls do not clear it.
@@ -849,7 +854,8 @@ kad_result kad_node_id(const struct kad_node *node,
  (Python peers do not); the address is known once at least two peer IPs
  agree on it, so one lying peer cannot set it. Loopback and private
  addresses count like public ones. It can change while the node runs
- (when the NAT's mapping does). Never blocks.
+ (when the NAT's mapping does). Never blocks; KAD_WRONG_THREAD inside the
+ log callback (see kad_log_callback).
 
  KAD_NOT_FOUND while fewer than two peer IPs agree (e.g. right after
  kad_node_new, or among Python peers only). KAD_BUFFER_TOO_SMALL if the
@@ -871,8 +877,9 @@ kad_result kad_node_public_address(const struct kad_node *node,
  receives the number of contacts found.
 
  KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS at once for an
- unparsable address or one this node can never reach (port 0, 0.0.0.0,
- an IPv6 peer on an IPv4 node; see kad_node_ping) and for a name that
+ unparsable address or one this node can never reach (port 0, an IPv6
+ peer on an IPv4 node; 0.0.0.0 means this host; see kad_node_ping) and for
+ a name that
  does not resolve, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
  KAD_WRONG_THREAD inside a callback.
  */
@@ -1044,7 +1051,8 @@ kad_result kad_node_ping_async(struct kad_node *node,
 
 /*
  Snapshot the node's whole routing table into `*table_out` (a new object
- the caller owns).
+ the caller owns). KAD_WRONG_THREAD inside the log callback (see
+ kad_log_callback).
  */
 kad_result kad_node_export_routing_table(const struct kad_node *node,
                                          struct kad_routing_table **table_out);
@@ -1053,7 +1061,8 @@ kad_result kad_node_export_routing_table(const struct kad_node *node,
  Add the contacts of `table` to the node's routing table (they are
  checked by the node as usual). `*added_out` (may be NULL) receives how
  many were new. Follow with kad_node_bootstrap (addrs_len 0 is fine) to
- refresh them.
+ refresh them. KAD_WRONG_THREAD inside the log callback (see
+ kad_log_callback).
  */
 kad_result kad_node_import_routing_table(struct kad_node *node,
                                          const struct kad_routing_table *table,
@@ -1279,7 +1288,8 @@ kad_result kad_node_get_immutable_async(struct kad_node *node,
 
 /*
  Take a snapshot of the node's statistics into `*stats_out` (a new object
- the caller owns).
+ the caller owns). KAD_WRONG_THREAD inside the log callback (see
+ kad_log_callback).
  */
 kad_result kad_node_stats(const struct kad_node *node,
                           struct kad_stats **stats_out);

@@ -33,7 +33,7 @@ pub enum kad_result {
     /// The value is larger than the node's max_value_size.
     KAD_VALUE_TOO_LARGE = 7,
     /// An address could not be parsed or resolved, or can never be reached
-    /// from this node (port 0, 0.0.0.0, another IP family).
+    /// from this node (port 0, another IP family). 0.0.0.0 means this host.
     KAD_BAD_ADDRESS = 8,
     /// Called in a child process created by fork() after the library was
     /// used in the parent: the library's threads do not exist in the child,
@@ -231,7 +231,7 @@ pub extern "C" fn kad_result_str(result: u32) -> *const c_char {
 }
 
 /// Copy the detail message of the last failure of a kadmium function on the
-/// calling thread (for example "value too large: 70000 bytes (maximum 65000)")
+/// calling thread (for example "value too large: 9000 bytes (maximum 8137)")
 /// into `buf`, NUL-terminated and truncated to `buf_len`; `*written_out`
 /// (may be NULL) receives its length without the NUL. The detail is empty if
 /// nothing failed on this thread yet; successful calls do not clear it.

@@ -42,7 +42,10 @@ pub enum kad_log_level {
 /// id=... addr=..."); both NUL-terminated and valid only during the call.
 /// Runs on the thread that logged, often a library worker thread, possibly
 /// on several threads at once: it must be quick and must not block; kadmium
-/// calls that wait return KAD_WRONG_THREAD there.
+/// calls that wait, and those that read a node's state (kad_node_stats,
+/// kad_node_public_address, kad_node_export_routing_table,
+/// kad_node_import_routing_table), return KAD_WRONG_THREAD there: the node
+/// may be logging while it holds that state.
 pub type kad_log_callback = Option<
     unsafe extern "C-unwind" fn(
         userdata: *mut c_void,
@@ -157,6 +160,20 @@ impl Visit for MessageText {
             let _ = write!(self.0, "{}={value:?}", field.name());
         }
     }
+}
+
+/// KAD_WRONG_THREAD inside the log callback, for calls that read a node's
+/// state: the node may be logging while it holds that state's lock, and the
+/// call would wait for the lock on the very thread holding it.
+pub(crate) fn refuse_in_log_callback() -> Result<(), Failure> {
+    if IN_LOG.try_with(Cell::get).unwrap_or(false) {
+        return Err(Failure::new(
+            kad_result::KAD_WRONG_THREAD,
+            "this kadmium call reads a node's state and cannot be made from the log callback \
+             (the node may be logging while it holds that state)",
+        ));
+    }
+    Ok(())
 }
 
 /// Send the library's log messages up to `max_level` to `callback` (called

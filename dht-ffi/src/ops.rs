@@ -143,8 +143,9 @@ pub(crate) fn write_opt<T>(out: *mut T, v: T) {
 /// receives the number of contacts found.
 ///
 /// KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS at once for an
-/// unparsable address or one this node can never reach (port 0, 0.0.0.0,
-/// an IPv6 peer on an IPv4 node; see kad_node_ping) and for a name that
+/// unparsable address or one this node can never reach (port 0, an IPv6
+/// peer on an IPv4 node; 0.0.0.0 means this host; see kad_node_ping) and for
+/// a name that
 /// does not resolve, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
 /// KAD_WRONG_THREAD inside a callback.
 #[no_mangle]

@@ -7,11 +7,15 @@
 #include <kadmium.h>
 
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 static int passed, failed;
 
@@ -306,6 +310,8 @@ static void test_config(void) {
     CHECK_RES(kad_config_set_max_failures(c, 2), KAD_OK);
     CHECK_RES(kad_config_set_max_value_size(c, 0), KAD_INVALID_ARGUMENT);
     CHECK_RES(kad_config_set_max_value_size(NULL, 1), KAD_NULL_POINTER);
+    CHECK_RES(kad_config_set_max_value_size(c, 65401), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_config_set_max_value_size(c, 65400), KAD_OK);
     CHECK_RES(kad_config_set_max_value_size(c, 1000), KAD_OK);
     CHECK_RES(kad_config_set_storage_limits(c, 0, 10), KAD_INVALID_ARGUMENT);
     CHECK_RES(kad_config_set_storage_limits(c, 10, 0), KAD_INVALID_ARGUMENT);
@@ -852,6 +858,79 @@ static void test_logging(void) {
     pthread_mutex_destroy(&l.mu);
 }
 
+/* A log callback that reads the node which is logging. The node logs
+ * "dropped datagram" while it holds its state's lock; reading that state
+ * there would wait for the lock on the thread holding it (a hang, before).
+ * Such reads answer KAD_WRONG_THREAD inside the log callback. */
+struct reading_logs {
+    pthread_mutex_t mu;
+    kad_node *node;
+    int dropped_seen, stats_res, address_res, export_res;
+};
+
+static void on_log_read_node(void *ud, kad_log_level level, const char *target, const char *message) {
+    (void)level;
+    (void)target;
+    struct reading_logs *l = ud;
+    if (strstr(message, "dropped datagram") == NULL) return;
+    kad_stats *st = NULL;
+    int stats_res = (int)kad_node_stats(l->node, &st);
+    kad_stats_free(st);
+    char addr[64];
+    size_t written = 0;
+    int address_res = (int)kad_node_public_address(l->node, addr, sizeof addr, &written);
+    kad_routing_table *table = NULL;
+    int export_res = (int)kad_node_export_routing_table(l->node, &table);
+    kad_routing_table_free(table);
+    pthread_mutex_lock(&l->mu);
+    l->dropped_seen++;
+    l->stats_res = stats_res;
+    l->address_res = address_res;
+    l->export_res = export_res;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void test_log_callback_reading_the_node(void) {
+    struct reading_logs l;
+    memset(&l, 0, sizeof l);
+    pthread_mutex_init(&l.mu, NULL);
+    l.node = start_node();
+    uint16_t port = 0;
+    CHECK_RES(kad_node_port(l.node, &port), KAD_OK);
+    CHECK_RES(kad_set_log_callback(on_log_read_node, &l, KAD_LOG_LEVEL_DEBUG), KAD_OK);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK(s >= 0);
+    struct sockaddr_in to;
+    memset(&to, 0, sizeof to);
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const char garbage[] = "not a datagram of this protocol";
+    CHECK(sendto(s, garbage, sizeof garbage, 0, (struct sockaddr *)&to, sizeof to) > 0);
+    close(s);
+    int seen = 0;
+    for (int i = 0; i < 1000 && !seen; i++) {
+        pthread_mutex_lock(&l.mu);
+        seen = l.dropped_seen;
+        pthread_mutex_unlock(&l.mu);
+        if (!seen) sleep_ms(5);
+    }
+    CHECK_RES(kad_set_log_callback(NULL, NULL, KAD_LOG_LEVEL_OFF), KAD_OK);
+    CHECK(seen == 1);
+    CHECK(l.stats_res == KAD_WRONG_THREAD);
+    CHECK(l.address_res == KAD_WRONG_THREAD);
+    CHECK(l.export_res == KAD_WRONG_THREAD);
+    /* The node is not wedged: read from here, it answers. */
+    kad_stats *st = NULL;
+    CHECK_RES(kad_node_stats(l.node, &st), KAD_OK);
+    uint64_t dropped = 0;
+    CHECK_RES(kad_stats_get(st, KAD_STAT_DATAGRAMS_DROPPED, &dropped), KAD_OK);
+    CHECK(dropped == 1);
+    kad_stats_free(st);
+    kad_node_free(l.node);
+    pthread_mutex_destroy(&l.mu);
+}
+
 /* A node bound to `ip` (any address of 127.0.0.0/8 is loopback on Linux). */
 static kad_node *start_node_at(const char *ip) {
     kad_config *c = kad_config_new();
@@ -922,6 +1001,7 @@ int main(void) {
     test_threads();
     test_public_address();
     test_logging();
+    test_log_callback_reading_the_node();
     printf("test_ffi: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
