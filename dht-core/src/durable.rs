@@ -3,7 +3,7 @@
 //! [`Durable::open`] locks and loads the directory and builds the protocol
 //! from it. Each driver iteration [`Durable::collect`]s the protocol's
 //! journal under the node lock; [`Durable::start`] hands everything collected
-//! to one write transaction on a blocking thread, and the driver keeps
+//! to one write transaction on the node's disk thread, and the driver keeps
 //! serving while it runs (group commit: what arrives meanwhile is the next
 //! transaction). Every collection gets a sequence number, so the driver can
 //! hold an acknowledgement until [`Durable::is_saved`] says the changes
@@ -16,10 +16,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::config::Config;
+use crate::disk_thread::{DiskThread, DiskWork};
 use crate::error::{Error, Result};
 use crate::node::now;
 use crate::node_commands::Waiter;
@@ -32,19 +32,20 @@ use crate::wire;
 /// Pause between attempts to save changes that failed to commit.
 pub const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-/// What a commit's blocking thread gives back: the directory, the changes
-/// (kept for a retry when the commit failed) and the result.
+/// What a commit gives back: the directory, the changes (kept for a retry
+/// when the commit failed) and the result.
 type Committed = (DataDir, Vec<Change>, std::result::Result<(), PersistError>);
 
-/// A commit running on a blocking thread.
+/// A commit running on the disk thread.
 struct InFlight {
     /// The newest collection it holds.
     seq: u64,
-    task: JoinHandle<Committed>,
+    task: DiskWork<Committed>,
 }
 
 pub struct Durable {
     path: PathBuf,
+    disk: DiskThread,
     /// `None` while a commit runs, or after its thread died (then the next
     /// commit fails and is retried).
     dir: Option<DataDir>,
@@ -64,7 +65,7 @@ pub struct Durable {
 impl Durable {
     /// Locks and loads the data directory `path`, and builds the protocol
     /// from what it holds (with `storage` as its backend). Disk work runs on
-    /// a blocking thread. `now` is the driver's clock, read with the wall
+    /// the node's disk thread, started here. `now` is the driver's clock, read with the wall
     /// clock into this run's anchor: the system clock, or `unix_secs_at_now`
     /// when the caller set one (`Config::unix_time_at_start`: tests of
     /// expiry across restarts start a node "90 s later" that way).
@@ -81,13 +82,20 @@ impl Durable {
         };
         let anchor = ClockAnchor::new(now, wall);
         let owned = path.to_owned();
-        let opened = tokio::task::spawn_blocking(move || {
-            let mut dir = DataDir::open(&owned)?;
-            let snapshot = dir.load_at(anchor.unix_ms())?;
-            Ok::<_, PersistError>((dir, snapshot))
-        })
-        .await
-        .map_err(|e| Error::Persistence(thread_died(path, &e)))?;
+        let disk = DiskThread::start().map_err(|source| {
+            Error::Persistence(PersistError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        })?;
+        let opened = disk
+            .run(move || {
+                let mut dir = DataDir::open(&owned)?;
+                let snapshot = dir.load_at(anchor.unix_ms())?;
+                Ok::<_, PersistError>((dir, snapshot))
+            })
+            .await
+            .map_err(|e| Error::Persistence(thread_died(path, &e)))?;
         let (dir, snapshot) = opened?;
         info!(
             dir = %path.display(),
@@ -99,6 +107,7 @@ impl Durable {
         let protocol = Protocol::restore_with_storage(config, storage, &snapshot, &anchor, now)?;
         let durable = Durable {
             path: path.to_owned(),
+            disk,
             dir: Some(dir),
             anchor,
             batch: Vec::new(),
@@ -171,7 +180,7 @@ impl Durable {
             return self.failed(now, e);
         };
         let batch = std::mem::take(&mut self.batch);
-        let task = tokio::task::spawn_blocking(move || {
+        let task = self.disk.run(move || {
             let result = dir.commit(&batch);
             (dir, batch, result)
         });
@@ -214,9 +223,9 @@ impl Durable {
                     }
                 }
             }
-            // The thread panicked (DataDir catches redb's panics, so this
-            // is not expected) or the runtime is shutting down: the changes
-            // and the directory handle are gone with it.
+            // The commit panicked (DataDir catches redb's panics, so this
+            // is not expected): the changes and the directory handle are
+            // gone with it.
             Err(e) => {
                 let e = thread_died(&self.path, &e);
                 self.failed(now, e);
@@ -329,7 +338,7 @@ fn failed_put(outcome: &Outcome, e: &PersistError) -> Outcome {
     }
 }
 
-fn thread_died(path: &Path, e: &tokio::task::JoinError) -> PersistError {
+fn thread_died(path: &Path, e: &dyn std::fmt::Display) -> PersistError {
     PersistError::Io {
         path: path.to_owned(),
         source: io::Error::other(format!("the thread doing disk work failed: {e}")),

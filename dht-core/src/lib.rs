@@ -25,6 +25,7 @@ pub mod contact;
 pub mod contacts;
 mod deadline_queue;
 pub mod directory;
+mod disk_thread;
 pub(crate) mod durable;
 pub mod error;
 #[cfg(feature = "fuzzing")]

@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn a_data_dir_can_move_to_a_blocking_thread() {
-        // The driver commits off its event loop (spawn_blocking).
+        // The driver commits off its event loop (on the node's disk thread).
         fn assert_send<T: Send + 'static>() {}
         assert_send::<DataDir>();
         assert_send::<Vec<Change>>();
