@@ -1,5 +1,6 @@
 """kadmium.DHT: the blocking, dict-like node."""
 
+import queue
 import threading
 import time
 import unittest
@@ -94,6 +95,21 @@ class DHTTest(unittest.TestCase):
         with self.assertRaises(kadmium.ShutdownError):
             d.get("ctx")
         d.close()  # idempotent
+        # As little-bird's: a handler is called (with None) when the lookup fails too,
+        # so a caller waiting for it is not left waiting.
+        answered: "queue.Queue[Any]" = queue.Queue()
+        with self.assertLogs("kademlia.kadmium.dht", "WARNING"):
+            d.get("ctx", answered.put)
+            self.assertIsNone(answered.get(timeout=30))
+
+    def test_a_failed_constructor_leaves_the_port_free(self) -> None:
+        probe = DHT(LOCAL, 0)
+        port = probe.address[1]
+        probe.close()
+        with self.assertRaises(kadmium.BadAddressError):
+            DHT(LOCAL, port, seeds=[("no such host.invalid", 1)])
+        # Bound again at once: the failed one closed its socket before raising.
+        DHT(LOCAL, port).close()
 
     def test_gil_is_released_while_waiting(self) -> None:
         # A contact that never answers makes the lookup wait for its RPC

@@ -16,6 +16,7 @@ waits on the network, so other Python threads keep running.
 
 from __future__ import annotations
 
+import logging
 import threading
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
@@ -24,6 +25,8 @@ from kadmium import _kadmium
 from kadmium._kadmium import Keypair, NoPeersError, SignedValue
 from kadmium.node import Node
 from kadmium.utils import digest
+
+log = logging.getLogger("kademlia.kadmium.dht")
 
 _MISSING = object()
 ID_SPACE = 1 << 160
@@ -123,11 +126,17 @@ class DHT:
             strict_local_limits=strict_local_limits,
             data_dir=data_dir,
         )
-        if self._storage is not None:
-            for key, value in self._storage:
-                self._node.store_local(key, value)
-        if self.seeds:
-            self.bootstrap(self.seeds)
+        try:
+            if self._storage is not None:
+                for key, value in self._storage:
+                    self._node.store_local(key, value)
+            if self.seeds:
+                self.bootstrap(self.seeds)
+        except BaseException:
+            # A constructor that fails (a bad seed, Ctrl-C while joining) leaves
+            # no node behind holding the port.
+            self._node.shutdown()
+            raise
 
     def __repr__(self) -> str:
         host, port = self.address
@@ -246,10 +255,16 @@ class DHT:
         return self._get(self._lookup_key(key), default, timeout)
 
     def get_sync(self, key: object, handler: Callable[[Any], Any]) -> None:
-        """Look ``key`` up and call ``handler(value)`` (None when missing) on this thread."""
+        """Look ``key`` up and call ``handler(value)`` on this thread: None when
+        missing, and, as little-bird's, when the lookup failed (a closed node, a
+        network error; logged), so a caller waiting for the handler is never left
+        waiting."""
         try:
             value = self[key]
         except KeyError:
+            value = None
+        except Exception as e:
+            log.warning("get of %r failed: %s", key, e)
             value = None
         handler(value)
 
