@@ -15,7 +15,7 @@ pub enum Error {
     NoPeers,
     #[error("operation timed out")]
     Timeout,
-    #[error("bad address {0:?}")]
+    #[error("bad address: {0}")]
     BadAddress(String),
     #[error("network error: {0}")]
     Io(#[from] io::Error),

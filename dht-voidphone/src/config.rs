@@ -208,7 +208,13 @@ impl NodeSettings {
                         ));
                     }
                     for item in items {
-                        bootstrap.push(parse_host_port(item).map_err(|e| bad_value(e.0))?);
+                        let addr = parse_host_port(item).map_err(|e| bad_value(e.0))?;
+                        if addr.port() == 0 {
+                            return Err(bad_value(format!(
+                                "port 0 cannot be reached, got {item:?}"
+                            )));
+                        }
+                        bootstrap.push(addr);
                     }
                 }
                 "data_dir" => {
@@ -532,6 +538,10 @@ api_address = not an address at all
             (
                 "bootstrap_node = 127.0.0.1:1, nope",
                 r#"config.ini:2: bootstrap_node: expected host:port, got "nope""#,
+            ),
+            (
+                "bootstrapper = 127.0.0.1:0",
+                r#"config.ini:2: bootstrapper: port 0 cannot be reached, got "127.0.0.1:0""#,
             ),
         ];
         for (line, expected) in cases {
