@@ -279,7 +279,7 @@ typedef uint32_t kad_log_level;
 /*
  Type of a kad_value. Values keep the type they were put with: by
  kad_node_put (bytes), kad_node_put_value (any type), or a Python node
- (int, float, bool, str, bytes).
+ (int, float, bool, str, bytes; None, lists and dicts as NIL, LIST, MAP).
  */
 enum kad_value_type
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -314,6 +314,18 @@ enum kad_value_type
    Boolean (Python `bool`).
    */
   KAD_VALUE_TYPE_BOOL = 6,
+  /*
+   msgpack nil (Python `None`); read with kad_value_msgpack.
+   */
+  KAD_VALUE_TYPE_NIL = 7,
+  /*
+   A list (msgpack array; Python `list`/`tuple`); read with kad_value_msgpack.
+   */
+  KAD_VALUE_TYPE_LIST = 8,
+  /*
+   A map (msgpack map; Python `dict`); read with kad_value_msgpack.
+   */
+  KAD_VALUE_TYPE_MAP = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1418,6 +1430,19 @@ kad_result kad_value_float(const struct kad_value *value,
  */
 kad_result kad_value_bool(const struct kad_value *value,
                           bool *bool_out);
+
+/*
+ Borrow the msgpack encoding of a KAD_VALUE_TYPE_NIL, _LIST or _MAP value
+ (what a Python peer stored as None, a list or tuple, or a dict), to decode
+ with a msgpack library. `*data_out` points into `value` and stays valid
+ until kad_value_free(value).
+
+ Returns KAD_WRONG_TYPE for the other types (they have accessors of their
+ own), KAD_NULL_POINTER for NULL arguments.
+ */
+kad_result kad_value_msgpack(const struct kad_value *value,
+                             const uint8_t **data_out,
+                             size_t *len_out);
 
 /*
  Release a value received from kad_node_get*, a kad_get_callback or a

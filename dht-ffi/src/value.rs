@@ -6,7 +6,7 @@ use crate::error::{kad_result, Failure};
 
 /// Type of a kad_value. Values keep the type they were put with: by
 /// kad_node_put (bytes), kad_node_put_value (any type), or a Python node
-/// (int, float, bool, str, bytes).
+/// (int, float, bool, str, bytes; None, lists and dicts as NIL, LIST, MAP).
 #[allow(non_camel_case_types)]
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,12 @@ pub enum kad_value_type {
     Float = 5,
     /// Boolean (Python `bool`).
     Bool = 6,
+    /// msgpack nil (Python `None`); read with kad_value_msgpack.
+    Nil = 7,
+    /// A list (msgpack array; Python `list`/`tuple`); read with kad_value_msgpack.
+    List = 8,
+    /// A map (msgpack map; Python `dict`); read with kad_value_msgpack.
+    Map = 9,
 }
 
 /// A typed value: found by a get, or made with kad_value_new_* to put with
@@ -33,7 +39,8 @@ pub enum kad_value_type {
 pub struct kad_value {
     value: Value,
     /// For Bytes and Str: the bytes followed by one NUL, so text can be
-    /// printed with %s. Empty for the other types.
+    /// printed with %s. For Nil, List and Map: their msgpack encoding.
+    /// Empty for the other types.
     data: Vec<u8>,
 }
 
@@ -46,6 +53,7 @@ impl kad_value {
         let data = match &value {
             Value::Bytes(b) => nul_terminated(b),
             Value::Str(s) => nul_terminated(s.as_bytes()),
+            Value::Nil | Value::List(_) | Value::Map(_) => dht_core::wire::encode_value(&value),
             _ => Vec::new(),
         };
         Box::into_raw(Box::new(kad_value { value, data }))
@@ -75,9 +83,9 @@ fn type_of(v: &Value) -> kad_value_type {
         Value::UInt(_) => kad_value_type::Uint,
         Value::Float(_) => kad_value_type::Float,
         Value::Bool(_) => kad_value_type::Bool,
-        // Placeholder until the C ABI gets container types: reads of such a
-        // value fail with KAD_WRONG_TYPE instead of misreporting a type.
-        Value::Nil | Value::List(_) | Value::Map(_) => kad_value_type::None,
+        Value::Nil => kad_value_type::Nil,
+        Value::List(_) => kad_value_type::List,
+        Value::Map(_) => kad_value_type::Map,
     }
 }
 
@@ -191,6 +199,37 @@ pub unsafe extern "C" fn kad_value_bool(
             _ => return wrong_type(value, "bool"),
         }
         kad_result::KAD_OK
+    }
+}
+
+/// Borrow the msgpack encoding of a KAD_VALUE_TYPE_NIL, _LIST or _MAP value
+/// (what a Python peer stored as None, a list or tuple, or a dict), to decode
+/// with a msgpack library. `*data_out` points into `value` and stays valid
+/// until kad_value_free(value).
+///
+/// Returns KAD_WRONG_TYPE for the other types (they have accessors of their
+/// own), KAD_NULL_POINTER for NULL arguments.
+#[no_mangle]
+pub unsafe extern "C" fn kad_value_msgpack(
+    value: *const kad_value,
+    data_out: *mut *const u8,
+    len_out: *mut usize,
+) -> kad_result {
+    ffi_panic_boundary! {
+        let value = try_ref!(value);
+        check_out!(data_out);
+        check_out!(len_out);
+        match value.value {
+            Value::Nil | Value::List(_) | Value::Map(_) => {
+                // SAFETY: both out-parameters checked non-NULL above.
+                unsafe {
+                    *data_out = value.data.as_ptr();
+                    *len_out = value.data.len();
+                }
+                kad_result::KAD_OK
+            }
+            _ => wrong_type(value, "nil, list or map"),
+        }
     }
 }
 

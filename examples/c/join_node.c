@@ -64,6 +64,15 @@ static void print_value(const kad_value *v) {
         kad_value_bool(v, &b);
         printf("ok get bool %s\n", b ? "true" : "false");
         break;
+    case KAD_VALUE_TYPE_NIL:
+    case KAD_VALUE_TYPE_LIST:
+    case KAD_VALUE_TYPE_MAP:
+        /* Python's None, lists and dicts: their msgpack, for a msgpack library. */
+        kad_value_msgpack(v, &data, &len);
+        printf("ok get msgpack ");
+        for (size_t k = 0; k < len; k++) printf("%02x", data[k]);
+        printf("\n");
+        break;
     default:
         printf("error get unknown-type\n");
     }

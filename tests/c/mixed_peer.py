@@ -12,7 +12,9 @@ import asyncio
 import shlex
 import sys
 
+import umsgpack
 from kademlia.network import Server
+from kademlia.utils import digest
 
 DEADLINE_S = 120  # whole test, valgrind included
 
@@ -86,6 +88,12 @@ async def run(join_node, wrap, checks):
             "py-float": "ok get float 1.25",
             "py-bool": "ok get bool true",
         }
+        # None, lists and dicts (set_digest packs anything): C reads their msgpack.
+        containers = {"py-none": None, "py-list": [1, "two", [3.5]], "py-dict": {"a": [1, None]}}
+        for key, value in containers.items():
+            ok = await server.set_digest(digest(key), value)
+            checks.check(ok, f"python set_digest {key}")
+            expected[key] = "ok get msgpack " + umsgpack.packb(value).hex()
         for key, want in expected.items():
             answer = await ask(proc, f"get {key}")
             checks.check(answer == want, f"C get {key}: {answer!r}, want {want!r}")

@@ -482,6 +482,17 @@ static void test_network(void) {
     CHECK_RES(kad_value_bool(NULL, &bo), KAD_NULL_POINTER);
     CHECK_RES(kad_value_bytes(NULL, &data, &len), KAD_NULL_POINTER);
     CHECK(kad_value_get_type(NULL) == KAD_VALUE_TYPE_NONE);
+    {
+        /* Scalars have accessors of their own; msgpack is for nil, lists, maps. */
+        kad_value *scalar = kad_value_new_int(7);
+        const uint8_t *packed = NULL;
+        size_t packed_len = 0;
+        CHECK(scalar != NULL);
+        CHECK_RES(kad_value_msgpack(scalar, &packed, &packed_len), KAD_WRONG_TYPE);
+        CHECK_RES(kad_value_msgpack(NULL, &packed, &packed_len), KAD_NULL_POINTER);
+        CHECK_RES(kad_value_msgpack(scalar, NULL, &packed_len), KAD_NULL_POINTER);
+        kad_value_free(scalar);
+    }
     kad_value_free(v);
     kad_value_free(NULL);
     v = NULL;
