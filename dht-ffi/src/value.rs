@@ -115,19 +115,13 @@ pub unsafe extern "C" fn kad_value_bytes(
     len_out: *mut usize,
 ) -> kad_result {
     ffi_panic_boundary! {
-        let value = try_ref!(value);
-        check_out!(data_out);
-        check_out!(len_out);
-        match value.value {
-            Value::Bytes(_) | Value::Str(_) => {
-                // SAFETY: both out-parameters checked non-NULL above.
-                unsafe {
-                    *data_out = value.data.as_ptr();
-                    *len_out = value.data.len() - 1;
-                }
-                kad_result::KAD_OK
-            }
-            _ => wrong_type(value, "bytes or str"),
+        // SAFETY: the caller's pointers, checked by lend_data.
+        unsafe {
+            lend_data(value, data_out, len_out, "bytes or str", |v| match v.value {
+                // Without the NUL kept after the bytes.
+                Value::Bytes(_) | Value::Str(_) => Some(v.data.len() - 1),
+                _ => None,
+            })
         }
     }
 }
@@ -216,21 +210,41 @@ pub unsafe extern "C" fn kad_value_msgpack(
     len_out: *mut usize,
 ) -> kad_result {
     ffi_panic_boundary! {
-        let value = try_ref!(value);
-        check_out!(data_out);
-        check_out!(len_out);
-        match value.value {
-            Value::Nil | Value::List(_) | Value::Map(_) => {
-                // SAFETY: both out-parameters checked non-NULL above.
-                unsafe {
-                    *data_out = value.data.as_ptr();
-                    *len_out = value.data.len();
-                }
-                kad_result::KAD_OK
-            }
-            _ => wrong_type(value, "nil, list or map"),
+        // SAFETY: the caller's pointers, checked by lend_data.
+        unsafe {
+            lend_data(value, data_out, len_out, "nil, list or map", |v| match v.value {
+                Value::Nil | Value::List(_) | Value::Map(_) => Some(v.data.len()),
+                _ => None,
+            })
         }
     }
+}
+
+/// Lend the first `len_of(value)` bytes of `value.data` through the
+/// out-parameters; KAD_WRONG_TYPE (wanting `wanted`) when `len_of` says this
+/// type has no such data, KAD_NULL_POINTER for NULL arguments.
+///
+/// # Safety
+/// `value` is NULL or a live kad_value; the out-pointers are NULL or writable.
+unsafe fn lend_data(
+    value: *const kad_value,
+    data_out: *mut *const u8,
+    len_out: *mut usize,
+    wanted: &str,
+    len_of: fn(&kad_value) -> Option<usize>,
+) -> kad_result {
+    let value = try_ref!(value);
+    check_out!(data_out);
+    check_out!(len_out);
+    let Some(len) = len_of(value) else {
+        return wrong_type(value, wanted);
+    };
+    // SAFETY: both out-parameters checked non-NULL above.
+    unsafe {
+        *data_out = value.data.as_ptr();
+        *len_out = len;
+    }
+    kad_result::KAD_OK
 }
 
 /// Release a value received from kad_node_get*, a kad_get_callback or a
