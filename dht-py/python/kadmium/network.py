@@ -156,7 +156,7 @@ class Server:
         self.strict_local_limits = strict_local_limits
         self.data_dir = data_dir
         self.max_value_size = (None if max_value_size is None
-                               else _check_count("max_value_size", max_value_size, 1 << 32))
+                               else _check_count("max_value_size", max_value_size, 65_400))
         if storage is not None:
             check_storage(storage)
         self._user_storage: Any = storage
