@@ -30,6 +30,13 @@ static void print_error(const char *cmd, kad_result r) {
     printf("error %s %s %s\n", cmd, kad_result_str(r), detail);
 }
 
+/* "ok get KIND <hex of data>" */
+static void print_hex(const char *kind, const uint8_t *data, size_t len) {
+    printf("ok get %s ", kind);
+    for (size_t k = 0; k < len; k++) printf("%02x", data[k]);
+    printf("\n");
+}
+
 static void print_value(const kad_value *v) {
     const uint8_t *data = NULL;
     size_t len = 0;
@@ -40,9 +47,7 @@ static void print_value(const kad_value *v) {
     switch (kad_value_get_type(v)) {
     case KAD_VALUE_TYPE_BYTES:
         kad_value_bytes(v, &data, &len);
-        printf("ok get bytes ");
-        for (size_t k = 0; k < len; k++) printf("%02x", data[k]);
-        printf("\n");
+        print_hex("bytes", data, len);
         break;
     case KAD_VALUE_TYPE_STR:
         kad_value_bytes(v, &data, &len);
@@ -69,9 +74,7 @@ static void print_value(const kad_value *v) {
     case KAD_VALUE_TYPE_MAP:
         /* Python's None, lists and dicts: their msgpack, for a msgpack library. */
         kad_value_msgpack(v, &data, &len);
-        printf("ok get msgpack ");
-        for (size_t k = 0; k < len; k++) printf("%02x", data[k]);
-        printf("\n");
+        print_hex("msgpack", data, len);
         break;
     default:
         printf("error get unknown-type\n");

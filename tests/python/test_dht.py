@@ -110,6 +110,9 @@ class DHTTest(unittest.TestCase):
             DHT(LOCAL, port, seeds=[("no such host.invalid", 1)])
         # Bound again at once: the failed one closed its socket before raising.
         DHT(LOCAL, port).close()
+        # A seed that is not a (host, port) pair is named, as Server.bootstrap does.
+        with self.assertRaisesRegex(TypeError, "pairs"):
+            DHT(LOCAL, 0, seeds=[(LOCAL,)])
 
     def test_gil_is_released_while_waiting(self) -> None:
         # A contact that never answers makes the lookup wait for its RPC

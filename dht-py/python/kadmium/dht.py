@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from kadmium import _kadmium
 from kadmium._kadmium import Keypair, NoPeersError, SignedValue
+from kadmium.network import _address_pair
 from kadmium.node import Node
 from kadmium.utils import digest
 
@@ -117,7 +118,7 @@ class DHT:
         node_id = None if id is None else _id_bytes(id, "id")
         self.info = info
         self.hash_function = hash_function
-        self.seeds: List[Tuple[str, int]] = [(str(s[0]), int(s[1])) for s in seeds or []]
+        self.seeds: List[Tuple[str, int]] = [_address_pair(s) for s in seeds or []]
         self._storage = None if storage is None else _KeyedByInt(storage)
         self._node = _kadmium.Node.bind(
             host, port, k=ksize, alpha=alpha, node_id=node_id, default_ttl=ttl,
@@ -187,7 +188,7 @@ class DHT:
         """Join through ``[(host, port), ...]``; with no argument, re-join through
         the constructor's seeds and the contacts already known. The closest nodes
         found ([] if none answered)."""
-        pairs = [(str(s[0]), int(s[1])) for s in bootstrap_nodes or []]
+        pairs = [_address_pair(s) for s in bootstrap_nodes or []]
         if not pairs:
             known = [(ip, port) for _, ip, port in self._node.contacts()]
             pairs = list(dict.fromkeys(self.seeds + known))
