@@ -750,6 +750,14 @@ kad_result kad_last_error_detail(char *buf,
                                  size_t *written_out);
 
 /*
+ Length in bytes (without the NUL) of the detail kad_last_error_detail
+ would copy on the calling thread, untruncated: 0 if nothing failed on this
+ thread yet. A buffer of this length + 1 holds the whole detail; when
+ kad_last_error_detail's `*written_out` is smaller, the copy was truncated.
+ */
+size_t kad_last_error_detail_len(void);
+
+/*
  Compute the key digest kadmium (and Python's kademlia) use for `key`: the
  SHA-1 of its `key_len` bytes, written to `digest_out`, which must hold
  `digest_out_len >= KAD_ID_LEN` bytes. Use it with the *_digest functions,
@@ -814,8 +822,10 @@ void kad_node_free(struct kad_node *node);
  The handle is released in every case except KAD_WRONG_THREAD.
  KAD_TIMEOUT if callbacks were still running after `timeout_ms` (they
  still run, exactly once). KAD_WRONG_THREAD inside a callback (it would
- wait for itself); nothing is done then. KAD_INVALID_HANDLE for a handle
- already freed, KAD_FORKED in a forked child.
+ wait for itself); nothing is done then. Unlike kad_node_free, which
+ ignores them, NULL is KAD_NULL_POINTER and a handle already freed
+ KAD_INVALID_HANDLE: a caller waiting for callbacks learns that there was
+ nothing to wait for. KAD_FORKED in a forked child.
  */
 kad_result kad_node_free_wait(struct kad_node *node,
                               uint32_t timeout_ms);

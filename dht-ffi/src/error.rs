@@ -267,6 +267,17 @@ pub unsafe extern "C" fn kad_last_error_detail(
     }
 }
 
+/// Length in bytes (without the NUL) of the detail kad_last_error_detail
+/// would copy on the calling thread, untruncated: 0 if nothing failed on this
+/// thread yet. A buffer of this length + 1 holds the whole detail; when
+/// kad_last_error_detail's `*written_out` is smaller, the copy was truncated.
+#[no_mangle]
+pub extern "C" fn kad_last_error_detail_len() -> usize {
+    ffi_panic_boundary! {
+        LAST_ERROR.try_with(|slot| slot.borrow().len()).unwrap_or(0)
+    }
+}
+
 /// The code for a raw number from C, if it is one of ours.
 fn result_from_u32(n: u32) -> Option<kad_result> {
     use kad_result::*;

@@ -14,15 +14,8 @@ pub const KAD_ID_LEN: usize = 20;
 /// # Safety
 /// `key` must be NULL or valid for `len` bytes of reads.
 pub(crate) unsafe fn key_from_bytes(key: *const u8, len: usize) -> Result<Key, Failure> {
-    // A key is required even when empty: NULL is a NULL pointer, whatever `len`.
-    if key.is_null() {
-        return Err(Failure::new(
-            kad_result::KAD_NULL_POINTER,
-            "argument `key` is NULL",
-        ));
-    }
     // SAFETY: forwarded contract.
-    let bytes = unsafe { slice(key, len, "key")? };
+    let bytes = unsafe { required_slice(key, len, "key")? };
     if bytes.is_empty() {
         return Err(Failure::new(
             kad_result::KAD_INVALID_ARGUMENT,
@@ -38,7 +31,7 @@ pub(crate) unsafe fn key_from_bytes(key: *const u8, len: usize) -> Result<Key, F
 /// `digest` must be NULL or valid for `len` bytes of reads.
 pub(crate) unsafe fn key_from_digest(digest: *const u8, len: usize) -> Result<Key, Failure> {
     // SAFETY: forwarded contract.
-    let bytes = unsafe { slice(digest, len, "digest")? };
+    let bytes = unsafe { required_slice(digest, len, "digest")? };
     NodeId::from_slice(bytes).ok_or_else(|| {
         Failure::new(
             kad_result::KAD_INVALID_ARGUMENT,
@@ -78,6 +71,27 @@ pub(crate) unsafe fn slice<'a>(p: *const u8, len: usize, what: &str) -> Result<&
     }
     // SAFETY: non-NULL and valid for `len` bytes per the caller's contract.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Borrow a C buffer that must exist even when empty (a digest, a key):
+/// NULL is KAD_NULL_POINTER whatever `len`, so that a missing argument is
+/// not reported as a wrong length.
+///
+/// # Safety
+/// As [`slice`].
+pub(crate) unsafe fn required_slice<'a>(
+    p: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], Failure> {
+    if p.is_null() {
+        return Err(Failure::new(
+            kad_result::KAD_NULL_POINTER,
+            format!("argument `{what}` is NULL"),
+        ));
+    }
+    // SAFETY: forwarded contract.
+    unsafe { slice(p, len, what) }
 }
 
 /// Write a node id into a caller buffer of `len` bytes (at least KAD_ID_LEN).

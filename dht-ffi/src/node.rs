@@ -232,8 +232,10 @@ pub extern "C" fn kad_node_free(node: *mut kad_node) {
 /// The handle is released in every case except KAD_WRONG_THREAD.
 /// KAD_TIMEOUT if callbacks were still running after `timeout_ms` (they
 /// still run, exactly once). KAD_WRONG_THREAD inside a callback (it would
-/// wait for itself); nothing is done then. KAD_INVALID_HANDLE for a handle
-/// already freed, KAD_FORKED in a forked child.
+/// wait for itself); nothing is done then. Unlike kad_node_free, which
+/// ignores them, NULL is KAD_NULL_POINTER and a handle already freed
+/// KAD_INVALID_HANDLE: a caller waiting for callbacks learns that there was
+/// nothing to wait for. KAD_FORKED in a forked child.
 #[no_mangle]
 pub extern "C" fn kad_node_free_wait(node: *mut kad_node, timeout_ms: u32) -> kad_result {
     ffi_panic_boundary! {

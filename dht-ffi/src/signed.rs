@@ -14,7 +14,7 @@ use dht_core::{Key, Keypair, Node, PublicKey, SignedPutOptions, Value};
 use crate::callback::{kad_get_callback, spawn_with_callback, Userdata};
 use crate::cancel::{kad_cancel_token, Cancel};
 use crate::error::{kad_result, Failure};
-use crate::key::{check_id_buffer, key_from_digest, slice, write_id};
+use crate::key::{check_id_buffer, key_from_digest, required_slice, slice, write_id};
 use crate::node::entry_from_handle;
 use crate::node::kad_node;
 use crate::runtime::block_on;
@@ -132,18 +132,17 @@ pub unsafe extern "C" fn kad_keypair_free(keypair: *mut kad_keypair) {
     }
 }
 
+/// A KAD_KEY_LEN-byte key or secret from C: NULL is KAD_NULL_POINTER, any
+/// other length KAD_INVALID_ARGUMENT.
 unsafe fn fixed_key(p: *const u8, len: usize, what: &str) -> Result<[u8; KAD_KEY_LEN], Failure> {
-    if len != KAD_KEY_LEN {
-        return Err(Failure::new(
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { required_slice(p, len, what)? };
+    <[u8; KAD_KEY_LEN]>::try_from(bytes).map_err(|_| {
+        Failure::new(
             kad_result::KAD_INVALID_ARGUMENT,
             format!("{what} must be {KAD_KEY_LEN} bytes, not {len}"),
-        ));
-    }
-    // SAFETY: forwarded contract.
-    let bytes = unsafe { slice(p, len, what)? };
-    let mut out = [0u8; KAD_KEY_LEN];
-    out.copy_from_slice(bytes);
-    Ok(out)
+        )
+    })
 }
 
 unsafe fn write_key(key: &[u8; KAD_KEY_LEN], buf: *mut u8, buf_len: usize) -> kad_result {

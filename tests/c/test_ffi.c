@@ -260,6 +260,11 @@ static void test_results_and_version(void) {
     CHECK_RES(kad_config_set_k(NULL, 3), KAD_NULL_POINTER);
     CHECK_RES(kad_last_error_detail(buf, sizeof buf, &n), KAD_OK);
     CHECK(strstr(buf, "config") != NULL && n == strlen(buf));
+    CHECK(kad_last_error_detail_len() == n);
+    /* a truncated copy shows as *written_out below kad_last_error_detail_len() */
+    char tiny[5];
+    CHECK_RES(kad_last_error_detail(tiny, sizeof tiny, &n), KAD_OK);
+    CHECK(n == 4 && tiny[4] == '\0' && kad_last_error_detail_len() > n);
     /* the copy is the caller's: a later failure does not change it */
     char saved[64];
     memcpy(saved, buf, sizeof saved);
@@ -536,6 +541,8 @@ static void test_network(void) {
     CHECK_RES(kad_node_get(NULL, KEY("binary"), TIMEOUT, &v), KAD_NULL_POINTER);
     CHECK_RES(kad_node_get_digest(c, digest, 21, TIMEOUT, &v), KAD_INVALID_ARGUMENT);
     CHECK_RES(kad_node_get_digest(c, NULL, KAD_ID_LEN, TIMEOUT, &v), KAD_NULL_POINTER);
+    /* a missing digest is a NULL pointer, not a wrong length, even with length 0 */
+    CHECK_RES(kad_node_get_digest(c, NULL, 0, TIMEOUT, &v), KAD_NULL_POINTER);
     CHECK_RES(kad_node_get_digest(c, digest, KAD_ID_LEN, TIMEOUT, NULL), KAD_NULL_POINTER);
     CHECK(v == NULL);
 

@@ -146,6 +146,8 @@ static void test_keypair(void) {
     CHECK_RES(kad_keypair_from_secret(secret, 31, &bad), KAD_INVALID_ARGUMENT);
     CHECK(bad == NULL);
     CHECK_RES(kad_keypair_from_secret(secret, sizeof secret, NULL), KAD_NULL_POINTER);
+    CHECK_RES(kad_keypair_from_secret(NULL, 0, &bad), KAD_NULL_POINTER);
+    CHECK(bad == NULL);
     CHECK(strcmp(kad_result_str(KAD_CAS_MISMATCH), "compare-and-swap mismatch") == 0);
     CHECK(strcmp(kad_result_str(KAD_INVALID_RECORD), "invalid record") == 0);
     kad_keypair_free(kp);
@@ -183,6 +185,7 @@ static void test_records(void) {
     CHECK_RES(kad_node_get_signed(n[3], pk, sizeof pk, NULL, 0, TIMEOUT, &v, NULL), KAD_NOT_FOUND);
     CHECK(v == NULL);
     CHECK_RES(kad_node_get_signed(n[3], pk, 31, NULL, 0, TIMEOUT, &v, NULL), KAD_INVALID_ARGUMENT);
+    CHECK_RES(kad_node_get_signed(n[3], NULL, 0, NULL, 0, TIMEOUT, &v, NULL), KAD_NULL_POINTER);
     CHECK_RES(kad_node_get_signed(n[3], pk, sizeof pk, NULL, 0, TIMEOUT, NULL, NULL), KAD_NULL_POINTER);
     CHECK_RES(kad_node_put_signed(n[1], NULL, NULL, 0, BYTES("x"), 0, 0, 0, TIMEOUT, NULL), KAD_NULL_POINTER);
 
