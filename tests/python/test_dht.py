@@ -91,9 +91,16 @@ class DHTTest(unittest.TestCase):
         with DHT(LOCAL, 0, seeds=[self.seed.address]) as d:
             d["ctx"] = "v"
             self.assertFalse(d.closed)
+            self.assertIn("ctx", d)
+            self.assertEqual(len(list(d)), 1)
         self.assertTrue(d.closed)
         with self.assertRaises(kadmium.ShutdownError):
             d.get("ctx")
+        # The closed node's copy is not read either: `in` and iteration agree with get.
+        with self.assertRaises(kadmium.ShutdownError):
+            _ = "ctx" in d
+        with self.assertRaises(kadmium.ShutdownError):
+            list(d)
         d.close()  # idempotent
         # As little-bird's: a handler is called (with None) when the lookup fails too,
         # so a caller waiting for it is not left waiting.

@@ -269,9 +269,14 @@ class DHT:
             value = None
         handler(value)
 
-    def _get(self, dkey: bytes, default: Any, timeout: Optional[float]) -> Any:
+    def _check_open(self) -> None:
+        """``ShutdownError`` after ``close()``: reads of the values stop with the
+        node, so ``key in dht`` and iteration agree with ``dht[key]``."""
         if self._node.is_shut_down:
             raise _kadmium.ShutdownError("the node has been shut down")
+
+    def _get(self, dkey: bytes, default: Any, timeout: Optional[float]) -> Any:
+        self._check_open()
         value = self._node.local_value(dkey, _MISSING)
         if value is _MISSING:
             value = self._node.get(dkey, timeout=timeout, default=default)
@@ -289,11 +294,15 @@ class DHT:
         return value
 
     def __contains__(self, key: object) -> bool:
-        """Whether this node itself holds ``key`` (no network traffic)."""
+        """Whether this node itself holds ``key`` (no network traffic);
+        ``ShutdownError`` after ``close()``."""
+        self._check_open()
         return self._node.local_value(self._lookup_key(key), _MISSING) is not _MISSING
 
     def __iter__(self) -> Iterator[int]:
-        """The keys this node holds, as ints (little-bird's form)."""
+        """The keys this node holds, as ints (little-bird's form);
+        ``ShutdownError`` after ``close()``."""
+        self._check_open()
         if self._storage is not None:
             keys = [k for k, _ in self._storage]
         else:

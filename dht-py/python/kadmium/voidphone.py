@@ -114,8 +114,16 @@ def apply_config(args: argparse.Namespace, settings: "NodeSettings") -> None:
     if getattr(args, "no_api", False):
         args.api = None
     elif getattr(args, "api", None) is None:
-        args.api = (conf.api if conf is not None else None) or default_api_address(
-            (settings.host, settings.port))
+        if conf is not None and conf.api is not None:
+            args.api = conf.api
+        else:
+            try:
+                args.api = default_api_address((settings.host, settings.port))
+            except ConfigError as e:
+                if conf is None or args.port is not None:
+                    raise
+                # The port came from the file: say which file and key.
+                raise ConfigError(f"{config}: p2p_address: {e}") from None
 
 
 def configured_bootstrap(args: argparse.Namespace) -> List[Address]:
