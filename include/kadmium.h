@@ -483,10 +483,10 @@ typedef struct kad_value kad_value;
  id=... addr=..."); both NUL-terminated and valid only during the call.
  Runs on the thread that logged, often a library worker thread, possibly
  on several threads at once: it must be quick and must not block; kadmium
- calls that wait, and those that read a node's state (kad_node_stats,
- kad_node_public_address, kad_node_export_routing_table,
- kad_node_import_routing_table), return KAD_WRONG_THREAD there: the node
- may be logging while it holds that state.
+ calls that wait return KAD_WRONG_THREAD there. Calls that read a node
+ (kad_node_stats, kad_node_public_address, the routing-table calls) work:
+ a message a node makes while it holds its state reaches the callback
+ after the node has let go of it, on the same thread.
  */
 typedef void (*kad_log_callback)(void *userdata,
                                  kad_log_level level,
@@ -876,8 +876,7 @@ kad_result kad_node_id(const struct kad_node *node,
  (Python peers do not); the address is known once at least two peer IPs
  agree on it, so one lying peer cannot set it. Loopback and private
  addresses count like public ones. It can change while the node runs
- (when the NAT's mapping does). Never blocks; KAD_WRONG_THREAD inside the
- log callback (see kad_log_callback).
+ (when the NAT's mapping does). Never blocks.
 
  KAD_NOT_FOUND while fewer than two peer IPs agree (e.g. right after
  kad_node_new, or among Python peers only). KAD_BUFFER_TOO_SMALL if the
@@ -1073,8 +1072,7 @@ kad_result kad_node_ping_async(struct kad_node *node,
 
 /*
  Snapshot the node's whole routing table into `*table_out` (a new object
- the caller owns). KAD_WRONG_THREAD inside the log callback (see
- kad_log_callback).
+ the caller owns).
  */
 kad_result kad_node_export_routing_table(const struct kad_node *node,
                                          struct kad_routing_table **table_out);
@@ -1083,8 +1081,7 @@ kad_result kad_node_export_routing_table(const struct kad_node *node,
  Add the contacts of `table` to the node's routing table (they are
  checked by the node as usual). `*added_out` (may be NULL) receives how
  many were new. Follow with kad_node_bootstrap (addrs_len 0 is fine) to
- refresh them. KAD_WRONG_THREAD inside the log callback (see
- kad_log_callback).
+ refresh them.
  */
 kad_result kad_node_import_routing_table(struct kad_node *node,
                                          const struct kad_routing_table *table,
@@ -1310,8 +1307,7 @@ kad_result kad_node_get_immutable_async(struct kad_node *node,
 
 /*
  Take a snapshot of the node's statistics into `*stats_out` (a new object
- the caller owns). KAD_WRONG_THREAD inside the log callback (see
- kad_log_callback).
+ the caller owns).
  */
 kad_result kad_node_stats(const struct kad_node *node,
                           struct kad_stats **stats_out);

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod after_unlock;
 pub mod amplification;
 pub mod config;
 pub mod contact;

@@ -4,6 +4,7 @@
 //! `node_driver.rs`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, warn};
 
+use crate::after_unlock::HeldScope;
 use crate::config::Config;
 use crate::contact::Contact;
 use crate::durable::Durable;
@@ -74,12 +76,37 @@ pub(crate) fn now() -> Instant {
 }
 
 impl Inner {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> StateGuard<'_> {
+        let held = HeldScope::enter();
         // A panic while holding the lock leaves the protocol usable (every
         // method keeps its invariants between statements), so keep going.
-        self.state
+        let guard = self
+            .state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        StateGuard { guard, _held: held }
+    }
+}
+
+/// A node's locked state. Log deliveries put off while it is held (see
+/// `after_unlock.rs`) run when it is dropped, after the lock is released.
+pub(crate) struct StateGuard<'a> {
+    // Fields drop in order: the lock is released before `_held` runs what
+    // was put off.
+    guard: MutexGuard<'a, State>,
+    _held: HeldScope,
+}
+
+impl Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.guard
     }
 }
 

@@ -8,7 +8,7 @@
 //! us, that one is kept and these settings have no effect).
 
 use std::cell::Cell;
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Once, PoisonError, RwLock};
@@ -42,10 +42,10 @@ pub enum kad_log_level {
 /// id=... addr=..."); both NUL-terminated and valid only during the call.
 /// Runs on the thread that logged, often a library worker thread, possibly
 /// on several threads at once: it must be quick and must not block; kadmium
-/// calls that wait, and those that read a node's state (kad_node_stats,
-/// kad_node_public_address, kad_node_export_routing_table,
-/// kad_node_import_routing_table), return KAD_WRONG_THREAD there: the node
-/// may be logging while it holds that state.
+/// calls that wait return KAD_WRONG_THREAD there. Calls that read a node
+/// (kad_node_stats, kad_node_public_address, the routing-table calls) work:
+/// a message a node makes while it holds its state reaches the callback
+/// after the node has let go of it, on the same thread.
 pub type kad_log_callback = Option<
     unsafe extern "C-unwind" fn(
         userdata: *mut c_void,
@@ -123,27 +123,39 @@ impl<S: Subscriber> Layer<S> for CallbackLayer {
         let mut text = MessageText(String::new());
         event.record(&mut text);
         let meta = event.metadata();
-        let sink = SINK.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(sink) = sink.as_ref() else { return };
         let (Ok(target), Ok(message)) = (
             CString::new(meta.target()),
             CString::new(text.0.replace('\0', "\\0")),
         ) else {
             return;
         };
-        let _ = IN_LOG.try_with(|c| c.set(true));
-        // SAFETY: the caller's C callback with its own userdata; the strings
-        // live until it returns.
-        unsafe {
-            (sink.callback)(
-                sink.userdata.get(),
-                level_of(meta.level()),
-                target.as_ptr(),
-                message.as_ptr(),
-            )
-        };
-        let _ = IN_LOG.try_with(|c| c.set(false));
+        let level = level_of(meta.level());
+        // A node logs while it holds its lock; the callback gets such a
+        // message once the lock is released, so it may call the node.
+        dht_core::after_unlock::run_unlocked(move || deliver(level, &target, &message));
     }
+}
+
+/// Hand one message to the callback set now (none: dropped; a callback set
+/// after the message was made still gets it if its level asks for it).
+fn deliver(level: kad_log_level, target: &CStr, message: &CStr) {
+    if level as u8 > SINK_LEVEL.load(Ordering::Relaxed) {
+        return;
+    }
+    let sink = SINK.read().unwrap_or_else(PoisonError::into_inner);
+    let Some(sink) = sink.as_ref() else { return };
+    let _ = IN_LOG.try_with(|c| c.set(true));
+    // SAFETY: the caller's C callback with its own userdata; the strings
+    // live until it returns.
+    unsafe {
+        (sink.callback)(
+            sink.userdata.get(),
+            level,
+            target.as_ptr(),
+            message.as_ptr(),
+        )
+    };
+    let _ = IN_LOG.try_with(|c| c.set(false));
 }
 
 /// "message key=value key=value" from an event's fields.
@@ -160,20 +172,6 @@ impl Visit for MessageText {
             let _ = write!(self.0, "{}={value:?}", field.name());
         }
     }
-}
-
-/// KAD_WRONG_THREAD inside the log callback, for calls that read a node's
-/// state: the node may be logging while it holds that state's lock, and the
-/// call would wait for the lock on the very thread holding it.
-pub(crate) fn refuse_in_log_callback() -> Result<(), Failure> {
-    if IN_LOG.try_with(Cell::get).unwrap_or(false) {
-        return Err(Failure::new(
-            kad_result::KAD_WRONG_THREAD,
-            "this kadmium call reads a node's state and cannot be made from the log callback \
-             (the node may be logging while it holds that state)",
-        ));
-    }
-    Ok(())
 }
 
 /// Send the library's log messages up to `max_level` to `callback` (called

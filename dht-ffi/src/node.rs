@@ -20,7 +20,6 @@ use crate::callback::{deliver_on_callback_thread, Userdata};
 use crate::config::kad_config;
 use crate::error::{kad_result, Failure};
 use crate::key::{check_id_buffer, write_id};
-use crate::log::refuse_in_log_callback;
 use crate::runtime::{check_not_forked, ensure_not_runtime_thread, runtime, wait_on_runtime};
 use crate::stats::Latency;
 
@@ -346,8 +345,7 @@ pub const KAD_ADDRESS_MAX_LEN: usize = 48;
 /// (Python peers do not); the address is known once at least two peer IPs
 /// agree on it, so one lying peer cannot set it. Loopback and private
 /// addresses count like public ones. It can change while the node runs
-/// (when the NAT's mapping does). Never blocks; KAD_WRONG_THREAD inside the
-/// log callback (see kad_log_callback).
+/// (when the NAT's mapping does). Never blocks.
 ///
 /// KAD_NOT_FOUND while fewer than two peer IPs agree (e.g. right after
 /// kad_node_new, or among Python peers only). KAD_BUFFER_TOO_SMALL if the
@@ -364,7 +362,6 @@ pub unsafe extern "C" fn kad_node_public_address(
     ffi_panic_boundary! {
         check_out!(addr_out);
         let n = try_ffi!(node_from_handle(node));
-        try_ffi!(refuse_in_log_callback());
         let Some(addr) = n.public_address() else {
             return Failure::new(
                 kad_result::KAD_NOT_FOUND,

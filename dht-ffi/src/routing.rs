@@ -12,7 +12,6 @@ use dht_core::{Contact, NodeId};
 
 use crate::error::{kad_result, Failure};
 use crate::key::{check_id_buffer, slice, write_id};
-use crate::log::refuse_in_log_callback;
 use crate::node::{kad_node, node_from_handle};
 
 /// A list of contacts (node id + address): a snapshot of a routing table or
@@ -67,8 +66,7 @@ fn parse(text: &[u8]) -> Result<Vec<Contact>, Failure> {
 }
 
 /// Snapshot the node's whole routing table into `*table_out` (a new object
-/// the caller owns). KAD_WRONG_THREAD inside the log callback (see
-/// kad_log_callback).
+/// the caller owns).
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_export_routing_table(
     node: *const kad_node,
@@ -77,7 +75,6 @@ pub unsafe extern "C" fn kad_node_export_routing_table(
     ffi_panic_boundary! {
         check_out!(table_out);
         let n = try_ffi!(node_from_handle(node));
-        try_ffi!(refuse_in_log_callback());
         // SAFETY: out-parameter checked non-NULL above.
         unsafe { *table_out = kad_routing_table::boxed(n.contacts()) };
         kad_result::KAD_OK
@@ -87,8 +84,7 @@ pub unsafe extern "C" fn kad_node_export_routing_table(
 /// Add the contacts of `table` to the node's routing table (they are
 /// checked by the node as usual). `*added_out` (may be NULL) receives how
 /// many were new. Follow with kad_node_bootstrap (addrs_len 0 is fine) to
-/// refresh them. KAD_WRONG_THREAD inside the log callback (see
-/// kad_log_callback).
+/// refresh them.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_import_routing_table(
     node: *mut kad_node,
@@ -98,7 +94,6 @@ pub unsafe extern "C" fn kad_node_import_routing_table(
     ffi_panic_boundary! {
         let table = try_ref!(table);
         let n = try_ffi!(node_from_handle(node));
-        try_ffi!(refuse_in_log_callback());
         let added = n.import_contacts(&table.contacts);
         if !added_out.is_null() {
             // SAFETY: non-NULL out-parameter from the caller.

@@ -10,7 +10,6 @@ use std::time::Instant;
 use dht_core::Stats;
 
 use crate::error::{kad_result, Failure};
-use crate::log::refuse_in_log_callback;
 use crate::node::{entry_from_handle, kad_node, Entry};
 
 /// Counters and gauges of a node, read with kad_stats_get. Numbers are
@@ -170,8 +169,7 @@ pub struct kad_stats {
 }
 
 /// Take a snapshot of the node's statistics into `*stats_out` (a new object
-/// the caller owns). KAD_WRONG_THREAD inside the log callback (see
-/// kad_log_callback).
+/// the caller owns).
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_stats(
     node: *const kad_node,
@@ -180,7 +178,6 @@ pub unsafe extern "C" fn kad_node_stats(
     ffi_panic_boundary! {
         check_out!(stats_out);
         let e = try_ffi!(entry_from_handle(node));
-        try_ffi!(refuse_in_log_callback());
         let boxed = Box::new(kad_stats { stats: e.node.stats(), latency: e.latency.snapshot() });
         // SAFETY: out-parameter checked non-NULL above.
         unsafe { *stats_out = Box::into_raw(boxed) };

@@ -14,14 +14,13 @@
 //!
 //! Records are dropped rather than logged while the interpreter shuts down:
 //! attaching a runtime thread to a finalizing interpreter aborts the process.
-//! A node may log while it holds its lock, so handlers run in a callback
-//! scope (`reentry.rs`): one that calls a node gets an error, not a deadlock.
+//! A node logs while it holds its lock; such a record is copied and handed to
+//! the handlers once the lock is released (`dht_core::after_unlock`), so a
+//! handler may call the node, as upstream's may.
 
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{Level, LevelFilter, Log, Metadata, Record};
 use pyo3::prelude::*;
 use pyo3_log::{Caching, Logger};
-
-use crate::reentry::CallbackScope;
 
 /// Parent of every Python logger kadmium's Rust code logs to.
 pub const LOGGER_PREFIX: &str = "kademlia.kadmium";
@@ -34,15 +33,55 @@ impl Log for Bridge {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if self.0.enabled(record.metadata()) {
-            let _ = Python::try_attach(|_| {
-                let _scope = CallbackScope::enter();
-                self.0.log(record)
-            });
+        if !self.0.enabled(record.metadata()) {
+            return;
+        }
+        if dht_core::after_unlock::node_lock_held() {
+            let put_off = OwnedRecord::of(record);
+            // Delivered through the process's logger, which is this bridge.
+            dht_core::after_unlock::run_unlocked(move || put_off.log_to(log::logger()));
+        } else {
+            let _ = Python::try_attach(|_| self.0.log(record));
         }
     }
 
     fn flush(&self) {}
+}
+
+/// A record kept until its node's lock is released.
+struct OwnedRecord {
+    level: Level,
+    target: String,
+    message: String,
+    module_path: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+}
+
+impl OwnedRecord {
+    fn of(record: &Record<'_>) -> OwnedRecord {
+        OwnedRecord {
+            level: record.level(),
+            target: record.target().to_owned(),
+            message: record.args().to_string(),
+            module_path: record.module_path().map(str::to_owned),
+            file: record.file().map(str::to_owned),
+            line: record.line(),
+        }
+    }
+
+    fn log_to(&self, logger: &dyn Log) {
+        logger.log(
+            &Record::builder()
+                .level(self.level)
+                .target(&self.target)
+                .args(format_args!("{}", self.message))
+                .module_path(self.module_path.as_deref())
+                .file(self.file.as_deref())
+                .line(self.line)
+                .build(),
+        );
+    }
 }
 
 fn max_level_from_env() -> LevelFilter {

@@ -1,10 +1,11 @@
 //! Python code a node runs while it holds its lock: a storage object's
-//! methods (`storage.rs`) and the handlers of the Rust logs (`logging.rs`).
-//! Such code must not call a node: the thread running it may be the one
-//! holding that node's lock, and would wait for itself, forever (upstream's
-//! storage and logging run on the event loop, where such a call works). A
-//! thread-local marks the scope of each such call, and every `PyNode` method
-//! that takes a node's lock or blocks refuses to run inside one.
+//! methods (`storage.rs`). Such code must not call a node: the thread
+//! running it may be the one holding that node's lock, and would wait for
+//! itself, forever (upstream's storage runs on the event loop, where such a
+//! call works). A thread-local marks the scope of each such call, and every
+//! `PyNode` method that takes a node's lock or blocks refuses to run inside
+//! one. (Log records are handed to Python only after the lock is released,
+//! `logging.rs`, so logging handlers need no such scope.)
 
 use std::cell::Cell;
 
@@ -45,7 +46,7 @@ pub fn in_callback() -> bool {
 pub fn refuse_reentry() -> PyResult<()> {
     if in_callback() {
         return Err(PyRuntimeError::new_err(
-            "a storage object's methods and logging handlers cannot call a kadmium node: \
+            "a storage object's methods cannot call a kadmium node: \
              the node waits for them to return",
         ));
     }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 
@@ -38,6 +39,15 @@ where
     T: Send,
 {
     crate::reentry::refuse_reentry()?;
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // A logging handler runs on the thread that logged, often one of the
+        // runtime's: waiting there for the runtime would stall it (tokio
+        // refuses with a panic).
+        return Err(PyRuntimeError::new_err(
+            "a blocking kadmium call cannot be made on kadmium's own threads \
+             (where logging handlers may run): use the asyncio API or another thread",
+        ));
+    }
     let rt = runtime()?;
     let mut fut = Box::pin(fut);
     loop {
