@@ -777,7 +777,8 @@ kad_result kad_key_digest(const uint8_t *key,
  process. A NULL `callback` or KAD_LOG_LEVEL_OFF removes it; stderr
  logging (KADMIUM_LOG / RUST_LOG) then resumes. When this returns, the
  previous callback is no longer running on any thread and will not be
- called again, so its userdata may be released.
+ called again, so its userdata may be released. A message made just
+ before this call may still reach the new callback.
 
  KAD_INVALID_ARGUMENT for a level above KAD_LOG_LEVEL_TRACE;
  KAD_WRONG_THREAD from inside a log callback.

@@ -6,20 +6,29 @@
 //! handler, a C log callback. Such code may call the node — upstream's
 //! Python handlers run on the event loop, where `server.stats()` just works —
 //! and waiting for the lock on the thread that holds it never ends. So a sink
-//! asks [`node_lock_held`] and, when it is, hands the delivery to
-//! [`run_unlocked`]: it runs on the same thread as soon as the outermost
-//! node lock there is released, in the order the work was put off.
+//! hands the delivery to [`run_unlocked`]: it runs at once when it can, else
+//! on the same thread as soon as the outermost node lock there is released.
+//!
+//! Work runs in the order it was made, never nested: work done while the
+//! thread runs earlier work (a handler's own call into a node that logs) is
+//! queued behind it. A panic while a lock is held drops what was put off:
+//! user code must not run while unwinding, and a record that came later
+//! must not overtake it.
 //!
 //! Every lock of a node's state goes through `Inner::lock` (node.rs), which
 //! keeps a [`HeldScope`] for as long as it holds the lock.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::marker::PhantomData;
 
 thread_local! {
     /// How many node locks this thread holds (nested locks of several nodes count each).
     static HELD: Cell<usize> = const { Cell::new(0) };
-    /// Work put off until `HELD` drops to zero.
-    static LATER: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
+    /// Whether this thread is running put-off work now.
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+    /// Work put off until `HELD` drops to zero, oldest first.
+    static LATER: RefCell<VecDeque<Box<dyn FnOnce()>>> = const { RefCell::new(VecDeque::new()) };
 }
 
 /// Whether this thread holds a node's lock right now.
@@ -27,28 +36,36 @@ pub fn node_lock_held() -> bool {
     HELD.try_with(Cell::get).unwrap_or(0) > 0
 }
 
+/// Whether [`run_unlocked`] would put work off now: this thread holds a
+/// node's lock, or runs work put off earlier. A sink that must copy what it
+/// delivers asks first, to copy only then.
+pub fn must_wait() -> bool {
+    RUNNING.try_with(Cell::get).unwrap_or(false) || node_lock_held()
+}
+
 /// Run `work` now, or — when this thread holds a node's lock — right after
-/// it releases the last one it holds, on this thread.
+/// it releases the last one it holds, on this thread. Work made while
+/// earlier work runs waits for it (see the module's notes).
 ///
 /// Work put off while the thread exits (its thread-locals gone) is dropped.
 pub fn run_unlocked(work: impl FnOnce() + 'static) {
-    if !node_lock_held() {
+    if !must_wait() {
         work();
         return;
     }
-    let _ = LATER.try_with(|later| later.borrow_mut().push(Box::new(work)));
+    let _ = LATER.try_with(|later| later.borrow_mut().push_back(Box::new(work)));
 }
 
 /// Counts one held node lock from [`HeldScope::enter`] to its drop; the
 /// drop that ends the last one runs the work put off meanwhile. Drop it
 /// *after* the lock's guard (the guard's field comes first), so the work
-/// runs with the lock free.
-pub(crate) struct HeldScope(());
+/// runs with the lock free. Not `Send`: the count is this thread's.
+pub(crate) struct HeldScope(PhantomData<*const ()>);
 
 impl HeldScope {
     pub(crate) fn enter() -> HeldScope {
         let _ = HELD.try_with(|held| held.set(held.get() + 1));
-        HeldScope(())
+        HeldScope(PhantomData)
     }
 }
 
@@ -60,28 +77,40 @@ impl Drop for HeldScope {
                 held.get() == 0
             })
             .unwrap_or(false);
-        // While unwinding, user code (a Python handler, a C callback) must
-        // not run: the work waits for this thread's next release.
-        if outermost && !std::thread::panicking() {
+        if !outermost {
+            return;
+        }
+        if std::thread::panicking() {
+            let _ = LATER.try_with(|later| later.borrow_mut().clear());
+        } else {
             run_put_off();
         }
     }
 }
 
-/// Run the work put off so far. Work may lock a node again and put off
-/// more; that runs when its own lock is released, before the rest of this
-/// batch (the batch is taken off the queue first).
+/// Run the work put off so far, oldest first, including work it puts off
+/// in turn. A release inside that work leaves it to this loop.
 fn run_put_off() {
-    loop {
-        let batch = LATER
-            .try_with(|later| std::mem::take(&mut *later.borrow_mut()))
-            .unwrap_or_default();
-        if batch.is_empty() {
-            return;
+    if RUNNING
+        .try_with(|running| running.replace(true))
+        .unwrap_or(true)
+    {
+        return;
+    }
+    /// Clears `RUNNING` however the loop ends.
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = RUNNING.try_with(|running| running.set(false));
         }
-        for work in batch {
-            work();
-        }
+    }
+    let _running = Running;
+    while let Some(work) = LATER
+        .try_with(|later| later.borrow_mut().pop_front())
+        .ok()
+        .flatten()
+    {
+        work();
     }
 }
 
@@ -120,38 +149,53 @@ mod tests {
     }
 
     #[test]
-    fn work_that_locks_again_runs_its_own_work_after_its_release() {
+    fn work_made_by_running_work_waits_for_the_work_before_it() {
         let seen = log();
         let scope = HeldScope::enter();
         let (a, b) = (seen.clone(), seen.clone());
         run_unlocked(move || {
+            // A handler calling a node that logs: locked, then released.
             let again = HeldScope::enter();
             let inner = a.clone();
-            run_unlocked(move || inner.borrow_mut().push("put off by the work"));
-            a.borrow_mut().push("work");
+            run_unlocked(move || inner.borrow_mut().push("made by the work"));
             drop(again);
+            // ... and a record made with no lock held, while work runs.
+            let unlocked = a.clone();
+            run_unlocked(move || unlocked.borrow_mut().push("made unlocked by the work"));
+            a.borrow_mut().push("work");
         });
-        run_unlocked(move || b.borrow_mut().push("later work"));
+        run_unlocked(move || b.borrow_mut().push("made before"));
         drop(scope);
         assert_eq!(
             *seen.borrow(),
-            ["work", "put off by the work", "later work"]
+            [
+                "work",
+                "made before",
+                "made by the work",
+                "made unlocked by the work"
+            ]
         );
+        // Nothing is left running: the next record runs at once.
+        let c = seen.clone();
+        run_unlocked(move || c.borrow_mut().push("now"));
+        assert_eq!(seen.borrow().last(), Some(&"now"));
     }
 
     #[test]
-    fn a_panic_under_the_lock_keeps_the_work_for_the_next_release() {
+    fn a_panic_under_the_lock_drops_the_work_put_off() {
         let seen = log();
         let s = seen.clone();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _scope = HeldScope::enter();
-            run_unlocked(move || s.borrow_mut().push("after the panic"));
+            run_unlocked(move || s.borrow_mut().push("put off before the panic"));
             panic!("while holding the lock");
         }));
         assert!(caught.is_err());
-        assert!(seen.borrow().is_empty());
         assert!(!node_lock_held());
+        // Neither run later (out of order) nor by the next release.
+        let later = seen.clone();
+        run_unlocked(move || later.borrow_mut().push("made after"));
         drop(HeldScope::enter());
-        assert_eq!(*seen.borrow(), ["after the panic"]);
+        assert_eq!(*seen.borrow(), ["made after"]);
     }
 }

@@ -442,6 +442,26 @@ mod tests {
     use std::sync::mpsc as std_mpsc;
     use std::task::{Context, Waker};
 
+    /// Work put off while the node's lock is held (a log record for a
+    /// handler that calls the node) runs once the lock is free: it can
+    /// take the lock again, as `Node::stats` does.
+    #[tokio::test]
+    async fn work_put_off_under_the_lock_runs_with_the_lock_free() {
+        let config = Config::default().with_bind("127.0.0.1:0".parse().unwrap());
+        let node = Node::bind(config).await.unwrap();
+        let free_then = std::rc::Rc::new(std::cell::Cell::new(None));
+        {
+            let _guard = node.inner.lock();
+            let (inner, free) = (node.inner.clone(), free_then.clone());
+            crate::after_unlock::run_unlocked(move || {
+                free.set(Some(inner.state.try_lock().is_ok()));
+            });
+            assert_eq!(free_then.get(), None, "ran while the lock was held");
+        }
+        assert_eq!(free_then.get(), Some(true));
+        node.shutdown();
+    }
+
     /// While another thread holds the node's lock (as the driver does while
     /// it handles a datagram), starting a get returns at once: the command
     /// waits in the channel, not on the mutex, so no tokio worker blocks.

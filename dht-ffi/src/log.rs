@@ -136,25 +136,31 @@ impl<S: Subscriber> Layer<S> for CallbackLayer {
     }
 }
 
-/// Hand one message to the callback set now (none: dropped; a callback set
-/// after the message was made still gets it if its level asks for it).
+/// Hand one message to the callback set now (none: dropped). A message made
+/// before kad_set_log_callback, and put off until its node's lock was
+/// released, reaches the callback set by then if its level asks for it.
 fn deliver(level: kad_log_level, target: &CStr, message: &CStr) {
     if level as u8 > SINK_LEVEL.load(Ordering::Relaxed) {
         return;
     }
+    // The callback is never re-entered: a message made inside it was dropped
+    // (see `on_event`), and put-off work runs in order, not nested.
+    if IN_LOG.try_with(|c| c.replace(true)).unwrap_or(true) {
+        return;
+    }
     let sink = SINK.read().unwrap_or_else(PoisonError::into_inner);
-    let Some(sink) = sink.as_ref() else { return };
-    let _ = IN_LOG.try_with(|c| c.set(true));
-    // SAFETY: the caller's C callback with its own userdata; the strings
-    // live until it returns.
-    unsafe {
-        (sink.callback)(
-            sink.userdata.get(),
-            level,
-            target.as_ptr(),
-            message.as_ptr(),
-        )
-    };
+    if let Some(sink) = sink.as_ref() {
+        // SAFETY: the caller's C callback with its own userdata; the strings
+        // live until it returns.
+        unsafe {
+            (sink.callback)(
+                sink.userdata.get(),
+                level,
+                target.as_ptr(),
+                message.as_ptr(),
+            )
+        };
+    }
     let _ = IN_LOG.try_with(|c| c.set(false));
 }
 
@@ -179,7 +185,8 @@ impl Visit for MessageText {
 /// process. A NULL `callback` or KAD_LOG_LEVEL_OFF removes it; stderr
 /// logging (KADMIUM_LOG / RUST_LOG) then resumes. When this returns, the
 /// previous callback is no longer running on any thread and will not be
-/// called again, so its userdata may be released.
+/// called again, so its userdata may be released. A message made just
+/// before this call may still reach the new callback.
 ///
 /// KAD_INVALID_ARGUMENT for a level above KAD_LOG_LEVEL_TRACE;
 /// KAD_WRONG_THREAD from inside a log callback.

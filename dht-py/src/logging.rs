@@ -18,6 +18,9 @@
 //! the handlers once the lock is released (`dht_core::after_unlock`), so a
 //! handler may call the node, as upstream's may.
 
+use std::sync::OnceLock;
+
+use dht_core::after_unlock;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use pyo3::prelude::*;
 use pyo3_log::{Caching, Logger};
@@ -26,6 +29,16 @@ use pyo3_log::{Caching, Logger};
 pub const LOGGER_PREFIX: &str = "kademlia.kadmium";
 
 struct Bridge(Logger);
+
+/// The installed bridge (a static, so that put-off records can reach it).
+static BRIDGE: OnceLock<Bridge> = OnceLock::new();
+
+impl Bridge {
+    /// Hand `record` to the Python handlers now.
+    fn deliver(&self, record: &Record<'_>) {
+        let _ = Python::try_attach(|_| self.0.log(record));
+    }
+}
 
 impl Log for Bridge {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
@@ -36,12 +49,15 @@ impl Log for Bridge {
         if !self.0.enabled(record.metadata()) {
             return;
         }
-        if dht_core::after_unlock::node_lock_held() {
+        if after_unlock::must_wait() {
             let put_off = OwnedRecord::of(record);
-            // Delivered through the process's logger, which is this bridge.
-            dht_core::after_unlock::run_unlocked(move || put_off.log_to(log::logger()));
+            after_unlock::run_unlocked(move || {
+                if let Some(bridge) = BRIDGE.get() {
+                    put_off.deliver_to(bridge);
+                }
+            });
         } else {
-            let _ = Python::try_attach(|_| self.0.log(record));
+            self.deliver(record);
         }
     }
 
@@ -70,8 +86,8 @@ impl OwnedRecord {
         }
     }
 
-    fn log_to(&self, logger: &dyn Log) {
-        logger.log(
+    fn deliver_to(&self, bridge: &Bridge) {
+        bridge.deliver(
             &Record::builder()
                 .level(self.level)
                 .target(&self.target)
@@ -103,7 +119,8 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     let logger = Logger::new(py, Caching::Loggers)?
         .set_prefix(LOGGER_PREFIX)
         .filter(max);
-    if log::set_boxed_logger(Box::new(Bridge(logger))).is_ok() {
+    let bridge = BRIDGE.get_or_init(|| Bridge(logger));
+    if log::set_logger(bridge).is_ok() {
         log::set_max_level(max);
     }
     Ok(())

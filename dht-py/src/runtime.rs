@@ -40,12 +40,14 @@ where
 {
     crate::reentry::refuse_reentry()?;
     if tokio::runtime::Handle::try_current().is_ok() {
-        // A logging handler runs on the thread that logged, often one of the
-        // runtime's: waiting there for the runtime would stall it (tokio
-        // refuses with a panic).
+        // A logging handler runs on the thread that logged: one of the
+        // runtime's, or a caller's thread while kadmium runs the runtime
+        // there. Waiting for the runtime from inside it would stall it
+        // (tokio refuses with a panic).
         return Err(PyRuntimeError::new_err(
-            "a blocking kadmium call cannot be made on kadmium's own threads \
-             (where logging handlers may run): use the asyncio API or another thread",
+            "a blocking kadmium call cannot be made from inside kadmium's runtime \
+             (a logging handler called by kadmium runs there): \
+             use the asyncio API or another thread",
         ));
     }
     let rt = runtime()?;

@@ -195,13 +195,13 @@ class ConfigTest(unittest.TestCase):
         self.assertEqual(run.returncode, 1)
         self.assertIn(f"{path}.missing: cannot read config file", run.stderr)
         # A file's P2P port with no room for the default API port (+ 1000): the
-        # error names the file and the key; with -p given it is the flag's.
+        # error names the file; with -p given it is the flag's.
         path = self.write("[dht]\np2p_address = 127.0.0.1:65000\n")
         run = subprocess.run([PY, "-m", "kadmium", "node", "-c", path], capture_output=True,
                              text=True, timeout=60)
         self.assertEqual(run.returncode, 1, run.stderr)
         self.assertEqual(run.stderr.strip().splitlines()[-1],
-                         f"kadmium node: {path}: p2p_address: no default API address for P2P "
+                         f"kadmium node: {path}: no default API address for P2P "
                          "port 65000 (port + 1000 exceeds 65535); set --api or api_address")
         run = subprocess.run([PY, "-m", "kadmium", "node", "-c", path, "-p", "65001"],
                              capture_output=True, text=True, timeout=60)

@@ -122,8 +122,8 @@ def apply_config(args: argparse.Namespace, settings: "NodeSettings") -> None:
             except ConfigError as e:
                 if conf is None or args.port is not None:
                     raise
-                # The port came from the file: say which file and key.
-                raise ConfigError(f"{config}: p2p_address: {e}") from None
+                # The port came from the file: say which.
+                raise ConfigError(f"{config}: {e}") from None
 
 
 def configured_bootstrap(args: argparse.Namespace) -> List[Address]:
