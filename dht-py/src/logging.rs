@@ -16,8 +16,10 @@
 //! attaching a runtime thread to a finalizing interpreter aborts the process.
 //! A node logs while it holds its lock; such a record is copied and handed to
 //! the handlers once the lock is released (`dht_core::after_unlock`), so a
-//! handler may call the node, as upstream's may.
+//! handler may call the node, as upstream's may. Records made by such a call
+//! while the handler runs are dropped (see [`Bridge::deliver`]).
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use dht_core::after_unlock;
@@ -33,10 +35,22 @@ struct Bridge(Logger);
 /// The installed bridge (a static, so that put-off records can reach it).
 static BRIDGE: OnceLock<Bridge> = OnceLock::new();
 
+thread_local! {
+    /// Whether this thread is handing a record to the Python handlers.
+    static DELIVERING: Cell<bool> = const { Cell::new(false) };
+}
+
 impl Bridge {
-    /// Hand `record` to the Python handlers now.
+    /// Hand `record` to the Python handlers now. A record kadmium makes
+    /// while a handler runs on this thread (the handler's own call into a
+    /// node) is dropped, as the C log callback's are: delivered, it could
+    /// make the handler call the node again, and so on forever.
     fn deliver(&self, record: &Record<'_>) {
+        if DELIVERING.try_with(|d| d.replace(true)).unwrap_or(true) {
+            return;
+        }
         let _ = Python::try_attach(|_| self.0.log(record));
+        let _ = DELIVERING.try_with(|d| d.set(false));
     }
 }
 
@@ -46,7 +60,7 @@ impl Log for Bridge {
     }
 
     fn log(&self, record: &Record<'_>) {
-        if !self.0.enabled(record.metadata()) {
+        if DELIVERING.try_with(Cell::get).unwrap_or(true) || !self.0.enabled(record.metadata()) {
             return;
         }
         if after_unlock::must_wait() {

@@ -179,6 +179,45 @@ class ScriptTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("in order: True", out.stdout)
 
+    def test_a_handler_whose_node_call_logs_does_not_feed_itself(self) -> None:
+        # A storage object whose get fails makes the node warn (under its lock);
+        # a handler that reads the node on every warning makes the node warn
+        # again. Delivered, that record would call the handler again, forever
+        # (a hung thread, a growing queue): records made while a handler runs on
+        # the same thread are dropped instead.
+        script = textwrap.dedent(
+            """
+            import logging
+            from kadmium import DHT
+
+            class Broken(dict):
+                def get(self, key, default=None):
+                    raise OSError("disk gone")
+
+            class Checker(logging.Handler):
+                dht = None
+                calls = 0
+                def emit(self, record):
+                    if record.levelno >= logging.WARNING and self.dht is not None:
+                        Checker.calls += 1
+                        if Checker.calls > 1000:
+                            raise SystemExit("the handler feeds itself")
+                        _ = "mykey" in self.dht
+
+            log = logging.getLogger("kademlia")
+            handler = Checker()
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            with DHT("127.0.0.1", 0, storage=Broken()) as dht:
+                handler.dht = dht
+                dht["mykey"] = 1
+                print("in:", "mykey" in dht, "handler calls:", Checker.calls, flush=True)
+            """
+        )
+        out = run_script(script)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("in: False handler calls: 1", out.stdout)
+
     def test_a_handler_on_a_runtime_thread_cannot_block_on_the_runtime(self) -> None:
         # "dropped datagram" is logged on one of the runtime's threads; a blocking
         # call there would wait for the runtime on its own thread (tokio panics).
