@@ -77,7 +77,12 @@ impl Drop for HeldScope {
                 held.get() == 0
             })
             .unwrap_or(false);
-        if !outermost {
+        // The common case, every release of a node's lock: nothing was put off.
+        if !outermost
+            || LATER
+                .try_with(|later| later.borrow().is_empty())
+                .unwrap_or(true)
+        {
             return;
         }
         if std::thread::panicking() {
