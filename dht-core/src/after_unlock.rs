@@ -32,7 +32,7 @@ thread_local! {
 }
 
 /// Whether this thread holds a node's lock right now.
-pub fn node_lock_held() -> bool {
+fn node_lock_held() -> bool {
     HELD.try_with(Cell::get).unwrap_or(0) > 0
 }
 
