@@ -9,9 +9,16 @@
 * `get`: `Server.get` of 300 stored keys from random nodes of a `--nodes` network (the
   harness of `dht_bench.py`, concurrency 32), over and over for `--seconds`.
 * `harness`: the same harness awaiting a coroutine that returns at once (its own cost).
+* `asyncio_floor`: the harness awaiting futures made and settled the way `bridge` does it
+  (`loop.create_future`, a done-callback for cancelling, settled in batches by a callback on
+  the loop), in pure Python with no kadmium: what asyncio itself charges for an awaited
+  operation, the floor under `bridge`.
 
 Prints one JSON object: calls per second, CPU microseconds per call for the whole process
-and for the Python thread alone. For a before/after comparison run it under two
+and for the Python thread alone. For `get` it also splits each thread's time per call, from
+`/proc/self/task/*/schedstat`: the Python thread's time running, waiting for a CPU (another
+thread had it) and asleep (waiting for the runtime), and the runtime threads' time running
+and waiting for a CPU. For a before/after comparison run it under two
 interpreters (or PYTHONPATHs) holding the two wheels, interleaved, several times: this
 machine's runs spread by ±20%.
 """
@@ -23,6 +30,7 @@ import os
 import random
 import resource
 import sys
+import threading
 import time
 
 SHARED = os.environ.get("KADMIUM_BENCH", os.path.join(os.path.dirname(__file__), "..", "..",
@@ -31,22 +39,92 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(SHARED)))
 import dht_bench  # noqa: E402  (the shared script: load_server_class, run_concurrently)
 
 
+def thread_times():
+    """{thread id: (name, ns running, ns waiting for a CPU)} of this process's threads."""
+    times = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                running, waiting, _ = map(int, f.read().split())
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        times[int(tid)] = (name, running, waiting)
+    return times
+
+
+def split_per_call(before, after, calls, wall_s):
+    """Microseconds per call: the Python thread's running / waiting / asleep, and the
+    runtime threads' running and waiting (summed over them)."""
+    me = threading.get_native_id()
+    out = {"runtime_running_us": 0.0, "runtime_waiting_us": 0.0}
+    for tid, (name, running, waiting) in after.items():
+        if tid not in before:
+            continue
+        run_us = (running - before[tid][1]) / 1e3 / calls
+        wait_us = (waiting - before[tid][2]) / 1e3 / calls
+        if tid == me:
+            out["python_running_us"] = round(run_us, 1)
+            out["python_waiting_for_cpu_us"] = round(wait_us, 1)
+            out["python_asleep_us"] = round(wall_s * 1e6 / calls - run_us - wait_us, 1)
+        elif name == "kadmium-rt":
+            out["runtime_running_us"] += run_us
+            out["runtime_waiting_us"] += wait_us
+    out["runtime_running_us"] = round(out["runtime_running_us"], 1)
+    out["runtime_waiting_us"] = round(out["runtime_waiting_us"], 1)
+    return out
+
+
+class PythonBridge:
+    """What `bridge` does, in pure Python: a future per call with a done-callback, settled
+    (callback removed, result set) in batches by one callback scheduled on the loop."""
+
+    def __init__(self, loop):
+        self.loop, self.ready, self.scheduled = loop, [], False
+
+    def _stop_on_cancel(self, future):
+        if future.cancelled():
+            pass  # kadmium's stops the operation here
+
+    def get_async(self):
+        future = self.loop.create_future()
+        future.add_done_callback(self._stop_on_cancel)
+        self.ready.append(future)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._settle)
+        return future
+
+    def _settle(self):
+        self.scheduled = False
+        ready, self.ready = self.ready, []
+        for future in ready:
+            if not future.done():
+                future.remove_done_callback(self._stop_on_cancel)
+                future.set_result(None)
+
+
 def cpu_s():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-async def measure(make_jobs, seconds):
+async def measure(make_jobs, seconds, split=False):
     """Run batches of jobs at concurrency 32 for `seconds`; cost per call."""
+    threads0 = thread_times() if split else None
     calls, wall0, cpu0, thread0 = 0, time.perf_counter(), cpu_s(), time.thread_time()
     while time.perf_counter() - wall0 < seconds:
         jobs = make_jobs()
         await dht_bench.run_concurrently(jobs, 32)
         calls += len(jobs)
     wall = time.perf_counter() - wall0
-    return {"calls_per_s": round(calls / wall),
-            "cpu_us_per_call": round((cpu_s() - cpu0) * 1e6 / calls, 1),
-            "python_thread_us_per_call": round((time.thread_time() - thread0) * 1e6 / calls, 1)}
+    out = {"calls_per_s": round(calls / wall),
+           "cpu_us_per_call": round((cpu_s() - cpu0) * 1e6 / calls, 1),
+           "python_thread_us_per_call": round((time.thread_time() - thread0) * 1e6 / calls, 1)}
+    if split:
+        out.update(split_per_call(threads0, thread_times(), calls, wall))
+    return out
 
 
 async def main(args):
@@ -56,6 +134,9 @@ async def main(args):
     async def instant():
         return None
     out["harness"] = await measure(lambda: [instant for _ in range(300)], args.seconds)
+    python_bridge = PythonBridge(asyncio.get_running_loop())
+    out["asyncio_floor"] = await measure(
+        lambda: [python_bridge.get_async for _ in range(300)], args.seconds)
 
     lone = server_class(ksize=20, alpha=3)
     await lone.listen(0, interface="127.0.0.1")
@@ -77,7 +158,8 @@ async def main(args):
     await dht_bench.run_concurrently(
         [lambda k=k: nodes[rnd.randrange(args.nodes)].set(k, "x" * 100) for k in keys], 32)
     out["get"] = await measure(
-        lambda: [lambda k=k: nodes[rnd.randrange(args.nodes)].get(k) for k in keys], args.seconds)
+        lambda: [lambda k=k: nodes[rnd.randrange(args.nodes)].get(k) for k in keys], args.seconds,
+        split=True)
     for server in nodes:
         server.stop()
     print(json.dumps(out))

@@ -30,6 +30,30 @@ class BenchScriptTest(unittest.TestCase):
             self.assertEqual(report[phase]["put_ok"], ops, report)
             self.assertEqual(report[phase]["get_found"], ops, report)
 
+    def test_bridge_cost_splits_each_threads_time(self) -> None:
+        """bench/bridge_cost.py runs its four loops; the get loop's split of the Python
+        thread's time (running, waiting for a CPU, asleep) adds up to the wall time per
+        call, and the runtime's threads are found (no figure is asserted). 40 nodes: with
+        k = 20, a network of fewer answers most gets from the getter's own copy."""
+        run = subprocess.run(
+            [sys.executable, str(REPO / "bench" / "bridge_cost.py"), "--nodes", "40",
+             "--seconds", "0.2"],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "KADMIUM_BENCH": str(BENCH)})
+        self.assertEqual(run.returncode, 0, run.stderr)
+        report = json.loads(run.stdout.strip().splitlines()[-1])
+        self.assertEqual(set(report), {"harness", "asyncio_floor", "bridge", "get"})
+        for loop in report.values():
+            self.assertGreater(loop["calls_per_s"], 0, report)
+        get = report["get"]
+        wall_us = 1e6 / get["calls_per_s"]
+        parts = (get["python_running_us"] + get["python_waiting_for_cpu_us"]
+                 + get["python_asleep_us"])
+        # Each part is rounded to 0.1 us, and calls_per_s to a whole call.
+        self.assertAlmostEqual(parts, wall_us, delta=0.5, msg=report)
+        self.assertGreater(get["python_running_us"], 0, report)
+        self.assertGreater(get["runtime_running_us"], 0, report)
+
 
 if __name__ == "__main__":
     unittest.main()
