@@ -13,6 +13,11 @@
   (`loop.create_future`, a done-callback for cancelling, settled in batches by a callback on
   the loop), in pure Python with no kadmium: what asyncio itself charges for an awaited
   operation, the floor under `bridge`.
+* `sensitivity` (with `--sensitivity N`): N interleaved pairs of `get` loops of `--seconds`
+  each, one as above and one whose every call first does extra Python work (digesting its
+  key `--extra-digests` times, about 0.5 us each): calls per second and the Python thread's
+  CPU microseconds per call of each. If the Python thread bounded the get loop, the second
+  would be slower by about the extra work's share.
 
 Prints one JSON object: calls per second, CPU microseconds per call for the whole process
 and for the Python thread alone. For `get` it also splits each thread's time per call, from
@@ -37,6 +42,7 @@ SHARED = os.environ.get("KADMIUM_BENCH", os.path.join(os.path.dirname(__file__),
                                                       "shared", "bench", "dht_bench.py"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(SHARED)))
 import dht_bench  # noqa: E402  (the shared script: load_server_class, run_concurrently)
+from kadmium.utils import digest  # noqa: E402
 
 
 def thread_times():
@@ -157,9 +163,27 @@ async def main(args):
     keys = [f"bridge-{i}" for i in range(300)]
     await dht_bench.run_concurrently(
         [lambda k=k: nodes[rnd.randrange(args.nodes)].set(k, "x" * 100) for k in keys], 32)
-    out["get"] = await measure(
-        lambda: [lambda k=k: nodes[rnd.randrange(args.nodes)].get(k) for k in keys], args.seconds,
-        split=True)
+    def gets():
+        return [lambda k=k: nodes[rnd.randrange(args.nodes)].get(k) for k in keys]
+    out["get"] = await measure(gets, args.seconds, split=True)
+
+    async def get_after_work(server, key):
+        for _ in range(args.extra_digests):
+            digest(key)
+        return await server.get(key)
+
+    def gets_after_work():
+        return [lambda k=k: get_after_work(nodes[rnd.randrange(args.nodes)], k) for k in keys]
+    if args.sensitivity:
+        pairs = {"get": [], "with_extra_work": []}
+        for _ in range(args.sensitivity):
+            pairs["get"].append(await measure(gets, args.seconds))
+            pairs["with_extra_work"].append(await measure(gets_after_work, args.seconds))
+        out["sensitivity"] = {"extra_digests": args.extra_digests}
+        for name, runs in pairs.items():
+            out["sensitivity"][f"{name}_calls_per_s"] = [r["calls_per_s"] for r in runs]
+            out["sensitivity"][f"{name}_python_thread_us"] = [
+                r["python_thread_us_per_call"] for r in runs]
     for server in nodes:
         server.stop()
     print(json.dumps(out))
@@ -169,4 +193,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--nodes", type=int, default=64)
+    parser.add_argument("--sensitivity", type=int, default=0, metavar="N",
+                        help="N interleaved pairs of get loops without and with extra work")
+    parser.add_argument("--extra-digests", type=int, default=6)
     asyncio.run(main(parser.parse_args()))

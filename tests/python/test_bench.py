@@ -31,20 +31,30 @@ class BenchScriptTest(unittest.TestCase):
             self.assertEqual(report[phase]["get_found"], ops, report)
 
     def test_bridge_cost_splits_each_threads_time(self) -> None:
-        """bench/bridge_cost.py runs its four loops; the get loop's split of the Python
+        """bench/bridge_cost.py runs its loops; the get loop's split of the Python
         thread's time (running, waiting for a CPU, asleep) adds up to the wall time per
         call, and the runtime's threads are found (no figure is asserted). 40 nodes: with
         k = 20, a network of fewer answers most gets from the getter's own copy."""
         run = subprocess.run(
             [sys.executable, str(REPO / "bench" / "bridge_cost.py"), "--nodes", "40",
-             "--seconds", "0.2"],
+             "--seconds", "0.2", "--sensitivity", "1", "--extra-digests", "40"],
             capture_output=True, text=True, timeout=300,
             env={**os.environ, "KADMIUM_BENCH": str(BENCH)})
         self.assertEqual(run.returncode, 0, run.stderr)
         report = json.loads(run.stdout.strip().splitlines()[-1])
-        self.assertEqual(set(report), {"harness", "asyncio_floor", "bridge", "get"})
-        for loop in report.values():
-            self.assertGreater(loop["calls_per_s"], 0, report)
+        self.assertEqual(set(report),
+                         {"harness", "asyncio_floor", "bridge", "get", "sensitivity"})
+        for name in ("harness", "asyncio_floor", "bridge", "get"):
+            self.assertGreater(report[name]["calls_per_s"], 0, report)
+        pairs = report["sensitivity"]
+        self.assertEqual(len(pairs["get_calls_per_s"]), 1, report)
+        self.assertEqual(len(pairs["with_extra_work_calls_per_s"]), 1, report)
+        self.assertGreater(min(pairs["get_calls_per_s"] + pairs["with_extra_work_calls_per_s"]),
+                           0, report)
+        # The extra work shows on the Python thread: 40 digests, some 20 us a call, more
+        # than the whole of a get's own.
+        self.assertGreater(pairs["with_extra_work_python_thread_us"][0],
+                           pairs["get_python_thread_us"][0], report)
         get = report["get"]
         wall_us = 1e6 / get["calls_per_s"]
         parts = (get["python_running_us"] + get["python_waiting_for_cpu_us"]
