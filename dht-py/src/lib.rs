@@ -5,6 +5,7 @@
 mod args;
 mod bridge;
 mod error;
+mod exit_gate;
 mod logging;
 mod node;
 mod reentry;
@@ -24,6 +25,7 @@ use dht_alloc as _;
 fn _kadmium(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("LOGGER_PREFIX", logging::LOGGER_PREFIX)?;
+    exit_gate::register(m)?;
     logging::install(m.py())?;
     m.add_class::<node::PyNode>()?;
     error::register(m)?;

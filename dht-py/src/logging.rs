@@ -12,8 +12,9 @@
 //! maximum (so `setLevel` works at any time); that maximum is DEBUG, or TRACE
 //! when `KADMIUM_LOG` or `RUST_LOG` asks for trace (per-RPC events).
 //!
-//! Records are dropped rather than logged while the interpreter shuts down:
-//! attaching a runtime thread to a finalizing interpreter aborts the process.
+//! Records are dropped rather than logged once the interpreter exits
+//! (see [`crate::exit_gate`]): a runtime thread attached to a finalizing
+//! interpreter aborts the process.
 //! A node logs while it holds its lock; such a record is copied and handed to
 //! the handlers once the lock is released (`dht_core::after_unlock`), so a
 //! handler may call the node, as upstream's may. Records made by such a call
@@ -26,6 +27,8 @@ use dht_core::after_unlock;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use pyo3::prelude::*;
 use pyo3_log::{Caching, Logger};
+
+use crate::exit_gate;
 
 /// Parent of every Python logger kadmium's Rust code logs to.
 pub const LOGGER_PREFIX: &str = "kademlia.kadmium";
@@ -49,7 +52,22 @@ impl Bridge {
         if DELIVERING.try_with(|d| d.replace(true)).unwrap_or(true) {
             return;
         }
-        let _ = Python::try_attach(|_| self.0.log(record));
+        let _ = exit_gate::attached(|py| {
+            // pyo3-log leaves a handler's exception set as the current one,
+            // so a node method that logged on the caller's thread returned a
+            // value with an exception set (`SystemError`). Python's logging
+            // keeps a handler's failure from the code that logged
+            // (`Handler.handleError`); so does this: the exception goes to
+            // `sys.unraisablehook`, and one the caller had set stays.
+            let before = PyErr::take(py);
+            self.0.log(record);
+            if let Some(raised) = PyErr::take(py) {
+                raised.write_unraisable(py, None);
+            }
+            if let Some(before) = before {
+                before.restore(py);
+            }
+        });
         let _ = DELIVERING.try_with(|d| d.set(false));
     }
 }

@@ -161,10 +161,11 @@ impl PythonStorage {
         }
     }
 
-    /// Run `f` attached to Python; `None` while the interpreter shuts down
-    /// (a node still running then acts as if it held nothing).
+    /// Run `f` attached to Python; `None` once the interpreter exits (see
+    /// [`crate::exit_gate`]: a node still running then acts as if it held
+    /// nothing).
     fn with_python<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
-        Python::try_attach(|py| {
+        crate::exit_gate::attached(|py| {
             let _scope = CallbackScope::enter();
             f(py)
         })

@@ -299,6 +299,9 @@ impl Connection {
                         stored_locally = report.stored_locally,
                         "API PUT stored"
                     ),
+                    // A node stopping fails every request still queued: one
+                    // line each would flood the log of a node stopped under load.
+                    Ok(Err(dht_core::Error::Shutdown)) => debug!(key, "API PUT: node stopped"),
                     Ok(Err(e)) => warn!(key, "API PUT failed: {e}"),
                     Err(_) => warn!(key, "API PUT abandoned after {timeout:?}"),
                 }
@@ -341,6 +344,10 @@ impl Connection {
                     Ok(Ok(Some(value))) => success_or_failure(&key, value),
                     Ok(Ok(None)) => {
                         debug!(key = %KeyDisplay(&key), "API GET: not found");
+                        encode_failure(&key)
+                    }
+                    Ok(Err(dht_core::Error::Shutdown)) => {
+                        debug!(key = %KeyDisplay(&key), "API GET: node stopped");
                         encode_failure(&key)
                     }
                     Ok(Err(e)) => {

@@ -218,6 +218,39 @@ class ScriptTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("in: False handler calls: 1", out.stdout)
 
+    def test_a_handler_that_raises_does_not_fail_the_call_that_logged(self) -> None:
+        # DHT() logs (at debug) on the caller's thread while it binds. A handler
+        # raising there left its exception set: DHT() raised SystemError and the
+        # node it had bound kept the port. As with Python's own logging, the
+        # call goes on; the handler's exception goes to sys.unraisablehook.
+        script = textwrap.dedent(
+            """
+            import logging, socket, sys
+            from kadmium import DHT
+
+            class Raising(logging.Handler):
+                def emit(self, record):
+                    raise RuntimeError("handler broke on " + record.name)
+
+            unraisable = []
+            sys.unraisablehook = lambda u: unraisable.append(u.exc_value)
+            log = logging.getLogger("kademlia")
+            log.addHandler(Raising())
+            log.setLevel(logging.DEBUG)
+            with DHT("127.0.0.1", 0) as dht:
+                dht["key"] = "value"
+                print("value:", dht["key"])
+                port = dht.address[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", port))  # free again once closed
+            print("unraisable:", type(unraisable[0]).__name__ if unraisable else None)
+            """
+        )
+        out = run_script(script)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("value: value", out.stdout)
+        self.assertIn("unraisable: RuntimeError", out.stdout)
+
     def test_a_handler_on_a_runtime_thread_cannot_block_on_the_runtime(self) -> None:
         # "dropped datagram" is logged on one of the runtime's threads; a blocking
         # call there would wait for the runtime on its own thread (tokio panics).
