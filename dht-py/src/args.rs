@@ -82,6 +82,15 @@ pub(crate) struct BindArgs {
     memory: Option<TakenMemory>,
 }
 
+/// What [`BindArgs::bind`] made.
+pub(crate) struct BoundNode {
+    pub node: Node,
+    pub memory: Option<ViewedMemory>,
+    /// The mark of the stopped node whose default storage `node` took over:
+    /// cleared, that storage can be taken again.
+    pub values_from: Option<Arc<AtomicBool>>,
+}
+
 /// A stopped node's default storage, taken for the node being bound: no
 /// other bind can take it meanwhile, and it is given back (can be taken
 /// again) if this bind fails.
@@ -203,18 +212,21 @@ impl BindArgs {
         Ok(self)
     }
 
-    pub(crate) async fn bind(self) -> Result<(Node, Option<ViewedMemory>), KadError> {
+    /// The node, its default storage (None with a Python storage object),
+    /// and the mark of the stopped node whose storage it took over, if any.
+    pub(crate) async fn bind(self) -> Result<BoundNode, KadError> {
         let mut config = self.config;
         config.bind = resolve(&self.host, self.port, None).await?;
         let (max_values, max_bytes) = (config.max_stored_values, config.max_stored_bytes);
-        let (inner, memory) = match self.storage {
+        let bound = match self.storage {
             Some(object) => {
                 let storage =
                     Python::attach(|py| PythonStorage::new(py, object, max_values, max_bytes));
-                (
-                    Node::bind_with_storage(config, Box::new(storage)).await?,
-                    None,
-                )
+                BoundNode {
+                    node: Node::bind_with_storage(config, Box::new(storage)).await?,
+                    memory: None,
+                    values_from: None,
+                }
             }
             None => {
                 let mut taken = self.memory;
@@ -226,10 +238,14 @@ impl BindArgs {
                 if let Some(t) = &mut taken {
                     t.kept = true;
                 }
-                (node, Some(memory))
+                BoundNode {
+                    node,
+                    memory: Some(memory),
+                    values_from: taken.map(|t| t.taken.clone()),
+                }
             }
         };
-        Ok((inner, memory))
+        Ok(bound)
     }
 }
 

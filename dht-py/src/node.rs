@@ -7,7 +7,7 @@
 //! already hashed (20 bytes): hashing is `kadmium.utils.digest`'s job.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,13 +107,52 @@ async fn ping(node: Node, host: String, port: u16) -> Result<Vec<u8>, KadError> 
 }
 
 /// Start the node `args` describe.
-async fn bind_node(args: BindArgs) -> Result<PyNode, KadError> {
-    let (inner, memory) = args.bind().await?;
-    Ok(PyNode {
-        inner,
-        memory,
-        values_passed_on: Arc::default(),
+async fn bind_node(args: BindArgs) -> Result<Unclaimed, KadError> {
+    let bound = args.bind().await?;
+    Ok(Unclaimed {
+        node: Some(PyNode {
+            inner: bound.node,
+            memory: bound.memory,
+            values_passed_on: Arc::default(),
+        }),
+        values_from: bound.values_from,
     })
+}
+
+/// A node bound and not yet handed to Python. One never handed over is
+/// stopped when this goes: an asyncio caller cancelled after the bind
+/// finished (a `wait_for` timing out, a `TaskGroup` cancelling its other
+/// tasks) never settles its future, and the node would run on, bound to
+/// its port, with nothing left to stop it. The values it took over from a
+/// stopped node can then be taken again.
+struct Unclaimed {
+    node: Option<PyNode>,
+    values_from: Option<Arc<AtomicBool>>,
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.inner.shutdown();
+            if let Some(mark) = &self.values_from {
+                mark.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Unclaimed {
+    type Target = PyNode;
+    type Output = Bound<'py, PyNode>;
+    type Error = PyErr;
+
+    fn into_pyobject(mut self, py: Python<'py>) -> PyResult<Bound<'py, PyNode>> {
+        let Some(node) = self.node.take() else {
+            return Err(KadError(Error::Shutdown).into());
+        };
+        let inner = node.inner.clone();
+        Bound::new(py, node).inspect_err(|_| inner.shutdown())
+    }
 }
 
 #[pyclass(frozen, name = "Node", module = "kadmium._kadmium")]
@@ -182,7 +221,11 @@ impl PyNode {
         .with_data_dir(data_dir)
         .with_wall_clock(unix_time_at_start)?
         .with_memory(values_of.map(|n| n.take_memory()).transpose()?.flatten())?;
-        block_on(py, bind_node(args))
+        let mut bound = block_on(py, bind_node(args))?;
+        bound
+            .node
+            .take()
+            .ok_or_else(|| KadError(Error::Shutdown).into())
     }
 
     /// `bind` as an awaitable.

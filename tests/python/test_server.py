@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 import weakref
 from typing import Any, Dict, List
@@ -374,6 +375,42 @@ class ErrorPathsTest(AsyncCase):
         s._node().import_contacts([(dead_id, LOCAL, port)])
         with self.assertRaises(kadmium.OperationTimeoutError):
             await s.get("nothing", timeout=0.2)
+
+    async def test_a_listen_cancelled_after_its_bind_leaves_nothing_bound(self) -> None:
+        # wait_for timing out, or a TaskGroup cancelling its other tasks, can cancel
+        # listen() after the node bound in Rust but before asyncio saw it: that node
+        # ran on, bound to the port, with nothing to stop it; and one that had taken
+        # over a stopped node's values kept them from the Server's next listen().
+        def port_is_free(port: int) -> bool:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.bind((LOCAL, port))
+                    return True
+                except OSError:
+                    return False
+
+        s = Server()
+        self.track(s)
+        await s.listen(0, LOCAL)
+        s._node().store_local(digest("kept"), "v", ttl=600)
+        s.stop()
+        port = free_udp_ports(1)
+        for _ in range(2):
+            task = asyncio.ensure_future(s.listen(port, LOCAL))
+            await asyncio.sleep(0)  # the task starts the bind and awaits it
+            # Hold the loop until the bind is done, so asyncio cannot settle it yet.
+            for _ in range(10_000):
+                if not port_is_free(port):
+                    break
+                time.sleep(0.001)
+            else:
+                self.fail(f"port {port} was never bound")
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            await self.until(lambda: port_is_free(port), f"port {port} released")
+        await s.listen(port, LOCAL)
+        self.assertEqual(s._node().local_value(digest("kept")), "v")
 
     async def test_cancelling_the_awaiting_task(self) -> None:
         dead = Server()
