@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use dht_core::{Config, Error, Key, Node, NodeId, PutOptions};
 use pyo3::prelude::*;
+use tracing::warn;
 
 use crate::error::KadError;
 use crate::storage::{PythonStorage, ViewedMemory};
@@ -60,15 +61,29 @@ pub(crate) async fn resolve(
     preferred.or(addrs.first()).copied().ok_or_else(bad)
 }
 
-pub(crate) async fn resolve_all(
+/// The addresses of `addrs` that resolve; those that do not are skipped
+/// (with a warning), as a node's bootstrap skips unusable ones: one stale
+/// name among a saved state's neighbours must not fail the whole join. With
+/// none resolving, the first one's error.
+pub(crate) async fn resolve_usable(
     addrs: Vec<(String, u16)>,
     like: SocketAddr,
 ) -> Result<Vec<SocketAddr>, KadError> {
     let mut out = Vec::with_capacity(addrs.len());
+    let mut first_error = None;
     for (host, port) in addrs {
-        out.push(resolve(&host, port, Some(like)).await?);
+        match resolve(&host, port, Some(like)).await {
+            Ok(addr) => out.push(addr),
+            Err(e) => {
+                warn!("skipping a bootstrap address: {}", e.0);
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(out)
+    match first_error {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 /// Everything `bind` needs, owned, so it can cross into the runtime.

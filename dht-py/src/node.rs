@@ -15,7 +15,7 @@ use dht_core::{Contact, Error, Key, Node, PutOptions, Value};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::{key_from, put_options, resolve, resolve_all, seconds, BindArgs, TakenMemory};
+use crate::args::{key_from, put_options, resolve, resolve_usable, seconds, BindArgs, TakenMemory};
 use crate::bridge::{awaitable, awaitable_then};
 use crate::error::KadError;
 use crate::reentry::{in_callback, refuse_reentry};
@@ -92,7 +92,7 @@ async fn put_report(
 }
 
 async fn bootstrap(node: Node, addrs: Vec<(String, u16)>) -> Result<Vec<PyContact>, KadError> {
-    let addrs = resolve_all(addrs, node.local_addr()).await?;
+    let addrs = resolve_usable(addrs, node.local_addr()).await?;
     Ok(node
         .bootstrap(&addrs)
         .await?

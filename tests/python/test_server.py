@@ -242,6 +242,15 @@ class ErrorPathsTest(AsyncCase):
             await s.bootstrap([("no such host.invalid", 4000)])
         with self.assertRaises(kadmium.BadAddressError):
             await Server().listen(0, "not an address")
+        # As upstream: one bad address among good ones is skipped, not fatal; and
+        # bootstrap_node answers None for it, as for a node that does not answer.
+        seed = await start_kadmium(1)
+        self.track(*seed)
+        good = (LOCAL, seed[0].node.port)
+        found = await self.bounded(s.bootstrap([("no such host.invalid", 4000), good]))
+        self.assertEqual([n.port for n in found], [good[1]])
+        self.assertIsNone(await s.bootstrap_node(("no such host.invalid", 4000)))
+        self.assertIsNone(await s.bootstrap_node((LOCAL, 0)))
 
     async def test_port_in_use(self) -> None:
         a = Server()
@@ -431,6 +440,25 @@ class ErrorPathsTest(AsyncCase):
 
 
 class StateTest(AsyncCase):
+    async def test_load_state_with_stale_neighbours(self) -> None:
+        # Saved neighbours whose names no longer resolve: the server comes back
+        # listening and knowing nobody (upstream's too), not raising while it
+        # listens unseen; a stale name among live ones is skipped.
+        seed = await start_kadmium(1)
+        self.track(*seed)
+        with tempfile.TemporaryDirectory() as d:
+            for neighbours, joined in (([("stale-host.invalid", 8468)], 0),
+                                       ([("stale-host.invalid", 8468),
+                                         (LOCAL, seed[0].node.port)], 1)):
+                path = os.path.join(d, "state")
+                with open(path, "wb") as f:
+                    pickle.dump({"ksize": 20, "alpha": 3, "id": digest("me"),
+                                 "neighbors": neighbours}, f)
+                s = await self.bounded(Server.load_state(path, 0, LOCAL))
+                self.track(s)
+                self.assertEqual(len(s.bootstrappable_neighbors()), joined)
+                s.stop()
+
     async def test_save_and_load_state(self) -> None:
         servers = await start_kadmium(3, ksize=10, alpha=2)
         self.track(*servers)

@@ -18,7 +18,8 @@ import random
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from kadmium import _kadmium
-from kadmium._kadmium import Keypair, KadmiumError, NoPeersError, OperationTimeoutError, SignedValue
+from kadmium._kadmium import (BadAddressError, Keypair, KadmiumError, NoPeersError,
+                               OperationTimeoutError, SignedValue)
 from kadmium.node import Node
 from kadmium.routing import ProtocolView
 from kadmium.storage import StorageView, check_storage
@@ -325,19 +326,24 @@ class Server:
 
     async def bootstrap(self, addrs: Iterable[Sequence[Any]]) -> List[Node]:
         """Join through the given ``(host, port)`` pairs; the k closest nodes found,
-        or ``[]`` if nobody answered. Raises ``BadAddressError`` for an address
-        that cannot be resolved."""
+        or ``[]`` if nobody answered. An address that cannot be resolved or used is
+        skipped with a warning (as one that does not answer); ``BadAddressError``
+        only when that leaves none."""
         pairs = [_address_pair(a) for a in addrs]
         log.debug("Attempting to bootstrap node with %i initial contacts", len(pairs))
         found = await self._node().bootstrap_async(pairs)
         return [Node(node_id, ip, port) for node_id, ip, port in found]
 
     async def bootstrap_node(self, addr: Sequence[Any]) -> Optional[Node]:
-        """Ping one ``(host, port)``: its ``Node``, or None if it does not answer."""
+        """Ping one ``(host, port)``: its ``Node``, or None if it does not answer
+        (also, with a warning, when the address cannot be resolved or used)."""
         host, port = _address_pair(addr)
         try:
             node_id = await self._node().ping_async(host, port)
         except OperationTimeoutError:
+            return None
+        except BadAddressError as e:
+            log.warning("bootstrap_node: %s", e)
             return None
         return Node(node_id, host, port)
 
@@ -454,7 +460,12 @@ class Server:
         svr = cls(data["ksize"], data["alpha"], data["id"])
         await svr.listen(port, interface)
         if data["neighbors"]:
-            await svr.bootstrap(data["neighbors"])
+            try:
+                await svr.bootstrap(data["neighbors"])
+            except BadAddressError as e:
+                # Saved neighbours gone stale: a server that knows nobody, as
+                # upstream's would be (raising would leave it listening unseen).
+                log.warning("load_state: no saved neighbour is usable: %s", e)
         return svr
 
     def save_state_regularly(self, fname: str, frequency: float = 600) -> None:
