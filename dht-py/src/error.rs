@@ -2,8 +2,10 @@
 //! becomes a Python exception.
 
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyOSError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
 
 create_exception!(
     kadmium,
@@ -35,18 +37,45 @@ create_exception!(
     KadmiumError,
     "The operation did not complete in time."
 );
-create_exception!(
-    kadmium,
-    BadAddressError,
-    KadmiumError,
-    "An address could not be parsed or resolved."
-);
-create_exception!(
-    kadmium,
-    NetworkError,
-    KadmiumError,
-    "A socket operation failed."
-);
+/// `BadAddressError` and `NetworkError` are `OSError`s too, as what the
+/// Python package's `listen` raises is (a port taken, a name that does not
+/// resolve): scripts that try the next port on `OSError` work unchanged.
+/// `create_exception!` takes one base, so these two are made with `type()`
+/// at import ([`register`]).
+static BAD_ADDRESS_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static NETWORK_ERROR: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// A class deriving from `KadmiumError` and `OSError`.
+fn os_error_class(py: Python<'_>, name: &str, doc: &str) -> PyResult<Py<PyType>> {
+    let namespace = PyDict::new(py);
+    namespace.set_item("__doc__", doc)?;
+    namespace.set_item("__module__", "kadmium")?;
+    let bases = (py.get_type::<KadmiumError>(), py.get_type::<PyOSError>());
+    let class = py
+        .get_type::<PyType>()
+        .call1((name, bases, namespace))?
+        .cast_into::<PyType>()?;
+    Ok(class.unbind())
+}
+
+/// An instance of one of the `OSError` classes: `errno` and `strerror` set
+/// when the system gave a code, as `OSError(errno, strerror)` sets them.
+fn os_error(class: &PyOnceLock<Py<PyType>>, errno: Option<i32>, msg: String) -> PyErr {
+    Python::attach(|py| {
+        let Some(class) = class.get(py) else {
+            // Only before the module is imported, which nothing can observe.
+            return KadmiumError::new_err(msg);
+        };
+        let made = match errno {
+            Some(code) => class.bind(py).call1((code, msg)),
+            None => class.bind(py).call1((msg,)),
+        };
+        match made {
+            Ok(instance) => PyErr::from_value(instance),
+            Err(e) => e,
+        }
+    })
+}
 create_exception!(
     kadmium,
     StorageFullError,
@@ -105,8 +134,8 @@ impl From<KadError> for PyErr {
             E::ValueTooLarge { .. } => ValueTooLargeError::new_err(msg),
             E::NoPeers => NoPeersError::new_err(msg),
             E::Timeout => OperationTimeoutError::new_err(msg),
-            E::BadAddress(_) => BadAddressError::new_err(msg),
-            E::Io(_) => NetworkError::new_err(msg),
+            E::BadAddress(_) => os_error(&BAD_ADDRESS_ERROR, None, msg),
+            E::Io(io) => os_error(&NETWORK_ERROR, io.raw_os_error(), msg),
             E::StorageFull => StorageFullError::new_err(msg),
             E::Busy => BusyError::new_err(msg),
             E::Shutdown => ShutdownError::new_err(msg),
@@ -131,8 +160,18 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "OperationTimeoutError",
         py.get_type::<OperationTimeoutError>(),
     )?;
-    m.add("BadAddressError", py.get_type::<BadAddressError>())?;
-    m.add("NetworkError", py.get_type::<NetworkError>())?;
+    let bad_address = BAD_ADDRESS_ERROR.get_or_try_init(py, || {
+        os_error_class(
+            py,
+            "BadAddressError",
+            "An address could not be parsed or resolved.",
+        )
+    })?;
+    m.add("BadAddressError", bad_address.bind(py))?;
+    let network = NETWORK_ERROR.get_or_try_init(py, || {
+        os_error_class(py, "NetworkError", "A socket operation failed.")
+    })?;
+    m.add("NetworkError", network.bind(py))?;
     m.add("StorageFullError", py.get_type::<StorageFullError>())?;
     m.add("BusyError", py.get_type::<BusyError>())?;
     m.add("ShutdownError", py.get_type::<ShutdownError>())?;

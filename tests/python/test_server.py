@@ -1,6 +1,7 @@
 """kadmium.Server: every method, the error paths, and upstream behaviours users rely on."""
 
 import asyncio
+import errno
 import gc
 import hashlib
 import os
@@ -258,6 +259,15 @@ class ErrorPathsTest(AsyncCase):
         await a.listen(0, LOCAL)
         with self.assertRaises(kadmium.NetworkError):
             await Server().listen(a.node.port, LOCAL)
+        # As upstream's, listen's errors are OSErrors: "try the next port" works.
+        with self.assertRaises(OSError) as taken:
+            await Server().listen(a.node.port, LOCAL)
+        self.assertEqual(taken.exception.errno, errno.EADDRINUSE)
+        self.assertIsInstance(taken.exception, kadmium.KadmiumError)
+        with self.assertRaises(OSError) as unresolved:
+            await Server().listen(0, "no such host.invalid")
+        self.assertIsInstance(unresolved.exception, kadmium.BadAddressError)
+        self.assertIn("no such host.invalid", str(unresolved.exception))
 
     async def test_bad_node_id_and_protocol_class(self) -> None:
         with self.assertRaisesRegex(kadmium.InvalidArgumentError, "160-bit id .got 4 bytes"):
