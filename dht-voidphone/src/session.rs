@@ -270,7 +270,12 @@ impl Connection {
         let node = self.node.clone();
         let options = self.put_options(&put);
         let timeout = self.config.request_timeout;
-        self.requests.spawn(
+        // A PUT has no reply, and a client that sent it whole counts it as
+        // done: it is carried out even if the connection then goes (a
+        // malformed message after it, a timeout). So it runs as a task of its
+        // own; the connection's set, which aborts its tasks as it goes, only
+        // waits for it. (request_timeout still bounds it.)
+        let put_task = tokio::spawn(
             async move {
                 let _slot = slot;
                 let _in_flight = in_flight;
@@ -308,6 +313,9 @@ impl Connection {
             }
             .in_current_span(),
         );
+        self.requests.spawn(async move {
+            let _ = put_task.await;
+        });
     }
 
     fn put_options(&self, put: &Put) -> PutOptions {
