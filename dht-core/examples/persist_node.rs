@@ -138,6 +138,7 @@ async fn answer(node: &Node, line: &str) -> String {
             let options = PutOptions {
                 ttl,
                 replication: None,
+                ..PutOptions::default()
             };
             match node
                 .put(NodeId::digest(key.as_bytes()), Value::from(*value), options)

@@ -409,6 +409,7 @@ impl Harness {
                 let options = PutOptions {
                     ttl: ttl_secs.map(|s| Duration::from_secs(u64::from(s))),
                     replication: replication.map(usize::from),
+                    ..PutOptions::default()
                 };
                 if let Ok(op) = self.node.put(now, key.id(), value.value(), options) {
                     self.ops.push(op);
@@ -422,6 +423,7 @@ impl Harness {
                 let options = PutOptions {
                     ttl: ttl_secs.map(|s| Duration::from_secs(u64::from(s))),
                     replication: None,
+                    ..PutOptions::default()
                 };
                 let _ = self.node.store_local(now, key.id(), value.value(), options);
             }

@@ -80,8 +80,8 @@ pub use node::Node;
 pub use node_callbacks::CallTicket;
 pub use persist::{DataDir, PersistError};
 pub use protocol::{
-    Event, OpId, Outcome, Protocol, PutOptions, PutReport, SignedPutOptions, SignedPutReport,
-    SignedValue, Stats, Transmit,
+    Event, Lifetime, OpId, Outcome, Protocol, PutOptions, PutReport, SignedPutOptions,
+    SignedPutReport, SignedValue, Stats, Transmit,
 };
 pub use signed::{Keypair, PublicKey, RecordError, SignedRecord, StoreDecision};
 pub use storage::{MemoryStorage, Origin, Storage, StoredValue};

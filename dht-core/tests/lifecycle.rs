@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use dht_core::sim::scenario::{Scenario, ScenarioReport};
 use dht_core::sim::Simulation;
 use dht_core::wire::{self, Request};
-use dht_core::{Config, Key, NodeId, Outcome, PutOptions, Value};
+use dht_core::{Config, Key, Lifetime, NodeId, Outcome, PutOptions, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -41,6 +41,7 @@ fn put(sim: &mut Simulation, node: usize, key: Key, value: Value, ttl: Option<Du
     let options = PutOptions {
         ttl,
         replication: None,
+        ..PutOptions::default()
     };
     let op = sim
         .try_command(node, |p, now| p.put(now, key, value, options))
@@ -127,6 +128,63 @@ fn one_hour_ttl_value_lives_while_published_and_dies_after() {
 #[test]
 fn long_ttl_value_lives_while_published_and_dies_after() {
     publisher_alive_then_gone(Some(25 * HOUR), 3);
+}
+
+/// A put with [`Lifetime::Fixed`] (what the VoidPhone API's PUT asks for):
+/// found until its TTL is nearly over, gone from every node within its TTL
+/// plus one maintenance interval although its putter runs on, and nothing
+/// brings it back.
+fn fixed_lifetime_ends_with_its_ttl(ttl: Duration, seed: u64) {
+    let mut sim = network(NODES, seed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let putter = 7;
+    let key = NodeId::digest(format!("fixed-{ttl:?}").as_bytes());
+    let value = Value::from("kept for its ttl");
+    let options = PutOptions {
+        ttl: Some(ttl),
+        lifetime: Lifetime::Fixed,
+        ..PutOptions::default()
+    };
+    let op = sim
+        .try_command(putter, |p, now| p.put(now, key, value.clone(), options))
+        .unwrap()
+        .unwrap();
+    match sim.run_until_done(putter, op, Duration::from_secs(60)) {
+        Some(Outcome::Put(Ok(r))) => assert_eq!(r.stored_remote, node_config().k),
+        other => panic!("put: {other:?}"),
+    }
+    // Most of the TTL later (a get takes a moment of virtual time too).
+    sim.run_for(ttl.mul_f64(0.8).saturating_sub(Duration::from_secs(1)));
+    let from = getter(&sim, &key, putter, &mut rng);
+    let got = sim.get_from(from, key, Duration::from_secs(60));
+    let copies_late = sim.live_copies(&key);
+    assert_eq!(got.value, Some(value), "ttl {ttl:?}: lost before its TTL");
+
+    sim.run_for(ttl.mul_f64(0.2) + node_config().maintenance_interval);
+    let after = sim.live_copies(&key);
+    sim.run_for(3 * HOUR);
+    let later = sim.live_copies(&key);
+    let from = getter(&sim, &key, putter, &mut rng);
+    let found_later = sim.get_from(from, key, Duration::from_secs(60)).found();
+    println!(
+        "fixed lifetime, ttl {ttl:?}, putter running: copies at 80% of the TTL {copies_late}, \
+         TTL + one maintenance interval after the put {after}, 3 h later {later}"
+    );
+    assert_eq!(after, 0, "ttl {ttl:?}: copies outlive a fixed lifetime");
+    assert_eq!(later, 0, "ttl {ttl:?}: a fixed-lifetime value came back");
+    assert!(!found_later, "ttl {ttl:?}: a get still finds it");
+}
+
+// The VoidPhone tester's case: a PUT with a TTL of 2 s was re-put every 1.5 s
+// by the API's node and never expired while the node ran.
+#[test]
+fn fixed_lifetime_value_with_a_short_ttl_expires_while_its_putter_runs() {
+    fixed_lifetime_ends_with_its_ttl(Duration::from_secs(2), 4);
+}
+
+#[test]
+fn fixed_lifetime_value_with_a_long_ttl_expires_while_its_putter_runs() {
+    fixed_lifetime_ends_with_its_ttl(2 * HOUR, 5);
 }
 
 /// Put a value, then let `sender` STORE the same key with a short TTL to

@@ -372,6 +372,7 @@ fn a_value_with_ttl_60s_is_gone_after_90s_down() {
     let ttl = |secs| PutOptions {
         ttl: Some(Duration::from_secs(secs)),
         replication: None,
+        ..PutOptions::default()
     };
     let (short, long) = (NodeId::digest(b"60s"), NodeId::digest(b"1h"));
     let id = {

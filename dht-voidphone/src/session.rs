@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dht_core::{Node, NodeId, PutOptions, Value};
+use dht_core::{Lifetime, Node, NodeId, PutOptions, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
@@ -332,6 +332,11 @@ impl Connection {
             ttl: Some(ttl),
             // dht-core caps this at k.
             replication: (put.replication != 0).then_some(usize::from(put.replication)),
+            // The spec's TTL is "seconds to keep it". Renewed by this node
+            // for as long as it runs, a value would outlive it by hours, and
+            // a client putting values with a TTL of a few seconds would make
+            // the node re-put them every few seconds, forever.
+            lifetime: Lifetime::Fixed,
         }
     }
 

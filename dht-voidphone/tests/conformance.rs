@@ -422,12 +422,16 @@ async fn malformed_messages_close_only_that_connection() {
     }
 }
 
+// TTL 2: the API's node used to renew a value it put for as long as it ran
+// (re-putting a TTL 2 value every 1.5 s, forever); a PUT's TTL is now its
+// lifetime (`Lifetime::Fixed`; tests/lifecycle.rs in dht-core tries it over
+// virtual hours). TTL 1 expired by chance: its re-put fell due as it expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn value_with_ttl_1_is_gone_after_it_expires() {
+async fn value_with_ttl_2_is_gone_after_it_expires() {
     let net = network(ApiConfig::default()).await;
     let mut c = connect(net.api()).await;
     let key = key_of("short-lived");
-    c.write_all(&put_msg(1, 0, &key, b"ephemeral"))
+    c.write_all(&put_msg(2, 0, &key, b"ephemeral"))
         .await
         .unwrap();
     c.write_all(&get_msg(&key)).await.unwrap();
@@ -439,7 +443,7 @@ async fn value_with_ttl_1_is_gone_after_it_expires() {
         }
     );
 
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     c.write_all(&get_msg(&key)).await.unwrap();
     assert_eq!(read_reply(&mut c).await.0, Reply::Failure { key });
     // Gone from every node, not just the one serving the API.

@@ -12,6 +12,7 @@ use super::{Protocol, MAX_UDP_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::id::Key;
 use crate::ops::PutKind;
+use crate::records::IncomingStore;
 use crate::rpc::OpId;
 use crate::value::Value;
 use crate::wire;
@@ -23,6 +24,23 @@ pub struct PutOptions {
     pub ttl: Option<Duration>,
     /// How many of the closest nodes to store at; `None` or 0 means k; capped at k.
     pub replication: Option<usize>,
+    /// Whether the putting node keeps the value alive.
+    pub lifetime: Lifetime,
+}
+
+/// How long a put's value lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lifetime {
+    /// As long as the putting node runs, which becomes the value's publisher
+    /// and re-puts it before its copies expire; the TTL is how long the
+    /// copies outlive it.
+    #[default]
+    WhilePublished,
+    /// The TTL from the put, everywhere (the VoidPhone API's "seconds to
+    /// keep it"): nothing renews it. The putting node keeps a copy as any
+    /// holder does, and holders still re-send their copies to the nodes
+    /// closest to the key, with what is left of the TTL.
+    Fixed,
 }
 
 impl Protocol {
@@ -54,8 +72,8 @@ impl Protocol {
         if self.contacts.table().is_empty() {
             return Err(Error::NoPeers);
         }
-        if let Err(e) = self.records.publish(now, key, value.clone(), ttl) {
-            debug!(%key, error = %e, "publisher copy not kept");
+        if let Err(e) = self.keep_own_copy(now, key, value.clone(), ttl, options.lifetime) {
+            debug!(%key, error = %e, "own copy not kept");
         }
         let k = self.config.k;
         let replication = options.replication.filter(|r| *r > 0).unwrap_or(k).min(k);
@@ -82,10 +100,11 @@ impl Protocol {
         Ok(ttl)
     }
 
-    /// Keep `value` on this node only, as its publisher: nothing is sent now.
-    /// The value reaches other nodes as they appear (the key hand-over to
-    /// new contacts) and with every republish. For a node that is alone so
-    /// far, where [`Protocol::put`] fails with [`Error::NoPeers`].
+    /// Keep `value` on this node only, as its publisher (or, with
+    /// [`Lifetime::Fixed`], as a holder): nothing is sent now. The value
+    /// reaches other nodes as they appear (the key hand-over to new
+    /// contacts) and with every republish or re-send. For a node that is
+    /// alone so far, where [`Protocol::put`] fails with [`Error::NoPeers`].
     pub fn store_local(
         &mut self,
         now: Instant,
@@ -95,7 +114,33 @@ impl Protocol {
     ) -> Result<()> {
         let ttl = self.validate_put(&value, &options)?;
         self.check_record_rules(now, &key, &value)?;
-        self.records.publish(now, key, value, ttl)
+        self.keep_own_copy(now, key, value, ttl, options.lifetime)
+    }
+
+    /// This node's copy of a value it puts: the publisher's, or, for a
+    /// fixed lifetime, a holder's copy that expires with the TTL.
+    fn keep_own_copy(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Value,
+        ttl: Duration,
+        lifetime: Lifetime,
+    ) -> Result<()> {
+        match lifetime {
+            Lifetime::WhilePublished => self.records.publish(now, key, value, ttl),
+            Lifetime::Fixed => {
+                let store = IncomingStore { ttl, cached: false };
+                if self
+                    .records
+                    .accept_store(now, key, value, store, &mut self.rng)
+                {
+                    Ok(())
+                } else {
+                    Err(Error::StorageFull)
+                }
+            }
+        }
     }
 
     /// Ping one address; the event carries the id that answered.

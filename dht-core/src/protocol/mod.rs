@@ -55,7 +55,7 @@ mod requests;
 mod responses;
 mod signed;
 
-pub use commands::PutOptions;
+pub use commands::{Lifetime, PutOptions};
 pub use signed::SignedPutOptions;
 mod persistence;
 
@@ -484,6 +484,7 @@ mod tests {
         let zero = PutOptions {
             ttl: Some(Duration::ZERO),
             replication: None,
+            ..PutOptions::default()
         };
         assert!(matches!(
             p.put(now, key, Value::from(1i64), zero),
@@ -503,6 +504,7 @@ mod tests {
         let opts = PutOptions {
             ttl: Some(Duration::from_secs(10)),
             replication: None,
+            ..PutOptions::default()
         };
         p.store_local(now, key, Value::from("v"), opts).unwrap();
         let op = p.get(now, key);

@@ -173,6 +173,7 @@ mod tests {
         let opts = PutOptions {
             ttl: Some(ttl),
             replication: None,
+            ..PutOptions::default()
         };
         p.store_local(now, a, Value::from("one"), opts.clone())
             .unwrap();
@@ -219,6 +220,7 @@ mod tests {
         let opts = PutOptions {
             ttl: Some(Duration::from_secs(3600)),
             replication: None,
+            ..PutOptions::default()
         };
         p.store_local(now, key, Value::from("v"), opts).unwrap();
         let peer = crate::contact::Contact::new(
@@ -259,6 +261,7 @@ mod tests {
         let opts = PutOptions {
             ttl: Some(Duration::from_secs(60)),
             replication: None,
+            ..PutOptions::default()
         };
         p.store_local(now, key, Value::from("v"), opts).unwrap();
         let mut snapshot = Snapshot::default();

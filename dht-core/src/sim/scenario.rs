@@ -190,6 +190,7 @@ impl Scenario {
                 let options = PutOptions {
                     ttl: self.ttl,
                     replication: None,
+                    ..PutOptions::default()
                 };
                 let op =
                     sim.try_command(v.publisher, |p, now| p.put(now, v.key, value, options))?;

@@ -27,6 +27,7 @@ fn put(sim: &mut Simulation, node: usize, key: NodeId, value: Value, ttl: Option
     let opts = PutOptions {
         ttl,
         replication: None,
+        ..PutOptions::default()
     };
     let op = sim
         .try_command(node, |p, now| p.put(now, key, value, opts))
