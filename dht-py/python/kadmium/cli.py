@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from kadmium import __version__, _kadmium, voidphone
-from kadmium._kadmium import KadmiumError, Keypair
+from kadmium._kadmium import KadmiumError, Keypair, ValueTooLargeError
 from kadmium.network import Server, ValueType
 
 Address = Tuple[str, int]
@@ -72,6 +72,8 @@ positive_int = _number(int, 1, "a positive integer")
 #: Largest value one UDP datagram carries with a STORE around it (65,422 bytes
 #: between kadmium nodes), rounded down.
 MAX_DATAGRAM_VALUE = 65_400
+#: A node's largest value by default: what Python kademlia peers carry.
+DEFAULT_MAX_VALUE = 8_137
 positive_seconds = _number(float, 1e-3, "a positive number of seconds")
 
 
@@ -120,7 +122,8 @@ NODE_SERVICES.append(voidphone.serve_api)  # --api / -c: the VoidPhone DHT API
 
 
 def add_node_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-a", "--host", help="address to bind (default 0.0.0.0)")
+    p.add_argument("-a", "--host", type=voidphone.resolvable_host,
+                   help="address to bind (default 0.0.0.0)")
     p.add_argument("-p", "--port", type=port_number, help="UDP port (default 0: any free port)")
     p.add_argument("--bootstrap", metavar="HOST:PORT", type=parse_address, action="append",
                    nargs="?", const=CONFIGURED_BOOTSTRAPPER, default=[],
@@ -143,7 +146,8 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
                    help="apply the per-IP limits to loopback and private addresses too")
     p.add_argument("--status-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
                    help="seconds between status lines (default 10)")
-    p.add_argument("--testing-clock-offset", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--testing-clock-offset", default=None, metavar="SECONDS",
+                   type=_number(float, -1e12, "a number of seconds", 1e12),
                    help="for tests only: the node's wall clock runs SECONDS ahead of the "
                         "system's (values saved in --data-dir expire as if the node had "
                         "been down that much longer)")
@@ -255,9 +259,16 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(text)
 
 
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise ValueError("outside 64 bits")
+    return value
+
+
 _CONVERTERS: Dict[str, Callable[[str], ValueType]] = {
     "str": str,
-    "int": int,
+    "int": _int64,
     "float": float,
     "bool": _parse_bool,
     "bytes": lambda s: s.encode("utf8"),
@@ -563,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--bootstrap", metavar="HOST:PORT", type=parse_address, action="append",
                        required=True, help="a node of the network (repeatable)")
-        p.add_argument("--interface", help="local address to bind (default: any)")
+        p.add_argument("--interface", type=voidphone.resolvable_host,
+                       help="local address to bind (default: any)")
         p.add_argument("--full-node", action="store_true",
                        help="let other nodes add this one to their routing tables while it runs "
                             "(default: client-only, as a one-shot command should be)")
@@ -594,7 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--ops", type=positive_int, default=200, help="puts, then as many gets (default 200)")
     demo.add_argument("--concurrency", type=positive_int, default=16,
                       help="operations in flight (default 16)")
-    demo.add_argument("--value-size", type=_number(int, 0, "a byte count"), default=100,
+    demo.add_argument("--value-size", default=100,
+                      type=_number(int, 0, f"a byte count from 0 to {DEFAULT_MAX_VALUE}",
+                                   DEFAULT_MAX_VALUE),
                       help="bytes per value (default 100)")
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(run=run_demo)
@@ -647,8 +661,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
-    except UsageError as e:
+    except (UsageError, argparse.ArgumentTypeError) as e:
         print(f"kadmium {args.command}: {e}", file=sys.stderr)
+        return 2
+    except ValueTooLargeError as e:
+        # A value over the limit is the argument's fault: name it.
+        print(f"kadmium {args.command}: argument VALUE: {e}", file=sys.stderr)
         return 2
     except (KadmiumError, OSError, ValueError, OverflowError) as e:
         # Anything the user can cause (unreachable hosts, ports in use, bad

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, List, Optional, Tuple
@@ -82,7 +83,17 @@ def _api_address(text: str) -> Address:
         host = host[1:-1]
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
+    return resolvable_host(host), int(port)
+
+
+def resolvable_host(text: str) -> str:
+    """An argparse type: a host name or address that resolves (checked now, so a
+    typo is one line naming its flag, not an error once the node has started)."""
+    try:
+        socket.getaddrinfo(text, None)
+    except (socket.gaierror, UnicodeError):
+        raise argparse.ArgumentTypeError(f"cannot resolve host {text!r}") from None
+    return text
 
 
 def add_node_options(p: argparse.ArgumentParser) -> None:
@@ -121,7 +132,8 @@ def apply_config(args: argparse.Namespace, settings: "NodeSettings") -> None:
                 args.api = default_api_address((settings.host, settings.port))
             except ConfigError as e:
                 if conf is None or args.port is not None:
-                    raise
+                    # The port came from -p: name it, as a usage error.
+                    raise argparse.ArgumentTypeError(f"argument -p/--port: {e}") from None
                 # The port came from the file: say which.
                 raise ConfigError(f"{config}: {e}") from None
 
