@@ -19,7 +19,7 @@ use crate::args::{key_from, put_options, resolve, resolve_usable, seconds, BindA
 use crate::bridge::{awaitable, awaitable_then};
 use crate::error::KadError;
 use crate::reentry::{in_callback, refuse_reentry};
-use crate::runtime::block_on;
+use crate::runtime::{block_on, check_same_process};
 use crate::storage::ViewedMemory;
 use crate::value::{value_from_py, PyValue};
 
@@ -114,6 +114,7 @@ async fn bind_node(args: BindArgs) -> Result<Unclaimed, KadError> {
             inner: bound.node,
             memory: bound.memory,
             values_passed_on: Arc::default(),
+            bound_by: std::process::id(),
         }),
         values_from: bound.values_from,
     })
@@ -163,9 +164,19 @@ pub struct PyNode {
     memory: Option<ViewedMemory>,
     /// Set once a node bound with `values_of` this one took over `memory`.
     values_passed_on: Arc<AtomicBool>,
+    /// The process that bound it: its threads are that process's.
+    bound_by: u32,
 }
 
 impl PyNode {
+    /// The node, for a call that needs its threads: `ShutdownError` in a
+    /// child forked after the node was bound, where they do not exist (the
+    /// call would wait forever).
+    pub(crate) fn node(&self) -> PyResult<&Node> {
+        check_same_process(self.bound_by)?;
+        Ok(&self.inner)
+    }
+
     /// This node's default storage, for a node that goes on with its values:
     /// once this one has closed (its task gone, nothing else touches the
     /// storage), and to one node only. None when a Python storage object
@@ -283,7 +294,7 @@ impl PyNode {
     #[getter]
     fn public_address(&self, py: Python<'_>) -> PyResult<Option<(String, u16)>> {
         refuse_reentry()?;
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         // Off the GIL: it reads the node's counters under the node's lock.
         let addr = py.detach(move || node.public_address());
         Ok(addr.map(|a| (a.ip().to_string(), a.port())))
@@ -306,7 +317,7 @@ impl PyNode {
 
     /// Ping every `(host, port)`, then look up our own id; the contacts found.
     fn bootstrap(&self, py: Python<'_>, addrs: Vec<(String, u16)>) -> PyResult<Vec<PyContact>> {
-        block_on(py, bootstrap(self.inner.clone(), addrs))
+        block_on(py, bootstrap(self.node()?.clone(), addrs))
     }
 
     fn bootstrap_async<'py>(
@@ -314,7 +325,7 @@ impl PyNode {
         py: Python<'py>,
         addrs: Vec<(String, u16)>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, bootstrap(self.inner.clone(), addrs))
+        awaitable(py, bootstrap(self.node()?.clone(), addrs))
     }
 
     /// Store `value` under the 20-byte `key` at the k closest nodes.
@@ -327,7 +338,7 @@ impl PyNode {
         ttl: Option<f64>,
     ) -> PyResult<PyPutReport> {
         let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
-        block_on(py, put_report(self.inner.clone(), key, value, options))
+        block_on(py, put_report(self.node()?.clone(), key, value, options))
     }
 
     #[pyo3(signature = (key, value, *, ttl=None))]
@@ -339,7 +350,7 @@ impl PyNode {
         ttl: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         awaitable_then(py, move |pending| {
             let ticket = node.put_then(key, value, options, move |report| {
                 let report = report.map(|r| (r.stored_remote, r.stored_locally, r.contacted));
@@ -363,7 +374,7 @@ impl PyNode {
         let default = default.unwrap_or_else(|| py.None());
         let found = block_on(
             py,
-            get_with_timeout(self.inner.clone(), key, timeout, default),
+            get_with_timeout(self.node()?.clone(), key, timeout, default),
         )?;
         Ok(found.into_pyobject(py)?.unbind())
     }
@@ -382,11 +393,11 @@ impl PyNode {
         if timeout.is_some() {
             return awaitable(
                 py,
-                get_with_timeout(self.inner.clone(), key, timeout, default),
+                get_with_timeout(self.node()?.clone(), key, timeout, default),
             );
         }
         // The common case skips the tokio task: the driver settles the future.
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         awaitable_then(py, move |pending| {
             let ticket = node.get_then(key, move |found| {
                 let found = found.map(|value| Found {
@@ -410,7 +421,7 @@ impl PyNode {
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let key = key_from(&key)?;
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         refuse_reentry()?;
         let value = py.detach(move || node.local_value(&key));
         let found = Found {
@@ -431,7 +442,7 @@ impl PyNode {
         ttl: Option<f64>,
     ) -> PyResult<()> {
         let (key, value, options) = (key_from(&key)?, value_from_py(value)?, put_options(ttl)?);
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         refuse_reentry()?;
         py.detach(move || node.store_local(key, value, options))
             .map_err(|e| KadError(e).into())
@@ -439,7 +450,7 @@ impl PyNode {
 
     /// The id of the node at `host:port`.
     fn ping(&self, py: Python<'_>, host: String, port: u16) -> PyResult<Vec<u8>> {
-        block_on(py, ping(self.inner.clone(), host, port))
+        block_on(py, ping(self.node()?.clone(), host, port))
     }
 
     fn ping_async<'py>(
@@ -448,7 +459,7 @@ impl PyNode {
         host: String,
         port: u16,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, ping(self.inner.clone(), host, port))
+        awaitable(py, ping(self.node()?.clone(), host, port))
     }
 
     /// Every value held in the default storage, oldest store first, as
@@ -473,14 +484,14 @@ impl PyNode {
     /// The whole routing table.
     fn contacts(&self, py: Python<'_>) -> PyResult<Vec<PyContact>> {
         refuse_reentry()?;
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         Ok(py.detach(move || node.contacts().iter().map(contact_to_py).collect()))
     }
 
     /// The `n` contacts nearest to our own id.
     fn closest_contacts(&self, py: Python<'_>, n: usize) -> PyResult<Vec<PyContact>> {
         refuse_reentry()?;
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         Ok(py.detach(move || node.closest_contacts(n).iter().map(contact_to_py).collect()))
     }
 
@@ -500,14 +511,14 @@ impl PyNode {
                 addr: SocketAddr::new(ip, port),
             });
         }
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         refuse_reentry()?;
         Ok(py.detach(move || node.import_contacts(&parsed)))
     }
 
     /// Counters and gauges of the node, by name.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let node = self.inner.clone();
+        let node = self.node()?.clone();
         refuse_reentry()?;
         let s = py.detach(move || node.stats());
         let d = PyDict::new(py);
@@ -541,6 +552,10 @@ impl PyNode {
     /// from one of the runtime's own threads, e.g. a storage callback).
     #[pyo3(signature = (wait=true))]
     fn shutdown(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
+        if self.bound_by != std::process::id() {
+            // A forked child's copy of a parent's node: nothing runs here to stop.
+            return Ok(());
+        }
         self.inner.shutdown();
         if !wait || tokio::runtime::Handle::try_current().is_ok() || in_callback() {
             return Ok(());

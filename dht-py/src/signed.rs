@@ -151,9 +151,9 @@ impl SignedPut {
         seq: Option<u64>,
         cas: Option<u64>,
         ttl: Option<f64>,
-    ) -> Result<Self, KadError> {
+    ) -> PyResult<Self> {
         Ok(SignedPut {
-            node: node.inner.clone(),
+            node: node.node()?.clone(),
             keypair: keypair.inner.clone(),
             salt,
             value,
@@ -240,7 +240,7 @@ fn get_signed(
     salt: Vec<u8>,
 ) -> PyResult<Option<PySignedValue>> {
     let pk = public_key_from(&public_key)?;
-    block_on(py, get_signed_run(node.inner.clone(), pk, salt))
+    block_on(py, get_signed_run(node.node()?.clone(), pk, salt))
 }
 
 #[pyfunction]
@@ -252,7 +252,7 @@ fn get_signed_async<'py>(
     salt: Vec<u8>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let pk = public_key_from(&public_key)?;
-    awaitable(py, get_signed_run(node.inner.clone(), pk, salt))
+    awaitable(py, get_signed_run(node.node()?.clone(), pk, salt))
 }
 
 /// Replace the record with a signed tombstone; the tombstone's sequence number.
@@ -264,7 +264,7 @@ fn delete_signed(
     keypair: &PyKeypair,
     salt: Vec<u8>,
 ) -> PyResult<u64> {
-    let (n, kp) = (node.inner.clone(), keypair.inner.clone());
+    let (n, kp) = (node.node()?.clone(), keypair.inner.clone());
     block_on(py, delete_signed_run(n, kp, salt))
 }
 
@@ -276,14 +276,14 @@ fn delete_signed_async<'py>(
     keypair: &PyKeypair,
     salt: Vec<u8>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let (n, kp) = (node.inner.clone(), keypair.inner.clone());
+    let (n, kp) = (node.node()?.clone(), keypair.inner.clone());
     awaitable(py, delete_signed_run(n, kp, salt))
 }
 
 /// Store `value` under the digest of its content; that 20-byte digest.
 #[pyfunction]
 fn put_immutable(py: Python<'_>, node: &PyNode, value: Vec<u8>) -> PyResult<Vec<u8>> {
-    block_on(py, put_immutable_run(node.inner.clone(), value))
+    block_on(py, put_immutable_run(node.node()?.clone(), value))
 }
 
 #[pyfunction]
@@ -292,14 +292,14 @@ fn put_immutable_async<'py>(
     node: &PyNode,
     value: Vec<u8>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    awaitable(py, put_immutable_run(node.inner.clone(), value))
+    awaitable(py, put_immutable_run(node.node()?.clone(), value))
 }
 
 /// The immutable value under the 20-byte `digest` (checked by hashing), or None.
 #[pyfunction]
 fn get_immutable(py: Python<'_>, node: &PyNode, digest: Vec<u8>) -> PyResult<Option<Vec<u8>>> {
     let key = digest_from(&digest)?;
-    block_on(py, get_immutable_run(node.inner.clone(), key))
+    block_on(py, get_immutable_run(node.node()?.clone(), key))
 }
 
 #[pyfunction]
@@ -309,7 +309,7 @@ fn get_immutable_async<'py>(
     digest: Vec<u8>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let key = digest_from(&digest)?;
-    awaitable(py, get_immutable_run(node.inner.clone(), key))
+    awaitable(py, get_immutable_run(node.node()?.clone(), key))
 }
 
 /// Add the classes and functions to the module (called from `lib.rs`).

@@ -63,7 +63,7 @@ impl StartArgs {
         max_in_flight: usize,
         max_ttl: Option<f64>,
         request_timeout: Option<f64>,
-    ) -> Result<Self, KadError> {
+    ) -> PyResult<Self> {
         let mut config = ApiConfig {
             max_connections,
             max_in_flight_per_connection: max_in_flight,
@@ -76,7 +76,7 @@ impl StartArgs {
             config.request_timeout = seconds("request_timeout", t)?;
         }
         Ok(StartArgs {
-            node: node.get().inner.clone(),
+            node: node.get().node()?.clone(),
             host,
             port,
             config,

@@ -1,6 +1,9 @@
 """kadmium.DHT: the blocking, dict-like node."""
 
 import queue
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import unittest
@@ -149,6 +152,55 @@ class DHTTest(unittest.TestCase):
                 t.join()
             self.assertGreater(waited, 0.3)  # it did wait on the network
             self.assertGreater(ticks, 50)  # and the other thread ran meanwhile
+
+
+class ForkTest(unittest.TestCase):
+    def test_a_forked_child_refuses_the_parents_node_and_runs_its_own(self) -> None:
+        # multiprocessing's default start method on Linux forks. The child has
+        # the parent's nodes and runtime in memory but none of their threads: a
+        # call on either waited forever. Now the parent's node refuses at once
+        # (ShutdownError), and the child starts a runtime of its own for the
+        # nodes it binds, which reach the parent's over the network.
+        script = textwrap.dedent(
+            """
+            import os, sys, time
+            from kadmium import DHT, ShutdownError
+
+            parent = DHT("127.0.0.1", 0)
+            parent["from-parent"] = "hello"
+            pid = os.fork()
+            if pid == 0:
+                code = 3
+                try:
+                    try:
+                        parent["from-parent"]
+                        print("child: the parent's node answered")
+                    except ShutdownError:
+                        print("child: the parent's node refused")
+                    child = DHT("127.0.0.1", 0, seeds=[parent.address])
+                    print("child: got", child["from-parent"])
+                    child["from-child"] = 42
+                    child.close()
+                    parent.close()  # nothing of it runs here: returns at once
+                    code = 0
+                finally:
+                    sys.stdout.flush()
+                    os._exit(code)
+            deadline = time.monotonic() + 40
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    sys.exit("the child hung")
+                time.sleep(0.05)
+            print("parent: got", parent["from-child"])
+            parent.close()
+            """
+        )
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
+        self.assertEqual(run.stdout.splitlines(), [
+            "child: the parent's node refused", "child: got hello", "parent: got 42"])
 
 
 class LittleBirdTest(unittest.TestCase):

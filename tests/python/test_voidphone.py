@@ -91,20 +91,31 @@ def free_tcp_port() -> int:
 
 
 class RunningNode:
-    """`python -m kadmium node ARGS` with its stdout lines on a queue."""
+    """`python -m kadmium node ARGS` with its stdout lines on a queue. Its stderr is
+    read as it comes too: a node logging at debug would otherwise fill the pipe and
+    block in the middle of a test."""
 
     def __init__(self, *args: str, env: Optional[Dict[str, str]] = None) -> None:
         self.proc = subprocess.Popen([PY, "-m", "kadmium", "node", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=None if env is None else {**os.environ, **env})
         self.lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.err: List[str] = []
+        self.pumps = [threading.Thread(target=self._pump, daemon=True),
+                      threading.Thread(target=self._pump_err, daemon=True)]
+        for pump in self.pumps:
+            pump.start()
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(line)
         self.lines.put(None)
+
+    def _pump_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.err.append(line)
 
     def wait_for(self, pattern: str) -> "re.Match[str]":
         seen: List[str] = []
@@ -114,8 +125,8 @@ class RunningNode:
             except queue.Empty:
                 raise AssertionError(f"no line matching {pattern!r} in {TIMEOUT}s: {seen}")
             if line is None:
-                err = self.proc.stderr.read() if self.proc.stderr else ""
-                raise AssertionError(f"node exited before {pattern!r}: {seen} {err}")
+                self.pumps[1].join(TIMEOUT)
+                raise AssertionError(f"node exited before {pattern!r}: {seen} {''.join(self.err)}")
             seen.append(line)
             m = re.search(pattern, line)
             if m:
@@ -125,11 +136,13 @@ class RunningNode:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
-            _, err = self.proc.communicate(timeout=TIMEOUT)
+            self.proc.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        return self.proc.returncode, err
+            self.proc.wait()
+        for pump in self.pumps:
+            pump.join(TIMEOUT)
+        return self.proc.returncode, "".join(self.err)
 
 
 class ConfigTest(unittest.TestCase):
