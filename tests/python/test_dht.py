@@ -154,6 +154,19 @@ class DHTTest(unittest.TestCase):
             self.assertGreater(ticks, 50)  # and the other thread ran meanwhile
 
 
+class ArgumentsTest(unittest.TestCase):
+    def test_bad_arguments_name_themselves_as_servers_do(self) -> None:
+        for args, kwargs, error, message in (
+            ((LOCAL, -1), {}, kadmium.InvalidArgumentError, "port must be from 0 to 65535"),
+            ((LOCAL, 70000), {}, kadmium.InvalidArgumentError, "port must be from 0 to 65535"),
+            ((LOCAL, True), {}, TypeError, "port must be an int .got bool"),
+            ((LOCAL, 0), {"ksize": 0}, kadmium.InvalidArgumentError, "ksize must be from 1"),
+            ((LOCAL, 0), {"alpha": -1}, kadmium.InvalidArgumentError, "alpha must be from 1"),
+        ):
+            with self.subTest(args=args, kwargs=kwargs), self.assertRaisesRegex(error, message):
+                DHT(*args, **kwargs)
+
+
 class ForkTest(unittest.TestCase):
     def test_a_forked_child_refuses_the_parents_node_and_runs_its_own(self) -> None:
         # multiprocessing's default start method on Linux forks. The child has

@@ -350,6 +350,15 @@ class ErrorPathsTest(AsyncCase):
         s.stop()
         await s.listen(None, LOCAL)  # type: ignore[arg-type]
         self.assertGreater(s.node.port, 0)
+        # As asyncio's endpoint: the interface as bytes, and None for every interface.
+        s.stop()
+        await s.listen(0, LOCAL.encode())
+        self.assertEqual(s.node.ip, LOCAL)
+        s.stop()
+        await s.listen(0, None)
+        self.assertEqual(s.node.ip, "0.0.0.0")
+        # And, as upstream's network module, ForgetfulStorage in its namespace.
+        self.assertIs(kadmium.network.ForgetfulStorage, kadmium.ForgetfulStorage)
         with self.assertRaisesRegex(TypeError, "dkey must be a 20-byte digest, bytes .got str"):
             await s.get_digest("k" * 20)  # type: ignore[arg-type]
         with self.assertRaisesRegex(TypeError, "dkey must be a 20-byte digest"):

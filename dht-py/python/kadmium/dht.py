@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from kadmium import _kadmium
 from kadmium._kadmium import Keypair, NoPeersError, SignedValue
-from kadmium.network import _address_pair
+from kadmium.network import _address_pair, _check_count, _check_port
 from kadmium.node import Node
 from kadmium.utils import digest
 
@@ -120,6 +120,10 @@ class DHT:
         self.hash_function = hash_function
         self.seeds: List[Tuple[str, int]] = [_address_pair(s) for s in seeds or []]
         self._storage = None if storage is None else _KeyedByInt(storage)
+        # Checked here, as Server checks them, to name the argument (the native
+        # call's own conversion raised OverflowError for a negative port).
+        port, ksize = _check_port(port), _check_count("ksize", ksize, 1000)
+        alpha = _check_count("alpha", alpha, 100)
         self._node = _kadmium.Node.bind(
             host, port, k=ksize, alpha=alpha, node_id=node_id, default_ttl=ttl,
             storage=self._storage,

@@ -22,6 +22,8 @@ from kadmium._kadmium import (BadAddressError, Keypair, KadmiumError, NoPeersErr
                                OperationTimeoutError, SignedValue)
 from kadmium.node import Node
 from kadmium.routing import ProtocolView
+# ForgetfulStorage: upstream's network module has it in its namespace too.
+from kadmium.storage import ForgetfulStorage as ForgetfulStorage  # noqa: F401
 from kadmium.storage import StorageView, check_storage
 from kadmium.utils import digest
 
@@ -204,12 +206,18 @@ class Server:
 
     # --- lifecycle -------------------------------------------------------------
 
-    async def listen(self, port: int, interface: str = "0.0.0.0") -> None:
+    async def listen(self, port: int, interface: Union[str, bytes, None] = "0.0.0.0") -> None:
         """Bind ``interface:port`` (UDP; port 0 picks a free one, see
-        ``transport.get_extra_info("sockname")``) and start refreshing the table."""
+        ``transport.get_extra_info("sockname")``) and start refreshing the table.
+        As with upstream's asyncio endpoint, ``interface`` may be bytes, and None
+        means every interface."""
         if self._binding or (self._native is not None and not self._native.is_shut_down):
             raise KadmiumError("the server is already listening")
         port = _check_port(port)
+        if interface is None:
+            interface = "0.0.0.0"
+        elif isinstance(interface, bytes):
+            interface = interface.decode("ascii")
         self._binding = True
         try:
             await self._bind(port, interface)
