@@ -125,6 +125,16 @@ impl<K: Copy + Eq + Hash> ConnectionTable<K> {
         }
     }
 
+    /// Remove the connection idle longest, if any is idle, for the caller to
+    /// close: the process ran out of file descriptors below the limits (a
+    /// soft limit of 1,024 is common, under the default 1,024 connections),
+    /// and stalled connections must not lock others out that way either.
+    pub fn evict_idlest(&mut self) -> Option<K> {
+        let key = self.idlest(|_| true)?;
+        self.entries.remove(&key);
+        Some(key)
+    }
+
     /// Record an admitted connection.
     pub fn insert(&mut self, key: K, ip: IpAddr, activity: Arc<Activity>) {
         self.entries.insert(key, Entry { ip, activity });
@@ -171,6 +181,20 @@ mod tests {
         assert_eq!(t.admit(ip(9)), Admission::Evict(0));
         t.insert(4, ip(9), Activity::idle_from(50));
         assert_eq!(t.admit(ip(9)), Admission::Evict(3));
+    }
+
+    #[test]
+    fn out_of_descriptors_evicts_the_idlest_of_all() {
+        let mut t = ConnectionTable::new(100, 100);
+        let busy = Activity::idle_from(1);
+        busy.start_request();
+        t.insert(0, ip(1), busy);
+        t.insert(1, ip(2), Activity::idle_from(20));
+        t.insert(2, ip(3), Activity::idle_from(10));
+        assert_eq!(t.evict_idlest(), Some(2));
+        assert_eq!(t.evict_idlest(), Some(1));
+        assert_eq!(t.evict_idlest(), None, "a busy connection is never evicted");
+        assert_eq!(t.len(), 1);
     }
 
     #[test]

@@ -277,6 +277,14 @@ impl Shared {
     }
 }
 
+/// EMFILE or ENFILE: the process's or the system's file table is full.
+fn is_out_of_descriptors(e: &std::io::Error) -> bool {
+    // The values of Linux and the BSDs alike (std exposes no kind for them).
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE))
+}
+
 async fn accept_loop(
     listener: TcpListener,
     node: Node,
@@ -328,7 +336,22 @@ async fn accept_loop(
                     Counters::bump(&counters.accepted);
                 }
                 Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
+                    // Out of file descriptors: make room as a full table
+                    // does, by closing the longest-idle connection; the
+                    // newcomer waits in the backlog for the next accept.
+                    if is_out_of_descriptors(&e) {
+                        if let Some(id) = table.evict_idlest() {
+                            if let Some(handle) = handles.remove(&id) {
+                                tokio::task::AbortHandle::abort(&handle);
+                            }
+                            Counters::bump(&counters.evicted);
+                            debug!("out of file descriptors: closed the longest-idle API connection");
+                            // Let the aborted task close its socket first.
+                            tokio::task::yield_now().await;
+                            continue;
+                        }
+                    }
+                    // Otherwise back off instead of spinning.
                     warn!("accepting an API connection failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
