@@ -257,6 +257,38 @@ impl RecordStore {
         self.put(key, item, Some(now + period))
     }
 
+    /// This node's own put of `value` with a fixed lifetime
+    /// ([`crate::protocol::Lifetime::Fixed`]): kept as a holder keeps a
+    /// replica, expiring `ttl` from now. It replaces a publisher's copy of
+    /// the key, which a peer's STORE never does: the user's new value is
+    /// meant, and its lifetime is now fixed, no longer renewed. Over a
+    /// replica the later expiry stays, as for any STORE (remote holders keep
+    /// theirs so too).
+    pub fn hold_own<R: Rng + ?Sized>(
+        &mut self,
+        now: Instant,
+        key: Key,
+        value: Value,
+        ttl: Duration,
+        rng: &mut R,
+    ) -> Result<()> {
+        let offered = now + ttl;
+        let expires_at = match self.held_copy(&key, now) {
+            Some(HeldCopy {
+                expires_at,
+                origin: Origin::Held | Origin::Cached,
+            }) => expires_at.max(offered),
+            _ => offered,
+        };
+        let item = StoredValue {
+            value,
+            expires_at,
+            origin: Origin::Held,
+        };
+        let resend = self.replica_resend(now, rng);
+        self.put(key, item, Some(resend))
+    }
+
     /// A peer's STORE. Returns whether the node now holds the key.
     pub fn accept_store<R: Rng + ?Sized>(
         &mut self,

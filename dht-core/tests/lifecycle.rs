@@ -187,6 +187,50 @@ fn fixed_lifetime_value_with_a_long_ttl_expires_while_its_putter_runs() {
     fixed_lifetime_ends_with_its_ttl(2 * HOUR, 5);
 }
 
+// A node that published a key (a renewing put, or a data directory from
+// before fixed lifetimes) and then puts it with a fixed lifetime: the new
+// value is what is found, and it ends with its TTL. (Over a publisher's copy
+// the fixed put was taken as a peer's STORE, which never replaces that copy:
+// the old value stayed, renewed for as long as the node ran.)
+#[test]
+fn fixed_lifetime_put_replaces_the_nodes_own_published_copy() {
+    let mut sim = network(NODES, 6);
+    let mut rng = StdRng::seed_from_u64(6);
+    let putter = 7;
+    let key = NodeId::digest(b"published, then fixed");
+    put(&mut sim, putter, key, Value::from("old"), None);
+    let options = PutOptions {
+        ttl: Some(HOUR),
+        lifetime: Lifetime::Fixed,
+        ..PutOptions::default()
+    };
+    let op = sim
+        .try_command(putter, |p, now| {
+            p.put(now, key, Value::from("new"), options)
+        })
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        sim.run_until_done(putter, op, Duration::from_secs(60)),
+        Some(Outcome::Put(Ok(_)))
+    ));
+    let own = sim
+        .try_protocol(putter)
+        .unwrap()
+        .local_value(&key, sim.now());
+    assert_eq!(own, Some(Value::from("new")), "the putter's own copy");
+    let from = getter(&sim, &key, putter, &mut rng);
+    let got = sim.get_from(from, key, Duration::from_secs(60));
+    assert_eq!(got.value, Some(Value::from("new")));
+    // The old copies elsewhere keep their own expiry (24 h, the default TTL):
+    // a STORE never shortens a held copy. What matters is that nothing renews
+    // the key any more.
+    sim.run_for(Duration::from_secs(25 * 3600));
+    let left = sim.live_copies(&key);
+    println!("published, then put with a fixed 1 h lifetime: copies 25 h later {left}");
+    assert_eq!(left, 0, "the publisher's renewal outlived the fixed put");
+}
+
 /// Put a value, then let `sender` STORE the same key with a short TTL to
 /// every holder; no holder may lose its copy before the original expiry.
 fn short_store_cannot_shorten(

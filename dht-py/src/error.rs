@@ -66,10 +66,15 @@ fn os_error(class: &PyOnceLock<Py<PyType>>, errno: Option<i32>, msg: String) -> 
             // Only before the module is imported, which nothing can observe.
             return KadmiumError::new_err(msg);
         };
-        let made = match errno {
-            Some(code) => class.bind(py).call1((code, msg)),
-            None => class.bind(py).call1((msg,)),
-        };
+        // Made from the message alone, so str() and args stay what they were
+        // (`OSError(errno, text)` would print "[Errno N] text" and change
+        // args); errno is set afterwards, as the attribute is writable.
+        let made = class.bind(py).call1((msg,)).and_then(|instance| {
+            if let Some(code) = errno {
+                instance.setattr("errno", code)?;
+            }
+            Ok(instance)
+        });
         match made {
             Ok(instance) => PyErr::from_value(instance),
             Err(e) => e,

@@ -43,6 +43,12 @@ pub fn attached<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
     out
 }
 
+/// In a forked child: threads counted inside are the parent's, which do
+/// not exist here (its exit would wait for them).
+pub fn forget_other_threads() {
+    INSIDE.store(0, SeqCst);
+}
+
 /// The `atexit` callback: close the gate and wait for threads inside it.
 #[pyfunction]
 fn _close_exit_gate(py: Python<'_>) {

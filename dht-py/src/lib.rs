@@ -26,6 +26,7 @@ fn _kadmium(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("LOGGER_PREFIX", logging::LOGGER_PREFIX)?;
     exit_gate::register(m)?;
+    runtime::register_fork_hook(m)?;
     logging::install(m.py())?;
     m.add_class::<node::PyNode>()?;
     error::register(m)?;

@@ -19,7 +19,7 @@ use crate::args::{key_from, put_options, resolve, resolve_usable, seconds, BindA
 use crate::bridge::{awaitable, awaitable_then};
 use crate::error::KadError;
 use crate::reentry::{in_callback, refuse_reentry};
-use crate::runtime::{block_on, check_same_process};
+use crate::runtime::{block_on, check_same_process, fork_generation};
 use crate::storage::ViewedMemory;
 use crate::value::{value_from_py, PyValue};
 
@@ -114,7 +114,7 @@ async fn bind_node(args: BindArgs) -> Result<Unclaimed, KadError> {
             inner: bound.node,
             memory: bound.memory,
             values_passed_on: Arc::default(),
-            bound_by: std::process::id(),
+            bound_in: fork_generation(),
         }),
         values_from: bound.values_from,
     })
@@ -133,11 +133,26 @@ struct Unclaimed {
 
 impl Drop for Unclaimed {
     fn drop(&mut self) {
-        if let Some(node) = self.node.take() {
-            node.inner.shutdown();
-            if let Some(mark) = &self.values_from {
+        let Some(node) = self.node.take() else {
+            return;
+        };
+        node.inner.shutdown();
+        // Until its socket has closed the port is taken, and the values it
+        // took over are in use: a listen retried at once would fail, or
+        // share them with it. So wait for that (bounded), as `shutdown`
+        // does, then hand the values back.
+        let (inner, mark) = (node.inner.clone(), self.values_from.take());
+        let release = async move {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, inner.closed()).await;
+            if let Some(mark) = mark {
                 mark.store(false, Ordering::SeqCst);
             }
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // On one of the runtime's threads, which must not block on it.
+            tokio::spawn(release);
+        } else if let Ok(rt) = crate::runtime::runtime() {
+            let _ = Python::try_attach(|py| py.detach(|| rt.block_on(release)));
         }
     }
 }
@@ -164,16 +179,23 @@ pub struct PyNode {
     memory: Option<ViewedMemory>,
     /// Set once a node bound with `values_of` this one took over `memory`.
     values_passed_on: Arc<AtomicBool>,
-    /// The process that bound it: its threads are that process's.
-    bound_by: u32,
+    /// The fork generation that bound it (`runtime::fork_generation`): its
+    /// threads are that process's.
+    bound_in: u64,
 }
 
 impl PyNode {
     /// The node, for a call that needs its threads: `ShutdownError` in a
     /// child forked after the node was bound, where they do not exist (the
     /// call would wait forever).
+    /// Whether this is a forked child's copy of a node its parent bound:
+    /// nothing of it runs here, so it counts as stopped.
+    fn is_foreign(&self) -> bool {
+        self.bound_in != fork_generation()
+    }
+
     pub(crate) fn node(&self) -> PyResult<&Node> {
-        check_same_process(self.bound_by)?;
+        check_same_process(self.bound_in)?;
         Ok(&self.inner)
     }
 
@@ -182,6 +204,12 @@ impl PyNode {
     /// storage), and to one node only. None when a Python storage object
     /// held its values.
     fn take_memory(&self) -> Result<Option<TakenMemory>, KadError> {
+        if self.is_foreign() {
+            // A forked child's copy of a parent's node: its storage may have
+            // been locked by one of the parent's threads at the fork, and
+            // the values are the parent's. The new node starts empty.
+            return Ok(None);
+        }
         if !self.inner.is_closed() {
             return Err(KadError(Error::InvalidArgument(
                 "values_of must be a node that has stopped".into(),
@@ -552,7 +580,7 @@ impl PyNode {
     /// from one of the runtime's own threads, e.g. a storage callback).
     #[pyo3(signature = (wait=true))]
     fn shutdown(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
-        if self.bound_by != std::process::id() {
+        if self.is_foreign() {
             // A forked child's copy of a parent's node: nothing runs here to stop.
             return Ok(());
         }
@@ -572,6 +600,9 @@ impl PyNode {
 
     /// `shutdown` as an awaitable (resolves once the socket is closed).
     fn shutdown_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if self.is_foreign() {
+            return awaitable(py, async { Ok::<(), KadError>(()) });
+        }
         let node = self.inner.clone();
         awaitable(py, async move {
             let _ = tokio::time::timeout(SHUTDOWN_WAIT, node.shutdown_and_wait()).await;
@@ -582,12 +613,12 @@ impl PyNode {
     /// True once the socket is closed.
     #[getter]
     fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        self.is_foreign() || self.inner.is_closed()
     }
 
     #[getter]
     fn is_shut_down(&self) -> bool {
-        self.inner.is_shut_down()
+        self.is_foreign() || self.inner.is_shut_down()
     }
 
     fn __repr__(&self) -> String {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::time::Duration;
 
 use pyo3::exceptions::PyRuntimeError;
@@ -15,9 +15,40 @@ use crate::error::KadError;
 /// How often a blocking call wakes up to let Python handle signals (Ctrl-C).
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
-/// The runtime of this process, and which process started it.
+/// How many times this process's line was forked since the module was
+/// loaded: bumped in a child by the hook [`register_fork_hook`] installs
+/// (`os.register_at_fork`: every fork through Python, `multiprocessing`'s
+/// included). An atomic read, where asking the kernel for the process id
+/// would be a system call on every node call; and unlike a process id it is
+/// never reused.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// This process's place in its line of forks (see [`FORK_GENERATION`]).
+pub fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Acquire)
+}
+
+/// The hook run in a child just after `fork()`.
+#[pyfunction]
+fn _after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+    crate::exit_gate::forget_other_threads();
+}
+
+/// Have Python call [`_after_fork_in_child`] in every forked child.
+pub fn register_fork_hook(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let hook = wrap_pyfunction!(_after_fork_in_child, m)?;
+    let kwargs = pyo3::types::PyDict::new(m.py());
+    kwargs.set_item("after_in_child", hook)?;
+    m.py()
+        .import("os")?
+        .call_method("register_at_fork", (), Some(&kwargs))?;
+    Ok(())
+}
+
+/// The runtime of this process, and the fork generation that started it.
 struct Started {
-    pid: u32,
+    generation: u64,
     runtime: Runtime,
 }
 
@@ -35,13 +66,13 @@ static CURRENT: AtomicPtr<Started> = AtomicPtr::new(ptr::null_mut());
 /// for threads that do not exist here. (Nodes the parent bound cannot be
 /// used in the child: [`check_same_process`].)
 pub fn runtime() -> Result<&'static Runtime, KadError> {
-    let pid = std::process::id();
+    let generation = fork_generation();
     loop {
         let seen = CURRENT.load(Ordering::Acquire);
         // SAFETY: a non-null pointer in CURRENT came from `Box::into_raw` in
         // this function and is never freed, so it stays valid for 'static.
         if let Some(started) = unsafe { seen.as_ref() } {
-            if started.pid == pid {
+            if started.generation == generation {
                 return Ok(&started.runtime);
             }
         }
@@ -50,7 +81,10 @@ pub fn runtime() -> Result<&'static Runtime, KadError> {
             .enable_all()
             .build()
             .map_err(|e| KadError(dht_core::Error::Io(e)))?;
-        let fresh = Box::into_raw(Box::new(Started { pid, runtime }));
+        let fresh = Box::into_raw(Box::new(Started {
+            generation,
+            runtime,
+        }));
         match CURRENT.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
             // SAFETY: `fresh` was just made by `Box::into_raw` and is now
             // published, never to be freed.
@@ -63,18 +97,17 @@ pub fn runtime() -> Result<&'static Runtime, KadError> {
     }
 }
 
-/// Refuse a node bound by `bound_by`, another process: this is a child
-/// forked after the node started, and the node's threads are the parent's.
-pub fn check_same_process(bound_by: u32) -> PyResult<()> {
-    let here = std::process::id();
-    if bound_by == here {
+/// Refuse a node bound in fork generation `bound_in`, before this process
+/// was forked from its parent: the node's threads are the parent's.
+pub fn check_same_process(bound_in: u64) -> PyResult<()> {
+    if bound_in == fork_generation() {
         return Ok(());
     }
-    Err(crate::error::ShutdownError::new_err(format!(
-        "this node was bound by process {bound_by} and this is process {here}, a child \
-         forked from it: the node's threads are not here. Bind a node in the child, or \
-         use multiprocessing's 'spawn' start method"
-    )))
+    Err(crate::error::ShutdownError::new_err(
+        "this node was bound before this process was forked from its parent: its threads \
+         are the parent's, not here. Bind a node in the child, or use multiprocessing's \
+         'spawn' start method",
+    ))
 }
 
 /// Run `fut` to completion on the shared runtime without holding the GIL, so

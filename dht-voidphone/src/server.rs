@@ -2,13 +2,15 @@
 //! [`dht_core::Node`], its config and counters, and the accept loop (one
 //! connection is served by the `session` module).
 //!
-//! Task layout (all owned, so dropping the top one stops everything):
+//! Task layout (owned, so dropping the top one stops everything but PUTs
+//! already received, which run to their end on their own):
 //!
 //! ```text
 //! accept task ── JoinSet of connection tasks ── per connection:
 //!                                                 reader (the connection task itself)
 //!                                                 writer task  <── mpsc of encoded replies
-//!                                                 JoinSet of request tasks (one per PUT/GET)
+//!                                                 JoinSet of request tasks (one per PUT/GET;
+//!                                                   a PUT's only waits for its own task)
 //! ```
 //!
 //! * The reader decodes frames and spawns one task per request, so a slow
@@ -47,6 +49,7 @@ use std::time::Duration;
 
 use dht_core::Node;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
@@ -245,7 +248,8 @@ impl ApiServer {
     }
 
     /// Stop listening and close all connections; idempotent. Takes effect at
-    /// the runtime's next scheduling point.
+    /// the runtime's next scheduling point. PUTs already received still run
+    /// to their end (bounded by `request_timeout`).
     pub fn shutdown(&self) {
         self.task.abort();
     }
@@ -267,6 +271,8 @@ pub(crate) struct Shared {
     pub(crate) node: Node,
     pub(crate) config: Arc<ApiConfig>,
     pub(crate) counters: Arc<Counters>,
+    /// PUTs under way in all, including those whose connection has gone.
+    pub(crate) put_permits: Arc<Semaphore>,
     /// Origin of the [`Activity`] timestamps.
     started: Instant,
 }
@@ -295,6 +301,12 @@ async fn accept_loop(
         node,
         config: config.clone(),
         counters: counters.clone(),
+        put_permits: Arc::new(Semaphore::new(
+            config
+                .max_connections
+                .saturating_mul(config.max_in_flight_per_connection)
+                .min(Semaphore::MAX_PERMITS),
+        )),
         started: Instant::now(),
     });
     let mut table = ConnectionTable::new(config.max_connections, config.max_connections_per_ip);
@@ -346,8 +358,11 @@ async fn accept_loop(
                             }
                             Counters::bump(&counters.evicted);
                             debug!("out of file descriptors: closed the longest-idle API connection");
-                            // Let the aborted task close its socket first.
-                            tokio::task::yield_now().await;
+                            // Its socket closes once both its tasks (reader
+                            // and writer) have been cancelled: give them a
+                            // moment, or the next accept fails again and
+                            // evicts another idle client for the same one.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                             continue;
                         }
                     }

@@ -127,7 +127,22 @@ pub(crate) async fn serve_connection(
                 },
                 _ = &mut writer.0 => return,
             };
-            if let Err(e) = conn.dispatch(message, slot) {
+            // A PUT outlives its connection (see `Connection::spawn_put`),
+            // so each also takes one of the server's PUT permits: however
+            // often a client reconnects, no more PUTs are under way than
+            // the server's connections could hold at once.
+            let put_permit = if matches!(message, Message::Put(_)) {
+                tokio::select! {
+                    permit = shared.put_permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => Some(permit),
+                        Err(_) => return, // never closed
+                    },
+                    _ = &mut writer.0 => return,
+                }
+            } else {
+                None
+            };
+            if let Err(e) = conn.dispatch(message, slot, put_permit) {
                 warn!(%peer, "closing API connection: {e}");
                 return;
             }
@@ -231,6 +246,7 @@ impl Connection {
         &mut self,
         message: Message,
         slot: OwnedSemaphorePermit,
+        put_permit: Option<OwnedSemaphorePermit>,
     ) -> Result<(), ProtocolError> {
         match message {
             Message::Put(put) => {
@@ -241,7 +257,7 @@ impl Connection {
                         max,
                     });
                 }
-                self.spawn_put(put, slot)
+                self.spawn_put(put, (slot, put_permit))
             }
             Message::Get { key } => self.spawn_get(key, slot),
             other => {
@@ -259,7 +275,12 @@ impl Connection {
         self.pending_puts.get(key).cloned()
     }
 
-    fn spawn_put(&mut self, put: Put, slot: OwnedSemaphorePermit) {
+    /// `permits`: the connection's slot and the server's PUT permit.
+    fn spawn_put(
+        &mut self,
+        put: Put,
+        permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+    ) {
         let in_flight = InFlight::start(&self.activity, &self.shared);
         let before = self.earlier_put(&put.key);
         let (done, done_rx) = watch::channel(());
@@ -277,7 +298,7 @@ impl Connection {
         // waits for it. (request_timeout still bounds it.)
         let put_task = tokio::spawn(
             async move {
-                let _slot = slot;
+                let _permits = permits;
                 let _in_flight = in_flight;
                 let _done = done; // dropped when this PUT is over, waking waiters
                 let key = KeyDisplay(&put.key).to_string();

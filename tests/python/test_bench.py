@@ -57,10 +57,12 @@ class BenchScriptTest(unittest.TestCase):
                            pairs["get_python_thread_us"][0], report)
         get = report["get"]
         wall_us = 1e6 / get["calls_per_s"]
-        parts = (get["python_running_us"] + get["python_waiting_for_cpu_us"]
-                 + get["python_asleep_us"])
-        # Each part is rounded to 0.1 us, and calls_per_s to a whole call.
-        self.assertAlmostEqual(parts, wall_us, delta=0.5, msg=report)
+        # Asleep is what running and waiting leave of the wall time: those two,
+        # read from the kernel, must fit in it (each part is rounded to 0.1 us,
+        # calls_per_s to a whole call), and none may be negative.
+        self.assertLessEqual(get["python_running_us"] + get["python_waiting_for_cpu_us"],
+                             wall_us + 0.5, report)
+        self.assertGreaterEqual(get["python_asleep_us"], -0.5, report)
         self.assertGreater(get["python_running_us"], 0, report)
         self.assertGreater(get["runtime_running_us"], 0, report)
 

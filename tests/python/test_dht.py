@@ -176,11 +176,13 @@ class ForkTest(unittest.TestCase):
         # nodes it binds, which reach the parent's over the network.
         script = textwrap.dedent(
             """
-            import os, sys, time
-            from kadmium import DHT, ShutdownError
+            import asyncio, os, sys, time
+            from kadmium import DHT, Server, ShutdownError
 
             parent = DHT("127.0.0.1", 0)
             parent["from-parent"] = "hello"
+            server = Server()
+            asyncio.run(server.listen(0, "127.0.0.1"))
             pid = os.fork()
             if pid == 0:
                 code = 3
@@ -190,6 +192,11 @@ class ForkTest(unittest.TestCase):
                         print("child: the parent's node answered")
                     except ShutdownError:
                         print("child: the parent's node refused")
+                    # The parent's Server: stopped at once here, and it can listen anew.
+                    server.stop()
+                    asyncio.run(server.listen(0, "127.0.0.1"))
+                    print("child: the parent's server listens anew:", server.node.port > 0)
+                    server.stop()
                     child = DHT("127.0.0.1", 0, seeds=[parent.address])
                     print("child: got", child["from-parent"])
                     child["from-child"] = 42
@@ -213,7 +220,8 @@ class ForkTest(unittest.TestCase):
                              timeout=120)
         self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
         self.assertEqual(run.stdout.splitlines(), [
-            "child: the parent's node refused", "child: got hello", "parent: got 42"])
+            "child: the parent's node refused", "child: the parent's server listens anew: True",
+            "child: got hello", "parent: got 42"])
 
 
 class LittleBirdTest(unittest.TestCase):

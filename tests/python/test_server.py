@@ -410,12 +410,11 @@ class ErrorPathsTest(AsyncCase):
         # ran on, bound to the port, with nothing to stop it; and one that had taken
         # over a stopped node's values kept them from the Server's next listen().
         def port_is_free(port: int) -> bool:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                try:
-                    probe.bind((LOCAL, port))
-                    return True
-                except OSError:
-                    return False
+            # Read from the kernel's table: a probe socket bound for an instant
+            # could itself take the port the node is about to bind.
+            with open("/proc/net/udp") as table:
+                rows = table.read().splitlines()[1:]
+            return not any(row.split()[1].endswith(f":{port:04X}") for row in rows)
 
         s = Server()
         self.track(s)

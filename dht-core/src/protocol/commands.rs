@@ -12,7 +12,6 @@ use super::{Protocol, MAX_UDP_PAYLOAD};
 use crate::error::{Error, Result};
 use crate::id::Key;
 use crate::ops::PutKind;
-use crate::records::IncomingStore;
 use crate::rpc::OpId;
 use crate::value::Value;
 use crate::wire;
@@ -58,8 +57,10 @@ impl Protocol {
     }
 
     /// Store `value` under `key` at the closest nodes; this node becomes its
-    /// publisher and re-puts it for as long as it runs. Fails at once for a
-    /// bad value or TTL, or with no known peers.
+    /// publisher and re-puts it for as long as it runs (with
+    /// [`Lifetime::Fixed`], it keeps a holder's copy instead, and nothing
+    /// renews the value). Fails at once for a bad value or TTL, or with no
+    /// known peers.
     pub fn put(
         &mut self,
         now: Instant,
@@ -129,17 +130,7 @@ impl Protocol {
     ) -> Result<()> {
         match lifetime {
             Lifetime::WhilePublished => self.records.publish(now, key, value, ttl),
-            Lifetime::Fixed => {
-                let store = IncomingStore { ttl, cached: false };
-                if self
-                    .records
-                    .accept_store(now, key, value, store, &mut self.rng)
-                {
-                    Ok(())
-                } else {
-                    Err(Error::StorageFull)
-                }
-            }
+            Lifetime::Fixed => self.records.hold_own(now, key, value, ttl, &mut self.rng),
         }
     }
 

@@ -665,7 +665,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"kadmium {args.command}: {e}", file=sys.stderr)
         return 2
     except ValueTooLargeError as e:
-        # A value over the limit is the argument's fault: name it.
+        if args.command != "put":
+            print(f"kadmium {args.command}: {e}", file=sys.stderr)
+            return 1
+        # The value given is over the limit: name it.
         print(f"kadmium {args.command}: argument VALUE: {e}", file=sys.stderr)
         return 2
     except (KadmiumError, OSError, ValueError, OverflowError) as e:
