@@ -12,6 +12,7 @@ mod reentry;
 mod runtime;
 mod signed;
 mod storage;
+mod unclaimed;
 mod value;
 mod voidphone;
 

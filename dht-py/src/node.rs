@@ -7,7 +7,7 @@
 //! already hashed (20 bytes): hashing is `kadmium.utils.digest`'s job.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use crate::error::KadError;
 use crate::reentry::{in_callback, refuse_reentry};
 use crate::runtime::{block_on, check_same_process, fork_generation};
 use crate::storage::ViewedMemory;
+use crate::unclaimed::bind_node;
 use crate::value::{value_from_py, PyValue};
 
 /// A contact as Python sees it: `(id, ip, port)`, the order of
@@ -29,7 +30,7 @@ type PyContact = (Vec<u8>, String, u16);
 /// Longest `shutdown` waits for the node's task to close its socket (it
 /// takes microseconds; the bound only keeps a wedged runtime from hanging
 /// Python).
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// `(key, value, seconds since stored)`.
 type PyHeld = (Vec<u8>, PyValue, f64);
 /// `(stored_remote, stored_locally, contacted)`.
@@ -106,71 +107,6 @@ async fn ping(node: Node, host: String, port: u16) -> Result<Vec<u8>, KadError> 
     Ok(node.ping(addr).await?.as_bytes().to_vec())
 }
 
-/// Start the node `args` describe.
-async fn bind_node(args: BindArgs) -> Result<Unclaimed, KadError> {
-    let bound = args.bind().await?;
-    Ok(Unclaimed {
-        node: Some(PyNode {
-            inner: bound.node,
-            memory: bound.memory,
-            values_passed_on: Arc::default(),
-            bound_in: fork_generation(),
-        }),
-        values_from: bound.values_from,
-    })
-}
-
-/// A node bound and not yet handed to Python. One never handed over is
-/// stopped when this goes: an asyncio caller cancelled after the bind
-/// finished (a `wait_for` timing out, a `TaskGroup` cancelling its other
-/// tasks) never settles its future, and the node would run on, bound to
-/// its port, with nothing left to stop it. The values it took over from a
-/// stopped node can then be taken again.
-struct Unclaimed {
-    node: Option<PyNode>,
-    values_from: Option<Arc<AtomicBool>>,
-}
-
-impl Drop for Unclaimed {
-    fn drop(&mut self) {
-        let Some(node) = self.node.take() else {
-            return;
-        };
-        node.inner.shutdown();
-        // Until its socket has closed the port is taken, and the values it
-        // took over are in use: a listen retried at once would fail, or
-        // share them with it. So wait for that (bounded), as `shutdown`
-        // does, then hand the values back.
-        let (inner, mark) = (node.inner.clone(), self.values_from.take());
-        let release = async move {
-            let _ = tokio::time::timeout(SHUTDOWN_WAIT, inner.closed()).await;
-            if let Some(mark) = mark {
-                mark.store(false, Ordering::SeqCst);
-            }
-        };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // On one of the runtime's threads, which must not block on it.
-            tokio::spawn(release);
-        } else if let Ok(rt) = crate::runtime::runtime() {
-            let _ = Python::try_attach(|py| py.detach(|| rt.block_on(release)));
-        }
-    }
-}
-
-impl<'py> IntoPyObject<'py> for Unclaimed {
-    type Target = PyNode;
-    type Output = Bound<'py, PyNode>;
-    type Error = PyErr;
-
-    fn into_pyobject(mut self, py: Python<'py>) -> PyResult<Bound<'py, PyNode>> {
-        let Some(node) = self.node.take() else {
-            return Err(KadError(Error::Shutdown).into());
-        };
-        let inner = node.inner.clone();
-        Bound::new(py, node).inspect_err(|_| inner.shutdown())
-    }
-}
-
 #[pyclass(frozen, name = "Node", module = "kadmium._kadmium")]
 pub struct PyNode {
     pub(crate) inner: Node,
@@ -185,15 +121,26 @@ pub struct PyNode {
 }
 
 impl PyNode {
-    /// The node, for a call that needs its threads: `ShutdownError` in a
-    /// child forked after the node was bound, where they do not exist (the
-    /// call would wait forever).
+    /// A node just bound in this process, with its default storage (None
+    /// with a Python storage object).
+    pub(crate) fn new(inner: Node, memory: Option<ViewedMemory>) -> PyNode {
+        PyNode {
+            inner,
+            memory,
+            values_passed_on: Arc::default(),
+            bound_in: fork_generation(),
+        }
+    }
+
     /// Whether this is a forked child's copy of a node its parent bound:
     /// nothing of it runs here, so it counts as stopped.
     fn is_foreign(&self) -> bool {
         self.bound_in != fork_generation()
     }
 
+    /// The node, for a call that needs its threads: `ShutdownError` in a
+    /// child forked after the node was bound, where they do not exist (the
+    /// call would wait forever).
     pub(crate) fn node(&self) -> PyResult<&Node> {
         check_same_process(self.bound_in)?;
         Ok(&self.inner)
@@ -260,11 +207,7 @@ impl PyNode {
         .with_data_dir(data_dir)
         .with_wall_clock(unix_time_at_start)?
         .with_memory(values_of.map(|n| n.take_memory()).transpose()?.flatten())?;
-        let mut bound = block_on(py, bind_node(args))?;
-        bound
-            .node
-            .take()
-            .ok_or_else(|| KadError(Error::Shutdown).into())
+        Ok(block_on(py, bind_node(args))?.claim()?)
     }
 
     /// `bind` as an awaitable.
