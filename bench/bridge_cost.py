@@ -12,7 +12,8 @@
 * `asyncio_floor`: the harness awaiting futures made and settled the way `bridge` does it
   (`loop.create_future`, a done-callback for cancelling, settled in batches by a callback on
   the loop), in pure Python with no kadmium: what asyncio itself charges for an awaited
-  operation, the floor under `bridge`.
+  operation, the floor under `bridge` (without the wake-up of the loop from another thread,
+  which `bridge` also pays).
 * `sensitivity` (with `--sensitivity N`): N interleaved pairs of `get` loops of `--seconds`
   each, one as above and one whose every call first does extra Python work (digesting its
   key `--extra-digests` times, about 0.5 us each): calls per second and the Python thread's
