@@ -235,8 +235,12 @@ impl BindArgs {
         let (max_values, max_bytes) = (config.max_stored_values, config.max_stored_bytes);
         let bound = match self.storage {
             Some(object) => {
-                let storage =
-                    Python::attach(|py| PythonStorage::new(py, object, max_values, max_bytes));
+                // On a runtime thread: through the exit gate, as every call
+                // into Python from there.
+                let storage = crate::exit_gate::attached(|py| {
+                    PythonStorage::new(py, object, max_values, max_bytes)
+                })
+                .ok_or(KadError(Error::Shutdown))?;
                 BoundNode {
                     node: Node::bind_with_storage(config, Box::new(storage)).await?,
                     memory: None,

@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 
 use dht_core::after_unlock;
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use pyo3::exceptions::PyKeyboardInterrupt;
 use pyo3::prelude::*;
 use pyo3_log::{Caching, Logger};
 
@@ -62,7 +63,14 @@ impl Bridge {
             let before = PyErr::take(py);
             self.0.log(record);
             if let Some(raised) = PyErr::take(py) {
-                raised.write_unraisable(py, None);
+                if raised.is_instance_of::<PyKeyboardInterrupt>(py) {
+                    // Ctrl-C while a handler ran: not lost, but raised again
+                    // as a signal is, at Python's next check.
+                    // SAFETY: a plain C call; attached to Python here.
+                    unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+                } else {
+                    raised.write_unraisable(py, None);
+                }
             }
             if let Some(before) = before {
                 before.restore(py);

@@ -250,6 +250,32 @@ class ScriptTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("value: value", out.stdout)
         self.assertIn("unraisable: RuntimeError", out.stdout)
+        # Ctrl-C arriving while a handler runs is not swallowed so: it is raised
+        # again, as a signal is, at Python's next check.
+        script = textwrap.dedent(
+            """
+            import logging
+            from kadmium import DHT
+
+            class Interrupted(logging.Handler):
+                def emit(self, record):
+                    raise KeyboardInterrupt
+
+            log = logging.getLogger("kademlia")
+            log.addHandler(Interrupted())
+            log.setLevel(logging.DEBUG)
+            try:
+                dht = DHT("127.0.0.1", 0)
+                for _ in range(1000):
+                    pass
+                print("not interrupted")
+            except KeyboardInterrupt:
+                print("interrupted")
+            """
+        )
+        out = run_script(script)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stdout.strip(), "interrupted", out.stderr)
 
     def test_a_handler_on_a_runtime_thread_cannot_block_on_the_runtime(self) -> None:
         # "dropped datagram" is logged on one of the runtime's threads; a blocking
