@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod message;
 pub mod server;
 mod session;
+mod warn_limit;
 
 pub use config::{default_api_address, parse_host_port, AddressError, ConfigError, NodeSettings};
 pub use message::{ApiKey, FrameDecoder, Message, ProtocolError};

@@ -57,6 +57,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::connections::{Activity, Admission, ConnectionTable, Refusal};
 use crate::session::serve_connection;
 pub use crate::session::value_bytes;
+use crate::warn_limit::WarnLimit;
 
 /// Limits and policies of an [`ApiServer`].
 #[derive(Clone, Debug)]
@@ -273,13 +274,32 @@ pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
     /// PUTs under way in all, including those whose connection has gone.
     pub(crate) put_permits: Arc<Semaphore>,
+    /// Warnings for connections closed over a malformed message.
+    protocol_warnings: WarnLimit,
     /// Origin of the [`Activity`] timestamps.
     started: Instant,
 }
 
+/// At most one warning this often for connections closed over a malformed
+/// message (the others at debug level, counted in the next warning).
+const PROTOCOL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
 impl Shared {
     pub(crate) fn nanos_since_start(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Log that the connection from `peer` is closed over `why`, a
+    /// malformed message: rate-limited, as any client can cause it.
+    pub(crate) fn closing_over(&self, peer: SocketAddr, why: &dyn std::fmt::Display) {
+        match self.protocol_warnings.allow(self.nanos_since_start()) {
+            Some(0) => warn!(%peer, "closing API connection: {why}"),
+            Some(n) => warn!(
+                %peer,
+                "closing API connection: {why} ({n} more closed so since the last warning)"
+            ),
+            None => debug!(%peer, "closing API connection: {why}"),
+        }
     }
 }
 
@@ -301,6 +321,9 @@ async fn accept_loop(
         node,
         config: config.clone(),
         counters: counters.clone(),
+        protocol_warnings: WarnLimit::new(
+            u64::try_from(PROTOCOL_WARNING_INTERVAL.as_nanos()).unwrap_or(u64::MAX),
+        ),
         put_permits: Arc::new(Semaphore::new(
             config
                 .max_connections

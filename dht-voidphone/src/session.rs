@@ -114,7 +114,7 @@ pub(crate) async fn serve_connection(
                 Ok(Some(message)) => message,
                 Ok(None) => break,
                 Err(e) => {
-                    warn!(%peer, "closing API connection: {e}");
+                    shared.closing_over(peer, &e);
                     return;
                 }
             };
@@ -143,7 +143,7 @@ pub(crate) async fn serve_connection(
                 None
             };
             if let Err(e) = conn.dispatch(message, slot, put_permit) {
-                warn!(%peer, "closing API connection: {e}");
+                shared.closing_over(peer, &e);
                 return;
             }
         }

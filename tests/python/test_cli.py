@@ -155,8 +155,28 @@ class CommandsTest(unittest.TestCase):
             port = held.getsockname()[1]
             run = kadmium("node", "-a", "127.0.0.1", "-p", str(port), "--no-api", timeout=30)
         self.assertEqual(run.returncode, 1, run.stderr)
-        self.assertTrue(run.stderr.startswith("kadmium node: "), run.stderr)
+        self.assertTrue(run.stderr.startswith(f"kadmium node: cannot listen on 127.0.0.1:{port}: "),
+                        run.stderr)
+        self.assertIn("Address already in use", run.stderr)
         self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+
+    def test_an_ipv6_node_shows_its_address_in_brackets(self) -> None:
+        import socket
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+                probe.bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback here")
+        node = subprocess.Popen([PY, "-m", "kadmium", "node", "-a", "::1", "-p", "0"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert node.stdout is not None
+            self.assertRegex(node.stdout.readline(), r"listening on \[::1\]:\d+$")
+            self.assertRegex(node.stdout.readline(),
+                             r"VoidPhone DHT API listening on \[::1\]:\d+$")
+        finally:
+            node.send_signal(signal.SIGINT)
+            node.communicate(timeout=30)
 
     def test_entry_point_and_version(self) -> None:
         out = kadmium("--version")

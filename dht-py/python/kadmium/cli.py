@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from kadmium import __version__, _kadmium, voidphone
-from kadmium._kadmium import KadmiumError, Keypair, ValueTooLargeError
+from kadmium._kadmium import KadmiumError, Keypair, NetworkError, ValueTooLargeError
 from kadmium.network import Server, ValueType
 
 Address = Tuple[str, int]
@@ -212,9 +212,14 @@ async def run_node(args: argparse.Namespace) -> int:
                     max_value_size=settings.max_value_size)
     if settings.testing_clock_offset is not None:
         server._unix_time_at_start = time.time() + settings.testing_clock_offset
-    await server.listen(settings.port, settings.host)
-    host, port = server.node.ip, server.node.port
-    print(f"kadmium node {server.node.id.hex()} listening on {host}:{port}", flush=True)
+    try:
+        await server.listen(settings.port, settings.host)
+    except NetworkError as e:
+        # Name the address, as the API server's error does (a port in use).
+        where = voidphone.show_address((settings.host, settings.port))
+        raise NetworkError(f"cannot listen on {where}: {e}") from None
+    shown = voidphone.show_address((str(server.node.ip), int(server.node.port or 0)))
+    print(f"kadmium node {server.node.id.hex()} listening on {shown}", flush=True)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     stoppers = []

@@ -154,7 +154,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _show(addr: Address) -> str:
+def show_address(addr: Address) -> str:
+    """``host:port``, with the host in brackets when it is IPv6."""
     host, port = addr
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -167,7 +168,7 @@ async def serve_api(
     if addr is None:
         return None
     api = await ApiServer.start_async(server._node(), addr[0], addr[1])
-    shown = _show(api.local_addr)
+    shown = show_address(api.local_addr)
     args.api_listening = shown
     print(f"VoidPhone DHT API listening on {shown}", flush=True)
     if not is_loopback(api.local_addr[0]):
