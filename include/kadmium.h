@@ -236,8 +236,9 @@ enum kad_result
   KAD_RUNTIME_ERROR = 201,
   /*
    The data directory (kad_config_set_data_dir) could not be opened,
-   read or written: in use by another process, damaged, of a newer
-   format, or not writable. The detail says which.
+   read or written: in use (by another process or another node of this
+   one), damaged, of a newer format, or not writable. The detail says
+   which.
    */
   KAD_DATA_DIR_ERROR = 202,
 };
@@ -707,8 +708,8 @@ kad_result kad_config_set_strict_local_limits(struct kad_config *config,
  Keep the node's values and contacts in the directory `path` (a
  NUL-terminated path, created if missing) across restarts; NULL turns it
  off (the default). The path is copied. kad_node_new then fails with
- KAD_DATA_DIR_ERROR if the directory is in use by another process,
- damaged, or not writable.
+ KAD_DATA_DIR_ERROR if the directory is in use (by another process, or by
+ another node of this one not yet freed), damaged, or not writable.
  */
 kad_result kad_config_set_data_dir(struct kad_config *config,
                                    const char *path);

@@ -135,11 +135,8 @@ async fn answer(node: &Node, line: &str) -> String {
                 Some(Ok(secs)) => Some(Duration::from_secs(secs)),
                 Some(Err(e)) => return format!("ERR ttl: {e}"),
             };
-            let options = PutOptions {
-                ttl,
-                replication: None,
-                ..PutOptions::default()
-            };
+            let mut options = PutOptions::default();
+            options.ttl = ttl;
             match node
                 .put(NodeId::digest(key.as_bytes()), Value::from(*value), options)
                 .await

@@ -350,7 +350,13 @@ fn thread_died(path: &Path, e: &dyn std::fmt::Display) -> PersistError {
 pub fn duplicate(e: &PersistError) -> PersistError {
     let copy_io = |s: &io::Error| io::Error::new(s.kind(), s.to_string());
     match e {
-        PersistError::Locked { path } => PersistError::Locked { path: path.clone() },
+        PersistError::Locked {
+            path,
+            in_this_process,
+        } => PersistError::Locked {
+            path: path.clone(),
+            in_this_process: *in_this_process,
+        },
         PersistError::Corrupt { path, detail } => PersistError::Corrupt {
             path: path.clone(),
             detail: detail.clone(),

@@ -117,7 +117,7 @@ fn record_expiry(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::records::Lifetimes;
+    use crate::records::RefreshIntervals;
     use crate::signed::{record_key, Keypair};
     use crate::storage::{MemoryStorage, Origin};
     use rand::SeedableRng;
@@ -136,13 +136,13 @@ mod tests {
     impl Holder {
         fn new() -> Self {
             let now = Instant::now();
-            let lifetimes = Lifetimes {
+            let intervals = RefreshIntervals {
                 replicate_interval: HOUR,
                 republish_interval: 24 * HOUR,
             };
             let storage = Box::new(MemoryStorage::new(1000, 1 << 20));
             Holder {
-                records: RecordStore::new(storage, lifetimes),
+                records: RecordStore::new(storage, intervals),
                 clock: WallClock::new(now, UNIX),
                 rng: rand::rngs::StdRng::seed_from_u64(1),
                 now,

@@ -36,9 +36,11 @@ use crate::value::Value;
 /// Values evicted at most to make room for one.
 const MAX_EVICTIONS_PER_PUT: usize = 16;
 
-/// The lifetime settings of [`crate::Config`] that records need.
+/// How often held copies are re-sent and own values re-put (from
+/// [`crate::Config`]). Not to be confused with a put's
+/// [`crate::Lifetime`], which says whether anyone re-puts it at all.
 #[derive(Clone, Copy, Debug)]
-pub struct Lifetimes {
+pub struct RefreshIntervals {
     pub replicate_interval: Duration,
     pub republish_interval: Duration,
 }
@@ -47,9 +49,9 @@ pub struct Lifetimes {
 /// `republish_interval`, but always early enough that the re-put (a lookup
 /// and k STOREs, seconds at most) lands before the previous copies expire:
 /// a quarter of the TTL early, at most one replicate interval early.
-pub fn republish_period(ttl: Duration, lifetimes: &Lifetimes) -> Duration {
-    let margin = (ttl / 4).min(lifetimes.replicate_interval);
-    lifetimes
+pub fn republish_period(ttl: Duration, intervals: &RefreshIntervals) -> Duration {
+    let margin = (ttl / 4).min(intervals.replicate_interval);
+    intervals
         .republish_interval
         .min(ttl.saturating_sub(margin))
         .max(Duration::from_secs(1))
@@ -93,7 +95,7 @@ pub struct IncomingStore {
 
 pub struct RecordStore {
     storage: Box<dyn Storage>,
-    lifetimes: Lifetimes,
+    intervals: RefreshIntervals,
     /// When each value expires and is due to be sent again, and which goes
     /// first when room must be made. Boxed, and made when the first value
     /// arrives: most nodes of a large simulated network never hold one (it
@@ -109,10 +111,10 @@ pub struct RecordStore {
 impl RecordStore {
     /// Wrap `storage`, which must be empty or hold only values this store
     /// put there before (see [`RecordStore::adopt_existing`]).
-    pub fn new(storage: Box<dyn Storage>, lifetimes: Lifetimes) -> Self {
+    pub fn new(storage: Box<dyn Storage>, intervals: RefreshIntervals) -> Self {
         RecordStore {
             storage,
-            lifetimes,
+            intervals,
             schedule: None,
             own: NodeId::default(),
             removed: Vec::new(),
@@ -253,7 +255,7 @@ impl RecordStore {
             expires_at: now + ttl,
             origin: Origin::Published { ttl },
         };
-        let period = republish_period(ttl, &self.lifetimes);
+        let period = republish_period(ttl, &self.intervals);
         self.put(key, item, Some(now + period))
     }
 
@@ -359,7 +361,7 @@ impl RecordStore {
     /// interval on, less up to a tenth, so the holders take turns.
     fn replica_resend<R: Rng + ?Sized>(&self, now: Instant, rng: &mut R) -> Instant {
         let jitter = rng.random_range(0.9..=1.0);
-        now + self.lifetimes.replicate_interval.mul_f64(jitter)
+        now + self.intervals.replicate_interval.mul_f64(jitter)
     }
 
     /// A verified signed or immutable record (see
@@ -454,7 +456,7 @@ impl RecordStore {
             let resend = match item.origin {
                 Origin::Cached => continue,
                 Origin::Held => {
-                    let next = now + self.lifetimes.replicate_interval;
+                    let next = now + self.intervals.replicate_interval;
                     self.schedule().resend_at(key, next);
                     Resend {
                         key,
@@ -467,7 +469,7 @@ impl RecordStore {
                     // The publisher's copy lives as long as the publisher.
                     item.expires_at = now + ttl;
                     let value = item.value.clone();
-                    let period = republish_period(ttl, &self.lifetimes);
+                    let period = republish_period(ttl, &self.intervals);
                     // Re-inserting an existing key cannot exceed the limits.
                     let _ = self.put(key, item, Some(now + period));
                     Resend {
@@ -520,13 +522,13 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn store() -> (RecordStore, rand::rngs::StdRng, Instant) {
-        let lifetimes = Lifetimes {
+        let intervals = RefreshIntervals {
             replicate_interval: HOUR,
             republish_interval: 24 * HOUR,
         };
         let storage = Box::new(MemoryStorage::new(200_000, 1 << 30));
         let rng = rand::rngs::StdRng::seed_from_u64(1);
-        (RecordStore::new(storage, lifetimes), rng, Instant::now())
+        (RecordStore::new(storage, intervals), rng, Instant::now())
     }
 
     fn replica(ttl: Duration) -> IncomingStore {
@@ -538,14 +540,14 @@ mod tests {
         let (s, _, _) = store();
         for ttl_secs in [1, 60, 3600, 24 * 3600, 25 * 3600, 7 * 24 * 3600] {
             let ttl = Duration::from_secs(ttl_secs);
-            let period = republish_period(ttl, &s.lifetimes);
+            let period = republish_period(ttl, &s.intervals);
             assert!(
                 period < ttl || ttl_secs == 1,
                 "ttl {ttl_secs}s: period {period:?}"
             );
             assert!(period <= 24 * HOUR);
         }
-        let day = republish_period(24 * HOUR, &s.lifetimes);
+        let day = republish_period(24 * HOUR, &s.intervals);
         assert_eq!(day, 23 * HOUR, "default TTL: one hour early");
     }
 
@@ -703,13 +705,13 @@ mod tests {
     /// when the store fills: see `record_schedule`.)
     #[test]
     fn a_full_store_evicts_cached_copies_then_the_farthest_replicas() {
-        let lifetimes = Lifetimes {
+        let intervals = RefreshIntervals {
             replicate_interval: HOUR,
             republish_interval: 24 * HOUR,
         };
         let own = NodeId([0; 20]);
         let storage = Box::new(MemoryStorage::new(4, 1 << 20));
-        let mut s = RecordStore::new(storage, lifetimes).with_owner(own);
+        let mut s = RecordStore::new(storage, intervals).with_owner(own);
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let now = Instant::now();
         // Distance from our all-zero id is the key itself.

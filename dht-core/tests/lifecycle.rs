@@ -38,11 +38,8 @@ fn network(n: usize, seed: u64) -> Simulation {
 }
 
 fn put(sim: &mut Simulation, node: usize, key: Key, value: Value, ttl: Option<Duration>) {
-    let options = PutOptions {
-        ttl,
-        replication: None,
-        ..PutOptions::default()
-    };
+    let mut options = PutOptions::default();
+    options.ttl = ttl;
     let op = sim
         .try_command(node, |p, now| p.put(now, key, value, options))
         .unwrap()
@@ -140,11 +137,9 @@ fn fixed_lifetime_ends_with_its_ttl(ttl: Duration, seed: u64) {
     let putter = 7;
     let key = NodeId::digest(format!("fixed-{ttl:?}").as_bytes());
     let value = Value::from("kept for its ttl");
-    let options = PutOptions {
-        ttl: Some(ttl),
-        lifetime: Lifetime::Fixed,
-        ..PutOptions::default()
-    };
+    let options = PutOptions::default()
+        .with_ttl(ttl)
+        .with_lifetime(Lifetime::Fixed);
     let op = sim
         .try_command(putter, |p, now| p.put(now, key, value.clone(), options))
         .unwrap()
@@ -199,11 +194,9 @@ fn fixed_lifetime_put_replaces_the_nodes_own_published_copy() {
     let putter = 7;
     let key = NodeId::digest(b"published, then fixed");
     put(&mut sim, putter, key, Value::from("old"), None);
-    let options = PutOptions {
-        ttl: Some(HOUR),
-        lifetime: Lifetime::Fixed,
-        ..PutOptions::default()
-    };
+    let options = PutOptions::default()
+        .with_ttl(HOUR)
+        .with_lifetime(Lifetime::Fixed);
     let op = sim
         .try_command(putter, |p, now| {
             p.put(now, key, Value::from("new"), options)

@@ -205,8 +205,18 @@ fn a_second_open_in_the_same_process_is_locked_out() {
     let err = DataDir::open(dir.path()).unwrap_err();
     assert!(matches!(err, PersistError::Locked { .. }), "{err}");
     println!("locked: {err}");
+    // The holder is in this process: no other process to go looking for.
+    let msg = err.to_string();
+    assert!(msg.contains("already open in this process"), "{msg}");
+    assert!(!msg.contains("another process"), "{msg}");
+    // The same directory by another path (a symlink, `..`) is the same directory.
+    let other_path = dir.path().join("sub").join("..");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let err = DataDir::open(&other_path).unwrap_err();
+    assert!(err.to_string().contains("in this process"), "{err}");
     drop(first);
     DataDir::open(dir.path()).expect("the lock goes with the DataDir");
+    DataDir::open(&other_path).expect("and so does its registration");
 }
 
 /// Opens `dir` and loads it; must give an error (returned for the caller to

@@ -284,6 +284,10 @@ fn a_second_process_is_locked_out_and_a_killed_holder_leaves_no_lock() {
     wait_for_line(holder.stdout.take().unwrap(), "HOLDING");
     let err = DataDir::open(dir.path()).unwrap_err();
     assert!(matches!(err, PersistError::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
     println!("while another process holds it: {err}");
     holder.kill().unwrap(); // SIGKILL: no chance to clean up
     holder.wait().unwrap();

@@ -369,11 +369,7 @@ fn a_value_with_ttl_60s_is_gone_after_90s_down() {
     let root = tempfile::tempdir().unwrap();
     let now = Instant::now();
     let anchor = ClockAnchor::new(now, UNIX_EPOCH + Duration::from_millis(T0));
-    let ttl = |secs| PutOptions {
-        ttl: Some(Duration::from_secs(secs)),
-        replication: None,
-        ..PutOptions::default()
-    };
+    let ttl = |secs| PutOptions::default().with_ttl(Duration::from_secs(secs));
     let (short, long) = (NodeId::digest(b"60s"), NodeId::digest(b"1h"));
     let id = {
         let mut dir = DataDir::open(root.path()).unwrap();

@@ -496,10 +496,7 @@ fn immutable_get_skips_forged_answers_and_goes_on() {
     // Stored at the two closest nodes only (and at the publisher): a lookup
     // finds the exact closest nodes with high probability, not certainty, so
     // a single copy would test the lookup's luck rather than the check...
-    let one = PutOptions {
-        replication: Some(2),
-        ..Default::default()
-    };
+    let one = PutOptions::default().with_replication(2);
     let (key, op) = sim
         .command(2, |p, now| p.put_immutable(now, payload, one))
         .unwrap();

@@ -259,8 +259,8 @@ pub unsafe extern "C" fn kad_config_set_strict_local_limits(
 /// Keep the node's values and contacts in the directory `path` (a
 /// NUL-terminated path, created if missing) across restarts; NULL turns it
 /// off (the default). The path is copied. kad_node_new then fails with
-/// KAD_DATA_DIR_ERROR if the directory is in use by another process,
-/// damaged, or not writable.
+/// KAD_DATA_DIR_ERROR if the directory is in use (by another process, or by
+/// another node of this one not yet freed), damaged, or not writable.
 #[no_mangle]
 pub unsafe extern "C" fn kad_config_set_data_dir(
     config: *mut kad_config,

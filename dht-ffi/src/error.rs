@@ -68,8 +68,9 @@ pub enum kad_result {
     /// The library's runtime (threads, timers) could not be started.
     KAD_RUNTIME_ERROR = 201,
     /// The data directory (kad_config_set_data_dir) could not be opened,
-    /// read or written: in use by another process, damaged, of a newer
-    /// format, or not writable. The detail says which.
+    /// read or written: in use (by another process or another node of this
+    /// one), damaged, of a newer format, or not writable. The detail says
+    /// which.
     KAD_DATA_DIR_ERROR = 202,
 }
 

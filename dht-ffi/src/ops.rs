@@ -93,10 +93,9 @@ pub(crate) fn put_options(
         }
         .into());
     }
-    Ok(PutOptions {
-        ttl: (ttl_secs > 0).then(|| Duration::from_secs(u64::from(ttl_secs))),
-        ..PutOptions::default()
-    })
+    let mut options = PutOptions::default();
+    options.ttl = (ttl_secs > 0).then(|| Duration::from_secs(u64::from(ttl_secs)));
+    Ok(options)
 }
 
 pub(crate) async fn put(

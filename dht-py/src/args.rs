@@ -269,8 +269,7 @@ impl BindArgs {
 }
 
 pub(crate) fn put_options(ttl: Option<f64>) -> Result<PutOptions, KadError> {
-    Ok(PutOptions {
-        ttl: ttl.map(|t| seconds("ttl", t)).transpose()?,
-        ..PutOptions::default()
-    })
+    let mut options = PutOptions::default();
+    options.ttl = ttl.map(|t| seconds("ttl", t)).transpose()?;
+    Ok(options)
 }

@@ -58,6 +58,28 @@ fn os_error_class(py: Python<'_>, name: &str, doc: &str) -> PyResult<Py<PyType>>
     Ok(class.unbind())
 }
 
+/// The system's error code behind `io`: its own, or that of an I/O error it
+/// wraps to add context (the VoidPhone API's bind error, which names the
+/// address, carries the socket's error as its source).
+fn os_code(io: &std::io::Error) -> Option<i32> {
+    if let Some(code) = io.raw_os_error() {
+        return Some(code);
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = io
+        .get_ref()
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    while let Some(error) = cause {
+        if let Some(code) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        cause = error.source();
+    }
+    None
+}
+
 /// An instance of one of the `OSError` classes: `errno` and `strerror` set
 /// when the system gave a code, as `OSError(errno, strerror)` sets them.
 fn os_error(class: &PyOnceLock<Py<PyType>>, errno: Option<i32>, msg: String) -> PyErr {
@@ -109,7 +131,7 @@ create_exception!(
     kadmium,
     PersistenceError,
     KadmiumError,
-    "The data directory could not be opened, read or written (in use by another process, damaged, newer format)."
+    "The data directory could not be opened, read or written (in use by another process or node, damaged, newer format)."
 );
 create_exception!(
     kadmium,
@@ -140,7 +162,7 @@ impl From<KadError> for PyErr {
             E::NoPeers => NoPeersError::new_err(msg),
             E::Timeout => OperationTimeoutError::new_err(msg),
             E::BadAddress(_) => os_error(&BAD_ADDRESS_ERROR, None, msg),
-            E::Io(io) => os_error(&NETWORK_ERROR, io.raw_os_error(), msg),
+            E::Io(io) => os_error(&NETWORK_ERROR, os_code(&io), msg),
             E::StorageFull => StorageFullError::new_err(msg),
             E::Busy => BusyError::new_err(msg),
             E::Shutdown => ShutdownError::new_err(msg),

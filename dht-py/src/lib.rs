@@ -8,6 +8,7 @@ mod error;
 mod exit_gate;
 mod logging;
 mod node;
+mod node_ops;
 mod reentry;
 mod runtime;
 mod signed;

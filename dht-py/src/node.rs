@@ -11,101 +11,27 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dht_core::{Contact, Error, Key, Node, PutOptions, Value};
+use dht_core::{Contact, Error, Node};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::args::{key_from, put_options, resolve, resolve_usable, seconds, BindArgs, TakenMemory};
+use crate::args::{key_from, put_options, seconds, BindArgs, TakenMemory};
 use crate::bridge::{awaitable, awaitable_then};
 use crate::error::KadError;
+use crate::node_ops::{
+    bootstrap, contact_to_py, get_with_timeout, ping, put_report, Found, PyContact, PyHeld,
+    PyPutReport,
+};
 use crate::reentry::{in_callback, refuse_reentry};
 use crate::runtime::{block_on, check_same_process, fork_generation};
 use crate::storage::ViewedMemory;
 use crate::unclaimed::bind_node;
 use crate::value::{value_from_py, PyValue};
 
-/// A contact as Python sees it: `(id, ip, port)`, the order of
-/// `tuple(kademlia.node.Node)`.
-type PyContact = (Vec<u8>, String, u16);
 /// Longest `shutdown` waits for the node's task to close its socket (it
 /// takes microseconds; the bound only keeps a wedged runtime from hanging
 /// Python).
 pub(crate) const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
-/// `(key, value, seconds since stored)`.
-type PyHeld = (Vec<u8>, PyValue, f64);
-/// `(stored_remote, stored_locally, contacted)`.
-type PyPutReport = (usize, bool, usize);
-
-fn contact_to_py(c: &Contact) -> PyContact {
-    (
-        c.id.as_bytes().to_vec(),
-        c.addr.ip().to_string(),
-        c.addr.port(),
-    )
-}
-
-/// A lookup's result for Python: the value, or the caller's `default` when
-/// nothing was found (so a stored `None` and a missing key can be told apart).
-struct Found {
-    value: Option<PyValue>,
-    default: Py<PyAny>,
-}
-
-impl<'py> IntoPyObject<'py> for Found {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
-        match self.value {
-            Some(v) => v.into_pyobject(py),
-            None => Ok(self.default.into_bound(py)),
-        }
-    }
-}
-
-async fn get_with_timeout(
-    node: Node,
-    key: Key,
-    timeout: Option<Duration>,
-    default: Py<PyAny>,
-) -> Result<Found, KadError> {
-    let found = match timeout {
-        Some(t) => tokio::time::timeout(t, node.get(key))
-            .await
-            .map_err(|_| KadError(Error::Timeout))??,
-        None => node.get(key).await?,
-    };
-    Ok(Found {
-        value: found.map(PyValue),
-        default,
-    })
-}
-
-async fn put_report(
-    node: Node,
-    key: Key,
-    value: Value,
-    options: PutOptions,
-) -> Result<PyPutReport, KadError> {
-    let r = node.put(key, value, options).await?;
-    Ok((r.stored_remote, r.stored_locally, r.contacted))
-}
-
-async fn bootstrap(node: Node, addrs: Vec<(String, u16)>) -> Result<Vec<PyContact>, KadError> {
-    let addrs = resolve_usable(addrs, node.local_addr()).await?;
-    Ok(node
-        .bootstrap(&addrs)
-        .await?
-        .iter()
-        .map(contact_to_py)
-        .collect())
-}
-
-async fn ping(node: Node, host: String, port: u16) -> Result<Vec<u8>, KadError> {
-    let addr = resolve(&host, port, Some(node.local_addr())).await?;
-    Ok(node.ping(addr).await?.as_bytes().to_vec())
-}
 
 #[pyclass(frozen, name = "Node", module = "kadmium._kadmium")]
 pub struct PyNode {

@@ -25,9 +25,9 @@ create_exception!(
 );
 
 type PyAddr = (String, u16);
-/// `(p2p, api or None, bootstrap)` as read from the file.
+/// `(p2p or None, api or None, bootstrap, data_dir or None)` as read from the file.
 type PySettings = (
-    PyAddr,
+    Option<PyAddr>,
     Option<PyAddr>,
     Vec<PyAddr>,
     Option<std::path::PathBuf>,
@@ -40,9 +40,9 @@ fn addr_to_py(a: SocketAddr) -> PyAddr {
 fn api_error(e: ApiError) -> KadError {
     match e {
         ApiError::InvalidConfig(m) => KadError(Error::InvalidArgument(m)),
-        ApiError::Bind { ref source, .. } => {
-            KadError(Error::Io(io::Error::new(source.kind(), e.to_string())))
-        }
+        // The error itself goes in, so the message names the address and
+        // the socket's error code stays reachable (as `errno`).
+        ApiError::Bind { ref source, .. } => KadError(Error::Io(io::Error::new(source.kind(), e))),
     }
 }
 
@@ -192,7 +192,8 @@ impl PyApiServer {
 }
 
 /// Read the `[dht]` section of a course INI file: `(p2p, api, bootstrap,
-/// data_dir)`, `api` and `data_dir` None when the file does not set them. Raises `ConfigError`.
+/// data_dir)`, `p2p`, `api` and `data_dir` None when the file does not set
+/// them. Raises `ConfigError`.
 #[pyfunction]
 fn parse_voidphone_config(py: Python<'_>, path: std::path::PathBuf) -> PyResult<PySettings> {
     // Host names are resolved while reading: no GIL needed for that.
@@ -200,7 +201,7 @@ fn parse_voidphone_config(py: Python<'_>, path: std::path::PathBuf) -> PyResult<
         .detach(|| NodeSettings::from_file(&path))
         .map_err(|e| ConfigError::new_err(e.to_string()))?;
     Ok((
-        addr_to_py(settings.p2p),
+        settings.p2p.map(addr_to_py),
         settings.api.map(addr_to_py),
         settings.bootstrap.into_iter().map(addr_to_py).collect(),
         settings.data_dir,

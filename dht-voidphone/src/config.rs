@@ -7,14 +7,15 @@
 //! [gossip]                        ; other modules' sections are ignored
 //! listen_address = 127.0.0.1:6001
 //! [dht]
-//! p2p_address = 127.0.0.1:6501    ; or the older name listen_address
+//! p2p_address = 127.0.0.1:6501    ; or listen_address; may be left to the command line
 //! api_address = 127.0.0.1:7501    ; optional: default is the P2P port + 1000
 //! bootstrapper = 127.0.0.1:6001   ; or bootstrap_node; may repeat, or list several
 //! data_dir = /var/lib/kadmium     ; optional: keep values and contacts across restarts
 //! ```
 //!
 //! Syntax, close to Python's `configparser`: `key = value` or `key: value`
-//! (the first `=` or `:` splits), keys and section names case-insensitive,
+//! (the first `=` or `:` splits; keys are one word, so a line missing its
+//! `=` is an error in any section), keys and section names case-insensitive,
 //! whole-line comments starting with `;` or `#`, and inline comments
 //! starting with whitespace then `;` or `#`. Values may be quoted. Addresses
 //! are `host:port`, IPv6 in brackets (`[::1]:6501`); a host name is
@@ -29,12 +30,14 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 /// Where a node listens and whom it asks first, as read from the `[dht]`
-/// section. `api` stays `None` when the file does not set it, so that
-/// command-line flags can still override the P2P address before the default
-/// (P2P port + 1000) is derived with [`default_api_address`].
+/// section. `p2p` and `api` stay `None` when the file does not set them: a
+/// file may hold only the API address and leave the P2P address to the
+/// command line (`-a`/`-p`), and flags can still override the P2P address
+/// before the default API address (P2P port + 1000) is derived with
+/// [`default_api_address`]. Whoever needs the P2P address reports it missing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSettings {
-    pub p2p: SocketAddr,
+    pub p2p: Option<SocketAddr>,
     pub api: Option<SocketAddr>,
     pub bootstrap: Vec<SocketAddr>,
     /// `data_dir`: where the node keeps its state (`Config::data_dir`);
@@ -94,11 +97,15 @@ pub fn default_api_address(p2p: SocketAddr) -> Result<SocketAddr, AddressError> 
 }
 
 impl NodeSettings {
-    /// The API address: the configured one, or [`default_api_address`].
+    /// The API address: the configured one, or [`default_api_address`] of
+    /// the configured P2P address.
     pub fn api_or_default(&self) -> Result<SocketAddr, AddressError> {
-        match self.api {
-            Some(api) => Ok(api),
-            None => default_api_address(self.p2p),
+        match (self.api, self.p2p) {
+            (Some(api), _) => Ok(api),
+            (None, Some(p2p)) => default_api_address(p2p),
+            (None, None) => Err(AddressError(
+                "[dht]: neither api_address nor p2p_address (or listen_address) is set".to_owned(),
+            )),
         }
     }
 
@@ -156,12 +163,12 @@ impl NodeSettings {
                 saw_dht |= in_dht;
                 continue;
             }
-            if !in_dht {
-                // Global keys (hostkey) and other modules' sections: not ours.
-                continue;
-            }
+            // Every other line is `key = value`, in any section: a line
+            // missing its `=` (`api_address 127.0.0.1:7401`, whose `:` would
+            // otherwise split it) is a typo to report, not a key to ignore.
+            let expected = || syntax(format!("expected `key = value`, got {trimmed:?}"));
             let Some(split) = trimmed.find(['=', ':']) else {
-                return Err(syntax(format!("expected `key = value`, got {trimmed:?}")));
+                return Err(expected());
             };
             let key = trimmed[..split].trim().to_ascii_lowercase();
             if key.is_empty() {
@@ -169,6 +176,13 @@ impl NodeSettings {
                     "missing key before {:?}",
                     &trimmed[split..split + 1]
                 )));
+            }
+            if key.contains(char::is_whitespace) {
+                return Err(expected());
+            }
+            if !in_dht {
+                // Global keys (hostkey) and other modules' sections: not ours.
+                continue;
             }
             let value = unquote(strip_inline_comment(&trimmed[split + 1..]).trim());
             let bad_value = |message: String| ConfigError::Value {
@@ -239,15 +253,8 @@ impl NodeSettings {
                 message: "no [dht] section".to_owned(),
             });
         }
-        let Some(p2p) = p2p else {
-            return Err(ConfigError::Missing {
-                file: file.to_owned(),
-                key: "p2p_address".to_owned(),
-                message: "[dht]: p2p_address (or listen_address) is missing".to_owned(),
-            });
-        };
         Ok(NodeSettings {
-            p2p: p2p.addr,
+            p2p: p2p.map(|e| e.addr),
             api: api.map(|e| e.addr),
             bootstrap,
             data_dir: data_dir.map(|(_, dir)| dir),
@@ -336,7 +343,10 @@ pub fn parse_host_port(s: &str) -> Result<SocketAddr, AddressError> {
 
 impl fmt::Display for NodeSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p2p {}", self.p2p)?;
+        match self.p2p {
+            Some(p2p) => write!(f, "p2p {p2p}")?,
+            None => f.write_str("p2p unset")?,
+        }
         if let Some(api) = self.api {
             write!(f, ", api {api}")?;
         }
@@ -401,7 +411,7 @@ mod tests {
         assert_eq!(
             s,
             NodeSettings {
-                p2p: sa("127.0.0.1:6501"),
+                p2p: Some(sa("127.0.0.1:6501")),
                 api: Some(sa("127.0.0.1:7501")),
                 bootstrap: vec![],
                 data_dir: None,
@@ -427,7 +437,7 @@ api_address = 127.0.0.1:7501
 api_address = not an address at all
 ";
         let s = parse(text).unwrap();
-        assert_eq!(s.p2p, sa("127.0.0.1:6501"));
+        assert_eq!(s.p2p, Some(sa("127.0.0.1:6501")));
         assert_eq!(s.api, Some(sa("127.0.0.1:7501")));
         assert!(s.bootstrap.is_empty(), "gossip's bootstrapper is not ours");
     }
@@ -437,7 +447,7 @@ api_address = not an address at all
         let text = "[DHT]\nP2P_Address: 10.0.0.1:6501\nbootstrapper = 10.0.0.2:6001\n\
                     bootstrap_node = [::1]:6002, 10.0.0.3:6003\n";
         let s = parse(text).unwrap();
-        assert_eq!(s.p2p, sa("10.0.0.1:6501"));
+        assert_eq!(s.p2p, Some(sa("10.0.0.1:6501")));
         assert_eq!(s.api, None);
         assert_eq!(
             s.bootstrap,
@@ -451,15 +461,16 @@ api_address = not an address at all
             "\u{feff}[dht]\r\np2p_address = \"[::1]:6501\"\r\napi_address='[fe80::1]:7501'\r\n\
                     max_store_duration = 3600\r\nK = 20\r\n";
         let s = parse(text).unwrap();
-        assert_eq!(s.p2p, sa("[::1]:6501"));
+        assert_eq!(s.p2p, Some(sa("[::1]:6501")));
         assert_eq!(s.api, Some(sa("[fe80::1]:7501")));
     }
 
     #[test]
     fn host_names_resolve() {
         let s = parse("[dht]\np2p_address = localhost:6501\n").unwrap();
-        assert!(s.p2p.ip().is_loopback());
-        assert_eq!(s.p2p.port(), 6501);
+        let p2p = s.p2p.unwrap();
+        assert!(p2p.ip().is_loopback());
+        assert_eq!(p2p.port(), 6501);
     }
 
     #[test]
@@ -587,8 +598,26 @@ api_address = not an address at all
             err("[dht]\n = 1.2.3.4:5\n"),
             r#"config.ini:2: missing key before "=""#
         );
-        // Lines without `=` outside [dht] belong to other modules and are ignored.
-        assert!(parse("[gossip]\njust words\n[dht]\np2p_address = 127.0.0.1:1\n").is_ok());
+        // A typo'd line must not vanish: `:` inside the value is no separator
+        // when the key would contain a space.
+        assert_eq!(
+            err("[dht]\np2p_address = 127.0.0.1:1\napi_address 127.0.0.1:7401\n"),
+            r#"config.ini:3: expected `key = value`, got "api_address 127.0.0.1:7401""#
+        );
+        // Other sections and keys before any section follow the same syntax,
+        // although their values are not ours.
+        assert_eq!(
+            err("[gossip]\njust words\n[dht]\np2p_address = 127.0.0.1:1\n"),
+            r#"config.ini:2: expected `key = value`, got "just words""#
+        );
+        assert_eq!(
+            err("hostkey /hostkey.pem\n[dht]\np2p_address = 127.0.0.1:1\n"),
+            r#"config.ini:1: expected `key = value`, got "hostkey /hostkey.pem""#
+        );
+        // Blank lines, comments and headers stay what they were.
+        assert!(
+            parse("\n  \n; c\n# c\n[gossip]\n\n[dht]\n; c\np2p_address = 127.0.0.1:1\n").is_ok()
+        );
     }
 
     #[test]
@@ -597,9 +626,14 @@ api_address = not an address at all
             err("hostkey = x\n[gossip]\na = 1\n"),
             "config.ini: no [dht] section"
         );
+        // Only the API address: the P2P address is left to the command line.
+        let api_only = parse("[dht]\napi_address = 127.0.0.1:7501\n").unwrap();
+        assert_eq!(api_only.p2p, None);
+        assert_eq!(api_only.api_or_default().unwrap(), sa("127.0.0.1:7501"));
+        let neither = parse("[dht]\nbootstrapper = 127.0.0.1:6001\n").unwrap();
         assert_eq!(
-            err("[dht]\napi_address = 127.0.0.1:7501\n"),
-            "config.ini: [dht]: p2p_address (or listen_address) is missing"
+            neither.api_or_default().unwrap_err().to_string(),
+            "[dht]: neither api_address nor p2p_address (or listen_address) is set"
         );
         assert_eq!(err(""), "config.ini: no [dht] section");
     }

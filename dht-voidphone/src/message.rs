@@ -116,7 +116,8 @@ pub fn type_name(msg_type: u16) -> &'static str {
 }
 
 /// Check a header on its own: is this a message we could ever accept?
-fn validate_header(size: u16, msg_type: u16) -> Result<(), ProtocolError> {
+/// `max_put_value`: the largest PUT value the receiver stores.
+fn validate_header(size: u16, msg_type: u16, max_put_value: usize) -> Result<(), ProtocolError> {
     let name = type_name(msg_type);
     let (min, exact) = match msg_type {
         MSG_DHT_PUT => (PUT_FIXED_LEN, false),
@@ -140,6 +141,12 @@ fn validate_header(size: u16, msg_type: u16) -> Result<(), ProtocolError> {
     }
     if msg_type == MSG_DHT_PUT && len == PUT_FIXED_LEN {
         return Err(ProtocolError::EmptyPut);
+    }
+    if msg_type == MSG_DHT_PUT && len - PUT_FIXED_LEN > max_put_value {
+        return Err(ProtocolError::ValueOverLimit {
+            size: len - PUT_FIXED_LEN,
+            max: max_put_value,
+        });
     }
     Ok(())
 }
@@ -179,18 +186,38 @@ fn decode_frame(msg_type: u16, frame: &[u8]) -> Message {
 ///
 /// Once it has returned an error the stream is out of sync for good; the
 /// caller is expected to drop the connection (later calls repeat the error).
-#[derive(Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
     /// Bytes of `buf` already consumed; compacted lazily so that many small
     /// messages in one read cost linear, not quadratic, copying.
     start: usize,
     failed: Option<ProtocolError>,
+    /// A PUT announcing a longer value is refused from its header.
+    max_put_value: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::with_max_put_value(MAX_PUT_VALUE_LEN)
+    }
 }
 
 impl FrameDecoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder that refuses, as soon as its header is in, a PUT whose
+    /// value would be longer than `max` bytes (the node's value limit): the
+    /// body of a value that will not be stored is neither awaited nor
+    /// buffered ([`ProtocolError::ValueOverLimit`]).
+    pub fn with_max_put_value(max: usize) -> Self {
+        FrameDecoder {
+            buf: Vec::new(),
+            start: 0,
+            failed: None,
+            max_put_value: max,
+        }
     }
 
     /// Append bytes received from the stream.
@@ -219,7 +246,7 @@ impl FrameDecoder {
         }
         let size = u16::from_be_bytes([pending[0], pending[1]]);
         let msg_type = u16::from_be_bytes([pending[2], pending[3]]);
-        if let Err(err) = validate_header(size, msg_type) {
+        if let Err(err) = validate_header(size, msg_type, self.max_put_value) {
             self.failed = Some(err.clone());
             return Err(err);
         }
@@ -618,6 +645,29 @@ mod tests {
             Err(ProtocolError::EmptyPut)
         );
         assert_eq!(encode_put(1, 1, &key(1), b""), Err(EncodeError::EmptyValue));
+    }
+
+    #[test]
+    fn rejects_a_put_over_the_value_limit_from_its_header_alone() {
+        let mut d = FrameDecoder::with_max_put_value(100);
+        d.extend(&raw(141, MSG_DHT_PUT, &[]));
+        assert_eq!(
+            d.next_message(),
+            Err(ProtocolError::ValueOverLimit {
+                size: 101,
+                max: 100
+            })
+        );
+        let mut d = FrameDecoder::with_max_put_value(100);
+        let at_limit = encode_put(1, 1, &key(1), &[7; 100]).unwrap();
+        d.extend(&at_limit[..HEADER_LEN]);
+        assert_eq!(
+            d.next_message(),
+            Ok(None),
+            "at the limit: wait for the body"
+        );
+        d.extend(&at_limit[HEADER_LEN..]);
+        assert!(matches!(d.next_message(), Ok(Some(Message::Put(_)))));
     }
 
     #[test]

@@ -98,7 +98,9 @@ pub(crate) async fn serve_connection(
         requests: JoinSet::new(),
         pending_puts: HashMap::new(),
     };
-    let mut decoder = FrameDecoder::new();
+    // A PUT over the node's value limit is refused from its header (a PUT
+    // has no reply: closing the connection is how the client learns).
+    let mut decoder = FrameDecoder::with_max_put_value(shared.node.config().max_value_size);
     let mut buf = vec![0u8; 16 * 1024];
     // When the message now arriving started, and when the last request
     // finished (or the connection opened): the read and idle clocks.
@@ -249,16 +251,8 @@ impl Connection {
         put_permit: Option<OwnedSemaphorePermit>,
     ) -> Result<(), ProtocolError> {
         match message {
-            Message::Put(put) => {
-                let max = self.node.config().max_value_size;
-                if put.value.len() > max {
-                    return Err(ProtocolError::ValueOverLimit {
-                        size: put.value.len(),
-                        max,
-                    });
-                }
-                self.spawn_put(put, (slot, put_permit))
-            }
+            // The decoder refused values over the node's limit already.
+            Message::Put(put) => self.spawn_put(put, (slot, put_permit)),
             Message::Get { key } => self.spawn_get(key, slot),
             other => {
                 let msg_type = other.msg_type();
@@ -349,16 +343,15 @@ impl Connection {
             Some(cap) => asked.min(cap),
             None => asked,
         };
-        PutOptions {
-            ttl: Some(ttl),
-            // dht-core caps this at k.
-            replication: (put.replication != 0).then_some(usize::from(put.replication)),
-            // The spec's TTL is "seconds to keep it". Renewed by this node
-            // for as long as it runs, a value would outlive it by hours, and
-            // a client putting values with a TTL of a few seconds would make
-            // the node re-put them every few seconds, forever.
-            lifetime: Lifetime::Fixed,
-        }
+        // The spec's TTL is "seconds to keep it". Renewed by this node for
+        // as long as it runs, a value would outlive it by hours, and a client
+        // putting values with a TTL of a few seconds would make the node
+        // re-put them every few seconds, forever. A replication of 0 is k
+        // and dht-core caps larger ones at k.
+        PutOptions::default()
+            .with_ttl(ttl)
+            .with_replication(usize::from(put.replication))
+            .with_lifetime(Lifetime::Fixed)
     }
 
     fn spawn_get(&mut self, key: ApiKey, slot: OwnedSemaphorePermit) {

@@ -322,6 +322,46 @@ async fn read_and_idle_timeouts_close_stalled_connections() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_put_header_over_the_value_limit_closes_before_its_body() {
+    // The header alone of a PUT announcing a value one byte over the node's
+    // limit. It can never be stored, so the server must not wait for (and
+    // buffer) its body: it used to, until the read timeout closed it.
+    let node = lone_node().await;
+    let max = node.config().max_value_size;
+    let server = ApiServer::bind(
+        node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        ApiConfig::default(),
+    )
+    .await
+    .unwrap();
+    let read_timeout = ApiConfig::default().read_timeout;
+    let mut c = connect_from(ATTACKER, server.local_addr()).await;
+    let oversized = put_msg(&[3; 32], &vec![1u8; max + 1]);
+    c.write_all(&oversized[..4]).await.unwrap();
+    let waited = wait_closed(&mut c).await;
+    println!(
+        "header of a PUT of {} bytes (limit {max}): closed after {waited:?}",
+        max + 1
+    );
+    assert!(
+        waited < read_timeout,
+        "closed only by the read timeout ({waited:?})"
+    );
+    assert_eq!(server.stats().read_timeouts, 0);
+
+    // A PUT within the limit still waits for its body, and is stored.
+    let mut ok = connect_from(ATTACKER, server.local_addr()).await;
+    let fits = put_msg(&[4; 32], &vec![2u8; max]);
+    ok.write_all(&fits[..4]).await.unwrap();
+    ok.write_all(&fits[4..]).await.unwrap();
+    ok.write_all(&get_msg(&[4; 32])).await.unwrap();
+    assert_eq!(read_reply(&mut ok).await, (652, [4; 32], vec![2u8; max]));
+    server.shutdown();
+    node.shutdown();
+}
+
+#[tokio::test(start_paused = true)]
 async fn busy_connections_are_neither_idle_nor_evicted_and_the_per_ip_limit_holds() {
     // GETs stay in flight: the node's only contact never answers, and its
     // RPC timeout is days away, so only the API's request_timeout ends them.

@@ -122,8 +122,12 @@ class DataDirTest(AsyncCase):
             await a.listen(0, LOCAL)
             self.assertTrue(os.listdir(os.path.join(d, "state")))
             b = Server(data_dir=os.path.join(d, "state"))
-            with self.assertRaises(kadmium.PersistenceError):
+            with self.assertRaises(kadmium.PersistenceError) as caught:
                 await b.listen(0, LOCAL)
+            # The holder is a's node, in this process: the message must not
+            # send anyone looking for another process.
+            self.assertIn("already open in this process", str(caught.exception))
+            self.assertNotIn("another process", str(caught.exception))
             a.stop()
 
     async def test_a_server_keeps_its_saved_id_unless_given_one(self) -> None:

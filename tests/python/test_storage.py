@@ -32,6 +32,22 @@ class ForgetfulStorageTest(unittest.TestCase):
         self.assertEqual(ours.iter_older_than(0), theirs.iter_older_than(0))
         self.assertEqual(ours.iter_older_than(3600), [])
 
+    def test_get_goes_through_a_subclass_getitem_as_upstream(self) -> None:
+        # Upstream's get is `if key in self.data: return self[key]`: a subclass
+        # overriding __getitem__ (decrypting, counting reads) sees get's reads too.
+        def shouting(base: Any) -> Any:
+            class Shouting(base):  # type: ignore[misc, valid-type]
+                def __getitem__(self, key: bytes) -> Any:
+                    return super().__getitem__(key).upper()
+            return Shouting(ttl=60)
+
+        ours, theirs = shouting(ForgetfulStorage), shouting(upstream.ForgetfulStorage)
+        for s in (ours, theirs):
+            s[b"k"] = "quiet"
+        self.assertEqual(theirs.get(b"k"), "QUIET")
+        self.assertEqual(ours.get(b"k"), "QUIET")
+        self.assertEqual(ours.get(b"missing", "default"), theirs.get(b"missing", "default"))
+
     def test_safe_to_read_while_another_thread_stores(self) -> None:
         # A node stores into its storage from kadmium's threads while the program may
         # iterate it on its own; thread switches are forced as often as Python allows.

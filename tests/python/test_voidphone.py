@@ -1,6 +1,7 @@
 """The VoidPhone DHT API from Python: the INI file, and `kadmium node -c FILE`
 serving the TCP API to a client written from the message table (issue 5)."""
 
+import errno
 import os
 import queue
 import re
@@ -14,7 +15,7 @@ import threading
 import unittest
 from typing import Dict, List, Optional, Tuple
 
-from kadmium import DHT, KadmiumError, _kadmium
+from kadmium import DHT, KadmiumError, NetworkError, _kadmium
 from kadmium.cli import build_parser
 from kadmium.voidphone import ApiServer, ConfigError, default_api_address, read_config
 from support import LOCAL
@@ -223,6 +224,24 @@ class ConfigTest(unittest.TestCase):
         self.assertNotIn(path, run.stderr)
         self.assertIn("argument -p/--port: no default API address for P2P port 65001", run.stderr)
 
+    def test_a_line_without_equals_sign_stops_the_node_naming_file_and_line(self) -> None:
+        # `api_address 127.0.0.1:7401` used to be read as a key "api_address
+        # 127.0.0.1" (split at the port's colon) and ignored: the node then ran
+        # with the default API address. It is a syntax error, in any section.
+        for text, line in [
+            ("[dht]\np2p_address = 127.0.0.1:0\napi_address 127.0.0.1:7401\n", 3),
+            ("[gossip]\nbootstrapper 127.0.0.1:6001\n[dht]\np2p_address = 127.0.0.1:0\n", 2),
+        ]:
+            with self.subTest(line=line):
+                path = self.write("; comment\n\n" + text)
+                run = subprocess.run([PY, "-m", "kadmium", "node", "-c", path], capture_output=True,
+                                     text=True, timeout=60)
+                self.assertEqual(run.returncode, 1, run.stderr)  # as every config file error
+                bad = text.splitlines()[line - 1]
+                self.assertEqual(run.stderr.strip().splitlines(),
+                                 [f'kadmium node: {path}:{line + 2}: expected `key = value`, got "{bad}"'])
+                self.assertNotIn("listening", run.stdout)
+
 
 class NodeServesApiTest(unittest.TestCase):
     def setUp(self) -> None:
@@ -368,6 +387,47 @@ class NodeServesApiTest(unittest.TestCase):
             code, err = node.stop()
         self.assertEqual(code, 0, err)
 
+    def test_flags_give_the_p2p_address_a_file_without_one_lacks(self) -> None:
+        # A file with only the API address: -a/-p name the P2P address.
+        api = free_tcp_port()
+        path = self.write(f"[dht]\napi_address = 127.0.0.1:{api}\n")
+        node = RunningNode("-c", path, "-a", LOCAL, "-p", "0", "--status-interval", "60")
+        try:
+            node.wait_for(r"listening on 127\.0\.0\.1:\d+")
+            node.wait_for(rf"VoidPhone DHT API listening on 127\.0\.0\.1:{api}\b")
+        finally:
+            code, err = node.stop()
+        self.assertEqual(code, 0, err)
+        # Without -p the P2P address is nowhere: the file is named, and the flag.
+        run = subprocess.run([PY, "-m", "kadmium", "node", "-c", path, "-a", LOCAL],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(run.returncode, 1, run.stderr)
+        self.assertEqual(run.stderr.strip().splitlines(),
+                         [f"kadmium node: {path}: [dht]: p2p_address (or listen_address) is "
+                          "missing; set it or give -p/--port"])
+
+    def test_ctrl_c_while_bootstrapping_starts_no_api(self) -> None:
+        # The bootstrapper never answers, so the join takes the node's RPC
+        # timeout (2 s); Ctrl-C comes as it starts. The node used to finish
+        # the join, start the API server, and only then stop.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:
+            hole.bind((LOCAL, 0))
+            node = RunningNode("-a", LOCAL, "-p", "0", "--api", f"{LOCAL}:0",
+                               "--bootstrap", f"{LOCAL}:{hole.getsockname()[1]}",
+                               "--status-interval", "60")
+            try:
+                node.wait_for(r"listening on 127\.0\.0\.1:\d+")
+                node.proc.send_signal(signal.SIGINT)
+                node.proc.wait(timeout=TIMEOUT)
+            finally:
+                code, err = node.stop()
+        out: List[str] = []
+        while (line := node.lines.get(timeout=TIMEOUT)) is not None:
+            out.append(line.strip())
+        self.assertEqual(code, 0, err)  # Ctrl-C is how a node is stopped
+        self.assertEqual(out, ["stopped"], "no join reported, no API started")
+        self.assertNotIn("Traceback", err)
+
 
 class ApiServerBindingTest(unittest.TestCase):
     def test_a_node_stopped_with_requests_queued_exits_cleanly(self) -> None:
@@ -426,6 +486,23 @@ class ApiServerBindingTest(unittest.TestCase):
                 native.shutdown()
         with self.assertRaises(KadmiumError):
             ApiServer.start(native, LOCAL, 0, max_connections=0)
+
+    def test_a_port_in_use_is_an_oserror_with_its_errno(self) -> None:
+        # The message names the address; errno is the socket's, as for any
+        # OSError, so `except OSError as e: if e.errno == EADDRINUSE` works.
+        with socket.socket() as taken:
+            taken.bind((LOCAL, 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            native = _kadmium.Node.bind(LOCAL, 0)
+            try:
+                with self.assertRaises(NetworkError) as caught:
+                    ApiServer.start(native, LOCAL, port)
+            finally:
+                native.shutdown()
+        self.assertIsInstance(caught.exception, OSError)
+        self.assertEqual(caught.exception.errno, errno.EADDRINUSE)
+        self.assertIn(f"{LOCAL}:{port}", str(caught.exception))
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 /// Why a data directory could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
-    #[error(
-        "data directory {path} is in use by another process (it holds the lock on {path}/LOCK): \
-         stop that node, or give this one another data directory"
-    )]
-    Locked { path: PathBuf },
+    /// `in_this_process`: the holder is another node of this process (a
+    /// `DataDir`, `Node`, Python `Server` or C node not yet closed), not
+    /// another process; the message says which, so nobody hunts for a
+    /// process that does not exist.
+    #[error("data directory {path} is {}", locked_by(.path, *.in_this_process))]
+    Locked {
+        path: PathBuf,
+        in_this_process: bool,
+    },
     #[error(
         "data file {path} is damaged or is not a kadmium store ({detail}); the node will not \
          start with it: restore it from a backup, or move it aside to start with an empty store"
@@ -40,6 +44,20 @@ pub enum PersistError {
     NotADirectory { path: PathBuf },
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+}
+
+fn locked_by(path: &Path, in_this_process: bool) -> String {
+    if in_this_process {
+        "already open in this process (by another node not yet stopped): stop that node \
+         first, or give this one another data directory"
+            .to_owned()
+    } else {
+        format!(
+            "in use by another process (it holds the lock on {}/LOCK): stop that node, \
+             or give this one another data directory",
+            path.display()
+        )
+    }
 }
 
 impl PersistError {
@@ -105,8 +123,11 @@ pub(crate) mod from_redb {
 
     pub fn database(path: &Path, e: redb::DatabaseError) -> PersistError {
         match e {
+            // Our own DirLock is held by now, so the file's other user is
+            // not a kadmium node of this process.
             redb::DatabaseError::DatabaseAlreadyOpen => PersistError::Locked {
                 path: path.parent().unwrap_or(path).to_owned(),
+                in_this_process: false,
             },
             redb::DatabaseError::UpgradeRequired(version) => PersistError::corrupt(
                 path,

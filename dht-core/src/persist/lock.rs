@@ -4,10 +4,18 @@
 //! is taken before the data file is touched, so a second process gets
 //! [`PersistError::Locked`] instead of racing the first one's writes. The
 //! holder's pid is written into the file for whoever investigates.
+//!
+//! A second node of this same process is refused by the same `flock` (each
+//! open of the file is its own lock holder), but "another process" would
+//! send its operator looking for one that does not exist. So the process
+//! also keeps a registry of the directories it has locked, by canonical
+//! path, and says "already open in this process" for those.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use fs4::FileExt;
 
@@ -15,14 +23,52 @@ use super::error::PersistError;
 
 pub const LOCK_FILE: &str = "LOCK";
 
+/// Directories locked by this process: canonical path → the pid that took
+/// the lock. The pid tells a forked child (which inherits this map, but
+/// holds none of the parent's locks as its own) that an entry is not its.
+static OPEN_DIRS: Mutex<BTreeMap<PathBuf, u32>> = Mutex::new(BTreeMap::new());
+
 /// Holds the lock until dropped.
 #[derive(Debug)]
 pub struct DirLock {
+    // Declared first so it is dropped first: the flock is released before
+    // the registry entry goes, so no other thread of this process can find
+    // the directory unregistered yet still locked ("another process").
     _file: File,
+    _registered: Registered,
+}
+
+/// An entry of [`OPEN_DIRS`], removed when dropped.
+#[derive(Debug)]
+struct Registered {
+    dir: PathBuf,
+    pid: u32,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut open = OPEN_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.get(&self.dir) == Some(&self.pid) {
+            open.remove(&self.dir);
+        }
+    }
 }
 
 impl DirLock {
     pub fn acquire(dir: &Path) -> Result<DirLock, PersistError> {
+        // The same directory reached by another path (a symlink, `..`) is
+        // the same directory; `dir` exists by now (`prepare_dir`).
+        let canonical = std::fs::canonicalize(dir).map_err(|e| PersistError::from_io(dir, e))?;
+        let pid = std::process::id();
+        // Held across the flock, so that two threads opening one directory
+        // at once see each other here rather than in the flock.
+        let mut open = OPEN_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.get(&canonical) == Some(&pid) {
+            return Err(PersistError::Locked {
+                path: dir.to_owned(),
+                in_this_process: true,
+            });
+        }
         let path = dir.join(LOCK_FILE);
         // No truncate here: the file may belong to a live holder.
         let mut file = OpenOptions::new()
@@ -39,13 +85,22 @@ impl DirLock {
             Err(fs4::TryLockError::WouldBlock) => {
                 return Err(PersistError::Locked {
                     path: dir.to_owned(),
+                    in_this_process: false,
                 })
             }
             Err(fs4::TryLockError::Error(e)) => return Err(PersistError::from_io(&path, e)),
         }
+        open.insert(canonical.clone(), pid);
+        drop(open);
         // The pid is a courtesy for humans; failing to write it is harmless.
         let _ = file.set_len(0);
-        let _ = writeln!(file, "{}", std::process::id());
-        Ok(DirLock { _file: file })
+        let _ = writeln!(file, "{pid}");
+        Ok(DirLock {
+            _file: file,
+            _registered: Registered {
+                dir: canonical,
+                pid,
+            },
+        })
     }
 }

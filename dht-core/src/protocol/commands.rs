@@ -16,8 +16,10 @@ use crate::rpc::OpId;
 use crate::value::Value;
 use crate::wire;
 
-/// Options of a put.
+/// Options of a put. Made from `PutOptions::default()` and the `with_`
+/// methods: more options may come, and that must not break callers.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct PutOptions {
     /// Expiry; `None` means `Config::default_ttl`. Capped at `Config::max_ttl`.
     pub ttl: Option<Duration>,
@@ -25,6 +27,26 @@ pub struct PutOptions {
     pub replication: Option<usize>,
     /// Whether the putting node keeps the value alive.
     pub lifetime: Lifetime,
+}
+
+impl PutOptions {
+    /// These options with the value's TTL set.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// These options storing at the `copies` closest nodes (0 means k).
+    pub fn with_replication(mut self, copies: usize) -> Self {
+        self.replication = Some(copies);
+        self
+    }
+
+    /// These options with `lifetime`.
+    pub fn with_lifetime(mut self, lifetime: Lifetime) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
 }
 
 /// How long a put's value lives.

@@ -35,7 +35,7 @@ use crate::ops::{Env, Operations};
 use crate::public_address::PublicAddress;
 use crate::quota::{QuotaLimits, SourceQuota};
 use crate::ratelimit::{RateLimiter, RateLimits};
-use crate::records::{Lifetimes, RecordStore};
+use crate::records::{RecordStore, RefreshIntervals};
 use crate::replication::Replication;
 use crate::routing::{Insert, IpLimits, RoutingTable};
 use crate::rpc::{Class, Outbox, RpcTable};
@@ -160,11 +160,11 @@ impl Protocol {
             .node_id
             .or(listed_id)
             .unwrap_or_else(|| NodeId::random(&mut rng));
-        let lifetimes = Lifetimes {
+        let intervals = RefreshIntervals {
             replicate_interval: config.replicate_interval,
             republish_interval: config.republish_interval,
         };
-        let mut records = RecordStore::new(storage, lifetimes).with_owner(id);
+        let mut records = RecordStore::new(storage, intervals).with_owner(id);
         records.adopt_existing(now, config.maintenance_interval, &mut rng);
         let mut routing =
             RoutingTable::new(id, config.k, config.max_failures, now).with_ip_limits(IpLimits {

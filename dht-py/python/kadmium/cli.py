@@ -196,6 +196,22 @@ def _status_line(stats: Dict[str, int], last: Dict[str, int], elapsed: float, ap
     )
 
 
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[Any]) -> Tuple[bool, Any]:
+    """``(True, await work)``, or ``(False, None)`` if ``stop`` is set first (``work``
+    is then cancelled): a Ctrl-C must not wait for a join that may take seconds."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if stop.is_set():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False, None
+    return True, task.result()
+
+
 def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -218,16 +234,21 @@ async def run_node(args: argparse.Namespace) -> int:
         # Name the address, as the API server's error does (a port in use).
         where = voidphone.show_address((settings.host, settings.port))
         raise NetworkError(f"cannot listen on {where}: {e}") from None
-    shown = voidphone.show_address((str(server.node.ip), int(server.node.port or 0)))
-    print(f"kadmium node {server.node.id.hex()} listening on {shown}", flush=True)
+    # Signals are caught before the line saying the node is up: from then on
+    # Ctrl-C stops it the orderly way, whatever it is doing.
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    shown = voidphone.show_address((str(server.node.ip), int(server.node.port or 0)))
+    print(f"kadmium node {server.node.id.hex()} listening on {shown}", flush=True)
     stoppers = []
     try:
         if settings.bootstrap:
-            found = await server.bootstrap(settings.bootstrap)
-            print(f"bootstrapped: {len(found)} contacts found", flush=True)
+            joined, found = await _unless_stopped(stop, server.bootstrap(settings.bootstrap))
+            if joined:
+                print(f"bootstrapped: {len(found)} contacts found", flush=True)
         for service in NODE_SERVICES:
+            if stop.is_set():  # stopped while joining or starting: start nothing more
+                break
             stopper = await service(server, args)
             if stopper is not None:
                 stoppers.append(stopper)

@@ -91,8 +91,14 @@ class ForgetfulStorage(IStorage):
     def get(self, key: bytes, default: Any = None) -> Any:
         self.cull()
         with self._lock:
-            entry = self.data.get(key)
-        return default if entry is None else entry[1]
+            present = key in self.data
+        if not present:
+            return default
+        # Through self[key], as upstream: a subclass's __getitem__ is honoured.
+        try:
+            return self[key]
+        except KeyError:  # culled by another thread since the check
+            return default
 
     def __getitem__(self, key: bytes) -> Any:
         self.cull()

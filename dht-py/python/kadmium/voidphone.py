@@ -6,7 +6,8 @@
 - ``read_config(path)``: the ``[dht]`` section of a course INI file
   (``p2p_address``/``listen_address``, ``api_address``,
   ``bootstrapper``/``bootstrap_node``); errors are ``ConfigError`` with a
-  one-line message naming the file, line and key.
+  one-line message naming the file, line and key. A file may leave the P2P
+  address to ``-a``/``-p``.
 - The ``kadmium node`` options ``-c/--config FILE`` and ``--api HOST:PORT``:
   ``add_node_options``, ``apply_config`` and the ``serve_api`` node service,
   wired into ``kadmium.cli``.
@@ -50,9 +51,9 @@ Address = Tuple[str, int]
 
 @dataclass
 class VoidPhoneConfig:
-    """The ``[dht]`` section: ``api`` is None when the file does not set it."""
+    """The ``[dht]`` section: ``p2p`` and ``api`` are None when the file does not set them."""
 
-    p2p: Address
+    p2p: Optional[Address]
     api: Optional[Address] = None
     bootstrap: List[Address] = field(default_factory=list)
     data_dir: Optional[str] = None
@@ -114,10 +115,16 @@ def apply_config(args: argparse.Namespace, settings: "NodeSettings") -> None:
     conf = read_config(config) if config is not None else None
     args.configured_bootstrap = list(conf.bootstrap) if conf is not None else []
     if conf is not None:
-        if args.host is None:
-            settings.host = conf.p2p[0]
-        if args.port is None:
-            settings.port = conf.p2p[1]
+        if conf.p2p is None:
+            # The host has its default; a port, the file or the flag must give.
+            if args.port is None:
+                raise ConfigError(f"{config}: [dht]: p2p_address (or listen_address) is missing; "
+                                  "set it or give -p/--port")
+        else:
+            if args.host is None:
+                settings.host = conf.p2p[0]
+            if args.port is None:
+                settings.port = conf.p2p[1]
         if not args.bootstrap:
             settings.bootstrap = list(conf.bootstrap)
         if getattr(args, "data_dir", None) is None and conf.data_dir is not None:
