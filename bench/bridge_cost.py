@@ -36,7 +36,6 @@ import os
 import random
 import resource
 import sys
-import threading
 import time
 
 SHARED = os.environ.get("KADMIUM_BENCH", os.path.join(os.path.dirname(__file__), "..", "..",
@@ -44,43 +43,7 @@ SHARED = os.environ.get("KADMIUM_BENCH", os.path.join(os.path.dirname(__file__),
 sys.path.insert(0, os.path.dirname(os.path.abspath(SHARED)))
 import dht_bench  # noqa: E402  (the shared script: load_server_class, run_concurrently)
 from kadmium.utils import digest  # noqa: E402
-
-
-def thread_times():
-    """{thread id: (name, ns running, ns waiting for a CPU)} of this process's threads."""
-    times = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/schedstat") as f:
-                running, waiting, _ = map(int, f.read().split())
-            with open(f"/proc/self/task/{tid}/comm") as f:
-                name = f.read().strip()
-        except OSError:  # the thread ended meanwhile
-            continue
-        times[int(tid)] = (name, running, waiting)
-    return times
-
-
-def split_per_call(before, after, calls, wall_s):
-    """Microseconds per call: the Python thread's running / waiting / asleep, and the
-    runtime threads' running and waiting (summed over them)."""
-    me = threading.get_native_id()
-    out = {"runtime_running_us": 0.0, "runtime_waiting_us": 0.0}
-    for tid, (name, running, waiting) in after.items():
-        if tid not in before:
-            continue
-        run_us = (running - before[tid][1]) / 1e3 / calls
-        wait_us = (waiting - before[tid][2]) / 1e3 / calls
-        if tid == me:
-            out["python_running_us"] = round(run_us, 1)
-            out["python_waiting_for_cpu_us"] = round(wait_us, 1)
-            out["python_asleep_us"] = round(wall_s * 1e6 / calls - run_us - wait_us, 1)
-        elif name == "kadmium-rt":
-            out["runtime_running_us"] += run_us
-            out["runtime_waiting_us"] += wait_us
-    out["runtime_running_us"] = round(out["runtime_running_us"], 1)
-    out["runtime_waiting_us"] = round(out["runtime_waiting_us"], 1)
-    return out
+from thread_times import split_per_call, thread_times  # noqa: E402
 
 
 class PythonBridge:
@@ -119,7 +82,7 @@ def cpu_s():
 
 async def measure(make_jobs, seconds, split=False):
     """Run batches of jobs at concurrency 32 for `seconds`; cost per call."""
-    threads0 = thread_times() if split else None
+    threads0 = thread_times(caller_last=True) if split else None
     calls, wall0, cpu0, thread0 = 0, time.perf_counter(), cpu_s(), time.thread_time()
     while time.perf_counter() - wall0 < seconds:
         jobs = make_jobs()

@@ -66,6 +66,35 @@ class BenchScriptTest(unittest.TestCase):
         self.assertGreater(get["python_running_us"], 0, report)
         self.assertGreater(get["runtime_running_us"], 0, report)
 
+    def test_get_phase_splits_the_phase_wall_time(self) -> None:
+        """bench/get_phase.py wraps the shared benchmark's helpers and splits its last
+        phase: the three parts add up to the phase, the span is no longer than the
+        phase, the Python thread's time adds up, and every get was found (no figure is
+        asserted)."""
+        nodes, ops = 40, 60  # as above: with fewer nodes most gets are answered locally
+        run = subprocess.run(
+            [sys.executable, str(REPO / "bench" / "get_phase.py"), "--impls", "kadmium",
+             "--nodes", str(nodes), "--ops", str(ops), "--runs", "1",
+             "--base-port", str(free_udp_ports(nodes))],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, "KADMIUM_BENCH": str(BENCH)})
+        self.assertEqual(run.returncode, 0, run.stderr)
+        lines = [json.loads(line) for line in run.stdout.strip().splitlines()]
+        self.assertEqual(len(lines), 2, run.stdout)
+        one = lines[0]
+        self.assertEqual((one["impl"], one["get_found"]), ("kadmium", ops), one)
+        parts = one["before_first_get_ms"] + one["span_ms"] + one["after_last_get_ms"]
+        self.assertAlmostEqual(parts, one["phase_ms"], delta=0.01)
+        self.assertGreater(one["before_first_get_ms"], 0, one)
+        self.assertGreaterEqual(one["span_ops_s"], one["phase_ops_s"], one)
+        # The Python thread's split of the phase adds up to its wall time per get.
+        wall_us = one["phase_ms"] * 1e3 / ops
+        python_us = (one["python_running_us"] + one["python_waiting_for_cpu_us"]
+                     + one["python_asleep_us"])
+        self.assertAlmostEqual(python_us, wall_us, delta=0.5)
+        self.assertGreater(one["runtime_running_us"], 0, one)
+        self.assertEqual(lines[1]["medians"]["kadmium"]["span_ms"], one["span_ms"])
+
 
 if __name__ == "__main__":
     unittest.main()
