@@ -65,23 +65,25 @@ fn os_code(io: &std::io::Error) -> Option<i32> {
     if let Some(code) = io.raw_os_error() {
         return Some(code);
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = io
-        .get_ref()
-        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    fn inner(io: &std::io::Error) -> Option<&(dyn std::error::Error + 'static)> {
+        io.get_ref()
+            .map(|inner| inner as &(dyn std::error::Error + 'static))
+    }
+    let mut cause = inner(io);
     while let Some(error) = cause {
-        if let Some(code) = error
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::raw_os_error)
-        {
-            return Some(code);
-        }
-        cause = error.source();
+        cause = match error.downcast_ref::<std::io::Error>() {
+            Some(io) if io.raw_os_error().is_some() => return io.raw_os_error(),
+            // `source()` of an I/O error made with `io::Error::new` skips
+            // what it wraps (it gives the wrapped error's own source).
+            Some(io) => inner(io),
+            None => error.source(),
+        };
     }
     None
 }
 
-/// An instance of one of the `OSError` classes: `errno` and `strerror` set
-/// when the system gave a code, as `OSError(errno, strerror)` sets them.
+/// An instance of one of the `OSError` classes, with `errno` set when the
+/// system gave a code (`strerror` stays None: the message already says it).
 fn os_error(class: &PyOnceLock<Py<PyType>>, errno: Option<i32>, msg: String) -> PyErr {
     Python::attach(|py| {
         let Some(class) = class.get(py) else {

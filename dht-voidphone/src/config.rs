@@ -14,8 +14,11 @@
 //! ```
 //!
 //! Syntax, close to Python's `configparser`: `key = value` or `key: value`
-//! (the first `=` or `:` splits; keys are one word, so a line missing its
-//! `=` is an error in any section), keys and section names case-insensitive,
+//! (the first `=` or `:` splits; a line with neither is an error in any
+//! section; `[dht]`'s keys are one word, so `api_address 1.2.3.4:7401` is
+//! an error there too), keys and section names case-insensitive, a line
+//! indented deeper than the key above continues its value (a bootstrapper
+//! list may go on over several lines; our other keys take one value),
 //! whole-line comments starting with `;` or `#`, and inline comments
 //! starting with whitespace then `;` or `#`. Values may be quoted. Addresses
 //! are `host:port`, IPv6 in brackets (`[::1]:6501`); a host name is
@@ -141,6 +144,18 @@ impl NodeSettings {
         let mut data_dir: Option<(usize, PathBuf)> = None;
         let mut saw_dht = false;
         let mut in_dht = false;
+        // The section's last key and its line's indentation: a line indented
+        // deeper continues that key's value, as in `configparser`.
+        let mut last_key: Option<(String, usize)> = None;
+        // A bootstrapper key with an empty value, until indented lines below
+        // give it addresses: (its line, its key).
+        let mut empty_list: Option<(usize, String)> = None;
+        let empty_error = |(line, key): (usize, String)| ConfigError::Value {
+            file: file.to_owned(),
+            line,
+            key,
+            message: "expected host:port, got an empty value".to_owned(),
+        };
 
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (index, raw) in text.lines().enumerate() {
@@ -159,13 +174,41 @@ impl NodeSettings {
                 let Some(name) = name.strip_suffix(']') else {
                     return Err(syntax(format!("malformed section header {trimmed:?}")));
                 };
+                if let Some(empty) = empty_list.take() {
+                    return Err(empty_error(empty));
+                }
                 in_dht = name.trim().eq_ignore_ascii_case("dht");
                 saw_dht |= in_dht;
+                last_key = None;
                 continue;
             }
-            // Every other line is `key = value`, in any section: a line
-            // missing its `=` (`api_address 127.0.0.1:7401`, whose `:` would
-            // otherwise split it) is a typo to report, not a key to ignore.
+            let indent = raw.len() - raw.trim_start().len();
+            if let Some((key, key_indent)) = &last_key {
+                if indent > *key_indent {
+                    if in_dht {
+                        let value = unquote(strip_inline_comment(trimmed).trim());
+                        let listed = bootstrap.len();
+                        continue_value(key, value, &mut bootstrap).map_err(|message| {
+                            ConfigError::Value {
+                                file: file.to_owned(),
+                                line,
+                                key: key.clone(),
+                                message,
+                            }
+                        })?;
+                        if bootstrap.len() > listed {
+                            empty_list = None;
+                        }
+                    }
+                    continue;
+                }
+            }
+            if let Some(empty) = empty_list.take() {
+                return Err(empty_error(empty));
+            }
+            // Every other line is `key = value` (or `key: value`), in any
+            // section: a line with neither is a typo to report, not a key to
+            // ignore.
             let expected = || syntax(format!("expected `key = value`, got {trimmed:?}"));
             let Some(split) = trimmed.find(['=', ':']) else {
                 return Err(expected());
@@ -177,12 +220,19 @@ impl NodeSettings {
                     &trimmed[split..split + 1]
                 )));
             }
-            if key.contains(char::is_whitespace) {
-                return Err(expected());
-            }
+            last_key = Some((key.clone(), indent));
             if !in_dht {
-                // Global keys (hostkey) and other modules' sections: not ours.
+                // Global keys (hostkey) and other modules' sections: not ours
+                // (their keys may hold spaces, as `configparser` allows).
                 continue;
+            }
+            // Our keys are one word: `api_address 127.0.0.1:7401`, missing its
+            // `=`, would otherwise split at the port's `:` and vanish as an
+            // unknown key.
+            if key.contains(char::is_whitespace) {
+                return Err(syntax(format!(
+                    "expected `key = value` with a one-word key, got {trimmed:?}"
+                )));
             }
             let value = unquote(strip_inline_comment(&trimmed[split + 1..]).trim());
             let bad_value = |message: String| ConfigError::Value {
@@ -212,23 +262,11 @@ impl NodeSettings {
                     });
                 }
                 "bootstrapper" | "bootstrap_node" => {
-                    let items: Vec<&str> = value
-                        .split([',', ' ', '\t'])
-                        .filter(|s| !s.is_empty())
-                        .collect();
-                    if items.is_empty() {
-                        return Err(bad_value(
-                            "expected host:port, got an empty value".to_owned(),
-                        ));
-                    }
-                    for item in items {
-                        let addr = parse_host_port(item).map_err(|e| bad_value(e.0))?;
-                        if addr.port() == 0 {
-                            return Err(bad_value(format!(
-                                "port 0 cannot be reached, got {item:?}"
-                            )));
-                        }
-                        bootstrap.push(addr);
+                    let listed = bootstrap.len();
+                    add_bootstrappers(value, &mut bootstrap).map_err(bad_value)?;
+                    if bootstrap.len() == listed {
+                        // Unless indented lines below list the addresses.
+                        empty_list = Some((line, key.clone()));
                     }
                 }
                 "data_dir" => {
@@ -246,6 +284,9 @@ impl NodeSettings {
             }
         }
 
+        if let Some(empty) = empty_list {
+            return Err(empty_error(empty));
+        }
         if !saw_dht {
             return Err(ConfigError::Missing {
                 file: file.to_owned(),
@@ -266,6 +307,32 @@ struct Entry {
     key: String,
     line: usize,
     addr: SocketAddr,
+}
+
+/// Addresses listed in a bootstrapper value (separated by commas or
+/// whitespace) added to `bootstrap`.
+fn add_bootstrappers(value: &str, bootstrap: &mut Vec<SocketAddr>) -> Result<(), String> {
+    for item in value.split([',', ' ', '\t']).filter(|s| !s.is_empty()) {
+        let addr = parse_host_port(item).map_err(|e| e.0)?;
+        if addr.port() == 0 {
+            return Err(format!("port 0 cannot be reached, got {item:?}"));
+        }
+        bootstrap.push(addr);
+    }
+    Ok(())
+}
+
+/// An indented line continuing `key`'s value in `[dht]`: more addresses for
+/// a bootstrapper list; for any other key of ours an error, as each holds
+/// one value (an unknown key's continuation is ignored with the key).
+fn continue_value(key: &str, value: &str, bootstrap: &mut Vec<SocketAddr>) -> Result<(), String> {
+    match key {
+        "bootstrapper" | "bootstrap_node" => add_bootstrappers(value, bootstrap),
+        "p2p_address" | "listen_address" | "api_address" | "data_dir" => Err(format!(
+            "one value expected, but an indented line continues it with {value:?}"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Cut `value ; comment` / `value # comment` (the marker must follow
@@ -602,13 +669,19 @@ api_address = not an address at all
         // when the key would contain a space.
         assert_eq!(
             err("[dht]\np2p_address = 127.0.0.1:1\napi_address 127.0.0.1:7401\n"),
-            r#"config.ini:3: expected `key = value`, got "api_address 127.0.0.1:7401""#
+            r#"config.ini:3: expected `key = value` with a one-word key, got "api_address 127.0.0.1:7401""#
         );
         // Other sections and keys before any section follow the same syntax,
-        // although their values are not ours.
+        // although their values are not ours...
         assert_eq!(
             err("[gossip]\njust words\n[dht]\np2p_address = 127.0.0.1:1\n"),
             r#"config.ini:2: expected `key = value`, got "just words""#
+        );
+        // ...and, as in `configparser`, their keys may hold spaces.
+        assert!(parse("[gossip]\ncache size = 50\n[dht]\np2p_address = 127.0.0.1:1\n").is_ok());
+        assert_eq!(
+            err("[dht]\ncache size = 50\n"),
+            r#"config.ini:2: expected `key = value` with a one-word key, got "cache size = 50""#
         );
         assert_eq!(
             err("hostkey /hostkey.pem\n[dht]\np2p_address = 127.0.0.1:1\n"),
@@ -617,6 +690,56 @@ api_address = not an address at all
         // Blank lines, comments and headers stay what they were.
         assert!(
             parse("\n  \n; c\n# c\n[gossip]\n\n[dht]\n; c\np2p_address = 127.0.0.1:1\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn indented_lines_continue_the_value_above() {
+        // `configparser`'s multi-line values: a bootstrapper list may go on
+        // over indented lines, also after an empty first line...
+        let listed = parse(
+            "[dht]\np2p_address = 127.0.0.1:1\nbootstrapper =\n  127.0.0.1:6001\n\n  \
+             127.0.0.1:6002, 127.0.0.1:6003\napi_address = 127.0.0.1:7001\n",
+        )
+        .unwrap();
+        assert_eq!(
+            listed.bootstrap,
+            vec![
+                sa("127.0.0.1:6001"),
+                sa("127.0.0.1:6002"),
+                sa("127.0.0.1:6003")
+            ]
+        );
+        assert_eq!(listed.api, Some(sa("127.0.0.1:7001")));
+        // ...other sections' values (and unknown [dht] keys') too...
+        assert!(parse(
+            "[gossip]\nbanner = one\n  two words\n[dht]\nmy_key = a\n  b c\n\
+             p2p_address = 127.0.0.1:1\n"
+        )
+        .is_ok());
+        // ...but a single address or directory continued is an error, not an
+        // address lost.
+        assert_eq!(
+            err("[dht]\np2p_address = 127.0.0.1:1\n  127.0.0.1:2\n"),
+            r#"config.ini:3: p2p_address: one value expected, but an indented line continues it with "127.0.0.1:2""#
+        );
+        // A list left empty is still an error, at its own line.
+        assert_eq!(
+            err("[dht]\nbootstrapper =\np2p_address = 127.0.0.1:1\n"),
+            "config.ini:2: bootstrapper: expected host:port, got an empty value"
+        );
+        assert_eq!(
+            err("[dht]\np2p_address = 127.0.0.1:1\nbootstrapper =\n"),
+            "config.ini:3: bootstrapper: expected host:port, got an empty value"
+        );
+        assert_eq!(
+            err("[dht]\nbootstrapper =\n[gossip]\n"),
+            "config.ini:2: bootstrapper: expected host:port, got an empty value"
+        );
+        // A bad address on a continuation line names that line.
+        assert_eq!(
+            err("[dht]\nbootstrapper = 127.0.0.1:6001\n  127.0.0.1\n"),
+            r#"config.ini:3: bootstrapper: expected host:port, got "127.0.0.1""#
         );
     }
 

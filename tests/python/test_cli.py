@@ -10,7 +10,8 @@ import time
 import unittest
 from typing import List
 
-from kadmium.cli import _convert_value, build_parser, parse_address
+from kadmium.cli import build_parser, parse_address
+from kadmium.cli_records import convert_value
 
 PY = sys.executable
 
@@ -41,10 +42,10 @@ class ParsingTest(unittest.TestCase):
     def test_bool_values_are_yes_or_no_words(self) -> None:
         for word, value in (("1", True), ("True", True), ("yes", True), ("on", True),
                             ("0", False), ("false", False), ("No", False), ("off", False)):
-            self.assertIs(_convert_value("bool", word), value, word)
+            self.assertIs(convert_value("bool", word), value, word)
         for bad in ("ture", "", "2", "y"):
             with self.assertRaisesRegex(argparse.ArgumentTypeError, "not a valid bool"):
-                _convert_value("bool", bad)
+                convert_value("bool", bad)
 
 
 class CommandsTest(unittest.TestCase):

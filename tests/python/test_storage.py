@@ -48,6 +48,21 @@ class ForgetfulStorageTest(unittest.TestCase):
         self.assertEqual(ours.get(b"k"), "QUIET")
         self.assertEqual(ours.get(b"missing", "default"), theirs.get(b"missing", "default"))
 
+    def test_a_subclass_keyerror_for_a_held_key_is_raised_as_upstream(self) -> None:
+        # get returns the default only for a key that is gone; a KeyError the
+        # subclass raises for its own reasons (a key it refuses) goes on.
+        def refusing(base: Any) -> Any:
+            class Refusing(base):  # type: ignore[misc, valid-type]
+                def __getitem__(self, key: bytes) -> Any:
+                    raise KeyError(f"refused: {key!r}")
+            return Refusing(ttl=60)
+
+        for s in (refusing(upstream.ForgetfulStorage), refusing(ForgetfulStorage)):
+            s[b"k"] = "v"
+            with self.assertRaisesRegex(KeyError, "refused"):
+                s.get(b"k")
+            self.assertEqual(s.get(b"missing", "default"), "default")
+
     def test_safe_to_read_while_another_thread_stores(self) -> None:
         # A node stores into its storage from kadmium's threads while the program may
         # iterate it on its own; thread switches are forced as often as Python allows.

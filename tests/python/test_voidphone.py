@@ -227,10 +227,14 @@ class ConfigTest(unittest.TestCase):
     def test_a_line_without_equals_sign_stops_the_node_naming_file_and_line(self) -> None:
         # `api_address 127.0.0.1:7401` used to be read as a key "api_address
         # 127.0.0.1" (split at the port's colon) and ignored: the node then ran
-        # with the default API address. It is a syntax error, in any section.
-        for text, line in [
-            ("[dht]\np2p_address = 127.0.0.1:0\napi_address 127.0.0.1:7401\n", 3),
-            ("[gossip]\nbootstrapper 127.0.0.1:6001\n[dht]\np2p_address = 127.0.0.1:0\n", 2),
+        # with the default API address. In [dht] it is a syntax error; a line
+        # with neither `=` nor `:` is one in any section (as in configparser).
+        expected = "expected `key = value`"
+        for text, line, error in [
+            ("[dht]\np2p_address = 127.0.0.1:0\napi_address 127.0.0.1:7401\n", 3,
+             f"{expected} with a one-word key"),
+            ("[gossip]\nbootstrapper 127.0.0.1\n[dht]\np2p_address = 127.0.0.1:0\n", 2,
+             expected),
         ]:
             with self.subTest(line=line):
                 path = self.write("; comment\n\n" + text)
@@ -239,7 +243,7 @@ class ConfigTest(unittest.TestCase):
                 self.assertEqual(run.returncode, 1, run.stderr)  # as every config file error
                 bad = text.splitlines()[line - 1]
                 self.assertEqual(run.stderr.strip().splitlines(),
-                                 [f'kadmium node: {path}:{line + 2}: expected `key = value`, got "{bad}"'])
+                                 [f'kadmium node: {path}:{line + 2}: {error}, got "{bad}"'])
                 self.assertNotIn("listening", run.stdout)
 
 

@@ -8,14 +8,16 @@
 //! A second node of this same process is refused by the same `flock` (each
 //! open of the file is its own lock holder), but "another process" would
 //! send its operator looking for one that does not exist. So the process
-//! also keeps a registry of the directories it has locked, by canonical
-//! path, and says "already open in this process" for those.
+//! also keeps a registry of the directories it has locked, by device and
+//! inode (what `flock` goes by: a symlink, `..` or a bind mount reach the
+//! same directory), and says "already open in this process" for those.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use fs4::FileExt;
 
@@ -23,31 +25,34 @@ use super::error::PersistError;
 
 pub const LOCK_FILE: &str = "LOCK";
 
-/// Directories locked by this process: canonical path → the pid that took
-/// the lock. The pid tells a forked child (which inherits this map, but
-/// holds none of the parent's locks as its own) that an entry is not its.
-static OPEN_DIRS: Mutex<BTreeMap<PathBuf, u32>> = Mutex::new(BTreeMap::new());
+/// A directory as the kernel knows it: (device, inode).
+type DirIdentity = (u64, u64);
+
+/// Directories locked by this process → the pid that took the lock. The pid
+/// tells a forked child (which inherits this map, but holds none of the
+/// parent's locks as its own) that an entry is not its.
+static OPEN_DIRS: Mutex<BTreeMap<DirIdentity, u32>> = Mutex::new(BTreeMap::new());
+
+fn open_dirs() -> MutexGuard<'static, BTreeMap<DirIdentity, u32>> {
+    OPEN_DIRS.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Holds the lock until dropped.
 #[derive(Debug)]
 pub struct DirLock {
-    // Declared first so it is dropped first: the flock is released before
-    // the registry entry goes, so no other thread of this process can find
-    // the directory unregistered yet still locked ("another process").
-    _file: File,
-    _registered: Registered,
-}
-
-/// An entry of [`OPEN_DIRS`], removed when dropped.
-#[derive(Debug)]
-struct Registered {
-    dir: PathBuf,
+    /// Taken (closed, so unlocked) in `drop`, under the registry's mutex.
+    file: Option<File>,
+    dir: DirIdentity,
     pid: u32,
 }
 
-impl Drop for Registered {
+impl Drop for DirLock {
     fn drop(&mut self) {
-        let mut open = OPEN_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
+        // The flock and the entry go together: no other thread of this
+        // process can find the directory registered but free, or free of
+        // the entry but still locked.
+        let mut open = open_dirs();
+        drop(self.file.take());
         if open.get(&self.dir) == Some(&self.pid) {
             open.remove(&self.dir);
         }
@@ -56,14 +61,14 @@ impl Drop for Registered {
 
 impl DirLock {
     pub fn acquire(dir: &Path) -> Result<DirLock, PersistError> {
-        // The same directory reached by another path (a symlink, `..`) is
-        // the same directory; `dir` exists by now (`prepare_dir`).
-        let canonical = std::fs::canonicalize(dir).map_err(|e| PersistError::from_io(dir, e))?;
+        // `dir` exists by now (`prepare_dir`).
+        let meta = std::fs::metadata(dir).map_err(|e| PersistError::from_io(dir, e))?;
+        let identity = (meta.dev(), meta.ino());
         let pid = std::process::id();
         // Held across the flock, so that two threads opening one directory
         // at once see each other here rather than in the flock.
-        let mut open = OPEN_DIRS.lock().unwrap_or_else(PoisonError::into_inner);
-        if open.get(&canonical) == Some(&pid) {
+        let mut open = open_dirs();
+        if open.get(&identity) == Some(&pid) {
             return Err(PersistError::Locked {
                 path: dir.to_owned(),
                 in_this_process: true,
@@ -90,17 +95,15 @@ impl DirLock {
             }
             Err(fs4::TryLockError::Error(e)) => return Err(PersistError::from_io(&path, e)),
         }
-        open.insert(canonical.clone(), pid);
+        open.insert(identity, pid);
         drop(open);
         // The pid is a courtesy for humans; failing to write it is harmless.
         let _ = file.set_len(0);
         let _ = writeln!(file, "{pid}");
         Ok(DirLock {
-            _file: file,
-            _registered: Registered {
-                dir: canonical,
-                pid,
-            },
+            file: Some(file),
+            dir: identity,
+            pid,
         })
     }
 }

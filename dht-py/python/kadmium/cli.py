@@ -8,6 +8,9 @@
     kadmium get --bootstrap HOST:PORT --public-key HEX [--salt S]    fetch a signed value
     kadmium demo [--nodes N]                                         a local network doing real puts and gets
 
+This module holds the parser, the entry point and ``kadmium node``; ``cli_records``
+holds ``put``, ``get`` and ``keygen``, ``cli_demo`` holds ``demo``.
+
 Adding to ``kadmium node``: put new options in ``add_node_options``, let
 ``node_settings`` fill ``NodeSettings`` from them (a config file, for instance,
 fills what the command line left unset), and start extra services from
@@ -18,20 +21,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import logging
 import os
-import random
 import signal
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple
 
 from kadmium import __version__, _kadmium, voidphone
-from kadmium._kadmium import KadmiumError, Keypair, NetworkError, ValueTooLargeError
-from kadmium.network import Server, ValueType
+from kadmium._kadmium import KadmiumError, NetworkError, ValueTooLargeError
+from kadmium.cli_demo import run_demo
+from kadmium.cli_records import (
+    CONVERTERS,
+    check_record_args,
+    convert_value,
+    public_key_hex,
+    run_get,
+    run_keygen,
+    run_put,
+)
+from kadmium.network import Server
 
 Address = Tuple[str, int]
 
@@ -86,11 +96,6 @@ def ttl_seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
-
-
-def _interface_for(peers: Sequence[Address]) -> str:
-    """Listen on IPv6 only if the peers to reach are IPv6."""
-    return "::" if peers and all(":" in host for host, _ in peers) else "0.0.0.0"
 
 
 # --- kadmium node -------------------------------------------------------------
@@ -271,310 +276,6 @@ async def run_node(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- kadmium put / get ----------------------------------------------------------
-
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def _parse_bool(text: str) -> bool:
-    """A yes/no word; anything else is refused rather than read as False."""
-    if text.lower() in _TRUE:
-        return True
-    if text.lower() in _FALSE:
-        return False
-    raise ValueError(text)
-
-
-def _int64(text: str) -> int:
-    value = int(text)
-    if not -(2**63) <= value < 2**64:
-        raise ValueError("outside 64 bits")
-    return value
-
-
-_CONVERTERS: Dict[str, Callable[[str], ValueType]] = {
-    "str": str,
-    "int": _int64,
-    "float": float,
-    "bool": _parse_bool,
-    "bytes": lambda s: s.encode("utf8"),
-}
-
-
-async def _client(args: argparse.Namespace) -> Server:
-    # A one-shot command should not be added to other nodes' routing tables
-    # (it is gone a second later): client-only unless --full-node.
-    server = Server(client_only=not args.full_node)
-    await server.listen(0, args.interface or _interface_for(args.bootstrap))
-    if not await server.bootstrap(args.bootstrap):
-        server.stop()
-        raise KadmiumError("no bootstrap node answered")
-    return server
-
-
-def _convert_value(type_name: str, text: str) -> ValueType:
-    try:
-        return _CONVERTERS[type_name](text)
-    except ValueError:
-        hint = f" (one of {', '.join(_TRUE + _FALSE)})" if type_name == "bool" else ""
-        raise argparse.ArgumentTypeError(f"not a valid {type_name}: {text!r}{hint}") from None
-
-
-async def run_put(args: argparse.Namespace) -> int:
-    if args.keypair is not None:
-        return await run_put_signed(args)
-    value = args.converted
-    server = await _client(args)
-    try:
-        ok = await server.set(args.key, value, ttl=args.ttl)
-    finally:
-        server.stop()
-    print("stored" if ok else "not stored: no node acknowledged the value")
-    return 0 if ok else 1
-
-
-async def run_put_signed(args: argparse.Namespace) -> int:
-    server = await _client(args)
-    try:
-        seq = await server.set_signed(args.keypair, args.value.encode("utf8"),
-                                      salt=args.salt.encode("utf8"), ttl=args.ttl)
-    finally:
-        server.stop()
-    print(f"stored seq {seq} under public key {args.keypair.public_key.hex()}")
-    return 0
-
-
-async def run_get_signed(args: argparse.Namespace) -> int:
-    server = await _client(args)
-    try:
-        get = server.get_signed(args.public_key, salt=args.salt.encode("utf8"))
-        found = await (asyncio.wait_for(get, args.timeout) if args.timeout else get)
-    except asyncio.TimeoutError:
-        raise KadmiumError(f"no answer within --timeout {args.timeout} s") from None
-    finally:
-        server.stop()
-    if found is None:
-        print(f"{args.public_key.hex()}: not found", file=sys.stderr)
-        return 1
-    try:
-        print(found.value.decode("utf8"))
-    except UnicodeDecodeError:
-        print(repr(found.value))
-    return 0
-
-
-async def run_get(args: argparse.Namespace) -> int:
-    if args.public_key is not None:
-        return await run_get_signed(args)
-    server = await _client(args)
-    try:
-        value = await server.get(args.key, timeout=args.timeout)
-    finally:
-        server.stop()
-    if value is None:
-        print(f"{args.key}: not found", file=sys.stderr)
-        return 1
-    print(value if isinstance(value, str) else repr(value))
-    return 0
-
-
-# --- kadmium keygen / key files ------------------------------------------------------
-
-
-def run_keygen(args: argparse.Namespace) -> int:
-    """Write a new secret as 64 hex digits to FILE, readable by its owner only."""
-    path: str = args.file
-    if os.path.lexists(path):
-        if not args.force:
-            raise UsageError(f"argument FILE: {path} exists (use --force to overwrite it)")
-        os.unlink(path)
-    keypair = Keypair.generate()
-    # O_EXCL: never write into a file someone else created between the check and here.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(keypair.secret.hex() + "\n")
-    print(keypair.public_key.hex())
-    return 0
-
-
-def load_keypair(path: str) -> Keypair:
-    """The key pair whose secret ``kadmium keygen`` wrote to ``path``."""
-    try:
-        with open(path, encoding="ascii") as f:
-            text = f.read().strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise argparse.ArgumentTypeError(f"cannot read {path}: {e}") from None
-    try:
-        secret = bytes.fromhex(text)
-    except ValueError:
-        secret = b""
-    if len(secret) != 32:
-        raise argparse.ArgumentTypeError(f"{path} does not hold a secret key (64 hex digits)")
-    return Keypair.from_secret(secret)
-
-
-def public_key_hex(text: str) -> bytes:
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise argparse.ArgumentTypeError(f"expected 64 hex digits, got {text!r}")
-    return key
-
-
-def _check_record_args(args: argparse.Namespace) -> None:
-    """``put``/``get``: KEY [VALUE] for plain values, or --key/--public-key
-    with no KEY; one line naming the argument otherwise."""
-    sub: argparse.ArgumentParser = args.subparser
-    args.keypair = None
-    signed = args.key_file if args.command == "put" else args.public_key
-    if args.command == "put":
-        given = [a for a in (args.key, args.value) if a is not None]
-        if signed is not None:
-            if len(given) != 1:
-                sub.error("argument VALUE: with --key, give exactly one VALUE (no KEY)")
-            if args.type is not None:
-                sub.error("argument --type: signed values are stored as UTF-8 bytes")
-            args.value, args.key = given[0], None
-            try:
-                args.keypair = load_keypair(signed)
-            except argparse.ArgumentTypeError as e:
-                sub.error(f"argument --key: {e}")
-            return
-        if len(given) != 2:
-            sub.error("the following arguments are required: KEY VALUE")
-    else:
-        if signed is not None and args.key is not None:
-            sub.error("argument KEY: not allowed with --public-key")
-        if signed is None and args.key is None:
-            sub.error("the following arguments are required: KEY (or --public-key)")
-    if args.salt and signed is None:
-        sub.error("argument --salt: only with --key (put) or --public-key (get)")
-
-
-# --- kadmium demo -----------------------------------------------------------------
-
-
-class Progress:
-    """A one-line progress bar on a terminal (a final line otherwise)."""
-
-    def __init__(self, label: str, total: int, out: TextIO = sys.stderr, width: int = 30) -> None:
-        self.label, self.total, self.out, self.width = label, max(total, 1), out, width
-        self.done = 0
-        self.live = out.isatty()
-        self._drawn = -1.0
-        self._draw()
-
-    def advance(self, n: int = 1) -> None:
-        self.done += n
-        # Redraw at most ~100 times per bar; a terminal write per op would dominate.
-        if self.live and (self.done == self.total or self.done / self.total - self._drawn >= 0.01):
-            self._draw()
-
-    def _draw(self) -> None:
-        if not self.live:
-            return
-        frac = self.done / self.total
-        self._drawn = frac
-        bar = "#" * int(frac * self.width)
-        self.out.write(f"\r{self.label:<14} [{bar:<{self.width}}] {self.done}/{self.total}")
-        self.out.flush()
-
-    def close(self) -> None:
-        if self.live:
-            self._draw()
-            self.out.write("\n")
-        else:
-            self.out.write(f"{self.label:<14} {self.done}/{self.total} done\n")
-        self.out.flush()
-
-
-def _percentile(samples: Sequence[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
-
-
-async def _run_ops(
-    label: str, jobs: List[Callable[[], Awaitable[Any]]], concurrency: int
-) -> Tuple[List[Any], List[float], float]:
-    """Run the jobs, at most ``concurrency`` at once: results, latencies, wall time."""
-    results: List[Any] = [None] * len(jobs)
-    latencies: List[float] = [0.0] * len(jobs)
-    gate = asyncio.Semaphore(concurrency)
-    bar = Progress(label, len(jobs))
-
-    async def one(i: int) -> None:
-        async with gate:
-            start = time.perf_counter()
-            results[i] = await jobs[i]()
-            latencies[i] = time.perf_counter() - start
-            bar.advance()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(len(jobs))))
-    wall = time.perf_counter() - start
-    bar.close()
-    return results, latencies, wall
-
-
-async def run_demo(args: argparse.Namespace) -> int:
-    if args.nodes < 2:
-        raise SystemExit("kadmium demo: --nodes must be at least 2")
-    rng = random.Random(args.seed)
-    servers = [Server() for _ in range(args.nodes)]
-    print(f"kadmium {__version__} demo: {args.nodes} nodes on 127.0.0.1, {args.ops} puts "
-          f"and gets of {args.value_size}-byte values, {args.concurrency} at a time",
-          file=sys.stderr)
-    try:
-        bar = Progress("listening", len(servers))
-        for s in servers:
-            await s.listen(0, "127.0.0.1")
-            bar.advance()
-        bar.close()
-        ports = [s.node.port for s in servers]
-        start = time.perf_counter()
-        bar = Progress("bootstrapping", len(servers) - 1)
-        for i in range(1, len(servers)):
-            seeds = sorted({0, rng.randrange(i)})
-            await servers[i].bootstrap([("127.0.0.1", ports[j]) for j in seeds])
-            bar.advance()
-        bar.close()
-        bootstrap_s = time.perf_counter() - start
-
-        keys = [f"demo-{i}" for i in range(args.ops)]
-        values = {k: os.urandom(args.value_size) for k in keys}
-        putter = {k: rng.randrange(len(servers)) for k in keys}
-        getter = {k: (putter[k] + 1 + rng.randrange(len(servers) - 1)) % len(servers) for k in keys}
-        put_jobs: List[Callable[[], Awaitable[Any]]] = [
-            functools.partial(servers[putter[k]].set, k, values[k]) for k in keys
-        ]
-        puts, put_lat, put_wall = await _run_ops("puts", put_jobs, args.concurrency)
-        get_jobs: List[Callable[[], Awaitable[Any]]] = [
-            functools.partial(servers[getter[k]].get, k) for k in keys
-        ]
-        gets, get_lat, get_wall = await _run_ops("gets", get_jobs, args.concurrency)
-    finally:
-        for s in servers:
-            s.stop()
-
-    put_ok = sum(1 for ok in puts if ok)
-    get_ok = sum(1 for k, v in zip(keys, gets) if v == values[k])
-    rows = [
-        ("put", put_ok, put_lat, put_wall),
-        ("get", get_ok, get_lat, get_wall),
-    ]
-    print(f"\nbootstrap of {args.nodes} nodes: {bootstrap_s:.2f} s\n")
-    print(f"{'op':<4} {'ok':>11} {'success':>8} {'p50 ms':>8} {'p99 ms':>8} {'ops/s':>9}")
-    for name, ok, lat, wall in rows:
-        print(
-            f"{name:<4} {f'{ok}/{len(keys)}':>11} {100.0 * ok / max(len(keys), 1):>7.1f}%"
-            f" {statistics.median(lat) * 1e3 if lat else 0.0:>8.2f}"
-            f" {_percentile(lat, 0.99) * 1e3:>8.2f} {len(keys) / wall if wall else 0.0:>9.1f}"
-        )
-    return 0 if put_ok == get_ok == len(keys) else 1
-
-
 # --- entry point ---------------------------------------------------------------------
 
 
@@ -610,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run, subparser=p)
     put = sub.choices["put"]
     put.add_argument("value", nargs="?", metavar="VALUE")
-    put.add_argument("--type", choices=sorted(_CONVERTERS),
+    put.add_argument("--type", choices=sorted(CONVERTERS),
                      help="type the value is stored as (default str)")
     put.add_argument("--key", dest="key_file", metavar="FILE",
                      help="store VALUE signed with the secret in FILE (from kadmium keygen), "
@@ -674,10 +375,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("put", "get"):
-        _check_record_args(args)
+        check_record_args(args)
     if args.command == "put" and args.keypair is None:
         try:
-            args.converted = _convert_value(args.type or "str", args.value)
+            args.converted = convert_value(args.type or "str", args.value)
         except argparse.ArgumentTypeError as e:
             args.subparser.error(f"argument value: {e}")
     try:

@@ -97,7 +97,13 @@ class ForgetfulStorage(IStorage):
         # Through self[key], as upstream: a subclass's __getitem__ is honoured.
         try:
             return self[key]
-        except KeyError:  # culled by another thread since the check
+        except KeyError:
+            # Culled by another thread since the check: the default. A
+            # KeyError a subclass's __getitem__ raises for a key still held
+            # is its own, and goes on, as upstream.
+            with self._lock:
+                if key in self.data:
+                    raise
             return default
 
     def __getitem__(self, key: bytes) -> Any:
