@@ -44,6 +44,7 @@ $(VENV)/.stamp: requirements-dev.txt
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
 test-rust: setup
 	$(CARGO) test --workspace --release

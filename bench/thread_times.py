@@ -22,20 +22,26 @@ def thread_times(caller_last=False):
     """{thread id: (name, ns running, ns waiting for a CPU)} of this process's threads.
 
     Reading them takes some tens of microseconds. Before an interval, pass
-    `caller_last=True`; after it, leave the default (caller first): the reads of the other
-    threads then fall outside the calling thread's share of the interval."""
-    me = str(threading.get_native_id())
+    `caller_last=True`; after it, leave the default (caller first). The calling thread's
+    own CPU clock is read at the very end of the call before an interval and at the very
+    start after one, so listing and reading the others (files opened by this very thread)
+    falls outside its share of the interval."""
+    me = threading.get_native_id()
+    my_running = None if caller_last else cpu_clock_ns(me)
     times = {}
-    for tid in sorted(os.listdir("/proc/self/task"), key=lambda t: (t == me) == caller_last):
+    for tid in map(int, os.listdir("/proc/self/task")):
         try:
             with open(f"/proc/self/task/{tid}/schedstat") as f:
                 _, waiting, _ = map(int, f.read().split())
             with open(f"/proc/self/task/{tid}/comm") as f:
                 name = f.read().strip()
-            running = cpu_clock_ns(int(tid))
+            running = my_running if tid == me else cpu_clock_ns(tid)
         except OSError:  # the thread ended meanwhile (EINVAL from its clock, too)
             continue
-        times[int(tid)] = (name, running, waiting)
+        times[tid] = (name, running, waiting)
+    if caller_last and me in times:
+        name, _, waiting = times[me]
+        times[me] = (name, cpu_clock_ns(me), waiting)
     return times
 
 

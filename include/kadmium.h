@@ -11,7 +11,8 @@
  * - Out-parameters are named *_out and are written only on success.
  * - Passing NULL where a pointer is required returns KAD_NULL_POINTER.
  * - A buffer pointer is followed by its length; a length above PTRDIFF_MAX
- *   is refused with KAD_INVALID_ARGUMENT before the buffer is read.
+ *   is refused with KAD_INVALID_ARGUMENT before the buffer is read or
+ *   written (output buffers too).
  * - A panic inside the library never crosses into C: it is turned into
  *   KAD_PANIC (or a documented neutral value for functions without a result).
  * - Handles (kad_config, kad_node, kad_value, kad_stats, kad_routing_table)
@@ -89,8 +90,13 @@
 #define KAD_ID_LEN 20
 
 /*
+ Length of an ed25519 secret key and of a public key, in bytes.
+ */
+#define KAD_KEY_LEN 32
+
+/*
  Room for the longest address kad_node_public_address writes
- ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535") and its NUL.
+ (`[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535`) and its NUL.
  */
 #define KAD_ADDRESS_MAX_LEN 48
 
@@ -98,14 +104,16 @@
  Most library threads that run C callbacks at once. When that many
  callbacks are running (or blocked), further callbacks wait in order for
  one of them to return; they are delayed, never lost. Host names given
- to _async calls are resolved on the same pool.
+ to _async calls are resolved on the same pool (blocking calls resolve
+ them on the calling thread).
  */
 #define KAD_CALLBACK_THREADS 64
 
 /*
- Length of an ed25519 secret key and of a public key, in bytes.
+ Longest salt of a signed record, in bytes (longer ones are
+ KAD_INVALID_ARGUMENT from every signed-record call).
  */
-#define KAD_KEY_LEN 32
+#define KAD_SALT_MAX_LEN 64
 
 /*
  Major version of the header (matches the library's Cargo.toml).
@@ -127,6 +135,11 @@
  PATCH (0.1.0 is 1000), for `#if KAD_VERSION_NUMBER >= ...` tests.
  */
 #define KAD_VERSION_NUMBER 1000
+
+/*
+ Largest `max_in_flight` of kad_api_server_start.
+ */
+#define KAD_API_MAX_IN_FLIGHT 65536
 
 /*
  Result of every fallible kadmium function. `KAD_OK` is 0.
@@ -483,8 +496,10 @@ typedef struct kad_value kad_value;
  "dht_core::node"), `message` the text with its fields ("node started
  id=... addr=..."); both NUL-terminated and valid only during the call.
  Runs on the thread that logged, often a library worker thread, possibly
- on several threads at once: it must be quick and must not block; kadmium
- calls that wait return KAD_WRONG_THREAD there. Calls that read a node
+ on several threads at once: it must be quick and must not block (in
+ particular not on a lock that a thread calling kad_node_free or
+ kad_api_server_free may hold: those wait for the library's threads);
+ kadmium calls that wait return KAD_WRONG_THREAD there. Calls that read a node
  (kad_node_stats, kad_node_public_address, the routing-table calls) work:
  a message a node makes while it holds its state reaches the callback
  after the node has let go of it, on the same thread.
@@ -503,14 +518,6 @@ typedef void (*kad_shutdown_callback)(void *userdata,
                                       kad_result result);
 
 /*
- Called once when kad_node_bootstrap_async finishes. `contacts` is the number
- of contacts found (0 unless `result` is KAD_OK).
- */
-typedef void (*kad_bootstrap_callback)(void *userdata,
-                                       kad_result result,
-                                       size_t contacts);
-
-/*
  Called once when a put finishes. `stored` is the number of nodes that
  hold the value (remote acknowledgements plus this node's own copy; 0
  unless `result` is KAD_OK).
@@ -527,6 +534,14 @@ typedef void (*kad_put_callback)(void *userdata,
 typedef void (*kad_get_callback)(void *userdata,
                                  kad_result result,
                                  struct kad_value *value);
+
+/*
+ Called once when kad_node_bootstrap_async finishes. `contacts` is the number
+ of contacts found (0 unless `result` is KAD_OK).
+ */
+typedef void (*kad_bootstrap_callback)(void *userdata,
+                                       kad_result result,
+                                       size_t contacts);
 
 /*
  Called once when kad_node_ping_async finishes. On KAD_OK `id` points to the
@@ -720,7 +735,9 @@ kad_result kad_config_set_data_dir(struct kad_config *config,
  (`written_out` may be NULL). Unknown codes get "unknown result code".
 
  Returns KAD_NULL_POINTER if `buf` is NULL, KAD_BUFFER_TOO_SMALL if
- `buf_len` is 0. The caller owns `buf`. Does not change the last-error detail.
+ `buf_len` is 0, KAD_INVALID_ARGUMENT if it is above PTRDIFF_MAX (nothing
+ is written then). The caller owns `buf`. Does not change the last-error
+ detail.
  */
 kad_result kad_result_message(uint32_t result,
                               char *buf,
@@ -743,8 +760,10 @@ const char *kad_result_str(uint32_t result);
  Callbacks see the detail of the operation they report.
 
  Returns KAD_NULL_POINTER if `buf` is NULL, KAD_BUFFER_TOO_SMALL if
- `buf_len` is 0. The caller owns `buf`; the library keeps its own copy, so
- later calls never change what was copied.
+ `buf_len` is 0, KAD_INVALID_ARGUMENT if it is above PTRDIFF_MAX (nothing
+ is written then; none of these failures changes the detail). The caller
+ owns `buf`; the library keeps its own copy, so later calls never change
+ what was copied.
  */
 kad_result kad_last_error_detail(char *buf,
                                  size_t buf_len,
@@ -765,12 +784,50 @@ size_t kad_last_error_detail_len(void);
  or to compare with keys seen elsewhere.
 
  KAD_NULL_POINTER for a NULL `key` (whatever `key_len`) or `digest_out`,
- KAD_INVALID_ARGUMENT for `key_len == 0` or above PTRDIFF_MAX, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
+ KAD_INVALID_ARGUMENT for `key_len == 0` or either length above
+ PTRDIFF_MAX, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
  */
 kad_result kad_key_digest(const uint8_t *key,
                           size_t key_len,
                           uint8_t *digest_out,
                           size_t digest_out_len);
+
+/*
+ A new key pair from the operating system's CSPRNG. The caller owns it;
+ release it with kad_keypair_free. Never returns NULL.
+ */
+struct kad_keypair *kad_keypair_new(void);
+
+/*
+ The key pair of a KAD_KEY_LEN-byte ed25519 secret (as written by
+ kad_keypair_secret). On success `*keypair_out` receives a new key pair
+ the caller owns (release with kad_keypair_free). KAD_INVALID_ARGUMENT
+ unless `secret_len` is KAD_KEY_LEN.
+ */
+kad_result kad_keypair_from_secret(const uint8_t *secret,
+                                   size_t secret_len,
+                                   struct kad_keypair **keypair_out);
+
+/*
+ Copy the KAD_KEY_LEN-byte secret into `buf` (`buf_len` at least
+ KAD_KEY_LEN, else KAD_BUFFER_TOO_SMALL). Keep it private: it signs records.
+ */
+kad_result kad_keypair_secret(const struct kad_keypair *keypair,
+                              uint8_t *buf,
+                              size_t buf_len);
+
+/*
+ Copy the KAD_KEY_LEN-byte public key (what readers pass to
+ kad_node_get_signed) into `buf` (`buf_len` at least KAD_KEY_LEN).
+ */
+kad_result kad_keypair_public_key(const struct kad_keypair *keypair,
+                                  uint8_t *buf,
+                                  size_t buf_len);
+
+/*
+ Release a key pair. NULL is ignored; freeing twice is undefined behaviour.
+ */
+void kad_keypair_free(struct kad_keypair *keypair);
 
 /*
  Send the library's log messages up to `max_level` to `callback` (called
@@ -817,9 +874,10 @@ void kad_node_free(struct kad_node *node);
 
 /*
  Like kad_node_free, then also wait until every callback of this node's
- operations has returned, so that nothing the callbacks use can be
- destroyed too early (e.g. before returning from main). `timeout_ms` 0
- waits as long as it takes.
+ operations has returned, and the callback of every
+ kad_node_shutdown_async call made before, so that nothing the callbacks
+ use can be destroyed too early (e.g. before returning from main).
+ `timeout_ms` 0 waits as long as it takes.
 
  The handle is released in every case except KAD_WRONG_THREAD.
  KAD_TIMEOUT if callbacks were still running after `timeout_ms` (they
@@ -838,6 +896,10 @@ kad_result kad_node_free_wait(struct kad_node *node,
  operations return KAD_SHUT_DOWN at once (an _async call then never calls
  its callback), getters keep working. Idempotent. The handle still has to
  be released with kad_node_free. May be called from a callback.
+
+ From a log callback (a worker thread, where it cannot wait) it returns
+ KAD_WRONG_THREAD and does nothing, as every call that waits does there;
+ use kad_node_shutdown_async in a log callback.
  */
 kad_result kad_node_shutdown(struct kad_node *node);
 
@@ -869,7 +931,7 @@ kad_result kad_node_id(const struct kad_node *node,
 
 /*
  Write the node's public address as its peers see it ("ip:port", or
- "[ip]:port" for IPv6; behind a NAT, the NAT's address) into `addr_out`,
+ `[ip]:port` for IPv6; behind a NAT, the NAT's address) into `addr_out`,
  NUL-terminated, and its length without the NUL into `*written_out`
  (`written_out` may be NULL). `addr_out_len` >= KAD_ADDRESS_MAX_LEN is
  always enough.
@@ -890,42 +952,6 @@ kad_result kad_node_public_address(const struct kad_node *node,
                                    char *addr_out,
                                    size_t addr_out_len,
                                    size_t *written_out);
-
-/*
- Join the network: ping every address in `addrs` ("host:port" strings,
- `addrs_len` of them; names are resolved inside the operation), then look
- up the node's own id. Contacts already known (e.g. imported with
- kad_node_import_routing_table) also seed the lookup, so `addrs_len` may
- be 0 (then `addrs` may be NULL). On success `*contacts_out` (may be NULL)
- receives the number of contacts found.
-
- KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS at once for an
- unparsable address or one this node can never reach (port 0, an IPv6
- peer on an IPv4 node; 0.0.0.0 means this host; see kad_node_ping) and for
- a name that
- does not resolve, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
- KAD_WRONG_THREAD inside a callback.
- */
-kad_result kad_node_bootstrap(struct kad_node *node,
-                              const char *const *addrs,
-                              size_t addrs_len,
-                              uint32_t timeout_ms,
-                              size_t *contacts_out);
-
-/*
- Asynchronous kad_node_bootstrap: returns at once (host names are resolved
- later, never on the calling thread; a name that does not resolve is
- reported to the callback as KAD_BAD_ADDRESS); `callback` (may be NULL
- to ignore the outcome) is then called exactly once with `userdata`, on a
- library thread.
- */
-kad_result kad_node_bootstrap_async(struct kad_node *node,
-                                    const char *const *addrs,
-                                    size_t addrs_len,
-                                    uint32_t timeout_ms,
-                                    kad_bootstrap_callback callback,
-                                    void *userdata,
-                                    const struct kad_cancel_token *cancel);
 
 /*
  Store `value_len` bytes at `value` (copied; `value` may be NULL when
@@ -1042,8 +1068,45 @@ kad_result kad_node_get_digest_async(struct kad_node *node,
                                      const struct kad_cancel_token *cancel);
 
 /*
- Ping the node at `addr` ("host:port"; a name is resolved inside the
- operation). On success its KAD_ID_LEN-byte id
+ Join the network: ping every address in `addrs` ("host:port" strings,
+ `addrs_len` of them; names are resolved first, on the calling thread,
+ within `timeout_ms`), then look
+ up the node's own id. Contacts already known (e.g. imported with
+ kad_node_import_routing_table) also seed the lookup, so `addrs_len` may
+ be 0 (then `addrs` may be NULL). On success `*contacts_out` (may be NULL)
+ receives the number of contacts found.
+
+ KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS at once for an
+ unparsable address or one this node can never reach (port 0, an IPv6
+ peer on an IPv4 node; 0.0.0.0 means this host; see kad_node_ping) and for
+ a name that
+ does not resolve, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
+ KAD_WRONG_THREAD inside a callback.
+ */
+kad_result kad_node_bootstrap(struct kad_node *node,
+                              const char *const *addrs,
+                              size_t addrs_len,
+                              uint32_t timeout_ms,
+                              size_t *contacts_out);
+
+/*
+ Asynchronous kad_node_bootstrap: returns at once (host names are resolved
+ later, never on the calling thread; a name that does not resolve is
+ reported to the callback as KAD_BAD_ADDRESS); `callback` (may be NULL
+ to ignore the outcome) is then called exactly once with `userdata`, on a
+ library thread.
+ */
+kad_result kad_node_bootstrap_async(struct kad_node *node,
+                                    const char *const *addrs,
+                                    size_t addrs_len,
+                                    uint32_t timeout_ms,
+                                    kad_bootstrap_callback callback,
+                                    void *userdata,
+                                    const struct kad_cancel_token *cancel);
+
+/*
+ Ping the node at `addr` ("host:port"; a name is resolved first, on the
+ calling thread, within `timeout_ms`). On success its KAD_ID_LEN-byte id
  is copied to `id_out` if that is not NULL (`id_out_len` at least
  KAD_ID_LEN, else KAD_BUFFER_TOO_SMALL before anything is sent).
 
@@ -1081,9 +1144,12 @@ kad_result kad_node_export_routing_table(const struct kad_node *node,
 
 /*
  Add the contacts of `table` to the node's routing table (they are
- checked by the node as usual). `*added_out` (may be NULL) receives how
- many were new. Follow with kad_node_bootstrap (addrs_len 0 is fine) to
- refresh them.
+ checked by the node as usual). Contacts this node can never reach are
+ skipped: port 0, unspecified or multicast addresses, and addresses of
+ another IP family than the node's socket (IPv6 on a node bound to an
+ IPv4 address), as kad_node_ping refuses them. `*added_out` (may be NULL)
+ receives how many were new (skipped ones are not counted). Follow with
+ kad_node_bootstrap (addrs_len 0 is fine) to refresh them.
  */
 kad_result kad_node_import_routing_table(struct kad_node *node,
                                          const struct kad_routing_table *table,
@@ -1120,9 +1186,10 @@ kad_result kad_routing_table_serialize(const struct kad_routing_table *table,
 /*
  Parse the text form of a routing table (`len` bytes at `data`; NULL is
  fine with `len` 0): one contact per line, "<40 hex digits> <ip:port>",
- IPv6 as "[ip]:port"; empty lines and lines starting with '#' are ignored.
+ IPv6 as `[ip]:port`; empty lines and lines starting with '#' are ignored.
  On success `*table_out` receives a new table the caller owns.
- KAD_INVALID_ARGUMENT (detail names the line) for malformed text.
+ KAD_INVALID_ARGUMENT (the detail names the line) for malformed text,
+ also for text that is not UTF-8 (the detail names the line and byte).
  */
 kad_result kad_routing_table_parse(const uint8_t *data,
                                    size_t len,
@@ -1134,43 +1201,6 @@ kad_result kad_routing_table_parse(const uint8_t *data,
 void kad_routing_table_free(struct kad_routing_table *table);
 
 /*
- A new key pair from the operating system's CSPRNG. The caller owns it;
- release it with kad_keypair_free. Never returns NULL.
- */
-struct kad_keypair *kad_keypair_new(void);
-
-/*
- The key pair of a KAD_KEY_LEN-byte ed25519 secret (as written by
- kad_keypair_secret). On success `*keypair_out` receives a new key pair
- the caller owns (release with kad_keypair_free). KAD_INVALID_ARGUMENT
- unless `secret_len` is KAD_KEY_LEN.
- */
-kad_result kad_keypair_from_secret(const uint8_t *secret,
-                                   size_t secret_len,
-                                   struct kad_keypair **keypair_out);
-
-/*
- Copy the KAD_KEY_LEN-byte secret into `buf` (`buf_len` at least
- KAD_KEY_LEN, else KAD_BUFFER_TOO_SMALL). Keep it private: it signs records.
- */
-kad_result kad_keypair_secret(const struct kad_keypair *keypair,
-                              uint8_t *buf,
-                              size_t buf_len);
-
-/*
- Copy the KAD_KEY_LEN-byte public key (what readers pass to
- kad_node_get_signed) into `buf` (`buf_len` at least KAD_KEY_LEN).
- */
-kad_result kad_keypair_public_key(const struct kad_keypair *keypair,
-                                  uint8_t *buf,
-                                  size_t buf_len);
-
-/*
- Release a key pair. NULL is ignored; freeing twice is undefined behaviour.
- */
-void kad_keypair_free(struct kad_keypair *keypair);
-
-/*
  Sign `value` (`value_len` bytes) with `keypair` and store it under
  SHA-1(public key ‖ `salt`) at the k closest nodes (`salt` may be NULL
  with `salt_len` 0). `seq` 0 takes one more than the newest record found;
@@ -1179,6 +1209,7 @@ void kad_keypair_free(struct kad_keypair *keypair);
  signed into the record). On success `*seq_out` (may be NULL) receives
  the sequence number stored.
 
+ KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN (64) bytes,
  KAD_INVALID_RECORD when `seq` is not above the newest record's,
  KAD_VALUE_TOO_LARGE when the record does not fit a datagram, KAD_TIMEOUT
  after `timeout_ms` (0 = no limit). Blocking; KAD_WRONG_THREAD inside a
@@ -1219,6 +1250,7 @@ kad_result kad_node_put_signed_async(struct kad_node *node,
  Delete the record under SHA-1(public key ‖ `salt`) by storing a signed
  tombstone; later gets find nothing. On success `*seq_out` (may be NULL)
  receives the tombstone's sequence number. Blocking, like kad_node_put_signed.
+ KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN bytes.
  */
 kad_result kad_node_delete_signed(struct kad_node *node,
                                   const struct kad_keypair *keypair,
@@ -1233,6 +1265,7 @@ kad_result kad_node_delete_signed(struct kad_node *node,
  answers. On success `*value_out` receives a new bytes kad_value the
  caller owns (release with kad_value_free) and `*seq_out` (may be NULL)
  its sequence number. KAD_NOT_FOUND when there is none or it was deleted,
+ KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN bytes,
  KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking.
  */
 kad_result kad_node_get_signed(struct kad_node *node,
@@ -1470,8 +1503,9 @@ const char *kad_version(void);
  653 FAILURE) on TCP `host:port` from `node`. `host` is an IP literal
  ("127.0.0.1", "::1", "0.0.0.0"; names are not resolved); `port` 0 picks
  a free port (see kad_api_server_port). `max_connections` (0 = 1024) bounds
- the clients served at once; `max_in_flight` (0 = 64) bounds the requests
- in progress per connection. A 32-byte API key K is stored under the
+ the clients served at once; `max_in_flight` (0 = 64, at most
+ KAD_API_MAX_IN_FLIGHT) bounds the requests in progress per connection.
+ A 32-byte API key K is stored under the
  digest of K, so kad_node_get(node, K, 32, ...) finds values put through
  the API and the other way round.
 
@@ -1482,7 +1516,9 @@ const char *kad_version(void);
 
  Blocking (binds the socket); KAD_WRONG_THREAD inside a callback.
  KAD_INVALID_HANDLE for a freed node, KAD_BAD_ADDRESS if `host` is not an
- IP address, KAD_NETWORK_ERROR if the address cannot be bound.
+ IP address, KAD_INVALID_ARGUMENT for `max_in_flight` above
+ KAD_API_MAX_IN_FLIGHT (the detail names the limit), KAD_NETWORK_ERROR if
+ the address cannot be bound.
  */
 kad_result kad_api_server_start(struct kad_node *node,
                                 const char *host,
@@ -1499,8 +1535,13 @@ kad_result kad_api_server_port(const struct kad_api_server *server,
 
 /*
  Stop the server (close the listener and every client connection; the node
- keeps running) and release it. NULL is ignored. Freeing the same server
- twice is undefined behaviour. Does not block.
+ keeps running) and release it, returning once the listening socket is
+ closed: the port can be bound again at once. NULL is ignored. Freeing the
+ same server twice is undefined behaviour.
+
+ May be called from a callback (it waits on another thread); from a log
+ callback it stops the server without waiting for the socket, as
+ kad_node_free does there.
  */
 void kad_api_server_free(struct kad_api_server *server);
 

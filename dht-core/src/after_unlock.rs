@@ -16,7 +16,7 @@
 //! must not overtake it.
 //!
 //! Every lock of a node's state goes through `Inner::lock` (node.rs), which
-//! keeps a [`HeldScope`] for as long as it holds the lock.
+//! keeps a `HeldScope` for as long as it holds the lock.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

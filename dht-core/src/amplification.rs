@@ -36,7 +36,7 @@ const MAX_WAITING_PER_ADDR: usize = 4;
 const MAX_WAITING: usize = 1024;
 
 /// The answers held back and the pings checking addresses. Addresses are
-/// kept as [`PeerKey`]s (a `SocketAddr` is 32 bytes).
+/// kept as `PeerKey`s (a `SocketAddr` is 32 bytes).
 #[derive(Default)]
 pub struct AddressValidation {
     /// Apply the rule to loopback and private addresses too.
@@ -84,7 +84,7 @@ impl AddressValidation {
         }
     }
 
-    /// Free the tables a burst left empty (see [`crate::idle_memory`]).
+    /// Free the tables a burst left empty (see `idle_memory.rs`).
     pub fn release_idle_memory(&mut self) {
         if let Some(c) = self.checks.as_deref_mut() {
             if c.waiting.is_empty() && c.pinging.is_empty() && c.failed_at.is_empty() {

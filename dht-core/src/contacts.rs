@@ -47,7 +47,7 @@ impl Contacts {
         }
     }
 
-    /// Free the lists a burst left empty (see [`crate::idle_memory`]).
+    /// Free the lists a burst left empty (see `idle_memory.rs`).
     pub fn release_idle_memory(&mut self) {
         self.appeared.release_if_empty();
         self.left.release_if_empty();

@@ -290,10 +290,15 @@ impl Node {
     }
 
     /// Add saved contacts to the routing table; returns how many were new.
+    /// Contacts this node cannot send to (another IP family than its
+    /// socket's, port 0) are skipped.
     pub fn import_contacts(&self, contacts: &[Contact]) -> usize {
+        // A contact this socket cannot send to (the other IP family, port 0)
+        // would only take a slot until its pings time out.
         let contacts: Vec<Contact> = contacts
             .iter()
             .map(|c| Contact::new(c.id, canonical(c.addr)))
+            .filter(|c| self.check_peer_addr(c.addr).is_ok())
             .collect();
         let added = self.inner.lock().protocol.import_contacts(now(), &contacts);
         self.inner.wake.notify_one();

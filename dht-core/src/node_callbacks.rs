@@ -72,6 +72,7 @@ mod tests {
     use crate::config::Config;
     use crate::error::Error;
     use crate::id::NodeId;
+    use crate::value::MAX_VALUE_DEPTH;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -129,6 +130,24 @@ mod tests {
             matches!(refused, Err(Error::ValueTooLarge { .. })),
             "{refused:?}"
         );
+        // Values peers' decoders refuse are refused here too.
+        let map_key = Value::Map(vec![(Value::Map(vec![]), Value::Int(1))]);
+        let mut too_deep = Value::Nil;
+        for _ in 0..=MAX_VALUE_DEPTH {
+            too_deep = Value::List(vec![too_deep]);
+        }
+        for value in [map_key, too_deep] {
+            let (tx, rx) = mpsc::channel();
+            let opts = PutOptions::default();
+            node.put_then(NodeId::digest(b"k"), value, opts, move |r| {
+                let _ = tx.send(r);
+            });
+            let refused = tokio::task::block_in_place(|| answer(&rx));
+            assert!(
+                matches!(refused, Err(Error::InvalidArgument(_))),
+                "{refused:?}"
+            );
+        }
         node.shutdown_and_wait().await;
     }
 

@@ -166,8 +166,14 @@ pub(crate) async fn drive(
     }
     if let Some(d) = &mut durable {
         // Save what the last commands changed (a store_local just before
-        // shutdown, say), then complete what waited for it.
-        d.collect(&mut inner.lock().protocol, now());
+        // shutdown, say) and the contacts as they are, then complete what
+        // waited for it.
+        let at = now();
+        {
+            let mut guard = inner.lock();
+            guard.protocol.save_contacts_by(at);
+            d.collect(&mut guard.protocol, at);
+        }
         d.flush().await;
         let mut answers = held.release(d);
         for (waiter, outcome) in finished.drain(..) {
@@ -175,7 +181,7 @@ pub(crate) async fn drive(
         }
         udp::send_batch(&socket, inner.local_addr, &mut answers, &mut Vec::new()).await;
     }
-    debug!(id = %inner.id, "node stopped");
+    // "node stopped" is logged by `DriverExit`, once the node is closed.
 }
 
 async fn finish_commit(durable: &mut Option<Durable>) {
@@ -203,5 +209,9 @@ impl Drop for DriverExit {
             self.0.lock().driver_gone = true;
         }
         self.0.closed.send_replace(true);
+        // After the node is closed: a log handler may be slow, or wait for
+        // the very thread that is waiting for the node to close (a Python
+        // handler that stops a node holds the handler's lock meanwhile).
+        debug!(id = %self.0.id, "node stopped");
     }
 }

@@ -16,14 +16,14 @@
 //! same addresses, a third of a simulated node's memory between them; one
 //! key and one lookup per reply now serve both.
 //!
-//! Addresses are kept as [`PeerKey`]s: the table holds every peer that
+//! Addresses are kept as `PeerKey`s: the table holds every peer that
 //! answered within the hour, and a `SocketAddr` is 32 bytes. The table is a
 //! sorted array (`peer_array`), 16 bytes a record with its key (it keeps 4
 //! bytes of the key), where a hash table took ~41 with its empty slots: the
 //! largest part of a simulated node
 //! (at 10⁴ nodes, 94% of its records are of contacts in its routing table,
 //! ~150 a node). At most
-//! [`MAX_PEERS`] are kept: past that, records older than [`ANSWERED_FOR`]
+//! `MAX_PEERS` are kept: past that, records older than [`ANSWERED_FOR`]
 //! are dropped, and if that is not enough the table starts afresh (a peer
 //! then proves its address again with one round trip, and its round trips
 //! are measured anew).

@@ -20,7 +20,7 @@
 //! Votes are 12 bytes: the reported address is an index into a short list
 //! of the distinct addresses reported (nearly always one, so the list
 //! grows one at a time), the time a whole second since the first vote, and
-//! the voter's IP 32 bits of its [`PeerKey`](crate::peer_key::PeerKey) (two voters share a vote one
+//! the voter's IP 32 bits of its `PeerKey` (two voters share a vote one
 //! time in 2³² per pair, and the key is secret, so no voter can aim at
 //! another's). A node keeps up to 32 votes, and the
 //! simulator keeps them for every node: with 56-byte votes (a `SocketAddr`

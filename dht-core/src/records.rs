@@ -30,32 +30,12 @@ use rand::Rng;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
 use crate::record_schedule::{EvictionRank, Schedule};
+pub use crate::refresh::{republish_period, RefreshIntervals};
 use crate::storage::{Origin, Storage, StoredValue};
 use crate::value::Value;
 
 /// Values evicted at most to make room for one.
 const MAX_EVICTIONS_PER_PUT: usize = 16;
-
-/// How often held copies are re-sent and own values re-put (from
-/// [`crate::Config`]). Not to be confused with a put's
-/// [`crate::Lifetime`], which says whether anyone re-puts it at all.
-#[derive(Clone, Copy, Debug)]
-pub struct RefreshIntervals {
-    pub replicate_interval: Duration,
-    pub republish_interval: Duration,
-}
-
-/// How often the publisher re-puts a value put with `ttl`: every
-/// `republish_interval`, but always early enough that the re-put (a lookup
-/// and k STOREs, seconds at most) lands before the previous copies expire:
-/// a quarter of the TTL early, at most one replicate interval early.
-pub fn republish_period(ttl: Duration, intervals: &RefreshIntervals) -> Duration {
-    let margin = (ttl / 4).min(intervals.replicate_interval);
-    intervals
-        .republish_interval
-        .min(ttl.saturating_sub(margin))
-        .max(Duration::from_secs(1))
-}
 
 /// A value due to be re-sent to the k closest nodes.
 #[derive(Clone, Debug, PartialEq)]
@@ -142,7 +122,7 @@ impl RecordStore {
     }
 
     /// Give back the room a burst of keys left in the schedule's time
-    /// orders (see [`crate::idle_memory`]).
+    /// orders (see `idle_memory.rs`).
     pub fn release_idle_memory(&mut self) {
         if let Some(schedule) = self.schedule.as_deref_mut() {
             schedule.release_idle_memory();
@@ -533,22 +513,6 @@ mod tests {
 
     fn replica(ttl: Duration) -> IncomingStore {
         IncomingStore { ttl, cached: false }
-    }
-
-    #[test]
-    fn republish_always_lands_before_copies_lapse() {
-        let (s, _, _) = store();
-        for ttl_secs in [1, 60, 3600, 24 * 3600, 25 * 3600, 7 * 24 * 3600] {
-            let ttl = Duration::from_secs(ttl_secs);
-            let period = republish_period(ttl, &s.intervals);
-            assert!(
-                period < ttl || ttl_secs == 1,
-                "ttl {ttl_secs}s: period {period:?}"
-            );
-            assert!(period <= 24 * HOUR);
-        }
-        let day = republish_period(24 * HOUR, &s.intervals);
-        assert_eq!(day, 23 * HOUR, "default TTL: one hour early");
     }
 
     #[test]

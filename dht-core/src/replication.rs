@@ -114,7 +114,7 @@ pub struct Replication {
 }
 
 impl Replication {
-    /// Free the queue once empty (see [`crate::idle_memory`]).
+    /// Free the queue once empty (see `idle_memory.rs`).
     pub fn release_idle_memory(&mut self) {
         self.walks.release_if_empty();
     }

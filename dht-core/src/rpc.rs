@@ -177,7 +177,7 @@ impl RpcTable {
     }
 
     /// `addr`'s smoothed round trip, and when an answer from it is later
-    /// than usual (see [`RttEstimator::late_after`]).
+    /// than usual (see `RttEstimator::late_after`).
     pub fn round_trip(&self, addr: &SocketAddr) -> Option<(Duration, Duration)> {
         self.rtt.late_after(self.peers.rtt(addr))
     }
@@ -451,7 +451,7 @@ impl Outbox {
     }
 
     /// A buffer to encode a datagram in: a recycled one if there is one,
-    /// with room for [`MIN_BUFFER`] bytes either way. (Grown byte by byte
+    /// with room for `MIN_BUFFER` bytes either way. (Grown byte by byte
     /// from empty, a fresh buffer was reallocated five times on its way to
     /// a STORE's size; a recycled STORE answer's, twice more for a
     /// FIND answer.)
@@ -463,7 +463,7 @@ impl Outbox {
         buffer
     }
 
-    /// Free the tables a burst left empty (see [`crate::idle_memory`]).
+    /// Free the tables a burst left empty (see `idle_memory.rs`).
     pub fn release_idle_memory(&mut self) {
         self.transmits.release_if_empty();
         self.spare.release_if_empty();

@@ -16,7 +16,8 @@ pub struct Stats {
     pub stores_over_quota: u64,
     /// STOREs answered `false` because their value is not one kadmium
     /// holds (an extension type, a string that is not UTF-8, nesting too
-    /// deep); counted in `requests_received` too, never stored.
+    /// deep, a map a Python peer cannot unpack); counted in `requests_received` too,
+    /// never stored.
     pub stores_undecodable: u64,
     pub requests_received: u64,
     pub responses_received: u64,

@@ -82,6 +82,12 @@ impl Value {
         }
     }
 
+    /// Why a Python peer (`umsgpack`) could not unpack this value, if it
+    /// could not: see [`crate::umsgpack_rules`]. Such values are refused.
+    pub fn umsgpack_refusal(&self) -> Option<&'static str> {
+        crate::umsgpack_rules::refusal(self)
+    }
+
     /// Canonical form: non-negative `UInt`s that fit an `i64` become `Int`.
     pub fn normalized(self) -> Value {
         match self {

@@ -62,3 +62,21 @@ async fn shut_down_node_refuses_work() {
         Err(dht_core::Error::Shutdown)
     ));
 }
+
+#[tokio::test]
+async fn imported_contacts_the_socket_cannot_reach_are_skipped() {
+    // An IPv4 socket cannot send to an IPv6 peer, and nothing reaches port 0:
+    // such contacts would hold routing slots until their pings time out.
+    let node = Node::bind(config("127.0.0.1:0")).await.unwrap();
+    let contact =
+        |n: u8, addr: &str| dht_core::Contact::new(NodeId([n; 20]), addr.parse().unwrap());
+    let added = node.import_contacts(&[
+        contact(1, "[::1]:5"),
+        contact(2, "127.0.0.1:0"),
+        contact(3, "127.0.0.1:5"),
+    ]);
+    assert_eq!(added, 1);
+    let kept: Vec<_> = node.contacts().iter().map(|c| c.id).collect();
+    assert_eq!(kept, vec![NodeId([3; 20])]);
+    node.shutdown();
+}

@@ -199,6 +199,46 @@ fn expiry_is_wall_clock_and_holds_across_reopen() {
 }
 
 #[test]
+fn a_saved_value_peers_now_refuse_is_dropped_at_load_not_the_store() {
+    // Builds before this rule stored a map used as a map key from any peer's
+    // STORE; such a data directory still opens, without that record.
+    let dir = tempfile::tempdir().unwrap();
+    let poisoned = NodeId::digest(b"poisoned");
+    let fine = NodeId::digest(b"fine");
+    let map_key = Value::Map(vec![(
+        Value::Map(vec![(Value::from("a"), Value::Int(1))]),
+        Value::Int(2),
+    )]);
+    {
+        let mut store = DataDir::open(dir.path()).unwrap();
+        store
+            .commit(&[
+                Change::PutRecord {
+                    key: poisoned,
+                    record: record(map_key, RecordKind::Held, NOW + 60_000),
+                },
+                Change::PutRecord {
+                    key: fine,
+                    record: record(Value::Int(1), RecordKind::Held, NOW + 60_000),
+                },
+            ])
+            .unwrap();
+    }
+    let mut store = DataDir::open(dir.path()).unwrap();
+    let snap = store.load_at(NOW).unwrap();
+    assert_eq!(snap.refused_dropped, 1);
+    assert_eq!(snap.expired_dropped, 0);
+    let keys: Vec<_> = snap.records.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, vec![fine]);
+    let again = store.load_at(NOW).unwrap();
+    assert_eq!(
+        (again.records.len(), again.refused_dropped),
+        (1, 0),
+        "deleted from disk"
+    );
+}
+
+#[test]
 fn a_second_open_in_the_same_process_is_locked_out() {
     let dir = tempfile::tempdir().unwrap();
     let first = DataDir::open(dir.path()).unwrap();

@@ -154,6 +154,7 @@ fn expected_after(last: u64) -> Snapshot {
         contacts: contacts(last),
         records,
         expired_dropped: 0,
+        refused_dropped: 0,
     }
 }
 

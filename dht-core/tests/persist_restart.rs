@@ -360,6 +360,33 @@ async fn a_put_is_on_disk_when_it_completes_and_a_restart_republishes_it() {
     b.shutdown_and_wait().await;
 }
 
+#[tokio::test]
+async fn contacts_learned_just_before_shutdown_are_saved() {
+    // Contacts are compared with the saved list at most once a second (every
+    // 30 s once k are saved); a node stopped sooner still keeps them.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("short-lived");
+    let peers = [
+        Node::bind(loopback(&root.path().join("p1"))).await.unwrap(),
+        Node::bind(loopback(&root.path().join("p2"))).await.unwrap(),
+    ];
+    let node = Node::bind(loopback(&dir)).await.unwrap();
+    node.bootstrap(&[peers[0].local_addr(), peers[1].local_addr()])
+        .await
+        .unwrap();
+    assert_eq!(node.stats().contacts, 2);
+    node.shutdown_and_wait().await;
+    let snapshot = DataDir::open(&dir).unwrap().load().unwrap();
+    let mut saved: Vec<_> = snapshot.contacts.iter().map(|c| c.id).collect();
+    let mut expected: Vec<_> = peers.iter().map(|p| p.id()).collect();
+    saved.sort();
+    expected.sort();
+    assert_eq!(saved, expected);
+    for p in peers {
+        p.shutdown_and_wait().await;
+    }
+}
+
 #[test]
 fn a_value_with_ttl_60s_is_gone_after_90s_down() {
     // The node's clocks are explicit here: run 1 anchors at wall time T0,

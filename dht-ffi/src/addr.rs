@@ -1,25 +1,33 @@
-//! Peer addresses from C strings: checked on the calling thread, resolved
-//! later on the runtime.
+//! Peer addresses from C strings: checked on the calling thread; host names
+//! resolved on the calling thread by blocking calls, later on the runtime by
+//! _async ones.
 //!
 //! An address given to an operation is "host:port". Literals ("127.0.0.1:4000",
 //! "[::1]:4000") are checked at once: one this node can never reach (another
 //! IP family, port 0) is
 //! KAD_BAD_ADDRESS before anything starts. Host names are only checked for
-//! shape on the calling thread; they are resolved inside the operation (on
-//! the library's callback pool), so an _async call never blocks on DNS and a
-//! name that does not resolve is reported to its callback.
+//! shape by _async calls; they are resolved inside the operation (on the
+//! library's callback pool), so an _async call never blocks on DNS and a
+//! name that does not resolve is reported to its callback. Blocking calls
+//! resolve them first, on the caller's thread ([`resolve_here`]): on the
+//! callback pool they would wait behind callbacks, which may be waiting for
+//! the very thread that made the call.
 
 use std::ffi::{c_char, CStr};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use dht_core::Node;
 
 use crate::error::{kad_result, Failure};
 
-/// One peer address as given by C: a checked literal, or a name to resolve.
+/// One peer address as given by C: a checked literal, a name to resolve, or
+/// the reachable addresses a name resolved to.
 pub(crate) enum PeerAddr {
     Literal(SocketAddr),
     Name(String),
+    Resolved(Vec<SocketAddr>),
 }
 
 fn bad(why: String) -> Failure {
@@ -95,18 +103,13 @@ pub(crate) unsafe fn parse_list(
     Ok(out)
 }
 
-/// Resolve (on the runtime) the addresses of one peer, keeping those the
-/// node can reach.
-pub(crate) async fn resolve(addr: PeerAddr, node: &Node) -> Result<Vec<SocketAddr>, Failure> {
-    let name = match addr {
-        PeerAddr::Literal(a) => return Ok(vec![a]),
-        PeerAddr::Name(name) => name,
-    };
-    let local = node.local_addr();
-    let all: Vec<SocketAddr> = tokio::net::lookup_host(name.as_str())
-        .await
-        .map_err(|e| bad(format!("cannot resolve {name:?}: {e}")))?
-        .collect();
+/// The addresses `name` resolved to (or why not) that the node can reach.
+fn reachable(
+    name: &str,
+    resolved: std::io::Result<Vec<SocketAddr>>,
+    node: &Node,
+) -> Result<Vec<SocketAddr>, Failure> {
+    let all = resolved.map_err(|e| bad(format!("cannot resolve {name:?}: {e}")))?;
     let usable: Vec<SocketAddr> = all
         .iter()
         .copied()
@@ -114,10 +117,82 @@ pub(crate) async fn resolve(addr: PeerAddr, node: &Node) -> Result<Vec<SocketAdd
         .collect();
     if usable.is_empty() {
         return Err(bad(format!(
-            "{name:?} resolves to {all:?}, none reachable from this node at {local}"
+            "{name:?} resolves to {all:?}, none reachable from this node at {}",
+            node.local_addr()
         )));
     }
     Ok(usable)
+}
+
+/// Resolve (on the runtime) the addresses of one peer, keeping those the
+/// node can reach.
+pub(crate) async fn resolve(addr: PeerAddr, node: &Node) -> Result<Vec<SocketAddr>, Failure> {
+    let name = match addr {
+        PeerAddr::Literal(a) => return Ok(vec![a]),
+        PeerAddr::Resolved(addrs) => return Ok(addrs),
+        PeerAddr::Name(name) => name,
+    };
+    let resolved = tokio::net::lookup_host(name.as_str())
+        .await
+        .map(Iterator::collect);
+    reachable(&name, resolved, node)
+}
+
+/// Resolve the names among `addrs` now, for a blocking call (see the module
+/// documentation), waiting at most `limit` (`None`: as long as it takes).
+/// The system resolver cannot be interrupted, so it runs on a thread of its
+/// own that the caller waits for: a slow resolver costs the caller `limit`
+/// (then KAD_TIMEOUT), not however long the resolver takes. The thread
+/// finishes on its own.
+pub(crate) fn resolve_here(
+    addrs: Vec<PeerAddr>,
+    node: &Node,
+    limit: Option<Duration>,
+) -> Result<Vec<PeerAddr>, Failure> {
+    let names: Vec<String> = addrs
+        .iter()
+        .filter_map(|a| match a {
+            PeerAddr::Name(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("kadmium-resolve".into())
+        .spawn(move || {
+            let resolved: Vec<std::io::Result<Vec<SocketAddr>>> = names
+                .iter()
+                .map(|n| n.as_str().to_socket_addrs().map(Iterator::collect))
+                .collect();
+            let _ = tx.send(resolved);
+        })
+        .map_err(|e| {
+            Failure::new(
+                kad_result::KAD_RUNTIME_ERROR,
+                format!("resolver thread: {e}"),
+            )
+        })?;
+    let timed_out = || {
+        Failure::new(
+            kad_result::KAD_TIMEOUT,
+            "resolving the host names took longer than the call's timeout",
+        )
+    };
+    let resolved = match limit {
+        Some(limit) => rx.recv_timeout(limit).map_err(|_| timed_out())?,
+        None => rx.recv().map_err(|_| timed_out())?,
+    };
+    let mut resolved = resolved.into_iter();
+    addrs
+        .into_iter()
+        .map(|a| match a {
+            PeerAddr::Name(name) => {
+                let found = resolved.next().unwrap_or_else(|| Ok(Vec::new()));
+                reachable(&name, found, node).map(PeerAddr::Resolved)
+            }
+            other => Ok(other),
+        })
+        .collect()
 }
 
 /// Resolve every address of a list.

@@ -4,6 +4,8 @@
 use std::cell::RefCell;
 use std::ffi::c_char;
 
+use crate::key::check_out_buffer;
+
 /// Result of every fallible kadmium function. `KAD_OK` is 0.
 ///
 /// Numbers are grouped in blocks and never reused: 1-99 are mistakes of the
@@ -189,7 +191,9 @@ unsafe fn copy_message(msg: &str, buf: *mut c_char, len: usize) -> usize {
 /// (`written_out` may be NULL). Unknown codes get "unknown result code".
 ///
 /// Returns KAD_NULL_POINTER if `buf` is NULL, KAD_BUFFER_TOO_SMALL if
-/// `buf_len` is 0. The caller owns `buf`. Does not change the last-error detail.
+/// `buf_len` is 0, KAD_INVALID_ARGUMENT if it is above PTRDIFF_MAX (nothing
+/// is written then). The caller owns `buf`. Does not change the last-error
+/// detail.
 #[no_mangle]
 pub unsafe extern "C" fn kad_result_message(
     result: u32,
@@ -198,8 +202,9 @@ pub unsafe extern "C" fn kad_result_message(
     written_out: *mut usize,
 ) -> kad_result {
     ffi_panic_boundary! {
-        if buf.is_null() {
-            return kad_result::KAD_NULL_POINTER;
+        // Failures are not recorded: this call leaves the detail alone.
+        if let Err(f) = check_out_buffer(buf, buf_len, "argument `buf`") {
+            return f.code;
         }
         if buf_len == 0 {
             return kad_result::KAD_BUFFER_TOO_SMALL;
@@ -239,8 +244,10 @@ pub extern "C" fn kad_result_str(result: u32) -> *const c_char {
 /// Callbacks see the detail of the operation they report.
 ///
 /// Returns KAD_NULL_POINTER if `buf` is NULL, KAD_BUFFER_TOO_SMALL if
-/// `buf_len` is 0. The caller owns `buf`; the library keeps its own copy, so
-/// later calls never change what was copied.
+/// `buf_len` is 0, KAD_INVALID_ARGUMENT if it is above PTRDIFF_MAX (nothing
+/// is written then; none of these failures changes the detail). The caller
+/// owns `buf`; the library keeps its own copy, so later calls never change
+/// what was copied.
 #[no_mangle]
 pub unsafe extern "C" fn kad_last_error_detail(
     buf: *mut c_char,
@@ -248,8 +255,9 @@ pub unsafe extern "C" fn kad_last_error_detail(
     written_out: *mut usize,
 ) -> kad_result {
     ffi_panic_boundary! {
-        if buf.is_null() {
-            return kad_result::KAD_NULL_POINTER;
+        // Failures are not recorded: that would replace the detail asked for.
+        if let Err(f) = check_out_buffer(buf, buf_len, "argument `buf`") {
+            return f.code;
         }
         if buf_len == 0 {
             return kad_result::KAD_BUFFER_TOO_SMALL;

@@ -104,14 +104,31 @@ pub(crate) unsafe fn write_id(id: &NodeId, out: *mut u8, len: usize) {
     unsafe { std::ptr::copy_nonoverlapping(id.as_bytes().as_ptr(), out, KAD_ID_LEN) };
 }
 
-/// Check an id out-buffer before an operation starts.
-pub(crate) fn check_id_buffer(out: *const u8, len: usize) -> Result<(), Failure> {
+/// Check a caller's output buffer (`len` items) before anything is written
+/// to it: NULL is KAD_NULL_POINTER, a length above PTRDIFF_MAX bytes
+/// KAD_INVALID_ARGUMENT, as for input buffers (see [`check_len`]): no C
+/// object is that large, so such a length is a bug (a negative size cast,
+/// say), and trusting it would let a write run past the real buffer.
+/// `what` names the buffer in the detail ("argument `buf`").
+pub(crate) fn check_out_buffer<T>(out: *const T, len: usize, what: &str) -> Result<(), Failure> {
     if out.is_null() {
         return Err(Failure::new(
             kad_result::KAD_NULL_POINTER,
-            "id buffer is NULL",
+            format!("{what} is NULL"),
         ));
     }
+    match len.checked_mul(std::mem::size_of::<T>()) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
+        _ => Err(Failure::new(
+            kad_result::KAD_INVALID_ARGUMENT,
+            format!("length of {what} ({len}) is larger than any object can be (PTRDIFF_MAX)"),
+        )),
+    }
+}
+
+/// Check an id out-buffer before an operation starts.
+pub(crate) fn check_id_buffer(out: *const u8, len: usize) -> Result<(), Failure> {
+    check_out_buffer(out, len, "id buffer")?;
     if len < KAD_ID_LEN {
         return Err(Failure::new(
             kad_result::KAD_BUFFER_TOO_SMALL,
@@ -127,7 +144,8 @@ pub(crate) fn check_id_buffer(out: *const u8, len: usize) -> Result<(), Failure>
 /// or to compare with keys seen elsewhere.
 ///
 /// KAD_NULL_POINTER for a NULL `key` (whatever `key_len`) or `digest_out`,
-/// KAD_INVALID_ARGUMENT for `key_len == 0` or above PTRDIFF_MAX, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
+/// KAD_INVALID_ARGUMENT for `key_len == 0` or either length above
+/// PTRDIFF_MAX, KAD_BUFFER_TOO_SMALL for a short `digest_out`.
 #[no_mangle]
 pub unsafe extern "C" fn kad_key_digest(
     key: *const u8,
@@ -165,6 +183,25 @@ mod tests {
         assert_eq!(
             unsafe { slice(&byte, 1, "value") }.map(<[u8]>::len).ok(),
             Some(1)
+        );
+    }
+
+    #[test]
+    fn huge_output_lengths_are_refused() {
+        let mut buf = [0u8; KAD_ID_LEN];
+        for len in [isize::MAX as usize + 1, usize::MAX] {
+            let r = check_id_buffer(buf.as_mut_ptr(), len);
+            assert_eq!(
+                r.err().map(|f| f.code),
+                Some(kad_result::KAD_INVALID_ARGUMENT)
+            );
+        }
+        assert!(check_out_buffer(buf.as_ptr(), isize::MAX as usize, "buf").is_ok());
+        assert_eq!(
+            check_out_buffer(std::ptr::null::<u8>(), 1, "buf")
+                .err()
+                .map(|f| f.code),
+            Some(kad_result::KAD_NULL_POINTER)
         );
     }
 

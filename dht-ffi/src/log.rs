@@ -41,8 +41,10 @@ pub enum kad_log_level {
 /// "dht_core::node"), `message` the text with its fields ("node started
 /// id=... addr=..."); both NUL-terminated and valid only during the call.
 /// Runs on the thread that logged, often a library worker thread, possibly
-/// on several threads at once: it must be quick and must not block; kadmium
-/// calls that wait return KAD_WRONG_THREAD there. Calls that read a node
+/// on several threads at once: it must be quick and must not block (in
+/// particular not on a lock that a thread calling kad_node_free or
+/// kad_api_server_free may hold: those wait for the library's threads);
+/// kadmium calls that wait return KAD_WRONG_THREAD there. Calls that read a node
 /// (kad_node_stats, kad_node_public_address, the routing-table calls) work:
 /// a message a node makes while it holds its state reaches the callback
 /// after the node has let go of it, on the same thread.

@@ -19,8 +19,10 @@ use tokio::sync::watch;
 use crate::callback::{deliver_on_callback_thread, Userdata};
 use crate::config::kad_config;
 use crate::error::{kad_result, Failure};
-use crate::key::{check_id_buffer, write_id};
-use crate::runtime::{check_not_forked, ensure_not_runtime_thread, runtime, wait_on_runtime};
+use crate::key::{check_id_buffer, check_out_buffer, write_id};
+use crate::runtime::{
+    check_not_forked, ensure_may_wait, ensure_not_runtime_thread, runtime, wait_on_runtime,
+};
 use crate::stats::Latency;
 
 /// A running DHT node: one UDP socket and the tasks serving it on the
@@ -53,6 +55,11 @@ pub(crate) struct Entry {
 struct Callbacks {
     /// Callbacks promised (an _async call returned KAD_OK) and not yet returned.
     outstanding: usize,
+    /// Callbacks of kad_node_shutdown_async not yet returned. Counted apart
+    /// from `outstanding` because each of them waits for `outstanding` to
+    /// reach 0 (it must come last) and would otherwise wait for itself;
+    /// kad_node_free_wait waits for both.
+    last: usize,
     /// Set by shutdown/free: from then on _async calls are refused, so the
     /// count can only fall and "drained" stays true once reached.
     closing: bool,
@@ -65,6 +72,15 @@ pub(crate) struct CallbackTicket(Arc<Entry>);
 impl Drop for CallbackTicket {
     fn drop(&mut self) {
         self.0.callbacks.send_modify(|c| c.outstanding -= 1);
+    }
+}
+
+/// Like [`CallbackTicket`] for a shutdown callback (see `Callbacks::last`).
+struct LastCallbackTicket(Arc<Entry>);
+
+impl Drop for LastCallbackTicket {
+    fn drop(&mut self) {
+        self.0.callbacks.send_modify(|c| c.last -= 1);
     }
 }
 
@@ -85,18 +101,31 @@ impl Entry {
         Ok(CallbackTicket(self.clone()))
     }
 
+    /// Count a shutdown callback. Never refused: kad_node_shutdown_async
+    /// may be called again on a node already closing.
+    fn promise_last_callback(self: &Arc<Self>) -> LastCallbackTicket {
+        self.callbacks.send_modify(|c| c.last += 1);
+        LastCallbackTicket(self.clone())
+    }
+
     fn start_closing(&self) {
         self.callbacks.send_modify(|c| c.closing = true);
         self.node.shutdown();
     }
 
-    /// Resolves when the socket is closed and no callback is outstanding.
-    fn drained(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// Resolves when the socket is closed and no callback of an operation
+    /// is outstanding; with `with_last`, no shutdown callback either.
+    fn drained(
+        self: &Arc<Self>,
+        with_last: bool,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let entry = self.clone();
         async move {
             entry.node.closed().await;
             let mut rx = entry.callbacks.subscribe();
-            let _ = rx.wait_for(|c| c.outstanding == 0).await;
+            let _ = rx
+                .wait_for(|c| c.outstanding == 0 && (!with_last || c.last == 0))
+                .await;
         }
     }
 }
@@ -224,9 +253,10 @@ pub extern "C" fn kad_node_free(node: *mut kad_node) {
 }
 
 /// Like kad_node_free, then also wait until every callback of this node's
-/// operations has returned, so that nothing the callbacks use can be
-/// destroyed too early (e.g. before returning from main). `timeout_ms` 0
-/// waits as long as it takes.
+/// operations has returned, and the callback of every
+/// kad_node_shutdown_async call made before, so that nothing the callbacks
+/// use can be destroyed too early (e.g. before returning from main).
+/// `timeout_ms` 0 waits as long as it takes.
 ///
 /// The handle is released in every case except KAD_WRONG_THREAD.
 /// KAD_TIMEOUT if callbacks were still running after `timeout_ms` (they
@@ -244,7 +274,7 @@ pub extern "C" fn kad_node_free_wait(node: *mut kad_node, timeout_ms: u32) -> ka
             return Failure::new(kad_result::KAD_INVALID_HANDLE, "node handle already freed").report();
         };
         let limit = (timeout_ms > 0).then(|| Duration::from_millis(u64::from(timeout_ms)));
-        match try_ffi!(wait_on_runtime(limit, e.drained())) {
+        match try_ffi!(wait_on_runtime(limit, e.drained(true))) {
             Some(()) => kad_result::KAD_OK,
             None => Failure::new(
                 kad_result::KAD_TIMEOUT,
@@ -260,10 +290,16 @@ pub extern "C" fn kad_node_free_wait(node: *mut kad_node, timeout_ms: u32) -> ka
 /// operations return KAD_SHUT_DOWN at once (an _async call then never calls
 /// its callback), getters keep working. Idempotent. The handle still has to
 /// be released with kad_node_free. May be called from a callback.
+///
+/// From a log callback (a worker thread, where it cannot wait) it returns
+/// KAD_WRONG_THREAD and does nothing, as every call that waits does there;
+/// use kad_node_shutdown_async in a log callback.
 #[no_mangle]
 pub extern "C" fn kad_node_shutdown(node: *mut kad_node) -> kad_result {
     ffi_panic_boundary! {
         let e = try_ffi!(entry_from_handle(node));
+        // Refuse before closing anything: KAD_WRONG_THREAD means nothing was done.
+        try_ffi!(ensure_may_wait());
         e.start_closing();
         let n = e.node.clone();
         try_ffi!(wait_on_runtime(None, async move { n.closed().await }));
@@ -286,9 +322,12 @@ pub unsafe extern "C" fn kad_node_shutdown_async(
     ffi_panic_boundary! {
         let e = try_ffi!(entry_from_handle(node));
         let rt = try_ffi!(runtime());
+        // Counted before this returns, so that a kad_node_free_wait right
+        // after it waits for this callback too.
+        let ticket = e.promise_last_callback();
         e.start_closing();
         let ud = Userdata::new(userdata);
-        let drained = e.drained();
+        let drained = e.drained(false);
         rt.spawn(async move {
             drained.await;
             deliver_on_callback_thread(move || {
@@ -296,6 +335,7 @@ pub unsafe extern "C" fn kad_node_shutdown_async(
                     // SAFETY: the caller's C callback, with the caller's own userdata.
                     unsafe { cb(ud.get(), kad_result::KAD_OK) };
                 }
+                drop(ticket);
             });
         });
         kad_result::KAD_OK
@@ -332,11 +372,11 @@ pub unsafe extern "C" fn kad_node_id(
 }
 
 /// Room for the longest address kad_node_public_address writes
-/// ("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535") and its NUL.
+/// (`[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535`) and its NUL.
 pub const KAD_ADDRESS_MAX_LEN: usize = 48;
 
 /// Write the node's public address as its peers see it ("ip:port", or
-/// "[ip]:port" for IPv6; behind a NAT, the NAT's address) into `addr_out`,
+/// `[ip]:port` for IPv6; behind a NAT, the NAT's address) into `addr_out`,
 /// NUL-terminated, and its length without the NUL into `*written_out`
 /// (`written_out` may be NULL). `addr_out_len` >= KAD_ADDRESS_MAX_LEN is
 /// always enough.
@@ -360,7 +400,7 @@ pub unsafe extern "C" fn kad_node_public_address(
     written_out: *mut usize,
 ) -> kad_result {
     ffi_panic_boundary! {
-        check_out!(addr_out);
+        try_ffi!(check_out_buffer(addr_out, addr_out_len, "argument `addr_out`"));
         let n = try_ffi!(node_from_handle(node));
         let Some(addr) = n.public_address() else {
             return Failure::new(

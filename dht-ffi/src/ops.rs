@@ -4,55 +4,23 @@
 //! async function that returns an error never calls its callback, one that
 //! returns KAD_OK calls it exactly once, later, on a library thread.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 use std::time::Duration;
 
-use dht_core::{Key, Node, NodeId, PutOptions, PutReport, Value};
+use dht_core::{Key, Node, PutOptions, PutReport, Value};
 
-use crate::addr::{parse_list, parse_one, resolve, resolve_all, PeerAddr};
 use crate::callback::{
-    deliver_count, kad_bootstrap_callback, kad_get_callback, kad_ping_callback, kad_put_callback,
-    spawn_with_callback, Userdata,
+    deliver_count, kad_get_callback, kad_put_callback, spawn_with_callback, Userdata,
 };
 use crate::cancel::{kad_cancel_token, Cancel};
 use crate::error::{kad_result, Failure};
-use crate::key::{
-    check_id_buffer, check_len, key_from_bytes, key_from_digest, slice, write_id, KAD_ID_LEN,
-};
-use crate::node::{entry_from_handle, kad_node, node_from_handle};
+use crate::key::{check_len, key_from_bytes, key_from_digest, slice};
+use crate::node::{entry_from_handle, kad_node};
 use crate::runtime::block_on;
 use crate::stats::{timed, Op};
 use crate::value::kad_value;
 
 // ---------------------------------------------------------------- helpers --
-
-async fn ping(node: Node, addr: PeerAddr) -> Result<NodeId, Failure> {
-    let addrs = resolve(addr, &node).await?;
-    let mut last = None;
-    // A name may resolve to several addresses: the first that answers wins.
-    for a in addrs {
-        match node.ping(a).await {
-            Ok(id) => return Ok(id),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.map_or_else(
-        || Failure::new(kad_result::KAD_BAD_ADDRESS, "address has no address"),
-        Failure::from,
-    ))
-}
-
-async fn bootstrap(node: Node, addrs: Vec<PeerAddr>) -> Result<usize, Failure> {
-    let addrs = resolve_all(addrs, &node).await?;
-    let found = node.bootstrap(&addrs).await?;
-    if found.is_empty() {
-        return Err(Failure::new(
-            kad_result::KAD_NO_PEERS,
-            format!("bootstrap found no peers: nobody answered at {addrs:?}"),
-        ));
-    }
-    Ok(found.len())
-}
 
 /// Copy the value and options out of C memory; check the size early so the
 /// caller gets KAD_VALUE_TOO_LARGE before anything is sent.
@@ -129,68 +97,6 @@ pub(crate) fn write_opt<T>(out: *mut T, v: T) {
     if !out.is_null() {
         // SAFETY: non-NULL out-parameter from the caller.
         unsafe { *out = v };
-    }
-}
-
-// -------------------------------------------------------------- bootstrap --
-
-/// Join the network: ping every address in `addrs` ("host:port" strings,
-/// `addrs_len` of them; names are resolved inside the operation), then look
-/// up the node's own id. Contacts already known (e.g. imported with
-/// kad_node_import_routing_table) also seed the lookup, so `addrs_len` may
-/// be 0 (then `addrs` may be NULL). On success `*contacts_out` (may be NULL)
-/// receives the number of contacts found.
-///
-/// KAD_NO_PEERS if nobody answered, KAD_BAD_ADDRESS at once for an
-/// unparsable address or one this node can never reach (port 0, an IPv6
-/// peer on an IPv4 node; 0.0.0.0 means this host; see kad_node_ping) and for
-/// a name that
-/// does not resolve, KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking;
-/// KAD_WRONG_THREAD inside a callback.
-#[no_mangle]
-pub unsafe extern "C" fn kad_node_bootstrap(
-    node: *mut kad_node,
-    addrs: *const *const c_char,
-    addrs_len: usize,
-    timeout_ms: u32,
-    contacts_out: *mut usize,
-) -> kad_result {
-    ffi_panic_boundary! {
-        let n = try_ffi!(node_from_handle(node));
-        // SAFETY: forwarded contract.
-        let addrs = try_ffi!(unsafe { parse_list(addrs, addrs_len, &n) });
-        let found = try_ffi!(block_on(timeout_ms, bootstrap(n, addrs)));
-        write_opt(contacts_out, found);
-        kad_result::KAD_OK
-    }
-}
-
-/// Asynchronous kad_node_bootstrap: returns at once (host names are resolved
-/// later, never on the calling thread; a name that does not resolve is
-/// reported to the callback as KAD_BAD_ADDRESS); `callback` (may be NULL
-/// to ignore the outcome) is then called exactly once with `userdata`, on a
-/// library thread.
-#[no_mangle]
-pub unsafe extern "C" fn kad_node_bootstrap_async(
-    node: *mut kad_node,
-    addrs: *const *const c_char,
-    addrs_len: usize,
-    timeout_ms: u32,
-    callback: kad_bootstrap_callback,
-    userdata: *mut c_void,
-    cancel: *const kad_cancel_token,
-) -> kad_result {
-    ffi_panic_boundary! {
-        let e = try_ffi!(entry_from_handle(node));
-        let n = e.node.clone();
-        // SAFETY: forwarded contract.
-        let addrs = try_ffi!(unsafe { parse_list(addrs, addrs_len, &n) });
-        let ticket = try_ffi!(e.promise_callback());
-        let ud = Userdata::new(userdata);
-        // SAFETY: forwarded contract.
-        let cancel = unsafe { Cancel::from_ptr(cancel) };
-        try_ffi!(spawn_with_callback(ticket, cancel, timeout_ms, bootstrap(n, addrs), deliver_count(callback, ud)));
-        kad_result::KAD_OK
     }
 }
 
@@ -474,76 +380,4 @@ unsafe fn get_async(
         }
     ));
     kad_result::KAD_OK
-}
-
-// ------------------------------------------------------------------- ping --
-
-/// Ping the node at `addr` ("host:port"; a name is resolved inside the
-/// operation). On success its KAD_ID_LEN-byte id
-/// is copied to `id_out` if that is not NULL (`id_out_len` at least
-/// KAD_ID_LEN, else KAD_BUFFER_TOO_SMALL before anything is sent).
-///
-/// KAD_BAD_ADDRESS at once for an address this node can never reach: port
-/// 0, or another IP family than the
-/// node's socket (IPv6 on a node bound to an IPv4 address; a node bound to
-/// "::" reaches both). KAD_TIMEOUT if it does not answer within the RPC
-/// timeout or `timeout_ms` (0 = no extra limit). Blocking; KAD_WRONG_THREAD
-/// inside a callback.
-#[no_mangle]
-pub unsafe extern "C" fn kad_node_ping(
-    node: *mut kad_node,
-    addr: *const c_char,
-    timeout_ms: u32,
-    id_out: *mut u8,
-    id_out_len: usize,
-) -> kad_result {
-    ffi_panic_boundary! {
-        if !id_out.is_null() {
-            try_ffi!(check_id_buffer(id_out, id_out_len));
-        }
-        let e = try_ffi!(entry_from_handle(node));
-        let n = e.node.clone();
-        // SAFETY: forwarded contract.
-        let a = try_ffi!(unsafe { parse_one(addr, &n) });
-        let id = try_ffi!(block_on(timeout_ms, timed(&e, Op::Ping, ping(n, a))));
-        if !id_out.is_null() {
-            // SAFETY: buffer checked above.
-            unsafe { write_id(&id, id_out, id_out_len) };
-        }
-        kad_result::KAD_OK
-    }
-}
-
-/// Asynchronous kad_node_ping: returns at once (a host name is resolved
-/// later, never on the calling thread); `callback` (may be NULL) is called
-/// exactly once with `userdata` on a library thread.
-#[no_mangle]
-pub unsafe extern "C" fn kad_node_ping_async(
-    node: *mut kad_node,
-    addr: *const c_char,
-    timeout_ms: u32,
-    callback: kad_ping_callback,
-    userdata: *mut c_void,
-    cancel: *const kad_cancel_token,
-) -> kad_result {
-    ffi_panic_boundary! {
-        let e = try_ffi!(entry_from_handle(node));
-        let n = e.node.clone();
-        // SAFETY: forwarded contract.
-        let a = try_ffi!(unsafe { parse_one(addr, &n) });
-        let ticket = try_ffi!(e.promise_callback());
-        let ud = Userdata::new(userdata);
-        // SAFETY: forwarded contract.
-        let cancel = unsafe { Cancel::from_ptr(cancel) };
-        try_ffi!(spawn_with_callback(ticket, cancel, timeout_ms, timed(&e, Op::Ping, ping(n, a)), move |r| {
-            let Some(cb) = callback else { return };
-            match r {
-                // SAFETY: C callback; `id` lives until it returns.
-                Ok(id) => unsafe { cb(ud.get(), kad_result::KAD_OK, id.as_bytes().as_ptr(), KAD_ID_LEN) },
-                // SAFETY: C callback with the caller's own userdata.
-                Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null(), 0) },
-            }
-        }));
-        kad_result::KAD_OK
-    }
 }

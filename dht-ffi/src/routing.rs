@@ -2,7 +2,7 @@
 //! starting the next run from them.
 //!
 //! The text form has one contact per line: 40 hex digits of the node id, a
-//! space, and the address as "ip:port" ("[ip]:port" for IPv6). Empty lines
+//! space, and the address as "ip:port" (`[ip]:port` for IPv6). Empty lines
 //! and lines starting with '#' are ignored when parsing.
 
 use std::ffi::c_char;
@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use dht_core::{Contact, NodeId};
 
 use crate::error::{kad_result, Failure};
-use crate::key::{check_id_buffer, slice, write_id};
+use crate::key::{check_id_buffer, check_out_buffer, slice, write_id};
 use crate::node::{kad_node, node_from_handle};
 
 /// A list of contacts (node id + address): a snapshot of a routing table or
@@ -37,9 +37,20 @@ impl kad_routing_table {
 
 fn parse(text: &[u8]) -> Result<Vec<Contact>, Failure> {
     let text = std::str::from_utf8(text).map_err(|e| {
+        // Name the line, as for every other malformed line, and the byte.
+        let at = e.valid_up_to();
+        let before = &text[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         Failure::new(
             kad_result::KAD_INVALID_ARGUMENT,
-            format!("routing table is not UTF-8: {e}"),
+            format!(
+                "routing table line {line}: not UTF-8 (byte {} of the line, {at} of the text)",
+                at - line_start + 1
+            ),
         )
     })?;
     let mut out = Vec::new();
@@ -82,9 +93,12 @@ pub unsafe extern "C" fn kad_node_export_routing_table(
 }
 
 /// Add the contacts of `table` to the node's routing table (they are
-/// checked by the node as usual). `*added_out` (may be NULL) receives how
-/// many were new. Follow with kad_node_bootstrap (addrs_len 0 is fine) to
-/// refresh them.
+/// checked by the node as usual). Contacts this node can never reach are
+/// skipped: port 0, unspecified or multicast addresses, and addresses of
+/// another IP family than the node's socket (IPv6 on a node bound to an
+/// IPv4 address), as kad_node_ping refuses them. `*added_out` (may be NULL)
+/// receives how many were new (skipped ones are not counted). Follow with
+/// kad_node_bootstrap (addrs_len 0 is fine) to refresh them.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_import_routing_table(
     node: *mut kad_node,
@@ -94,6 +108,8 @@ pub unsafe extern "C" fn kad_node_import_routing_table(
     ffi_panic_boundary! {
         let table = try_ref!(table);
         let n = try_ffi!(node_from_handle(node));
+        // The node skips what it cannot reach (another IP family, port 0,
+        // unspecified and multicast addresses).
         let added = n.import_contacts(&table.contacts);
         if !added_out.is_null() {
             // SAFETY: non-NULL out-parameter from the caller.
@@ -132,7 +148,7 @@ pub unsafe extern "C" fn kad_routing_table_contact(
     ffi_panic_boundary! {
         let table = try_ref!(table);
         try_ffi!(check_id_buffer(id_out, id_out_len));
-        check_out!(addr_out);
+        try_ffi!(check_out_buffer(addr_out, addr_out_len, "argument `addr_out`"));
         let Some(c) = table.contacts.get(index) else {
             return Failure::new(
                 kad_result::KAD_INVALID_ARGUMENT,
@@ -182,9 +198,10 @@ pub unsafe extern "C" fn kad_routing_table_serialize(
 
 /// Parse the text form of a routing table (`len` bytes at `data`; NULL is
 /// fine with `len` 0): one contact per line, "<40 hex digits> <ip:port>",
-/// IPv6 as "[ip]:port"; empty lines and lines starting with '#' are ignored.
+/// IPv6 as `[ip]:port`; empty lines and lines starting with '#' are ignored.
 /// On success `*table_out` receives a new table the caller owns.
-/// KAD_INVALID_ARGUMENT (detail names the line) for malformed text.
+/// KAD_INVALID_ARGUMENT (the detail names the line) for malformed text,
+/// also for text that is not UTF-8 (the detail names the line and byte).
 #[no_mangle]
 pub unsafe extern "C" fn kad_routing_table_parse(
     data: *const u8,
@@ -250,6 +267,22 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused_with_its_line() {
+        let id = NodeId::digest(b"x").to_hex();
+        let mut text = format!("# saved\n{id} 10.0.0.1:9\n{id} 10.0.0.").into_bytes();
+        text.push(0xff);
+        text.extend_from_slice(b"2:9\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.code, kad_result::KAD_INVALID_ARGUMENT);
+        assert!(
+            e.detail
+                .starts_with("routing table line 3: not UTF-8 (byte 49 of the line"),
+            "{}",
+            e.detail
         );
     }
 }

@@ -22,7 +22,8 @@ use crate::error::{kad_result, Failure};
 /// Most library threads that run C callbacks at once. When that many
 /// callbacks are running (or blocked), further callbacks wait in order for
 /// one of them to return; they are delayed, never lost. Host names given
-/// to _async calls are resolved on the same pool.
+/// to _async calls are resolved on the same pool (blocking calls resolve
+/// them on the calling thread).
 pub const KAD_CALLBACK_THREADS: usize = 64;
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
@@ -98,6 +99,21 @@ pub(crate) fn as_callback<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// KAD_WRONG_THREAD on a worker thread (inside a log callback), where
+/// [`wait_on_runtime`] refuses to wait. Calls that wait check this before
+/// they change anything, so that the refusal means "nothing was done".
+pub(crate) fn ensure_may_wait() -> Result<(), Failure> {
+    let on_runtime = Handle::try_current().is_ok();
+    let in_callback = IN_CALLBACK.try_with(Cell::get).unwrap_or(false);
+    if on_runtime && !in_callback {
+        return Err(Failure::new(
+            kad_result::KAD_WRONG_THREAD,
+            "this kadmium call waits, and cannot be made from a log callback",
+        ));
+    }
+    Ok(())
+}
+
 /// Wait for `fut` (run on the runtime) from a thread that may block: a C
 /// thread, or a callback thread (the future runs on the workers, so waiting
 /// there cannot deadlock). `None` if `limit` passed first. On a worker
@@ -108,14 +124,7 @@ where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
-    let on_runtime = Handle::try_current().is_ok();
-    let in_callback = IN_CALLBACK.try_with(Cell::get).unwrap_or(false);
-    if on_runtime && !in_callback {
-        return Err(Failure::new(
-            kad_result::KAD_WRONG_THREAD,
-            "this kadmium call waits, and cannot be made from a log callback",
-        ));
-    }
+    ensure_may_wait()?;
     let rt = runtime()?;
     let (tx, rx) = mpsc::sync_channel(1);
     rt.spawn(async move {

@@ -1,5 +1,5 @@
-//! Signed (mutable) and immutable records in the C ABI: the opaque
-//! `kad_keypair`, `kad_node_put_signed` / `kad_node_get_signed` /
+//! Signed (mutable) and immutable records in the C ABI (key pairs are in
+//! `keypair`): `kad_node_put_signed` / `kad_node_get_signed` /
 //! `kad_node_delete_signed`, `kad_node_put_immutable` /
 //! `kad_node_get_immutable`, with `_async` twins in the conventions of
 //! `ops.rs` (blocking calls take `timeout_ms`; async ones a callback,
@@ -14,23 +14,17 @@ use dht_core::{Key, Keypair, Node, PublicKey, SignedPutOptions, Value};
 use crate::callback::{kad_get_callback, spawn_with_callback, Userdata};
 use crate::cancel::{kad_cancel_token, Cancel};
 use crate::error::{kad_result, Failure};
-use crate::key::{check_id_buffer, key_from_digest, required_slice, slice, write_id};
+use crate::key::{check_id_buffer, key_from_digest, slice, write_id};
+use crate::keypair::{fixed_key, kad_keypair};
 use crate::node::entry_from_handle;
 use crate::node::kad_node;
 use crate::runtime::block_on;
 use crate::stats::{timed, Op};
 use crate::value::kad_value;
 
-/// Length of an ed25519 secret key and of a public key, in bytes.
-pub const KAD_KEY_LEN: usize = 32;
-
-/// An ed25519 key pair: the right to publish signed records under
-/// SHA-1(public key ‖ salt). Created by kad_keypair_new or
-/// kad_keypair_from_secret, released with kad_keypair_free. Immutable, so it
-/// may be used from several threads at once.
-pub struct kad_keypair {
-    inner: Keypair,
-}
+/// Longest salt of a signed record, in bytes (longer ones are
+/// KAD_INVALID_ARGUMENT from every signed-record call).
+pub const KAD_SALT_MAX_LEN: usize = 64;
 
 /// Called once when kad_node_put_signed_async finishes. `seq` is the
 /// sequence number of the record stored (0 unless `result` is KAD_OK).
@@ -62,106 +56,32 @@ pub type kad_digest_callback = Option<
     ),
 >;
 
-// ---------------------------------------------------------------- keypair --
-
-/// A new key pair from the operating system's CSPRNG. The caller owns it;
-/// release it with kad_keypair_free. Never returns NULL.
-#[no_mangle]
-pub extern "C" fn kad_keypair_new() -> *mut kad_keypair {
-    ffi_panic_boundary! {
-        Box::into_raw(Box::new(kad_keypair { inner: Keypair::generate(&mut rand::rng()) }))
-    }
-}
-
-/// The key pair of a KAD_KEY_LEN-byte ed25519 secret (as written by
-/// kad_keypair_secret). On success `*keypair_out` receives a new key pair
-/// the caller owns (release with kad_keypair_free). KAD_INVALID_ARGUMENT
-/// unless `secret_len` is KAD_KEY_LEN.
-#[no_mangle]
-pub unsafe extern "C" fn kad_keypair_from_secret(
-    secret: *const u8,
-    secret_len: usize,
-    keypair_out: *mut *mut kad_keypair,
-) -> kad_result {
-    ffi_panic_boundary! {
-        check_out!(keypair_out);
-        let bytes = try_ffi!(unsafe { fixed_key(secret, secret_len, "secret") });
-        let kp = Box::new(kad_keypair { inner: Keypair::from_secret(bytes) });
-        // SAFETY: checked non-NULL above.
-        unsafe { *keypair_out = Box::into_raw(kp) };
-        kad_result::KAD_OK
-    }
-}
-
-/// Copy the KAD_KEY_LEN-byte secret into `buf` (`buf_len` at least
-/// KAD_KEY_LEN, else KAD_BUFFER_TOO_SMALL). Keep it private: it signs records.
-#[no_mangle]
-pub unsafe extern "C" fn kad_keypair_secret(
-    keypair: *const kad_keypair,
-    buf: *mut u8,
-    buf_len: usize,
-) -> kad_result {
-    ffi_panic_boundary! {
-        let kp = try_ref!(keypair);
-        unsafe { write_key(&kp.inner.secret(), buf, buf_len) }
-    }
-}
-
-/// Copy the KAD_KEY_LEN-byte public key (what readers pass to
-/// kad_node_get_signed) into `buf` (`buf_len` at least KAD_KEY_LEN).
-#[no_mangle]
-pub unsafe extern "C" fn kad_keypair_public_key(
-    keypair: *const kad_keypair,
-    buf: *mut u8,
-    buf_len: usize,
-) -> kad_result {
-    ffi_panic_boundary! {
-        let kp = try_ref!(keypair);
-        unsafe { write_key(kp.inner.public_key().as_bytes(), buf, buf_len) }
-    }
-}
-
-/// Release a key pair. NULL is ignored; freeing twice is undefined behaviour.
-#[no_mangle]
-pub unsafe extern "C" fn kad_keypair_free(keypair: *mut kad_keypair) {
-    ffi_panic_boundary! {
-        if !keypair.is_null() {
-            // SAFETY: from Box::into_raw in this module; ownership ends here.
-            drop(unsafe { Box::from_raw(keypair) });
-        }
-    }
-}
-
-/// A KAD_KEY_LEN-byte key or secret from C: NULL is KAD_NULL_POINTER, any
-/// other length KAD_INVALID_ARGUMENT.
-unsafe fn fixed_key(p: *const u8, len: usize, what: &str) -> Result<[u8; KAD_KEY_LEN], Failure> {
-    // SAFETY: forwarded contract.
-    let bytes = unsafe { required_slice(p, len, what)? };
-    <[u8; KAD_KEY_LEN]>::try_from(bytes).map_err(|_| {
-        Failure::new(
-            kad_result::KAD_INVALID_ARGUMENT,
-            format!("{what} must be {KAD_KEY_LEN} bytes, not {len}"),
-        )
-    })
-}
-
-unsafe fn write_key(key: &[u8; KAD_KEY_LEN], buf: *mut u8, buf_len: usize) -> kad_result {
-    if buf.is_null() {
-        return Failure::new(kad_result::KAD_NULL_POINTER, "argument `buf` is NULL").report();
-    }
-    if buf_len < KAD_KEY_LEN {
-        return Failure::new(
-            kad_result::KAD_BUFFER_TOO_SMALL,
-            format!("buffer of {buf_len} bytes; a key needs {KAD_KEY_LEN}"),
-        )
-        .report();
-    }
-    // SAFETY: non-NULL, at least KAD_KEY_LEN writable bytes per the contract.
-    unsafe { std::ptr::copy_nonoverlapping(key.as_ptr(), buf, KAD_KEY_LEN) };
-    kad_result::KAD_OK
-}
-
 // ------------------------------------------------------------- operations --
+
+/// Copy a salt out of C memory, refusing one above KAD_SALT_MAX_LEN before
+/// anything starts: the same KAD_INVALID_ARGUMENT from put, get and delete,
+/// where the node would answer each its own way (KAD_INVALID_RECORD, or for
+/// a put a value limit computed from the salt, "maximum 0").
+///
+/// # Safety
+/// `salt` must be NULL (with `len` 0) or valid for `len` bytes of reads.
+unsafe fn salt_arg(salt: *const u8, len: usize) -> Result<Vec<u8>, Failure> {
+    // NULL first: KAD_NULL_POINTER whatever the length, as everywhere.
+    if salt.is_null() && len > 0 {
+        return Err(Failure::new(
+            kad_result::KAD_NULL_POINTER,
+            "argument `salt` is NULL",
+        ));
+    }
+    if len > KAD_SALT_MAX_LEN {
+        return Err(Failure::new(
+            kad_result::KAD_INVALID_ARGUMENT,
+            format!("salt is {len} bytes; the maximum is {KAD_SALT_MAX_LEN} (KAD_SALT_MAX_LEN)"),
+        ));
+    }
+    // SAFETY: forwarded contract; the length is small.
+    Ok(unsafe { slice(salt, len, "salt")? }.to_vec())
+}
 
 /// A signed put's arguments, copied out of C memory.
 struct SignedPut {
@@ -193,7 +113,7 @@ unsafe fn signed_put_args(
     // SAFETY: non-NULL; a kad_keypair per the contract.
     let keypair = unsafe { &*keypair }.inner.clone();
     // SAFETY: forwarded contract.
-    let salt = unsafe { slice(salt, salt_len, "salt")? }.to_vec();
+    let salt = unsafe { salt_arg(salt, salt_len)? };
     // SAFETY: forwarded contract.
     let value = unsafe { slice(value, value_len, "value")? }.to_vec();
     Ok(SignedPut {
@@ -251,7 +171,7 @@ unsafe fn public_key_arg(
     // SAFETY: forwarded contract.
     let pk = PublicKey(unsafe { fixed_key(pk, pk_len, "public key")? });
     // SAFETY: forwarded contract.
-    let salt = unsafe { slice(salt, salt_len, "salt")? }.to_vec();
+    let salt = unsafe { salt_arg(salt, salt_len)? };
     Ok((pk, salt))
 }
 
@@ -263,6 +183,7 @@ unsafe fn public_key_arg(
 /// signed into the record). On success `*seq_out` (may be NULL) receives
 /// the sequence number stored.
 ///
+/// KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN (64) bytes,
 /// KAD_INVALID_RECORD when `seq` is not above the newest record's,
 /// KAD_VALUE_TOO_LARGE when the record does not fit a datagram, KAD_TIMEOUT
 /// after `timeout_ms` (0 = no limit). Blocking; KAD_WRONG_THREAD inside a
@@ -348,6 +269,7 @@ pub unsafe extern "C" fn kad_node_put_signed_async(
 /// Delete the record under SHA-1(public key ‖ `salt`) by storing a signed
 /// tombstone; later gets find nothing. On success `*seq_out` (may be NULL)
 /// receives the tombstone's sequence number. Blocking, like kad_node_put_signed.
+/// KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN bytes.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_delete_signed(
     node: *mut kad_node,
@@ -361,7 +283,7 @@ pub unsafe extern "C" fn kad_node_delete_signed(
         let e = try_ffi!(entry_from_handle(node));
         let kp = try_ref!(keypair).inner.clone();
         // SAFETY: forwarded contract.
-        let salt = try_ffi!(unsafe { slice(salt, salt_len, "salt") }).to_vec();
+        let salt = try_ffi!(unsafe { salt_arg(salt, salt_len) });
         let seq = try_ffi!(block_on(
             timeout_ms,
             timed(&e, Op::Put, delete_signed(e.node.clone(), kp, salt))
@@ -376,6 +298,7 @@ pub unsafe extern "C" fn kad_node_delete_signed(
 /// answers. On success `*value_out` receives a new bytes kad_value the
 /// caller owns (release with kad_value_free) and `*seq_out` (may be NULL)
 /// its sequence number. KAD_NOT_FOUND when there is none or it was deleted,
+/// KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN bytes,
 /// KAD_TIMEOUT after `timeout_ms` (0 = no limit). Blocking.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
@@ -574,5 +497,28 @@ pub unsafe extern "C" fn kad_node_get_immutable_async(
             }
         ));
         kad_result::KAD_OK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salt_limit_is_the_nodes() {
+        assert_eq!(KAD_SALT_MAX_LEN, dht_core::signed::MAX_SALT_LEN);
+        let salt = [0u8; KAD_SALT_MAX_LEN + 1];
+        // SAFETY: a buffer of that many bytes.
+        let ok = unsafe { salt_arg(salt.as_ptr(), KAD_SALT_MAX_LEN) };
+        assert_eq!(ok.map(|s| s.len()).ok(), Some(KAD_SALT_MAX_LEN));
+        for len in [KAD_SALT_MAX_LEN + 1, 65_000, usize::MAX] {
+            // SAFETY: refused before the pointer is read.
+            let e = unsafe { salt_arg(salt.as_ptr(), len) }.err();
+            let e = e
+                .map(|f| (f.code, f.detail))
+                .unwrap_or((kad_result::KAD_OK, String::new()));
+            assert_eq!(e.0, kad_result::KAD_INVALID_ARGUMENT);
+            assert!(e.1.contains("salt") && e.1.contains("64"), "{}", e.1);
+        }
     }
 }

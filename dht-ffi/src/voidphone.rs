@@ -8,13 +8,16 @@ use dht_voidphone::{ApiConfig, ApiError, ApiServer};
 
 use crate::error::{kad_result, Failure};
 use crate::node::{kad_node, node_from_handle};
-use crate::runtime::{ensure_not_runtime_thread, runtime};
+use crate::runtime::{ensure_not_runtime_thread, runtime, wait_on_runtime};
 
 /// A running VoidPhone DHT API server (TCP), serving one node. Created by
 /// kad_api_server_start, stopped and released with kad_api_server_free.
 pub struct kad_api_server {
     inner: ApiServer,
 }
+
+/// Largest `max_in_flight` of kad_api_server_start.
+pub const KAD_API_MAX_IN_FLIGHT: usize = 65_536;
 
 fn start_failure(e: ApiError) -> Failure {
     let code = match e {
@@ -28,8 +31,9 @@ fn start_failure(e: ApiError) -> Failure {
 /// 653 FAILURE) on TCP `host:port` from `node`. `host` is an IP literal
 /// ("127.0.0.1", "::1", "0.0.0.0"; names are not resolved); `port` 0 picks
 /// a free port (see kad_api_server_port). `max_connections` (0 = 1024) bounds
-/// the clients served at once; `max_in_flight` (0 = 64) bounds the requests
-/// in progress per connection. A 32-byte API key K is stored under the
+/// the clients served at once; `max_in_flight` (0 = 64, at most
+/// KAD_API_MAX_IN_FLIGHT) bounds the requests in progress per connection.
+/// A 32-byte API key K is stored under the
 /// digest of K, so kad_node_get(node, K, 32, ...) finds values put through
 /// the API and the other way round.
 ///
@@ -40,7 +44,9 @@ fn start_failure(e: ApiError) -> Failure {
 ///
 /// Blocking (binds the socket); KAD_WRONG_THREAD inside a callback.
 /// KAD_INVALID_HANDLE for a freed node, KAD_BAD_ADDRESS if `host` is not an
-/// IP address, KAD_NETWORK_ERROR if the address cannot be bound.
+/// IP address, KAD_INVALID_ARGUMENT for `max_in_flight` above
+/// KAD_API_MAX_IN_FLIGHT (the detail names the limit), KAD_NETWORK_ERROR if
+/// the address cannot be bound.
 #[no_mangle]
 pub unsafe extern "C" fn kad_api_server_start(
     node: *mut kad_node,
@@ -101,15 +107,27 @@ pub unsafe extern "C" fn kad_api_server_port(
 }
 
 /// Stop the server (close the listener and every client connection; the node
-/// keeps running) and release it. NULL is ignored. Freeing the same server
-/// twice is undefined behaviour. Does not block.
+/// keeps running) and release it, returning once the listening socket is
+/// closed: the port can be bound again at once. NULL is ignored. Freeing the
+/// same server twice is undefined behaviour.
+///
+/// May be called from a callback (it waits on another thread); from a log
+/// callback it stops the server without waiting for the socket, as
+/// kad_node_free does there.
 #[no_mangle]
 pub unsafe extern "C" fn kad_api_server_free(server: *mut kad_api_server) {
     ffi_panic_boundary! {
-        if !server.is_null() {
-            // SAFETY: `server` came from Box::into_raw in kad_api_server_start
-            // and the caller gives up ownership here; dropping it stops it.
-            drop(unsafe { Box::from_raw(server) });
+        if server.is_null() {
+            return;
+        }
+        // SAFETY: `server` came from Box::into_raw in kad_api_server_start
+        // and the caller gives up ownership here.
+        let server = unsafe { Box::from_raw(server) }.inner;
+        // Where waiting is refused (a log callback, a forked child) the
+        // future, and the server in it, is dropped unrun: dropping an
+        // ApiServer stops it without waiting.
+        if let Err(f) = wait_on_runtime(None, server.stop()) {
+            f.report();
         }
     }
 }
@@ -175,6 +193,89 @@ mod tests {
         }
         kad_node_free(node);
         unsafe { kad_api_server_free(ptr::null_mut()) };
+    }
+
+    fn detail() -> String {
+        let mut buf = [0 as std::ffi::c_char; 256];
+        let mut n = 0usize;
+        unsafe { crate::error::kad_last_error_detail(buf.as_mut_ptr(), buf.len(), &mut n) };
+        buf[..n].iter().map(|&c| c as u8 as char).collect()
+    }
+
+    #[test]
+    fn in_flight_above_the_maximum_is_refused_at_start() {
+        assert_eq!(
+            KAD_API_MAX_IN_FLIGHT,
+            dht_voidphone::MAX_IN_FLIGHT_PER_CONNECTION
+        );
+        let node = new_node();
+        for too_many in [KAD_API_MAX_IN_FLIGHT + 1, usize::MAX] {
+            let mut server = ptr::null_mut();
+            let r = unsafe {
+                kad_api_server_start(node, c"127.0.0.1".as_ptr(), 0, 0, too_many, &mut server)
+            };
+            // It used to start, then panic in every connection's semaphore.
+            assert_eq!(r, kad_result::KAD_INVALID_ARGUMENT);
+            assert!(server.is_null());
+            let d = detail();
+            assert!(d.contains("max_in_flight") && d.contains("65536"), "{d}");
+        }
+        let mut server = ptr::null_mut();
+        let r = unsafe {
+            kad_api_server_start(
+                node,
+                c"127.0.0.1".as_ptr(),
+                0,
+                usize::MAX,
+                KAD_API_MAX_IN_FLIGHT,
+                &mut server,
+            )
+        };
+        assert_eq!(r, kad_result::KAD_OK);
+        unsafe { kad_api_server_free(server) };
+        kad_node_free(node);
+    }
+
+    /// kad_api_server_free returns once the listener is closed: the same
+    /// port can be bound again at once, every time (it used to fail with
+    /// EADDRINUSE in most tries: the listener closed later).
+    #[test]
+    fn the_port_is_free_when_free_returns() {
+        let node = new_node();
+        let mut server = ptr::null_mut();
+        let r = unsafe { kad_api_server_start(node, c"127.0.0.1".as_ptr(), 0, 0, 0, &mut server) };
+        assert_eq!(r, kad_result::KAD_OK);
+        let mut port = 0u16;
+        assert_eq!(
+            unsafe { kad_api_server_port(server, &mut port) },
+            kad_result::KAD_OK
+        );
+        let tries = 50;
+        let mut rebound = 0;
+        for _ in 0..tries {
+            unsafe { kad_api_server_free(server) };
+            server = ptr::null_mut();
+            let r = unsafe {
+                kad_api_server_start(node, c"127.0.0.1".as_ptr(), port, 0, 0, &mut server)
+            };
+            if r != kad_result::KAD_OK {
+                // Try the next round from a fresh server on the same port.
+                while unsafe {
+                    kad_api_server_start(node, c"127.0.0.1".as_ptr(), port, 0, 0, &mut server)
+                } != kad_result::KAD_OK
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                continue;
+            }
+            rebound += 1;
+        }
+        unsafe { kad_api_server_free(server) };
+        kad_node_free(node);
+        assert_eq!(
+            rebound, tries,
+            "port bound again right after free {rebound} times of {tries}"
+        );
     }
 
     #[test]

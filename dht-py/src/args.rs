@@ -64,25 +64,29 @@ pub(crate) async fn resolve(
 /// The addresses of `addrs` that resolve; those that do not are skipped
 /// (with a warning), as a node's bootstrap skips unusable ones: one stale
 /// name among a saved state's neighbours must not fail the whole join. With
-/// none resolving, the first one's error.
+/// none resolving, the first one's error alone (no warnings: the error says
+/// it, once).
 pub(crate) async fn resolve_usable(
     addrs: Vec<(String, u16)>,
     like: SocketAddr,
 ) -> Result<Vec<SocketAddr>, KadError> {
     let mut out = Vec::with_capacity(addrs.len());
-    let mut first_error = None;
+    let mut errors = Vec::new();
     for (host, port) in addrs {
         match resolve(&host, port, Some(like)).await {
             Ok(addr) => out.push(addr),
-            Err(e) => {
-                warn!("skipping a bootstrap address: {}", e.0);
-                first_error.get_or_insert(e);
-            }
+            Err(e) => errors.push(e),
         }
     }
-    match first_error {
+    let mut errors = errors.into_iter();
+    match errors.next() {
         Some(e) if out.is_empty() => Err(e),
-        _ => Ok(out),
+        first => {
+            for e in first.into_iter().chain(errors) {
+                warn!("skipping a bootstrap address: {}", e.0);
+            }
+            Ok(out)
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use crate::node_ops::{
     bootstrap, contact_to_py, get_with_timeout, ping, put_report, Found, PyContact, PyHeld,
     PyPutReport,
 };
-use crate::reentry::{in_callback, refuse_reentry};
+use crate::reentry::refuse_reentry;
 use crate::runtime::{block_on, check_same_process, fork_generation};
 use crate::storage::ViewedMemory;
 use crate::unclaimed::bind_node;
@@ -60,7 +60,7 @@ impl PyNode {
 
     /// Whether this is a forked child's copy of a node its parent bound:
     /// nothing of it runs here, so it counts as stopped.
-    fn is_foreign(&self) -> bool {
+    pub(crate) fn is_foreign(&self) -> bool {
         self.bound_in != fork_generation()
     }
 
@@ -238,7 +238,8 @@ impl PyNode {
         block_on(py, put_report(self.node()?.clone(), key, value, options))
     }
 
-    #[pyo3(signature = (key, value, *, ttl=None))]
+    // `ttl` (`get_async`'s `timeout`) may come by position: cheaper to parse.
+    #[pyo3(signature = (key, value, ttl=None))]
     fn put_async<'py>(
         &self,
         py: Python<'py>,
@@ -276,7 +277,7 @@ impl PyNode {
         Ok(found.into_pyobject(py)?.unbind())
     }
 
-    #[pyo3(signature = (key, *, timeout=None, default=None))]
+    #[pyo3(signature = (key, timeout=None, *, default=None))]
     fn get_async<'py>(
         &self,
         py: Python<'py>,
@@ -448,23 +449,8 @@ impl PyNode {
     /// again at once (bounded by `SHUTDOWN_WAIT`; never waits when called
     /// from one of the runtime's own threads, e.g. a storage callback).
     #[pyo3(signature = (wait=true))]
-    fn shutdown(&self, py: Python<'_>, wait: bool) -> PyResult<()> {
-        if self.is_foreign() {
-            // A forked child's copy of a parent's node: nothing runs here to stop.
-            return Ok(());
-        }
-        self.inner.shutdown();
-        if !wait || tokio::runtime::Handle::try_current().is_ok() || in_callback() {
-            return Ok(());
-        }
-        let rt = crate::runtime::runtime()?;
-        let node = self.inner.clone();
-        py.detach(move || {
-            rt.block_on(async {
-                let _ = tokio::time::timeout(SHUTDOWN_WAIT, node.closed()).await;
-            })
-        });
-        Ok(())
+    fn shutdown(&self, wait: bool) -> PyResult<()> {
+        self.stop(wait)
     }
 
     /// `shutdown` as an awaitable (resolves once the socket is closed).

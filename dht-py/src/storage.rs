@@ -202,6 +202,9 @@ impl PythonStorage {
         })
         .ok_or(Error::Shutdown)?
         .map_err(|e| {
+            // Said here, as storage.get's failures are: the protocol only
+            // answers the STORE `false`, and the sender is another host.
+            warn!(key = %key, "storage.__setitem__ failed: {e}");
             Error::Io(std::io::Error::other(format!(
                 "storage.__setitem__ failed: {e}"
             )))

@@ -49,6 +49,8 @@ fn api_error(e: ApiError) -> KadError {
 /// Everything `start` needs, owned, so it can cross into the runtime.
 struct StartArgs {
     node: Node,
+    /// Held by the server it starts: a node nobody holds stops.
+    keep: Py<PyNode>,
     host: String,
     port: u16,
     config: ApiConfig,
@@ -77,6 +79,7 @@ impl StartArgs {
         }
         Ok(StartArgs {
             node: node.get().node()?.clone(),
+            keep: node.clone().unbind(),
             host,
             port,
             config,
@@ -98,15 +101,20 @@ impl StartArgs {
         let inner = ApiServer::bind(self.node, addr, self.config)
             .await
             .map_err(api_error)?;
-        Ok(PyApiServer { inner })
+        Ok(PyApiServer {
+            inner,
+            _node: self.keep,
+        })
     }
 }
 
 /// A running VoidPhone DHT API server (TCP). Stops when shut down or
-/// garbage-collected; the node keeps running either way.
+/// garbage-collected; the node keeps running either way, and runs at least
+/// as long as the server (which holds it).
 #[pyclass(frozen, name = "ApiServer", module = "kadmium._kadmium")]
 pub struct PyApiServer {
     inner: ApiServer,
+    _node: Py<PyNode>,
 }
 
 #[pymethods]

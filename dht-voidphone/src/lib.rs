@@ -23,7 +23,7 @@ mod warn_limit;
 
 pub use config::{default_api_address, parse_host_port, AddressError, ConfigError, NodeSettings};
 pub use message::{ApiKey, FrameDecoder, Message, ProtocolError};
-pub use server::{ApiConfig, ApiError, ApiServer, ApiStats};
+pub use server::{ApiConfig, ApiError, ApiServer, ApiStats, MAX_IN_FLIGHT_PER_CONNECTION};
 
 /// The DHT key under which the value of a 32-byte API key is stored.
 pub fn dht_key(api_key: &ApiKey) -> dht_core::NodeId {

@@ -79,7 +79,8 @@ pub struct ApiConfig {
     /// closed after this long without a request. Default 5 min.
     pub idle_timeout: Duration,
     /// Requests (GETs and PUTs) in progress per connection before the
-    /// server stops reading from it.
+    /// server stops reading from it. Default 64, at most
+    /// [`MAX_IN_FLIGHT_PER_CONNECTION`].
     pub max_in_flight_per_connection: usize,
     /// Upper bound on a PUT's TTL, on top of the node's own `max_ttl`.
     /// `None`: only the node's bound applies.
@@ -107,8 +108,17 @@ impl Default for ApiConfig {
     }
 }
 
+/// Largest [`ApiConfig::max_in_flight_per_connection`]. Each connection's
+/// slots and reply queue are tokio semaphores, which panic above
+/// `Semaphore::MAX_PERMITS` (2^61 - 1 on 64-bit, 2^29 - 1 on 32-bit
+/// targets): a bound checked at start instead of in every connection task.
+/// 65,536 is the same on every target and far above what one client can
+/// use (the node's own `max_pending_rpcs` limits what runs at once).
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 65_536;
+
 impl ApiConfig {
-    /// Reject limits of zero, which would make the server useless.
+    /// Reject limits of zero, which would make the server useless, and
+    /// limits above what the server can represent.
     pub fn validate(&self) -> Result<(), ApiError> {
         let zero = |what: &str| {
             Err(ApiError::InvalidConfig(format!(
@@ -129,6 +139,12 @@ impl ApiConfig {
         }
         if self.max_in_flight_per_connection == 0 {
             return zero("max_in_flight_per_connection");
+        }
+        if self.max_in_flight_per_connection > MAX_IN_FLIGHT_PER_CONNECTION {
+            return Err(ApiError::InvalidConfig(format!(
+                "max_in_flight_per_connection is {}; the maximum is {MAX_IN_FLIGHT_PER_CONNECTION}",
+                self.max_in_flight_per_connection
+            )));
         }
         if self.request_timeout.is_zero() {
             return zero("request_timeout");
@@ -253,6 +269,17 @@ impl ApiServer {
     /// to their end (bounded by `request_timeout`).
     pub fn shutdown(&self) {
         self.task.abort();
+    }
+
+    /// Stop as [`ApiServer::shutdown`] does and resolve once the listening
+    /// socket is closed, so that its port can be bound again at once.
+    /// Client connections close as their tasks are cancelled, right after.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        // tokio drops an aborted task's future (the listener with it)
+        // before its JoinHandle resolves. Consuming `self` means the handle
+        // is awaited once only (a second poll would panic).
+        let _ = (&mut self.task).await;
     }
 
     /// Whether the server has stopped (after `shutdown`, or a fatal error).
@@ -432,6 +459,28 @@ mod tests {
             ..ApiConfig::default()
         };
         assert!(c.validate().is_err());
+        let c = ApiConfig {
+            max_in_flight_per_connection: MAX_IN_FLIGHT_PER_CONNECTION,
+            ..ApiConfig::default()
+        };
+        assert!(c.validate().is_ok());
+        // Above the maximum (usize::MAX used to pass and then panic inside
+        // every connection task, in tokio's semaphore).
+        for too_many in [MAX_IN_FLIGHT_PER_CONNECTION + 1, usize::MAX] {
+            let c = ApiConfig {
+                max_in_flight_per_connection: too_many,
+                ..ApiConfig::default()
+            };
+            let e = c
+                .validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                e.contains("max_in_flight_per_connection") && e.contains("65536"),
+                "{e}"
+            );
+        }
         let c = ApiConfig {
             max_ttl: Some(Duration::from_millis(10)),
             ..ApiConfig::default()

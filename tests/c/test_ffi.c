@@ -778,6 +778,28 @@ static void test_network(void) {
     const char *garbage = "# comment\n\nnot-an-id 127.0.0.1:1\n";
     CHECK_RES(kad_routing_table_parse((const uint8_t *)garbage, strlen(garbage), &parsed), KAD_INVALID_ARGUMENT);
     CHECK(parsed == NULL && strstr(detail(), "line 3") != NULL);
+    /* text that is not UTF-8: the detail names the line, as for other bad lines */
+    const char not_utf8[] = "# saved\n0000000000000000000000000000000000000001 10.0.0.\xff:1\n";
+    CHECK_RES(kad_routing_table_parse((const uint8_t *)not_utf8, strlen(not_utf8), &parsed), KAD_INVALID_ARGUMENT);
+    CHECK(parsed == NULL && strstr(detail(), "line 2") != NULL);
+    /* contacts of the other IP family than the node's socket are skipped on
+     * import, as port 0 ones are (ping refuses them with KAD_BAD_ADDRESS) */
+    const char *other_family = "0000000000000000000000000000000000000002 [::1]:5\n"
+                               "0000000000000000000000000000000000000003 127.0.0.1:0\n"
+                               "0000000000000000000000000000000000000004 127.0.0.1:5\n";
+    CHECK_RES(kad_routing_table_parse((const uint8_t *)other_family, strlen(other_family), &parsed), KAD_OK);
+    CHECK(kad_routing_table_len(parsed) == 3);
+    kad_node *v4_only = start_node();
+    added = 99;
+    CHECK_RES(kad_node_import_routing_table(v4_only, parsed, &added), KAD_OK);
+    CHECK(added == 1);
+    kad_routing_table *kept = NULL;
+    CHECK_RES(kad_node_export_routing_table(v4_only, &kept), KAD_OK);
+    CHECK(kad_routing_table_len(kept) == 1);
+    kad_routing_table_free(kept);
+    kad_node_free(v4_only);
+    kad_routing_table_free(parsed);
+    parsed = NULL;
     CHECK_RES(kad_routing_table_parse(NULL, 0, &parsed), KAD_OK); /* empty table */
     CHECK(kad_routing_table_len(parsed) == 0);
     kad_routing_table_free(parsed);
@@ -873,6 +895,52 @@ static void test_logging(void) {
     kad_node_free(n);
     CHECK(l.count == seen);
     CHECK_RES(kad_set_log_callback(on_log, &l, 6), KAD_INVALID_ARGUMENT);
+    pthread_mutex_destroy(&l.mu);
+}
+
+/* kad_node_shutdown waits, so from a log callback (a worker thread) it is
+ * refused with KAD_WRONG_THREAD and does nothing: the node goes on serving.
+ * (It used to refuse but shut the node down all the same.) */
+struct shutdown_in_log {
+    pthread_mutex_t mu;
+    kad_node *node;
+    int tried;
+    kad_result result;
+};
+
+static void on_log_shutdown(void *ud, kad_log_level level, const char *target, const char *message) {
+    (void)level;
+    (void)target;
+    struct shutdown_in_log *l = ud;
+    if (strstr(message, "node started") == NULL) return;
+    pthread_mutex_lock(&l->mu);
+    if (l->node != NULL && !l->tried) {
+        l->tried = 1;
+        l->result = kad_node_shutdown(l->node);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void test_shutdown_in_log_callback(void) {
+    struct shutdown_in_log l;
+    memset(&l, 0, sizeof l);
+    pthread_mutex_init(&l.mu, NULL);
+    kad_node *a = start_node(), *b = start_node();
+    char b_addr[32];
+    addr_of(b, b_addr, sizeof b_addr);
+    pthread_mutex_lock(&l.mu);
+    l.node = a;
+    pthread_mutex_unlock(&l.mu);
+    CHECK_RES(kad_set_log_callback(on_log_shutdown, &l, KAD_LOG_LEVEL_DEBUG), KAD_OK);
+    kad_node *c = start_node(); /* logs "node started" */
+    CHECK_RES(kad_set_log_callback(NULL, NULL, KAD_LOG_LEVEL_OFF), KAD_OK);
+    pthread_mutex_lock(&l.mu);
+    CHECK(l.tried == 1 && l.result == KAD_WRONG_THREAD);
+    pthread_mutex_unlock(&l.mu);
+    CHECK_RES(kad_node_ping(a, b_addr, TIMEOUT, NULL, 0), KAD_OK); /* still running */
+    kad_node_free(c);
+    kad_node_free(b);
+    kad_node_free(a);
     pthread_mutex_destroy(&l.mu);
 }
 
@@ -1032,6 +1100,7 @@ int main(void) {
     test_public_address();
     test_logging();
     test_log_callback_reading_the_node();
+    test_shutdown_in_log_callback();
     printf("test_ffi: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

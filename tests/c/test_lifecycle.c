@@ -8,7 +8,8 @@
  *   - fork(): a child gets KAD_FORKED, never a hang;
  *   - addresses that can never work fail at once with KAD_BAD_ADDRESS, and
  *     _async calls resolve host names later, not on the calling thread;
- *   - lengths above PTRDIFF_MAX are refused before anything reads them;
+ *   - lengths above PTRDIFF_MAX are refused before anything reads them,
+ *     or writes to an output buffer;
  *   - at most KAD_CALLBACK_THREADS callbacks run at once.
  *
  *   test_lifecycle [ROUNDS [nofork]]   (default 40 rounds; run.sh uses fewer, and
@@ -258,6 +259,17 @@ static void on_shutdown(void *ud, kad_result r) {
     atomic_fetch_add(&s->calls, 1);
 }
 
+struct slow_shutdown {
+    atomic_int returned;
+};
+
+static void on_shutdown_slowly(void *ud, kad_result r) {
+    struct slow_shutdown *s = ud;
+    (void)r;
+    sleep_ms(50);
+    atomic_store(&s->returned, 1);
+}
+
 static void test_waiting_for_callbacks(void) {
     struct tally *tally = calloc(1, sizeof *tally);
     struct slot *slots = calloc(ASYNC_CALLS, sizeof *slots);
@@ -304,6 +316,18 @@ static void test_waiting_for_callbacks(void) {
     kad_node_free(n);
     sleep_ms(50);
     CHECK(atomic_load(&seen.calls) == 1 && atomic_load(&tally->calls[200]) == 0);
+
+    /* kad_node_free_wait waits for a kad_node_shutdown_async callback too:
+     * userdata freed after it is never used (it returned before the
+     * callback ran, a use after free under ASan) */
+    for (int i = 0; i < 5; i++) {
+        struct slow_shutdown *slow = calloc(1, sizeof *slow);
+        n = node_at("127.0.0.1", 0, 300);
+        CHECK_RES(kad_node_shutdown_async(n, on_shutdown_slowly, slow), KAD_OK);
+        CHECK_RES(kad_node_free_wait(n, 0), KAD_OK);
+        CHECK(atomic_load(&slow->returned) == 1);
+        free(slow);
+    }
     free(slots);
     free(tally);
 }
@@ -528,6 +552,35 @@ static void test_huge_lengths(void) {
     }
     uint8_t d[KAD_ID_LEN];
     CHECK_RES(kad_key_digest(NULL, 0, d, sizeof d), KAD_NULL_POINTER);
+
+    /* output buffers: a length above PTRDIFF_MAX is refused before anything
+     * is written (it used to be trusted: KAD_OK, and written) */
+    kad_keypair *kp = kad_keypair_new();
+    kad_routing_table *t = NULL;
+    const char *text = "0000000000000000000000000000000000000001 127.0.0.1:5\n";
+    CHECK_RES(kad_routing_table_parse((const uint8_t *)text, strlen(text), &t), KAD_OK);
+    for (int i = 0; i < 2; i++) {
+        size_t len = huge[i];
+        char buf[64];
+        uint8_t out[64];
+        size_t written = 12345;
+        memset(buf, 'x', sizeof buf);
+        memset(out, 0x55, sizeof out);
+        CHECK_RES(kad_result_message(KAD_OK, buf, len, &written), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_last_error_detail(buf, len, &written), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_key_digest(KEY("k"), out, len), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_node_id(n, out, len), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_keypair_public_key(kp, out, len), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_keypair_secret(kp, out, len), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_routing_table_contact(t, 0, out, len, buf, sizeof buf), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_routing_table_contact(t, 0, out, sizeof out, buf, len), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_node_public_address(n, buf, len, &written), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_node_ping(n, "127.0.0.1:5", 1000, out, len), KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_node_put_immutable(n, KEY("v"), 1000, out, len), KAD_INVALID_ARGUMENT);
+        CHECK(buf[0] == 'x' && out[0] == 0x55 && written == 12345);
+    }
+    kad_routing_table_free(t);
+    kad_keypair_free(kp);
     kad_node_free(n);
 }
 
@@ -593,6 +646,16 @@ static void test_callback_threads_bounded(void) {
     CHECK_RES(kad_node_put(saving, KEY("saved"), KEY("while the pool is full"), 0, 10000, NULL), KAD_OK);
     printf("threads: with every callback thread blocked, a data-directory node opened in %.3f s "
            "and a put it saved took %.3f s\n", open_s, now_s() - put_at);
+    /* Blocking calls resolve host names on the calling thread, so a full
+     * callback pool does not hold them up (they timed out, before). */
+    char name[32];
+    snprintf(name, sizeof name, "localhost:%u", (unsigned)port_of(n));
+    const char *by_name[] = {name};
+    double named_at = now_s();
+    CHECK_RES(kad_node_ping(saving, name, 5000, NULL, 0), KAD_OK);
+    CHECK_RES(kad_node_bootstrap(saving, by_name, 1, 5000, NULL), KAD_OK);
+    printf("threads: with every callback thread blocked, a ping and a bootstrap given a host name "
+           "took %.3f s\n", now_s() - named_at);
     kad_node_free(saving);
     char rm[64];
     snprintf(rm, sizeof rm, "rm -rf %s", dir);

@@ -42,6 +42,12 @@ static int passed, failed;
 #define BYTES(s) (const uint8_t *)(s), strlen(s)
 #define TIMEOUT 20000
 
+static const char *detail(void) {
+    static char buf[512];
+    kad_last_error_detail(buf, sizeof buf, NULL);
+    return buf;
+}
+
 static kad_node *start_node(int client_only) {
     kad_config *c = kad_config_new();
     kad_node *n = NULL;
@@ -252,6 +258,55 @@ static void test_records(void) {
     for (int i = 0; i < 4; i++) kad_node_free(n[i]);
 }
 
+/* A salt above KAD_SALT_MAX_LEN is the same KAD_INVALID_ARGUMENT, naming
+ * the salt and its limit, from put, get and delete (blocking and async), at
+ * once; it was KAD_INVALID_RECORD, or for a long one on put
+ * KAD_VALUE_TOO_LARGE "maximum 0". */
+static void test_salt_limit(void) {
+    kad_node *a = start_node(0), *b = start_node(0);
+    uint16_t port = 0;
+    CHECK_RES(kad_node_port(b, &port), KAD_OK);
+    char seed[32];
+    snprintf(seed, sizeof seed, "127.0.0.1:%u", (unsigned)port);
+    const char *via[] = {seed};
+    CHECK_RES(kad_node_bootstrap(a, via, 1, TIMEOUT, NULL), KAD_OK);
+    kad_keypair *kp = kad_keypair_new();
+    uint8_t pk[KAD_KEY_LEN];
+    CHECK_RES(kad_keypair_public_key(kp, pk, sizeof pk), KAD_OK);
+    static uint8_t salt[65000];
+    memset(salt, 's', sizeof salt);
+    uint64_t seq = 0;
+    kad_value *v = NULL;
+    CHECK_RES(kad_node_put_signed(a, kp, salt, KAD_SALT_MAX_LEN, BYTES("v"), 0, 0, 0, TIMEOUT, &seq), KAD_OK);
+    CHECK_RES(kad_node_get_signed(a, pk, sizeof pk, salt, KAD_SALT_MAX_LEN, TIMEOUT, &v, NULL), KAD_OK);
+    kad_value_free(v);
+    v = NULL;
+    const size_t too_long[] = {KAD_SALT_MAX_LEN + 1, 1000, sizeof salt};
+    char want[64];
+    snprintf(want, sizeof want, "maximum is %d", KAD_SALT_MAX_LEN);
+    for (size_t i = 0; i < sizeof too_long / sizeof too_long[0]; i++) {
+        size_t len = too_long[i];
+        CHECK_RES(kad_node_put_signed(a, kp, salt, len, BYTES("v"), 0, 0, 0, TIMEOUT, &seq), KAD_INVALID_ARGUMENT);
+        CHECK(strstr(detail(), "salt") != NULL && strstr(detail(), want) != NULL);
+        CHECK_RES(kad_node_get_signed(a, pk, sizeof pk, salt, len, TIMEOUT, &v, NULL), KAD_INVALID_ARGUMENT);
+        CHECK(strstr(detail(), "salt") != NULL && strstr(detail(), want) != NULL);
+        CHECK_RES(kad_node_delete_signed(a, kp, salt, len, TIMEOUT, &seq), KAD_INVALID_ARGUMENT);
+        CHECK(strstr(detail(), "salt") != NULL && strstr(detail(), want) != NULL);
+        CHECK_RES(kad_node_put_signed_async(a, kp, salt, len, BYTES("v"), 0, 0, 0, TIMEOUT, NULL, NULL, NULL),
+                  KAD_INVALID_ARGUMENT);
+        CHECK_RES(kad_node_get_signed_async(a, pk, sizeof pk, salt, len, TIMEOUT, NULL, NULL, NULL),
+                  KAD_INVALID_ARGUMENT);
+    }
+    /* A NULL salt is KAD_NULL_POINTER whatever its length, as every NULL is. */
+    CHECK_RES(kad_node_put_signed(a, kp, NULL, KAD_SALT_MAX_LEN + 1, BYTES("v"), 0, 0, 0, TIMEOUT, &seq),
+              KAD_NULL_POINTER);
+    CHECK_RES(kad_node_get_signed(a, pk, sizeof pk, NULL, 1000, TIMEOUT, &v, NULL), KAD_NULL_POINTER);
+    CHECK(v == NULL);
+    kad_keypair_free(kp);
+    kad_node_free(a);
+    kad_node_free(b);
+}
+
 static void test_data_dir(void) {
     char dir[64];
     snprintf(dir, sizeof dir, "/tmp/kadmium-test-signed-%ld", (long)time(NULL));
@@ -274,6 +329,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     test_keypair();
     test_records();
+    test_salt_limit();
     test_data_dir();
     printf("test_signed: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -160,6 +160,14 @@ class CommandsTest(unittest.TestCase):
                         run.stderr)
         self.assertIn("Address already in use", run.stderr)
         self.assertEqual(len(run.stderr.strip().splitlines()), 1, run.stderr)
+        # A bootstrap host that cannot be resolved: the error once, not a warning too.
+        for argv in (["put", "--bootstrap", "nohost.invalid:5", "k", "v"],
+                     ["get", "--bootstrap", "nohost.invalid:5", "k"]):
+            with self.subTest(argv=argv):
+                run = kadmium(*argv, timeout=30)
+                self.assertEqual(run.returncode, 1, run.stderr)
+                self.assertEqual(run.stderr.strip().splitlines(),
+                                 [f"kadmium {argv[0]}: bad address: nohost.invalid:5"])
 
     def test_an_ipv6_node_shows_its_address_in_brackets(self) -> None:
         import socket

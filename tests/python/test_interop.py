@@ -1,6 +1,9 @@
 """Mixed networks: kadmium.Server and upstream kademlia.network.Server nodes in one event loop."""
 
+import asyncio
 import datetime
+import os
+import socket
 import unittest
 from typing import Any, List
 
@@ -105,6 +108,60 @@ class MixedNetworkTest(AsyncCase):
         # The node still takes values it can hold from the same peer.
         self.assertTrue(await self.bounded(py.set("after", b"ok")))
         self.assertEqual(await self.bounded(alone.get("after")), b"ok")
+
+
+class MapAsMapKeyTest(AsyncCase):
+    """msgpack lets a map be a map key, and a key repeat; Python cannot hash a
+    dict, and umsgpack refuses a repeated key, failing the whole datagram, so an
+    upstream node never stores either. A kadmium node refuses them too (answers
+    False): held, a map key made every Python reader's get raise and the node's
+    own storage view unreadable, and either would fail Python readers' replies."""
+
+    async def test_a_store_of_it_is_refused_and_readers_get_the_real_value(self) -> None:
+        nodes = await start_kadmium(4)
+        self.track(*nodes)
+        self.assertTrue(await self.bounded(nodes[1].set("k", "good")))
+        key = digest("k")
+        # {{"a": 1}: 2} and {1: 1, True: 2}: what a kademlia node makes of them.
+        poisons = [b"\x81\x81\xa1a\x01\x02", b"\x82\x01\x01\xc3\x02"]
+        with self.assertRaises(umsgpack.UnhashableKeyException):
+            umsgpack.unpackb(poisons[0])
+        with self.assertRaises(umsgpack.DuplicateKeyException):
+            umsgpack.unpackb(poisons[1])
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((LOCAL, 0))
+        sock.setblocking(False)
+        try:
+            sender = os.urandom(20)
+            for node, poison in ((n, p) for n in nodes for p in poisons):
+                msg_id = os.urandom(20)
+                store = b"\x92\xa5store\x93" + umsgpack.packb(sender) \
+                    + umsgpack.packb(key) + poison
+                address = (LOCAL, node.node.port)
+                sock.sendto(b"\x00" + msg_id + store, address)
+                while True:  # a new sender's address is pinged before it is answered
+                    datagram = await self.bounded(loop.sock_recv(sock, 65536), 10)
+                    if datagram[:1] == b"\x00":
+                        sock.sendto(b"\x01" + datagram[1:21] + umsgpack.packb(sender), address)
+                        continue
+                    self.assertEqual(datagram[:21], b"\x01" + msg_id)
+                    self.assertIs(umsgpack.unpackb(datagram[21:]), False)
+                    break
+        finally:
+            sock.close()
+        held = []
+        for node in nodes:
+            self.assertEqual(node.stats()["stores_undecodable"], len(poisons))
+            # The storage view reads as before (it raised TypeError for every key).
+            self.assertEqual(len(node.storage), len(list(node.storage)))
+            held.append(node.storage.get(key))
+        self.assertIn("good", held)
+        self.assertEqual({v for v in held if v is not None}, {"good"})
+        reader = (await start_kadmium(1))[0]
+        self.track(reader)
+        await self.bounded(reader.bootstrap([(LOCAL, nodes[0].node.port)]))
+        self.assertEqual(await self.bounded(reader.get("k")), "good")
 
 
 #: Values only ``set_digest`` stores (upstream's ``set`` refuses them), and

@@ -258,8 +258,14 @@ class ScriptTest(unittest.TestCase):
             from kadmium import DHT
 
             class Interrupted(logging.Handler):
+                # One Ctrl-C, during the first record (later ones, such as the
+                # node that DHT() bound stopping as it goes, are let through).
+                pressed = False
+
                 def emit(self, record):
-                    raise KeyboardInterrupt
+                    if not Interrupted.pressed:
+                        Interrupted.pressed = True
+                        raise KeyboardInterrupt
 
             log = logging.getLogger("kademlia")
             log.addHandler(Interrupted())
@@ -276,6 +282,48 @@ class ScriptTest(unittest.TestCase):
         out = run_script(script)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(out.stdout.strip(), "interrupted", out.stderr)
+
+    def test_a_node_stopped_inside_a_handler_never_hangs(self) -> None:
+        # The collector can drop a node anywhere, also in a handler holding its lock,
+        # and a handler may stop a node itself (close() waits for the socket). A record
+        # the runtime logs meanwhile waits for that lock: on one CPU (one runtime
+        # thread) both hung for good. Now a drop does not wait, the node reports itself
+        # closed before its "node stopped" record, and close() waits at most 5 s (all
+        # of it here, on one CPU, where that one thread is the one held up).
+        script = textwrap.dedent(
+            """
+            import logging, os, time
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+            from kadmium import DHT
+
+            held = {"dropped": DHT("127.0.0.1", 0)}
+            closed = DHT("127.0.0.1", 0)
+
+            class Stopper(logging.Handler):
+                def emit(self, record):
+                    # Records of Python code (not those kadmium hands over, whose
+                    # handlers may not wait for the runtime anyway).
+                    if record.name == "kademlia.app.drop" and "dropped" in held:
+                        del held["dropped"]  # its last reference
+                    if record.name == "kademlia.app.close":
+                        closed.close()
+
+            log = logging.getLogger("kademlia")
+            log.addHandler(Stopper())
+            log.setLevel(logging.DEBUG)
+            start = time.monotonic()
+            logging.getLogger("kademlia.app.drop").debug("the node goes now")
+            print("dropped in a handler:", "dropped" not in held)
+            logging.getLogger("kademlia.app.close").debug("the node stops now")
+            print("closed in a handler:", closed.closed)
+            print("seconds:", round(time.monotonic() - start, 1))
+            """
+        )
+        out = run_script(script)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("dropped in a handler: True", out.stdout)
+        self.assertIn("closed in a handler: True", out.stdout)
+        print(out.stdout.strip().splitlines()[-1])  # the time both took
 
     def test_a_handler_on_a_runtime_thread_cannot_block_on_the_runtime(self) -> None:
         # "dropped datagram" is logged on one of the runtime's threads; a blocking

@@ -582,6 +582,44 @@ class LifecycleTest(AsyncCase):
             d.close()
             self.assertTrue(d._node.is_closed)
 
+    def test_a_server_left_running_after_its_loop_ended_frees_its_port_once_collected(
+            self) -> None:
+        # As upstream's transport: a Server nobody holds any more (its loop, whose
+        # refresh timer held it, has ended) closes its socket when collected.
+        async def forget_to_stop() -> int:
+            s = Server()
+            await s.listen(0, LOCAL)
+            return int(s.node.port)
+
+        def bindable(port: int) -> bool:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+                try:
+                    again.bind((LOCAL, port))
+                except OSError:
+                    return False
+                return True
+
+        for _ in range(3):
+            port = asyncio.run(forget_to_stop())
+            gc.collect()
+            # The node stops without making the collector wait: its socket closes
+            # on the runtime a moment later (it used to stay open until exit).
+            deadline = time.monotonic() + 30
+            while not bindable(port):
+                self.assertLess(time.monotonic(), deadline, "the port was never released")
+                time.sleep(0.01)
+
+    async def test_a_server_dropped_while_its_loop_runs_keeps_serving_as_upstream(
+            self) -> None:
+        dropped = Server()
+        await dropped.listen(0, LOCAL)
+        port = dropped.node.port
+        del dropped
+        gc.collect()
+        (asker,) = await start_kadmium(1)
+        self.track(asker)
+        self.assertIsNotNone(await self.bounded(asker.bootstrap_node((LOCAL, port))))
+
     def test_the_interpreter_exits_cleanly_with_puts_in_flight(self) -> None:
         # The runtime's threads outlive the interpreter and keep allocating
         # (with mimalloc, see dht-alloc) while the process exits: a crash or

@@ -264,6 +264,22 @@ class UserStorageTest(AsyncCase):
         self.assertTrue(all("cannot call a kadmium node" in e for e in
                             run.stdout.split("message: ")[1:]), run.stdout)
 
+    async def test_a_storage_refusing_a_store_is_logged_as_a_warning(self) -> None:
+        class DiskFull(ForgetfulStorage):
+            def __setitem__(self, key: bytes, value: Any) -> None:
+                raise RuntimeError("disk full")
+
+        seed = await start_kadmium(1)
+        holder = kadmium.Server(storage=DiskFull())
+        self.track(*seed, holder)
+        await holder.listen(0, LOCAL)
+        await holder.bootstrap([(LOCAL, seed[0].node.port)])
+        with self.assertLogs("kademlia.kadmium", "WARNING") as logs:
+            self.assertFalse(await self.bounded(seed[0].set("k", "v")))
+            await self.until(lambda: any("disk full" in line for line in logs.output),
+                             "the holder's warning")
+        self.assertTrue(any("__setitem__" in line for line in logs.output), logs.output)
+
     async def test_values_already_in_the_storage_are_held(self) -> None:
         storage = Recording()
         storage[digest("old")] = "from before"

@@ -15,6 +15,31 @@ class Weird:
         return "weird ✓"
 
 
+class RenamedStr(str):
+    def __str__(self) -> str:
+        return "renamed"
+
+
+class Tagged(bytes):
+    def __str__(self) -> str:
+        return "tagged"
+
+
+class OwnEncoding(str):
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return b"own encoding"
+
+
+class GivesOwnEncoding:
+    def __str__(self) -> str:
+        return OwnEncoding("text")
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise LookupError("no text for this one")
+
+
 class DigestTest(unittest.TestCase):
     def test_known_values(self) -> None:
         self.assertEqual(digest(1), hashlib.sha1(b"1").digest())
@@ -31,6 +56,8 @@ class DigestTest(unittest.TestCase):
             True, False, None, "", "key", "ünïcødé ✓", "\x00", "a" * 10_000,
             b"", b"\x00", b"\xff" * 64, bytearray(b"ab"), memoryview(b"cd"),
             (1, 2), [1, "a"], {"k": 1}, frozenset(), Weird(), object,
+            RenamedStr("original"), Tagged(b"raw"), "\U0001f600 outside the BMP",
+            GivesOwnEncoding(), OwnEncoding("its own"),
         ]
         inputs += [os.urandom(rng.randrange(0, 300)) for _ in range(300)]
         inputs += [rng.getrandbits(rng.randrange(1, 300)) for _ in range(300)]
@@ -40,6 +67,16 @@ class DigestTest(unittest.TestCase):
         for x in inputs:
             with self.subTest(x=repr(x)[:60]):
                 self.assertEqual(digest(x), upstream.digest(x))
+
+    def test_errors_and_keyword_as_upstream(self) -> None:
+        self.assertEqual(digest(string="k"), upstream.digest(string="k"))
+        for bad, error in (("lone \ud800 surrogate", UnicodeEncodeError),
+                           (Unprintable(), LookupError)):
+            with self.subTest(bad=type(bad).__name__):
+                with self.assertRaises(error):
+                    upstream.digest(bad)
+                with self.assertRaises(error):
+                    digest(bad)
 
     def test_helpers(self) -> None:
         for args in (["prefix", "prefixasdf", "prefix", "prefixxxx"], ["p", "prefixasdf"],

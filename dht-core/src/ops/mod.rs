@@ -181,7 +181,7 @@ impl Operations {
         self.ops.capacity()
     }
 
-    /// Free the tables a burst left empty (see [`crate::idle_memory`]).
+    /// Free the tables a burst left empty (see `idle_memory.rs`).
     pub fn release_idle_memory(&mut self) {
         self.ops.release_if_empty();
         self.starved_user.release_if_empty();

@@ -89,7 +89,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<PersistedRecord, String> {
         },
         other => return Err(format!("unknown record kind {other}")),
     };
-    let value = wire::decode_value(r.0).map_err(|e| format!("bad value: {e:?}"))?;
+    let value = wire::decode_saved_value(r.0).map_err(|e| format!("bad value: {e:?}"))?;
     Ok(PersistedRecord {
         value,
         expires_at_unix_ms,

@@ -81,6 +81,10 @@ pub struct Snapshot {
     pub records: Vec<(Key, PersistedRecord)>,
     /// Records that had expired by load time; they were deleted from disk.
     pub expired_dropped: usize,
+    /// Records whose value this build refuses (one Python peers cannot
+    /// unpack, see `umsgpack_rules`, which earlier builds stored); deleted
+    /// from disk, with a warning.
+    pub refused_dropped: usize,
 }
 
 /// An open, locked data directory.
@@ -128,10 +132,9 @@ impl DataDir {
     /// [`DataDir::load`] with the wall clock read as `now_unix_ms`.
     pub fn load_at(&mut self, now_unix_ms: u64) -> Result<Snapshot, PersistError> {
         let file = self.file.clone();
-        let (mut snapshot, expired) = guarded(&file, || self.read_all(now_unix_ms))?;
-        snapshot.expired_dropped = expired.len();
-        if !expired.is_empty() {
-            let removals: Vec<Change> = expired
+        let (snapshot, dropped) = guarded(&file, || self.read_all(now_unix_ms))?;
+        if !dropped.is_empty() {
+            let removals: Vec<Change> = dropped
                 .into_iter()
                 .map(|key| Change::RemoveRecord { key })
                 .collect();
@@ -140,7 +143,7 @@ impl DataDir {
         Ok(snapshot)
     }
 
-    /// The live records and the keys of the expired ones.
+    /// The live records, and the keys of those dropped (expired or refused).
     fn read_all(&mut self, now_unix_ms: u64) -> Result<(Snapshot, Vec<Key>), PersistError> {
         let file = self.file.clone();
         let db = self.database()?;
@@ -170,7 +173,7 @@ impl DataDir {
             }
         }
 
-        let mut expired = Vec::new();
+        let mut dropped = Vec::new();
         if let Some(records) = open_if_exists(&read, RECORDS, &file)? {
             for entry in records.iter().map_err(|e| from_redb::storage(&file, e))? {
                 let (key, bytes) = entry.map_err(|e| from_redb::storage(&file, e))?;
@@ -179,13 +182,18 @@ impl DataDir {
                     PersistError::corrupt(&file, format!("record {}: {e}", key.to_hex()))
                 })?;
                 if record.expires_at_unix_ms <= now_unix_ms {
-                    expired.push(key);
+                    snapshot.expired_dropped += 1;
+                    dropped.push(key);
+                } else if let Some(why) = record.value.umsgpack_refusal() {
+                    tracing::warn!(%key, "dropping a saved value peers refuse now: {why}");
+                    snapshot.refused_dropped += 1;
+                    dropped.push(key);
                 } else {
                     snapshot.records.push((key, record));
                 }
             }
         }
-        Ok((snapshot, expired))
+        Ok((snapshot, dropped))
     }
 
     /// Applies `changes` in order in one transaction, durable on disk when

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::id::Key;
 use crate::ops::PutKind;
 use crate::rpc::OpId;
-use crate::value::Value;
+use crate::value::{Value, MAX_VALUE_DEPTH};
 use crate::wire;
 
 /// Options of a put. Made from `PutOptions::default()` and the `with_`
@@ -112,6 +112,17 @@ impl Protocol {
                 size: value.size(),
                 max,
             });
+        }
+        // What peers' decoders refuse, refused here: a put nobody stores.
+        if value.depth() > MAX_VALUE_DEPTH {
+            return Err(Error::InvalidArgument(format!(
+                "value nested more than {MAX_VALUE_DEPTH} deep"
+            )));
+        }
+        if let Some(why) = value.umsgpack_refusal() {
+            return Err(Error::InvalidArgument(format!(
+                "{why}: Python peers cannot unpack the value"
+            )));
         }
         let ttl = options
             .ttl

@@ -102,6 +102,15 @@ impl Protocol {
         }
     }
 
+    /// Have the next [`Protocol::take_persist_changes`] (at `now` or later)
+    /// save the contacts if they changed, however recently they were
+    /// compared: for the last one, at shutdown.
+    pub fn save_contacts_by(&mut self, now: Instant) {
+        if let Some(journal) = &mut self.journal {
+            journal.check_contacts_by(now);
+        }
+    }
+
     /// When [`Protocol::take_persist_changes`] next has a contact check to
     /// make (a driver that is otherwise idle wakes for it).
     pub fn persist_deadline(&self) -> Option<Instant> {

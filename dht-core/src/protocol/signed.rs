@@ -42,6 +42,9 @@ impl Protocol {
         value: &[u8],
         options: SignedPutOptions,
     ) -> Result<OpId> {
+        // First: the value limit depends on the salt's length (a salt over
+        // the limit gave "value too large ... maximum 0").
+        check_salt(salt)?;
         let max = max_payload_len(salt.len());
         if value.len() > max {
             return Err(Error::ValueTooLarge {

@@ -4,7 +4,7 @@
 //! everything. A full bucket splits only when it covers our own id (the
 //! paper's basic rule), so whatever ids arrive the table holds at most
 //! 161 buckets of k contacts (the three furthest hold more, see
-//! [`FAR_BUCKET_WIDTHS`]) and `closest()` reads a bounded amount: made-up
+//! `FAR_BUCKET_WIDTHS`) and `closest()` reads a bounded amount: made-up
 //! ids near our own cannot grow it without bound, as bmuller's relaxed rule
 //! allowed. Otherwise the newcomer waits in the bucket's replacement cache
 //! and the least-recently-seen contact is pinged: long-lived contacts are kept
@@ -391,7 +391,7 @@ impl RoutingTable {
     }
 
     /// How many contacts `bucket` holds at most: k, or more for the far
-    /// buckets (see [`FAR_BUCKET_WIDTHS`]).
+    /// buckets (see `FAR_BUCKET_WIDTHS`).
     fn capacity(&self, bucket: &Bucket) -> usize {
         let width = match usize::from(bucket.depth) {
             depth if bucket.holds_own || depth == 0 => 1,

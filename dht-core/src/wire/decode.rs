@@ -11,11 +11,15 @@ use super::trailers::{parse_trailers, NodesList, Trailers};
 use super::{RejectedValue, Request, Response, RpcKind, WireError, MAX_CONTACTS_PER_REPLY};
 use crate::contact::Contact;
 use crate::id::{NodeId, ID_LEN};
+use crate::umsgpack_rules;
 use crate::value::{Value, MAX_VALUE_DEPTH};
 
 /// A bounds-checked msgpack reader over a byte slice.
 struct Reader<'a> {
     buf: &'a [u8],
+    /// Refuse maps a Python peer cannot unpack (see `umsgpack_rules`); off
+    /// only for values this node saved itself before the rule existed.
+    python_rules: bool,
 }
 
 /// One decoded msgpack item of the shapes this protocol uses. Containers are
@@ -39,7 +43,10 @@ const MALFORMED: WireError = WireError::Malformed("invalid msgpack");
 
 impl<'a> Reader<'a> {
     fn new(buf: &'a [u8]) -> Self {
-        Reader { buf }
+        Reader {
+            buf,
+            python_rules: true,
+        }
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
@@ -239,6 +246,11 @@ impl<'a> Reader<'a> {
                     let key = self.value_at(depth + 1)?;
                     entries.push((key, self.value_at(depth + 1)?));
                 }
+                if self.python_rules {
+                    if let Some(why) = umsgpack_rules::map_keys_refusal(&entries) {
+                        return Err(WireError::Malformed(why));
+                    }
+                }
                 Value::Map(entries)
             }
             Item::Bool(b) => Value::Bool(b),
@@ -255,7 +267,7 @@ impl<'a> Reader<'a> {
 
     /// A STORE's value. Well-formed msgpack that is not a [`Value`] (an
     /// extension type, a string that is not UTF-8, nesting past
-    /// [`MAX_VALUE_DEPTH`]) is returned as a [`RejectedValue`] rather than
+    /// [`MAX_VALUE_DEPTH`], a map Python cannot unpack) is returned as a [`RejectedValue`] rather than
     /// an error, so the request is answered (`False`) instead of dropped:
     /// rpcudp peers evict a node that leaves a STORE unanswered. Anything
     /// that is not msgpack (truncated, a reserved marker) is still an error.
@@ -343,6 +355,17 @@ impl<'a> Reader<'a> {
 /// The inverse of [`encode_value`](super::encode_value): exactly one value, no trailing bytes.
 pub fn decode_value(bytes: &[u8]) -> Result<Value, WireError> {
     let mut r = Reader::new(bytes);
+    let value = r.value()?;
+    r.end()?;
+    Ok(value)
+}
+
+/// [`decode_value`] that also takes what a Python peer cannot unpack: for values a
+/// data directory kept from builds that stored them (the store drops them
+/// as it loads, rather than refuse to open).
+pub fn decode_saved_value(bytes: &[u8]) -> Result<Value, WireError> {
+    let mut r = Reader::new(bytes);
+    r.python_rules = false;
     let value = r.value()?;
     r.end()?;
     Ok(value)

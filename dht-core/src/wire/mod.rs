@@ -16,7 +16,10 @@ mod decode;
 mod encode;
 pub mod trailers;
 
-pub use decode::{decode_request, decode_response, decode_response_with_trailers, decode_value};
+pub use decode::{
+    decode_request, decode_response, decode_response_with_trailers, decode_saved_value,
+    decode_value,
+};
 pub use encode::{
     encode_reply, encode_reply_into, encode_request, encode_request_into, encode_response,
     encode_value, encoded_store_len,
@@ -682,6 +685,20 @@ mod tests {
         }
         // Extension types are still not values.
         assert!(decode_value(&[0xd4, 0x01, 0x00]).is_err());
+        // A map used as a map key: refused, but taken back from a data
+        // directory that saved it; a list as a key is fine (a tuple in Python).
+        let map_key = hex("8181a1610102");
+        let refused = WireError::Malformed("a map used as a map key");
+        assert_eq!(decode_value(&map_key), Err(refused.clone()));
+        let saved = decode_saved_value(&map_key).unwrap();
+        assert!(saved.umsgpack_refusal().is_some());
+        let list_key = decode_value(&hex("8192010201")).unwrap();
+        assert_eq!(list_key.umsgpack_refusal(), None);
+        // ... and a find_value reply carrying one is dropped, not handed on.
+        let mut reply = vec![0x81, 0xa5];
+        reply.extend(b"value");
+        reply.extend(&map_key);
+        assert_eq!(decode_response(RpcKind::FindValue, &reply), Err(refused));
         // A find_value reply whose unknown field holds a container is skipped whole.
         let mut reply = vec![0x82, 0xa5];
         reply.extend(b"value");
@@ -716,7 +733,9 @@ mod tests {
         let mut very_deep = vec![0x91; 60_000];
         very_deep.push(0xc0);
         let ext = "extension type is not a value";
-        let cases: [(&str, Vec<u8>, &str); 9] = [
+        let map_key = "a map used as a map key";
+        let repeated = "a map key repeated (as Python compares keys)";
+        let cases: [(&str, Vec<u8>, &str); 14] = [
             // umsgpack 2.8.0's packb(datetime(2026, 1, 1, tzinfo=utc)):
             // the timestamp extension (-1), 32-bit form.
             ("timestamp", hex("d6ff6955b900"), ext),
@@ -735,6 +754,14 @@ mod tests {
             ("str, not utf-8", vec![0xa2, 0xff, 0xfe], "bad utf-8"),
             ("too deep", too_deep, "value nested too deeply"),
             ("very deep", very_deep, "value nested too deeply"),
+            // {{"a": 1}: 2}, {[{"a": 1}]: 2} and [{{}: 1}]: Python cannot
+            // hash a dict, so neither umsgpack nor a Python caller can take them.
+            ("map as a map key", hex("8181a1610102"), map_key),
+            ("map in a list as a map key", hex("819181a1610102"), map_key),
+            ("deeper down", hex("91818001"), map_key),
+            // {1: 1, 1: 2} and {1: 1, True: 2}: umsgpack's DuplicateKeyException.
+            ("repeated key", hex("8201010102"), repeated),
+            ("1 and True", hex("820101c302"), repeated),
         ];
         for (name, raw, reason) in cases {
             let body = store_body(&raw);

@@ -7,6 +7,7 @@ __all__ = [
     "__version__",
     "LOGGER_PREFIX",
     "Node",
+    "digest",
     "KadmiumError",
     "InvalidArgumentError",
     "ValueTooLargeError",
@@ -125,13 +126,13 @@ class Node:
     def bootstrap_async(self, addrs: Sequence[Tuple[str, int]]) -> Awaitable[List[_Contact]]: ...
     def put(self, key: bytes, value: _Value, *, ttl: Optional[float] = None) -> _PutReport: ...
     def put_async(
-        self, key: bytes, value: _Value, *, ttl: Optional[float] = None
+        self, key: bytes, value: _Value, ttl: Optional[float] = None
     ) -> Awaitable[_PutReport]: ...
     def get(
         self, key: bytes, *, timeout: Optional[float] = None, default: Any = None
     ) -> _Value: ...
     def get_async(
-        self, key: bytes, *, timeout: Optional[float] = None, default: Any = None
+        self, key: bytes, timeout: Optional[float] = None, *, default: Any = None
     ) -> Awaitable[_Value]: ...
     def local_value(self, key: bytes, default: Any = None) -> _Value: ...
     def store_local(self, key: bytes, value: _Value, *, ttl: Optional[float] = None) -> None: ...
@@ -184,6 +185,9 @@ class ApiServer:
     @property
     def is_shut_down(self) -> bool: ...
     def shutdown(self) -> None: ...
+
+def digest(string: object) -> bytes:
+    """SHA-1 of ``string``: bytes as they are, anything else as ``str(string)`` in UTF-8."""
 
 def parse_voidphone_config(
     path: str,

@@ -366,7 +366,7 @@ class Server:
         node, dkey = self._node(), digest(key)
         value: Value = node.local_value(dkey)
         if value is None:
-            value = await node.get_async(dkey, timeout=timeout)
+            value = await node.get_async(dkey, timeout)
         return value
 
     async def get_digest(self, dkey: bytes, *, timeout: Optional[float] = None) -> Value:
@@ -375,7 +375,7 @@ class Server:
         # Like upstream: a value this node holds is returned without network traffic.
         value: Value = node.local_value(dkey)
         if value is None:
-            value = await node.get_async(dkey, timeout=timeout)
+            value = await node.get_async(dkey, timeout)
         return value
 
     async def set(self, key: object, value: ValueType, *, ttl: Optional[float] = None) -> bool:
@@ -395,7 +395,7 @@ class Server:
         raise ``TypeError``."""
         dkey = _check_digest(dkey)
         try:
-            stored_remote, _, _ = await self._node().put_async(dkey, value, ttl=ttl)
+            stored_remote, _, _ = await self._node().put_async(dkey, value, ttl)
         except NoPeersError:
             log.warning("There are no known neighbors to set key %s", dkey.hex())
             return False

@@ -10,15 +10,20 @@ import asyncio
 import hashlib
 from typing import Any, Awaitable, Dict, Mapping, Sequence, TypeVar
 
+# ``digest(string)``: SHA-1 of ``string``, bytes as they are, anything else as
+# ``str(string)`` in UTF-8. So ``digest(1) == digest("1") == digest(b"1")``, as
+# in ``kademlia.utils.digest``. Native for exact ``str`` and ``bytes``: every get
+# and set hashes its key, and ``hashlib.sha1`` costs more than the rest of a get
+# answered from a local copy. Anything else goes through ``_digest_by_hashlib``.
+from kadmium._kadmium import digest as digest
+
 K = TypeVar("K")
 V = TypeVar("V")
 
 
-def digest(string: object) -> bytes:
-    """SHA-1 of ``string``: bytes as they are, anything else as ``str(x)`` in UTF-8.
-
-    So ``digest(1) == digest("1") == digest(b"1")``, as in ``kademlia.utils.digest``.
-    """
+def _digest_by_hashlib(string: object) -> bytes:
+    """``kademlia.utils.digest``'s code: what ``digest`` does for anything but an
+    exact ``str`` or ``bytes`` (whose subclasses may override how they encode)."""
     data = string if isinstance(string, bytes) else str(string).encode("utf8")
     return hashlib.sha1(data).digest()
 
