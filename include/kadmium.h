@@ -1511,14 +1511,15 @@ const char *kad_version(void);
 
  On success `*server_out` receives a server the caller owns and must
  release with kad_api_server_free. The server keeps its own reference to
- the node: freeing the node first shuts the node down, and the server then
- answers every GET with FAILURE until it is freed.
+ the node; when the node is shut down (kad_node_shutdown, or
+ kad_node_free), the server stops listening and closes its connections
+ (the handle stays valid until kad_api_server_free).
 
  Blocking (binds the socket); KAD_WRONG_THREAD inside a callback.
- KAD_INVALID_HANDLE for a freed node, KAD_BAD_ADDRESS if `host` is not an
- IP address, KAD_INVALID_ARGUMENT for `max_in_flight` above
- KAD_API_MAX_IN_FLIGHT (the detail names the limit), KAD_NETWORK_ERROR if
- the address cannot be bound.
+ KAD_INVALID_HANDLE for a freed node, KAD_SHUT_DOWN for a node shut down,
+ KAD_BAD_ADDRESS if `host` is not an IP address, KAD_INVALID_ARGUMENT for
+ `max_in_flight` above KAD_API_MAX_IN_FLIGHT (the detail names the limit),
+ KAD_NETWORK_ERROR if the address cannot be bound.
  */
 kad_result kad_api_server_start(struct kad_node *node,
                                 const char *host,

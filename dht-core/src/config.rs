@@ -263,6 +263,13 @@ impl Config {
         if self.neighbour_check_interval.is_zero() {
             return bad("neighbour_check_interval must be positive");
         }
+        if self
+            .data_dir
+            .as_ref()
+            .is_some_and(|dir| dir.as_os_str().is_empty())
+        {
+            return bad("data_dir must name a directory, not be empty");
+        }
         Ok(())
     }
 }

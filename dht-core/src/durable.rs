@@ -376,6 +376,10 @@ pub fn duplicate(e: &PersistError) -> PersistError {
             source: copy_io(source),
         },
         PersistError::NotADirectory { path } => PersistError::NotADirectory { path: path.clone() },
+        PersistError::DanglingLink { path, target } => PersistError::DanglingLink {
+            path: path.clone(),
+            target: target.clone(),
+        },
         PersistError::Io { path, source } => PersistError::Io {
             path: path.clone(),
             source: copy_io(source),

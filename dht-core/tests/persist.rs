@@ -423,6 +423,18 @@ fn a_path_that_is_not_a_directory_is_refused() {
         );
         println!("not a directory: {err}");
     }
+    // A symbolic link to nothing says so, naming where it points.
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        let err = DataDir::open(&link).unwrap_err();
+        assert!(
+            matches!(&err, PersistError::DanglingLink { target, .. } if target.ends_with("nowhere")),
+            "{err}"
+        );
+        println!("dangling link: {err}");
+    }
     // The data file itself replaced by a directory.
     let odd = dir.path().join("odd");
     fs::create_dir_all(odd.join(DATA_FILE)).unwrap();

@@ -23,6 +23,7 @@ fn start_failure(e: ApiError) -> Failure {
     let code = match e {
         ApiError::InvalidConfig(_) => kad_result::KAD_INVALID_ARGUMENT,
         ApiError::Bind { .. } => kad_result::KAD_NETWORK_ERROR,
+        ApiError::NodeShutDown => kad_result::KAD_SHUT_DOWN,
     };
     Failure::new(code, e.to_string())
 }
@@ -39,14 +40,15 @@ fn start_failure(e: ApiError) -> Failure {
 ///
 /// On success `*server_out` receives a server the caller owns and must
 /// release with kad_api_server_free. The server keeps its own reference to
-/// the node: freeing the node first shuts the node down, and the server then
-/// answers every GET with FAILURE until it is freed.
+/// the node; when the node is shut down (kad_node_shutdown, or
+/// kad_node_free), the server stops listening and closes its connections
+/// (the handle stays valid until kad_api_server_free).
 ///
 /// Blocking (binds the socket); KAD_WRONG_THREAD inside a callback.
-/// KAD_INVALID_HANDLE for a freed node, KAD_BAD_ADDRESS if `host` is not an
-/// IP address, KAD_INVALID_ARGUMENT for `max_in_flight` above
-/// KAD_API_MAX_IN_FLIGHT (the detail names the limit), KAD_NETWORK_ERROR if
-/// the address cannot be bound.
+/// KAD_INVALID_HANDLE for a freed node, KAD_SHUT_DOWN for a node shut down,
+/// KAD_BAD_ADDRESS if `host` is not an IP address, KAD_INVALID_ARGUMENT for
+/// `max_in_flight` above KAD_API_MAX_IN_FLIGHT (the detail names the limit),
+/// KAD_NETWORK_ERROR if the address cannot be bound.
 #[no_mangle]
 pub unsafe extern "C" fn kad_api_server_start(
     node: *mut kad_node,
@@ -158,9 +160,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn serves_the_api_until_freed() {
-        let node = new_node();
+    /// A server on 127.0.0.1 on a free port, and that port.
+    fn start_server(node: *mut kad_node) -> (*mut kad_api_server, u16) {
         let mut server = ptr::null_mut();
         let r = unsafe { kad_api_server_start(node, c"127.0.0.1".as_ptr(), 0, 0, 0, &mut server) };
         assert_eq!(r, kad_result::KAD_OK);
@@ -169,6 +170,23 @@ mod tests {
             unsafe { kad_api_server_port(server, &mut port) },
             kad_result::KAD_OK
         );
+        (server, port)
+    }
+
+    /// The server closes `c` (a read timeout would fail here).
+    fn expect_closed(c: &mut TcpStream, why: &str) {
+        let mut buf = [0u8; 1];
+        match c.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("connection still open {why}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serves_the_api_until_freed() {
+        let node = new_node();
+        let (server, port) = start_server(node);
         assert_ne!(port, 0);
 
         let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -185,14 +203,25 @@ mod tests {
 
         unsafe { kad_api_server_free(server) };
         // Closing is asynchronous; the connection ends soon after.
-        let mut buf = [0u8; 1];
-        match c.read(&mut buf) {
-            Ok(0) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            other => panic!("connection still open after kad_api_server_free: {other:?}"),
-        }
+        expect_closed(&mut c, "after kad_api_server_free");
         kad_node_free(node);
         unsafe { kad_api_server_free(ptr::null_mut()) };
+    }
+
+    #[test]
+    fn stops_with_its_node_and_refuses_a_stopped_one() {
+        let node = new_node();
+        let (server, port) = start_server(node);
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(crate::node::kad_node_shutdown(node), kad_result::KAD_OK);
+        expect_closed(&mut c, "after the node stopped");
+        let mut refused = ptr::null_mut();
+        let r = unsafe { kad_api_server_start(node, c"127.0.0.1".as_ptr(), 0, 0, 0, &mut refused) };
+        assert_eq!(r, kad_result::KAD_SHUT_DOWN);
+        assert!(refused.is_null());
+        unsafe { kad_api_server_free(server) };
+        kad_node_free(node);
     }
 
     fn detail() -> String {
@@ -242,14 +271,7 @@ mod tests {
     #[test]
     fn the_port_is_free_when_free_returns() {
         let node = new_node();
-        let mut server = ptr::null_mut();
-        let r = unsafe { kad_api_server_start(node, c"127.0.0.1".as_ptr(), 0, 0, 0, &mut server) };
-        assert_eq!(r, kad_result::KAD_OK);
-        let mut port = 0u16;
-        assert_eq!(
-            unsafe { kad_api_server_port(server, &mut port) },
-            kad_result::KAD_OK
-        );
+        let (mut server, port) = start_server(node);
         let tries = 50;
         let mut rebound = 0;
         for _ in 0..tries {

@@ -43,6 +43,7 @@ fn api_error(e: ApiError) -> KadError {
         // The error itself goes in, so the message names the address and
         // the socket's error code stays reachable (as `errno`).
         ApiError::Bind { ref source, .. } => KadError(Error::Io(io::Error::new(source.kind(), e))),
+        ApiError::NodeShutDown => KadError(Error::Shutdown),
     }
 }
 
@@ -108,9 +109,9 @@ impl StartArgs {
     }
 }
 
-/// A running VoidPhone DHT API server (TCP). Stops when shut down or
-/// garbage-collected; the node keeps running either way, and runs at least
-/// as long as the server (which holds it).
+/// A running VoidPhone DHT API server (TCP). Stops when shut down,
+/// garbage-collected or when its node stops; the node keeps running in the
+/// first two cases, and runs at least as long as the server (which holds it).
 #[pyclass(frozen, name = "ApiServer", module = "kadmium._kadmium")]
 pub struct PyApiServer {
     inner: ApiServer,
@@ -119,7 +120,8 @@ pub struct PyApiServer {
 
 #[pymethods]
 impl PyApiServer {
-    /// Listen on `host:port` (port 0 picks a free port) and serve `node`.
+    /// Listen on `host:port` (port 0 picks a free port) and serve `node`;
+    /// `ShutdownError` if the node was shut down.
     #[staticmethod]
     #[pyo3(signature = (node, host="127.0.0.1".to_string(), port=0, *, max_connections=1024, max_in_flight=64, max_ttl=None, request_timeout=None))]
     #[allow(clippy::too_many_arguments)]

@@ -169,6 +169,9 @@ pub enum ApiError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The node was shut down: there is nothing left to serve.
+    #[error("the node has been shut down")]
+    NodeShutDown,
 }
 
 /// Connection counters of an [`ApiServer`] (see [`ApiServer::stats`]).
@@ -214,13 +217,18 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Listen on `addr` (port 0 picks a free port) and serve `node`. Must be
-    /// called inside a tokio runtime; the server runs on that runtime.
+    /// called inside a tokio runtime; the server runs on that runtime. A node
+    /// already shut down is refused ([`ApiError::NodeShutDown`]); when the
+    /// node stops later, the server stops with it (see [`ApiServer::is_shut_down`]).
     pub async fn bind(
         node: Node,
         addr: SocketAddr,
         config: ApiConfig,
     ) -> Result<ApiServer, ApiError> {
         config.validate()?;
+        if node.is_shut_down() || node.is_closed() {
+            return Err(ApiError::NodeShutDown);
+        }
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ApiError::Bind { addr, source })?;
@@ -282,7 +290,8 @@ impl ApiServer {
         let _ = (&mut self.task).await;
     }
 
-    /// Whether the server has stopped (after `shutdown`, or a fatal error).
+    /// Whether the server has stopped (after `shutdown`, its node's shutdown,
+    /// or a fatal error).
     pub fn is_shut_down(&self) -> bool {
         self.task.is_finished()
     }
@@ -363,8 +372,17 @@ async fn accept_loop(
     // Owning the connection tasks here means aborting this task aborts them.
     let mut connections = JoinSet::new();
     let mut handles = HashMap::new();
+    // A stopped node answers every GET with FAILURE and drops every PUT:
+    // serving on would pass that off as a working DHT.
+    let node = shared.node.clone();
+    let node_closed = async move { node.closed().await };
+    tokio::pin!(node_closed);
     loop {
         tokio::select! {
+            () = &mut node_closed => {
+                info!("the node stopped: the VoidPhone API stops listening");
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     match table.admit(peer.ip()) {

@@ -107,8 +107,9 @@ pub(crate) async fn serve_connection(
     let mut partial_since: Option<Instant> = None;
     let mut idle_since = Instant::now();
     let mut busy = false;
+    let mut bad_input = false;
 
-    loop {
+    'reading: loop {
         // Everything complete in the buffer first, then read more.
         let mut completed = false;
         loop {
@@ -117,7 +118,8 @@ pub(crate) async fn serve_connection(
                 Ok(None) => break,
                 Err(e) => {
                     shared.closing_over(peer, &e);
-                    return;
+                    bad_input = true;
+                    break 'reading;
                 }
             };
             completed = true;
@@ -146,7 +148,8 @@ pub(crate) async fn serve_connection(
             };
             if let Err(e) = conn.dispatch(message, slot, put_permit) {
                 shared.closing_over(peer, &e);
-                return;
+                bad_input = true;
+                break 'reading;
             }
         }
         if decoder.buffered() == 0 {
@@ -208,14 +211,27 @@ pub(crate) async fn serve_connection(
         }
     }
 
-    // The client closed its sending side: answer what it asked, then close.
-    if decoder.buffered() > 0 {
+    // The client closed its sending side, or sent a bad message: answer the
+    // requests it made before (each bounded by request_timeout), then close.
+    // After a bad message what it sends meanwhile is read and dropped, so the
+    // close is not a reset that could discard replies it has not read yet.
+    if decoder.buffered() > 0 && !bad_input {
         debug!(
             bytes = decoder.buffered(),
             "API client closed in the middle of a message"
         );
     }
-    while conn.requests.join_next().await.is_some() {}
+    let mut discarding = bad_input;
+    loop {
+        tokio::select! {
+            done = conn.requests.join_next() => if done.is_none() {
+                break;
+            },
+            read = reader.read(&mut buf), if discarding => {
+                discarding = matches!(read, Ok(n) if n > 0);
+            }
+        }
+    }
     drop(conn);
     let _ = (&mut writer.0).await;
     debug!("API connection closed");

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dht_core::{Config, Node, NodeId, PutOptions, Value};
-use dht_voidphone::{ApiConfig, ApiServer};
+use dht_voidphone::{ApiConfig, ApiError, ApiServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -382,8 +382,8 @@ async fn malformed_messages_close_only_that_connection() {
         expect_closed(&mut bad, why).await;
 
         // A valid request ahead of the bad one in the same segment does not
-        // keep the connection open either; but a PUT, which has no reply, is
-        // carried out all the same (it was aborted with the connection).
+        // keep the connection open either, but it is carried out: a PUT,
+        // which has no reply, is stored.
         let mut bad = connect(net.api()).await;
         let before = key_of(&format!("before {why}"));
         let mut segment = put_msg(60, 0, &before, b"x");
@@ -400,6 +400,21 @@ async fn malformed_messages_close_only_that_connection() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(stored, "{why}: the PUT sent whole before it was lost");
+
+        // A GET ahead of the bad message is answered before the close.
+        let mut bad = connect(net.api()).await;
+        let mut segment = get_msg(&key);
+        segment.extend(&bytes);
+        bad.write_all(&segment).await.unwrap();
+        assert_eq!(
+            read_reply(&mut bad).await.0,
+            Reply::Success {
+                key,
+                value: b"still here".to_vec()
+            },
+            "{why}: the GET sent whole before it"
+        );
+        expect_closed(&mut bad, why).await;
 
         // Everyone else is still served: the open connection and a new one.
         bystander.write_all(&get_msg(&key)).await.unwrap();
@@ -615,6 +630,46 @@ async fn shutdown_closes_connections_and_listener() {
     );
     // The node itself keeps running.
     assert!(!net.nodes[3].is_shut_down());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_stops_with_its_node_and_refuses_a_stopped_one() {
+    // A stopped node answers every GET with FAILURE and drops every PUT:
+    // an API still listening would pass that off as a working DHT.
+    let config = Config::default().with_bind("127.0.0.1:0".parse().unwrap());
+    let node = Node::bind(config).await.unwrap();
+    let server = ApiServer::bind(
+        node.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+        ApiConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut c = connect(server.local_addr()).await;
+    let key = key_of("node stops");
+    c.write_all(&get_msg(&key)).await.unwrap();
+    assert_eq!(read_reply(&mut c).await.0, Reply::Failure { key });
+
+    node.shutdown_and_wait().await;
+    expect_closed(&mut c, "after the node stopped").await;
+    timeout(IO_TIMEOUT, async {
+        while !server.is_shut_down() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the server outlived its node");
+    assert!(
+        TcpStream::connect(server.local_addr()).await.is_err(),
+        "listener still accepting"
+    );
+    match ApiServer::bind(node, "127.0.0.1:0".parse().unwrap(), ApiConfig::default()).await {
+        Err(ApiError::NodeShutDown) => {}
+        other => panic!(
+            "a stopped node was served: {:?}",
+            other.map(|s| s.local_addr())
+        ),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

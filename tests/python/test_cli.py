@@ -110,6 +110,8 @@ class CommandsTest(unittest.TestCase):
             (["node", "-p", "70000"], "argument -p/--port: expected a port from 0 to 65535"),
             (["demo", "--concurrency", "0"], "argument --concurrency: expected a positive integer"),
             (["demo", "--nodes", "1"], "argument --nodes: expected an integer of at least 2"),
+            (["node", "--data-dir", ""],
+             "argument --data-dir: expected a directory, got an empty path"),
             (["node", "--status-interval", "0"], "argument --status-interval: expected a positive"),
             (["node", "--ksize", "0"], "argument --ksize: expected an integer from 1 to 1000"),
             (["node", "--ksize", "5000"], "argument --ksize: expected an integer from 1 to 1000"),

@@ -18,6 +18,7 @@ no assertion depends on how fast the machine is. Figures are printed.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import queue
 import re
@@ -271,20 +272,35 @@ class TenCliNodesRestartTest(unittest.TestCase):
         node.wait_for(r"contacts=")  # the store was created and committed to
         self.kill_all()
         path = os.path.join(data_dir, "kadmium.redb")
-        with open(path, "r+b") as f:
-            f.write(b"\xde\xad\xbe\xef" * 128)  # over redb's header
         with open(path, "rb") as f:
-            damaged = f.read()
-        run = subprocess.run(self.argv(0, bootstrap=False), capture_output=True, text=True,
-                             timeout=READY_TIMEOUT)
-        self.assertEqual(run.returncode, 1, run.stderr)
-        self.assertEqual(run.stderr.strip().count("\n"), 0, run.stderr)
-        self.assertIn(f"data file {path} is damaged or is not a kadmium store", run.stderr)
-        self.assertIn("move it aside to start with an empty store", run.stderr)
-        self.assertNotIn("Traceback", run.stderr)
-        with open(path, "rb") as f:
-            self.assertEqual(f.read(), damaged, "the refused file was modified")
+            intact = f.read()
 
+        def over_the_header(f: "io.BufferedRandom") -> None:
+            f.write(b"\xde\xad\xbe\xef" * 128)
+
+        def cut_short(f: "io.BufferedRandom") -> None:
+            # redb panics reading a cut file; the panic report must not reach stderr.
+            f.truncate(65536)
+
+        for damage in (over_the_header, cut_short):
+            with self.subTest(damage=damage.__name__):
+                with open(path, "wb") as f:
+                    f.write(intact)
+                with open(path, "r+b") as f:
+                    damage(f)
+                with open(path, "rb") as f:
+                    damaged = f.read()
+                run = subprocess.run(self.argv(0, bootstrap=False), capture_output=True,
+                                     text=True, timeout=READY_TIMEOUT)
+                self.assertEqual(run.returncode, 1, run.stderr)
+                self.assertEqual(run.stderr.strip().count("\n"), 0, run.stderr)
+                self.assertIn(f"data file {path} is damaged or is not a kadmium store",
+                              run.stderr)
+                self.assertIn("move it aside to start with an empty store", run.stderr)
+                self.assertNotIn("Traceback", run.stderr)
+                self.assertNotIn("panicked", run.stderr)
+                with open(path, "rb") as f:
+                    self.assertEqual(f.read(), damaged, "the refused file was modified")
 
 if __name__ == "__main__":
     unittest.main()

@@ -130,6 +130,15 @@ class DataDirTest(AsyncCase):
             self.assertNotIn("another process", str(caught.exception))
             a.stop()
 
+    async def test_an_empty_data_dir_is_an_invalid_argument(self) -> None:
+        # An empty path names no directory (it was an I/O error on "").
+        s = Server(data_dir="")
+        with self.assertRaises(kadmium.InvalidArgumentError) as caught:
+            await s.listen(0, LOCAL)
+        self.assertIn("data_dir", str(caught.exception))
+        with self.assertRaises(kadmium.InvalidArgumentError):
+            DHT(LOCAL, 0, data_dir="")
+
     async def test_a_server_keeps_its_saved_id_unless_given_one(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             state = os.path.join(d, "state")

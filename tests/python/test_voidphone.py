@@ -12,10 +12,11 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 from typing import Dict, List, Optional, Tuple
 
-from kadmium import DHT, KadmiumError, NetworkError, _kadmium
+from kadmium import DHT, KadmiumError, NetworkError, ShutdownError, _kadmium
 from kadmium.cli import build_parser
 from kadmium.voidphone import ApiServer, ConfigError, default_api_address, read_config
 from support import LOCAL
@@ -143,6 +144,9 @@ class RunningNode:
             self.proc.wait()
         for pump in self.pumps:
             pump.join(TIMEOUT)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
         return self.proc.returncode, "".join(self.err)
 
 
@@ -490,6 +494,28 @@ class ApiServerBindingTest(unittest.TestCase):
                 native.shutdown()
         with self.assertRaises(KadmiumError):
             ApiServer.start(native, LOCAL, 0, max_connections=0)
+
+    def test_the_api_stops_with_its_node_and_refuses_a_stopped_one(self) -> None:
+        # A stopped node answers every GET with FAILURE and drops every PUT: an API
+        # still listening would pass that off as a working DHT.
+        native = _kadmium.Node.bind(LOCAL, 0)
+        api = ApiServer.start(native, LOCAL, 0)
+        port = api.local_addr[1]
+        key = b"\xbb" * 32
+        with connect(port) as c:
+            c.sendall(get_msg(key))
+            self.assertEqual(read_reply(c), (FAILURE, key, b""))
+        native.shutdown(wait=True)
+        # The server stops at the runtime's next turn after the node's socket closed.
+        deadline = time.monotonic() + TIMEOUT
+        while not api.is_shut_down and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertTrue(api.is_shut_down, "the API outlived its node")
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection((LOCAL, port), timeout=TIMEOUT).close()
+        with self.assertRaises(ShutdownError) as caught:
+            ApiServer.start(native, LOCAL, 0)
+        self.assertIn("shut down", str(caught.exception))
 
     def test_a_port_in_use_is_an_oserror_with_its_errno(self) -> None:
         # The message names the address; errno is the socket's, as for any

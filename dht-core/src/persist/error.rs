@@ -42,6 +42,11 @@ pub enum PersistError {
     NotWritable { path: PathBuf, source: io::Error },
     #[error("{path} is not a directory (or lies under a file): give a directory path")]
     NotADirectory { path: PathBuf },
+    #[error(
+        "{path} is a symbolic link to {target}, which does not exist: create that directory, \
+         or give another path"
+    )]
+    DanglingLink { path: PathBuf, target: PathBuf },
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }

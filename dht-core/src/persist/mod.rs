@@ -12,6 +12,7 @@ mod clock;
 mod codec;
 mod error;
 mod lock;
+mod quiet_panic;
 mod store;
 
 pub use clock::ClockAnchor;

@@ -16,6 +16,7 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 use super::codec::{self, PersistedRecord};
 use super::error::{from_redb, PersistError};
 use super::lock::DirLock;
+use super::quiet_panic::catch_quietly;
 use crate::contact::Contact;
 use crate::id::{Key, NodeId, ID_LEN};
 
@@ -282,6 +283,18 @@ fn unix_now_ms() -> u64 {
 fn prepare_dir(dir: &Path) -> Result<(), PersistError> {
     if let Err(e) = fs::create_dir_all(dir) {
         return Err(match e.kind() {
+            // A link to nothing exists but cannot be created through.
+            io::ErrorKind::AlreadyExists if fs::metadata(dir).is_err() => {
+                match fs::read_link(dir) {
+                    Ok(target) => PersistError::DanglingLink {
+                        path: dir.to_owned(),
+                        target,
+                    },
+                    Err(_) => PersistError::NotADirectory {
+                        path: dir.to_owned(),
+                    },
+                }
+            }
             // create_dir_all reports a regular file at `dir` this way.
             io::ErrorKind::AlreadyExists => PersistError::NotADirectory {
                 path: dir.to_owned(),
@@ -330,9 +343,11 @@ fn open_database(file: &Path) -> Result<Database, PersistError> {
 
 /// Runs redb code over the file, turning a panic into [`PersistError::Corrupt`]:
 /// redb trusts the pages of a file it considers cleanly closed and can panic
-/// on damaged ones that passed its checks (a byte flipped in a header).
+/// on damaged ones that passed its checks (a byte flipped in a header, a
+/// truncated file). The panic hook stays silent for it: the caller reports
+/// the error in its own words.
 fn guarded<T>(file: &Path, f: impl FnOnce() -> Result<T, PersistError>) -> Result<T, PersistError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    match catch_quietly(f) {
         Ok(result) => result,
         Err(payload) => {
             let what = payload

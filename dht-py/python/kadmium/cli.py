@@ -87,6 +87,13 @@ DEFAULT_MAX_VALUE = 8_137
 positive_seconds = _number(float, 1e-3, "a positive number of seconds")
 
 
+def directory(text: str) -> str:
+    """A data directory: any path but the empty one (which names no directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a directory, got an empty path")
+    return text
+
+
 def ttl_seconds(text: str) -> float:
     """A positive TTL; huge ones (1e20, inf) are allowed and capped at 7 days by the node."""
     try:
@@ -144,7 +151,7 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
                    help="largest value stored (default 8137, what Python kademlia peers carry; "
                         f"up to {MAX_DATAGRAM_VALUE} on networks of kadmium nodes only). "
                         "A VoidPhone API PUT over it closes its connection")
-    p.add_argument("--data-dir", metavar="DIR",
+    p.add_argument("--data-dir", metavar="DIR", type=directory,
                    help="keep the node's values and contacts in DIR across restarts "
                         "(default: the config file's data_dir, else nothing is kept)")
     p.add_argument("--strict-local-limits", action="store_true",
