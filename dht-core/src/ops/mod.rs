@@ -29,6 +29,7 @@ use crate::wire::{self, Request};
 
 mod bootstrap;
 mod get;
+mod refresh;
 mod replies;
 mod signed;
 mod store;
@@ -317,53 +318,6 @@ impl Operations {
         op
     }
 
-    /// Look up a random id in a stale bucket, to keep it populated.
-    pub fn refresh<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, target: NodeId) {
-        self.start_refresh(env, now, target, None);
-    }
-
-    fn start_refresh<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        target: NodeId,
-        filling: Option<(FarTarget, Vec<FarTarget>)>,
-    ) {
-        if env.seeds(&target).is_empty() {
-            return;
-        }
-        let op = self.new_op();
-        let mut lookup = self.new_lookup(env, now, target, LookupKind::FindNode);
-        if filling.is_some() {
-            // Every answerer joins the table: one at a time, the part stops
-            // at its first answerers instead of α bunched near the target
-            // (see `routing/far.rs`). Buckets refreshed whole too: at 10^4
-            // nodes α at a time there measured the same datagrams and get
-            // latency (±0.5%); one at a time, filling one takes up to k
-            // round trips, in the background of a join.
-            lookup = lookup.one_at_a_time();
-        }
-        let refresh = Operation::Refresh { lookup, filling };
-        self.ops.insert(op, refresh);
-        self.drive(env, now, op);
-    }
-
-    /// Refresh the next of a far bucket's parts (the last of `parts`) whose
-    /// share is not yet full: one at a time, so that a joining node holds
-    /// one filling lookup per bucket, not one per part.
-    fn refresh_next_part<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        mut parts: Vec<FarTarget>,
-    ) {
-        while let Some(far) = parts.pop() {
-            if !env.contacts.table().far_share_is_full(&far) {
-                return self.start_refresh(env, now, far.target, Some((far, parts)));
-            }
-        }
-    }
-
     /// Drive starved operations while slots are free, user ones first.
     pub fn pump_starved<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant) {
         for class in [Class::User, Class::Maintenance] {
@@ -490,19 +444,7 @@ impl Operations {
             } => {
                 let outcome = Outcome::Bootstrap(lookup.closest_responded());
                 env.events.push_back(Event { op, outcome });
-                // A joining node refreshes the buckets further away than its
-                // closest neighbour, so its table spans the whole id space.
-                // Filling them is the point, not finding each random target's
-                // k closest: a refresh stops once its part of the bucket holds
-                // its share (or the bucket is full), and a part already
-                // holding it is not refreshed (3% fewer datagrams in a
-                // 10^4-node join, for whole buckets). The nodes it skips learn
-                // of us when we next query them.
-                let buckets = env.contacts.table().far_bucket_targets(env.rng);
-                for mut parts in buckets {
-                    parts.reverse();
-                    self.refresh_next_part(env, now, parts);
-                }
+                self.fill_far_buckets(env, now);
             }
             Operation::Get {
                 mut lookup,

@@ -29,13 +29,15 @@ use std::net::IpAddr;
 
 mod bucket;
 mod far;
+mod ip_limits;
 mod nearest;
 
 use bucket::Bucket;
 pub use far::FarTarget;
+pub use ip_limits::IpLimits;
 pub use nearest::Counting;
 
-use crate::contact::{is_local, subnet, Contact};
+use crate::contact::Contact;
 use crate::directory::ContactDirectory;
 use crate::id::{NodeId, ID_LEN};
 use crate::stored_contact::{ContactBook, StoredContact, MAX_FAILURES_COUNTED};
@@ -96,27 +98,6 @@ pub enum Insert {
     /// The id is known at another address: nothing changed. The caller
     /// should check that the known address still answers.
     AddressConflict { known: Contact },
-}
-
-/// IP diversity limits (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpLimits {
-    pub per_subnet_per_bucket: usize,
-    pub per_ip: usize,
-    pub strict_local: bool,
-}
-
-impl IpLimits {
-    /// No limits at all.
-    pub const NONE: IpLimits = IpLimits {
-        per_subnet_per_bucket: usize::MAX,
-        per_ip: usize::MAX,
-        strict_local: false,
-    };
-
-    fn applies_to(&self, ip: &IpAddr) -> bool {
-        self.strict_local || !is_local(ip)
-    }
 }
 
 /// The k-bucket routing table of one node. Pure data: no I/O, no clock.
@@ -192,65 +173,10 @@ impl RoutingTable {
         self
     }
 
-    /// Enforce `limits` on contacts inserted from now on.
-    pub fn with_ip_limits(mut self, limits: IpLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Contacts of `ip` held (entries and replacements), where limits apply.
-    pub fn contacts_of_ip(&self, ip: &IpAddr) -> usize {
-        self.per_ip
-            .as_deref()
-            .and_then(|counts| counts.get(ip))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn count_in(&mut self, ip: IpAddr) {
-        if self.limits.applies_to(&ip) {
-            let counts = self.per_ip.get_or_insert_with(Box::default);
-            *counts.entry(ip).or_insert(0) += 1;
-        }
-    }
-
     /// A stored contact leaves the table (an entry or a replacement).
     fn forget(&mut self, gone: &StoredContact) {
         self.count_out(self.book.ip(gone));
         self.book.forget(gone);
-    }
-
-    fn count_out(&mut self, ip: IpAddr) {
-        let Some(counts) = self.per_ip.as_deref_mut() else {
-            return;
-        };
-        if let Some(n) = counts.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&ip);
-            }
-        }
-    }
-
-    /// Whether a new contact at `ip` may join bucket `index`.
-    fn admits(&self, index: usize, ip: &IpAddr) -> bool {
-        let limits = &self.limits;
-        if !limits.applies_to(ip) {
-            return true;
-        }
-        if self.contacts_of_ip(ip) >= limits.per_ip {
-            return false;
-        }
-        let net = subnet(ip);
-        let bucket = &self.buckets[index];
-        let same = bucket
-            .entries
-            .iter()
-            .chain(&bucket.replacements)
-            .map(|c| self.book.ip(c))
-            .filter(|other| subnet(other) == net)
-            .count();
-        same < limits.per_subnet_per_bucket
     }
 
     /// Contacts promoted from replacement caches since the last call.
