@@ -427,13 +427,20 @@ fn a_path_that_is_not_a_directory_is_refused() {
     #[cfg(unix)]
     {
         let link = dir.path().join("link");
-        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        // Relative: the message names it from the link's directory.
+        std::os::unix::fs::symlink("nowhere", &link).unwrap();
         let err = DataDir::open(&link).unwrap_err();
         assert!(
-            matches!(&err, PersistError::DanglingLink { target, .. } if target.ends_with("nowhere")),
+            matches!(&err, PersistError::DanglingLink { target, .. } if *target == dir.path().join("nowhere")),
             "{err}"
         );
         println!("dangling link: {err}");
+        // A loop is not "a link to nothing".
+        let looped = dir.path().join("loop");
+        std::os::unix::fs::symlink("loop", &looped).unwrap();
+        let err = DataDir::open(&looped).unwrap_err();
+        assert!(!matches!(err, PersistError::DanglingLink { .. }), "{err}");
+        println!("link loop: {err}");
     }
     // The data file itself replaced by a directory.
     let odd = dir.path().join("odd");

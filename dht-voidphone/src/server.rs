@@ -255,6 +255,11 @@ impl ApiServer {
 
     /// Connections being served right now.
     pub fn active_connections(&self) -> usize {
+        // The accept loop keeps the count; a stopped server (shut down, or
+        // its node stopped) closed them all without a last update.
+        if self.task.is_finished() {
+            return 0;
+        }
         self.counters.active.load(Ordering::Relaxed)
     }
 

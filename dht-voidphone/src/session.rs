@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dht_core::{Lifetime, Node, NodeId, PutOptions, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
@@ -213,28 +213,44 @@ pub(crate) async fn serve_connection(
 
     // The client closed its sending side, or sent a bad message: answer the
     // requests it made before (each bounded by request_timeout), then close.
-    // After a bad message what it sends meanwhile is read and dropped, so the
-    // close is not a reset that could discard replies it has not read yet.
     if decoder.buffered() > 0 && !bad_input {
         debug!(
             bytes = decoder.buffered(),
             "API client closed in the middle of a message"
         );
     }
+    // After a bad message, what the client goes on sending is read and
+    // dropped until it closes too (for read_timeout at most after our last
+    // reply): closing with its bytes unread would make the kernel reset the
+    // connection and discard replies it has not read yet.
     let mut discarding = bad_input;
     loop {
         tokio::select! {
             done = conn.requests.join_next() => if done.is_none() {
                 break;
             },
-            read = reader.read(&mut buf), if discarding => {
-                discarding = matches!(read, Ok(n) if n > 0);
-            }
+            more = discard(&mut reader, &mut buf), if discarding => discarding = more,
         }
     }
     drop(conn);
-    let _ = (&mut writer.0).await;
+    loop {
+        tokio::select! {
+            _ = &mut writer.0 => break,
+            more = discard(&mut reader, &mut buf), if discarding => discarding = more,
+        }
+    }
+    if discarding {
+        let _ = tokio::time::timeout(config.read_timeout, async {
+            while discard(&mut reader, &mut buf).await {}
+        })
+        .await;
+    }
     debug!("API connection closed");
+}
+
+/// Reads and drops what the client sent; false once it closed (or failed).
+async fn discard(reader: &mut OwnedReadHalf, buf: &mut [u8]) -> bool {
+    matches!(reader.read(buf).await, Ok(n) if n > 0)
 }
 
 async fn write_replies(

@@ -437,6 +437,55 @@ async fn malformed_messages_close_only_that_connection() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_on_after_a_bad_message_still_gets_every_earlier_reply() {
+    // Pipelined GETs of a large value, a bad message, then more bytes, all
+    // written before any reply is read: the server answers the GETs and reads
+    // on (dropping the rest) until the client closes, instead of closing with
+    // bytes unread, which resets the connection and discards replies the
+    // client has not read yet (it got 14 of 60 that way).
+    let net = network(ApiConfig::default()).await;
+    let key = key_of("large");
+    let value = vec![5u8; 8000];
+    put_get(&mut connect(net.api()).await, &key, &value).await;
+    let gets = 60;
+    let (mut read_half, mut write_half) = connect(net.api()).await.into_split();
+    let sender = tokio::spawn(async move {
+        let mut segment: Vec<u8> = (0..gets).flat_map(|_| get_msg(&key)).collect();
+        segment.extend([0, 36, 0x02, 0x8e]); // type 654: unknown
+        segment.extend(vec![9u8; 4 << 20]);
+        let sent = write_half.write_all(&segment).await;
+        let _ = write_half.shutdown().await;
+        sent
+    });
+    let mut answered = 0;
+    let mut stream_bytes = Vec::new();
+    let _ = timeout(
+        Duration::from_secs(60),
+        read_half.read_to_end(&mut stream_bytes),
+    )
+    .await;
+    let mut rest = &stream_bytes[..];
+    while rest.len() >= 4 {
+        let size = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        if rest.len() < size || rest[4 + 32..size] != value[..] {
+            break;
+        }
+        answered += 1;
+        rest = &rest[size..];
+    }
+    println!(
+        "{answered} of {gets} GETs before a bad message answered; {} bytes left over",
+        rest.len()
+    );
+    assert_eq!(answered, gets, "replies lost");
+    assert!(rest.is_empty());
+    assert!(
+        sender.await.unwrap().is_ok(),
+        "the server reset the connection"
+    );
+}
+
 // TTL 2: the API's node used to renew a value it put for as long as it ran
 // (re-putting a TTL 2 value every 1.5 s, forever); a PUT's TTL is now its
 // lifetime (`Lifetime::Fixed`; tests/lifecycle.rs in dht-core tries it over
@@ -659,6 +708,8 @@ async fn the_server_stops_with_its_node_and_refuses_a_stopped_one() {
     })
     .await
     .expect("the server outlived its node");
+    assert_eq!(server.active_connections(), 0);
+    assert_eq!(server.stats().active, 0);
     assert!(
         TcpStream::connect(server.local_addr()).await.is_err(),
         "listener still accepting"

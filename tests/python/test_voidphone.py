@@ -511,6 +511,7 @@ class ApiServerBindingTest(unittest.TestCase):
         while not api.is_shut_down and time.monotonic() < deadline:
             time.sleep(0.01)
         self.assertTrue(api.is_shut_down, "the API outlived its node")
+        self.assertEqual(api.active_connections, 0)
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection((LOCAL, port), timeout=TIMEOUT).close()
         with self.assertRaises(ShutdownError) as caught:

@@ -284,17 +284,14 @@ fn prepare_dir(dir: &Path) -> Result<(), PersistError> {
     if let Err(e) = fs::create_dir_all(dir) {
         return Err(match e.kind() {
             // A link to nothing exists but cannot be created through.
-            io::ErrorKind::AlreadyExists if fs::metadata(dir).is_err() => {
-                match fs::read_link(dir) {
-                    Ok(target) => PersistError::DanglingLink {
-                        path: dir.to_owned(),
-                        target,
-                    },
-                    Err(_) => PersistError::NotADirectory {
-                        path: dir.to_owned(),
-                    },
-                }
-            }
+            io::ErrorKind::AlreadyExists if dangles(dir) => match fs::read_link(dir) {
+                Ok(target) => PersistError::DanglingLink {
+                    path: dir.to_owned(),
+                    // A relative target is relative to the link's directory.
+                    target: dir.parent().map_or(target.clone(), |p| p.join(&target)),
+                },
+                Err(e) => PersistError::from_io(dir, e),
+            },
             // create_dir_all reports a regular file at `dir` this way.
             io::ErrorKind::AlreadyExists => PersistError::NotADirectory {
                 path: dir.to_owned(),
@@ -309,6 +306,13 @@ fn prepare_dir(dir: &Path) -> Result<(), PersistError> {
         });
     }
     Ok(())
+}
+
+/// Whether `path` is a symbolic link whose target does not exist (a loop
+/// or an unreadable target is another error, reported as such).
+fn dangles(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && fs::metadata(path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
 }
 
 /// Opens (or creates) the data file and checks its format.
@@ -347,20 +351,12 @@ fn open_database(file: &Path) -> Result<Database, PersistError> {
 /// truncated file). The panic hook stays silent for it: the caller reports
 /// the error in its own words.
 fn guarded<T>(file: &Path, f: impl FnOnce() -> Result<T, PersistError>) -> Result<T, PersistError> {
-    match catch_quietly(f) {
-        Ok(result) => result,
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown".into());
-            Err(PersistError::corrupt(
-                file,
-                format!("the database library failed reading it: {what}"),
-            ))
-        }
-    }
+    catch_quietly(f).unwrap_or_else(|caught| {
+        Err(PersistError::corrupt(
+            file,
+            format!("the database library failed reading it: {caught}"),
+        ))
+    })
 }
 
 /// Accepts a kadmium store of a version this build reads; writes the marker
