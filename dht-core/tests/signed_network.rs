@@ -551,3 +551,73 @@ fn immutable_get_skips_forged_answers_and_goes_on() {
     assert!(plain_wrong > 0, "the readers did meet forgeries");
     assert_eq!(right, readers.len());
 }
+
+#[test]
+fn of_concurrent_cas_writers_at_most_one_succeeds_and_readers_see_it() {
+    // Writers on three nodes read seq 1 and put with cas = 1 at the same
+    // moment. Holders keep the first record of seq 2 they get and refuse the
+    // others; a writer succeeds only if most of the holders it stored to took
+    // its record, and readers pick, among records of the same number, the one
+    // most holders answered with. It used to report success to every writer
+    // whose STOREs any holder took: updates lost without an error.
+    let mut sim = network(11);
+    let kp = owner();
+    let (trials, mut one_won, mut none_won) = (30, 0, 0);
+    for trial in 0..trials {
+        let salt = format!("counter {trial}").into_bytes();
+        let base = sim
+            .command(0, |p, now| {
+                p.put_signed(now, &kp, &salt, b"base", SignedPutOptions::default())
+            })
+            .unwrap();
+        assert!(matches!(run(&mut sim, 0, base), Outcome::SignedPut(Ok(_))));
+        let writers = [1 + trial % 20, 21 + trial % 20, 41 + trial % 20];
+        let ops: Vec<OpId> = writers
+            .iter()
+            .map(|&w| {
+                let value = format!("from {w}").into_bytes();
+                let cas = SignedPutOptions {
+                    cas: Some(1),
+                    ..Default::default()
+                };
+                sim.command(w, |p, now| p.put_signed(now, &kp, &salt, &value, cas))
+                    .unwrap()
+            })
+            .collect();
+        let mut won = Vec::new();
+        for (&w, op) in writers.iter().zip(ops) {
+            match run(&mut sim, w, op) {
+                Outcome::SignedPut(Ok(report)) => {
+                    assert_eq!(report.seq, 2);
+                    won.push(w);
+                }
+                Outcome::SignedPut(Err(Error::CasMismatch { expected: 1, .. })) => {}
+                other => panic!("writer {w}: {other:?}"),
+            }
+        }
+        assert!(
+            won.len() <= 1,
+            "trial {trial}: writers {won:?} all succeeded"
+        );
+        let public = kp.public_key();
+        let reader = 62 - trial % 10;
+        let read = sim
+            .command(reader, |p, now| p.get_signed(now, &public, &salt))
+            .unwrap();
+        let Outcome::SignedGet(Ok(Some(got))) = run(&mut sim, reader, read) else {
+            panic!("trial {trial}: the reader found nothing");
+        };
+        assert_eq!(got.seq, 2);
+        match won.first() {
+            Some(w) => {
+                one_won += 1;
+                assert_eq!(got.value, format!("from {w}").into_bytes(), "trial {trial}");
+            }
+            None => none_won += 1,
+        }
+    }
+    println!(
+        "{trials} rounds of 3 concurrent cas=1 writers: one succeeded in {one_won}, none in \
+         {none_won}, more than one in 0"
+    );
+}

@@ -79,12 +79,18 @@ async fn node_signed_and_immutable_records() {
         // Arguments are checked before anything is sent.
         // A salt far over the limit too (the value limit, which depends on
         // the salt's length, was checked first: "value too large, maximum 0").
+        // An invalid argument, for a get as for a put (a get said "invalid
+        // record").
         for long_salt in [vec![0; MAX_SALT_LEN + 1], vec![0; 65_000]] {
             assert!(matches!(
                 nodes[0]
                     .put_signed(&me, &long_salt, b"x", SignedPutOptions::default())
                     .await,
-                Err(Error::InvalidRecord(_))
+                Err(Error::InvalidArgument(m)) if m.contains("salt too long")
+            ));
+            assert!(matches!(
+                nodes[0].get_signed(&me.public_key(), &long_salt).await,
+                Err(Error::InvalidArgument(_))
             ));
         }
         let huge = vec![0; 9000];

@@ -18,6 +18,25 @@ fn invalid(msg: String) -> KadError {
     KadError(Error::InvalidArgument(msg))
 }
 
+/// `seq` or `cas`: a sequence number from 0 to 2**64 - 1. One out of that
+/// range is an `InvalidArgumentError` naming the argument (pyo3's own
+/// conversion raised a bare `OverflowError`); a non-integer stays a `TypeError`.
+fn sequence_number(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.extract::<u64>() {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(value.py()) => {
+            Err(invalid(format!(
+                "{name} must be a sequence number from 0 to 2**64 - 1, got {value}"
+            ))
+            .into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// An ed25519 key pair: the right to publish under SHA-1(public key ‖ salt).
 #[pyclass(frozen, name = "Keypair", module = "kadmium._kadmium")]
 #[derive(Clone)]
@@ -205,10 +224,11 @@ fn put_signed(
     keypair: &PyKeypair,
     value: Vec<u8>,
     salt: Vec<u8>,
-    seq: Option<u64>,
-    cas: Option<u64>,
+    seq: Option<&Bound<'_, PyAny>>,
+    cas: Option<&Bound<'_, PyAny>>,
     ttl: Option<f64>,
 ) -> PyResult<u64> {
+    let (seq, cas) = (sequence_number("seq", seq)?, sequence_number("cas", cas)?);
     let put = SignedPut::new(node, keypair, value, salt, seq, cas, ttl)?;
     block_on(py, put.run())
 }
@@ -222,10 +242,11 @@ fn put_signed_async<'py>(
     keypair: &PyKeypair,
     value: Vec<u8>,
     salt: Vec<u8>,
-    seq: Option<u64>,
-    cas: Option<u64>,
+    seq: Option<&Bound<'_, PyAny>>,
+    cas: Option<&Bound<'_, PyAny>>,
     ttl: Option<f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let (seq, cas) = (sequence_number("seq", seq)?, sequence_number("cas", cas)?);
     let put = SignedPut::new(node, keypair, value, salt, seq, cas, ttl)?;
     awaitable(py, put.run())
 }

@@ -38,6 +38,35 @@ class KeygenTest(unittest.TestCase):
             self.assertEqual(forced.returncode, 0, forced.stderr)
             self.assertNotEqual(forced.stdout.strip(), public)
             self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+            with open(path) as f:
+                self.assertNotEqual(f.read().strip(), secret)
+            self.assertEqual(sorted(os.listdir(d)), ["me.key"])  # no temporary left
+
+    def test_a_signed_put_under_a_second_is_a_usage_error(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            key = os.path.join(d, "me.key")
+            self.assertEqual(kadmium("keygen", key).returncode, 0)
+            run = kadmium("put", "--bootstrap", "127.0.0.1:9", "--key", key, "--ttl", "0.5", "v")
+            self.assertEqual(run.returncode, 2, run.stderr)
+            self.assertEqual(run.stderr.strip().count("\n"), 0, run.stderr)
+            self.assertIn("argument --ttl: a signed value lives at least 1 s, got 0.5", run.stderr)
+
+    def test_force_replaces_only_a_file(self) -> None:
+        # A FIFO or a directory at FILE is refused and left as it is (as root,
+        # `keygen --force /dev/null` used to delete the device and write a file there).
+        with tempfile.TemporaryDirectory() as d:
+            fifo = os.path.join(d, "fifo")
+            os.mkfifo(fifo)
+            sub = os.path.join(d, "dir")
+            os.mkdir(sub)
+            for path in (fifo, sub):
+                with self.subTest(path=path):
+                    run = kadmium("keygen", "--force", path)
+                    self.assertEqual(run.returncode, 2, run.stderr)
+                    self.assertEqual(run.stderr.strip().count("\n"), 0, run.stderr)
+                    self.assertIn(f"argument FILE: {path} is not a regular file", run.stderr)
+            self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+            self.assertTrue(stat.S_ISDIR(os.lstat(sub).st_mode))
 
 
 class SignedCommandsTest(unittest.TestCase):

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 from kadmium import DHT, KadmiumError, NetworkError, ShutdownError, _kadmium
 from kadmium.cli import build_parser
 from kadmium.voidphone import ApiServer, ConfigError, default_api_address, read_config
-from support import LOCAL
+from support import LOCAL, free_udp_ports
 
 PY = sys.executable
 PUT, GET, SUCCESS, FAILURE = 650, 651, 652, 653
@@ -211,8 +211,10 @@ class ConfigTest(unittest.TestCase):
         self.assertNotIn("Traceback", run.stderr)
         run = subprocess.run([PY, "-m", "kadmium", "node", "-c", path + ".missing"],
                              capture_output=True, text=True, timeout=60)
-        self.assertEqual(run.returncode, 1)
-        self.assertIn(f"{path}.missing: cannot read config file", run.stderr)
+        # A file that is not there is a usage error naming the flag.
+        self.assertEqual(run.returncode, 2, run.stderr)
+        self.assertEqual(run.stderr.strip().splitlines(),
+                         [f"kadmium node: argument -c/--config: {path}.missing does not exist"])
         # A file's P2P port with no room for the default API port (+ 1000): the
         # error names the file; with -p given it is the flag's.
         path = self.write("[dht]\np2p_address = 127.0.0.1:65000\n")
@@ -374,6 +376,26 @@ class NodeServesApiTest(unittest.TestCase):
         self.assertEqual(run.stderr.strip().splitlines()[-1][:40],
                          "kadmium node: --bootstrap without a valu")
         self.assertNotIn("Traceback", run.stderr)
+
+    def test_a_node_whose_seed_is_not_up_yet_joins_once_it_is(self) -> None:
+        # As when a script starts a whole network at once: the seed comes up after
+        # the node's first try. The node used to stay alone for good.
+        seed_port = free_udp_ports(1)
+        node = RunningNode("-a", LOCAL, "-p", "0", "--no-api", "--status-interval", "60",
+                           "--bootstrap", f"{LOCAL}:{seed_port}")
+        seed = None
+        try:
+            node.wait_for(r"bootstrapped: 0 contacts found")
+            seed = RunningNode("-a", LOCAL, "-p", str(seed_port), "--no-api",
+                               "--status-interval", "60")
+            seed.wait_for(r"listening on")
+            node.wait_for(r"bootstrapped: 1 contacts found")  # tried again, backing off
+        finally:
+            code, err = node.stop()
+            if seed is not None:
+                seed.stop()
+        self.assertEqual(code, 0, err)
+        self.assertIn("warning: no bootstrap seed answered; trying them again", err)
 
     def test_flags_override_the_file(self) -> None:
         file_p2p, file_api, flag_api = free_tcp_port(), free_tcp_port(), free_tcp_port()

@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use rand::Rng;
 
+use super::store::{PutState, StoreAnswer};
 use super::Env;
-use super::{store::PutState, Event, Operation, Operations, Outcome, PutKind, SignedPutReport};
+use super::{Event, Operation, Operations, Outcome, PutKind};
 use crate::contact::reachable_from;
 use crate::error::Error;
 use crate::id::NodeId;
@@ -40,7 +41,7 @@ impl Operations {
                 {
                     if put.lookup.is_none() {
                         // The lookup ended first: waited for as a STORE.
-                        return self.store_answered(env, op, peer, *stored);
+                        return self.store_answered(env, op, peer, StoreAnswer::of(*stored));
                     }
                     unlisted = put.along_settled(peer, *stored) == Some(true);
                 }
@@ -72,11 +73,13 @@ impl Operations {
                 self.drive(env, now, op);
             }
             Purpose::Store(op) => {
-                let stored = matches!(
-                    response,
-                    Response::Store(true) | Response::StoreWithNodes(true, _)
-                );
-                self.store_answered(env, op, peer, stored);
+                let answer = match response {
+                    Response::Store(stored) | Response::StoreWithNodes(stored, _) => {
+                        StoreAnswer::of(stored)
+                    }
+                    _ => StoreAnswer::None,
+                };
+                self.store_answered(env, op, peer, answer);
             }
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => {
@@ -102,7 +105,7 @@ impl Operations {
         match purpose {
             Purpose::Lookup(op) => {
                 if self.lookup_ended_first(op) {
-                    return self.store_answered(env, op, peer, false);
+                    return self.store_answered(env, op, peer, StoreAnswer::None);
                 }
                 self.along_settled(op, peer, false);
                 if let (Some(lookup), Some(id)) =
@@ -112,7 +115,7 @@ impl Operations {
                     self.drive(env, now, op);
                 }
             }
-            Purpose::Store(op) => self.store_answered(env, op, peer, false),
+            Purpose::Store(op) => self.store_answered(env, op, peer, StoreAnswer::None),
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => self.ping_done(env, op, Err(Error::Timeout)),
             Purpose::Probe | Purpose::Verify | Purpose::Unawaited => {}
@@ -132,7 +135,7 @@ impl Operations {
         match purpose {
             // Past the lookup: one of its STOREs, given up like the others.
             Purpose::Lookup(op) if stage == Stage::GiveUp && self.lookup_ended_first(op) => {
-                self.store_answered(env, op, peer, false)
+                self.store_answered(env, op, peer, StoreAnswer::None)
             }
             Purpose::Lookup(op) => {
                 if stage == Stage::GiveUp {
@@ -150,7 +153,7 @@ impl Operations {
                 }
             }
             Purpose::Store(op) if stage == Stage::GiveUp => {
-                self.store_answered(env, op, peer, false)
+                self.store_answered(env, op, peer, StoreAnswer::None)
             }
             _ => {}
         }
@@ -176,7 +179,7 @@ impl Operations {
         env: &mut Env<'_, R>,
         op: OpId,
         peer: Option<NodeId>,
-        stored: bool,
+        answer: StoreAnswer,
     ) {
         let Some(Operation::Put(put)) = self.ops.get_mut(&op) else {
             return;
@@ -185,7 +188,11 @@ impl Operations {
             return;
         };
         put.waiting.swap_remove(pos);
-        put.report.stored_remote += usize::from(stored);
+        match (answer, &mut put.signed) {
+            (StoreAnswer::Stored, _) => put.report.stored_remote += 1,
+            (StoreAnswer::Refused, Some(signed)) => signed.refused += 1,
+            _ => {}
+        }
         if put.waiting.is_empty() {
             if let Some(Operation::Put(put)) = self.ops.remove(&op) {
                 self.finish_put(env, op, *put);
@@ -200,11 +207,8 @@ impl Operations {
         put: PutState,
     ) {
         if put.kind == PutKind::User {
-            let outcome = match put.signed_seq {
-                Some(seq) => Outcome::SignedPut(Ok(SignedPutReport {
-                    seq,
-                    report: put.report,
-                })),
+            let outcome = match put.signed {
+                Some(signed) => Outcome::SignedPut(signed.outcome(put.report)),
                 None => Outcome::Put(Ok(put.report)),
             };
             env.events.push_back(Event { op, outcome });

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::store::{send_stores, PutKind, PutReport, PutState};
+use super::store::{send_stores, PutKind, PutReport, PutState, SignedStoring};
 use super::{Env, Event, Operation, Operations, Outcome};
 use crate::error::Result;
 use crate::id::{Key, NodeId};
@@ -175,7 +175,11 @@ impl Operations {
                         waiting: Vec::new(),
                         stored_along: Vec::new(),
                         report: PutReport::default(),
-                        signed_seq: Some(seq),
+                        signed: Some(SignedStoring {
+                            seq,
+                            cas: put.cas,
+                            refused: 0,
+                        }),
                     };
                     send_stores(env, now, op, &mut state, &lookup);
                     if state.waiting.is_empty() {

@@ -154,9 +154,13 @@ impl Protocol {
     }
 }
 
+/// A salt over the limit is the caller's mistake, not a bad record: an
+/// invalid argument, as the C ABI's check before it reports it.
 fn check_salt(salt: &[u8]) -> Result<()> {
     if salt.len() > MAX_SALT_LEN {
-        return Err(RecordError::SaltTooLong { len: salt.len() }.into());
+        return Err(Error::InvalidArgument(
+            RecordError::SaltTooLong { len: salt.len() }.to_string(),
+        ));
     }
     Ok(())
 }

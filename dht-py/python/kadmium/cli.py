@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -40,6 +41,7 @@ from kadmium.cli_records import (
     run_get,
     run_keygen,
     run_put,
+    salt_text,
 )
 from kadmium.network import Server
 
@@ -100,8 +102,9 @@ def ttl_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not value >= 1e-9:  # the node's clock counts nanoseconds
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of seconds (at least 1e-9), got {text!r}")
     return value
 
 
@@ -208,6 +211,11 @@ def _status_line(stats: Dict[str, int], last: Dict[str, int], elapsed: float, ap
     )
 
 
+async def _cancelled(task: "asyncio.Future[Any]") -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 async def _unless_stopped(stop: asyncio.Event, work: Awaitable[Any]) -> Tuple[bool, Any]:
     """``(True, await work)``, or ``(False, None)`` if ``stop`` is set first (``work``
     is then cancelled): a Ctrl-C must not wait for a join that may take seconds."""
@@ -222,6 +230,33 @@ async def _unless_stopped(stop: asyncio.Event, work: Awaitable[Any]) -> Tuple[bo
         await asyncio.gather(task, return_exceptions=True)
         return False, None
     return True, task.result()
+
+
+#: Seconds between tries of the bootstrap seeds while the node knows nobody:
+#: doubling from the first figure up to the second.
+REJOIN_BACKOFF = (1.0, 60.0)
+
+
+async def _rejoin_while_alone(server: Server, seeds: List[Address], stop: asyncio.Event) -> None:
+    """Try the seeds again whenever the node has no contacts: they may not be up yet
+    (a script starting a whole network at once), or every contact may have gone. A
+    node that stayed alone used to stay alone for good."""
+    delay = REJOIN_BACKOFF[0]
+    while True:
+        awake, _ = await _unless_stopped(stop, asyncio.sleep(delay))
+        if not awake:
+            return
+        if server.stats()["contacts"] > 0:
+            delay = REJOIN_BACKOFF[0]
+            continue
+        joined, found = await _unless_stopped(stop, server.bootstrap(seeds))
+        if not joined:
+            return
+        if found:
+            print(f"bootstrapped: {len(found)} contacts found", flush=True)
+            delay = REJOIN_BACKOFF[0]
+        else:
+            delay = min(delay * 2, REJOIN_BACKOFF[1])
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -252,12 +287,18 @@ async def run_node(args: argparse.Namespace) -> int:
     _stop_on_signals(stop)
     shown = voidphone.show_address((str(server.node.ip), int(server.node.port or 0)))
     print(f"kadmium node {server.node.id.hex()} listening on {shown}", flush=True)
-    stoppers = []
+    stoppers: List[Callable[[], Awaitable[None]]] = []
     try:
         if settings.bootstrap:
             joined, found = await _unless_stopped(stop, server.bootstrap(settings.bootstrap))
             if joined:
                 print(f"bootstrapped: {len(found)} contacts found", flush=True)
+                if not found:
+                    print("warning: no bootstrap seed answered; trying them again while "
+                          "the node has no contacts", file=sys.stderr, flush=True)
+            rejoining = asyncio.ensure_future(
+                _rejoin_while_alone(server, settings.bootstrap, stop))
+            stoppers.append(functools.partial(_cancelled, rejoining))
         for service in NODE_SERVICES:
             if stop.is_set():  # stopped while joining or starting: start nothing more
                 break
@@ -313,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--full-node", action="store_true",
                        help="let other nodes add this one to their routing tables while it runs "
                             "(default: client-only, as a one-shot command should be)")
-        p.add_argument("--salt", default="", help="salt of the signed record (default empty)")
+        p.add_argument("--salt", default="", type=salt_text,
+                       help="salt of the signed record, at most 64 bytes (default empty)")
         p.add_argument("key", nargs="?", metavar="KEY")
         p.set_defaults(run=run, subparser=p)
     put = sub.choices["put"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import stat
 import sys
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -133,18 +134,45 @@ async def run_get(args: argparse.Namespace) -> int:
 def run_keygen(args: argparse.Namespace) -> int:
     """Write a new secret as 64 hex digits to FILE, readable by its owner only."""
     path: str = args.file
-    if os.path.lexists(path):
+    replacing = os.path.lexists(path)
+    if replacing:
         if not args.force:
             raise argparse.ArgumentTypeError(
                 f"argument FILE: {path} exists (use --force to overwrite it)")
-        os.unlink(path)
+        # --force replaces a key file (or a link, not what it points to); a device,
+        # FIFO or directory at FILE is a mistake, and deleting it would be a disaster
+        # (as root, `keygen --force /dev/null` used to replace the device).
+        mode = os.lstat(path).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise argparse.ArgumentTypeError(
+                f"argument FILE: {path} is not a regular file; --force replaces only a file")
     keypair = Keypair.generate()
-    # O_EXCL: never write into a file someone else created between the check and here.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(keypair.secret.hex() + "\n")
+    text = keypair.secret.hex() + "\n"
+    if not replacing:
+        # O_EXCL: never write into a file someone else created between the check and here.
+        _write_new(path, text)
+    else:
+        # Written beside it and renamed over it: the old key stays whole until the new
+        # one is on disk.
+        tmp = os.path.join(os.path.dirname(path) or ".",
+                           f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        _write_new(tmp, text)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
     print(keypair.public_key.hex())
     return 0
+
+
+def _write_new(path: str, text: str) -> None:
+    """Create ``path`` (it must not exist), owner-only, holding ``text``, synced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_keypair(path: str) -> Keypair:
@@ -176,12 +204,39 @@ def _hex_32(text: str) -> Optional[bytes]:
     return value if len(value) == 32 else None
 
 
+#: Longest salt of a signed record, in bytes (UTF-8 here).
+MAX_SALT_LEN = 64
+
+
+def salt_text(text: str) -> str:
+    """``--salt``: valid UTF-8 of at most MAX_SALT_LEN bytes."""
+    size = len(_utf8(text))
+    if size > MAX_SALT_LEN:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_SALT_LEN} bytes in UTF-8, got {size}")
+    return text
+
+
+def _utf8(text: str) -> bytes:
+    # Arguments that are not valid UTF-8 reach Python as lone surrogates.
+    try:
+        return text.encode("utf8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"not valid UTF-8: {text!r}") from None
+
+
 def check_record_args(args: argparse.Namespace) -> None:
     """``put``/``get``: KEY [VALUE] for plain values, or --key/--public-key
     with no KEY; one line naming the argument otherwise."""
     sub: argparse.ArgumentParser = args.subparser
     args.keypair = None
     signed = args.key_file if args.command == "put" else args.public_key
+    for name, text in (("KEY", args.key), ("VALUE", getattr(args, "value", None))):
+        if text is not None:
+            try:
+                _utf8(text)
+            except argparse.ArgumentTypeError as e:
+                sub.error(f"argument {name}: {e}")
     if args.command == "put":
         given = [a for a in (args.key, args.value) if a is not None]
         if signed is not None:
@@ -189,6 +244,8 @@ def check_record_args(args: argparse.Namespace) -> None:
                 sub.error("argument VALUE: with --key, give exactly one VALUE (no KEY)")
             if args.type is not None:
                 sub.error("argument --type: signed values are stored as UTF-8 bytes")
+            if args.ttl is not None and args.ttl < 1:
+                sub.error(f"argument --ttl: a signed value lives at least 1 s, got {args.ttl:g}")
             args.value, args.key = given[0], None
             try:
                 args.keypair = load_keypair(signed)

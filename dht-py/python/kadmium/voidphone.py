@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -112,6 +113,10 @@ def apply_config(args: argparse.Namespace, settings: "NodeSettings") -> None:
     """Fill what the command line left unset from ``-c FILE``, and settle the
     API address in ``args.api`` (None: no API server)."""
     config: Optional[str] = getattr(args, "config", None)
+    if config is not None and not os.path.isfile(config):
+        # A file that is not there is a usage error; what a file holds is not.
+        what = "is not a file" if os.path.exists(config) else "does not exist"
+        raise argparse.ArgumentTypeError(f"argument -c/--config: {config} {what}")
     conf = read_config(config) if config is not None else None
     args.configured_bootstrap = list(conf.bootstrap) if conf is not None else []
     if conf is not None:
