@@ -33,13 +33,13 @@ pub(crate) fn key_from(key: &[u8]) -> Result<Key, KadError> {
 pub(crate) fn seconds(what: &str, secs: f64) -> Result<Duration, KadError> {
     if secs.is_nan() || secs <= 0.0 {
         return Err(KadError(Error::InvalidArgument(format!(
-            "{what} must be a positive number of seconds (got {secs})"
+            "{what} must be a positive number of seconds (got {secs:?})"
         ))));
     }
     match Duration::try_from_secs_f64(secs) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err(KadError(Error::InvalidArgument(format!(
-            "{what} must be at least a nanosecond (got {secs})"
+            "{what} must be at least a nanosecond (got {secs:?})"
         )))),
         Err(_) => Ok(Duration::MAX),
     }

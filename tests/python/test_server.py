@@ -119,6 +119,10 @@ class BasicsTest(AsyncCase):
         self.assertEqual(await self.bounded(b.get("t", timeout=10)), b"x")
         with self.assertRaises(kadmium.InvalidArgumentError):
             await a.set("t", b"x", ttl=0)
+        # A tiny TTL's message shows the number as given (it printed 300 digits).
+        with self.assertRaises(kadmium.InvalidArgumentError) as caught:
+            await a.set("t", b"x", ttl=1e-300)
+        self.assertIn("at least a nanosecond (got 1e-300)", str(caught.exception))
         stats = a.stats()
         for name in ("contacts", "values_stored", "datagrams_sent", "rpc_timeouts"):
             self.assertIsInstance(stats[name], int)
@@ -243,6 +247,8 @@ class ErrorPathsTest(AsyncCase):
             await s.bootstrap([("no such host.invalid", 4000)])
         with self.assertRaises(kadmium.BadAddressError):
             await Server().listen(0, "not an address")
+        with self.assertRaises(kadmium.BadAddressError):  # was a UnicodeDecodeError
+            await Server().listen(0, b"\xff")
         # As upstream: one bad address among good ones is skipped, not fatal; and
         # bootstrap_node answers None for it, as for a node that does not answer.
         seed = await start_kadmium(1)

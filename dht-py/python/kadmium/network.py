@@ -217,7 +217,10 @@ class Server:
         if interface is None:
             interface = "0.0.0.0"
         elif isinstance(interface, bytes):
-            interface = interface.decode("ascii")
+            try:
+                interface = interface.decode("ascii")
+            except UnicodeDecodeError:
+                raise BadAddressError(f"not a host name or address: {interface!r}") from None
         self._binding = True
         try:
             await self._bind(port, interface)
