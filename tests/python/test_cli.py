@@ -117,6 +117,15 @@ class CommandsTest(unittest.TestCase):
              "argument VALUE: not valid UTF-8"),
             (["put", "--bootstrap", "127.0.0.1:9", "--ttl", "1e-12", "k", "v"],
              "argument --ttl: expected a positive number of seconds (at least 1e-9)"),
+            # A VALUE after an option, as in `put KEY --type int VALUE`, is the VALUE
+            # (it was "kadmium: error: unrecognized arguments"); a word too many is
+            # named by the subcommand.
+            (["put", "--bootstrap", "127.0.0.1:9", "k", "--type", "int", "notanint"],
+             "argument value: not a valid int: 'notanint'"),
+            (["put", "--bootstrap", "127.0.0.1:9", "k", "--type", "int", "-x5"],
+             "kadmium put: error: unrecognized arguments: -x5"),
+            (["get", "--bootstrap", "127.0.0.1:9", "k", "extra"],
+             "kadmium get: error: unrecognized arguments: extra"),
             (["node", "--data-dir", ""],
              "argument --data-dir: expected a directory, got an empty path"),
             (["node", "--status-interval", "0"], "argument --status-interval: expected a positive"),

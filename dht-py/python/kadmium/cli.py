@@ -24,6 +24,7 @@ import asyncio
 import functools
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -327,6 +328,26 @@ async def run_node(args: argparse.Namespace) -> int:
 # --- entry point ---------------------------------------------------------------------
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-\.?\d")
+
+
+def _take_late_positionals(args: argparse.Namespace, extras: List[str],
+                           parser: argparse.ArgumentParser) -> None:
+    """argparse fills optional positionals at their first chance: in
+    ``put ... k --type int 5`` KEY takes ``k``, VALUE takes nothing there, and ``5``
+    is left over. Give leftovers to the positionals still unset, in order; anything
+    else left over is an error of the subcommand that names it."""
+    sub: Optional[argparse.ArgumentParser] = getattr(args, "subparser", None)
+    unset = [name for name in ("key", "value") if hasattr(args, name)
+             and getattr(args, name) is None]
+    if sub is not None and len(extras) <= len(unset) and not any(
+            e.startswith("-") and not _NEGATIVE_NUMBER.match(e) for e in extras):
+        for name, text in zip(unset, extras):
+            setattr(args, name, text)
+        return
+    (sub or parser).error(f"unrecognized arguments: {' '.join(extras)}")
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line naming the argument, without argparse's usage block
     (``--help`` still shows it). Subcommands' parsers are of this class too."""
@@ -422,7 +443,9 @@ def configure_logging(spec: Optional[str]) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     configure_logging(os.environ.get("KADMIUM_LOG") or os.environ.get("RUST_LOG"))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        _take_late_positionals(args, extras, parser)
     if args.command in ("put", "get"):
         check_record_args(args)
     if args.command == "put" and args.keypair is None:
