@@ -183,12 +183,6 @@ unsafe fn public_key_arg(
 /// signed into the record). On success `*seq_out` (may be NULL) receives
 /// the sequence number stored.
 ///
-/// Writers racing with the same sequence number (the key pair on several
-/// nodes): holders keep the first record they get, and a put whose record
-/// as many holders refused as took fails, with KAD_CAS_MISMATCH (`cas`
-/// given) or KAD_INVALID_RECORD (not): at most one of them succeeds, and
-/// readers see its record.
-///
 /// KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN (64) bytes,
 /// KAD_INVALID_RECORD when `seq` is not above the newest record's,
 /// KAD_VALUE_TOO_LARGE when the record does not fit a datagram, KAD_TIMEOUT

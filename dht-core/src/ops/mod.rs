@@ -241,7 +241,7 @@ impl Operations {
                     self.forget_lone_first(op, lone_first);
                     Outcome::Get(Err(Error::Timeout))
                 }
-                Some(Operation::Put(put)) if put.signed.is_some() => {
+                Some(Operation::Put(put)) if put.signed_seq.is_some() => {
                     Outcome::SignedPut(Err(Error::Timeout))
                 }
                 Some(Operation::Put(_)) => Outcome::Put(Err(Error::Timeout)),
@@ -311,7 +311,7 @@ impl Operations {
             waiting: Vec::new(),
             stored_along: Vec::new(),
             report: PutReport::default(),
-            signed: None,
+            signed_seq: None,
         };
         self.ops.insert(op, Operation::Put(Box::new(put)));
         self.drive(env, now, op);

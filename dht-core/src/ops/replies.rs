@@ -7,9 +7,8 @@ use std::time::Instant;
 
 use rand::Rng;
 
-use super::store::{PutState, StoreAnswer};
 use super::Env;
-use super::{Event, Operation, Operations, Outcome, PutKind};
+use super::{store::PutState, Event, Operation, Operations, Outcome, PutKind, SignedPutReport};
 use crate::contact::reachable_from;
 use crate::error::Error;
 use crate::id::NodeId;
@@ -41,7 +40,7 @@ impl Operations {
                 {
                     if put.lookup.is_none() {
                         // The lookup ended first: waited for as a STORE.
-                        return self.store_answered(env, op, peer, StoreAnswer::of(*stored));
+                        return self.store_answered(env, op, peer, *stored);
                     }
                     unlisted = put.along_settled(peer, *stored) == Some(true);
                 }
@@ -73,13 +72,11 @@ impl Operations {
                 self.drive(env, now, op);
             }
             Purpose::Store(op) => {
-                let answer = match response {
-                    Response::Store(stored) | Response::StoreWithNodes(stored, _) => {
-                        StoreAnswer::of(stored)
-                    }
-                    _ => StoreAnswer::None,
-                };
-                self.store_answered(env, op, peer, answer);
+                let stored = matches!(
+                    response,
+                    Response::Store(true) | Response::StoreWithNodes(true, _)
+                );
+                self.store_answered(env, op, peer, stored);
             }
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => {
@@ -105,7 +102,7 @@ impl Operations {
         match purpose {
             Purpose::Lookup(op) => {
                 if self.lookup_ended_first(op) {
-                    return self.store_answered(env, op, peer, StoreAnswer::None);
+                    return self.store_answered(env, op, peer, false);
                 }
                 self.along_settled(op, peer, false);
                 if let (Some(lookup), Some(id)) =
@@ -115,7 +112,7 @@ impl Operations {
                     self.drive(env, now, op);
                 }
             }
-            Purpose::Store(op) => self.store_answered(env, op, peer, StoreAnswer::None),
+            Purpose::Store(op) => self.store_answered(env, op, peer, false),
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => self.ping_done(env, op, Err(Error::Timeout)),
             Purpose::Probe | Purpose::Verify | Purpose::Unawaited => {}
@@ -135,7 +132,7 @@ impl Operations {
         match purpose {
             // Past the lookup: one of its STOREs, given up like the others.
             Purpose::Lookup(op) if stage == Stage::GiveUp && self.lookup_ended_first(op) => {
-                self.store_answered(env, op, peer, StoreAnswer::None)
+                self.store_answered(env, op, peer, false)
             }
             Purpose::Lookup(op) => {
                 if stage == Stage::GiveUp {
@@ -153,7 +150,7 @@ impl Operations {
                 }
             }
             Purpose::Store(op) if stage == Stage::GiveUp => {
-                self.store_answered(env, op, peer, StoreAnswer::None)
+                self.store_answered(env, op, peer, false)
             }
             _ => {}
         }
@@ -179,7 +176,7 @@ impl Operations {
         env: &mut Env<'_, R>,
         op: OpId,
         peer: Option<NodeId>,
-        answer: StoreAnswer,
+        stored: bool,
     ) {
         let Some(Operation::Put(put)) = self.ops.get_mut(&op) else {
             return;
@@ -188,11 +185,7 @@ impl Operations {
             return;
         };
         put.waiting.swap_remove(pos);
-        match (answer, &mut put.signed) {
-            (StoreAnswer::Stored, _) => put.report.stored_remote += 1,
-            (StoreAnswer::Refused, Some(signed)) => signed.refused += 1,
-            _ => {}
-        }
+        put.report.stored_remote += usize::from(stored);
         if put.waiting.is_empty() {
             if let Some(Operation::Put(put)) = self.ops.remove(&op) {
                 self.finish_put(env, op, *put);
@@ -207,8 +200,11 @@ impl Operations {
         put: PutState,
     ) {
         if put.kind == PutKind::User {
-            let outcome = match put.signed {
-                Some(signed) => Outcome::SignedPut(signed.outcome(put.report)),
+            let outcome = match put.signed_seq {
+                Some(seq) => Outcome::SignedPut(Ok(SignedPutReport {
+                    seq,
+                    report: put.report,
+                })),
                 None => Outcome::Put(Ok(put.report)),
             };
             env.events.push_back(Event { op, outcome });

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::store::{send_stores, PutKind, PutReport, PutState, SignedStoring};
+use super::store::{send_stores, PutKind, PutReport, PutState};
 use super::{Env, Event, Operation, Operations, Outcome};
 use crate::error::Result;
 use crate::id::{Key, NodeId};
@@ -175,11 +175,7 @@ impl Operations {
                         waiting: Vec::new(),
                         stored_along: Vec::new(),
                         report: PutReport::default(),
-                        signed: Some(SignedStoring {
-                            seq,
-                            cas: put.cas,
-                            refused: 0,
-                        }),
+                        signed_seq: Some(seq),
                     };
                     send_stores(env, now, op, &mut state, &lookup);
                     if state.waiting.is_empty() {

@@ -83,65 +83,9 @@ pub(super) struct PutState {
     /// waits for those of them still unanswered as for its own.
     pub stored_along: Vec<SentAlong>,
     pub report: PutReport,
-    /// Set for a signed put or delete (the event is then
-    /// [`super::Outcome::SignedPut`]).
-    pub signed: Option<SignedStoring>,
-}
-
-/// A signed put's or delete's record while its STOREs are answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct SignedStoring {
-    /// The record's sequence number.
-    pub seq: u64,
-    /// The compare-and-swap number it was put with, if any.
-    pub cas: Option<u64>,
-    /// Holders that answered its STORE with a refusal: they hold a newer
-    /// record, or another of this number (a concurrent writer's; a holder
-    /// keeps the first it gets).
-    pub refused: usize,
-}
-
-impl SignedStoring {
-    /// Succeeded only if more of the holders took the record than refused
-    /// it. Of writers racing with the same number to the same holders at
-    /// most one can have that, and readers pick, among records of one
-    /// number, the one most holders answer with (`signed::pick_newest`):
-    /// any other writer is told, instead of its update vanishing.
-    pub fn outcome(self, report: PutReport) -> crate::Result<super::SignedPutReport> {
-        let took = report.stored_remote + usize::from(report.stored_locally);
-        if self.refused > 0 && self.refused >= took {
-            return Err(match self.cas {
-                Some(expected) => crate::Error::CasMismatch {
-                    expected,
-                    found: Some(self.seq),
-                },
-                None => crate::signed::RecordError::ConflictingRecord { seq: self.seq }.into(),
-            });
-        }
-        Ok(super::SignedPutReport {
-            seq: self.seq,
-            report,
-        })
-    }
-}
-
-/// How a STORE a put sent was answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StoreAnswer {
-    Stored,
-    Refused,
-    /// No answer (a timeout, or no longer waited for).
-    None,
-}
-
-impl StoreAnswer {
-    pub fn of(stored: bool) -> Self {
-        if stored {
-            StoreAnswer::Stored
-        } else {
-            StoreAnswer::Refused
-        }
-    }
+    /// Set for a signed put or delete: the record's sequence number, and
+    /// the event is [`super::Outcome::SignedPut`].
+    pub signed_seq: Option<u64>,
 }
 
 /// A STORE a put's lookup sent as its query.
@@ -203,14 +147,18 @@ impl PutState {
             replication,
             lookup,
             stored_along,
-            signed,
+            signed_seq,
             ..
         } = self;
         let along = StoreAlong {
             key: *key,
             value,
             ttl_secs,
-            replication: if signed.is_some() { 0 } else { *replication },
+            replication: if signed_seq.is_some() {
+                0
+            } else {
+                *replication
+            },
             stored_along,
             store: None,
         };
@@ -407,7 +355,7 @@ mod tests {
             waiting: Vec::new(),
             stored_along: Vec::new(),
             report: PutReport::default(),
-            signed: None,
+            signed_seq: None,
         };
         let (late, kept, refused) = (
             NodeId::digest(b"a"),

@@ -171,12 +171,8 @@ pub struct Newest {
 /// The newest valid signed record for `key` among `candidates` (the values
 /// the nodes answered, in any order), ignoring forged, tampered, foreign,
 /// malformed and expired ones. Ties between different records with one
-/// sequence number (writers racing with the same number; holders keep the
-/// first they get) go to the one more candidates hold: a signed put
-/// succeeds only if most of its holders took it (`ops::store`), so readers
-/// asking those holders pick that writer's record. Then to the later
-/// expiry, then to the greater bytes, so every reader of the same answers
-/// picks the same. Each distinct byte string is verified once.
+/// sequence number go to the later expiry, then to the greater bytes, so
+/// every reader picks the same. Each distinct byte string is verified once.
 pub fn pick_newest<'a, I>(key: &Key, candidates: I, now_unix: u64) -> Option<Newest>
 where
     I: IntoIterator<Item = &'a [u8]>,
@@ -198,12 +194,13 @@ where
         };
         verdicts.push(slot);
     }
-    let copies = |slot: usize| verdicts.iter().filter(|s| **s == slot).count();
     let best_slot = seen
         .iter()
         .enumerate()
         .filter_map(|(slot, (bytes, r))| r.as_ref().map(|r| (slot, bytes, r)))
-        .max_by_key(|(slot, bytes, r)| (r.seq(), copies(*slot), r.expires_unix(), *bytes))
+        .max_by(|(_, ab, a), (_, bb, b)| {
+            (a.seq(), a.expires_unix(), ab).cmp(&(b.seq(), b.expires_unix(), bb))
+        })
         .map(|(slot, _, _)| slot)?;
     let record = seen[best_slot].1.clone()?;
     let index = verdicts.iter().position(|s| *s == best_slot)?;
