@@ -277,11 +277,17 @@ fn equal_sequence_numbers_keep_the_held_record() {
             StoreDecision::Reject(RecordError::ConflictingRecord { seq: 7 })
         );
     }
-    // Readers agree on one of them whatever the order: the later expiry,
-    // then the greater bytes; the other is not sent as a repair.
+    // Readers agree on one of them whatever the order: the one more answers
+    // hold, then the later expiry, then the greater bytes; the other is not
+    // sent as a repair.
     for order in [[&held, &other_expiry], [&other_expiry, &held]] {
         let pick = pick_newest(&key, order.map(|b| b.as_slice()), NOW).unwrap();
         assert_eq!(pick.record.expires_unix(), LATER + 1);
+        assert!(pick.outdated.is_empty());
+    }
+    for order in [[&held, &other_expiry, &held], [&other_expiry, &held, &held]] {
+        let pick = pick_newest(&key, order.map(|b| b.as_slice()), NOW).unwrap();
+        assert_eq!(pick.record.expires_unix(), LATER, "two copies outweigh one");
         assert!(pick.outdated.is_empty());
     }
 }

@@ -312,6 +312,7 @@ impl Operations {
             stored_along: Vec::new(),
             report: PutReport::default(),
             signed_seq: None,
+            confirm_cas: None,
         };
         self.ops.insert(op, Operation::Put(Box::new(put)));
         self.drive(env, now, op);
@@ -465,7 +466,7 @@ impl Operations {
                 };
                 store::send_stores(env, now, op, &mut put, &lookup);
                 if put.waiting.is_empty() {
-                    self.finish_put(env, op, *put);
+                    self.finish_put(env, now, op, *put);
                 } else {
                     self.ops.insert(op, Operation::Put(put));
                 }

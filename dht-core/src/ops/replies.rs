@@ -40,7 +40,7 @@ impl Operations {
                 {
                     if put.lookup.is_none() {
                         // The lookup ended first: waited for as a STORE.
-                        return self.store_answered(env, op, peer, *stored);
+                        return self.store_answered(env, now, op, peer, *stored);
                     }
                     unlisted = put.along_settled(peer, *stored) == Some(true);
                 }
@@ -76,7 +76,7 @@ impl Operations {
                     response,
                     Response::Store(true) | Response::StoreWithNodes(true, _)
                 );
-                self.store_answered(env, op, peer, stored);
+                self.store_answered(env, now, op, peer, stored);
             }
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => {
@@ -102,7 +102,7 @@ impl Operations {
         match purpose {
             Purpose::Lookup(op) => {
                 if self.lookup_ended_first(op) {
-                    return self.store_answered(env, op, peer, false);
+                    return self.store_answered(env, now, op, peer, false);
                 }
                 self.along_settled(op, peer, false);
                 if let (Some(lookup), Some(id)) =
@@ -112,7 +112,7 @@ impl Operations {
                     self.drive(env, now, op);
                 }
             }
-            Purpose::Store(op) => self.store_answered(env, op, peer, false),
+            Purpose::Store(op) => self.store_answered(env, now, op, peer, false),
             Purpose::BootstrapPing(op) => self.bootstrap_ping_done(env, now, op),
             Purpose::UserPing(op) => self.ping_done(env, op, Err(Error::Timeout)),
             Purpose::Probe | Purpose::Verify | Purpose::Unawaited => {}
@@ -132,7 +132,7 @@ impl Operations {
         match purpose {
             // Past the lookup: one of its STOREs, given up like the others.
             Purpose::Lookup(op) if stage == Stage::GiveUp && self.lookup_ended_first(op) => {
-                self.store_answered(env, op, peer, false)
+                self.store_answered(env, now, op, peer, false)
             }
             Purpose::Lookup(op) => {
                 if stage == Stage::GiveUp {
@@ -150,7 +150,7 @@ impl Operations {
                 }
             }
             Purpose::Store(op) if stage == Stage::GiveUp => {
-                self.store_answered(env, op, peer, false)
+                self.store_answered(env, now, op, peer, false)
             }
             _ => {}
         }
@@ -174,6 +174,7 @@ impl Operations {
     pub(super) fn store_answered<R: Rng + ?Sized>(
         &mut self,
         env: &mut Env<'_, R>,
+        now: Instant,
         op: OpId,
         peer: Option<NodeId>,
         stored: bool,
@@ -188,7 +189,7 @@ impl Operations {
         put.report.stored_remote += usize::from(stored);
         if put.waiting.is_empty() {
             if let Some(Operation::Put(put)) = self.ops.remove(&op) {
-                self.finish_put(env, op, *put);
+                self.finish_put(env, now, op, *put);
             }
         }
     }
@@ -196,9 +197,15 @@ impl Operations {
     pub(super) fn finish_put<R: Rng + ?Sized>(
         &mut self,
         env: &mut Env<'_, R>,
+        now: Instant,
         op: OpId,
         put: PutState,
     ) {
+        if let (PutKind::User, Some(seq), Some(cas)) = (put.kind, put.signed_seq, put.confirm_cas) {
+            // A compare-and-swap is told it succeeded only once a reader
+            // would pick its record (`signed.rs`).
+            return self.confirm_put(env, now, op, seq, cas, put);
+        }
         if put.kind == PutKind::User {
             let outcome = match put.signed_seq {
                 Some(seq) => Outcome::SignedPut(Ok(SignedPutReport {

@@ -62,7 +62,27 @@ pub struct SignedPut {
 pub(super) enum Job {
     Get,
     Put(Box<SignedPut>),
+    /// A compare-and-swap put whose STOREs are done, reading its record back.
+    Confirm(Box<Confirm>),
     Immutable,
+}
+
+/// What a compare-and-swap put reads back. Holders keep the first record of
+/// a sequence number they get and refuse others, and a STORE's answer does
+/// not say why a holder refused; so writers racing with the same number
+/// (the key pair on several nodes, all having read the same record) cannot
+/// tell from their STOREs which of them won. Each reads the key back once
+/// its STOREs are answered, as a reader would (`pick_newest` over the
+/// holders' answers, its own copy left out): a record of its number or a
+/// newer one that is not its own means its update is not what readers see,
+/// and it fails with `CasMismatch` instead of being lost silently.
+#[derive(Debug)]
+pub(super) struct Confirm {
+    /// The put's record, as stored.
+    ours: Vec<u8>,
+    seq: u64,
+    cas: u64,
+    report: PutReport,
 }
 
 #[derive(Debug)]
@@ -140,6 +160,40 @@ impl Operations {
         op
     }
 
+    /// A compare-and-swap put's STOREs are answered: read its key back
+    /// under the same operation (and deadline) before reporting it.
+    pub(super) fn confirm_put<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        op: OpId,
+        seq: u64,
+        cas: u64,
+        put: PutState,
+    ) {
+        let Value::Bytes(ours) = put.value else {
+            // A signed put's value is always its record's bytes.
+            let outcome = Outcome::SignedPut(Ok(SignedPutReport {
+                seq,
+                report: put.report,
+            }));
+            return env.events.push_back(Event { op, outcome });
+        };
+        let confirm = Confirm {
+            ours,
+            seq,
+            cas,
+            report: put.report,
+        };
+        let lookup = self
+            .new_lookup(env, now, put.key, LookupKind::FindValue)
+            .gathering(never);
+        let job = Job::Confirm(Box::new(confirm));
+        self.ops
+            .insert(op, Operation::Record(Box::new(RecordOp { lookup, job })));
+        self.drive(env, now, op);
+    }
+
     /// The gathering lookup of `record` is done.
     pub(super) fn record_lookup_done<R: Rng + ?Sized>(
         &mut self,
@@ -162,6 +216,7 @@ impl Operations {
                 });
                 Outcome::ImmutableGet(Ok(found))
             }
+            Job::Confirm(confirm) => confirm_outcome(env, now, &lookup, *confirm),
             Job::Put(put) => match sign_after_lookup(env, now, &lookup, &put) {
                 Err(e) => Outcome::SignedPut(Err(e)),
                 Ok((seq, value, ttl)) => {
@@ -176,10 +231,11 @@ impl Operations {
                         stored_along: Vec::new(),
                         report: PutReport::default(),
                         signed_seq: Some(seq),
+                        confirm_cas: put.cas,
                     };
                     send_stores(env, now, op, &mut state, &lookup);
                     if state.waiting.is_empty() {
-                        self.finish_put(env, op, state);
+                        self.finish_put(env, now, op, state);
                     } else {
                         self.ops.insert(op, Operation::Put(Box::new(state)));
                     }
@@ -211,9 +267,50 @@ impl Operations {
                         .map(<[u8]>::to_vec)
                 })))
             }
-            Job::Put(_) => Outcome::SignedPut(Err(crate::Error::Timeout)),
+            Job::Put(_) | Job::Confirm(_) => Outcome::SignedPut(Err(crate::Error::Timeout)),
         }
     }
+}
+
+/// A compare-and-swap put's outcome from its read-back (see [`Confirm`]):
+/// it failed if any holder answers with another valid record of its number
+/// or a newer one. Not merely if readers would pick another: a writer whose
+/// lookup read the old record after a rival's read-back had confirmed the
+/// rival must fail too, whichever record sorts higher. Failing, it keeps
+/// that record in place of its own copy, so that a reader reaching this
+/// node does not find the record that lost.
+fn confirm_outcome<R: Rng + ?Sized>(
+    env: &mut Env<'_, R>,
+    now: Instant,
+    lookup: &Lookup,
+    confirm: Confirm,
+) -> Outcome {
+    let key = lookup.target();
+    let others = lookup
+        .answers()
+        .iter()
+        .map(|(_, v)| value_bytes(v))
+        .filter(|bytes| *bytes != confirm.ours.as_slice());
+    let rival = pick_newest(&key, others.clone(), env.clock.unix_at(now))
+        .filter(|newest| newest.record.seq() >= confirm.seq);
+    let Some(rival) = rival else {
+        // Its record, or nothing newer than what it replaced (no holder
+        // may have taken it: the report says so).
+        return Outcome::SignedPut(Ok(SignedPutReport {
+            seq: confirm.seq,
+            report: confirm.report,
+        }));
+    };
+    if let Some(bytes) = others.clone().nth(rival.index) {
+        let expires_at = env.clock.instant_of(now, rival.record.expires_unix());
+        let winner = Value::Bytes(bytes.to_vec());
+        env.records
+            .keep_record(now, key, winner, expires_at, false, env.rng);
+    }
+    Outcome::SignedPut(Err(crate::Error::CasMismatch {
+        expected: confirm.cas,
+        found: Some(rival.record.seq()),
+    }))
 }
 
 /// The newest record among this node's copy and the gathered answers.

@@ -86,6 +86,9 @@ pub(super) struct PutState {
     /// Set for a signed put or delete: the record's sequence number, and
     /// the event is [`super::Outcome::SignedPut`].
     pub signed_seq: Option<u64>,
+    /// Set for a signed put with compare-and-swap (the number it expected):
+    /// its record is read back before it is reported (see `signed.rs`).
+    pub confirm_cas: Option<u64>,
 }
 
 /// A STORE a put's lookup sent as its query.
@@ -356,6 +359,7 @@ mod tests {
             stored_along: Vec::new(),
             report: PutReport::default(),
             signed_seq: None,
+            confirm_cas: None,
         };
         let (late, kept, refused) = (
             NodeId::digest(b"a"),

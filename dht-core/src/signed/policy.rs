@@ -171,8 +171,15 @@ pub struct Newest {
 /// The newest valid signed record for `key` among `candidates` (the values
 /// the nodes answered, in any order), ignoring forged, tampered, foreign,
 /// malformed and expired ones. Ties between different records with one
-/// sequence number go to the later expiry, then to the greater bytes, so
-/// every reader picks the same. Each distinct byte string is verified once.
+/// sequence number (the owner's writers raced; holders keep the first they
+/// get) go to the one more candidates hold: a compare-and-swap that was
+/// told it succeeded saw no rival on its read-back (`ops/signed.rs`), so
+/// its record is on most holders, while a rival's copies are on holders it
+/// reached first. Then to the later expiry, then to the greater bytes, so
+/// every reader of the same answers picks the same. (Counting copies lets
+/// whoever answers from many node ids choose between two records the owner
+/// signed with one number; it cannot bring in any other record.) Each
+/// distinct byte string is verified once.
 pub fn pick_newest<'a, I>(key: &Key, candidates: I, now_unix: u64) -> Option<Newest>
 where
     I: IntoIterator<Item = &'a [u8]>,
@@ -194,13 +201,12 @@ where
         };
         verdicts.push(slot);
     }
+    let copies = |slot: usize| verdicts.iter().filter(|s| **s == slot).count();
     let best_slot = seen
         .iter()
         .enumerate()
         .filter_map(|(slot, (bytes, r))| r.as_ref().map(|r| (slot, bytes, r)))
-        .max_by(|(_, ab, a), (_, bb, b)| {
-            (a.seq(), a.expires_unix(), ab).cmp(&(b.seq(), b.expires_unix(), bb))
-        })
+        .max_by_key(|(slot, bytes, r)| (r.seq(), copies(*slot), r.expires_unix(), *bytes))
         .map(|(slot, _, _)| slot)?;
     let record = seen[best_slot].1.clone()?;
     let index = verdicts.iter().position(|s| *s == best_slot)?;
