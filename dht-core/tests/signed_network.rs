@@ -719,3 +719,51 @@ fn cas_races_under_datagram_loss() {
     );
     assert_eq!(several, 0);
 }
+
+#[test]
+fn a_cas_writer_is_not_failed_by_a_later_writer_building_on_its_record() {
+    // A puts with cas = 1 (seq 2); after a delay C reads and puts with
+    // cas = 2 on top of it while A may still be reading back. Only A writes
+    // seq 2, so A succeeded whatever C does: a newer record must not fail A
+    // (it did, in 9 of 26 delays, when any record of A's number or newer
+    // failed the read-back; a retry would then apply A's update twice).
+    let mut sim = network(5);
+    let kp = owner();
+    let (mut a_ok, mut c_ok) = (0, 0);
+    for (round, delay_ms) in (0..26u64).map(|i| i * 20).enumerate() {
+        let salt = format!("sequential {round}").into_bytes();
+        let base = sim
+            .command(0, |p, now| {
+                p.put_signed(now, &kp, &salt, b"0", SignedPutOptions::default())
+            })
+            .unwrap();
+        assert!(matches!(run(&mut sim, 0, base), Outcome::SignedPut(Ok(_))));
+        let cas = |n| SignedPutOptions {
+            cas: Some(n),
+            ..Default::default()
+        };
+        let a = sim
+            .command(10, |p, now| p.put_signed(now, &kp, &salt, b"1", cas(1)))
+            .unwrap();
+        sim.run_for(Duration::from_millis(delay_ms));
+        let c = sim
+            .command(30, |p, now| p.put_signed(now, &kp, &salt, b"2", cas(2)))
+            .unwrap();
+        match run(&mut sim, 10, a) {
+            Outcome::SignedPut(Ok(r)) => {
+                assert_eq!(r.seq, 2);
+                a_ok += 1;
+            }
+            other => panic!("delay {delay_ms} ms: A, the only writer of seq 2: {other:?}"),
+        }
+        match run(&mut sim, 30, c) {
+            Outcome::SignedPut(Ok(r)) => {
+                assert_eq!(r.seq, 3);
+                c_ok += 1;
+            }
+            Outcome::SignedPut(Err(Error::CasMismatch { expected: 2, .. })) => {}
+            other => panic!("delay {delay_ms} ms: C: {other:?}"),
+        }
+    }
+    println!("26 delays: A (cas=1) succeeded {a_ok} times; C (cas=2, built on A) {c_ok} times");
+}

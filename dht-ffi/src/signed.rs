@@ -180,8 +180,9 @@ unsafe fn public_key_arg(
 /// with `salt_len` 0). `seq` 0 takes one more than the newest record found;
 /// `cas` non-zero fails with KAD_CAS_MISMATCH unless the newest record has
 /// that sequence number (and, read back after the STOREs, unless no holder
-/// answers with a racing writer's record of the same or a newer number: of
-/// writers racing with one `cas`, at most one succeeds); `ttl_secs` 0 is the
+/// answers with a racing writer's record of the same number: of writers
+/// racing with one `cas`, at most one succeeds; see docs/signed-records.md
+/// for the limits); `ttl_secs` 0 is the
 /// node's default TTL (the TTL is
 /// signed into the record). On success `*seq_out` (may be NULL) receives
 /// the sequence number stored.

@@ -273,12 +273,14 @@ impl Operations {
 }
 
 /// A compare-and-swap put's outcome from its read-back (see [`Confirm`]):
-/// it failed if any holder answers with another valid record of its number
-/// or a newer one. Not merely if readers would pick another: a writer whose
-/// lookup read the old record after a rival's read-back had confirmed the
-/// rival must fail too, whichever record sorts higher. Failing, it keeps
-/// that record in place of its own copy, so that a reader reaching this
-/// node does not find the record that lost.
+/// it failed if a holder answers with another valid record of its number,
+/// whichever sorts higher: a writer whose lookup read the old record after
+/// a rival's read-back had confirmed the rival must fail too. A newer
+/// record says nothing either way (a later writer may have built on ours or
+/// on a rival's), so it does not fail the put. Failing, the put keeps the
+/// rival in place of its own copy (unless something else has replaced that
+/// meanwhile), so a reader reaching this node does not find the record
+/// that lost.
 fn confirm_outcome<R: Rng + ?Sized>(
     env: &mut Env<'_, R>,
     now: Instant,
@@ -286,30 +288,40 @@ fn confirm_outcome<R: Rng + ?Sized>(
     confirm: Confirm,
 ) -> Outcome {
     let key = lookup.target();
-    let others = lookup
+    let now_unix = env.clock.unix_at(now);
+    let rival = lookup
         .answers()
         .iter()
         .map(|(_, v)| value_bytes(v))
-        .filter(|bytes| *bytes != confirm.ours.as_slice());
-    let rival = pick_newest(&key, others.clone(), env.clock.unix_at(now))
-        .filter(|newest| newest.record.seq() >= confirm.seq);
-    let Some(rival) = rival else {
-        // Its record, or nothing newer than what it replaced (no holder
-        // may have taken it: the report says so).
+        .filter(|bytes| *bytes != confirm.ours.as_slice())
+        .find_map(|bytes| {
+            SignedRecord::decode(bytes)
+                .ok()
+                .filter(|r| {
+                    r.seq() == confirm.seq && !r.is_expired(now_unix) && r.verify(&key).is_ok()
+                })
+                .map(|r| (bytes.to_vec(), r.expires_unix()))
+        });
+    let Some((rival, expires_unix)) = rival else {
+        // Its record, or nothing of its number but it (no holder may have
+        // taken it: the report says so).
         return Outcome::SignedPut(Ok(SignedPutReport {
             seq: confirm.seq,
             report: confirm.report,
         }));
     };
-    if let Some(bytes) = others.clone().nth(rival.index) {
-        let expires_at = env.clock.instant_of(now, rival.record.expires_unix());
-        let winner = Value::Bytes(bytes.to_vec());
+    let still_ours = env
+        .records
+        .get(&key, now)
+        .is_some_and(|item| value_bytes(&item.value) == confirm.ours.as_slice());
+    if still_ours {
+        let expires_at = env.clock.instant_of(now, expires_unix);
         env.records
-            .keep_record(now, key, winner, expires_at, false, env.rng);
+            .keep_record(now, key, Value::Bytes(rival), expires_at, false, env.rng);
     }
     Outcome::SignedPut(Err(crate::Error::CasMismatch {
         expected: confirm.cas,
-        found: Some(rival.record.seq()),
+        found: Some(confirm.seq),
     }))
 }
 
