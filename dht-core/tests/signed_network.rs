@@ -767,3 +767,30 @@ fn a_cas_writer_is_not_failed_by_a_later_writer_building_on_its_record() {
     }
     println!("26 delays: A (cas=1) succeeded {a_ok} times; C (cas=2, built on A) {c_ok} times");
 }
+
+#[test]
+fn the_last_sequence_number_is_kept_for_a_delete() {
+    // A record at seq 2**64 - 1 could be neither updated nor deleted until it
+    // expired (up to 7 days): that number is left to tombstones.
+    let mut sim = network(2);
+    let kp = owner();
+    let explicit = |seq| SignedPutOptions {
+        seq: Some(seq),
+        ..Default::default()
+    };
+    let refused = sim.command(3, |p, now| {
+        p.put_signed(now, &kp, SALT, b"x", explicit(u64::MAX))
+    });
+    assert!(
+        matches!(refused, Err(Error::InvalidArgument(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        put(&mut sim, 3, &kp, b"last", explicit(u64::MAX - 1)).unwrap(),
+        u64::MAX - 1
+    );
+    let next = put(&mut sim, 4, &kp, b"after", Default::default());
+    assert!(matches!(next, Err(Error::InvalidRecord(_))), "{next:?}");
+    assert_eq!(delete(&mut sim, 5, &kp), u64::MAX);
+    assert!(get(&mut sim, 6, &kp).is_none());
+}

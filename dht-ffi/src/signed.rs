@@ -187,7 +187,8 @@ unsafe fn public_key_arg(
 /// signed into the record). On success `*seq_out` (may be NULL) receives
 /// the sequence number stored.
 ///
-/// KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN (64) bytes,
+/// KAD_INVALID_ARGUMENT for a salt longer than KAD_SALT_MAX_LEN (64) bytes
+/// or `seq` UINT64_MAX (the last number is kept for a delete),
 /// KAD_INVALID_RECORD when `seq` is not above the newest record's,
 /// KAD_VALUE_TOO_LARGE when the record does not fit a datagram, KAD_TIMEOUT
 /// after `timeout_ms` (0 = no limit). Blocking; KAD_WRONG_THREAD inside a

@@ -119,6 +119,10 @@ class SignedServerTest(AsyncCase):
                 with self.assertRaises(kadmium.InvalidArgumentError) as caught:
                     await self.bounded(a.set_signed(kp, b"v", **{name: number}))
                 self.assertIn(f"{name} must be a sequence number", str(caught.exception))
+        # The last number is kept for a delete (a record there could never change).
+        with self.assertRaises(kadmium.InvalidArgumentError) as caught:
+            await self.bounded(a.set_signed(kp, b"v", seq=2**64 - 1))
+        self.assertIn("seq must be below 2**64 - 1", str(caught.exception))
 
     async def test_client_only_node_is_in_no_routing_table(self) -> None:
         servers = await start_kadmium(4)

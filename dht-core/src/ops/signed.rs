@@ -436,6 +436,10 @@ fn sign_after_lookup<R: Rng + ?Sized>(
         }
         (Some(seq), _) => seq,
     };
+    if put.payload.is_some() && seq == u64::MAX {
+        // The last number is kept for a delete (see `Protocol::put_signed`).
+        return Err(RecordError::SequenceExhausted.into());
+    }
     let now_unix = env.clock.unix_at(now);
     let mut expires = now_unix.saturating_add(put.ttl.as_secs().max(1));
     if put.payload.is_none() {

@@ -59,6 +59,12 @@ impl Protocol {
         if ttl.as_secs() == 0 {
             return Err(Error::InvalidArgument("ttl must be at least 1 s".into()));
         }
+        if options.seq == Some(u64::MAX) {
+            // A record there could never be updated or deleted until it expired.
+            return Err(Error::InvalidArgument(
+                "seq must be below 2**64 - 1 (the last number is kept for a delete)".into(),
+            ));
+        }
         let put = SignedPut {
             keypair: keypair.clone(),
             salt: salt.to_vec(),
