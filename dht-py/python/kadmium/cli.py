@@ -250,7 +250,11 @@ async def _rejoin_while_alone(server: Server, seeds: List[Address], stop: asynci
         if server.stats()["contacts"] > 0:
             delay = REJOIN_BACKOFF[0]
             continue
-        joined, found = await _unless_stopped(stop, server.bootstrap(seeds))
+        try:
+            joined, found = await _unless_stopped(stop, server.bootstrap(seeds))
+        except KadmiumError as e:  # e.g. no seed resolves just now: try again later
+            logging.getLogger(__name__).debug("bootstrap retry failed: %s", e)
+            joined, found = True, []
         if not joined:
             return
         if found:
