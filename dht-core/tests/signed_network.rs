@@ -54,8 +54,19 @@ fn put(
     value: &[u8],
     o: SignedPutOptions,
 ) -> Result<u64, Error> {
+    put_salted(sim, node, kp, SALT, value, o)
+}
+
+fn put_salted(
+    sim: &mut Simulation,
+    node: usize,
+    kp: &Keypair,
+    salt: &[u8],
+    value: &[u8],
+    o: SignedPutOptions,
+) -> Result<u64, Error> {
     let op = sim
-        .command(node, |p, now| p.put_signed(now, kp, SALT, value, o))
+        .command(node, |p, now| p.put_signed(now, kp, salt, value, o))
         .unwrap();
     match run(sim, node, op) {
         Outcome::SignedPut(r) => r.map(|r| r.seq),
@@ -563,12 +574,7 @@ fn cas_race_rounds(seed: u64, rounds: usize, loss: f64) -> Vec<(Vec<usize>, Vec<
     let mut out = Vec::new();
     for round in 0..rounds {
         let salt = format!("counter {round}").into_bytes();
-        let base = sim
-            .command(0, |p, now| {
-                p.put_signed(now, &kp, &salt, b"base", SignedPutOptions::default())
-            })
-            .unwrap();
-        assert!(matches!(run(&mut sim, 0, base), Outcome::SignedPut(Ok(_))));
+        put_salted(&mut sim, 0, &kp, &salt, b"base", Default::default()).unwrap();
         let writers = [1 + round % 20, 21 + round % 20, 41 + round % 20];
         let ops: Vec<OpId> = writers
             .iter()
@@ -670,12 +676,7 @@ fn a_lone_cas_writer_is_not_failed_by_holders_refusing_for_their_quota() {
     let (mut ok, mut stored_nowhere) = (0, 0);
     for i in 0..30 {
         let salt = format!("item {i}").into_bytes();
-        let first = sim
-            .command(5, |p, now| {
-                p.put_signed(now, &kp, &salt, &value, SignedPutOptions::default())
-            })
-            .unwrap();
-        assert!(matches!(run(&mut sim, 5, first), Outcome::SignedPut(Ok(_))));
+        put_salted(&mut sim, 5, &kp, &salt, &value, Default::default()).unwrap();
         let cas = SignedPutOptions {
             cas: Some(1),
             ..Default::default()
@@ -732,12 +733,7 @@ fn a_cas_writer_is_not_failed_by_a_later_writer_building_on_its_record() {
     let (mut a_ok, mut c_ok) = (0, 0);
     for (round, delay_ms) in (0..26u64).map(|i| i * 20).enumerate() {
         let salt = format!("sequential {round}").into_bytes();
-        let base = sim
-            .command(0, |p, now| {
-                p.put_signed(now, &kp, &salt, b"0", SignedPutOptions::default())
-            })
-            .unwrap();
-        assert!(matches!(run(&mut sim, 0, base), Outcome::SignedPut(Ok(_))));
+        put_salted(&mut sim, 0, &kp, &salt, b"0", Default::default()).unwrap();
         let cas = |n| SignedPutOptions {
             cas: Some(n),
             ..Default::default()
