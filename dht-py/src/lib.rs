@@ -4,6 +4,7 @@
 
 mod args;
 mod bridge;
+mod bytes_arg;
 mod error;
 mod exit_gate;
 mod key_digest;

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 
 use crate::args::seconds;
 use crate::bridge::awaitable;
+use crate::bytes_arg;
 use crate::error::KadError;
 use crate::node::PyNode;
 use crate::runtime::block_on;
@@ -56,7 +57,9 @@ impl PyKeypair {
 
     /// The key pair of a 32-byte ed25519 secret (as saved from `.secret`).
     #[staticmethod]
-    fn from_secret(secret: Vec<u8>) -> PyResult<PyKeypair> {
+    fn from_secret(
+        #[pyo3(from_py_with = bytes_arg::secret)] secret: Vec<u8>,
+    ) -> PyResult<PyKeypair> {
         let secret: [u8; 32] = secret.as_slice().try_into().map_err(|_| {
             invalid(format!(
                 "an ed25519 secret is 32 bytes (got {})",
@@ -222,8 +225,8 @@ fn put_signed(
     py: Python<'_>,
     node: &PyNode,
     keypair: &PyKeypair,
-    value: Vec<u8>,
-    salt: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::value)] value: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::salt)] salt: Vec<u8>,
     seq: Option<&Bound<'_, PyAny>>,
     cas: Option<&Bound<'_, PyAny>>,
     ttl: Option<f64>,
@@ -240,8 +243,8 @@ fn put_signed_async<'py>(
     py: Python<'py>,
     node: &PyNode,
     keypair: &PyKeypair,
-    value: Vec<u8>,
-    salt: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::value)] value: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::salt)] salt: Vec<u8>,
     seq: Option<&Bound<'_, PyAny>>,
     cas: Option<&Bound<'_, PyAny>>,
     ttl: Option<f64>,
@@ -257,8 +260,8 @@ fn put_signed_async<'py>(
 fn get_signed(
     py: Python<'_>,
     node: &PyNode,
-    public_key: Vec<u8>,
-    salt: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::public_key)] public_key: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::salt)] salt: Vec<u8>,
 ) -> PyResult<Option<PySignedValue>> {
     let pk = public_key_from(&public_key)?;
     block_on(py, get_signed_run(node.node()?.clone(), pk, salt))
@@ -269,8 +272,8 @@ fn get_signed(
 fn get_signed_async<'py>(
     py: Python<'py>,
     node: &PyNode,
-    public_key: Vec<u8>,
-    salt: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::public_key)] public_key: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::salt)] salt: Vec<u8>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let pk = public_key_from(&public_key)?;
     awaitable(py, get_signed_run(node.node()?.clone(), pk, salt))
@@ -283,7 +286,7 @@ fn delete_signed(
     py: Python<'_>,
     node: &PyNode,
     keypair: &PyKeypair,
-    salt: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::salt)] salt: Vec<u8>,
 ) -> PyResult<u64> {
     let (n, kp) = (node.node()?.clone(), keypair.inner.clone());
     block_on(py, delete_signed_run(n, kp, salt))
@@ -295,7 +298,7 @@ fn delete_signed_async<'py>(
     py: Python<'py>,
     node: &PyNode,
     keypair: &PyKeypair,
-    salt: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::salt)] salt: Vec<u8>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (n, kp) = (node.node()?.clone(), keypair.inner.clone());
     awaitable(py, delete_signed_run(n, kp, salt))
@@ -303,7 +306,11 @@ fn delete_signed_async<'py>(
 
 /// Store `value` under the digest of its content; that 20-byte digest.
 #[pyfunction]
-fn put_immutable(py: Python<'_>, node: &PyNode, value: Vec<u8>) -> PyResult<Vec<u8>> {
+fn put_immutable(
+    py: Python<'_>,
+    node: &PyNode,
+    #[pyo3(from_py_with = bytes_arg::value)] value: Vec<u8>,
+) -> PyResult<Vec<u8>> {
     block_on(py, put_immutable_run(node.node()?.clone(), value))
 }
 
@@ -311,14 +318,18 @@ fn put_immutable(py: Python<'_>, node: &PyNode, value: Vec<u8>) -> PyResult<Vec<
 fn put_immutable_async<'py>(
     py: Python<'py>,
     node: &PyNode,
-    value: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::value)] value: Vec<u8>,
 ) -> PyResult<Bound<'py, PyAny>> {
     awaitable(py, put_immutable_run(node.node()?.clone(), value))
 }
 
 /// The immutable value under the 20-byte `digest` (checked by hashing), or None.
 #[pyfunction]
-fn get_immutable(py: Python<'_>, node: &PyNode, digest: Vec<u8>) -> PyResult<Option<Vec<u8>>> {
+fn get_immutable(
+    py: Python<'_>,
+    node: &PyNode,
+    #[pyo3(from_py_with = bytes_arg::digest)] digest: Vec<u8>,
+) -> PyResult<Option<Vec<u8>>> {
     let key = digest_from(&digest)?;
     block_on(py, get_immutable_run(node.node()?.clone(), key))
 }
@@ -327,7 +338,7 @@ fn get_immutable(py: Python<'_>, node: &PyNode, digest: Vec<u8>) -> PyResult<Opt
 fn get_immutable_async<'py>(
     py: Python<'py>,
     node: &PyNode,
-    digest: Vec<u8>,
+    #[pyo3(from_py_with = bytes_arg::digest)] digest: Vec<u8>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let key = digest_from(&digest)?;
     awaitable(py, get_immutable_run(node.node()?.clone(), key))

@@ -24,6 +24,14 @@ class KeypairTest(unittest.TestCase):
         with self.assertRaises(kadmium.InvalidArgumentError):
             Keypair.from_secret(b"short")
 
+    def test_secret_must_be_bytes_and_is_named(self) -> None:
+        with self.assertRaises(TypeError) as caught:
+            Keypair.from_secret("a" * 32)  # type: ignore[arg-type]
+        self.assertEqual(str(caught.exception), "secret must be bytes, not str")
+        secret = Keypair.generate().secret
+        for like in (bytearray(secret), memoryview(secret)):
+            self.assertEqual(Keypair.from_secret(like).secret, secret)
+
     def test_errors_are_kadmium_errors(self) -> None:
         self.assertTrue(issubclass(kadmium.CasMismatchError, kadmium.KadmiumError))
         self.assertTrue(issubclass(kadmium.InvalidSignatureError, kadmium.KadmiumError))
@@ -123,6 +131,30 @@ class SignedServerTest(AsyncCase):
         with self.assertRaises(kadmium.InvalidArgumentError) as caught:
             await self.bounded(a.set_signed(kp, b"v", seq=2**64 - 1))
         self.assertIn("seq must be below 2**64 - 1", str(caught.exception))
+
+    async def test_bytes_arguments_given_text_name_themselves(self) -> None:
+        # pyo3's own conversion said "Can't extract `str` to `Vec`", naming the
+        # argument only in a note of the traceback.
+        (a,) = await start_kadmium(1)
+        self.track(a)
+        kp = Keypair.generate()
+        calls = {
+            "value": lambda: a.set_signed(kp, "text"),
+            "salt": lambda: a.get_signed(kp.public_key, salt="text"),
+            "public_key": lambda: a.get_signed(kp.public_key.hex()),
+            "digest": lambda: a.get_immutable("ab" * 10),
+        }
+        for name, call in calls.items():
+            with self.subTest(argument=name):
+                with self.assertRaises(TypeError) as caught:
+                    await self.bounded(call())  # type: ignore[arg-type]
+                self.assertEqual(str(caught.exception), f"{name} must be bytes, not str")
+        with self.assertRaises(TypeError) as caught:
+            await self.bounded(a.set_immutable([1, 2]))  # type: ignore[arg-type]
+        self.assertEqual(str(caught.exception), "value must be bytes, not list")
+        # bytearray and memoryview are bytes enough.
+        self.assertIsNone(await self.bounded(a.get_signed(bytearray(kp.public_key))))
+        self.assertIsNone(await self.bounded(a.get_signed(memoryview(kp.public_key), salt=bytearray(b"s"))))
 
     async def test_client_only_node_is_in_no_routing_table(self) -> None:
         servers = await start_kadmium(4)
@@ -232,6 +264,12 @@ class SignedDHTTest(unittest.TestCase):
             key = a.set_immutable(b"blob")
             self.assertEqual(b.get_immutable(key), b"blob")
             self.assertNotIn(b.id, {n.id for n in seed.routing_table()})
+            with self.assertRaises(TypeError) as caught:
+                a.delete_signed(kp, salt="text")  # type: ignore[arg-type]
+            self.assertEqual(str(caught.exception), "salt must be bytes, not str")
+            with self.assertRaises(TypeError) as caught:
+                a.set_immutable("text")  # type: ignore[arg-type]
+            self.assertEqual(str(caught.exception), "value must be bytes, not str")
 
 
 if __name__ == "__main__":
