@@ -14,6 +14,7 @@ use crate::value::Value;
 mod compact;
 mod decode;
 mod encode;
+mod reader;
 pub mod trailers;
 
 pub use decode::{
