@@ -2,10 +2,12 @@
 //!
 //! pyo3's own `Vec<u8>` conversion takes `bytes`, `bytearray` and any
 //! sequence of ints, and refuses a `str` with "Can't extract `str` to `Vec`",
-//! which names the argument only in a note of the traceback: a caller who
-//! passed a public key as text could not tell which argument was wrong.
-//! These take `bytes`, `bytearray` and `memoryview` (what the `.pyi` stubs
-//! promise) and raise a `TypeError` naming the argument and the type given.
+//! which names the argument only in a note of the traceback (and not at all
+//! before Python 3.11): a caller who passed a public key as text could not
+//! tell which argument was wrong. These take what Python calls bytes-like
+//! (`bytes`, `bytearray`, `memoryview`, any object with the buffer protocol:
+//! `array.array`, `mmap`, numpy arrays), read as `bytes(obj)` reads it, and
+//! raise a `TypeError` naming the argument and the type given otherwise.
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -18,18 +20,16 @@ fn bytes_named(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<u8>> {
     if let Ok(array) = obj.cast::<PyByteArray>() {
         return Ok(array.to_vec());
     }
-    if obj.is_instance_of::<PyMemoryView>() {
-        // A view of another format or shape is copied as its raw bytes, as
-        // `bytes(view)` does.
-        return Ok(obj
-            .call_method0("tobytes")?
-            .cast::<PyBytes>()?
-            .as_bytes()
-            .to_vec());
+    // Any other buffer, copied as its raw bytes in logical order (a view of
+    // 32-bit ints gives four bytes an item), as `bytes(view)` and hashlib
+    // read it. `str` and lists have no buffer: they get the named error.
+    if let Ok(view) = PyMemoryView::from(obj) {
+        let raw = view.call_method0("tobytes")?;
+        return Ok(raw.cast::<PyBytes>()?.as_bytes().to_vec());
     }
     let type_name = obj.get_type().name()?;
     Err(PyTypeError::new_err(format!(
-        "{name} must be bytes, not {type_name}"
+        "{name} must be a bytes-like object, not {type_name}"
     )))
 }
 
@@ -51,4 +51,5 @@ named_bytes_args! {
     public_key => "public_key",
     digest => "digest",
     secret => "secret",
+    key => "key",
 }

@@ -17,6 +17,7 @@ use pyo3::types::PyDict;
 
 use crate::args::{key_from, put_options, seconds, BindArgs, TakenMemory};
 use crate::bridge::{awaitable, awaitable_then};
+use crate::bytes_arg;
 use crate::error::KadError;
 use crate::node_ops::{
     bootstrap, contact_to_py, get_with_timeout, ping, put_report, Found, PyContact, PyHeld,
@@ -230,7 +231,7 @@ impl PyNode {
     fn put(
         &self,
         py: Python<'_>,
-        key: Vec<u8>,
+        #[pyo3(from_py_with = bytes_arg::key)] key: Vec<u8>,
         value: &Bound<'_, PyAny>,
         ttl: Option<f64>,
     ) -> PyResult<PyPutReport> {
@@ -243,7 +244,7 @@ impl PyNode {
     fn put_async<'py>(
         &self,
         py: Python<'py>,
-        key: Vec<u8>,
+        #[pyo3(from_py_with = bytes_arg::key)] key: Vec<u8>,
         value: &Bound<'_, PyAny>,
         ttl: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -263,7 +264,7 @@ impl PyNode {
     fn get(
         &self,
         py: Python<'_>,
-        key: Vec<u8>,
+        #[pyo3(from_py_with = bytes_arg::key)] key: Vec<u8>,
         timeout: Option<f64>,
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
@@ -281,7 +282,7 @@ impl PyNode {
     fn get_async<'py>(
         &self,
         py: Python<'py>,
-        key: Vec<u8>,
+        #[pyo3(from_py_with = bytes_arg::key)] key: Vec<u8>,
         timeout: Option<f64>,
         default: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -315,7 +316,7 @@ impl PyNode {
     fn local_value(
         &self,
         py: Python<'_>,
-        key: Vec<u8>,
+        #[pyo3(from_py_with = bytes_arg::key)] key: Vec<u8>,
         default: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         let key = key_from(&key)?;
@@ -335,7 +336,7 @@ impl PyNode {
     fn store_local(
         &self,
         py: Python<'_>,
-        key: Vec<u8>,
+        #[pyo3(from_py_with = bytes_arg::key)] key: Vec<u8>,
         value: &Bound<'_, PyAny>,
         ttl: Option<f64>,
     ) -> PyResult<()> {

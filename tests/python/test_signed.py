@@ -1,6 +1,7 @@
 """Signed and immutable records, client-only nodes and strict_local_limits
 through the Python API (Server and DHT), on small local networks."""
 
+import array
 import asyncio
 import os
 import tempfile
@@ -27,7 +28,7 @@ class KeypairTest(unittest.TestCase):
     def test_secret_must_be_bytes_and_is_named(self) -> None:
         with self.assertRaises(TypeError) as caught:
             Keypair.from_secret("a" * 32)  # type: ignore[arg-type]
-        self.assertEqual(str(caught.exception), "secret must be bytes, not str")
+        self.assertEqual(str(caught.exception), "secret must be a bytes-like object, not str")
         secret = Keypair.generate().secret
         for like in (bytearray(secret), memoryview(secret)):
             self.assertEqual(Keypair.from_secret(like).secret, secret)
@@ -148,11 +149,21 @@ class SignedServerTest(AsyncCase):
             with self.subTest(argument=name):
                 with self.assertRaises(TypeError) as caught:
                     await self.bounded(call())  # type: ignore[arg-type]
-                self.assertEqual(str(caught.exception), f"{name} must be bytes, not str")
+                self.assertEqual(str(caught.exception), f"{name} must be a bytes-like object, not str")
         with self.assertRaises(TypeError) as caught:
             await self.bounded(a.set_immutable([1, 2]))  # type: ignore[arg-type]
-        self.assertEqual(str(caught.exception), "value must be bytes, not list")
-        # bytearray and memoryview are bytes enough.
+        self.assertEqual(str(caught.exception), "value must be a bytes-like object, not list")
+        # Any bytes-like object is taken, read as bytes() reads it: a view of
+        # 32-bit ints gives four bytes an item, a strided view its items in order.
+        node = a._node()
+        ints = array.array("I", range(5))  # 20 bytes, a key's length
+        node.store_local(ints, b"by-array")
+        self.assertEqual(node.local_value(ints.tobytes()), b"by-array")
+        node.store_local(memoryview(bytes(range(40)))[::2], b"by-view")
+        self.assertEqual(node.local_value(bytes(range(0, 40, 2))), b"by-view")
+        with self.assertRaises(TypeError) as caught:
+            node.local_value("text")  # type: ignore[arg-type]
+        self.assertEqual(str(caught.exception), "key must be a bytes-like object, not str")
         self.assertIsNone(await self.bounded(a.get_signed(bytearray(kp.public_key))))
         self.assertIsNone(await self.bounded(a.get_signed(memoryview(kp.public_key), salt=bytearray(b"s"))))
 
@@ -266,10 +277,10 @@ class SignedDHTTest(unittest.TestCase):
             self.assertNotIn(b.id, {n.id for n in seed.routing_table()})
             with self.assertRaises(TypeError) as caught:
                 a.delete_signed(kp, salt="text")  # type: ignore[arg-type]
-            self.assertEqual(str(caught.exception), "salt must be bytes, not str")
+            self.assertEqual(str(caught.exception), "salt must be a bytes-like object, not str")
             with self.assertRaises(TypeError) as caught:
                 a.set_immutable("text")  # type: ignore[arg-type]
-            self.assertEqual(str(caught.exception), "value must be bytes, not str")
+            self.assertEqual(str(caught.exception), "value must be a bytes-like object, not str")
 
 
 if __name__ == "__main__":

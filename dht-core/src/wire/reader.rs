@@ -2,7 +2,8 @@
 //! the items this protocol uses, values bounded in depth, and the contact
 //! triples of FIND_NODE replies with a fast path for the usual shape.
 //! Every length is checked against the bytes actually left before anything
-//! is allocated. What the items mean is [`super::decode`]'s job.
+//! is allocated. What the items mean is [`super::decode`]'s job; it also
+//! uses [`parse_ip`] for the address of a STUN reply.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -39,7 +40,7 @@ pub(super) enum Item<'a> {
     Ext,
 }
 
-pub(super) const MALFORMED: WireError = WireError::Malformed("invalid msgpack");
+const MALFORMED: WireError = WireError::Malformed("invalid msgpack");
 
 impl<'a> Reader<'a> {
     pub(super) fn new(buf: &'a [u8]) -> Self {
