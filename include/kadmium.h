@@ -492,6 +492,25 @@ typedef struct kad_stats kad_stats;
 typedef struct kad_value kad_value;
 
 /*
+ Called once when kad_node_put_immutable_async finishes. On KAD_OK
+ `digest` points to the value's KAD_ID_LEN-byte key, valid only during the
+ call (copy it); otherwise `digest` is NULL and `digest_len` 0.
+ */
+typedef void (*kad_digest_callback)(void *userdata,
+                                    kad_result result,
+                                    const uint8_t *digest,
+                                    size_t digest_len);
+
+/*
+ Called once when a get finishes. On KAD_OK `value` is a new kad_value owned
+ by the callback (release it with kad_value_free, from any thread, at any
+ time); otherwise `value` is NULL (KAD_NOT_FOUND when the key is missing).
+ */
+typedef void (*kad_get_callback)(void *userdata,
+                                 kad_result result,
+                                 struct kad_value *value);
+
+/*
  Receives one log message: `target` is the module that logged it (e.g.
  "dht_core::node"), `message` the text with its fields ("node started
  id=... addr=..."); both NUL-terminated and valid only during the call.
@@ -525,15 +544,6 @@ typedef void (*kad_shutdown_callback)(void *userdata,
 typedef void (*kad_put_callback)(void *userdata,
                                  kad_result result,
                                  size_t stored);
-
-/*
- Called once when a get finishes. On KAD_OK `value` is a new kad_value owned
- by the callback (release it with kad_value_free, from any thread, at any
- time); otherwise `value` is NULL (KAD_NOT_FOUND when the key is missing).
- */
-typedef void (*kad_get_callback)(void *userdata,
-                                 kad_result result,
-                                 struct kad_value *value);
 
 /*
  Called once when kad_node_bootstrap_async finishes. `contacts` is the number
@@ -571,16 +581,6 @@ typedef void (*kad_get_signed_callback)(void *userdata,
                                         kad_result result,
                                         struct kad_value *value,
                                         uint64_t seq);
-
-/*
- Called once when kad_node_put_immutable_async finishes. On KAD_OK
- `digest` points to the value's KAD_ID_LEN-byte key, valid only during the
- call (copy it); otherwise `digest` is NULL and `digest_len` 0.
- */
-typedef void (*kad_digest_callback)(void *userdata,
-                                    kad_result result,
-                                    const uint8_t *digest,
-                                    size_t digest_len);
 
 #ifdef __cplusplus
 extern "C" {
@@ -757,6 +757,9 @@ const char *kad_result_str(uint32_t result);
  into `buf`, NUL-terminated and truncated to `buf_len`; `*written_out`
  (may be NULL) receives its length without the NUL. The detail is empty if
  nothing failed on this thread yet; successful calls do not clear it.
+ Code run after a thread's thread-local storage is gone (an atexit handler
+ or C++ static destructor, which glibc's exit() runs after the main
+ thread's) still gets a detail, from one slot shared by such threads.
  Callbacks see the detail of the operation they report.
 
  Returns KAD_NULL_POINTER if `buf` is NULL, KAD_BUFFER_TOO_SMALL if
@@ -776,6 +779,54 @@ kad_result kad_last_error_detail(char *buf,
  kad_last_error_detail's `*written_out` is smaller, the copy was truncated.
  */
 size_t kad_last_error_detail_len(void);
+
+/*
+ Store `value` (`value_len` bytes) under the SHA-1 of its immutable
+ record; on success the KAD_ID_LEN-byte key is written to `digest_out`
+ (`digest_out_len` at least KAD_ID_LEN, checked before anything is sent).
+ Blocking, with `timeout_ms` as kad_node_put.
+ */
+kad_result kad_node_put_immutable(struct kad_node *node,
+                                  const uint8_t *value,
+                                  size_t value_len,
+                                  uint32_t timeout_ms,
+                                  uint8_t *digest_out,
+                                  size_t digest_out_len);
+
+/*
+ Asynchronous kad_node_put_immutable: the key reaches `callback` (may be
+ NULL), called exactly once with `userdata` on a library thread.
+ */
+kad_result kad_node_put_immutable_async(struct kad_node *node,
+                                        const uint8_t *value,
+                                        size_t value_len,
+                                        uint32_t timeout_ms,
+                                        kad_digest_callback callback,
+                                        void *userdata,
+                                        const struct kad_cancel_token *cancel);
+
+/*
+ The immutable value under the KAD_ID_LEN-byte `digest`, checked by
+ hashing (answers that do not match are skipped). On success `*value_out`
+ receives a new bytes kad_value the caller owns (kad_value_free).
+ KAD_NOT_FOUND when no node has it. Blocking.
+ */
+kad_result kad_node_get_immutable(struct kad_node *node,
+                                  const uint8_t *digest,
+                                  size_t digest_len,
+                                  uint32_t timeout_ms,
+                                  struct kad_value **value_out);
+
+/*
+ Asynchronous kad_node_get_immutable; see kad_node_get_async.
+ */
+kad_result kad_node_get_immutable_async(struct kad_node *node,
+                                        const uint8_t *digest,
+                                        size_t digest_len,
+                                        uint32_t timeout_ms,
+                                        kad_get_callback callback,
+                                        void *userdata,
+                                        const struct kad_cancel_token *cancel);
 
 /*
  Compute the key digest kadmium (and Python's kademlia) use for `key`: the
@@ -1296,54 +1347,6 @@ kad_result kad_node_get_signed_async(struct kad_node *node,
                                      kad_get_signed_callback callback,
                                      void *userdata,
                                      const struct kad_cancel_token *cancel);
-
-/*
- Store `value` (`value_len` bytes) under the SHA-1 of its immutable
- record; on success the KAD_ID_LEN-byte key is written to `digest_out`
- (`digest_out_len` at least KAD_ID_LEN, checked before anything is sent).
- Blocking, with `timeout_ms` as kad_node_put.
- */
-kad_result kad_node_put_immutable(struct kad_node *node,
-                                  const uint8_t *value,
-                                  size_t value_len,
-                                  uint32_t timeout_ms,
-                                  uint8_t *digest_out,
-                                  size_t digest_out_len);
-
-/*
- Asynchronous kad_node_put_immutable: the key reaches `callback` (may be
- NULL), called exactly once with `userdata` on a library thread.
- */
-kad_result kad_node_put_immutable_async(struct kad_node *node,
-                                        const uint8_t *value,
-                                        size_t value_len,
-                                        uint32_t timeout_ms,
-                                        kad_digest_callback callback,
-                                        void *userdata,
-                                        const struct kad_cancel_token *cancel);
-
-/*
- The immutable value under the KAD_ID_LEN-byte `digest`, checked by
- hashing (answers that do not match are skipped). On success `*value_out`
- receives a new bytes kad_value the caller owns (kad_value_free).
- KAD_NOT_FOUND when no node has it. Blocking.
- */
-kad_result kad_node_get_immutable(struct kad_node *node,
-                                  const uint8_t *digest,
-                                  size_t digest_len,
-                                  uint32_t timeout_ms,
-                                  struct kad_value **value_out);
-
-/*
- Asynchronous kad_node_get_immutable; see kad_node_get_async.
- */
-kad_result kad_node_get_immutable_async(struct kad_node *node,
-                                        const uint8_t *digest,
-                                        size_t digest_len,
-                                        uint32_t timeout_ms,
-                                        kad_get_callback callback,
-                                        void *userdata,
-                                        const struct kad_cancel_token *cancel);
 
 /*
  Take a snapshot of the node's statistics into `*stats_out` (a new object

@@ -113,7 +113,8 @@ impl NodeId {
 
     /// Parse 40 hex digits.
     pub fn from_hex(s: &str) -> Option<Self> {
-        if s.len() != ID_LEN * 2 || !s.is_ascii() {
+        // Hex digits only: `from_str_radix` also takes a sign ("+1+1...").
+        if s.len() != ID_LEN * 2 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut id = [0u8; ID_LEN];
@@ -281,6 +282,9 @@ mod tests {
         let a = NodeId::random(&mut rng);
         assert_eq!(NodeId::from_hex(&a.to_hex()), Some(a));
         assert_eq!(NodeId::from_hex("zz"), None);
+        // Forty characters that `u8::from_str_radix` pair by pair would take.
+        assert_eq!(NodeId::from_hex(&"+1".repeat(20)), None);
+        assert_eq!(NodeId::from_hex(&a.to_hex().to_uppercase()), Some(a));
         assert_eq!(NodeId::from_slice(&[1, 2, 3]), None);
         for p in [0, 1, 7, 8, 9, 100, 160] {
             let b = a.random_with_prefix(p, &mut rng);

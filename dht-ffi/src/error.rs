@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::ffi::c_char;
+use std::sync::{Mutex, PoisonError};
 
 use crate::key::check_out_buffer;
 
@@ -162,10 +163,32 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
+/// The detail of threads whose `LAST_ERROR` is already destroyed: code run
+/// while a thread ends, after its thread-locals (an `atexit` handler or a C++
+/// static destructor on the main thread, which glibc's `exit()` runs after
+/// them). One slot for all such threads; in practice only the main thread
+/// makes calls there.
+static DETAIL_IN_TEARDOWN: Mutex<String> = Mutex::new(String::new());
+
 pub(crate) fn set_last_error(detail: String) {
-    // try_with: during thread teardown the slot may be gone; losing the
-    // detail then is better than panicking.
-    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = detail);
+    let mut detail = Some(detail);
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = detail.take().unwrap_or_default());
+    if let Some(detail) = detail {
+        *DETAIL_IN_TEARDOWN
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = detail;
+    }
+}
+
+/// `f` of the calling thread's detail.
+fn with_last_error<R>(f: impl Fn(&str) -> R) -> R {
+    LAST_ERROR
+        .try_with(|slot| f(&slot.borrow()))
+        .unwrap_or_else(|_| {
+            f(&DETAIL_IN_TEARDOWN
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner))
+        })
 }
 
 /// Copy `msg` into a C buffer of `len` bytes, truncating at a UTF-8 boundary
@@ -241,6 +264,9 @@ pub extern "C" fn kad_result_str(result: u32) -> *const c_char {
 /// into `buf`, NUL-terminated and truncated to `buf_len`; `*written_out`
 /// (may be NULL) receives its length without the NUL. The detail is empty if
 /// nothing failed on this thread yet; successful calls do not clear it.
+/// Code run after a thread's thread-local storage is gone (an atexit handler
+/// or C++ static destructor, which glibc's exit() runs after the main
+/// thread's) still gets a detail, from one slot shared by such threads.
 /// Callbacks see the detail of the operation they report.
 ///
 /// Returns KAD_NULL_POINTER if `buf` is NULL, KAD_BUFFER_TOO_SMALL if
@@ -262,12 +288,8 @@ pub unsafe extern "C" fn kad_last_error_detail(
         if buf_len == 0 {
             return kad_result::KAD_BUFFER_TOO_SMALL;
         }
-        let n = LAST_ERROR
-            .try_with(|slot| {
-                // SAFETY: caller provides `buf_len` writable bytes.
-                unsafe { copy_message(&slot.borrow(), buf, buf_len) }
-            })
-            .unwrap_or(0);
+        // SAFETY: caller provides `buf_len` writable bytes.
+        let n = with_last_error(|detail| unsafe { copy_message(detail, buf, buf_len) });
         if !written_out.is_null() {
             // SAFETY: non-NULL out-parameter provided by the caller.
             unsafe { *written_out = n };
@@ -283,7 +305,7 @@ pub unsafe extern "C" fn kad_last_error_detail(
 #[no_mangle]
 pub extern "C" fn kad_last_error_detail_len() -> usize {
     ffi_panic_boundary! {
-        LAST_ERROR.try_with(|slot| slot.borrow().len()).unwrap_or(0)
+        with_last_error(str::len)
     }
 }
 

@@ -23,6 +23,7 @@ pub mod callback;
 pub mod cancel;
 pub mod config;
 pub mod error;
+pub mod immutable;
 pub mod key;
 pub mod keypair;
 pub mod log;

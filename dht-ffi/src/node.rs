@@ -21,7 +21,8 @@ use crate::config::kad_config;
 use crate::error::{kad_result, Failure};
 use crate::key::{check_id_buffer, check_out_buffer, write_id};
 use crate::runtime::{
-    check_not_forked, ensure_may_wait, ensure_not_runtime_thread, runtime, wait_on_runtime,
+    check_not_forked, ensure_may_wait, ensure_not_runtime_thread, run_blocking, runtime,
+    wait_on_runtime,
 };
 use crate::stats::Latency;
 
@@ -200,7 +201,8 @@ pub unsafe extern "C" fn kad_node_new(
         try_ffi!(ensure_not_runtime_thread());
         let rt = try_ffi!(runtime());
         // Node::bind spawns the driver task, so it must run inside the runtime.
-        let node = try_ffi!(rt.block_on(Node::bind(config)).map_err(Failure::from));
+        let bound = try_ffi!(run_blocking(rt, Node::bind(config)));
+        let node = try_ffi!(bound.map_err(Failure::from));
         let entry = Arc::new(Entry {
             node,
             latency: Latency::default(),

@@ -42,9 +42,14 @@ async fn bootstrap(node: Node, addrs: Vec<PeerAddr>) -> Result<usize, Failure> {
     let addrs = resolve_all(addrs, &node).await?;
     let found = node.bootstrap(&addrs).await?;
     if found.is_empty() {
+        let asked = if addrs.is_empty() {
+            "no address given and no known contact answered".to_owned()
+        } else {
+            format!("no usable peer answered at {addrs:?}")
+        };
         return Err(Failure::new(
             kad_result::KAD_NO_PEERS,
-            format!("bootstrap found no peers: nobody answered at {addrs:?}"),
+            format!("bootstrap found no peers: {asked}"),
         ));
     }
     Ok(found.len())

@@ -142,19 +142,53 @@ where
 /// Giving up drops the future, which cancels the operation in the node.
 pub(crate) fn block_on<T, F>(timeout_ms: u32, fut: F) -> Result<T, Failure>
 where
-    F: Future<Output = Result<T, Failure>>,
+    T: Send,
+    F: Future<Output = Result<T, Failure>> + Send,
 {
     ensure_not_runtime_thread()?;
     let rt = runtime()?;
     if timeout_ms == 0 {
-        return rt.block_on(fut);
+        return run_blocking(rt, fut)?;
     }
     let limit = Duration::from_millis(u64::from(timeout_ms));
-    rt.block_on(async move { tokio::time::timeout(limit, fut).await })
-        .unwrap_or_else(|_| {
-            Err(Failure::new(
-                kad_result::KAD_TIMEOUT,
-                format!("operation did not finish within {timeout_ms} ms"),
-            ))
-        })
+    run_blocking(rt, async move { tokio::time::timeout(limit, fut).await })?.unwrap_or_else(|_| {
+        Err(Failure::new(
+            kad_result::KAD_TIMEOUT,
+            format!("operation did not finish within {timeout_ms} ms"),
+        ))
+    })
+}
+
+/// `rt.block_on(fut)`, also where this thread's tokio context is gone.
+///
+/// glibc's `exit()` destroys the main thread's thread-locals before it runs
+/// `atexit` handlers and C++ static destructors, and tokio's `block_on`
+/// panics without them ("The Tokio context thread-local variable has been
+/// destroyed"): a final put from such a handler got KAD_PANIC. There the
+/// future runs on a thread of its own, which has a context, while this one
+/// waits for it.
+pub(crate) fn run_blocking<T, F>(rt: &Runtime, fut: F) -> Result<T, Failure>
+where
+    T: Send,
+    F: Future<Output = T> + Send,
+{
+    if !matches!(Handle::try_current(), Err(e) if e.is_thread_local_destroyed()) {
+        return Ok(rt.block_on(fut));
+    }
+    std::thread::scope(|scope| {
+        let waiter = std::thread::Builder::new()
+            .name("kadmium-exit".into())
+            .spawn_scoped(scope, || rt.block_on(fut))
+            .map_err(|e| {
+                Failure::new(
+                    kad_result::KAD_RUNTIME_ERROR,
+                    format!("cannot start a thread to wait on (this thread is exiting): {e}"),
+                )
+            })?;
+        // A panic in the future goes on to the caller's panic boundary.
+        match waiter.join() {
+            Ok(output) => Ok(output),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }

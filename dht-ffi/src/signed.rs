@@ -1,20 +1,20 @@
-//! Signed (mutable) and immutable records in the C ABI (key pairs are in
-//! `keypair`): `kad_node_put_signed` / `kad_node_get_signed` /
-//! `kad_node_delete_signed`, `kad_node_put_immutable` /
-//! `kad_node_get_immutable`, with `_async` twins in the conventions of
-//! `ops.rs` (blocking calls take `timeout_ms`; async ones a callback,
-//! userdata and an optional cancel token; arguments are copied before the
-//! call returns).
+//! Signed (mutable) records in the C ABI (key pairs are in `keypair`,
+//! immutable records in `immutable`): `kad_node_put_signed` /
+//! `kad_node_get_signed` / `kad_node_delete_signed`, with `_async` twins in
+//! the conventions of `ops.rs` (blocking calls take `timeout_ms`; async ones
+//! a callback, userdata and an optional cancel token; arguments are copied,
+//! and checked as far as the node's state does not matter, before the call
+//! returns).
 
 use std::ffi::c_void;
 use std::time::Duration;
 
-use dht_core::{Key, Keypair, Node, PublicKey, SignedPutOptions, Value};
+use dht_core::{Keypair, Node, Protocol, PublicKey, SignedPutOptions, Value};
 
-use crate::callback::{kad_get_callback, spawn_with_callback, Userdata};
+use crate::callback::{spawn_with_callback, Userdata};
 use crate::cancel::{kad_cancel_token, Cancel};
 use crate::error::{kad_result, Failure};
-use crate::key::{check_id_buffer, key_from_digest, slice, write_id};
+use crate::key::slice;
 use crate::keypair::{fixed_key, kad_keypair};
 use crate::node::entry_from_handle;
 use crate::node::kad_node;
@@ -41,18 +41,6 @@ pub type kad_get_signed_callback = Option<
         result: kad_result,
         value: *mut kad_value,
         seq: u64,
-    ),
->;
-
-/// Called once when kad_node_put_immutable_async finishes. On KAD_OK
-/// `digest` points to the value's KAD_ID_LEN-byte key, valid only during the
-/// call (copy it); otherwise `digest` is NULL and `digest_len` 0.
-pub type kad_digest_callback = Option<
-    unsafe extern "C-unwind" fn(
-        userdata: *mut c_void,
-        result: kad_result,
-        digest: *const u8,
-        digest_len: usize,
     ),
 >;
 
@@ -116,12 +104,16 @@ unsafe fn signed_put_args(
     let salt = unsafe { salt_arg(salt, salt_len)? };
     // SAFETY: forwarded contract.
     let value = unsafe { slice(value, value_len, "value")? }.to_vec();
+    let seq = (seq > 0).then_some(seq);
+    // What the node would refuse whatever it holds, refused here: an _async
+    // put then fails before it returns, not in its callback.
+    Protocol::check_signed_put(&salt, &value, seq)?;
     Ok(SignedPut {
         keypair,
         salt,
         value,
         options: SignedPutOptions {
-            seq: (seq > 0).then_some(seq),
+            seq,
             cas: (cas > 0).then_some(cas),
             ttl: (ttl_secs > 0).then(|| Duration::from_secs(u64::from(ttl_secs))),
         },
@@ -144,20 +136,6 @@ async fn get_signed(node: Node, pk: PublicKey, salt: Vec<u8>) -> Result<(Value, 
         None => Err(Failure::new(
             kad_result::KAD_NOT_FOUND,
             format!("no signed record for {} with this salt", pk.to_hex()),
-        )),
-    }
-}
-
-async fn put_immutable(node: Node, value: Vec<u8>) -> Result<Key, Failure> {
-    Ok(node.put_immutable(&value).await?)
-}
-
-async fn get_immutable(node: Node, key: Key) -> Result<Value, Failure> {
-    match node.get_immutable(&key).await? {
-        Some(v) => Ok(Value::Bytes(v)),
-        None => Err(Failure::new(
-            kad_result::KAD_NOT_FOUND,
-            format!("immutable value {key} not found"),
         )),
     }
 }
@@ -368,136 +346,6 @@ pub unsafe extern "C" fn kad_node_get_signed_async(
                     Ok((v, seq)) => unsafe { cb(ud.get(), kad_result::KAD_OK, kad_value::boxed(v), seq) },
                     // SAFETY: C callback with its own userdata.
                     Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null_mut(), 0) },
-                }
-            }
-        ));
-        kad_result::KAD_OK
-    }
-}
-
-/// Store `value` (`value_len` bytes) under the SHA-1 of its immutable
-/// record; on success the KAD_ID_LEN-byte key is written to `digest_out`
-/// (`digest_out_len` at least KAD_ID_LEN, checked before anything is sent).
-/// Blocking, with `timeout_ms` as kad_node_put.
-#[no_mangle]
-pub unsafe extern "C" fn kad_node_put_immutable(
-    node: *mut kad_node,
-    value: *const u8,
-    value_len: usize,
-    timeout_ms: u32,
-    digest_out: *mut u8,
-    digest_out_len: usize,
-) -> kad_result {
-    ffi_panic_boundary! {
-        try_ffi!(check_id_buffer(digest_out, digest_out_len));
-        let e = try_ffi!(entry_from_handle(node));
-        // SAFETY: forwarded contract.
-        let v = try_ffi!(unsafe { slice(value, value_len, "value") }).to_vec();
-        let key = try_ffi!(block_on(
-            timeout_ms,
-            timed(&e, Op::Put, put_immutable(e.node.clone(), v))
-        ));
-        // SAFETY: checked by check_id_buffer.
-        unsafe { write_id(&key, digest_out, digest_out_len) };
-        kad_result::KAD_OK
-    }
-}
-
-/// Asynchronous kad_node_put_immutable: the key reaches `callback` (may be
-/// NULL), called exactly once with `userdata` on a library thread.
-#[no_mangle]
-pub unsafe extern "C" fn kad_node_put_immutable_async(
-    node: *mut kad_node,
-    value: *const u8,
-    value_len: usize,
-    timeout_ms: u32,
-    callback: kad_digest_callback,
-    userdata: *mut c_void,
-    cancel: *const kad_cancel_token,
-) -> kad_result {
-    ffi_panic_boundary! {
-        let e = try_ffi!(entry_from_handle(node));
-        // SAFETY: forwarded contract.
-        let v = try_ffi!(unsafe { slice(value, value_len, "value") }).to_vec();
-        let ticket = try_ffi!(e.promise_callback());
-        let ud = Userdata::new(userdata);
-        try_ffi!(spawn_with_callback(
-            ticket,
-            // SAFETY: forwarded contract.
-            unsafe { Cancel::from_ptr(cancel) },
-            timeout_ms,
-            timed(&e, Op::Put, put_immutable(e.node.clone(), v)),
-            move |r| {
-                let Some(cb) = callback else { return };
-                match r {
-                    // SAFETY: C callback; the digest is valid during the call.
-                    Ok(k) => unsafe { cb(ud.get(), kad_result::KAD_OK, k.as_bytes().as_ptr(), k.as_bytes().len()) },
-                    // SAFETY: C callback with its own userdata.
-                    Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null(), 0) },
-                }
-            }
-        ));
-        kad_result::KAD_OK
-    }
-}
-
-/// The immutable value under the KAD_ID_LEN-byte `digest`, checked by
-/// hashing (answers that do not match are skipped). On success `*value_out`
-/// receives a new bytes kad_value the caller owns (kad_value_free).
-/// KAD_NOT_FOUND when no node has it. Blocking.
-#[no_mangle]
-pub unsafe extern "C" fn kad_node_get_immutable(
-    node: *mut kad_node,
-    digest: *const u8,
-    digest_len: usize,
-    timeout_ms: u32,
-    value_out: *mut *mut kad_value,
-) -> kad_result {
-    ffi_panic_boundary! {
-        check_out!(value_out);
-        // SAFETY: forwarded contract.
-        let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
-        let e = try_ffi!(entry_from_handle(node));
-        let v = try_ffi!(block_on(
-            timeout_ms,
-            timed(&e, Op::Get, get_immutable(e.node.clone(), k))
-        ));
-        // SAFETY: checked non-NULL above.
-        unsafe { *value_out = kad_value::boxed(v) };
-        kad_result::KAD_OK
-    }
-}
-
-/// Asynchronous kad_node_get_immutable; see kad_node_get_async.
-#[no_mangle]
-pub unsafe extern "C" fn kad_node_get_immutable_async(
-    node: *mut kad_node,
-    digest: *const u8,
-    digest_len: usize,
-    timeout_ms: u32,
-    callback: kad_get_callback,
-    userdata: *mut c_void,
-    cancel: *const kad_cancel_token,
-) -> kad_result {
-    ffi_panic_boundary! {
-        // SAFETY: forwarded contract.
-        let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
-        let e = try_ffi!(entry_from_handle(node));
-        let ticket = try_ffi!(e.promise_callback());
-        let ud = Userdata::new(userdata);
-        try_ffi!(spawn_with_callback(
-            ticket,
-            // SAFETY: forwarded contract.
-            unsafe { Cancel::from_ptr(cancel) },
-            timeout_ms,
-            timed(&e, Op::Get, get_immutable(e.node.clone(), k)),
-            move |r| {
-                let Some(cb) = callback else { return };
-                match r {
-                    // SAFETY: C callback; ownership of the value passes to it.
-                    Ok(v) => unsafe { cb(ud.get(), kad_result::KAD_OK, kad_value::boxed(v)) },
-                    // SAFETY: C callback with its own userdata.
-                    Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null_mut()) },
                 }
             }
         ));

@@ -8,7 +8,7 @@ use dht_voidphone::{ApiConfig, ApiError, ApiServer};
 
 use crate::error::{kad_result, Failure};
 use crate::node::{kad_node, node_from_handle};
-use crate::runtime::{ensure_not_runtime_thread, runtime, wait_on_runtime};
+use crate::runtime::{ensure_not_runtime_thread, run_blocking, runtime, wait_on_runtime};
 
 /// A running VoidPhone DHT API server (TCP), serving one node. Created by
 /// kad_api_server_start, stopped and released with kad_api_server_free.
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn kad_api_server_start(
         try_ffi!(ensure_not_runtime_thread());
         let rt = try_ffi!(runtime());
         // ApiServer::bind spawns the listener task: it must run inside the runtime.
-        let bound = rt.block_on(ApiServer::bind(node, SocketAddr::new(ip, port), config));
+        let bound = try_ffi!(run_blocking(rt, ApiServer::bind(node, SocketAddr::new(ip, port), config)));
         let inner = try_ffi!(bound.map_err(start_failure));
         let server = Box::into_raw(Box::new(kad_api_server { inner }));
         // SAFETY: out-parameter checked non-NULL above.

@@ -327,6 +327,9 @@ static void test_config(void) {
     CHECK_RES(kad_config_set_max_pending_rpcs(c, 64), KAD_OK);
     CHECK_RES(kad_config_set_ttl(c, 0, 10), KAD_INVALID_ARGUMENT);
     CHECK_RES(kad_config_set_ttl(c, 20, 10), KAD_INVALID_ARGUMENT);
+    /* a bad maximum is named as such (it read "default ttl must be between 1 and 0, not 5") */
+    CHECK_RES(kad_config_set_ttl(c, 5, 0), KAD_INVALID_ARGUMENT);
+    CHECK(strstr(detail(), "max ttl") != NULL);
     CHECK_RES(kad_config_set_ttl(NULL, 1, 1), KAD_NULL_POINTER);
     CHECK_RES(kad_config_set_ttl(c, 600, 3600), KAD_OK);
     CHECK_RES(kad_config_set_rng_seed(c, 42), KAD_OK);
@@ -778,6 +781,10 @@ static void test_network(void) {
     const char *garbage = "# comment\n\nnot-an-id 127.0.0.1:1\n";
     CHECK_RES(kad_routing_table_parse((const uint8_t *)garbage, strlen(garbage), &parsed), KAD_INVALID_ARGUMENT);
     CHECK(parsed == NULL && strstr(detail(), "line 3") != NULL);
+    /* forty characters a byte-pair parser would take as signed hex ("+1" = 1) */
+    const char *signed_hex = "+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1+1 127.0.0.1:1\n";
+    CHECK_RES(kad_routing_table_parse((const uint8_t *)signed_hex, strlen(signed_hex), &parsed), KAD_INVALID_ARGUMENT);
+    CHECK(parsed == NULL && strstr(detail(), "line 1") != NULL);
     /* text that is not UTF-8: the detail names the line, as for other bad lines */
     const char not_utf8[] = "# saved\n0000000000000000000000000000000000000001 10.0.0.\xff:1\n";
     CHECK_RES(kad_routing_table_parse((const uint8_t *)not_utf8, strlen(not_utf8), &parsed), KAD_INVALID_ARGUMENT);

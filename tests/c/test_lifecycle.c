@@ -10,7 +10,8 @@
  *     _async calls resolve host names later, not on the calling thread;
  *   - lengths above PTRDIFF_MAX are refused before anything reads them,
  *     or writes to an output buffer;
- *   - at most KAD_CALLBACK_THREADS callbacks run at once.
+ *   - at most KAD_CALLBACK_THREADS callbacks run at once;
+ *   - blocking calls work in an atexit handler (run after the summary).
  *
  *   test_lifecycle [ROUNDS [nofork]]   (default 40 rounds; run.sh uses fewer, and
  *                                       no fork test, under valgrind)
@@ -674,6 +675,66 @@ static void test_callback_threads_bounded(void) {
     pthread_cond_destroy(&g.cv);
 }
 
+/* ---- 10. calls from an atexit handler -------------------------------------- */
+
+/* glibc's exit() destroys the main thread's thread-locals before it runs
+ * atexit handlers and C++ static destructors, and blocking calls made there
+ * got KAD_PANIC ("The Tokio context thread-local variable has been
+ * destroyed"), with a panic report on stderr: a final put from cleanup code
+ * failed. Registered last, so it runs after main's summary; a failure is
+ * printed and made the exit status with _exit(1). */
+static kad_node *exit_node, *exit_peer;
+
+static void calls_from_atexit(void) {
+    int bad = 0;
+    char peer[64];
+    snprintf(peer, sizeof peer, "127.0.0.1:%u", (unsigned)port_of(exit_peer));
+    const char *seeds[] = {peer};
+    kad_value *v = NULL;
+    kad_node *fresh = NULL;
+    struct { const char *what; kad_result got; } calls[4];
+    calls[0].what = "kad_node_bootstrap";
+    calls[0].got = kad_node_bootstrap(exit_node, seeds, 1, 5000, NULL);
+    calls[1].what = "kad_node_put";
+    calls[1].got = kad_node_put(exit_node, KEY("at-exit"), KEY("v"), 0, 5000, NULL);
+    calls[2].what = "kad_node_get";
+    calls[2].got = kad_node_get(exit_peer, KEY("at-exit"), 5000, &v);
+    calls[3].what = "kad_node_new";
+    calls[3].got = kad_node_new(NULL, &fresh);
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        if (calls[i].got != KAD_OK) {
+            char d[256];
+            kad_last_error_detail(d, sizeof d, NULL);
+            fprintf(stderr, "atexit: %s = %s (detail: %s)\n", calls[i].what, kad_result_str(calls[i].got), d);
+            bad = 1;
+        }
+    }
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    if (!bad && !(kad_value_bytes(v, &data, &len) == KAD_OK && len == 1 && data[0] == 'v')) {
+        fprintf(stderr, "atexit: the value put there was not found\n");
+        bad = 1;
+    }
+    /* A failure there still leaves its detail. */
+    kad_config *c = kad_config_new();
+    kad_result refused = kad_config_set_k(c, 0);
+    char detail[256] = "";
+    kad_last_error_detail(detail, sizeof detail, NULL);
+    kad_config_free(c);
+    if (refused != KAD_INVALID_ARGUMENT || strstr(detail, "k") == NULL || kad_last_error_detail_len() == 0) {
+        fprintf(stderr, "atexit: kad_config_set_k(c, 0) = %s, detail \"%s\"\n", kad_result_str(refused), detail);
+        bad = 1;
+    }
+    kad_value_free(v);
+    kad_node_free(fresh);
+    kad_node_free(exit_node);
+    kad_node_free(exit_peer);
+    printf("atexit: bootstrap, put, get, kad_node_new and an error's detail in an atexit handler: %s (detail \"%s\")\n",
+           bad ? "FAILED" : "ok", detail);
+    fflush(stdout);
+    if (bad) _exit(1);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1) rounds = atoi(argv[1]);
@@ -687,6 +748,9 @@ int main(int argc, char **argv) {
     test_blocking_calls_racing_free();
     test_async_calls_racing_free();
     test_callback_threads_bounded();
+    exit_peer = node_at("127.0.0.1", 0, 300);
+    exit_node = node_at("127.0.0.1", 0, 300);
+    atexit(calls_from_atexit);
     printf("test_lifecycle: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -258,18 +258,24 @@ static void test_records(void) {
     for (int i = 0; i < 4; i++) kad_node_free(n[i]);
 }
 
+/* A fresh node bootstrapped from `seed`. */
+static kad_node *node_joined_to(const kad_node *seed) {
+    kad_node *n = start_node(0);
+    uint16_t port = 0;
+    CHECK_RES(kad_node_port(seed, &port), KAD_OK);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
+    const char *via[] = {addr};
+    CHECK_RES(kad_node_bootstrap(n, via, 1, TIMEOUT, NULL), KAD_OK);
+    return n;
+}
+
 /* A salt above KAD_SALT_MAX_LEN is the same KAD_INVALID_ARGUMENT, naming
  * the salt and its limit, from put, get and delete (blocking and async), at
  * once; it was KAD_INVALID_RECORD, or for a long one on put
  * KAD_VALUE_TOO_LARGE "maximum 0". */
 static void test_salt_limit(void) {
-    kad_node *a = start_node(0), *b = start_node(0);
-    uint16_t port = 0;
-    CHECK_RES(kad_node_port(b, &port), KAD_OK);
-    char seed[32];
-    snprintf(seed, sizeof seed, "127.0.0.1:%u", (unsigned)port);
-    const char *via[] = {seed};
-    CHECK_RES(kad_node_bootstrap(a, via, 1, TIMEOUT, NULL), KAD_OK);
+    kad_node *b = start_node(0), *a = node_joined_to(b);
     kad_keypair *kp = kad_keypair_new();
     uint8_t pk[KAD_KEY_LEN];
     CHECK_RES(kad_keypair_public_key(kp, pk, sizeof pk), KAD_OK);
@@ -307,6 +313,40 @@ static void test_salt_limit(void) {
     kad_node_free(b);
 }
 
+/* What a put is refused for whatever the node holds is refused before an
+ * _async call returns, as by the blocking call, and its callback never runs
+ * (the async puts returned KAD_OK and reported these in the callback). */
+static void test_async_puts_check_their_arguments(void) {
+    kad_node *b = start_node(0), *a = node_joined_to(b);
+    kad_keypair *kp = kad_keypair_new();
+    static uint8_t big[70000];
+    memset(big, 'v', sizeof big);
+    struct done d;
+    done_init(&d);
+    CHECK_RES(kad_node_put_signed_async(a, kp, NULL, 0, BYTES("v"), UINT64_MAX, 0, 0, TIMEOUT, on_seq, &d, NULL),
+              KAD_INVALID_ARGUMENT);
+    CHECK(strstr(detail(), "seq must be below") != NULL);
+    CHECK_RES(kad_node_put_signed_async(a, kp, NULL, 0, big, sizeof big, 0, 0, 0, TIMEOUT, on_seq, &d, NULL),
+              KAD_VALUE_TOO_LARGE);
+    CHECK(strstr(detail(), "70000 bytes") != NULL);
+    CHECK_RES(kad_node_put_immutable_async(a, big, sizeof big, TIMEOUT, on_digest, &d, NULL), KAD_VALUE_TOO_LARGE);
+    /* The caller's 70000 bytes and the limit on them, not the encoded record's. */
+    const char *want = "70000 bytes (maximum ";
+    CHECK(strstr(detail(), want) != NULL);
+    uint8_t digest[KAD_ID_LEN];
+    CHECK_RES(kad_node_put_immutable(a, big, sizeof big, TIMEOUT, digest, sizeof digest), KAD_VALUE_TOO_LARGE);
+    CHECK(strstr(detail(), want) != NULL);
+    if (failed == 0) printf("async puts: seq 2**64-1 and 70000-byte values refused before returning: ok\n");
+    kad_node_free_wait(a, 5000);
+    pthread_mutex_lock(&d.mu);
+    CHECK(d.calls == 0);
+    pthread_mutex_unlock(&d.mu);
+    pthread_mutex_destroy(&d.mu);
+    pthread_cond_destroy(&d.cv);
+    kad_keypair_free(kp);
+    kad_node_free(b);
+}
+
 static void test_data_dir(void) {
     char dir[64];
     snprintf(dir, sizeof dir, "/tmp/kadmium-test-signed-%ld", (long)time(NULL));
@@ -330,6 +370,7 @@ int main(void) {
     test_keypair();
     test_records();
     test_salt_limit();
+    test_async_puts_check_their_arguments();
     test_data_dir();
     printf("test_signed: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

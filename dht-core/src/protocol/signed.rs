@@ -31,6 +31,31 @@ pub struct SignedPutOptions {
 }
 
 impl Protocol {
+    /// What [`Protocol::put_signed`] refuses whatever this node holds or how
+    /// it is set up: a salt over [`MAX_SALT_LEN`] and `seq` 2**64 - 1
+    /// ([`Error::InvalidArgument`]), a value over [`max_payload_len`] of the
+    /// salt ([`Error::ValueTooLarge`]). Bindings call it before an
+    /// asynchronous put returns, so that such a put fails at once there too.
+    pub fn check_signed_put(salt: &[u8], value: &[u8], seq: Option<u64>) -> Result<()> {
+        // First: the value limit depends on the salt's length (a salt over
+        // the limit gave "value too large ... maximum 0").
+        check_salt(salt)?;
+        let max = max_payload_len(salt.len());
+        if value.len() > max {
+            return Err(Error::ValueTooLarge {
+                size: value.len(),
+                max,
+            });
+        }
+        if seq == Some(u64::MAX) {
+            // A record there could never be updated or deleted until it expired.
+            return Err(Error::InvalidArgument(
+                "seq must be below 2**64 - 1 (the last number is kept for a delete)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Store `value` under SHA-1(public key ‖ `salt`), signed with
     /// `keypair`. The event is [`crate::Outcome::SignedPut`] with the
     /// sequence number used.
@@ -42,28 +67,13 @@ impl Protocol {
         value: &[u8],
         options: SignedPutOptions,
     ) -> Result<OpId> {
-        // First: the value limit depends on the salt's length (a salt over
-        // the limit gave "value too large ... maximum 0").
-        check_salt(salt)?;
-        let max = max_payload_len(salt.len());
-        if value.len() > max {
-            return Err(Error::ValueTooLarge {
-                size: value.len(),
-                max,
-            });
-        }
+        Self::check_signed_put(salt, value, options.seq)?;
         let ttl = options
             .ttl
             .unwrap_or(self.config.default_ttl)
             .min(self.config.max_ttl);
         if ttl.as_secs() == 0 {
             return Err(Error::InvalidArgument("ttl must be at least 1 s".into()));
-        }
-        if options.seq == Some(u64::MAX) {
-            // A record there could never be updated or deleted until it expired.
-            return Err(Error::InvalidArgument(
-                "seq must be below 2**64 - 1 (the last number is kept for a delete)".into(),
-            ));
         }
         let put = SignedPut {
             keypair: keypair.clone(),

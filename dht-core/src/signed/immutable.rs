@@ -32,9 +32,11 @@ pub fn is_immutable_record(bytes: &[u8]) -> bool {
 /// The key SHA-1(`payload`) and the bytes to store under it.
 pub fn immutable(payload: &[u8]) -> Result<(Key, Vec<u8>), RecordError> {
     if payload.len() > MAX_IMMUTABLE_PAYLOAD_LEN {
+        // The caller's value and its limit, not the encoded record's (a
+        // 70,000-byte value read "70004 bytes (maximum 8128)").
         return Err(RecordError::TooLarge {
-            size: IMMUTABLE_MAGIC.len() + payload.len(),
-            max: MAX_RECORD_LEN,
+            size: payload.len(),
+            max: MAX_IMMUTABLE_PAYLOAD_LEN,
         });
     }
     let mut bytes = Vec::with_capacity(IMMUTABLE_MAGIC.len() + payload.len());
@@ -95,8 +97,8 @@ mod tests {
         assert_eq!(
             immutable(&vec![0; MAX_IMMUTABLE_PAYLOAD_LEN + 1]),
             Err(RecordError::TooLarge {
-                size: MAX_RECORD_LEN + 1,
-                max: MAX_RECORD_LEN
+                size: MAX_IMMUTABLE_PAYLOAD_LEN + 1,
+                max: MAX_IMMUTABLE_PAYLOAD_LEN
             })
         );
     }
