@@ -784,6 +784,8 @@ size_t kad_last_error_detail_len(void);
  Store `value` (`value_len` bytes) under the SHA-1 of its immutable
  record; on success the KAD_ID_LEN-byte key is written to `digest_out`
  (`digest_out_len` at least KAD_ID_LEN, checked before anything is sent).
+ KAD_VALUE_TOO_LARGE, at once, for a value over 8124 bytes (an immutable
+ record fits one STORE a Python peer can send on; not `max_value_size`).
  Blocking, with `timeout_ms` as kad_node_put.
  */
 kad_result kad_node_put_immutable(struct kad_node *node,

@@ -211,7 +211,7 @@ pub unsafe extern "C" fn kad_config_set_ttl(
         let config = try_mut!(config);
         // The maximum first: checked against it, a bad maximum read as a bad
         // default ("default ttl must be between 1 and 0, not 5").
-        try_ffi!(in_range("max ttl", max_ttl_secs as usize, 1, u32::MAX as usize));
+        try_ffi!(in_range("max ttl", max_ttl_secs as usize, 1, usize::MAX));
         try_ffi!(in_range("default ttl", default_ttl_secs as usize, 1, max_ttl_secs as usize));
         config.inner.default_ttl = Duration::from_secs(u64::from(default_ttl_secs));
         config.inner.max_ttl = Duration::from_secs(u64::from(max_ttl_secs));

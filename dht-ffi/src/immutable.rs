@@ -67,6 +67,8 @@ async fn get_immutable(node: Node, key: Key) -> Result<Value, Failure> {
 /// Store `value` (`value_len` bytes) under the SHA-1 of its immutable
 /// record; on success the KAD_ID_LEN-byte key is written to `digest_out`
 /// (`digest_out_len` at least KAD_ID_LEN, checked before anything is sent).
+/// KAD_VALUE_TOO_LARGE, at once, for a value over 8124 bytes (an immutable
+/// record fits one STORE a Python peer can send on; not `max_value_size`).
 /// Blocking, with `timeout_ms` as kad_node_put.
 #[no_mangle]
 pub unsafe extern "C" fn kad_node_put_immutable(

@@ -3,6 +3,8 @@
 //! `_free`), used by the signed-record calls of `signed`.
 
 use dht_core::Keypair;
+use rand::rngs::OsRng;
+use rand::TryRngCore;
 
 use crate::error::{kad_result, Failure};
 use crate::key::{check_out_buffer, required_slice};
@@ -23,7 +25,11 @@ pub struct kad_keypair {
 #[no_mangle]
 pub extern "C" fn kad_keypair_new() -> *mut kad_keypair {
     ffi_panic_boundary! {
-        Box::into_raw(Box::new(kad_keypair { inner: Keypair::generate(&mut rand::rng()) }))
+        // From the OS directly, not `rand::rng()`: that reads a thread-local,
+        // gone in code run after the thread's thread-locals (an atexit
+        // handler), where it panicked.
+        let inner = Keypair::generate(&mut OsRng.unwrap_err());
+        Box::into_raw(Box::new(kad_keypair { inner }))
     }
 }
 

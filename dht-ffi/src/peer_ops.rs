@@ -45,7 +45,7 @@ async fn bootstrap(node: Node, addrs: Vec<PeerAddr>) -> Result<usize, Failure> {
         let asked = if addrs.is_empty() {
             "no address given and no known contact answered".to_owned()
         } else {
-            format!("no usable peer answered at {addrs:?}")
+            format!("no peer answered (asked {addrs:?} and any known contacts)")
         };
         return Err(Failure::new(
             kad_result::KAD_NO_PEERS,

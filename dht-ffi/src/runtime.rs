@@ -33,6 +33,16 @@ static RUNTIME_PID: AtomicU32 = AtomicU32::new(0);
 thread_local! {
     /// True while this thread runs a C callback of the library.
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    /// True on the runtime's own threads (workers and callback threads), for
+    /// good: unlike tokio's context, which `Handle::try_current` reads, a
+    /// `const` Cell is never destroyed, so this still holds in code a thread
+    /// runs after its thread-locals are gone (a callback that calls `exit()`).
+    static ON_RUNTIME_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is one of the runtime's.
+fn on_runtime_thread() -> bool {
+    Handle::try_current().is_ok() || ON_RUNTIME_THREAD.with(Cell::get)
 }
 
 /// The library runtime, starting it if needed; KAD_FORKED in a child
@@ -46,6 +56,7 @@ pub(crate) fn runtime() -> Result<&'static Runtime, Failure> {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("kadmium")
+                .on_thread_start(|| ON_RUNTIME_THREAD.with(|on| on.set(true)))
                 .max_blocking_threads(KAD_CALLBACK_THREADS)
                 .build()
                 .map_err(|e| format!("cannot start the kadmium runtime: {e}"))
@@ -75,7 +86,7 @@ pub(crate) fn check_not_forked() -> Result<(), Failure> {
 /// Fail with KAD_WRONG_THREAD when called on a runtime thread: `block_on`
 /// there would panic (or deadlock the worker it runs on).
 pub(crate) fn ensure_not_runtime_thread() -> Result<(), Failure> {
-    if Handle::try_current().is_ok() {
+    if on_runtime_thread() {
         return Err(Failure::new(
             kad_result::KAD_WRONG_THREAD,
             "blocking kadmium calls cannot be made from a library thread (inside a \
@@ -103,7 +114,7 @@ pub(crate) fn as_callback<R>(f: impl FnOnce() -> R) -> R {
 /// [`wait_on_runtime`] refuses to wait. Calls that wait check this before
 /// they change anything, so that the refusal means "nothing was done".
 pub(crate) fn ensure_may_wait() -> Result<(), Failure> {
-    let on_runtime = Handle::try_current().is_ok();
+    let on_runtime = on_runtime_thread();
     let in_callback = IN_CALLBACK.try_with(Cell::get).unwrap_or(false);
     if on_runtime && !in_callback {
         return Err(Failure::new(
@@ -172,6 +183,8 @@ where
     T: Send,
     F: Future<Output = T> + Send,
 {
+    // Callers refused the runtime's own threads first (`ensure_not_runtime_thread`),
+    // so here the context is either this C thread's or gone.
     if !matches!(Handle::try_current(), Err(e) if e.is_thread_local_destroyed()) {
         return Ok(rt.block_on(fut));
     }

@@ -11,7 +11,8 @@
  *   - lengths above PTRDIFF_MAX are refused before anything reads them,
  *     or writes to an output buffer;
  *   - at most KAD_CALLBACK_THREADS callbacks run at once;
- *   - blocking calls work in an atexit handler (run after the summary).
+ *   - blocking calls work in an atexit handler (run after the summary), and are
+ *     refused with KAD_WRONG_THREAD in one a callback's exit() runs.
  *
  *   test_lifecycle [ROUNDS [nofork]]   (default 40 rounds; run.sh uses fewer, and
  *                                       no fork test, under valgrind)
@@ -675,7 +676,53 @@ static void test_callback_threads_bounded(void) {
     pthread_cond_destroy(&g.cv);
 }
 
-/* ---- 10. calls from an atexit handler -------------------------------------- */
+/* ---- 10. exit() inside a callback ------------------------------------------ */
+
+/* A callback that calls exit() runs the atexit handlers on a library thread
+ * whose thread-locals glibc has just destroyed. A blocking call there must
+ * still be refused with KAD_WRONG_THREAD (it could wait for the very thread
+ * making it), not hang or panic. Run in a fresh process: this binary,
+ * executed again with --exit-in-callback. */
+static kad_node *exiting_node;
+
+static void blocking_call_at_exit(void) {
+    kad_result r = kad_node_put(exiting_node, KEY("k"), KEY("v"), 0, 1000, NULL);
+    _exit(r == KAD_WRONG_THREAD ? 0 : 100 + (int)r);
+}
+
+static void exit_from_callback(void *userdata, kad_result r, kad_value *v) {
+    (void)userdata;
+    (void)r;
+    kad_value_free(v);
+    exit(0);
+}
+
+static int exit_in_callback_child(void) {
+    alarm(20); /* a hang kills the child with SIGALRM: the parent sees it */
+    exiting_node = node_at("127.0.0.1", 0, 300);
+    atexit(blocking_call_at_exit);
+    kad_node_get_async(exiting_node, KEY("k"), 1000, exit_from_callback, NULL, NULL);
+    for (;;) pause(); /* until the callback exits */
+    return 1;
+}
+
+static void test_exit_in_callback(void) {
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        execl("/proc/self/exe", "test_lifecycle", "--exit-in-callback", (char *)NULL);
+        _exit(99);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    int refused = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    CHECK(refused);
+    printf("exit in a callback: a blocking call from an atexit handler then: %s (status %d)\n",
+           refused ? "KAD_WRONG_THREAD, no hang" : "FAILED", status);
+}
+
+/* ---- 11. calls from an atexit handler -------------------------------------- */
 
 /* glibc's exit() destroys the main thread's thread-locals before it runs
  * atexit handlers and C++ static destructors, and blocking calls made there
@@ -701,6 +748,12 @@ static void calls_from_atexit(void) {
     calls[2].got = kad_node_get(exit_peer, KEY("at-exit"), 5000, &v);
     calls[3].what = "kad_node_new";
     calls[3].got = kad_node_new(NULL, &fresh);
+    kad_keypair *keypair = kad_keypair_new();
+    if (keypair == NULL) {
+        fprintf(stderr, "atexit: kad_keypair_new returned NULL\n");
+        bad = 1;
+    }
+    kad_keypair_free(keypair);
     for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
         if (calls[i].got != KAD_OK) {
             char d[256];
@@ -729,7 +782,7 @@ static void calls_from_atexit(void) {
     kad_node_free(fresh);
     kad_node_free(exit_node);
     kad_node_free(exit_peer);
-    printf("atexit: bootstrap, put, get, kad_node_new and an error's detail in an atexit handler: %s (detail \"%s\")\n",
+    printf("atexit: bootstrap, put, get, kad_node_new, kad_keypair_new and an error's detail in an atexit handler: %s (detail \"%s\")\n",
            bad ? "FAILED" : "ok", detail);
     fflush(stdout);
     if (bad) _exit(1);
@@ -737,17 +790,23 @@ static void calls_from_atexit(void) {
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && strcmp(argv[1], "--exit-in-callback") == 0) return exit_in_callback_child();
     if (argc > 1) rounds = atoi(argv[1]);
     int with_fork = !(argc > 2 && strcmp(argv[2], "nofork") == 0);
     test_huge_lengths();
     test_addresses();
     test_cancel();
     if (with_fork) test_fork();
+    if (with_fork) test_exit_in_callback();
     test_port_released();
     test_waiting_for_callbacks();
     test_blocking_calls_racing_free();
     test_async_calls_racing_free();
     test_callback_threads_bounded();
+    /* The main thread's own random generator is in use (it was what
+     * kad_keypair_new drew from), so a key pair made at exit shows whether
+     * that still works. */
+    kad_keypair_free(kad_keypair_new());
     exit_peer = node_at("127.0.0.1", 0, 300);
     exit_node = node_at("127.0.0.1", 0, 300);
     atexit(calls_from_atexit);

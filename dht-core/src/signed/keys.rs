@@ -34,7 +34,8 @@ impl PublicKey {
 
     /// Parse 64 hex digits (either case).
     pub fn from_hex(s: &str) -> Option<Self> {
-        if s.len() != PUBLIC_KEY_LEN * 2 || !s.is_ascii() {
+        // Hex digits only: `from_str_radix` also takes a sign ("+1+1...").
+        if s.len() != PUBLIC_KEY_LEN * 2 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut out = [0u8; PUBLIC_KEY_LEN];
@@ -160,6 +161,8 @@ mod tests {
         assert_eq!(PublicKey::from_hex("ab"), None);
         assert_eq!(PublicKey::from_hex(&"zz".repeat(32)), None);
         assert_eq!(PublicKey::from_hex(&"é".repeat(32)), None);
+        // Sixty-four characters `u8::from_str_radix` pair by pair would take.
+        assert_eq!(PublicKey::from_hex(&"+1".repeat(32)), None);
         assert_eq!(PublicKey::from_slice(&[1; 31]), None);
     }
 }
