@@ -380,6 +380,10 @@ pub fn duplicate(e: &PersistError) -> PersistError {
             path: path.clone(),
             target: target.clone(),
         },
+        PersistError::LinkLoop { path, target } => PersistError::LinkLoop {
+            path: path.clone(),
+            target: target.clone(),
+        },
         PersistError::Io { path, source } => PersistError::Io {
             path: path.clone(),
             source: copy_io(source),

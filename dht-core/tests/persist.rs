@@ -439,8 +439,18 @@ fn a_path_that_is_not_a_directory_is_refused() {
         let looped = dir.path().join("loop");
         std::os::unix::fs::symlink("loop", &looped).unwrap();
         let err = DataDir::open(&looped).unwrap_err();
-        assert!(!matches!(err, PersistError::DanglingLink { .. }), "{err}");
+        assert!(matches!(err, PersistError::LinkLoop { .. }), "{err}");
         println!("link loop: {err}");
+        // And through another link (a -> b -> a), named by where it goes.
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::os::unix::fs::symlink("b", &a).unwrap();
+        std::os::unix::fs::symlink("a", &b).unwrap();
+        let err = DataDir::open(&a).unwrap_err();
+        assert!(
+            matches!(&err, PersistError::LinkLoop { target, .. } if *target == b),
+            "{err}"
+        );
+        println!("two-link loop: {err}");
     }
     // The data file itself replaced by a directory.
     let odd = dir.path().join("odd");

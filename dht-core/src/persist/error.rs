@@ -47,6 +47,11 @@ pub enum PersistError {
          or give another path"
     )]
     DanglingLink { path: PathBuf, target: PathBuf },
+    #[error(
+        "{path} is a symbolic link that leads back to itself (through {target}): point it at \
+         a directory, or give another path"
+    )]
+    LinkLoop { path: PathBuf, target: PathBuf },
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
