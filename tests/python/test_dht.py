@@ -7,6 +7,7 @@ import textwrap
 import threading
 import time
 import unittest
+from fractions import Fraction
 from typing import Any, Dict, List, Tuple
 
 import kadmium
@@ -162,9 +163,24 @@ class ArgumentsTest(unittest.TestCase):
             ((LOCAL, True), {}, TypeError, "port must be an int .got bool"),
             ((LOCAL, 0), {"ksize": 0}, kadmium.InvalidArgumentError, "ksize must be from 1"),
             ((LOCAL, 0), {"alpha": -1}, kadmium.InvalidArgumentError, "alpha must be from 1"),
+            # A list failed only at the first put, as a NetworkError.
+            ((LOCAL, 0), {"storage": []}, TypeError, "storage must be a mapping .*list lacks get"),
+            # pyo3's own messages named no argument ("'int' object is not an
+            # instance of 'str'", "must be real number, not str").
+            ((127, 0), {}, TypeError, "host must be a str host name or address .got int"),
+            ((LOCAL, 0), {"ttl": "60"}, TypeError, "ttl must be a number of seconds .got str"),
+            ((LOCAL, 0), {"id": "abc"}, TypeError, "id must be 20 bytes or an int .got str"),
+            ((LOCAL, 0), {"id": b"abc"}, kadmium.InvalidArgumentError, "id must be 20 bytes or an int .got 3 bytes"),
         ):
             with self.subTest(args=args, kwargs=kwargs), self.assertRaisesRegex(error, message):
                 DHT(*args, **kwargs)
+        # Any bytes-like id, as Server's node_id; seconds of any real number type.
+        with DHT(LOCAL, 0, id=bytearray(b"i" * 20), ttl=Fraction(90)) as dht:
+            self.assertEqual(dht.id, b"i" * 20)
+            dht.set("k", 1, ttl=Fraction(30))
+            for call in (lambda: dht.set("k", 1, ttl="30"), lambda: dht.get("k", timeout=True)):
+                with self.assertRaisesRegex(TypeError, "(ttl|timeout) must be a number of seconds"):
+                    call()
 
 
 class ForkTest(unittest.TestCase):

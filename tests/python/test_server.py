@@ -14,6 +14,7 @@ import threading
 import time
 import unittest
 import weakref
+from fractions import Fraction
 from typing import Any, Dict, List
 
 import kadmium
@@ -461,6 +462,65 @@ class ErrorPathsTest(AsyncCase):
             await task
         # the node is still usable
         self.assertFalse(s._node().is_shut_down)
+
+
+class DeadlineTest(AsyncCase):
+    """A call that did not ask for ``timeout=`` answers as upstream's would when
+    the node's overall deadline (operation_timeout, 10 s) passes: a burst of
+    3,000 gets on a node with dead contacts raised OperationTimeoutError for
+    half of them, where upstream returned None for all."""
+
+    async def test_upstream_style_calls_answer_none_or_false_at_the_deadline(self) -> None:
+        class Stalled:
+            """A native node whose network operations all reach the deadline."""
+
+            def local_value(self, dkey: bytes) -> None:
+                return None
+
+            async def get_async(self, dkey: bytes, timeout: Any) -> Any:
+                raise kadmium.OperationTimeoutError("operation timed out")
+
+            async def put_async(self, dkey: bytes, value: Any, ttl: Any) -> Any:
+                raise kadmium.OperationTimeoutError("operation timed out")
+
+        server = Server()
+        server._native = Stalled()  # type: ignore[assignment]
+        try:
+            with self.assertLogs("kademlia.kadmium", "WARNING") as logs:
+                self.assertIsNone(await server.get("k"))
+                self.assertIsNone(await server.get_digest(digest("k")))
+                self.assertIs(await server.set("k", "v"), False)
+            self.assertEqual(len(logs.output), 3)
+            self.assertIn("operation_timeout", logs.output[0])
+            # Asked for, a timeout is still an error.
+            for call in (server.get("k", timeout=1.0), server.get_digest(digest("k"), timeout=1.0)):
+                with self.assertRaises(kadmium.OperationTimeoutError):
+                    await call
+        finally:
+            server._native = None
+
+
+class ArgumentTypesTest(AsyncCase):
+    async def test_seconds_and_hosts_of_the_wrong_type_name_their_argument(self) -> None:
+        # pyo3's own messages named no argument ("must be real number, not
+        # str", "'int' object is not an instance of 'str'"), and took True as 1 s.
+        server, other = await start_kadmium(2)
+        self.track(server, other)
+        calls = {
+            "timeout": lambda: server.get("k", timeout="1"),
+            "ttl": lambda: server.set("k", 1, ttl="60"),
+        }
+        for name, call in calls.items():
+            with self.subTest(argument=name):
+                with self.assertRaisesRegex(TypeError, f"{name} must be a number of seconds .got str"):
+                    await self.bounded(call())
+        with self.assertRaisesRegex(TypeError, "timeout must be a number of seconds .got bool"):
+            await self.bounded(server.get("k", timeout=True))
+        with self.assertRaisesRegex(TypeError, "interface must be a str host name or address .got int"):
+            await Server().listen(0, 123)  # type: ignore[arg-type]
+        # Other real number types are seconds.
+        self.assertIs(await self.bounded(server.set("k", 1, ttl=Fraction(60))), True)
+        self.assertEqual(await self.bounded(other.get("k", timeout=Fraction(1))), 1)
 
 
 class StateTest(AsyncCase):

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from kadmium import _kadmium
 from kadmium._kadmium import Keypair, NoPeersError, SignedValue
-from kadmium.network import _address_pair, _check_count, _check_port
+from kadmium.network import _address_pair, _check_count, _check_port, _host, _seconds
 from kadmium.node import Node
 from kadmium.utils import digest
 
@@ -37,13 +37,31 @@ Hashed = Union[bytes, int]
 
 
 def _id_bytes(id: Union[bytes, int], what: str) -> bytes:
-    if isinstance(id, int):
+    """An id given as an int or 20 bytes (any bytes-like, as ``Server``'s
+    ``node_id``): ``TypeError`` for another type, ``InvalidArgumentError`` for
+    one out of range."""
+    if isinstance(id, int) and not isinstance(id, bool):
         if not 0 <= id < ID_SPACE:
             raise _kadmium.InvalidArgumentError(f"an int {what} must be in [0, 2**160)")
         return id.to_bytes(20, "big")
-    if not isinstance(id, bytes) or len(id) != 20:
-        raise _kadmium.InvalidArgumentError(f"{what} must be 20 bytes or an int")
-    return id
+    if not isinstance(id, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be 20 bytes or an int (got {type(id).__name__})")
+    if len(id) != 20:
+        raise _kadmium.InvalidArgumentError(f"{what} must be 20 bytes or an int (got {len(id)} bytes)")
+    return bytes(id)
+
+
+def _check_mapping(storage: Any) -> Any:
+    """``storage`` if it is a mapping the node can keep values in, else a
+    ``TypeError`` naming what it lacks (a list failed later, at a put, as a
+    NetworkError)."""
+    needed = ("get", "__getitem__", "__setitem__", "__delitem__", "__iter__")
+    missing = [m for m in needed if not callable(getattr(storage, m, None))]
+    if missing:
+        cls = type(storage)
+        raise TypeError(f"storage must be a mapping (a dict, a shelve); "
+                        f"{cls.__module__}.{cls.__qualname__} lacks {', '.join(missing)}")
+    return storage
 
 
 class _KeyedByInt:
@@ -119,13 +137,14 @@ class DHT:
         self.info = info
         self.hash_function = hash_function
         self.seeds: List[Tuple[str, int]] = [_address_pair(s) for s in seeds or []]
-        self._storage = None if storage is None else _KeyedByInt(storage)
+        self._storage = None if storage is None else _KeyedByInt(_check_mapping(storage))
         # Checked here, as Server checks them, to name the argument (the native
         # call's own conversion raised OverflowError for a negative port).
         port, ksize = _check_port(port), _check_count("ksize", ksize, 1000)
         alpha = _check_count("alpha", alpha, 100)
         self._node = _kadmium.Node.bind(
-            host, port, k=ksize, alpha=alpha, node_id=node_id, default_ttl=ttl,
+            _host("host", host), port, k=ksize, alpha=alpha, node_id=node_id,
+            default_ttl=_seconds("ttl", ttl),
             storage=self._storage,
             client_only=client_only,
             strict_local_limits=strict_local_limits,
@@ -210,6 +229,7 @@ class DHT:
         return self._put(self._hash(key), value, ttl)
 
     def _put(self, dkey: bytes, value: Any, ttl: Optional[float]) -> bool:
+        ttl = _seconds("ttl", ttl)
         try:
             stored_remote, _, _ = self._node.put(dkey, value, ttl=ttl)
         except NoPeersError:
@@ -228,7 +248,8 @@ class DHT:
         ttl: Optional[float] = None,
     ) -> int:
         """``Server.set_signed``, blocking: the sequence number used."""
-        return _kadmium.put_signed(self._node, keypair, value, salt=salt, seq=seq, cas=cas, ttl=ttl)
+        return _kadmium.put_signed(self._node, keypair, value, salt=salt, seq=seq, cas=cas,
+                                   ttl=_seconds("ttl", ttl))
 
     def get_signed(self, public_key: bytes, *, salt: bytes = b"") -> Optional[SignedValue]:
         """``Server.get_signed``, blocking."""
@@ -281,6 +302,7 @@ class DHT:
 
     def _get(self, dkey: bytes, default: Any, timeout: Optional[float]) -> Any:
         self._check_open()
+        timeout = _seconds("timeout", timeout)
         value = self._node.local_value(dkey, _MISSING)
         if value is _MISSING:
             value = self._node.get(dkey, timeout=timeout, default=default)
