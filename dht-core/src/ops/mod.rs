@@ -309,6 +309,7 @@ impl Operations {
             kind,
             lookup: Some(lookup),
             waiting: Vec::new(),
+            unsent: Vec::new(),
             stored_along: Vec::new(),
             report: PutReport::default(),
             signed_seq: None,
@@ -317,6 +318,27 @@ impl Operations {
         self.ops.insert(op, Operation::Put(Box::new(put)));
         self.drive(env, now, op);
         op
+    }
+
+    /// A put that sent what STOREs it could: finished once nothing is left
+    /// to send or wait for; queued for a free slot while STOREs are unsent.
+    fn storing<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        op: OpId,
+        put: Box<PutState>,
+    ) {
+        if put.stores_done() {
+            return self.finish_put(env, now, op, *put);
+        }
+        if !put.unsent.is_empty() {
+            match put.class() {
+                Class::User => self.starved_user.push_back(op),
+                _ => self.starved_background.push_back(op),
+            }
+        }
+        self.ops.insert(op, Operation::Put(put));
     }
 
     /// Drive starved operations while slots are free, user ones first.
@@ -359,7 +381,14 @@ impl Operations {
         let (lookup, mut along) = match operation {
             Operation::Put(put) => match put.lookup_storing() {
                 Some((lookup, along)) => (lookup, Some(along)),
-                None => return,
+                // Past its lookup: STOREs that waited for a slot.
+                None => {
+                    if let Some(Operation::Put(mut put)) = self.ops.remove(&op) {
+                        put.send_unsent(env, now, op);
+                        self.storing(env, now, op, put);
+                    }
+                    return;
+                }
             },
             other => match other.lookup_mut() {
                 Some(lookup) => (lookup, None),
@@ -465,11 +494,7 @@ impl Operations {
                     return;
                 };
                 store::send_stores(env, now, op, &mut put, &lookup);
-                if put.waiting.is_empty() {
-                    self.finish_put(env, now, op, *put);
-                } else {
-                    self.ops.insert(op, Operation::Put(put));
-                }
+                self.storing(env, now, op, put);
             }
             Operation::Record(record) => self.record_lookup_done(env, now, op, *record),
             Operation::Refresh {

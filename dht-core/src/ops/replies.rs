@@ -187,7 +187,7 @@ impl Operations {
         };
         put.waiting.swap_remove(pos);
         put.report.stored_remote += usize::from(stored);
-        if put.waiting.is_empty() {
+        if put.stores_done() {
             if let Some(Operation::Put(put)) = self.ops.remove(&op) {
                 self.finish_put(env, now, op, *put);
             }

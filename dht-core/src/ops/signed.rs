@@ -228,18 +228,14 @@ impl Operations {
                         kind: PutKind::User,
                         lookup: None,
                         waiting: Vec::new(),
+                        unsent: Vec::new(),
                         stored_along: Vec::new(),
                         report: PutReport::default(),
                         signed_seq: Some(seq),
                         confirm_cas: put.cas,
                     };
                     send_stores(env, now, op, &mut state, &lookup);
-                    if state.waiting.is_empty() {
-                        self.finish_put(env, now, op, state);
-                    } else {
-                        self.ops.insert(op, Operation::Put(Box::new(state)));
-                    }
-                    return;
+                    return self.storing(env, now, op, Box::new(state));
                 }
             },
         };

@@ -77,6 +77,12 @@ pub(super) struct PutState {
     /// Nodes whose STORE answer the put still waits for (a node past its
     /// soft deadline is no longer waited for; a late ack is not counted).
     pub waiting: Vec<NodeId>,
+    /// Nodes to STORE to once an RPC slot of the put's class is free: the
+    /// put waits in the starved queue meanwhile, as a lookup does. (They
+    /// were skipped: under a burst, with slots held by dead peers' queries
+    /// until their timeout, a put could end having STOREd to nobody while
+    /// a live peer answered its lookup.)
+    pub unsent: Vec<Contact>,
     /// Nodes its lookup asked with the STORE itself (see the module docs),
     /// and what came of it: the STOREs after the lookup skip them; those
     /// among the closest it ends with count in the report, and the put
@@ -278,26 +284,48 @@ pub(super) fn send_stores<R: Rng + ?Sized>(
         }
     }
     targets.retain(|t| !put.stored_along.iter().any(|sent| sent.id == t.id));
-    let ttl_secs = put.ttl_secs();
-    let class = put.class();
-    let store = Request::Store {
-        sender: env.own,
-        key: put.key,
-        value: put.value.clone(),
-    };
-    for contact in targets {
-        let out = Outgoing {
-            to: contact.addr,
-            peer: Some(contact.id),
-            request: &store,
-            purpose: Purpose::Store(op),
-            class,
-            ttl_secs,
-            flags: 0,
-        };
-        if env.out.request(now, env.rng, out) {
-            put.waiting.push(contact.id);
+    // Nearest last: `send_unsent` pops them, nearest first.
+    targets.reverse();
+    put.unsent = targets;
+    put.send_unsent(env, now, op);
+}
+
+impl PutState {
+    /// STORE to the nodes in `unsent` while the put's class has free RPC
+    /// slots. Those left wait for the next (the caller queues the put).
+    pub fn send_unsent<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, op: OpId) {
+        if self.unsent.is_empty() {
+            return;
         }
+        let class = self.class();
+        let store = Request::Store {
+            sender: env.own,
+            key: self.key,
+            value: self.value.clone(),
+        };
+        while env.out.table.free(class) > 0 {
+            let Some(contact) = self.unsent.pop() else {
+                break;
+            };
+            let out = Outgoing {
+                to: contact.addr,
+                peer: Some(contact.id),
+                request: &store,
+                purpose: Purpose::Store(op),
+                class,
+                ttl_secs: self.ttl_secs(),
+                flags: 0,
+            };
+            // With a free slot, only an address no datagram can reach fails.
+            if env.out.request(now, env.rng, out) {
+                self.waiting.push(contact.id);
+            }
+        }
+    }
+
+    /// Whether the put has nothing left to send or wait for.
+    pub fn stores_done(&self) -> bool {
+        self.waiting.is_empty() && self.unsent.is_empty()
     }
 }
 
@@ -356,6 +384,7 @@ mod tests {
             kind: PutKind::User,
             lookup: None,
             waiting: Vec::new(),
+            unsent: Vec::new(),
             stored_along: Vec::new(),
             report: PutReport::default(),
             signed_seq: None,
