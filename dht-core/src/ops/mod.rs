@@ -7,7 +7,8 @@
 //! queries as its α window (one, for a joining node filling its far
 //! buckets) and its class's free RPC slots allow; one that
 //! finds no free slot waits in a starved queue and is driven again as slots
-//! free up, user operations first. Only user commands produce [`Event`]s.
+//! free up, user operations first. So does a put whose STOREs find none
+//! (at the front of the queue: it has found its nodes). Only user commands produce [`Event`]s.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -102,7 +103,7 @@ impl Operation {
     fn class(&self) -> Class {
         match self {
             Operation::Refresh { .. } => Class::Maintenance,
-            Operation::Put(put) if put.kind != PutKind::User => Class::Maintenance,
+            Operation::Put(put) => put.class(),
             _ => Class::User,
         }
     }
@@ -158,7 +159,8 @@ impl<R: Rng + ?Sized> Env<'_, R> {
 pub struct Operations {
     ops: HashMap<OpId, Operation>,
     next: OpId,
-    /// Operations whose lookup waits for free RPC slots, by class.
+    /// Operations whose lookup, or put whose STOREs, wait for free RPC
+    /// slots, by class.
     starved_user: VecDeque<OpId>,
     starved_background: VecDeque<OpId>,
     background: usize,
@@ -240,6 +242,22 @@ impl Operations {
                 Some(Operation::Get { lone_first, .. }) => {
                     self.forget_lone_first(op, lone_first);
                     Outcome::Get(Err(Error::Timeout))
+                }
+                // Past its lookup, with copies acknowledged, a put reports
+                // them (its last STOREs may have waited for a slot); a
+                // compare-and-swap had no read-back yet, and times out.
+                Some(Operation::Put(put))
+                    if put.lookup.is_none()
+                        && put.report.stored_remote > 0
+                        && put.confirm_cas.is_none() =>
+                {
+                    match put.signed_seq {
+                        Some(seq) => Outcome::SignedPut(Ok(SignedPutReport {
+                            seq,
+                            report: put.report,
+                        })),
+                        None => Outcome::Put(Ok(put.report)),
+                    }
                 }
                 Some(Operation::Put(put)) if put.signed_seq.is_some() => {
                     Outcome::SignedPut(Err(Error::Timeout))
@@ -333,9 +351,13 @@ impl Operations {
             return self.finish_put(env, now, op, *put);
         }
         if !put.unsent.is_empty() {
+            // At the front: a put that found its nodes finishes before later
+            // lookups take the slots (behind them, in a burst, it waited
+            // past its deadline). Queued only with no free slot, so the
+            // pump that popped it stops there.
             match put.class() {
-                Class::User => self.starved_user.push_back(op),
-                _ => self.starved_background.push_back(op),
+                Class::User => self.starved_user.push_front(op),
+                _ => self.starved_background.push_front(op),
             }
         }
         self.ops.insert(op, Operation::Put(put));

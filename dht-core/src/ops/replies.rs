@@ -1,7 +1,8 @@
 //! What operations do with the answers to their RPCs: a reply, a missing
 //! reply, or one that is late (past a soft deadline, so the lookup stops
 //! waiting for it). Lookups take the contacts or the value and are driven
-//! on; puts count their STOREs and finish when every one is answered.
+//! on; puts count their STOREs and finish when every one is sent and
+//! answered.
 
 use std::time::Instant;
 

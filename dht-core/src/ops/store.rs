@@ -294,14 +294,16 @@ impl PutState {
     /// STORE to the nodes in `unsent` while the put's class has free RPC
     /// slots. Those left wait for the next (the caller queues the put).
     pub fn send_unsent<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant, op: OpId) {
-        if self.unsent.is_empty() {
+        let (class, ttl_secs) = (self.class(), self.ttl_secs());
+        if self.unsent.is_empty() || env.out.table.free(class) == 0 {
             return;
         }
-        let class = self.class();
+        // The value is lent to the request, not copied: each STORE is
+        // encoded as it is sent.
         let store = Request::Store {
             sender: env.own,
             key: self.key,
-            value: self.value.clone(),
+            value: std::mem::replace(&mut self.value, Value::Nil),
         };
         while env.out.table.free(class) > 0 {
             let Some(contact) = self.unsent.pop() else {
@@ -313,13 +315,20 @@ impl PutState {
                 request: &store,
                 purpose: Purpose::Store(op),
                 class,
-                ttl_secs: self.ttl_secs(),
+                ttl_secs,
                 flags: 0,
             };
             // With a free slot, only an address no datagram can reach fails.
             if env.out.request(now, env.rng, out) {
                 self.waiting.push(contact.id);
             }
+        }
+        if let Request::Store { value, .. } = store {
+            self.value = value;
+        }
+        if self.unsent.is_empty() {
+            // A burst holds thousands of puts: their emptied lists go.
+            self.unsent = Vec::new();
         }
     }
 
