@@ -171,6 +171,10 @@ class ArgumentsTest(unittest.TestCase):
             ((LOCAL, 0), {"ttl": "60"}, TypeError, "ttl must be a number of seconds .got str"),
             ((LOCAL, 0), {"id": "abc"}, TypeError, "id must be 20 bytes or an int .got str"),
             ((LOCAL, 0), {"id": b"abc"}, kadmium.InvalidArgumentError, "id must be 20 bytes or an int .got 3 bytes"),
+            # Failed only at the first key ("'NoneType' object is not callable").
+            ((LOCAL, 0), {"hash_function": None}, TypeError, "hash_function must be callable"),
+            # One pair, not a list of them: its items were taken as addresses.
+            ((LOCAL, 0), {"seeds": (LOCAL, 4000)}, TypeError, "seeds must be a list of .host, port. pairs"),
         ):
             with self.subTest(args=args, kwargs=kwargs), self.assertRaisesRegex(error, message):
                 DHT(*args, **kwargs)

@@ -518,6 +518,11 @@ class ArgumentTypesTest(AsyncCase):
             await self.bounded(server.get("k", timeout=True))
         with self.assertRaisesRegex(TypeError, "interface must be a str host name or address .got int"):
             await Server().listen(0, 123)  # type: ignore[arg-type]
+        # One address, not a list of them: its characters were taken as
+        # addresses ("(got '1')").
+        for lone in (LOCAL, (LOCAL, 4000)):
+            with self.assertRaisesRegex(TypeError, "addrs must be a list of .host, port. pairs"):
+                await self.bounded(server.bootstrap(lone))  # type: ignore[arg-type]
         # Other real number types are seconds.
         self.assertIs(await self.bounded(server.set("k", 1, ttl=Fraction(60))), True)
         self.assertEqual(await self.bounded(other.get("k", timeout=Fraction(1))), 1)

@@ -19,7 +19,7 @@ use rand::Rng;
 use crate::contact::Contact;
 use crate::contacts::Contacts;
 use crate::error::{Error, Result};
-use crate::id::{Key, NodeId};
+use crate::id::NodeId;
 use crate::idle_memory::ReleaseWhenEmpty;
 use crate::lookup::{Lookup, LookupKind};
 use crate::records::RecordStore;
@@ -297,71 +297,7 @@ impl Operations {
         }
     }
 
-    // -------------------------------------------------------------- starting
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn put<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        key: Key,
-        value: Value,
-        ttl: Duration,
-        replication: usize,
-        kind: PutKind,
-    ) -> OpId {
-        let op = if kind == PutKind::User {
-            self.new_user_op(env, now)
-        } else {
-            self.background += 1;
-            self.new_op()
-        };
-        let lookup = self
-            .new_lookup(env, now, key, LookupKind::FindNode)
-            .all_at_once_when_converged();
-        let put = PutState {
-            key,
-            value,
-            ttl,
-            replication,
-            kind,
-            lookup: Some(lookup),
-            waiting: Vec::new(),
-            unsent: Vec::new(),
-            stored_along: Vec::new(),
-            report: PutReport::default(),
-            signed_seq: None,
-            confirm_cas: None,
-        };
-        self.ops.insert(op, Operation::Put(Box::new(put)));
-        self.drive(env, now, op);
-        op
-    }
-
-    /// A put that sent what STOREs it could: finished once nothing is left
-    /// to send or wait for; queued for a free slot while STOREs are unsent.
-    fn storing<R: Rng + ?Sized>(
-        &mut self,
-        env: &mut Env<'_, R>,
-        now: Instant,
-        op: OpId,
-        put: Box<PutState>,
-    ) {
-        if put.stores_done() {
-            return self.finish_put(env, now, op, *put);
-        }
-        if !put.unsent.is_empty() {
-            // At the front: a put that found its nodes finishes before later
-            // lookups take the slots (behind them, in a burst, it waited
-            // past its deadline). Queued only with no free slot, so the
-            // pump that popped it stops there.
-            match put.class() {
-                Class::User => self.starved_user.push_front(op),
-                _ => self.starved_background.push_front(op),
-            }
-        }
-        self.ops.insert(op, Operation::Put(put));
-    }
+    // ------------------------------------------------------- starved queues
 
     /// Drive starved operations while slots are free, user ones first.
     pub fn pump_starved<R: Rng + ?Sized>(&mut self, env: &mut Env<'_, R>, now: Instant) {

@@ -1,5 +1,6 @@
-//! The storing half of operations: a put's STOREs to the k closest nodes it
-//! found, and the cached copy a get leaves behind.
+//! Puts: starting one, its STOREs to the k closest nodes it found (waiting
+//! for free RPC slots when there are none), and the cached copy a get
+//! leaves behind.
 //!
 //! A put's lookup must hear from each of the k closest nodes before it ends,
 //! and then it STOREs to them: two RPCs to each, 80 datagrams a put in a
@@ -23,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use super::Env;
+use super::{Env, Operation, Operations};
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};
-use crate::lookup::Lookup;
+use crate::lookup::{Lookup, LookupKind};
 use crate::rpc::{Class, OpId, Outgoing, Purpose};
 use crate::value::Value;
 use crate::wire::{self, Request};
@@ -251,6 +252,72 @@ impl StoreAlong<'_> {
             });
         }
         Some(sent)
+    }
+}
+
+impl Operations {
+    #[allow(clippy::too_many_arguments)]
+    pub fn put<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        key: Key,
+        value: Value,
+        ttl: Duration,
+        replication: usize,
+        kind: PutKind,
+    ) -> OpId {
+        let op = if kind == PutKind::User {
+            self.new_user_op(env, now)
+        } else {
+            self.background += 1;
+            self.new_op()
+        };
+        let lookup = self
+            .new_lookup(env, now, key, LookupKind::FindNode)
+            .all_at_once_when_converged();
+        let put = PutState {
+            key,
+            value,
+            ttl,
+            replication,
+            kind,
+            lookup: Some(lookup),
+            waiting: Vec::new(),
+            unsent: Vec::new(),
+            stored_along: Vec::new(),
+            report: PutReport::default(),
+            signed_seq: None,
+            confirm_cas: None,
+        };
+        self.ops.insert(op, Operation::Put(Box::new(put)));
+        self.drive(env, now, op);
+        op
+    }
+
+    /// A put that sent what STOREs it could: finished once nothing is left
+    /// to send or wait for; queued for a free slot while STOREs are unsent.
+    pub(super) fn storing<R: Rng + ?Sized>(
+        &mut self,
+        env: &mut Env<'_, R>,
+        now: Instant,
+        op: OpId,
+        put: Box<PutState>,
+    ) {
+        if put.stores_done() {
+            return self.finish_put(env, now, op, *put);
+        }
+        if !put.unsent.is_empty() {
+            // At the front: a put that found its nodes finishes before later
+            // lookups take the slots (behind them, in a burst, it waited
+            // past its deadline). Queued only with no free slot, so the
+            // pump that popped it stops there.
+            match put.class() {
+                Class::User => self.starved_user.push_front(op),
+                _ => self.starved_background.push_front(op),
+            }
+        }
+        self.ops.insert(op, Operation::Put(put));
     }
 }
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from kadmium import _kadmium
 from kadmium._kadmium import Keypair, NoPeersError, SignedValue
-from kadmium.network import _address_pair, _check_count, _check_port, _host, _seconds
+from kadmium.network import _address_pairs, _check_count, _check_port, _host, _seconds
 from kadmium.node import Node
 from kadmium.utils import digest
 
@@ -136,7 +136,9 @@ class DHT:
         node_id = None if id is None else _id_bytes(id, "id")
         self.info = info
         self.hash_function = hash_function
-        self.seeds: List[Tuple[str, int]] = [_address_pair(s) for s in seeds or []]
+        if not callable(hash_function):
+            raise TypeError(f"hash_function must be callable (got {type(hash_function).__name__})")
+        self.seeds: List[Tuple[str, int]] = _address_pairs("seeds", seeds or [])
         self._storage = None if storage is None else _KeyedByInt(_check_mapping(storage))
         # Checked here, as Server checks them, to name the argument (the native
         # call's own conversion raised OverflowError for a negative port).
@@ -211,7 +213,7 @@ class DHT:
         """Join through ``[(host, port), ...]``; with no argument, re-join through
         the constructor's seeds and the contacts already known. The closest nodes
         found ([] if none answered)."""
-        pairs = [_address_pair(s) for s in bootstrap_nodes or []]
+        pairs = _address_pairs("bootstrap_nodes", bootstrap_nodes or [])
         if not pairs:
             known = [(ip, port) for _, ip, port in self._node.contacts()]
             pairs = list(dict.fromkeys(self.seeds + known))

@@ -98,6 +98,17 @@ def _check_port(port: object) -> int:
     return number
 
 
+def _address_pairs(name: str, addrs: Iterable[Any]) -> List[Tuple[str, int]]:
+    """A list of ``(host, port)`` pairs; a lone string or pair (whose
+    characters or items were taken as addresses: "got '1'") is a
+    ``TypeError`` naming the argument."""
+    if isinstance(addrs, (str, bytes)) or (
+            isinstance(addrs, tuple) and len(addrs) == 2 and isinstance(addrs[1], int)):
+        raise TypeError(f"{name} must be a list of (host, port) pairs "
+                        f"(got one {type(addrs).__name__}: wrap it in a list)")
+    return [_address_pair(a) for a in addrs]
+
+
 def _check_digest(dkey: object) -> bytes:
     """A 20-byte key digest (bytes-like), or an error naming what came instead."""
     if not isinstance(dkey, (bytes, bytearray, memoryview)):
@@ -374,7 +385,7 @@ class Server:
         or ``[]`` if nobody answered. An address that cannot be resolved or used is
         skipped with a warning (as one that does not answer); ``BadAddressError``
         only when that leaves none."""
-        pairs = [_address_pair(a) for a in addrs]
+        pairs = _address_pairs("addrs", addrs)
         log.debug("Attempting to bootstrap node with %i initial contacts", len(pairs))
         found = await self._node().bootstrap_async(pairs)
         return [Node(node_id, ip, port) for node_id, ip, port in found]
