@@ -220,20 +220,10 @@ impl Operations {
             Job::Put(put) => match sign_after_lookup(env, now, &lookup, &put) {
                 Err(e) => Outcome::SignedPut(Err(e)),
                 Ok((seq, value, ttl)) => {
-                    let mut state = PutState {
-                        key: lookup.target(),
-                        value,
-                        ttl,
-                        replication: env.k,
-                        kind: PutKind::User,
-                        lookup: None,
-                        waiting: Vec::new(),
-                        unsent: Vec::new(),
-                        stored_along: Vec::new(),
-                        report: PutReport::default(),
-                        signed_seq: Some(seq),
-                        confirm_cas: put.cas,
-                    };
+                    let mut state =
+                        PutState::new(lookup.target(), value, ttl, env.k, PutKind::User, None);
+                    state.signed_seq = Some(seq);
+                    state.confirm_cas = put.cas;
                     send_stores(env, now, op, &mut state, &lookup);
                     return self.storing(env, now, op, Box::new(state));
                 }

@@ -117,6 +117,32 @@ pub(super) enum Along {
 }
 
 impl PutState {
+    /// A plain put of `value` (not signed), looking up its nodes with
+    /// `lookup` (None: they are known, and its STOREs come next).
+    pub fn new(
+        key: Key,
+        value: Value,
+        ttl: Duration,
+        replication: usize,
+        kind: PutKind,
+        lookup: Option<Lookup>,
+    ) -> Self {
+        PutState {
+            key,
+            value,
+            ttl,
+            replication,
+            kind,
+            lookup,
+            waiting: Vec::new(),
+            unsent: Vec::new(),
+            stored_along: Vec::new(),
+            report: PutReport::default(),
+            signed_seq: None,
+            confirm_cas: None,
+        }
+    }
+
     /// The STORE the lookup sent `peer` was answered (`stored`: accepted)
     /// or settled otherwise. Returns whether that STORE asked for no
     /// contacts (`None`: the lookup sent `peer` no STORE).
@@ -276,20 +302,7 @@ impl Operations {
         let lookup = self
             .new_lookup(env, now, key, LookupKind::FindNode)
             .all_at_once_when_converged();
-        let put = PutState {
-            key,
-            value,
-            ttl,
-            replication,
-            kind,
-            lookup: Some(lookup),
-            waiting: Vec::new(),
-            unsent: Vec::new(),
-            stored_along: Vec::new(),
-            report: PutReport::default(),
-            signed_seq: None,
-            confirm_cas: None,
-        };
+        let put = PutState::new(key, value, ttl, replication, kind, Some(lookup));
         self.ops.insert(op, Operation::Put(Box::new(put)));
         self.drive(env, now, op);
         op
@@ -452,20 +465,14 @@ mod tests {
 
     #[test]
     fn a_late_ack_of_a_lookup_store_still_counts_and_nothing_undoes_one() {
-        let mut put = PutState {
-            key: Key::digest(b"k"),
-            value: Value::Int(1),
-            ttl: Duration::from_secs(60),
-            replication: 20,
-            kind: PutKind::User,
-            lookup: None,
-            waiting: Vec::new(),
-            unsent: Vec::new(),
-            stored_along: Vec::new(),
-            report: PutReport::default(),
-            signed_seq: None,
-            confirm_cas: None,
-        };
+        let mut put = PutState::new(
+            Key::digest(b"k"),
+            Value::Int(1),
+            Duration::from_secs(60),
+            20,
+            PutKind::User,
+            None,
+        );
         let (late, kept, refused) = (
             NodeId::digest(b"a"),
             NodeId::digest(b"b"),
