@@ -47,6 +47,9 @@ pub struct Stats {
     pub contacts: u64,
     pub values_stored: u64,
     pub stored_bytes: u64,
+    /// Requests holding one of the `max_pending_rpcs` slots: sent, and
+    /// neither answered, timed out, nor given up (three adaptive timeouts
+    /// without an answer; see `rpc/mod.rs`).
     pub pending_rpcs: u64,
     /// This node's address as its peers see it, once at least two peer IPs
     /// agree (see [`crate::public_address`]); `None` before that.

@@ -174,3 +174,57 @@ async fn bootstrap_through_the_wildcard_address() {
     a.shutdown_and_wait().await;
     b.shutdown_and_wait().await;
 }
+
+/// Gets cancelled while their queries to dead peers are out (a caller's
+/// timeout, asyncio cancelling a burst): the queries' RPC slots come back
+/// when the node stops waiting for them (three adaptive timeouts), not at
+/// the 2 s RPC timeout, so the next get need not wait for the dead. The
+/// Python tester saw `pending_rpcs` stay at the 4,096 cap for a second after
+/// cancelling 3,000 gets.
+#[test]
+fn slots_of_queries_to_the_dead_come_back_before_their_timeout() {
+    let mut sim = Simulation::new(5, (Duration::from_millis(1), Duration::from_millis(5)));
+    let config = Config::default().with_rpc_timeout(Duration::from_secs(2));
+    let live = sim.add_node(config.clone()).unwrap();
+    let dead: Vec<usize> = (0..8)
+        .map(|_| sim.add_node(config.clone()).unwrap())
+        .collect();
+    let mut scarce = config;
+    scarce.max_pending_rpcs = 8;
+    let getter = sim.add_node(scarce).unwrap();
+    assert_eq!(sim.join_network(10, Duration::from_secs(30)), 0);
+    sim.run_for(Duration::from_secs(5));
+    let key = NodeId::digest(b"held by the live peer");
+    // Held by the live peer alone.
+    sim.command(live, |p, now| {
+        p.store_local(now, key, Value::from(vec![3u8; 20]), PutOptions::default())
+    })
+    .unwrap();
+    for &node in &dead {
+        sim.kill(node);
+    }
+    // Gets of keys nobody holds ask everyone: their queries to the dead
+    // take every slot.
+    let burst: Vec<_> = (0..16)
+        .map(|i| {
+            let missing = NodeId::digest(format!("missing-{i}").as_bytes());
+            sim.command(getter, |p, now| p.get(now, missing))
+        })
+        .collect();
+    sim.run_for(Duration::from_millis(50));
+    let held = sim.protocol(getter).stats().pending_rpcs;
+    for op in burst {
+        sim.command(getter, |p, _| p.cancel(op));
+    }
+    let get = sim.command(getter, |p, now| p.get(now, key));
+    let (took, outcome) = sim
+        .run_until_done_timed(getter, get, Duration::from_secs(10))
+        .expect("the get ends");
+    println!(
+        "8 RPC slots, {held} held by queries to 8 dead peers when 16 gets were cancelled: \
+         the next get took {took:?}"
+    );
+    assert_eq!(held, 8);
+    assert!(matches!(outcome, Outcome::Get(Ok(Some(_)))), "{outcome:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}

@@ -11,25 +11,32 @@
 //!
 //! Lookup queries and STOREs also get two *soft* deadlines from the peer's
 //! measured round-trip time ([`crate::rtt`]): past the first (one timeout),
-//! the operation frees the request's slot and asks someone else; past the
-//! second (three timeouts) it stops waiting for it altogether. The request
-//! stays pending until its hard deadline, so a late reply still counts.
+//! the operation stops counting the request among the α it keeps in flight
+//! and asks someone else; past the second (three timeouts) it stops waiting
+//! for it altogether, and the request gives its slot back. It stays in the
+//! table until its hard deadline, so a late reply still counts, and a
+//! timeout still marks the peer as having missed one; but a dead peer's
+//! requests no longer hold slots for the whole RPC timeout (2 s by
+//! default), with or without an operation waiting for them — one cancelled
+//! by its caller included. Given-up requests are bounded too: at most
+//! `max_pending_rpcs` of them; past that a request keeps its slot.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::contact::usable_addr;
 use crate::deadline_queue::DeadlineQueue;
 use crate::id::NodeId;
-use crate::idle_memory::ReleaseWhenEmpty;
 use crate::peer_book::PeerBook;
 use crate::peer_key::MsgIdMap;
 use crate::rtt::RttEstimator;
 use crate::timeline::{Reading, Timeline};
-use crate::wire::{self, MsgId, Request, RpcKind};
+use crate::wire::{self, MsgId, RpcKind};
+
+mod outbox;
+
+pub use outbox::{Outbox, Outgoing, Transmit, MAX_SPARE_BUFFERS, MAX_SPARE_CAPACITY};
 
 /// Identifies a command until its [`crate::Event`] comes out.
 pub type OpId = u64;
@@ -80,6 +87,9 @@ pub struct PendingRpc {
     /// The soft deadlines still ahead, by stage (inline: one per request
     /// sent, no allocation).
     soft: [Option<Instant>; 2],
+    /// Whether it still counts against its class's budget (false once
+    /// given up: see the module doc).
+    holds_slot: bool,
 }
 
 /// The next soft deadline still set in `soft`, with its stage. Only that
@@ -144,7 +154,10 @@ pub struct RpcTable {
     /// Each pending request's next soft deadline (see [`Timeline`]: an
     /// answered request's entry is dropped when it reaches the top).
     soft_deadlines: Timeline<SoftDeadlines>,
+    /// Requests holding a slot, by class.
     in_use: [usize; CLASSES],
+    /// Requests still in the table that gave their slot back.
+    given_up: usize,
     max_pending: usize,
     timeout: Duration,
     rtt: RttEstimator,
@@ -160,6 +173,7 @@ impl RpcTable {
             deadlines: DeadlineQueue::default(),
             soft_deadlines: Timeline::default(),
             in_use: [0; CLASSES],
+            given_up: 0,
             max_pending,
             timeout,
             rtt: RttEstimator::new(floor, timeout),
@@ -167,8 +181,10 @@ impl RpcTable {
         }
     }
 
+    /// Requests holding a slot: sent, and neither answered, timed out nor
+    /// given up.
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.in_use.iter().sum()
     }
 
     /// What the addresses that answered us proved (see [`PeerBook`]).
@@ -192,6 +208,7 @@ impl RpcTable {
         self.pending.capacity()
     }
 
+    /// Whether no request is awaited, given up or not.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
@@ -206,7 +223,7 @@ impl RpcTable {
 
     /// Requests of `class` that may be sent now.
     pub fn free(&self, class: Class) -> usize {
-        let total = self.max_pending.saturating_sub(self.pending.len());
+        let total = self.max_pending.saturating_sub(self.len());
         let own = self
             .budget(class)
             .saturating_sub(self.in_use[class as usize]);
@@ -249,6 +266,7 @@ impl RpcTable {
             sent_at: now,
             deadline,
             soft,
+            holds_slot: true,
         };
         let old = self.pending.insert(msg_id, rpc);
         // 88 random bits: a collision is a bug elsewhere, not a reason to
@@ -257,7 +275,7 @@ impl RpcTable {
         self.soft_deadlines
             .moved(&self.pending, old_soft, soft_entry(msg_id, soft));
         if let Some(old) = old {
-            self.in_use[old.class as usize] -= 1;
+            self.free_slot(&old);
         }
         self.deadlines.push(deadline, msg_id);
         self.in_use[class as usize] += 1;
@@ -292,6 +310,11 @@ impl RpcTable {
         let (_, (msg_id, stage)) = self.soft_deadlines.pop_due(&self.pending, now)?;
         let rpc = self.pending.get_mut(&msg_id)?;
         rpc.soft[stage as usize] = None;
+        if stage == Stage::GiveUp && rpc.holds_slot && self.given_up < self.max_pending {
+            rpc.holds_slot = false;
+            self.in_use[rpc.class as usize] -= 1;
+            self.given_up += 1;
+        }
         let (next, slow) = (soft_entry(msg_id, rpc.soft), (rpc.purpose, rpc.peer, stage));
         self.soft_deadlines.moved(&self.pending, None, next);
         self.soft_deadlines.drop_stale_top(&self.pending);
@@ -311,7 +334,7 @@ impl RpcTable {
                 continue;
             }
             let rpc = self.pending.remove(&msg_id)?;
-            self.in_use[rpc.class as usize] -= 1;
+            self.free_slot(&rpc);
             self.soft_deadlines
                 .moved(&self.pending, soft_entry(msg_id, rpc.soft), None);
             self.tidy_deadlines();
@@ -348,8 +371,18 @@ impl RpcTable {
     fn forget(&mut self, msg_id: MsgId, rpc: &PendingRpc) {
         self.soft_deadlines
             .moved(&self.pending, soft_entry(msg_id, rpc.soft), None);
-        self.in_use[rpc.class as usize] -= 1;
+        self.free_slot(rpc);
         self.tidy_deadlines();
+    }
+
+    /// `rpc` left the table: its slot (or its place among the given-up
+    /// requests) is free.
+    fn free_slot(&mut self, rpc: &PendingRpc) {
+        if rpc.holds_slot {
+            self.in_use[rpc.class as usize] -= 1;
+        } else {
+            self.given_up -= 1;
+        }
     }
 
     /// Drop hard deadlines of requests no longer pending (see
@@ -363,180 +396,11 @@ impl RpcTable {
     }
 }
 
-/// Sent datagrams' buffers kept for reuse: about one driver batch.
-pub const MAX_SPARE_BUFFERS: usize = 64;
-/// The largest buffer kept for reuse: a FIND_NODE answer of k contacts fits.
-pub const MAX_SPARE_CAPACITY: usize = 2048;
-/// Room every encode buffer starts with: a STORE of a 100-byte value, and
-/// a FIND answer of k IPv4 contacts in the fixed-width form, fit (k IPv6
-/// contacts take 780 bytes: that buffer grows once, and is kept).
-const MIN_BUFFER: usize = 640;
-
-/// A datagram to send.
-#[derive(Debug, Clone)]
-pub struct Transmit {
-    pub dest: SocketAddr,
-    pub payload: Vec<u8>,
-}
-
-/// The sending side: encodes requests and responses, enters requests in the
-/// [`RpcTable`], queues the datagrams for the driver and counts them.
-pub struct Outbox {
-    pub table: RpcTable,
-    transmits: VecDeque<Transmit>,
-    /// Buffers of datagrams already sent, given back by the driver
-    /// ([`Outbox::recycle`]) to encode later ones in.
-    spare: Vec<Vec<u8>>,
-    /// Flags every request carries (client-only mode).
-    request_flags: u8,
-    pub datagrams_sent: u64,
-    pub rpcs_sent: u64,
-}
-
-/// A request to send, with what its reply is for.
-pub struct Outgoing<'a> {
-    pub to: SocketAddr,
-    pub peer: Option<NodeId>,
-    pub request: &'a Request,
-    pub purpose: Purpose,
-    pub class: Class,
-    /// A STORE's TTL in seconds (0: none) and flags, carried in its id.
-    pub ttl_secs: u32,
-    pub flags: u8,
-}
-
-impl Outbox {
-    pub fn new(table: RpcTable, request_flags: u8) -> Self {
-        Outbox {
-            table,
-            transmits: VecDeque::new(),
-            spare: Vec::new(),
-            request_flags,
-            datagrams_sent: 0,
-            rpcs_sent: 0,
-        }
-    }
-
-    /// Send a request. Returns false, sending nothing, when the address can
-    /// never be reached or the request's class has no free slot: the caller
-    /// treats that as an immediate failure.
-    pub fn request<R: Rng + ?Sized>(
-        &mut self,
-        now: Instant,
-        rng: &mut R,
-        out: Outgoing<'_>,
-    ) -> bool {
-        // Every RPC counts against `max_pending_rpcs`, through its class.
-        if !usable_addr(&out.to) || self.table.free(out.class) == 0 {
-            return false;
-        }
-        let msg_id = RpcTable::new_msg_id(rng, out.ttl_secs, out.flags | self.request_flags);
-        let mut payload = self.buffer();
-        wire::encode_request_into(&mut payload, &msg_id, out.request);
-        let kind = out.request.kind();
-        self.table
-            .insert(now, msg_id, out.to, out.peer, kind, out.purpose, out.class);
-        self.rpcs_sent += 1;
-        self.push(out.to, payload);
-        true
-    }
-
-    /// Queue an already encoded datagram (an answer that waited).
-    pub fn send_encoded(&mut self, to: SocketAddr, payload: Vec<u8>) {
-        self.push(to, payload);
-    }
-
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
-    }
-
-    /// A buffer to encode a datagram in: a recycled one if there is one,
-    /// with room for `MIN_BUFFER` bytes either way. (Grown byte by byte
-    /// from empty, a fresh buffer was reallocated five times on its way to
-    /// a STORE's size; a recycled STORE answer's, twice more for a
-    /// FIND answer.)
-    pub fn buffer(&mut self) -> Vec<u8> {
-        let mut buffer = self.spare.pop().unwrap_or_default();
-        // (A recycled buffer still holds its datagram: room counts from empty.)
-        buffer.clear();
-        buffer.reserve(MIN_BUFFER);
-        buffer
-    }
-
-    /// Free the tables a burst left empty (see `idle_memory.rs`).
-    pub fn release_idle_memory(&mut self) {
-        self.transmits.release_if_empty();
-        self.spare.release_if_empty();
-        self.table.shrink_if_sparse();
-        self.table.deadlines.release_if_empty();
-        self.table.soft_deadlines.release_idle_memory();
-    }
-
-    /// Take back a sent datagram's buffer for a later datagram. At most
-    /// [`MAX_SPARE_BUFFERS`] are kept, and none larger than
-    /// [`MAX_SPARE_CAPACITY`] (a rare large value would otherwise stay
-    /// allocated); the others are freed.
-    pub fn recycle(&mut self, buffer: Vec<u8>) {
-        if self.spare.len() < MAX_SPARE_BUFFERS && buffer.capacity() <= MAX_SPARE_CAPACITY {
-            self.spare.push(buffer);
-        }
-    }
-
-    fn push(&mut self, dest: SocketAddr, payload: Vec<u8>) {
-        self.datagrams_sent += 1;
-        self.transmits.push_back(Transmit { dest, payload });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rand::SeedableRng;
-
-    /// A recycled buffer carries the next datagram, byte for byte what a
-    /// fresh one would; oversized buffers and those past the cap are freed.
-    #[test]
-    fn recycled_buffers_carry_later_datagrams() {
-        let now = Instant::now();
-        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let request = Request::FindNode {
-            sender: NodeId([1; 20]),
-            target: NodeId([2; 20]),
-        };
-        let send = |outbox: &mut Outbox| {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-            let out = Outgoing {
-                to,
-                peer: None,
-                request: &request,
-                purpose: Purpose::Lookup(1),
-                class: Class::User,
-                ttl_secs: 0,
-                flags: 0,
-            };
-            assert!(outbox.request(now, &mut rng, out));
-            outbox.poll_transmit().unwrap().payload
-        };
-        let table = || RpcTable::new(16, Duration::from_secs(2), Duration::from_millis(50));
-        let fresh = send(&mut Outbox::new(table(), 0));
-
-        let mut outbox = Outbox::new(table(), 0);
-        // (At least MIN_BUFFER long: a smaller one is grown first.)
-        let dirty = vec![0xee; MIN_BUFFER];
-        let reused = dirty.as_ptr();
-        outbox.recycle(dirty);
-        let payload = send(&mut outbox);
-        assert_eq!(payload, fresh, "nothing of the buffer's old bytes is left");
-        assert_eq!(payload.as_ptr(), reused, "the recycled allocation was used");
-
-        outbox.recycle(Vec::with_capacity(MAX_SPARE_CAPACITY + 1));
-        assert!(outbox.spare.is_empty(), "a large buffer is not kept");
-        for _ in 0..MAX_SPARE_BUFFERS + 5 {
-            outbox.recycle(Vec::with_capacity(64));
-        }
-        assert_eq!(outbox.spare.len(), MAX_SPARE_BUFFERS);
-    }
 
     #[test]
     fn background_classes_cannot_take_user_slots() {
@@ -571,24 +435,17 @@ mod tests {
         let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let a = RpcTable::new_msg_id(&mut rng, 0, 0);
         let b = RpcTable::new_msg_id(&mut rng, 0, 0);
-        t.insert(
-            now,
-            a,
-            to,
-            None,
-            RpcKind::Ping,
-            Purpose::Probe,
-            Class::Probe,
-        );
-        t.insert(
-            now,
-            b,
-            to,
-            None,
-            RpcKind::Ping,
-            Purpose::Probe,
-            Class::Probe,
-        );
+        for id in [a, b] {
+            t.insert(
+                now,
+                id,
+                to,
+                None,
+                RpcKind::Ping,
+                Purpose::Probe,
+                Class::Probe,
+            );
+        }
         assert_eq!(
             t.complete(now, &a, other).unwrap_err(),
             Unmatched::WrongAddress
@@ -599,5 +456,56 @@ mod tests {
         assert!(t.pop_expired(now + Duration::from_secs(2)).is_some());
         assert!(t.pop_expired(now + Duration::from_secs(3)).is_none());
         assert_eq!((t.len(), t.free(Class::Probe)), (0, 2));
+    }
+
+    /// Past its give-up deadline a request gives its slot back, yet its
+    /// reply is still matched and its timeout still reported; given-up
+    /// requests are capped at `max_pending` (the table's memory bound).
+    #[test]
+    fn given_up_requests_free_their_slots_but_still_match() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let mut t = RpcTable::new(4, Duration::from_secs(2), Duration::from_millis(50));
+        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut send = |t: &mut RpcTable, at: Instant| {
+            let id = RpcTable::new_msg_id(&mut rng, 0, 0);
+            let purpose = Purpose::Lookup(1);
+            t.insert(at, id, to, None, RpcKind::FindNode, purpose, Class::User);
+            id
+        };
+        // A measured round trip: soft deadlines of 50 and 150 ms (the floor).
+        let measured = send(&mut t, now);
+        assert!(t
+            .complete(now + Duration::from_millis(10), &measured, to)
+            .is_ok());
+        let first: Vec<MsgId> = (0..4).map(|_| send(&mut t, now)).collect();
+        assert_eq!(t.free(Class::User), 0);
+        let mut stages = Vec::new();
+        let later = now + Duration::from_secs(1);
+        while let Some((_, _, stage)) = t.pop_slow(later) {
+            stages.push(stage);
+        }
+        assert_eq!(stages.iter().filter(|s| **s == Stage::GiveUp).count(), 4);
+        assert_eq!((t.len(), t.free(Class::User)), (0, 4), "every slot is back");
+
+        // Four more fill the slots again. Four given-up requests are out,
+        // the cap: these keep their slots past their give-up deadline.
+        for _ in 0..4 {
+            send(&mut t, later);
+        }
+        let last = later + Duration::from_millis(900);
+        while t.pop_slow(last).is_some() {}
+        assert_eq!((t.len(), t.given_up), (4, 4));
+        assert!(
+            t.complete(last, &first[0], to).is_ok(),
+            "a late reply still counts"
+        );
+        assert_eq!((t.len(), t.given_up), (4, 3));
+        let mut expired = 0;
+        while t.pop_expired(now + Duration::from_secs(5)).is_some() {
+            expired += 1;
+        }
+        assert_eq!(expired, 7, "given up or not, each times out once");
+        assert_eq!((t.len(), t.given_up, t.free(Class::User)), (0, 0, 4));
     }
 }
