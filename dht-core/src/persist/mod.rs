@@ -10,6 +10,7 @@
 
 mod clock;
 mod codec;
+mod dir;
 mod error;
 mod lock;
 mod quiet_panic;
