@@ -63,7 +63,7 @@ pub struct Config {
     pub max_stored_values: usize,
     /// Most value bytes this node stores for the network. Default 64 MiB.
     pub max_stored_bytes: usize,
-    /// Most RPCs awaiting a reply at once; lookups wait for a free slot. A
+    /// Most RPCs holding a slot at once; lookups wait for a free slot. A
     /// query or STORE unanswered after three adaptive timeouts gives its
     /// slot back (its reply is still accepted until `rpc_timeout`); at most
     /// this many more can be out that way. Default 4,096.

@@ -292,7 +292,8 @@ impl Harness {
     /// * every datagram in is counted once: as a request, a response or a drop;
     /// * the node's send counters match what left it; RPCs, timeouts and
     ///   completed lookups never exceed what they count out of;
-    /// * RPCs awaiting a reply stay within `max_pending_rpcs` (only with
+    /// * RPCs holding a slot stay within `max_pending_rpcs`, and the RPC
+    ///   table, given-up requests included, within twice that (only with
     ///   [`strict_pending_bound`]);
     /// * the next deadline exists and is not in the past (after
     ///   [`Harness::catch_up`] for steps that did not run the timers).
@@ -313,6 +314,11 @@ impl Harness {
             !strict_pending_bound() || s.pending_rpcs <= max_pending,
             "{} RPCs pending, max_pending_rpcs is {max_pending}",
             s.pending_rpcs
+        );
+        let entries = self.node.rpc_table_entries() as u64;
+        assert!(
+            !strict_pending_bound() || entries <= 2 * max_pending,
+            "{entries} requests in the RPC table, max_pending_rpcs is {max_pending}"
         );
         match self.node.poll_timeout() {
             Some(t) => assert!(

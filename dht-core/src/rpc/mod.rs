@@ -18,8 +18,10 @@
 //! timeout still marks the peer as having missed one; but a dead peer's
 //! requests no longer hold slots for the whole RPC timeout (2 s by
 //! default), with or without an operation waiting for them — one cancelled
-//! by its caller included. Given-up requests are bounded too: at most
-//! `max_pending_rpcs` of them; past that a request keeps its slot.
+//! by its caller included. Given-up requests are bounded too, per class as
+//! slots are (background work keeps at most its share of them) and at most
+//! `max_pending_rpcs` in all, so the table never holds more than twice that;
+//! past those bounds a request keeps its slot.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -92,6 +94,15 @@ pub struct PendingRpc {
     holds_slot: bool,
 }
 
+/// The slots (and the given-up requests) a class may hold of `max_pending`.
+fn budget(max_pending: usize, class: Class) -> usize {
+    match class {
+        Class::User => max_pending,
+        Class::Maintenance => max_pending / 2,
+        Class::Probe | Class::HandOver => (max_pending / 8).max(1),
+    }
+}
+
 /// The next soft deadline still set in `soft`, with its stage. Only that
 /// one is entered in the table's `soft_deadlines`; the next stage is entered
 /// when it passes. Most requests are answered before their first stage, so
@@ -131,9 +142,9 @@ impl Reading for SoftDeadlines {
 /// How far past its adaptive timeout a request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
-    /// One timeout: free its slot, ask someone else.
+    /// One timeout: the operation asks someone else in its place.
     Slow = 0,
-    /// Three timeouts: stop waiting for it.
+    /// Three timeouts: stop waiting for it; it gives its RPC slot back.
     GiveUp = 1,
 }
 
@@ -156,8 +167,8 @@ pub struct RpcTable {
     soft_deadlines: Timeline<SoftDeadlines>,
     /// Requests holding a slot, by class.
     in_use: [usize; CLASSES],
-    /// Requests still in the table that gave their slot back.
-    given_up: usize,
+    /// Requests still in the table that gave their slot back, by class.
+    given_up: [usize; CLASSES],
     max_pending: usize,
     timeout: Duration,
     rtt: RttEstimator,
@@ -173,7 +184,7 @@ impl RpcTable {
             deadlines: DeadlineQueue::default(),
             soft_deadlines: Timeline::default(),
             in_use: [0; CLASSES],
-            given_up: 0,
+            given_up: [0; CLASSES],
             max_pending,
             timeout,
             rtt: RttEstimator::new(floor, timeout),
@@ -183,8 +194,14 @@ impl RpcTable {
 
     /// Requests holding a slot: sent, and neither answered, timed out nor
     /// given up.
-    pub fn len(&self) -> usize {
+    pub fn slots_in_use(&self) -> usize {
         self.in_use.iter().sum()
+    }
+
+    /// Requests in the table, given up or not: at most twice
+    /// `max_pending_rpcs`.
+    pub fn entries(&self) -> usize {
+        self.pending.len()
     }
 
     /// What the addresses that answered us proved (see [`PeerBook`]).
@@ -208,25 +225,10 @@ impl RpcTable {
         self.pending.capacity()
     }
 
-    /// Whether no request is awaited, given up or not.
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    fn budget(&self, class: Class) -> usize {
-        match class {
-            Class::User => self.max_pending,
-            Class::Maintenance => self.max_pending / 2,
-            Class::Probe | Class::HandOver => (self.max_pending / 8).max(1),
-        }
-    }
-
     /// Requests of `class` that may be sent now.
     pub fn free(&self, class: Class) -> usize {
-        let total = self.max_pending.saturating_sub(self.len());
-        let own = self
-            .budget(class)
-            .saturating_sub(self.in_use[class as usize]);
+        let total = self.max_pending.saturating_sub(self.slots_in_use());
+        let own = budget(self.max_pending, class).saturating_sub(self.in_use[class as usize]);
         total.min(own)
     }
 
@@ -310,10 +312,16 @@ impl RpcTable {
         let (_, (msg_id, stage)) = self.soft_deadlines.pop_due(&self.pending, now)?;
         let rpc = self.pending.get_mut(&msg_id)?;
         rpc.soft[stage as usize] = None;
-        if stage == Stage::GiveUp && rpc.holds_slot && self.given_up < self.max_pending {
+        let class = rpc.class as usize;
+        let given_up_total: usize = self.given_up.iter().sum();
+        if stage == Stage::GiveUp
+            && rpc.holds_slot
+            && given_up_total < self.max_pending
+            && self.given_up[class] < budget(self.max_pending, rpc.class)
+        {
             rpc.holds_slot = false;
-            self.in_use[rpc.class as usize] -= 1;
-            self.given_up += 1;
+            self.in_use[class] -= 1;
+            self.given_up[class] += 1;
         }
         let (next, slow) = (soft_entry(msg_id, rpc.soft), (rpc.purpose, rpc.peer, stage));
         self.soft_deadlines.moved(&self.pending, None, next);
@@ -381,7 +389,7 @@ impl RpcTable {
         if rpc.holds_slot {
             self.in_use[rpc.class as usize] -= 1;
         } else {
-            self.given_up -= 1;
+            self.given_up[rpc.class as usize] -= 1;
         }
     }
 
@@ -421,7 +429,7 @@ mod tests {
                 Class::Maintenance,
             );
         }
-        assert_eq!(t.len(), 8, "maintenance stops at half the slots");
+        assert_eq!(t.slots_in_use(), 8, "maintenance stops at half the slots");
         assert_eq!(t.free(Class::User), 8, "users keep the rest");
         assert_eq!(t.free(Class::Probe), 2);
     }
@@ -455,7 +463,7 @@ mod tests {
         assert!(t.pop_expired(now + Duration::from_secs(1)).is_none());
         assert!(t.pop_expired(now + Duration::from_secs(2)).is_some());
         assert!(t.pop_expired(now + Duration::from_secs(3)).is_none());
-        assert_eq!((t.len(), t.free(Class::Probe)), (0, 2));
+        assert_eq!((t.slots_in_use(), t.free(Class::Probe)), (0, 2));
     }
 
     /// Past its give-up deadline a request gives its slot back, yet its
@@ -486,7 +494,11 @@ mod tests {
             stages.push(stage);
         }
         assert_eq!(stages.iter().filter(|s| **s == Stage::GiveUp).count(), 4);
-        assert_eq!((t.len(), t.free(Class::User)), (0, 4), "every slot is back");
+        assert_eq!(
+            (t.slots_in_use(), t.free(Class::User)),
+            (0, 4),
+            "every slot is back"
+        );
 
         // Four more fill the slots again. Four given-up requests are out,
         // the cap: these keep their slots past their give-up deadline.
@@ -495,17 +507,69 @@ mod tests {
         }
         let last = later + Duration::from_millis(900);
         while t.pop_slow(last).is_some() {}
-        assert_eq!((t.len(), t.given_up), (4, 4));
+        assert_eq!((t.slots_in_use(), t.given_up[0]), (4, 4));
         assert!(
             t.complete(last, &first[0], to).is_ok(),
             "a late reply still counts"
         );
-        assert_eq!((t.len(), t.given_up), (4, 3));
+        assert_eq!((t.slots_in_use(), t.given_up[0]), (4, 3));
         let mut expired = 0;
         while t.pop_expired(now + Duration::from_secs(5)).is_some() {
             expired += 1;
         }
         assert_eq!(expired, 7, "given up or not, each times out once");
-        assert_eq!((t.len(), t.given_up, t.free(Class::User)), (0, 0, 4));
+        assert_eq!(
+            (t.slots_in_use(), t.given_up[0], t.free(Class::User)),
+            (0, 0, 4)
+        );
+    }
+
+    /// Background work gives up at most its share: maintenance's half of
+    /// the slots, so user requests keep room to give theirs back.
+    #[test]
+    fn background_classes_give_up_at_most_their_share() {
+        let now = Instant::now();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut t = RpcTable::new(4, Duration::from_secs(2), Duration::from_millis(50));
+        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut send = |t: &mut RpcTable, at: Instant, class: Class| {
+            let id = RpcTable::new_msg_id(&mut rng, 0, 0);
+            t.insert(
+                at,
+                id,
+                to,
+                None,
+                RpcKind::FindNode,
+                Purpose::Lookup(1),
+                class,
+            );
+            id
+        };
+        let measured = send(&mut t, now, Class::User);
+        assert!(t
+            .complete(now + Duration::from_millis(10), &measured, to)
+            .is_ok());
+        let mut round = |t: &mut RpcTable, at: Instant, class: Class| {
+            while t.free(class) > 0 {
+                send(t, at, class);
+            }
+            while t.pop_slow(at + Duration::from_millis(500)).is_some() {}
+        };
+        round(&mut t, now, Class::Maintenance);
+        assert_eq!((t.slots_in_use(), t.given_up), (0, [0, 2, 0, 0]));
+        let later = now + Duration::from_secs(1);
+        round(&mut t, later, Class::Maintenance);
+        assert_eq!(
+            (t.slots_in_use(), t.given_up),
+            (2, [0, 2, 0, 0]),
+            "maintenance's share is 2"
+        );
+        round(&mut t, later, Class::User);
+        assert_eq!(
+            (t.slots_in_use(), t.given_up),
+            (2, [2, 2, 0, 0]),
+            "4 given up in all"
+        );
+        assert_eq!(t.entries(), 6);
     }
 }
