@@ -256,6 +256,7 @@ impl Protocol {
 
     /// Requests in the RPC table, given up or not (`Stats::pending_rpcs`
     /// counts those holding a slot): the fuzz harness checks its bound.
+    #[cfg(feature = "fuzzing")]
     pub(crate) fn rpc_table_entries(&self) -> usize {
         self.out.table.entries()
     }
