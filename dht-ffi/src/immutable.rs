@@ -16,6 +16,7 @@ use crate::cancel::{kad_cancel_token, Cancel};
 use crate::error::{kad_result, Failure};
 use crate::key::{check_id_buffer, key_from_digest, slice, write_id};
 use crate::node::{entry_from_handle, kad_node};
+use crate::ops::get_async;
 use crate::runtime::block_on;
 use crate::stats::{timed, Op};
 use crate::value::kad_value;
@@ -173,25 +174,7 @@ pub unsafe extern "C" fn kad_node_get_immutable_async(
     ffi_panic_boundary! {
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
-        let e = try_ffi!(entry_from_handle(node));
-        let ticket = try_ffi!(e.promise_callback());
-        let ud = Userdata::new(userdata);
-        try_ffi!(spawn_with_callback(
-            ticket,
-            // SAFETY: forwarded contract.
-            unsafe { Cancel::from_ptr(cancel) },
-            timeout_ms,
-            timed(&e, Op::Get, get_immutable(e.node.clone(), k)),
-            move |r| {
-                let Some(cb) = callback else { return };
-                match r {
-                    // SAFETY: C callback; ownership of the value passes to it.
-                    Ok(v) => unsafe { cb(ud.get(), kad_result::KAD_OK, kad_value::boxed(v)) },
-                    // SAFETY: C callback with its own userdata.
-                    Err(f) => unsafe { cb(ud.get(), f.code, std::ptr::null_mut()) },
-                }
-            }
-        ));
-        kad_result::KAD_OK
+        // SAFETY: forwarded contract.
+        unsafe { get_async(node, timeout_ms, callback, userdata, cancel, |n| get_immutable(n, k)) }
     }
 }

@@ -5,6 +5,7 @@
 //! returns KAD_OK calls it exactly once, later, on a library thread.
 
 use std::ffi::c_void;
+use std::future::Future;
 use std::time::Duration;
 
 use dht_core::{Key, Node, PutOptions, PutReport, Value};
@@ -329,7 +330,7 @@ pub unsafe extern "C" fn kad_node_get_async(
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_bytes(key, key_len) });
         // SAFETY: forwarded contract.
-        unsafe { get_async(node, k, timeout_ms, callback, userdata, cancel) }
+        unsafe { get_async(node, timeout_ms, callback, userdata, cancel, |n| get(n, k)) }
     }
 }
 
@@ -348,18 +349,24 @@ pub unsafe extern "C" fn kad_node_get_digest_async(
         // SAFETY: forwarded contract.
         let k = try_ffi!(unsafe { key_from_digest(digest, digest_len) });
         // SAFETY: forwarded contract.
-        unsafe { get_async(node, k, timeout_ms, callback, userdata, cancel) }
+        unsafe { get_async(node, timeout_ms, callback, userdata, cancel, |n| get(n, k)) }
     }
 }
 
-unsafe fn get_async(
+/// Start `lookup` (a get of some kind, given the node) and hand its value
+/// to a kad_get_callback: the body of every `_get_*_async` call.
+pub(crate) unsafe fn get_async<L, F>(
     node: *mut kad_node,
-    k: Key,
     timeout_ms: u32,
     callback: kad_get_callback,
     userdata: *mut c_void,
     cancel: *const kad_cancel_token,
-) -> kad_result {
+    lookup: L,
+) -> kad_result
+where
+    L: FnOnce(Node) -> F,
+    F: Future<Output = Result<Value, Failure>> + Send + 'static,
+{
     let e = try_ffi!(entry_from_handle(node));
     let ticket = try_ffi!(e.promise_callback());
     let ud = Userdata::new(userdata);
@@ -368,7 +375,7 @@ unsafe fn get_async(
         // SAFETY: forwarded contract.
         unsafe { Cancel::from_ptr(cancel) },
         timeout_ms,
-        timed(&e, Op::Get, get(e.node.clone(), k)),
+        timed(&e, Op::Get, lookup(e.node.clone())),
         move |r| {
             let Some(cb) = callback else { return };
             match r {

@@ -410,12 +410,26 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
+    /// A table of `max_pending` slots (2 s timeout, 50 ms floor), a seeded
+    /// generator for message ids, and one peer address.
+    fn setup(max_pending: usize, seed: u64) -> (Instant, rand::rngs::StdRng, RpcTable, SocketAddr) {
+        let table = RpcTable::new(
+            max_pending,
+            Duration::from_secs(2),
+            Duration::from_millis(50),
+        );
+        let to = "127.0.0.1:1".parse().unwrap();
+        (
+            Instant::now(),
+            rand::rngs::StdRng::seed_from_u64(seed),
+            table,
+            to,
+        )
+    }
+
     #[test]
     fn background_classes_cannot_take_user_slots() {
-        let now = Instant::now();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let mut t = RpcTable::new(16, Duration::from_secs(2), Duration::from_millis(50));
-        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (now, mut rng, mut t, to) = setup(16, 1);
         while t.free(Class::Maintenance) > 0 {
             let id = RpcTable::new_msg_id(&mut rng, 0, 0);
             let purpose = Purpose::Lookup(1);
@@ -436,10 +450,7 @@ mod tests {
 
     #[test]
     fn replies_match_id_and_address_and_deadlines_fire_once() {
-        let now = Instant::now();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-        let mut t = RpcTable::new(16, Duration::from_secs(2), Duration::from_millis(50));
-        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (now, mut rng, mut t, to) = setup(16, 2);
         let other: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let a = RpcTable::new_msg_id(&mut rng, 0, 0);
         let b = RpcTable::new_msg_id(&mut rng, 0, 0);
@@ -471,10 +482,7 @@ mod tests {
     /// requests are capped at `max_pending` (the table's memory bound).
     #[test]
     fn given_up_requests_free_their_slots_but_still_match() {
-        let now = Instant::now();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
-        let mut t = RpcTable::new(4, Duration::from_secs(2), Duration::from_millis(50));
-        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (now, mut rng, mut t, to) = setup(4, 4);
         let mut send = |t: &mut RpcTable, at: Instant| {
             let id = RpcTable::new_msg_id(&mut rng, 0, 0);
             let purpose = Purpose::Lookup(1);
@@ -528,10 +536,7 @@ mod tests {
     /// the slots, so user requests keep room to give theirs back.
     #[test]
     fn background_classes_give_up_at_most_their_share() {
-        let now = Instant::now();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
-        let mut t = RpcTable::new(4, Duration::from_secs(2), Duration::from_millis(50));
-        let to: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (now, mut rng, mut t, to) = setup(4, 5);
         let mut send = |t: &mut RpcTable, at: Instant, class: Class| {
             let id = RpcTable::new_msg_id(&mut rng, 0, 0);
             t.insert(
