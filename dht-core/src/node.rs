@@ -148,7 +148,7 @@ impl Node {
                 .collect(),
             None => Vec::new(),
         };
-        let socket = bind_socket(config.bind).await?;
+        let socket = bind_socket(config.bind)?;
         let local_addr = socket.local_addr()?;
         let (commands, command_rx) = CommandSender::new();
         let inner = Arc::new(Inner {

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -16,7 +15,7 @@ use crate::durable::{Durable, Held};
 use crate::node::{now, Inner};
 use crate::node_commands::{Command, Waiters};
 use crate::node_socket::canonical;
-use crate::udp;
+use crate::udp::{self, NodeSocket};
 
 /// Datagrams read in one go (in batches) before the driver sends what they
 /// caused.
@@ -33,7 +32,7 @@ const RECV_MAX: usize = 4 * udp::BATCH;
 /// once.
 pub(crate) async fn drive(
     inner: Arc<Inner>,
-    socket: UdpSocket,
+    socket: NodeSocket,
     durable: Option<Durable>,
     commands: mpsc::UnboundedReceiver<Command>,
 ) {

@@ -4,10 +4,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use tokio::net::UdpSocket;
 use tracing::debug;
 
 use crate::error::Result;
+use crate::udp::NodeSocket;
 
 /// The socket receive buffer asked of the kernel (which caps it at
 /// `net.core.rmem_max` and, on Linux, doubles it). A flood overflows the
@@ -19,31 +19,30 @@ use crate::error::Result;
 /// and 1 get of 144. The memory is used only while datagrams queue.
 const SOCKET_RECV_BUFFER: usize = 4 << 20;
 /// Bind the node's socket, with a receive buffer of [`SOCKET_RECV_BUFFER`].
-pub(crate) async fn bind_socket(addr: SocketAddr) -> Result<UdpSocket> {
-    let socket = bind_plain_socket(addr).await?;
+pub(crate) fn bind_socket(addr: SocketAddr) -> Result<NodeSocket> {
+    let socket = bind_plain_socket(addr)?;
     // Best effort: a smaller buffer than asked for still works.
     let sock = socket2::SockRef::from(&socket);
     if let Err(e) = sock.set_recv_buffer_size(SOCKET_RECV_BUFFER) {
         debug!(error = %e, "could not enlarge the socket receive buffer");
     }
     debug!(bytes = ?sock.recv_buffer_size(), "socket receive buffer");
-    Ok(socket)
+    Ok(NodeSocket::register(socket)?)
 }
 
 /// For the IPv6 unspecified address ("::") the socket is made dual-stack
 /// explicitly (IPV6_V6ONLY off), so one node serves IPv4 and IPv6 peers
 /// whatever the system default (`net.ipv6.bindv6only` on Linux) says.
-async fn bind_plain_socket(addr: SocketAddr) -> Result<UdpSocket> {
+fn bind_plain_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     match addr.ip() {
         IpAddr::V6(ip) if ip.is_unspecified() => {
             use socket2::{Domain, Protocol, Socket, Type};
             let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
             socket.set_only_v6(false)?;
-            socket.set_nonblocking(true)?;
             socket.bind(&addr.into())?;
-            Ok(UdpSocket::from_std(socket.into())?)
+            Ok(socket.into())
         }
-        _ => Ok(UdpSocket::bind(addr).await?),
+        _ => std::net::UdpSocket::bind(addr),
     }
 }
 

@@ -10,11 +10,68 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::UdpSocket;
 use tracing::debug;
 
 use crate::rpc::Transmit;
+
+/// A node's UDP socket, registered with tokio's reactor for reading only.
+///
+/// tokio's own `UdpSocket` registers for writability too, and a UDP socket
+/// signals writability again each time the kernel frees one of its sent
+/// datagrams (on loopback, as it is delivered): every datagram sent woke a
+/// worker thread parked in `epoll_wait` for nothing, at the cost of a context
+/// switch on another core. (`bench/epollout_wakeups.py`: 977 of 1,000 sends
+/// woke the waiter with that interest, none without.) Sends go straight to the
+/// socket, whose buffer nearly always has room; only when it has none does
+/// [`NodeSocket::writable`] register a duplicate descriptor for writability,
+/// for that one wait.
+pub(crate) struct NodeSocket {
+    io: AsyncFd<std::net::UdpSocket>,
+}
+
+impl NodeSocket {
+    /// Takes over `socket` (made non-blocking) on the current runtime's reactor.
+    pub(crate) fn register(socket: std::net::UdpSocket) -> io::Result<NodeSocket> {
+        socket.set_nonblocking(true)?;
+        // SAFETY: the descriptor is the socket's own, and the `AsyncFd` owns
+        // the socket (and so keeps the descriptor open) for its whole life.
+        let io = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }?;
+        Ok(NodeSocket { io })
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Waits until a datagram may be queued. The readiness stays set until a
+    /// read through [`NodeSocket::try_read`] finds the queue empty.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.io.readable().await?.retain_ready();
+        Ok(())
+    }
+
+    /// Runs `read` on the socket; a `WouldBlock` from it clears the readiness.
+    fn try_read<R>(
+        &self,
+        read: impl FnOnce(&std::net::UdpSocket) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io.try_io(Interest::READABLE, read)
+    }
+
+    /// Waits until the socket's send buffer has room, through a duplicate
+    /// of its descriptor registered for writability alone (the reactor
+    /// cannot hold the same descriptor twice). Dropping it deregisters the
+    /// duplicate before closing it, so no stale registration is left.
+    async fn writable(&self) -> io::Result<()> {
+        let duplicate = self.io.get_ref().try_clone()?;
+        // SAFETY: as in `register`, for the duplicate's own descriptor.
+        let waiter = unsafe { AsyncFd::register_with_interest(duplicate, Interest::WRITABLE) }?;
+        waiter.writable().await?.retain_ready();
+        Ok(())
+    }
+}
 
 /// Datagrams per `sendmmsg`/`recvmmsg` call.
 pub(crate) const BATCH: usize = 32;
@@ -44,7 +101,7 @@ pub(crate) const MIN_SLOTS: usize = 2;
 /// datagram that arrived after the read is not lost: tokio clears readiness
 /// only if no readiness event came in between.
 pub(crate) fn recv_batch(
-    socket: &UdpSocket,
+    socket: &NodeSocket,
     slots: usize,
     mut handle: impl FnMut(SocketAddr, &[u8]),
 ) -> io::Result<usize> {
@@ -57,7 +114,7 @@ pub(crate) fn recv_batch(
         }
         let mut got = [(0usize, None::<SocketAddr>); BATCH];
         let mut read = 0;
-        let outcome = socket.try_io(Interest::READABLE, || {
+        let outcome = socket.try_read(|socket| {
             let received = sys::recv(socket, &mut bufs[..slots], &mut got)?;
             read = received.count;
             if received.drained {
@@ -87,7 +144,7 @@ pub(crate) fn recv_batch(
 /// datagram the system refuses (an unreachable address, say) is dropped: the
 /// peer shows up as an RPC timeout.
 pub(crate) async fn send_batch(
-    socket: &UdpSocket,
+    socket: &NodeSocket,
     local: SocketAddr,
     batch: &mut Vec<Transmit>,
     sent: &mut Vec<Vec<u8>>,
@@ -95,7 +152,7 @@ pub(crate) async fn send_batch(
     let mut next = 0;
     while next < batch.len() {
         let chunk = &batch[next..batch.len().min(next + BATCH)];
-        match socket.try_io(Interest::WRITABLE, || sys::send(socket, local, chunk)) {
+        match sys::send(socket.io.get_ref(), local, chunk) {
             Ok(sent) => next += sent.max(1),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if let Err(e) = socket.writable().await {
@@ -147,8 +204,9 @@ mod sys {
     use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
     use std::os::fd::AsRawFd;
 
+    use std::net::UdpSocket;
+
     use nix::sys::socket::{recvmmsg, sendmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
-    use tokio::net::UdpSocket;
 
     use super::{sendable, Received, BATCH};
     use crate::rpc::Transmit;
@@ -244,9 +302,7 @@ mod sys {
     //! One system call per datagram where batched calls are not available.
 
     use std::io;
-    use std::net::SocketAddr;
-
-    use tokio::net::UdpSocket;
+    use std::net::{SocketAddr, UdpSocket};
 
     use super::{sendable, Received, BATCH};
     use crate::rpc::Transmit;
@@ -258,7 +314,7 @@ mod sys {
     ) -> io::Result<Received> {
         let mut n = 0;
         for (buf, slot) in bufs.iter_mut().zip(got.iter_mut()) {
-            match socket.try_recv_from(buf) {
+            match socket.recv_from(buf) {
                 Ok((len, from)) => *slot = (len, Some(from)),
                 // Empty: tokio clears the readiness (see `recv_batch`).
                 Err(e) if n > 0 && e.kind() == io::ErrorKind::WouldBlock => {
@@ -286,7 +342,7 @@ mod sys {
     ) -> io::Result<usize> {
         let mut n = 0;
         for t in chunk {
-            match socket.try_send_to(&t.payload, sendable(t.dest, local)) {
+            match socket.send_to(&t.payload, sendable(t.dest, local)) {
                 Ok(_) => n += 1,
                 // Report the sent ones; the failing datagram comes first next call.
                 Err(_) if n > 0 => break,
@@ -300,8 +356,14 @@ mod sys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::UdpSocket;
 
-    async fn receive(socket: &UdpSocket, count: usize) -> Vec<(SocketAddr, Vec<u8>)> {
+    /// A node's socket on `addr` (inside a runtime).
+    fn node_socket(addr: &str) -> NodeSocket {
+        NodeSocket::register(std::net::UdpSocket::bind(addr).unwrap()).unwrap()
+    }
+
+    async fn receive(socket: &NodeSocket, count: usize) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut got = Vec::new();
         while got.len() < count {
             socket.readable().await.unwrap();
@@ -315,9 +377,9 @@ mod tests {
 
     #[tokio::test]
     async fn batches_larger_than_one_call_arrive_whole_in_order_and_untruncated() {
-        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a = node_socket("127.0.0.1:0");
+        let b = node_socket("127.0.0.1:0");
+        let c = node_socket("127.0.0.1:0");
         let (a_addr, b_addr, c_addr) = (
             a.local_addr().unwrap(),
             b.local_addr().unwrap(),
@@ -363,7 +425,7 @@ mod tests {
         use std::task::{Context, Poll, Waker};
 
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = node_socket("127.0.0.1:0");
         let b_addr = b.local_addr().unwrap();
         for round in 0..3u8 {
             a.send_to(&[round], b_addr).await.unwrap();
@@ -384,8 +446,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_datagram_is_dropped_and_the_rest_are_sent() {
-        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a = node_socket("127.0.0.1:0");
+        let b = node_socket("127.0.0.1:0");
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
         // An IPv6 destination cannot be reached from an IPv4 socket: the system
         // refuses it, and the datagrams on either side of it still go out.
@@ -420,13 +482,12 @@ mod tests {
     async fn a_dual_stack_socket_keeps_ipv4_and_ipv6_senders_apart() {
         use std::time::Duration;
         // Dual-stack whatever `net.ipv6.bindv6only` says, as a node's is.
-        let dual = || -> io::Result<UdpSocket> {
+        let dual = || -> io::Result<NodeSocket> {
             use socket2::{Domain, Protocol, Socket, Type};
             let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
             socket.set_only_v6(false)?;
-            socket.set_nonblocking(true)?;
             socket.bind(&SocketAddr::from(([0u16; 8], 0)).into())?;
-            UdpSocket::from_std(socket.into())
+            NodeSocket::register(socket.into())
         };
         let (Ok(dual), Ok(v6)) = (dual(), UdpSocket::bind("[::1]:0").await) else {
             return; // no IPv6 on this machine
@@ -438,7 +499,7 @@ mod tests {
                 .expect("a datagram was lost")
         }
         let port = dual.local_addr().unwrap().port();
-        let v4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let v4 = node_socket("127.0.0.1:0");
         let (v4_addr, v6_addr) = (v4.local_addr().unwrap(), v6.local_addr().unwrap());
         let mapped = SocketAddr::new(
             match v4_addr.ip() {
@@ -455,7 +516,10 @@ mod tests {
                 within(receive(&v4, 1)).await,
                 vec![(other_v4_addr, vec![round])]
             );
-            v4.send_to(&[round], ("127.0.0.1", port)).await.unwrap();
+            v4.io
+                .get_ref()
+                .send_to(&[round], ("127.0.0.1", port))
+                .unwrap();
             assert_eq!(within(receive(&dual, 1)).await, vec![(mapped, vec![round])]);
             v6.send_to(&[round, 6], ("::1", port)).await.unwrap();
             assert_eq!(
@@ -478,9 +542,99 @@ mod tests {
             let mut buf = [0u8; 8];
             let (n, _) = within(v6.recv_from(&mut buf)).await.unwrap();
             assert_eq!(&buf[..n], &[round, 66]);
-            let (n, _) = within(v4.recv_from(&mut buf)).await.unwrap();
-            assert_eq!(&buf[..n], &[round, 4]);
+            let from_dual = SocketAddr::from(([127, 0, 0, 1], port));
+            assert_eq!(
+                within(receive(&v4, 1)).await,
+                vec![(from_dual, vec![round, 4])]
+            );
         }
+    }
+
+    /// The event masks this process's epoll instances hold for the file
+    /// open as `fd`, one per registration (from `/proc/self/fdinfo`; Linux
+    /// only). mio keeps a second descriptor of its epoll instance, which
+    /// lists the same registrations: they are counted once.
+    #[cfg(target_os = "linux")]
+    fn epoll_masks(fd: std::os::fd::RawFd) -> Vec<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .ino();
+        let mut registrations = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let link = std::fs::read_link(entry.path()).unwrap_or_default();
+            if link.to_string_lossy() != "anon_inode:[eventpoll]" {
+                continue;
+            }
+            let name = entry.file_name().into_string().unwrap();
+            let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{name}")) else {
+                continue;
+            };
+            // "tfd:  9 events:  19 data:  1  pos:0 ino:3c5f sdev:8" (tfd in
+            // decimal, events and ino in hex).
+            for line in info.lines().filter(|l| l.starts_with("tfd:")) {
+                let field = |key: &str| {
+                    let rest = &line[line.find(key).unwrap() + key.len()..];
+                    rest.split_whitespace().next().unwrap().to_string()
+                };
+                let hex = |key: &str| u64::from_str_radix(&field(key), 16).unwrap();
+                if hex("ino:") == ino {
+                    registrations.insert((field("tfd:"), hex("events:") as u32));
+                }
+            }
+        }
+        registrations.into_iter().map(|(_, mask)| mask).collect()
+    }
+
+    const EPOLLIN: u32 = 0x1;
+    const EPOLLOUT: u32 = 0x4;
+
+    /// tokio's own UDP socket is registered for writability too, so each
+    /// datagram it sends wakes a thread parked on the reactor; a node's is
+    /// registered for reading alone.
+    #[cfg(target_os = "linux")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_reactor_hears_of_datagrams_but_not_of_room_to_send() {
+        use std::os::fd::AsRawFd;
+        let tokio_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let masks = epoll_masks(tokio_socket.as_raw_fd());
+        assert!(
+            masks.len() == 1 && masks[0] & EPOLLOUT != 0,
+            "tokio's UdpSocket: {masks:x?}"
+        );
+        let node = node_socket("127.0.0.1:0");
+        let masks = epoll_masks(node.io.as_raw_fd());
+        assert!(
+            masks.len() == 1 && masks[0] & EPOLLIN != 0 && masks[0] & EPOLLOUT == 0,
+            "a node's socket: {masks:x?}"
+        );
+    }
+
+    /// Waiting for room to send (a full send buffer) goes through a
+    /// duplicate descriptor; afterwards the socket is registered as before
+    /// and still receives.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_room_to_send_leaves_the_socket_registered_for_reading() {
+        let node = node_socket("127.0.0.1:0");
+        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // A hang guard, not a timing assertion: an empty send buffer has room.
+        let within = |f| tokio::time::timeout(std::time::Duration::from_secs(10), f);
+        within(node.writable()).await.unwrap().unwrap();
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            assert_eq!(
+                epoll_masks(node.io.as_raw_fd()).len(),
+                1,
+                "the duplicate is gone"
+            );
+        }
+        let node_addr = node.local_addr().unwrap();
+        peer.send_to(b"after", node_addr).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), receive(&node, 1))
+            .await
+            .unwrap();
+        assert_eq!(got, vec![(peer.local_addr().unwrap(), b"after".to_vec())]);
     }
 
     #[test]
