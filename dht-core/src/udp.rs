@@ -150,15 +150,29 @@ pub(crate) async fn send_batch(
     sent: &mut Vec<Vec<u8>>,
 ) {
     let mut next = 0;
+    // The last send was refused for want of room, and room was waited for.
+    let mut waited = false;
     while next < batch.len() {
         let chunk = &batch[next..batch.len().min(next + BATCH)];
         match sys::send(socket.io.get_ref(), local, chunk) {
-            Ok(sent) => next += sent.max(1),
+            Ok(sent) => {
+                next += sent.max(1);
+                waited = false;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if let Err(e) = socket.writable().await {
-                    debug!(error = %e, "socket unusable for sending");
+                if waited {
+                    // The socket reported room and still refused (EAGAIN for
+                    // another reason than a full buffer): try again a
+                    // millisecond later rather than spin.
+                    tokio::time::sleep(SEND_RETRY).await;
+                } else if let Err(e) = socket.writable().await {
+                    // The runtime is stopping, or no descriptor is left for
+                    // the wait's duplicate: the rest of the batch is dropped,
+                    // as a full network drops datagrams (RPC timeouts follow).
+                    debug!(error = %e, "cannot wait for room to send");
                     break;
                 }
+                waited = true;
             }
             Err(e) => {
                 // sendmmsg reports an error only for the first datagram of a call.
@@ -169,6 +183,10 @@ pub(crate) async fn send_batch(
     }
     sent.extend(batch.drain(..).map(|t| t.payload));
 }
+
+/// How long a send waits before trying again when waiting for room did not
+/// help (see [`send_batch`]).
+const SEND_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// What to send to: an IPv6 socket reaches IPv4 peers through mapped addresses.
 pub(crate) fn sendable(addr: SocketAddr, local: SocketAddr) -> SocketAddr {
