@@ -27,6 +27,7 @@ pub mod contacts;
 mod deadline_queue;
 pub mod directory;
 mod disk_thread;
+mod doorbell;
 pub(crate) mod durable;
 pub mod error;
 #[cfg(feature = "fuzzing")]
@@ -76,6 +77,7 @@ pub mod wire;
 pub use config::{Config, DEFAULT_MAX_VALUE_SIZE};
 pub use contact::Contact;
 pub use directory::ContactDirectory;
+pub use doorbell::Doorbell;
 pub use error::{Error, Result};
 pub use id::{Distance, Key, NodeId, ID_LEN};
 pub use node::Node;

@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 use crate::after_unlock::HeldScope;
 use crate::config::Config;
 use crate::contact::Contact;
+use crate::doorbell::Doorbell;
 use crate::durable::Durable;
 use crate::error::{Error, Result};
 use crate::id::{Key, NodeId};
@@ -55,7 +56,8 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     /// Async commands go to the driver this way, never through `state`'s lock.
     commands: CommandSender,
-    pub(crate) wake: Notify,
+    /// Wakes the driver: for commands, changes made under the lock, and shutdown.
+    pub(crate) wake: Arc<Notify>,
     pub(crate) shut_down: AtomicBool,
     /// Becomes true once the driver has exited and the socket is closed.
     pub(crate) closed: watch::Sender<bool>,
@@ -150,7 +152,8 @@ impl Node {
         };
         let socket = bind_socket(config.bind)?;
         let local_addr = socket.local_addr()?;
-        let (commands, command_rx) = CommandSender::new();
+        let wake = Arc::new(Notify::new());
+        let (commands, command_rx) = CommandSender::new(wake.clone());
         let inner = Arc::new(Inner {
             id: protocol.id(),
             config,
@@ -160,7 +163,7 @@ impl Node {
                 driver_gone: false,
             }),
             commands,
-            wake: Notify::new(),
+            wake,
             shut_down: AtomicBool::new(false),
             closed: watch::Sender::new(false),
         });
@@ -246,6 +249,15 @@ impl Node {
             Outcome::Put(result) => result,
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Have calls made outside any tokio runtime (a Python or C caller's
+    /// thread) wake this node's driver through `doorbell`, whose task runs
+    /// on the node's runtime: cheaper than tokio's own wake-up from outside
+    /// (see [`Doorbell`]). Calls made on a runtime's threads wake it as
+    /// before. The first doorbell given stays.
+    pub fn ring_through(&self, doorbell: &Doorbell) {
+        self.inner.commands.ring_through(doorbell);
     }
 
     /// Keep `value` on this node only (see [`Protocol::store_local`]): for a

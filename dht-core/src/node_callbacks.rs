@@ -107,6 +107,54 @@ mod tests {
         b.shutdown_and_wait().await;
     }
 
+    /// Calls from a thread outside the runtime reach a node through its
+    /// doorbell: a thousand gets one after another, and a burst of a
+    /// thousand at once with every other one cancelled, are all answered
+    /// (a lost wake-up would leave one waiting, and the test at its hang
+    /// guard).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_from_outside_the_runtime_are_woken_through_the_doorbell() {
+        let a = Node::bind(config()).await.unwrap();
+        let b = Node::bind(config()).await.unwrap();
+        b.ring_through(&crate::Doorbell::start().unwrap());
+        b.bootstrap(&[a.local_addr()]).await.unwrap();
+        let key = NodeId::digest(b"doorbell");
+        a.store_local(key, Value::from("v"), PutOptions::default())
+            .unwrap();
+        let caller = b.clone();
+        let outside = std::thread::spawn(move || {
+            for _ in 0..1_000 {
+                let (tx, rx) = mpsc::channel();
+                caller.get_then(key, move |r| tx.send(r).unwrap());
+                assert_eq!(answer(&rx).unwrap(), Some(Value::from("v")));
+            }
+            let (tx, rx) = mpsc::channel();
+            for i in 0..1_000 {
+                let tx = tx.clone();
+                let ticket = caller.get_then(key, move |r| tx.send((i, r)).unwrap());
+                if i % 2 == 1 {
+                    caller.cancel(ticket);
+                }
+            }
+            drop(tx);
+            // Every call not cancelled is answered with the value (a
+            // cancelled one only if it finished first). The channel closes
+            // once every callback has run or been dropped.
+            let mut found = std::collections::BTreeSet::new();
+            while let Ok((i, r)) = rx.recv_timeout(Duration::from_secs(30)) {
+                assert!(
+                    matches!(r, Ok(Some(ref v)) if *v == Value::from("v")),
+                    "{r:?}"
+                );
+                found.insert(i);
+            }
+            assert!((0..1_000).step_by(2).all(|i| found.contains(&i)));
+        });
+        tokio::task::block_in_place(|| outside.join()).unwrap();
+        a.shutdown_and_wait().await;
+        b.shutdown_and_wait().await;
+    }
+
     /// A refused start (a value over the size limit) is answered outside the
     /// node's lock: the callback can call the node. Under the lock, `stats`
     /// would wait for the lock the driver holds, and the answer never comes.

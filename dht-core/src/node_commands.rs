@@ -21,10 +21,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
+use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
 use crate::protocol::{OpId, Outcome, Protocol};
 
@@ -92,10 +94,15 @@ pub(crate) enum Command {
     Cancel { ticket: u64 },
 }
 
-/// The API's end of the channel.
+/// The API's end of the channel. The driver does not wait on the channel
+/// itself but on `driver`, which each command wakes: directly from a
+/// thread of a runtime, through the doorbell from any other thread (see
+/// [`crate::doorbell`]).
 pub(crate) struct CommandSender {
     tx: mpsc::UnboundedSender<Command>,
     tickets: AtomicU64,
+    driver: Arc<Notify>,
+    doorbell: OnceLock<Doorbell>,
 }
 
 /// A command handed to the driver: cancel it with its ticket, await its
@@ -106,26 +113,46 @@ pub(crate) struct Sent {
 }
 
 impl CommandSender {
-    pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<Command>) {
+    /// A channel to a driver that waits on `driver`.
+    pub(crate) fn new(driver: Arc<Notify>) -> (Self, mpsc::UnboundedReceiver<Command>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = CommandSender {
             tx,
             tickets: AtomicU64::new(0),
+            driver,
+            doorbell: OnceLock::new(),
         };
         (sender, rx)
+    }
+
+    /// Wake the driver through `doorbell` for callers outside any runtime
+    /// (the first doorbell given stays).
+    pub(crate) fn ring_through(&self, doorbell: &Doorbell) {
+        let _ = self.doorbell.set(doorbell.clone());
+    }
+
+    /// Queue `command` and wake the driver for it.
+    fn queue(&self, command: Command) -> std::result::Result<(), ()> {
+        self.tx.send(command).map_err(drop)?;
+        match self.doorbell.get() {
+            Some(doorbell) if tokio::runtime::Handle::try_current().is_err() => {
+                doorbell.ring(&self.driver)
+            }
+            _ => self.driver.notify_one(),
+        }
+        Ok(())
     }
 
     /// Hand `start` to the driver; [`Error::Shutdown`] if it has exited.
     pub(crate) fn send(&self, start: Start) -> Result<Sent> {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
         let (waiter, outcome) = oneshot::channel();
-        self.tx
-            .send(Command::Start {
-                ticket,
-                start,
-                waiter: Waiter::Future(waiter),
-            })
-            .map_err(|_| Error::Shutdown)?;
+        self.queue(Command::Start {
+            ticket,
+            start,
+            waiter: Waiter::Future(waiter),
+        })
+        .map_err(|()| Error::Shutdown)?;
         Ok(Sent { ticket, outcome })
     }
 
@@ -134,7 +161,7 @@ impl CommandSender {
     /// answered with [`Error::Shutdown`], on this thread.
     pub(crate) fn send_then(&self, start: Start, done: OutcomeCallback) -> u64 {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
-        let _refused = self.tx.send(Command::Start {
+        let _refused = self.queue(Command::Start {
             ticket,
             start,
             waiter: Waiter::Callback(done),
@@ -145,7 +172,7 @@ impl CommandSender {
     /// Stop the command `ticket` if it still runs (a stopped driver has
     /// nothing left to stop).
     pub(crate) fn cancel(&self, ticket: u64) {
-        let _ = self.tx.send(Command::Cancel { ticket });
+        let _ = self.queue(Command::Cancel { ticket });
     }
 }
 

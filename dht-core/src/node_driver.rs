@@ -142,13 +142,9 @@ pub(crate) async fn drive(
                 }
             }
             _ = sleep => inner.lock().protocol.handle_timeout(now()),
+            // Commands (each one wakes it; they are taken at the top of the
+            // loop), changes made under the lock, shutdown.
             _ = inner.wake.notified() => {}
-            // Handled (with any that follow it) at the top of the loop.
-            Some(command) = commands.recv() => {
-                // (The lock is released at the end of this statement.)
-                let refusal = waiters.handle(command, &mut inner.lock().protocol, now());
-                refused.extend(refusal);
-            }
             _ = finish_commit(&mut durable), if committing => {}
         }
     }

@@ -203,6 +203,9 @@ pub unsafe extern "C" fn kad_node_new(
         // Node::bind spawns the driver task, so it must run inside the runtime.
         let bound = try_ffi!(run_blocking(rt, Node::bind(config)));
         let node = try_ffi!(bound.map_err(Failure::from));
+        if let Some(doorbell) = crate::runtime::doorbell() {
+            node.ring_through(doorbell);
+        }
         let entry = Arc::new(Entry {
             node,
             latency: Latency::default(),

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::time::Duration;
 
+use dht_core::Doorbell;
 use tokio::runtime::{Handle, Runtime};
 
 use crate::error::{kad_result, Failure};
@@ -27,6 +28,8 @@ use crate::error::{kad_result, Failure};
 pub const KAD_CALLBACK_THREADS: usize = 64;
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+/// Wakes the nodes for calls from C threads (see `dht_core::Doorbell`).
+static DOORBELL: OnceLock<Option<Doorbell>> = OnceLock::new();
 /// The process that started the runtime (0 = not started yet).
 static RUNTIME_PID: AtomicU32 = AtomicU32::new(0);
 
@@ -53,16 +56,27 @@ pub(crate) fn runtime() -> Result<&'static Runtime, Failure> {
         .get_or_init(|| {
             RUNTIME_PID.store(std::process::id(), Ordering::SeqCst);
             crate::log::install();
-            tokio::runtime::Builder::new_multi_thread()
+            let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("kadmium")
                 .on_thread_start(|| ON_RUNTIME_THREAD.with(|on| on.set(true)))
                 .max_blocking_threads(KAD_CALLBACK_THREADS)
                 .build()
-                .map_err(|e| format!("cannot start the kadmium runtime: {e}"))
+                .map_err(|e| format!("cannot start the kadmium runtime: {e}"))?;
+            let _inside = runtime.enter();
+            // Without it (no socket pair to be had), nodes are woken as
+            // tokio does it.
+            let _ = DOORBELL.set(Doorbell::start().ok());
+            drop(_inside);
+            Ok(runtime)
         })
         .as_ref()
         .map_err(|e| Failure::new(kad_result::KAD_RUNTIME_ERROR, e.clone()))
+}
+
+/// The runtime's doorbell, once the runtime has started and if it has one.
+pub(crate) fn doorbell() -> Option<&'static Doorbell> {
+    DOORBELL.get()?.as_ref()
 }
 
 /// KAD_FORKED when the runtime was started by another process, i.e. this is

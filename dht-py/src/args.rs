@@ -268,6 +268,9 @@ impl BindArgs {
                 }
             }
         };
+        if let Some(doorbell) = crate::runtime::doorbell() {
+            bound.node.ring_through(doorbell);
+        }
         Ok(bound)
     }
 }

@@ -6,6 +6,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::time::Duration;
 
+use dht_core::Doorbell;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
@@ -46,10 +47,12 @@ pub fn register_fork_hook(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The runtime of this process, and the fork generation that started it.
+/// The runtime of this process, the fork generation that started it, and
+/// the doorbell through which Python's threads wake its nodes.
 struct Started {
     generation: u64,
     runtime: Runtime,
+    doorbell: Option<Doorbell>,
 }
 
 /// The current [`Started`]: leaked, never freed (see [`runtime`]).
@@ -66,6 +69,17 @@ static CURRENT: AtomicPtr<Started> = AtomicPtr::new(ptr::null_mut());
 /// for threads that do not exist here. (Nodes the parent bound cannot be
 /// used in the child: [`check_same_process`].)
 pub fn runtime() -> Result<&'static Runtime, KadError> {
+    started().map(|started| &started.runtime)
+}
+
+/// The doorbell through which calls from Python's threads wake the nodes of
+/// the process's runtime (see `dht_core::Doorbell`); None if it could not be
+/// made (its socket pair), and then nodes are woken as tokio does it.
+pub fn doorbell() -> Option<&'static Doorbell> {
+    started().ok()?.doorbell.as_ref()
+}
+
+fn started() -> Result<&'static Started, KadError> {
     let generation = fork_generation();
     loop {
         let seen = CURRENT.load(Ordering::Acquire);
@@ -73,7 +87,7 @@ pub fn runtime() -> Result<&'static Runtime, KadError> {
         // this function and is never freed, so it stays valid for 'static.
         if let Some(started) = unsafe { seen.as_ref() } {
             if started.generation == generation {
-                return Ok(&started.runtime);
+                return Ok(started);
             }
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -81,14 +95,19 @@ pub fn runtime() -> Result<&'static Runtime, KadError> {
             .enable_all()
             .build()
             .map_err(|e| KadError(dht_core::Error::Io(e)))?;
+        let doorbell = {
+            let _inside = runtime.enter();
+            Doorbell::start().ok()
+        };
         let fresh = Box::into_raw(Box::new(Started {
             generation,
             runtime,
+            doorbell,
         }));
         match CURRENT.compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire) {
             // SAFETY: `fresh` was just made by `Box::into_raw` and is now
             // published, never to be freed.
-            Ok(_) => return Ok(unsafe { &(*fresh).runtime }),
+            Ok(_) => return Ok(unsafe { &*fresh }),
             // Another thread started one first: use it, drop ours (never
             // published, so nothing else refers to it).
             // SAFETY: `fresh` came from `Box::into_raw` and was not shared.
