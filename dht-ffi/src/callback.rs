@@ -6,6 +6,8 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
+use tokio::runtime::Handle;
+
 use crate::cancel::Cancel;
 use crate::error::{kad_result, set_last_error, Failure};
 use crate::node::CallbackTicket;
@@ -119,7 +121,7 @@ where
     D: FnOnce(Result<T, Failure>) + Send + 'static,
 {
     let rt = runtime()?;
-    rt.spawn(async move {
+    let run = async move {
         // A separate task, so that a panic inside the operation is caught by
         // tokio and reported as KAD_PANIC instead of losing the callback.
         let task = tokio::spawn(async move {
@@ -159,6 +161,12 @@ where
             deliver(outcome);
             drop(ticket);
         });
-    });
+    };
+    // From a C thread, started by the doorbell's task: `rt.spawn` would wake
+    // a second worker too (see `dht_core::Doorbell`).
+    match crate::runtime::doorbell() {
+        Some(doorbell) if Handle::try_current().is_err() => doorbell.spawn(run),
+        _ => drop(rt.spawn(run)),
+    }
     Ok(())
 }

@@ -29,6 +29,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyWeakrefReference;
 use pyo3::{intern, BoundObject};
+use tokio::sync::Notify;
 
 use crate::error::KadError;
 use crate::runtime::runtime;
@@ -341,9 +342,26 @@ where
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
     let rt = runtime()?;
+    let Some(doorbell) = crate::runtime::doorbell() else {
+        return awaitable_then(py, move |pending| {
+            let task = rt.spawn(async move { pending.settle(fut.await) });
+            let abort = task.abort_handle();
+            Box::new(move || abort.abort())
+        });
+    };
+    // Started by the doorbell's task: `rt.spawn` from this thread would
+    // wake a second worker too (see `dht_core::Doorbell`). Cancelling drops
+    // the operation, as aborting the task did.
     awaitable_then(py, move |pending| {
-        let task = rt.spawn(async move { pending.settle(fut.await) });
-        let abort = task.abort_handle();
-        Box::new(move || abort.abort())
+        let stop = Arc::new(Notify::new());
+        let stopped = stop.clone();
+        doorbell.spawn(async move {
+            tokio::select! {
+                biased;
+                () = stopped.notified() => {}
+                result = fut => pending.settle(result),
+            }
+        });
+        Box::new(move || stop.notify_one())
     })
 }
