@@ -66,9 +66,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Doorbell {
-    /// A doorbell whose task runs on the current tokio runtime (it must be
-    /// called inside one) for as long as the runtime does.
+    /// A doorbell whose task runs on the current tokio runtime for as long
+    /// as the runtime does; an error outside a runtime.
     pub fn start() -> io::Result<Doorbell> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let (bell, heard) = UnixDatagram::pair()?;
         bell.set_nonblocking(true)?;
         heard.set_nonblocking(true)?;
@@ -78,9 +79,9 @@ impl Doorbell {
         let shared = Arc::new(Shared {
             waiting: Mutex::new(Vec::new()),
             bell,
-            runtime: tokio::runtime::Handle::current(),
+            runtime: runtime.clone(),
         });
-        tokio::spawn(answer(shared.clone(), heard));
+        runtime.spawn(answer(shared.clone(), heard));
         Ok(Doorbell { shared })
     }
 
@@ -261,6 +262,11 @@ mod tests {
                 .expect("a driver never saw its last ring")
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn outside_a_runtime_there_is_no_doorbell_to_start() {
+        assert!(Doorbell::start().is_err());
     }
 
     /// A ring its task cannot hear (the task is gone) is answered by the
