@@ -85,20 +85,26 @@ impl Doorbell {
         Ok(Doorbell { shared })
     }
 
-    /// Have the doorbell's task call `driver.notify_one()`.
+    /// Wake `driver` (`notify_one`): through the doorbell's task from a
+    /// thread outside any runtime, directly from a runtime's thread.
     pub(crate) fn ring(&self, driver: &Arc<Notify>) {
         self.push(Rung::Wake(driver.clone()));
     }
 
-    /// Start `task` on the doorbell's runtime, from its own task: for a
-    /// thread outside the runtime, where `Handle::spawn` would wake a second
-    /// worker as well (see the module doc). Nothing is returned to abort it
-    /// with; a task that can be cancelled watches for that itself.
+    /// Start `task` on the doorbell's runtime: from a thread outside any
+    /// runtime through the doorbell's task, where `Handle::spawn` would wake
+    /// a second worker as well (see the module doc); directly from a
+    /// runtime's thread. Nothing is returned to abort it with; a task that
+    /// can be cancelled watches for that itself.
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         self.push(Rung::Spawn(Box::pin(task)));
     }
 
     fn push(&self, rung: Rung) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // A runtime's own thread wakes or spawns without the search.
+            return rung.answer(&self.shared.runtime);
+        }
         let first = {
             let mut waiting = lock(&self.shared.waiting);
             waiting.push(rung);

@@ -95,9 +95,8 @@ pub(crate) enum Command {
 }
 
 /// The API's end of the channel. The driver does not wait on the channel
-/// itself but on `driver`, which each command wakes: directly from a
-/// thread of a runtime, through the doorbell from any other thread (see
-/// [`crate::doorbell`]).
+/// itself but on `driver`, which each command wakes, through the node's
+/// doorbell if it has one (see [`crate::doorbell`]).
 pub(crate) struct CommandSender {
     tx: mpsc::UnboundedSender<Command>,
     tickets: AtomicU64,
@@ -135,10 +134,8 @@ impl CommandSender {
     fn queue(&self, command: Command) -> std::result::Result<(), ()> {
         self.tx.send(command).map_err(drop)?;
         match self.doorbell.get() {
-            Some(doorbell) if tokio::runtime::Handle::try_current().is_err() => {
-                doorbell.ring(&self.driver)
-            }
-            _ => self.driver.notify_one(),
+            Some(doorbell) => doorbell.ring(&self.driver),
+            None => self.driver.notify_one(),
         }
         Ok(())
     }

@@ -6,8 +6,6 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use tokio::runtime::Handle;
-
 use crate::cancel::Cancel;
 use crate::error::{kad_result, set_last_error, Failure};
 use crate::node::CallbackTicket;
@@ -162,11 +160,11 @@ where
             drop(ticket);
         });
     };
-    // From a C thread, started by the doorbell's task: `rt.spawn` would wake
-    // a second worker too (see `dht_core::Doorbell`).
+    // From a C thread, `rt.spawn` would wake a second worker too (see
+    // `dht_core::Doorbell`).
     match crate::runtime::doorbell() {
-        Some(doorbell) if Handle::try_current().is_err() => doorbell.spawn(run),
-        _ => drop(rt.spawn(run)),
+        Some(doorbell) => doorbell.spawn(run),
+        None => drop(rt.spawn(run)),
     }
     Ok(())
 }
